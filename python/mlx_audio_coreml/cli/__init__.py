@@ -1,0 +1,51 @@
+"""The command line: `mlx-audio-coreml COMMAND ...`. The only place in the package that prints.
+
+Each command is a module here with `register(subparsers)`; a command whose module cannot be imported
+(a missing optional dependency) is left out rather than breaking the others.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from collections.abc import Sequence
+
+from ..errors import MlxAudioCoreMLError
+
+_COMMANDS = ("info", "transcribe", "convert")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="mlx-audio-coreml", description="On-device speech on MLX and Core ML.")
+    subparsers = parser.add_subparsers(dest="command", required=True)
+    for name in _COMMANDS:
+        try:
+            module = importlib.import_module(f"{__name__}.{name}")
+        except ImportError as exc:  # a command missing its optional dependency stays usable-others
+            sub = subparsers.add_parser(name, help=f"(unavailable: {exc})")
+            sub.set_defaults(func=lambda _args, exc=exc: _unavailable(exc))
+            continue
+        module.register(subparsers)
+    return parser
+
+
+def _unavailable(exc: ImportError) -> int:
+    print(f"error: this command is unavailable: {exc}", file=sys.stderr)
+    return 2
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args.func(args) or 0)
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+    except MlxAudioCoreMLError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,110 @@
+"""The one interface every Core ML runtime implements: apple (the shim), coremltools, portable.
+
+A runtime turns a package path into a `LoadedModel`; the model describes its tensors and predicts
+from named numpy/MLX arrays, optionally into caller-owned output buffers.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, ClassVar, Protocol, runtime_checkable
+
+import numpy as np
+
+from ..cancel import CancelToken
+
+
+class ComputeUnits(enum.IntEnum):
+    """`MLModelConfiguration.computeUnits`, with Apple's raw values. A request, not a promise."""
+
+    CPU_ONLY = 0
+    CPU_AND_GPU = 1
+    ALL = 2
+    CPU_AND_NEURAL_ENGINE = 3  # macOS 13+
+
+
+class LoadStage(enum.Enum):
+    """Where a load job is; reported through the stage callback and by polling."""
+
+    QUEUED = "queued"
+    COMPILING = "compiling"  # .mlpackage -> .mlmodelc
+    LOADING = "loading"  # MLModel(contentsOf:): device specialization happens here
+    PREWARMING = "prewarming"  # one prediction on zeros, to surface a failed ANE compile early
+    READY = "ready"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+
+
+@dataclass(frozen=True)
+class TensorSpec:
+    name: str
+    dtype: str  # numpy dtype name: "float32", "float16", "float64", "int32"
+    shape: tuple[int, ...]
+
+
+@dataclass(frozen=True)
+class ModelDescription:
+    inputs: tuple[TensorSpec, ...]
+    outputs: tuple[TensorSpec, ...]
+    metadata: Mapping[str, str] = field(default_factory=dict)
+
+    def input(self, name: str) -> TensorSpec | None:
+        return next((t for t in self.inputs if t.name == name), None)
+
+    def output(self, name: str) -> TensorSpec | None:
+        return next((t for t in self.outputs if t.name == name), None)
+
+
+@dataclass(frozen=True)
+class Availability:
+    available: bool
+    reason: str = ""  # why not, in words fit for `info` and for CoreMLUnavailable events
+
+
+@dataclass(frozen=True)
+class PredictResult:
+    outputs: Mapping[str, np.ndarray]  # every output, caller buffers included
+    written_in_place: frozenset[str] = frozenset()  # outputs the runtime wrote straight into caller buffers
+    input_copies: frozenset[str] = frozenset()  # inputs that needed a conversion copy (dtype/layout)
+
+
+StageCallback = Callable[[LoadStage], None]
+
+
+@runtime_checkable
+class LoadedModel(Protocol):
+    description: ModelDescription
+    neural_engine_compiled: bool  # True only when a Neural Engine compile really completed
+
+    def predict(
+        self,
+        inputs: Mapping[str, Any],
+        outputs: Mapping[str, np.ndarray] | None = None,
+    ) -> PredictResult: ...
+
+    def close(self) -> None: ...
+
+
+@runtime_checkable
+class CoreMLRuntime(Protocol):
+    name: ClassVar[str]  # "apple" | "coremltools" | "portable"
+    claims_neural_engine: ClassVar[bool]
+
+    @classmethod
+    def availability(cls) -> Availability: ...
+
+    def load(
+        self,
+        package: Path,
+        compute_units: ComputeUnits = ComputeUnits.ALL,
+        *,
+        timeout_s: float | None = None,
+        cancel: CancelToken | None = None,
+        on_stage: StageCallback | None = None,
+    ) -> LoadedModel:
+        """Compile (if needed) and load. Raises ANECompilationTimeout, ANECompilationCancelled,
+        ModelLoadFailed, CoreMLUnavailable or PackageError."""
+        ...
