@@ -340,3 +340,52 @@ class UnsupportedOp(PackageError):
         self.op = op
         self.opset = opset
         super().__init__(path, f"unsupported op '{op}' (opset {opset})")
+
+
+class UnknownEncoderLayout(CoreMLError):
+    """A package's inputs and outputs match none of the encoder layouts in coreml/layouts.py."""
+
+    def __init__(self, found: str, reason: str) -> None:
+        self.found = found  # the package's tensors, e.g. "inputs: mel [1, 80, 3000] float16; outputs: ..."
+        self.reason = reason
+        super().__init__(f"not a known Whisper encoder layout ({found}): {reason}")
+
+
+class UnsupportedModelForConversion(ConversionError):
+    """The model cannot be converted: another architecture, or a shape the converter does not build."""
+
+    def __init__(self, model: str, reason: str) -> None:
+        self.model = model
+        self.reason = reason
+        super().__init__(f"cannot convert {model}: {reason}")
+
+
+class ConversionFailed(ConversionError):
+    """A conversion stage failed; `stage` names it, `cause` is the underlying exception."""
+
+    def __init__(self, stage: str, message: str, cause: BaseException | None = None) -> None:
+        self.stage = stage
+        self.message = message
+        self.cause = cause
+        super().__init__(f"conversion failed while {stage}: {message}")
+
+
+class ConversionValidationFailed(ConversionError):
+    """The converted package's output differs from the MLX encoder's by more than the tolerance."""
+
+    def __init__(self, relative_error: float, tolerance: float, runtime: str = "portable") -> None:
+        self.relative_error = float(relative_error)
+        self.tolerance = float(tolerance)
+        self.runtime = runtime
+        super().__init__(
+            f"the package run by the {runtime} runtime differs from MLX: relative error "
+            f"{self.relative_error:.3g} > tolerance {self.tolerance:.3g}"
+        )
+
+
+class ConversionDestinationExists(ConversionError):
+    """The output path already holds something and overwriting was not asked for."""
+
+    def __init__(self, path: str) -> None:
+        self.path = str(path)
+        super().__init__(f"{path} already exists (pass overwrite=True / --overwrite to replace it)")
