@@ -389,3 +389,29 @@ class ConversionDestinationExists(ConversionError):
     def __init__(self, path: str) -> None:
         self.path = str(path)
         super().__init__(f"{path} already exists (pass overwrite=True / --overwrite to replace it)")
+
+
+# --- Decoding and transcription ------------------------------------------------------------------
+
+
+class DecodingError(MlxAudioCoreMLError):
+    """Decoding or transcription could not run with what it was given."""
+
+
+class InvalidOption(DecodingError):
+    """An option's value is out of range, conflicts with another option, or does not suit the model."""
+
+    def __init__(self, name: str, value: object, reason: str) -> None:
+        self.name = name
+        self.value = value
+        self.reason = reason
+        super().__init__(f"invalid {name}={value!r}: {reason}")
+
+
+class OutputWriteError(MlxAudioCoreMLError):
+    """A transcript file could not be written; nothing was left at `path`."""
+
+    def __init__(self, path: str, reason: str) -> None:
+        self.path = str(path)
+        self.reason = reason
+        super().__init__(f"cannot write {path}: {reason}")
