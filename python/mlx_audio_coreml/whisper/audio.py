@@ -1,0 +1,148 @@
+"""Audio in: read a file or take an array, and return 16 kHz mono float32 samples for Whisper.
+
+WAV, FLAC and OGG are read with soundfile; anything else goes through ffmpeg when it is on PATH.
+Other sample rates are converted with soxr (a band-limited resampler, not linear interpolation).
+Every failure is a typed error from `errors.py`: AudioDecodeError, EmptyAudio, NonFiniteAudio.
+"""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..errors import AudioDecodeError, EmptyAudio, NonFiniteAudio
+
+SAMPLE_RATE = 16000
+N_FFT = 400
+HOP_LENGTH = 160
+CHUNK_LENGTH = 30  # seconds per window
+N_SAMPLES = CHUNK_LENGTH * SAMPLE_RATE  # 480000 samples per window
+N_FRAMES = N_SAMPLES // HOP_LENGTH  # 3000 mel frames per window
+N_SAMPLES_PER_TOKEN = HOP_LENGTH * 2  # 320: the encoder's second conv has stride 2
+FRAMES_PER_SECOND = SAMPLE_RATE // HOP_LENGTH  # 100 mel frames per second (10 ms each)
+TOKENS_PER_SECOND = SAMPLE_RATE // N_SAMPLES_PER_TOKEN  # 50 audio positions per second (20 ms each)
+
+_SOUNDFILE_SUFFIXES = {".wav", ".flac", ".ogg", ".oga", ".aiff", ".aif", ".au", ".w64", ".rf64"}
+
+
+def load_audio(source: str | Path | np.ndarray | Any, sample_rate: int | None = None) -> np.ndarray:
+    """Return `source` as float32 mono samples at 16 kHz.
+
+    `source` is a path, a numpy array or an MLX array. For arrays, `sample_rate` is their rate
+    (default 16000); a 2-D array is (samples, channels) when its last axis is the shorter one,
+    otherwise (channels, samples), and channels are averaged.
+    """
+    if isinstance(source, (str, Path)):
+        samples, rate = _read_file(Path(source))
+        name = str(source)
+    else:
+        samples, rate, name = _as_numpy(source), int(sample_rate or SAMPLE_RATE), "<array>"
+    mono = _to_mono(samples, name)
+    if mono.size == 0:
+        raise EmptyAudio(name)
+    bad = int(np.count_nonzero(~np.isfinite(mono)))
+    if bad:
+        raise NonFiniteAudio(name, bad)
+    if rate <= 0:
+        raise AudioDecodeError(name, f"invalid sample rate {rate}")
+    return resample(mono, rate, SAMPLE_RATE)
+
+
+def resample(samples: np.ndarray, rate_in: int, rate_out: int = SAMPLE_RATE) -> np.ndarray:
+    """Convert mono float32 samples between rates with soxr's high-quality filter."""
+    if rate_in == rate_out:
+        return np.ascontiguousarray(samples, dtype=np.float32)
+    import soxr
+
+    out = soxr.resample(np.asarray(samples, dtype=np.float32), rate_in, rate_out, quality="HQ")
+    return np.ascontiguousarray(out, dtype=np.float32)
+
+
+def pad_or_trim(array: Any, length: int = N_SAMPLES, *, axis: int = -1) -> Any:
+    """Zero-pad or cut `array` (numpy or MLX) along `axis` to exactly `length` entries."""
+    size = array.shape[axis]
+    if size > length:
+        index = [slice(None)] * array.ndim
+        index[axis] = slice(0, length)
+        return array[tuple(index)]
+    if size < length:
+        widths = [(0, 0)] * array.ndim
+        widths[axis] = (0, length - size)
+        if isinstance(array, np.ndarray):
+            return np.pad(array, widths)
+        import mlx.core as mx
+
+        return mx.pad(array, widths)
+    return array
+
+
+def _as_numpy(source: Any) -> np.ndarray:
+    if isinstance(source, np.ndarray):
+        return source
+    try:
+        return np.asarray(source)  # MLX arrays and lists convert through the buffer protocol
+    except Exception as exc:  # noqa: BLE001  (anything unconvertible is a decode error)
+        raise AudioDecodeError("<array>", f"cannot convert {type(source).__name__} to samples: {exc}") from exc
+
+
+def _to_mono(samples: np.ndarray, name: str) -> np.ndarray:
+    if samples.dtype.kind not in "fiu":
+        raise AudioDecodeError(name, f"samples must be numeric, got dtype {samples.dtype}")
+    if samples.dtype.kind in "iu":  # integer PCM: scale to [-1, 1)
+        samples = samples.astype(np.float32) / float(np.iinfo(samples.dtype).max + 1)
+    samples = samples.astype(np.float32, copy=False)
+    if samples.ndim == 1:
+        return samples
+    if samples.ndim != 2:
+        raise AudioDecodeError(name, f"expected 1-D or 2-D samples, got shape {samples.shape}")
+    channel_axis = 1 if samples.shape[1] <= samples.shape[0] else 0
+    return samples.mean(axis=channel_axis, dtype=np.float32)
+
+
+def _read_file(path: Path) -> tuple[np.ndarray, int]:
+    if not path.is_file():
+        raise AudioDecodeError(str(path), "no such file")
+    if path.stat().st_size == 0:
+        raise EmptyAudio(str(path))
+    if path.suffix.lower() in _SOUNDFILE_SUFFIXES:
+        try:
+            return _read_soundfile(path)
+        except AudioDecodeError:
+            if shutil.which("ffmpeg") is None:
+                raise
+    if shutil.which("ffmpeg") is not None:
+        return _read_ffmpeg(path), SAMPLE_RATE
+    try:  # no ffmpeg: soundfile may still know the format (it sniffs the header)
+        return _read_soundfile(path)
+    except AudioDecodeError as exc:
+        raise AudioDecodeError(str(path), f"{exc.reason}; install ffmpeg to read more formats") from exc
+
+
+def _read_soundfile(path: Path) -> tuple[np.ndarray, int]:
+    import soundfile
+
+    try:
+        samples, rate = soundfile.read(str(path), dtype="float32", always_2d=False)
+    except Exception as exc:  # noqa: BLE001  (libsndfile reports every failure as a RuntimeError)
+        raise AudioDecodeError(str(path), str(exc)) from exc
+    return samples, int(rate)
+
+
+def _read_ffmpeg(path: Path) -> np.ndarray:
+    """Decode with ffmpeg straight to 16 kHz mono float32 (ffmpeg's resampler does the rate)."""
+    command = [
+        "ffmpeg", "-nostdin", "-hide_banner", "-loglevel", "error", "-i", str(path),
+        "-f", "f32le", "-acodec", "pcm_f32le", "-ac", "1", "-ar", str(SAMPLE_RATE), "-",
+    ]  # fmt: skip
+    try:
+        done = subprocess.run(command, capture_output=True, check=False)
+    except OSError as exc:
+        raise AudioDecodeError(str(path), f"ffmpeg could not run: {exc}") from exc
+    if done.returncode != 0:
+        message = done.stderr.decode("utf-8", "replace").strip().splitlines()
+        raise AudioDecodeError(str(path), f"ffmpeg failed: {message[-1] if message else done.returncode}")
+    return np.frombuffer(done.stdout, dtype=np.float32).copy()

@@ -1,0 +1,229 @@
+"""The Whisper network in MLX: a dimensions dataclass, the audio encoder and the text decoder.
+
+Parameter names follow openai-whisper and mlx-examples' `mlx_whisper` (encoder.blocks.0.attn.query
+...), so MLX-format weights load without renaming. The decoder's KV cache is a returned value:
+a list with one entry per layer, `((self_k, self_v), (cross_k, cross_v))`, every array laid out
+(B, H, T, Dh) with the batch on axis 0 (beam search reorders it with `a[indices]`). The number of
+tokens already decoded is `self_k.shape[2]`.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any
+
+import mlx.core as mx
+import mlx.nn as nn
+import numpy as np
+
+from ..errors import ShapeConversionFailed
+
+LayerCache = tuple[tuple[mx.array, mx.array] | None, tuple[mx.array, mx.array] | None]
+KVCache = list[LayerCache]
+
+
+@dataclass(frozen=True)
+class ModelDimensions:
+    n_mels: int  # mel bins of the input: 80, or 128 for large-v3
+    n_audio_ctx: int  # encoder positions: 1500 per 30 s window
+    n_audio_state: int  # encoder width
+    n_audio_head: int
+    n_audio_layer: int
+    n_vocab: int  # 51864 English-only, 51865 multilingual, 51866 large-v3
+    n_text_ctx: int  # decoder positions: 448
+    n_text_state: int  # decoder width
+    n_text_head: int
+    n_text_layer: int
+
+
+def sinusoids(length: int, channels: int, max_timescale: float = 10000.0) -> mx.array:
+    """Whisper's fixed encoder positions: sines then cosines over geometric timescales (length, channels)."""
+    half = channels // 2
+    log_increment = math.log(max_timescale) / (half - 1)
+    inv_timescales = np.exp(-log_increment * np.arange(half, dtype=np.float64))
+    angles = np.arange(length, dtype=np.float64)[:, None] * inv_timescales[None, :]
+    return mx.array(np.concatenate([np.sin(angles), np.cos(angles)], axis=1).astype(np.float32))
+
+
+class MultiHeadAttention(nn.Module):
+    def __init__(self, n_state: int, n_head: int) -> None:
+        super().__init__()
+        self.n_head = n_head
+        self.query = nn.Linear(n_state, n_state)
+        self.key = nn.Linear(n_state, n_state, bias=False)  # a key bias shifts each score row evenly: no effect
+        self.value = nn.Linear(n_state, n_state)
+        self.out = nn.Linear(n_state, n_state)
+
+    def _heads(self, x: mx.array) -> mx.array:
+        batch, length, width = x.shape
+        return x.reshape(batch, length, self.n_head, width // self.n_head).transpose(0, 2, 1, 3)  # (B, H, T, Dh)
+
+    def _merge(self, y: mx.array) -> mx.array:
+        batch, _, length, head_dim = y.shape
+        return self.out(y.transpose(0, 2, 1, 3).reshape(batch, length, self.n_head * head_dim))  # (B, T, D)
+
+    def self_attend(
+        self, x: mx.array, mask: mx.array | None, cache: tuple[mx.array, mx.array] | None
+    ) -> tuple[mx.array, tuple[mx.array, mx.array]]:
+        q, k, v = self._heads(self.query(x)), self._heads(self.key(x)), self._heads(self.value(x))
+        if cache is not None:
+            k = mx.concatenate([cache[0], k], axis=2)
+            v = mx.concatenate([cache[1], v], axis=2)
+        scale = q.shape[-1] ** -0.5
+        y = mx.fast.scaled_dot_product_attention(q, k, v, scale=scale, mask=mask)
+        return self._merge(y), (k, v)
+
+    def cross_attend(
+        self, x: mx.array, xa: mx.array, cache: tuple[mx.array, mx.array] | None
+    ) -> tuple[mx.array, tuple[mx.array, mx.array], mx.array]:
+        q = self._heads(self.query(x))
+        k, v = cache if cache is not None else (self._heads(self.key(xa)), self._heads(self.value(xa)))
+        scale = q.shape[-1] ** -0.5
+        y = mx.fast.scaled_dot_product_attention(q, k, v, scale=scale)
+        # Pre-softmax scores for word timestamps; lazy, so computed only if the caller evaluates them.
+        qk = (q @ k.swapaxes(-1, -2)).astype(mx.float32) * scale  # (B, H, T, n_ctx)
+        return self._merge(y), (k, v), qk
+
+
+class ResidualAttentionBlock(nn.Module):
+    def __init__(self, n_state: int, n_head: int, cross_attention: bool = False) -> None:
+        super().__init__()
+        self.attn = MultiHeadAttention(n_state, n_head)
+        self.attn_ln = nn.LayerNorm(n_state)
+        if cross_attention:
+            self.cross_attn = MultiHeadAttention(n_state, n_head)
+            self.cross_attn_ln = nn.LayerNorm(n_state)
+        self.mlp1 = nn.Linear(n_state, 4 * n_state)
+        self.mlp2 = nn.Linear(4 * n_state, n_state)
+        self.mlp_ln = nn.LayerNorm(n_state)
+
+    def _mlp(self, x: mx.array) -> mx.array:
+        return self.mlp2(nn.gelu(self.mlp1(self.mlp_ln(x))))
+
+    def encode(self, x: mx.array) -> mx.array:
+        y, _ = self.attn.self_attend(self.attn_ln(x), None, None)
+        x = x + y
+        return x + self._mlp(x)
+
+    def decode(
+        self, x: mx.array, xa: mx.array, mask: mx.array | None, cache: LayerCache | None
+    ) -> tuple[mx.array, LayerCache, mx.array]:
+        self_cache, cross_cache = cache if cache is not None else (None, None)
+        y, self_cache = self.attn.self_attend(self.attn_ln(x), mask, self_cache)
+        x = x + y
+        y, cross_cache, qk = self.cross_attn.cross_attend(self.cross_attn_ln(x), xa, cross_cache)
+        x = x + y
+        return x + self._mlp(x), (self_cache, cross_cache), qk
+
+
+class AudioEncoder(nn.Module):
+    """mel (B, n_frames, n_mels), channels-last -> audio features (B, n_frames // 2, n_state)."""
+
+    def __init__(self, n_mels: int, n_ctx: int, n_state: int, n_head: int, n_layer: int) -> None:
+        super().__init__()
+        self.conv1 = nn.Conv1d(n_mels, n_state, kernel_size=3, padding=1)
+        self.conv2 = nn.Conv1d(n_state, n_state, kernel_size=3, stride=2, padding=1)
+        self._positional_embedding = sinusoids(n_ctx, n_state)  # underscore: a buffer, not a weight
+        self.blocks = [ResidualAttentionBlock(n_state, n_head) for _ in range(n_layer)]
+        self.ln_post = nn.LayerNorm(n_state)
+
+    def set_positional_embedding(self, table: mx.array) -> None:
+        """Use a stored table (CTranslate2 ships one) instead of the computed sinusoids."""
+        if table.shape != self._positional_embedding.shape:
+            raise ShapeConversionFailed(self._positional_embedding.shape, table.shape, "encoder positions")
+        self._positional_embedding = table.astype(self.conv1.weight.dtype)
+
+    def __call__(self, mel: mx.array) -> mx.array:
+        n_ctx = self._positional_embedding.shape[0]
+        if mel.ndim != 3 or mel.shape[2] != self.conv1.weight.shape[2] or mel.shape[1] > 2 * n_ctx:
+            raise ShapeConversionFailed([1, 2 * n_ctx, self.conv1.weight.shape[2]], mel.shape, "mel (B, frames, mels)")
+        x = nn.gelu(self.conv1(mel.astype(self.conv1.weight.dtype)))
+        x = nn.gelu(self.conv2(x))  # (B, n_frames // 2, n_state)
+        x = x + self._positional_embedding[: x.shape[1]]
+        for block in self.blocks:
+            x = block.encode(x)
+        return self.ln_post(x)
+
+
+class TextDecoder(nn.Module):
+    """tokens (B, T) + audio features -> logits (B, T, n_vocab), KV cache, cross-attention scores."""
+
+    def __init__(self, n_vocab: int, n_ctx: int, n_state: int, n_head: int, n_layer: int) -> None:
+        super().__init__()
+        self.token_embedding = nn.Embedding(n_vocab, n_state)
+        self.positional_embedding = mx.zeros((n_ctx, n_state))
+        self.blocks = [ResidualAttentionBlock(n_state, n_head, cross_attention=True) for _ in range(n_layer)]
+        self.ln = nn.LayerNorm(n_state)
+
+    def __call__(
+        self, tokens: mx.array, audio_features: mx.array, kv_cache: KVCache | None = None
+    ) -> tuple[mx.array, KVCache, list[mx.array]]:
+        offset = kv_cache[0][0][0].shape[2] if kv_cache and kv_cache[0][0] is not None else 0
+        length = tokens.shape[-1]
+        if offset + length > self.positional_embedding.shape[0]:
+            raise ShapeConversionFailed([tokens.shape[0], self.positional_embedding.shape[0]], [tokens.shape[0], offset + length], "decoder context")
+        x = self.token_embedding(tokens) + self.positional_embedding[offset : offset + length]
+        xa = audio_features.astype(x.dtype)
+        mask = _causal_mask(length, offset, x.dtype) if length > 1 else None
+        new_cache: KVCache = []
+        cross_qk: list[mx.array] = []
+        for i, block in enumerate(self.blocks):
+            x, layer_cache, qk = block.decode(x, xa, mask, kv_cache[i] if kv_cache else None)
+            new_cache.append(layer_cache)
+            cross_qk.append(qk)
+        logits = self.token_embedding.as_linear(self.ln(x))  # the output projection is the embedding
+        return logits.astype(mx.float32), new_cache, cross_qk
+
+
+def _causal_mask(length: int, offset: int, dtype: mx.Dtype) -> mx.array:
+    """Additive mask (T, offset + T): query i sees keys up to offset + i."""
+    rows = mx.arange(length)[:, None] + offset
+    cols = mx.arange(offset + length)[None, :]
+    return mx.where(cols > rows, mx.array(-mx.inf, dtype), mx.array(0, dtype))
+
+
+class Whisper(nn.Module):
+    def __init__(self, dims: ModelDimensions, dtype: mx.Dtype = mx.float32) -> None:
+        super().__init__()
+        self.dims = dims
+        self.encoder = AudioEncoder(dims.n_mels, dims.n_audio_ctx, dims.n_audio_state, dims.n_audio_head, dims.n_audio_layer)
+        self.decoder = TextDecoder(dims.n_vocab, dims.n_text_ctx, dims.n_text_state, dims.n_text_head, dims.n_text_layer)
+        self.set_dtype(dtype)
+        self.encoder._positional_embedding = self.encoder._positional_embedding.astype(dtype)
+        # Default alignment heads: every head of the last half of the decoder (openai-whisper's default).
+        first = dims.n_text_layer // 2
+        self.set_alignment_heads([(layer, head) for layer in range(first, dims.n_text_layer) for head in range(dims.n_text_head)])
+
+    @property
+    def dtype(self) -> mx.Dtype:
+        return self.encoder.conv1.weight.dtype
+
+    @property
+    def alignment_heads(self) -> mx.array:
+        """(K, 2) int32 array of (decoder layer, head) pairs whose cross-attention tracks time."""
+        return self._alignment_heads
+
+    def set_alignment_heads(self, heads: Any) -> None:
+        table = np.asarray(heads, dtype=np.int32).reshape(-1, 2)
+        if table.size and (table[:, 0].max() >= self.dims.n_text_layer or table[:, 1].max() >= self.dims.n_text_head):
+            raise ValueError(f"alignment heads {table.tolist()} outside {self.dims.n_text_layer} layers x {self.dims.n_text_head} heads")
+        self._alignment_heads = mx.array(table)
+
+    @property
+    def is_multilingual(self) -> bool:
+        return self.dims.n_vocab >= 51865
+
+    @property
+    def num_languages(self) -> int:
+        return self.dims.n_vocab - 51765 - int(self.is_multilingual)
+
+    def embed_audio(self, mel: mx.array) -> mx.array:
+        """mel (B, n_frames, n_mels) -> audio features (B, n_audio_ctx, n_audio_state)."""
+        return self.encoder(mel)
+
+    def logits(self, tokens: mx.array, audio_features: mx.array) -> mx.array:
+        return self.decoder(tokens, audio_features)[0]
+
+    def __call__(self, mel: mx.array, tokens: mx.array) -> mx.array:
+        return self.decoder(tokens, self.encoder(mel))[0]
