@@ -290,6 +290,15 @@ class NetworkError(DownloadError):
     """The seed's `NetworkError`: the server could not be reached, or the transfer broke."""
 
 
+class CorruptDownload(DownloadError):
+    """A downloaded file's size or hash differs from the hub's metadata; it was deleted, not used."""
+
+    def __init__(self, repo_id: str, path: str, reason: str) -> None:
+        self.path = path
+        self.reason = reason
+        super().__init__(repo_id, f"{path} is corrupt or incomplete: {reason}")
+
+
 # --- Audio ---------------------------------------------------------------------------------------
 
 
@@ -415,3 +424,13 @@ class OutputWriteError(MlxAudioCoreMLError):
         self.path = str(path)
         self.reason = reason
         super().__init__(f"cannot write {path}: {reason}")
+
+
+class InvalidConversionOption(ConversionError):
+    """A conversion option's value is not one the converter offers."""
+
+    def __init__(self, name: str, value: object, choices: Sequence[object]) -> None:
+        self.name = name
+        self.value = value
+        self.choices = list(choices)
+        super().__init__(f"invalid {name}={value!r}; choose one of {self.choices}")
