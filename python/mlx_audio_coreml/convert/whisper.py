@@ -9,7 +9,6 @@ the destination; only a complete, validated result is moved into place.
 from __future__ import annotations
 
 import enum
-import os
 import shutil
 import time
 from collections.abc import Callable, Mapping
@@ -21,7 +20,6 @@ from ..coreml.layouts import LAYOUT_METADATA_KEY, LAYOUTS, N_FRAMES, get_layout
 from ..errors import (
     ConversionValidationFailed,
     InvalidConversionOption,
-    ModelNotFound,
     UnsupportedModelFormat,
     UnsupportedModelForConversion,
 )
@@ -249,15 +247,13 @@ def package_file_name(model_name: str, options: ConvertOptions) -> str:
 
 
 def resolve_model_dir(model: str | Path) -> Path:
-    """A model folder from a path or a short name in the local store; ModelNotFound otherwise."""
-    path = Path(model).expanduser()
-    if path.is_dir():
-        return path
-    store = _local_store()
-    if store is not None and (store / str(model)).is_dir():
-        return store / str(model)
-    hint = f"Pass a model folder, or a name under {store}" if store else "Pass a model folder"
-    raise ModelNotFound(str(model), hint + " (scripts/fetch_models.sh installs tiny.en and base).")
+    """A model folder from a path or a name in the local store; ModelNotFound (with a hint) otherwise.
+
+    Downloading is the session's business (hub.py); the converter works on what is on disk.
+    """
+    from ..whisper.models import resolve_local
+
+    return resolve_local(model)
 
 
 def snapshot_revision(model_dir: Path) -> str:
@@ -266,15 +262,6 @@ def snapshot_revision(model_dir: Path) -> str:
     if len(parts) >= 2 and parts[-2] == "snapshots":
         return parts[-1]
     return "local"
-
-
-def _local_store() -> Path | None:
-    try:
-        from ..whisper.models import local_store
-    except ImportError:  # the model table is optional here; fall back to its documented default
-        home = os.environ.get("MLX_AUDIO_COREML_HOME")
-        return Path(home) / "models" if home else Path.home() / ".cache" / "mlx-audio-coreml" / "models"
-    return Path(local_store())
 
 
 def _short_description(metadata: Mapping[str, str]) -> str:

@@ -1,0 +1,25 @@
+"""Fixtures for converter tests: a tiny random encoder and its source description."""
+
+from __future__ import annotations
+
+import mlx_audio_coreml  # noqa: F401  (BLAS first)
+import mlx.core as mx
+import pytest
+from convert_helpers import TINY_HEADS
+
+from mlx_audio_coreml.convert import SourceInfo
+from mlx_audio_coreml.whisper.model import AudioEncoder
+
+
+@pytest.fixture(scope="session")
+def tiny_encoder() -> AudioEncoder:
+    """A random 2-layer, 64-wide encoder with Whisper's fixed 3000-frame window."""
+    mx.random.seed(0)
+    encoder = AudioEncoder(n_mels=80, n_ctx=1500, n_state=64, n_head=TINY_HEADS, n_layer=2)
+    mx.eval(encoder.parameters())
+    return encoder
+
+
+@pytest.fixture()
+def tiny_source() -> SourceInfo:
+    return SourceInfo(name="tiny-random", revision="local", weights_sha256="0" * 64, source_format="mlx")
