@@ -1,0 +1,128 @@
+"""Beam search over the text decoder, with the KV cache reordered as beams are chosen.
+
+Rows are laid out audio-major: rows i*beam_size .. i*beam_size + beam_size - 1 belong to window i.
+Each step the device returns the top `beam_size + 1` next tokens of every row; the host picks the
+best continuations per window (one sync per step, a few dozen numbers), sets finished ones aside,
+and gathers the cache rows of the surviving beams. A window is done once it holds
+`round(beam_size * patience)` finished candidates; the loop stops when every window is done.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import mlx.core as mx
+import numpy as np
+
+from .logit_filters import LogitFilter, apply_filters
+
+Candidate = tuple[list[int], float]  # (sampled tokens without EOT, summed log-prob)
+
+
+def take_rows(tree: Any, rows: mx.array) -> Any:
+    """Every array in a (nested) cache gathered along the batch axis."""
+    if isinstance(tree, mx.array):
+        return tree[rows]
+    if isinstance(tree, (list, tuple)):
+        return type(tree)(take_rows(t, rows) for t in tree)
+    return tree
+
+
+class BeamSearch:
+    def __init__(self, beam_size: int, eot: int, patience: float | None = None) -> None:
+        self.beam_size = beam_size
+        self.eot = eot
+        self.max_candidates = max(round(beam_size * (patience or 1.0)), 1)
+
+    def run(
+        self,
+        decode_step: Any,
+        logits: mx.array,
+        cache: Any,
+        tokens: mx.array,
+        filters: Sequence[LogitFilter],
+        *,
+        n_audio: int,
+        n_steps: int,
+    ) -> list[list[Candidate]]:
+        """Search from the prefix `tokens` (n_audio * beam_size, T0) whose next-token logits are `logits`.
+
+        Returns, per window, its finished candidates (at least one, best first not guaranteed).
+        """
+        beam = self.beam_size
+        sampled: list[list[int]] = [[] for _ in range(n_audio * beam)]
+        scores = [0.0] * (n_audio * beam)
+        finished: list[dict[tuple[int, ...], float]] = [{} for _ in range(n_audio)]
+        for step in range(n_steps):
+            filtered = apply_filters(filters, logits, tokens, step)
+            logprobs = filtered - mx.logsumexp(filtered, axis=-1, keepdims=True)  # (B, V)
+            top = mx.argpartition(-logprobs, kth=beam, axis=-1)[:, : beam + 1]  # (B, beam + 1)
+            top_logprobs = mx.take_along_axis(logprobs, top, axis=-1)
+            top_ids, top_lps = np.array(top).tolist(), np.array(top_logprobs).astype(float).tolist()
+            sources: list[int] = []
+            next_sampled: list[list[int]] = []
+            next_scores: list[float] = []
+            for i in range(n_audio):
+                for row, token, score in self._extend(i, sampled, scores, top_ids, top_lps, finished[i], first=step == 0):
+                    sources.append(row)
+                    next_sampled.append(sampled[row] + [token])
+                    next_scores.append(score)
+            sampled, scores = next_sampled, next_scores
+            if all(len(f) >= self.max_candidates for f in finished) or step + 1 == n_steps:
+                break
+            rows = mx.array(sources, dtype=mx.int32)
+            last = mx.array([seq[-1] for seq in sampled], dtype=mx.int32)[:, None]  # (B, 1)
+            cache = take_rows(cache, rows)
+            tokens = mx.concatenate([tokens[rows], last], axis=1)
+            logits, cache = decode_step(last, cache)
+        return [self._finalize(i, finished[i], sampled, scores) for i in range(n_audio)]
+
+    def _extend(
+        self,
+        audio: int,
+        sampled: list[list[int]],
+        scores: list[float],
+        top_ids: list[list[int]],
+        top_lps: list[list[float]],
+        finished: dict[tuple[int, ...], float],
+        *,
+        first: bool,
+    ) -> list[tuple[int, int, float]]:
+        """The `beam_size` best unfinished continuations (row, token, score) of one window's beams;
+        finished ones (ending in EOT) go into `finished` until it holds `max_candidates`."""
+        beam = self.beam_size
+        rows = range(audio * beam, audio * beam + (1 if first else beam))  # at first all beams are equal
+        candidates = [
+            (scores[row] + lp, row, token)
+            for row in rows
+            for token, lp in zip(top_ids[row], top_lps[row])
+            if lp > float("-inf")
+        ]
+        candidates.sort(key=lambda c: c[0], reverse=True)
+        kept: list[tuple[int, int, float]] = []
+        for score, row, token in candidates:
+            if token == self.eot:
+                if len(finished) < self.max_candidates:
+                    finished.setdefault(tuple(sampled[row]), score)
+            else:
+                kept.append((row, token, score))
+                if len(kept) == beam:
+                    break
+        while len(kept) < beam:  # too few live candidates (heavy filtering): repeat the best
+            kept.append(kept[0] if kept else (audio * beam, self.eot, float("-inf")))
+        return kept
+
+    def _finalize(self, audio: int, finished: dict[tuple[int, ...], float], sampled: list[list[int]], scores: list[float]) -> list[Candidate]:
+        """Finished candidates, topped up with the best live beams when too few ended in EOT."""
+        out = [(list(seq), score) for seq, score in finished.items()]
+        if len(out) < self.beam_size:
+            rows = range(audio * self.beam_size, (audio + 1) * self.beam_size)
+            live = sorted(rows, key=lambda r: scores[r], reverse=True)
+            for row in live:
+                seq = [t for t in sampled[row] if t != self.eot]
+                if scores[row] > float("-inf") and tuple(seq) not in finished:
+                    out.append((seq, scores[row]))
+                if len(out) >= self.beam_size:
+                    break
+        return out or [([], float("-inf"))]

@@ -1,0 +1,341 @@
+"""Decode one batch of 30 s windows into tokens: options, language detection, the sampling loop,
+and the task that assembles prompt, logit filters and search strategy.
+
+The decoder's KV cache is a value passed in and returned by each step. The sampling loop never
+waits for the device inside a step: it queues step n+1 (`mx.async_eval`) before reading step n's
+"all finished?" flag, so Python's bookkeeping overlaps the model's arithmetic. Beam search, which
+must choose among candidates on the host, lives in `beam.py`.
+"""
+
+from __future__ import annotations
+
+import zlib
+from collections.abc import Sequence
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+import mlx.core as mx
+import numpy as np
+
+from ..errors import InvalidOption
+from .logit_filters import ApplyTimestampRules, LogitFilter, SuppressBlank, SuppressTokens, apply_filters
+from .segments import TIME_PRECISION
+
+TASKS = ("transcribe", "translate")
+
+
+@dataclass(frozen=True)
+class DecodingOptions:
+    task: str = "transcribe"  # or "translate": any language to English text
+    language: str | None = None  # a code such as "en"; None detects it (multilingual models)
+    temperature: float = 0.0  # 0: greedy or beam search; above 0: sampling
+    sample_len: int | None = None  # most tokens sampled per window; None: n_text_ctx // 2
+    best_of: int | None = None  # samples drawn at temperature > 0; the likeliest is kept
+    beam_size: int | None = None  # beams at temperature 0; None is greedy
+    patience: float | None = None  # finished beams to collect, in units of beam_size (default 1)
+    length_penalty: float | None = None  # None: rank by mean log-prob; alpha: ((5 + n) / 6) ** alpha
+    prompt: str | tuple[int, ...] | None = None  # earlier text, given after <|startofprev|>
+    prefix: str | tuple[int, ...] | None = None  # forced start of this window's text
+    suppress_tokens: str | tuple[int, ...] | None = "-1"  # "-1": the model's non-speech symbols
+    suppress_blank: bool = True  # no lone space or EOT as the first sampled token
+    without_timestamps: bool = False  # text only: <|notimestamps|> and no segment times
+    max_initial_timestamp: float | None = 1.0  # seconds; the first timestamp may not be later
+
+    def validated(self) -> DecodingOptions:
+        if self.task not in TASKS:
+            raise InvalidOption("task", self.task, f"choose one of {TASKS}")
+        if self.temperature < 0:
+            raise InvalidOption("temperature", self.temperature, "must be >= 0")
+        if self.beam_size is not None and (self.beam_size < 1 or self.temperature > 0):
+            raise InvalidOption("beam_size", self.beam_size, "needs temperature 0 and a value >= 1")
+        if self.best_of is not None and (self.best_of < 1 or self.temperature == 0):
+            raise InvalidOption("best_of", self.best_of, "needs temperature > 0 and a value >= 1")
+        if self.patience is not None and (self.beam_size is None or self.patience <= 0):
+            raise InvalidOption("patience", self.patience, "needs beam_size and a value > 0")
+        if self.length_penalty is not None and not 0 <= self.length_penalty <= 1:
+            raise InvalidOption("length_penalty", self.length_penalty, "must be between 0 and 1")
+        if self.sample_len is not None and self.sample_len < 1:
+            raise InvalidOption("sample_len", self.sample_len, "must be >= 1")
+        return self
+
+
+@dataclass(frozen=True)
+class DecodingResult:
+    tokens: tuple[int, ...]  # sampled tokens (text and timestamps), without EOT
+    text: str
+    language: str | None
+    avg_logprob: float  # sum of log-probs over (tokens + EOT), divided by their count
+    sum_logprob: float
+    no_speech_prob: float  # P(<|nospeech|>) right after <|startoftranscript|>
+    temperature: float
+    compression_ratio: float
+    language_probs: dict[str, float] | None = field(default=None, compare=False)
+
+
+def compression_ratio(text: str) -> float:
+    """Bytes per zlib-compressed byte: repetitive (looping) text compresses far better than speech."""
+    data = text.encode("utf-8")
+    return len(data) / len(zlib.compress(data)) if data else 0.0
+
+
+def length_penalized(sum_logprob: float, length: int, length_penalty: float | None) -> float:
+    penalty = length if length_penalty is None else ((5 + length) / 6) ** length_penalty
+    return sum_logprob / max(penalty, 1e-9)
+
+
+def detect_language(model: Any, audio_features: mx.array, tokenizer: Any) -> list[dict[str, float]]:
+    """P(language) per window from the language tokens' logits right after <|startoftranscript|>."""
+    n_audio = audio_features.shape[0]
+    start = mx.full((n_audio, 1), tokenizer.sot, dtype=mx.int32)
+    logits, _, _ = model.decoder(start, audio_features)
+    lang_tokens = mx.array(list(tokenizer.all_language_tokens), dtype=mx.int32)
+    probs = mx.softmax(logits[:, 0, :][:, lang_tokens], axis=-1)  # (n_audio, n_languages)
+    codes = list(tokenizer.all_language_codes)
+    return [dict(zip(codes, row)) for row in np.array(probs).astype(float).tolist()]
+
+
+def sot_sequence(tokenizer: Any, multilingual: bool, language: str, task: str) -> list[int]:
+    """<|startoftranscript|>, then on multilingual models the language and task tokens."""
+    if not multilingual:
+        return [tokenizer.sot]
+    language_token = dict(zip(tokenizer.all_language_codes, tokenizer.all_language_tokens))[language]
+    return [tokenizer.sot, language_token, tokenizer.transcribe if task == "transcribe" else tokenizer.translate]
+
+
+def sample_tokens(
+    decode_step: Any,
+    logits: mx.array,
+    cache: Any,
+    tokens: mx.array,
+    filters: Sequence[LogitFilter],
+    *,
+    temperature: float,
+    eot: int,
+    n_steps: int,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Greedy (temperature 0) or random sampling of up to `n_steps` tokens for every row.
+
+    `logits` (B, V) are the next-token logits after the prefix `tokens` (B, T0). Returns the token
+    rows (B, T0 + n) and each row's summed log-prob of its sampled tokens through its first EOT.
+    """
+    batch = tokens.shape[0]
+    finished = mx.zeros((batch,), dtype=mx.bool_)
+    sum_logprobs = mx.zeros((batch,), dtype=mx.float32)
+    previous_finished = None
+    for step in range(n_steps):
+        filtered = apply_filters(filters, logits, tokens, step)
+        logprobs = filtered - mx.logsumexp(filtered, axis=-1, keepdims=True)  # (B, V)
+        if temperature == 0:
+            chosen = mx.argmax(filtered, axis=-1).astype(mx.int32)
+        else:
+            chosen = mx.random.categorical(filtered / temperature).astype(mx.int32)
+        picked = mx.take_along_axis(logprobs, chosen[:, None], axis=-1)[:, 0]
+        sum_logprobs = sum_logprobs + mx.where(finished, 0.0, picked)
+        chosen = mx.where(finished, eot, chosen)  # a finished row keeps emitting EOT
+        finished = finished | (chosen == eot)
+        tokens = mx.concatenate([tokens, chosen[:, None]], axis=1)
+        if step + 1 < n_steps:
+            logits, cache = decode_step(chosen[:, None], cache)
+        mx.async_eval(tokens, sum_logprobs, finished, logits, cache)
+        # Read the previous step's flag (already computed or nearly) while this one runs.
+        if previous_finished is not None and previous_finished.all().item():
+            break
+        previous_finished = finished
+    return np.array(tokens), np.array(sum_logprobs)
+
+
+class DecoderStep:
+    """Runs the text decoder for new tokens against fixed audio features; returns last logits and cache."""
+
+    def __init__(self, model: Any, audio_features: mx.array) -> None:
+        self.decoder = model.decoder
+        self.audio_features = audio_features
+
+    def __call__(self, tokens: mx.array, cache: Any) -> tuple[mx.array, Any]:
+        logits, cache, _ = self.decoder(tokens, self.audio_features, cache)
+        return logits[:, -1, :], cache
+
+
+def repeat_rows(tree: Any, repeats: int) -> Any:
+    """Every array in a (nested) cache repeated along the batch axis: row i becomes rows i*r .. i*r+r-1."""
+    if repeats == 1:
+        return tree
+    if isinstance(tree, mx.array):
+        return mx.repeat(tree, repeats, axis=0)
+    if isinstance(tree, (list, tuple)):
+        return type(tree)(repeat_rows(t, repeats) for t in tree)
+    return tree
+
+
+class DecodingTask:
+    """Assembles prompt, filters and strategy for one set of options, then decodes batches of windows."""
+
+    def __init__(self, model: Any, tokenizer: Any, options: DecodingOptions, config: dict | None = None) -> None:
+        self.model = model
+        self.tokenizer = tokenizer
+        self.options = options.validated()
+        self.config = config or {}
+        self.n_ctx: int = model.dims.n_text_ctx
+        self.n_vocab: int = model.dims.n_vocab
+        self.multilingual = bool(getattr(model, "is_multilingual", False))
+        self._check_language()
+        self.sot_sequence = self._sot_sequence()
+        self.initial_tokens = self._initial_tokens()
+        self.sample_begin = len(self.initial_tokens)
+        self.sot_index = self.initial_tokens.index(tokenizer.sot)
+        requested = options.sample_len or self.n_ctx // 2
+        self.sample_len = max(min(requested, self.n_ctx - self.sample_begin), 1)
+        self.filters = self._build_filters()
+
+    def _sot_sequence(self) -> list[int]:
+        language = self.options.language or "en"  # on multilingual models detection may replace it
+        sequence = sot_sequence(self.tokenizer, self.multilingual, language, self.options.task)
+        if self.options.without_timestamps:
+            sequence.append(self.tokenizer.no_timestamps)
+        return sequence
+
+    def _encode(self, text_or_tokens: str | Sequence[int]) -> list[int]:
+        if isinstance(text_or_tokens, str):
+            return list(self.tokenizer.encode(" " + text_or_tokens.strip()))
+        return list(text_or_tokens)
+
+    def _initial_tokens(self) -> list[int]:
+        tokens = list(self.sot_sequence)
+        if self.options.prefix:
+            tokens += self._encode(self.options.prefix)[-(self.n_ctx // 4) :]
+        if self.options.prompt:
+            prompt = self._encode(self.options.prompt)[-(self.n_ctx // 2 - 1) :]
+            tokens = [self.tokenizer.sot_prev] + prompt + tokens
+        return tokens
+
+    def suppressed_tokens(self) -> list[int]:
+        spec = self.options.suppress_tokens
+        if spec is None or spec == "":
+            return []
+        ids = [int(t) for t in spec.split(",")] if isinstance(spec, str) else list(spec)
+        if -1 in ids:
+            ids = [t for t in ids if t >= 0]
+            ids += list(self.config.get("suppress_ids") or self.tokenizer.non_speech_tokens)
+        tok = self.tokenizer
+        ids += [tok.transcribe, tok.translate, tok.sot, tok.sot_prev, tok.sot_lm]
+        if getattr(tok, "no_speech", None) is not None:
+            ids.append(tok.no_speech)
+        return sorted({t for t in ids if 0 <= t < self.n_vocab})
+
+    def _build_filters(self) -> list[LogitFilter]:
+        filters: list[LogitFilter] = []
+        if self.options.suppress_blank:
+            blank = self.config.get("suppress_ids_begin") or [*self.tokenizer.encode(" "), self.tokenizer.eot]
+            filters.append(SuppressBlank(blank, self.n_vocab))
+        suppressed = self.suppressed_tokens()
+        if suppressed:
+            filters.append(SuppressTokens(suppressed, self.n_vocab))
+        if not self.options.without_timestamps:
+            limit = self.options.max_initial_timestamp
+            filters.append(
+                ApplyTimestampRules(
+                    eot=self.tokenizer.eot,
+                    no_timestamps=self.tokenizer.no_timestamps,
+                    timestamp_begin=self.tokenizer.timestamp_begin,
+                    n_vocab=self.n_vocab,
+                    sample_begin=self.sample_begin,
+                    max_initial_timestamp_index=None if limit is None else round(limit / TIME_PRECISION),
+                )
+            )
+        return filters
+
+    def _check_language(self) -> None:
+        language, task = self.options.language, self.options.task
+        if not self.multilingual:
+            if language not in (None, "en"):
+                raise InvalidOption("language", language, "this model is English-only")
+            if task != "transcribe":
+                raise InvalidOption("task", task, "this model is English-only and cannot translate")
+        elif language is not None and language not in self.tokenizer.all_language_codes:
+            raise InvalidOption("language", language, "not a language code this model knows")
+
+    def with_language(self, language: str | None) -> list[int]:
+        tokens = list(self.initial_tokens)
+        if language is not None and self.multilingual:
+            tokens[self.sot_index + 1] = self._language_token(language)
+        return tokens
+
+    def run(self, audio_features: mx.array) -> list[DecodingResult]:
+        """Decode each window of `audio_features` (n_audio, n_ctx, D) into its best result."""
+        from .beam import BeamSearch  # beam.py imports this module's helpers
+
+        n_audio = audio_features.shape[0]
+        languages, language_probs = self._languages(audio_features)
+        rows = [self.with_language(lang) for lang in languages]
+        prefix = mx.array(np.array(rows, dtype=np.int32))  # (n_audio, T0)
+        logits, cache, _ = self.model.decoder(prefix, audio_features)
+        no_speech = mx.softmax(logits[:, self.sot_index, :], axis=-1)[:, self.tokenizer.no_speech]
+        group = self.options.beam_size or self.options.best_of or 1
+        step = DecoderStep(self.model, mx.repeat(audio_features, group, axis=0) if group > 1 else audio_features)
+        last = repeat_rows(logits[:, -1, :], group)
+        cache = repeat_rows(cache, group)
+        start = repeat_rows(prefix, group)
+        if self.options.beam_size is not None:
+            search = BeamSearch(self.options.beam_size, self.tokenizer.eot, self.options.patience)
+            candidates = search.run(step, last, cache, start, self.filters, n_audio=n_audio, n_steps=self.sample_len)
+        else:
+            tokens, sums = sample_tokens(
+                step, last, cache, start, self.filters,
+                temperature=self.options.temperature, eot=self.tokenizer.eot, n_steps=self.sample_len,
+            )
+            candidates = self._group_samples(tokens, sums, n_audio, group)
+        no_speech_probs = np.array(no_speech).astype(float).tolist()
+        return [
+            self._result(best, languages[i], language_probs[i], no_speech_probs[i])
+            for i, best in enumerate(self._pick_best(c) for c in candidates)
+        ]
+
+    def _languages(self, audio_features: mx.array) -> tuple[list[str | None], list[dict[str, float] | None]]:
+        n_audio = audio_features.shape[0]
+        if not self.multilingual:
+            return ["en"] * n_audio, [None] * n_audio
+        if self.options.language is not None:
+            return [self.options.language] * n_audio, [None] * n_audio
+        probs = detect_language(self.model, audio_features, self.tokenizer)
+        return [max(p, key=p.__getitem__) for p in probs], list(probs)
+
+    def _language_token(self, language: str) -> int:
+        codes = list(self.tokenizer.all_language_codes)
+        return list(self.tokenizer.all_language_tokens)[codes.index(language)]
+
+    def _group_samples(self, tokens: np.ndarray, sums: np.ndarray, n_audio: int, group: int) -> list[list[tuple[list[int], float]]]:
+        eot = self.tokenizer.eot
+        out: list[list[tuple[list[int], float]]] = []
+        for i in range(n_audio):
+            rows = []
+            for row in range(i * group, (i + 1) * group):
+                sampled = tokens[row, self.sample_begin :].tolist()
+                cut = sampled.index(eot) if eot in sampled else len(sampled)
+                rows.append((sampled[:cut], float(sums[row])))
+            out.append(rows)
+        return out
+
+    def _pick_best(self, candidates: list[tuple[list[int], float]]) -> tuple[list[int], float]:
+        penalty = self.options.length_penalty
+        return max(candidates, key=lambda c: length_penalized(c[1], len(c[0]), penalty))
+
+    def _result(self, best: tuple[list[int], float], language: str | None, probs: dict | None, no_speech: float) -> DecodingResult:
+        tokens, sum_logprob = best
+        text = self.tokenizer.decode([t for t in tokens if t < self.tokenizer.eot])
+        return DecodingResult(
+            tokens=tuple(tokens),
+            text=text,
+            language=language,
+            avg_logprob=sum_logprob / (len(tokens) + 1),
+            sum_logprob=sum_logprob,
+            no_speech_prob=float(no_speech),
+            temperature=self.options.temperature,
+            compression_ratio=compression_ratio(text),
+            language_probs=probs,
+        )
+
+
+def decode(model: Any, audio_features: mx.array, tokenizer: Any, options: DecodingOptions | None = None, config: dict | None = None, **overrides: Any) -> list[DecodingResult]:
+    """Decode windows' audio features (n_audio, n_ctx, D) with `options` (plus keyword overrides)."""
+    options = replace(options or DecodingOptions(), **overrides)
+    return DecodingTask(model, tokenizer, options, config).run(audio_features)

@@ -1,0 +1,134 @@
+"""Logit filters: each one job, applied in order to the next-token logits before a token is chosen.
+
+Every filter works on MLX arrays only (logits (B, V) and the tokens so far (B, T)), so filtering
+adds ops to the step's graph and never waits for the device: the decoding loop can queue the next
+step while this one runs. The host contributes only what it knows for free: the step index.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Protocol
+
+import mlx.core as mx
+import numpy as np
+
+NEG_INF = float("-inf")
+
+
+class LogitFilter(Protocol):
+    def apply(self, logits: mx.array, tokens: mx.array, step: int) -> mx.array:
+        """Return logits (B, V) with forbidden tokens at -inf. `tokens` (B, T) holds the prefix and
+        everything sampled so far; `step` counts sampled tokens (0 at the first sample)."""
+        ...
+
+
+def _vocab_mask(n_vocab: int, token_ids: Sequence[int]) -> mx.array:
+    """An additive mask (V,): 0 where allowed, -inf at `token_ids`."""
+    mask = np.zeros(n_vocab, dtype=np.float32)
+    ids = [t for t in token_ids if 0 <= t < n_vocab]
+    mask[ids] = NEG_INF
+    return mx.array(mask)
+
+
+class SuppressBlank:
+    """At the first sampled position, forbid a blank start (a lone space) and an immediate EOT."""
+
+    def __init__(self, blank_ids: Sequence[int], n_vocab: int) -> None:
+        self.mask = _vocab_mask(n_vocab, blank_ids)
+
+    def apply(self, logits: mx.array, tokens: mx.array, step: int) -> mx.array:
+        return logits + self.mask if step == 0 else logits
+
+
+class SuppressTokens:
+    """Forbid a fixed set of tokens at every step (non-speech symbols, task and prompt markers)."""
+
+    def __init__(self, token_ids: Sequence[int], n_vocab: int) -> None:
+        self.token_ids = tuple(sorted(set(token_ids)))
+        self.mask = _vocab_mask(n_vocab, self.token_ids)
+
+    def apply(self, logits: mx.array, tokens: mx.array, step: int) -> mx.array:
+        return logits + self.mask
+
+
+class ApplyTimestampRules:
+    """Whisper's timestamp grammar, so every segment is `<|t0|> text <|t1|>` with t1 > t0 >= last t.
+
+    - `<|notimestamps|>` is never sampled.
+    - After two timestamps in a row (or the first one) a segment has opened: text follows.
+    - After text then a timestamp a segment has closed: the next segment's opening timestamp
+      (which may repeat the closing time) or EOT follows.
+    - Timestamps never decrease, and a segment's end is strictly after its start.
+    - The first sampled token is a timestamp no later than `max_initial_timestamp_index`.
+    - If the timestamps together are likelier than the likeliest text token, sample a timestamp.
+    """
+
+    def __init__(
+        self,
+        *,
+        eot: int,
+        no_timestamps: int,
+        timestamp_begin: int,
+        n_vocab: int,
+        sample_begin: int,
+        max_initial_timestamp_index: int | None,
+    ) -> None:
+        self.eot = eot
+        self.timestamp_begin = timestamp_begin
+        self.n_vocab = n_vocab
+        self.sample_begin = sample_begin
+        self.max_initial_timestamp_index = max_initial_timestamp_index
+        self.no_timestamps_mask = _vocab_mask(n_vocab, [no_timestamps])
+        self.vocab_ids = mx.arange(n_vocab, dtype=mx.int32)[None]  # (1, V)
+
+    def apply(self, logits: mx.array, tokens: mx.array, step: int) -> mx.array:
+        logits = logits + self.no_timestamps_mask
+        text_below, ts_below = self._grammar_limits(tokens, step)
+        ids = self.vocab_ids
+        ts_begin = self.timestamp_begin
+        forbid = (ids < text_below) | ((ids >= ts_begin) & (ids < ts_below))  # (B, V)
+        if step == 0:
+            forbid = forbid | (ids < ts_begin)  # start with a timestamp
+            if self.max_initial_timestamp_index is not None:
+                forbid = forbid | (ids > ts_begin + self.max_initial_timestamp_index)
+        logits = mx.where(forbid, NEG_INF, logits)
+        return self._prefer_timestamps(logits)
+
+    def _grammar_limits(self, tokens: mx.array, step: int) -> tuple[mx.array, mx.array]:
+        """Per row (B, 1): text ids below `text_below` and timestamp ids below `ts_below` are forbidden."""
+        batch = tokens.shape[0]
+        zero = mx.zeros((batch, 1), dtype=mx.int32)
+        if step == 0:
+            return zero, zero
+        ts_begin = self.timestamp_begin
+        sampled = tokens[:, self.sample_begin :]  # (B, step)
+        is_ts = sampled >= ts_begin
+        last_ts = is_ts[:, -1:]
+        penult_ts = is_ts[:, -2:-1] if step >= 2 else mx.ones_like(last_ts)
+        after_pair = last_ts & penult_ts  # a segment just opened: its text comes next
+        after_close = last_ts & ~penult_ts  # a segment just closed: a timestamp or EOT next
+        text_below = mx.where(after_close, self.eot, zero)
+        ts_below = mx.where(after_pair, self.n_vocab, zero)
+        # timestamps never go back; inside a segment the closing one must be later than the opening
+        latest = mx.max(mx.where(is_ts, sampled, -1), axis=1, keepdims=True)  # (B, 1)
+        floor = mx.where(after_close, latest, latest + 1)
+        floor = mx.where(latest >= 0, floor, zero)
+        ts_below = mx.maximum(ts_below, floor)
+        return text_below.astype(mx.int32), ts_below.astype(mx.int32)
+
+    def _prefer_timestamps(self, logits: mx.array) -> mx.array:
+        # Compares log P(any timestamp) with log P(best text token); both share the softmax's
+        # normalizer, so it cancels and only the 1501 timestamp logits need an exp (the full
+        # vocabulary's logsumexp would cost a millisecond per step on CPU).
+        ts_begin = self.timestamp_begin
+        ts_mass = mx.logsumexp(logits[:, ts_begin:], axis=-1, keepdims=True)  # (B, 1)
+        best_text = mx.max(logits[:, :ts_begin], axis=-1, keepdims=True)  # (B, 1)
+        force_ts = (ts_mass > best_text) & (self.vocab_ids < ts_begin)
+        return mx.where(force_ts, NEG_INF, logits)
+
+
+def apply_filters(filters: Sequence[LogitFilter], logits: mx.array, tokens: mx.array, step: int) -> mx.array:
+    for f in filters:
+        logits = f.apply(logits, tokens, step)
+    return logits

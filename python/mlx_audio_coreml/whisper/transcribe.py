@@ -1,0 +1,273 @@
+"""Transcribe audio of any length: seek through 30 s windows, decode each with temperature fallback,
+cut it into segments at its timestamp tokens, and yield segments as they are decoded.
+
+`Transcriber` owns the model-facing parts (mel, encoder, decoding, word alignment); `SeekLoop`
+owns the walk through the audio and knows nothing of models: it asks a window decoder for tokens,
+so tests can drive it with chosen token streams.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, fields, replace
+from typing import Any, Protocol
+
+import mlx.core as mx
+
+from ..errors import InvalidOption
+from .audio import FRAMES_PER_SECOND, N_FRAMES, N_SAMPLES, SAMPLE_RATE, load_audio, pad_or_trim
+from .decoding import DecodingOptions, DecodingResult, DecodingTask, detect_language, sot_sequence
+from .segments import Segment, TranscriptionInfo, cut_window
+from .timing import APPEND_PUNCTUATIONS, PREPEND_PUNCTUATIONS, attach_words, find_alignment
+
+ProgressCallback = Callable[[float, float], None]  # (seconds done, seconds total)
+
+
+@dataclass(frozen=True)
+class TranscribeOptions:
+    language: str | None = None  # code or English name; None detects it on the first window
+    task: str = "transcribe"  # or "translate" (to English; multilingual models only)
+    temperature: float | tuple[float, ...] = (0.0, 0.2, 0.4, 0.6, 0.8, 1.0)  # tried in order
+    beam_size: int | None = None  # beams at temperature 0; None is greedy
+    best_of: int | None = 5  # samples per window at temperature > 0
+    patience: float | None = None
+    length_penalty: float | None = None
+    compression_ratio_threshold: float | None = 2.4  # above: looping text, retry hotter
+    logprob_threshold: float | None = -1.0  # mean log-prob below: retry hotter
+    no_speech_threshold: float | None = 0.6  # with a low log-prob: the window is silence, skipped
+    condition_on_previous_text: bool = True  # prompt each window with the text before it
+    prompt_reset_on_temperature: float = 0.5  # a window decoded hotter than this does not prompt the next
+    initial_prompt: str | None = None  # text (vocabulary, style) before the first window
+    word_timestamps: bool = False
+    prepend_punctuations: str = PREPEND_PUNCTUATIONS  # attached to the following word
+    append_punctuations: str = APPEND_PUNCTUATIONS  # attached to the preceding word
+    suppress_tokens: str | tuple[int, ...] | None = "-1"
+    suppress_blank: bool = True
+    without_timestamps: bool = False
+    max_initial_timestamp: float | None = 1.0
+
+    @property
+    def temperatures(self) -> tuple[float, ...]:
+        t = self.temperature
+        return (float(t),) if isinstance(t, (int, float)) else tuple(float(x) for x in t)
+
+    def decoding_options(self, temperature: float, language: str | None, prompt: Sequence[int] | None) -> DecodingOptions:
+        """The options for one decode of one window at one temperature of the fallback ladder."""
+        return DecodingOptions(
+            task=self.task,
+            language=language,
+            temperature=temperature,
+            best_of=self.best_of if temperature > 0 else None,
+            beam_size=self.beam_size if temperature == 0 else None,
+            patience=self.patience if temperature == 0 and self.beam_size else None,
+            length_penalty=self.length_penalty,
+            prompt=tuple(prompt) if prompt else None,
+            suppress_tokens=self.suppress_tokens,
+            suppress_blank=self.suppress_blank,
+            without_timestamps=self.without_timestamps,
+            max_initial_timestamp=self.max_initial_timestamp,
+        )
+
+
+def merge_options(options: TranscribeOptions | None, overrides: dict[str, Any]) -> TranscribeOptions:
+    known = {f.name for f in fields(TranscribeOptions)}
+    unknown = sorted(set(overrides) - known)
+    if unknown:
+        raise InvalidOption(unknown[0], overrides[unknown[0]], f"not a transcription option; known: {sorted(known)}")
+    merged = replace(options or TranscribeOptions(), **overrides)
+    if not merged.temperatures or any(t < 0 for t in merged.temperatures):
+        raise InvalidOption("temperature", merged.temperature, "give one or more values >= 0")
+    return merged
+
+
+@dataclass(frozen=True)
+class WindowDecode:
+    """One window's accepted decode and, for word alignment, its audio features."""
+
+    result: DecodingResult
+    audio_features: Any = None
+
+
+class WindowDecoder(Protocol):
+    def __call__(self, seek: int, n_frames: int, prompt: list[int]) -> WindowDecode: ...
+
+
+class WordAligner(Protocol):
+    def __call__(self, segments: list[Segment], window: WindowDecode, seek: int, n_frames: int, last_speech_end: float) -> list[Segment]: ...
+
+
+class SeekLoop:
+    """Walks the audio window by window; yields each window's segments, never repeating or
+    skipping speech at the seams (a cut-off last segment is decoded again in the next window)."""
+
+    def __init__(self, options: TranscribeOptions, tokenizer: Any, content_frames: int, initial_prompt: Sequence[int] = ()) -> None:
+        self.options = options
+        self.tokenizer = tokenizer
+        self.content_frames = content_frames
+        self.all_tokens: list[int] = list(initial_prompt)
+        self.prompt_start = 0  # prompts take all_tokens[prompt_start:]
+
+    def run(self, decode_window: WindowDecoder, align: WordAligner | None = None, progress: ProgressCallback | None = None) -> Iterator[Segment]:
+        seek, next_id, last_speech_end = 0, 0, 0.0
+        total = self.content_frames / FRAMES_PER_SECOND
+        while seek < self.content_frames:
+            n_frames = min(N_FRAMES, self.content_frames - seek)
+            window = decode_window(seek, n_frames, self.all_tokens[self.prompt_start :])
+            advance, segments = self._segments(window, seek, n_frames, next_id, align, last_speech_end)
+            for segment in segments:
+                yield segment
+            if segments:
+                next_id = segments[-1].id + 1
+                last_speech_end = segments[-1].end
+            seek += advance
+            if progress is not None:
+                progress(min(seek, self.content_frames) / FRAMES_PER_SECOND, total)
+
+    def _segments(self, window: WindowDecode, seek: int, n_frames: int, first_id: int, align: WordAligner | None, last_speech_end: float) -> tuple[int, list[Segment]]:
+        result, options = window.result, self.options
+        if self._is_silence(result):
+            return n_frames, []
+        cut = cut_window(list(result.tokens), self.tokenizer.timestamp_begin, n_frames)
+        window_start = seek / FRAMES_PER_SECOND
+        segments = [
+            Segment(
+                id=first_id + i, seek=seek,
+                start=round(window_start + span.start, 3), end=round(window_start + span.end, 3),
+                text=self.tokenizer.decode([t for t in span.tokens if t < self.tokenizer.timestamp_begin]),
+                tokens=span.tokens, temperature=result.temperature, avg_logprob=result.avg_logprob,
+                compression_ratio=result.compression_ratio, no_speech_prob=result.no_speech_prob,
+            )
+            for i, span in enumerate(s for s in cut.spans if s.end >= s.start)
+        ]
+        advance = cut.advance_frames
+        if align is not None and segments:
+            segments = align(segments, window, seek, n_frames, last_speech_end)
+            last_word_end = max((w.end for s in segments for w in s.words or ()), default=0.0)
+            if not cut.ended_on_single_timestamp and last_word_end > window_start:
+                # resume right after the last word heard rather than at the segment's timestamp
+                advance = max(min(round(last_word_end * FRAMES_PER_SECOND) - seek, n_frames), 1)
+        self.all_tokens.extend(cut.consumed)
+        if not options.condition_on_previous_text or result.temperature > options.prompt_reset_on_temperature:
+            self.prompt_start = len(self.all_tokens)
+        return advance, [s for s in segments if s.text.strip()]
+
+    def _is_silence(self, result: DecodingResult) -> bool:
+        options = self.options
+        if options.no_speech_threshold is None or result.no_speech_prob <= options.no_speech_threshold:
+            return False
+        return options.logprob_threshold is None or result.avg_logprob <= options.logprob_threshold
+
+
+def needs_fallback(result: DecodingResult, options: TranscribeOptions) -> bool:
+    """Retry hotter when the text loops (compresses too well) or the model was unsure, unless the
+    window is silence (then a low log-prob is expected and the window will be skipped)."""
+    if options.no_speech_threshold is not None and options.logprob_threshold is not None:
+        if result.no_speech_prob > options.no_speech_threshold and result.avg_logprob < options.logprob_threshold:
+            return False
+    if options.compression_ratio_threshold is not None and result.compression_ratio > options.compression_ratio_threshold:
+        return True
+    return options.logprob_threshold is not None and result.avg_logprob < options.logprob_threshold
+
+
+class Transcriber:
+    """Audio in, segments out: `segments, info = Transcriber(bundle, encoder).transcribe(audio)`."""
+
+    def __init__(self, bundle: Any, encoder: Any) -> None:
+        self.bundle = bundle
+        self.model = bundle.model
+        self.dims = bundle.model.dims
+        self.config: dict = dict(getattr(bundle, "config", None) or {})
+        self.encoder = encoder
+        self.multilingual = bool(getattr(self.model, "is_multilingual", False))
+
+    def tokenizer(self, language: str | None, task: str) -> Any:
+        from .tokenizer import get_tokenizer
+
+        return get_tokenizer(self.bundle, multilingual=self.multilingual, language=language, task=task)
+
+    def transcribe(self, audio: Any, *, options: TranscribeOptions | None = None, progress: ProgressCallback | None = None, **overrides: Any) -> tuple[Iterator[Segment], TranscriptionInfo]:
+        """Start transcribing `audio` (a path, or 16 kHz mono samples as a numpy or MLX array).
+
+        Language detection (if asked) runs now; segments are decoded lazily as the iterator is read.
+        """
+        options = self._checked(merge_options(options, overrides))
+        samples = load_audio(audio)
+        from .mel import log_mel_spectrogram
+
+        mel = log_mel_spectrogram(samples, self.dims.n_mels, padding=N_SAMPLES)  # (n_mels, frames + 3000)
+        content_frames = mel.shape[-1] - N_FRAMES
+        first_features = None
+        language, probability, all_probs = options.language or "en", 1.0, None
+        if self.multilingual and options.language is None:
+            first_features = self._encode(mel, 0, min(N_FRAMES, content_frames))
+            probs = detect_language(self.model, first_features, self.tokenizer(None, options.task))[0]
+            ranked = sorted(probs.items(), key=lambda kv: kv[1], reverse=True)
+            (language, probability), all_probs = ranked[0], tuple(ranked)
+        info = TranscriptionInfo(language, probability, len(samples) / SAMPLE_RATE, options, all_probs)
+        tokenizer = self.tokenizer(language if self.multilingual else None, options.task)
+        return self._segments(mel, content_frames, options, language, tokenizer, first_features, progress), info
+
+    def _segments(self, mel: mx.array, content_frames: int, options: TranscribeOptions, language: str, tokenizer: Any, first_features: Any, progress: ProgressCallback | None) -> Iterator[Segment]:
+        cached = {0: first_features} if first_features is not None else {}
+
+        def decode_window(seek: int, n_frames: int, prompt: list[int]) -> WindowDecode:
+            features = cached.pop(seek, None)
+            if features is None:
+                features = self._encode(mel, seek, n_frames)
+            return WindowDecode(self.decode_with_fallback(features, options, language, tokenizer, prompt), features)
+
+        prompt = tokenizer.encode(" " + options.initial_prompt.strip()) if options.initial_prompt else []
+        loop = SeekLoop(options, tokenizer, content_frames, prompt)
+        align = self._word_aligner(options, language, tokenizer) if options.word_timestamps else None
+        yield from loop.run(decode_window, align, progress)
+
+    def _encode(self, mel: mx.array, seek: int, n_frames: int) -> mx.array:
+        window = pad_or_trim(mel[:, seek : seek + n_frames], N_FRAMES)  # (n_mels, 3000): zeros past the audio
+        return self.encoder.encode(window[None])  # (1, n_ctx, D)
+
+    def decode_with_fallback(self, features: mx.array, options: TranscribeOptions, language: str, tokenizer: Any, prompt: Sequence[int]) -> DecodingResult:
+        language_arg = language if self.multilingual else None
+        result = None
+        for temperature in options.temperatures:
+            decode_options = options.decoding_options(temperature, language_arg, prompt)
+            result = DecodingTask(self.model, tokenizer, decode_options, self.config).run(features)[0]
+            if not needs_fallback(result, options):
+                break
+        assert result is not None  # merge_options guarantees at least one temperature
+        return result
+
+    def _word_aligner(self, options: TranscribeOptions, language: str, tokenizer: Any) -> WordAligner:
+        start_tokens = sot_sequence(tokenizer, self.multilingual, language, options.task)
+        ts_begin = tokenizer.timestamp_begin
+
+        def align(segments: list[Segment], window: WindowDecode, seek: int, n_frames: int, last_speech_end: float) -> list[Segment]:
+            text_tokens = [t for s in segments for t in s.tokens if t < ts_begin]
+            alignment = find_alignment(self.model, tokenizer, start_tokens, text_tokens, window.audio_features, n_frames)
+            return attach_words(
+                segments, alignment, seek / FRAMES_PER_SECOND, last_speech_end, ts_begin,
+                options.prepend_punctuations, options.append_punctuations,
+            )
+
+        return align
+
+    def _checked(self, options: TranscribeOptions) -> TranscribeOptions:
+        from .tokenizer import TO_LANGUAGE_CODE, LANGUAGES
+
+        language = options.language
+        if language is not None:
+            key = language.lower()
+            code = key if key in LANGUAGES else TO_LANGUAGE_CODE.get(key)
+            if code is None:
+                raise InvalidOption("language", language, "not a known language code or name")
+            if not self.multilingual and code != "en":
+                raise InvalidOption("language", language, "this model is English-only")
+            options = replace(options, language=code)
+        if options.task not in ("transcribe", "translate"):
+            raise InvalidOption("task", options.task, "choose 'transcribe' or 'translate'")
+        if options.task == "translate" and not self.multilingual:
+            raise InvalidOption("task", options.task, "this model is English-only and cannot translate")
+        if options.beam_size is not None and options.beam_size < 1:
+            raise InvalidOption("beam_size", options.beam_size, "must be >= 1")
+        if options.best_of is not None and options.best_of < 1:
+            raise InvalidOption("best_of", options.best_of, "must be >= 1")
+        return options
