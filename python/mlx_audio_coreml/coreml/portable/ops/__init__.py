@@ -1,0 +1,22 @@
+"""MLX implementations of MIL ops, one module per family; importing this package registers them all."""
+
+from . import (  # noqa: F401  (imported for their registrations)
+    activation,
+    attention,
+    constexpr,
+    control,
+    conv,
+    elementwise,
+    gather,
+    linear,
+    norm,
+    pool,
+    reduce,
+    resize,
+    shape,
+    sort,
+    space,
+)
+from .registry import NeedsHostValue, OpContext, OpDef, lookup, supported_ops, to_host
+
+__all__ = ["NeedsHostValue", "OpContext", "OpDef", "lookup", "supported_ops", "to_host"]

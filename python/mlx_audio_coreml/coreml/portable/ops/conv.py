@@ -1,0 +1,134 @@
+"""conv and conv_transpose, 1-3 spatial dims, channels-first as MIL defines them.
+
+MIL: x (N, C_in, *D), conv weight (C_out, C_in/groups, *K), conv_transpose weight
+(C_in, C_out/groups, *K). MLX computes channels-last: x (N, *D, C), weight (C_out, *K, C_in/groups),
+so inputs are moved and weights re-laid out once (memoized when the weight is a constant).
+Padding follows coremltools' `aggregated_pad`: for "same" the total is
+max(0, s*ceil(i/s) - i + k_eff - s), the odd element at the end ("same") or the start ("same_lower").
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+import mlx.core as mx
+
+from .registry import OpContext, as_int, as_ints, as_str, register
+
+
+def same_padding(
+    pad_type: str, spatial: Sequence[int], kernel: Sequence[int], strides: Sequence[int], dilations: Sequence[int]
+) -> list[tuple[int, int]]:
+    """(begin, end) padding per spatial dim for pad_type same / same_lower."""
+    pads = []
+    for size, k, s, d in zip(spatial, kernel, strides, dilations):
+        effective = (k - 1) * d + 1
+        total = max(0, s * math.ceil(size / s) - size + effective - s)
+        small, large = total // 2, total - total // 2
+        pads.append((large, small) if pad_type == "same_lower" else (small, large))
+    return pads
+
+
+def resolve_padding(
+    pad_type: str, pad: Sequence[int] | None, spatial: Sequence[int], kernel: Sequence[int],
+    strides: Sequence[int], dilations: Sequence[int],
+) -> list[tuple[int, int]]:
+    if pad_type in ("same", "same_lower"):
+        return same_padding(pad_type, spatial, kernel, strides, dilations)
+    if pad_type == "custom" and pad is not None:
+        return [(pad[2 * i], pad[2 * i + 1]) for i in range(len(spatial))]
+    return [(0, 0)] * len(spatial)
+
+
+def channels_last(x: mx.array) -> mx.array:
+    return mx.moveaxis(x, 1, -1)  # (N, C, *D) -> (N, *D, C)
+
+
+def channels_first(x: mx.array) -> mx.array:
+    return mx.moveaxis(x, -1, 1)  # (N, *D, C) -> (N, C, *D)
+
+
+def _spatial_params(x: mx.array, strides, dilations) -> tuple[int, list[int], list[int]]:
+    n = x.ndim - 2
+    return n, as_ints(strides) if strides is not None else [1] * n, as_ints(dilations) if dilations is not None else [1] * n
+
+
+@register("conv", static=("strides", "pad_type", "pad", "dilations", "groups"))
+def conv(
+    ctx: OpContext, x: mx.array, weight: mx.array, bias: mx.array | None = None, strides=None,
+    pad_type="valid", pad=None, dilations=None, groups=1,
+) -> mx.array:
+    n, strides, dilations = _spatial_params(x, strides, dilations)
+    kernel = list(weight.shape[2:])
+    pads = resolve_padding(as_str(pad_type), as_ints(pad) if pad is not None else None,
+                           x.shape[2:], kernel, strides, dilations)
+    w = ctx.derived("weight", "weight", lambda: mx.moveaxis(weight, 1, -1).astype(x.dtype))  # (C_out, *K, C_in/g)
+    y = mx.conv_general(
+        channels_last(x), w, stride=strides,
+        padding=([p[0] for p in pads], [p[1] for p in pads]),
+        kernel_dilation=dilations, groups=as_int(groups),
+    )
+    if bias is not None:
+        y = y + bias.astype(y.dtype)
+    return channels_first(y)
+
+
+def _transpose_weight(weight: mx.array, groups: int) -> mx.array:
+    """(C_in, C_out/g, *K) -> (C_out, *K, C_in/g), grouped as conv_general expects."""
+    c_in, c_out_g, kernel = weight.shape[0], weight.shape[1], weight.shape[2:]
+    w = weight.reshape((groups, c_in // groups, c_out_g) + tuple(kernel))  # (g, C_in/g, C_out/g, *K)
+    w = mx.moveaxis(w, 1, -1)  # (g, C_out/g, *K, C_in/g)
+    return w.reshape((groups * c_out_g,) + tuple(kernel) + (c_in // groups,))
+
+
+@register("conv_transpose", static=("pad", "output_shape", "pad_type", "strides", "dilations", "groups"))
+def conv_transpose(
+    ctx: OpContext, x: mx.array, weight: mx.array, bias: mx.array | None = None, pad=None,
+    output_shape=None, pad_type="valid", strides=None, dilations=None, groups=1,
+) -> mx.array:
+    n, strides, dilations = _spatial_params(x, strides, dilations)
+    groups = as_int(groups)
+    kernel = list(weight.shape[2:])
+    full = [(i - 1) * s + (k - 1) * d + 1 for i, s, k, d in zip(x.shape[2:], strides, kernel, dilations)]
+    crops = _transpose_crops(as_str(pad_type), pad, output_shape, x.shape[2:], strides, full)
+    lo, hi, trims = [], [], []
+    for k, d, (begin, end) in zip(kernel, dilations, crops):
+        edge = d * (k - 1)
+        lo.append(max(0, edge - begin))
+        hi.append(max(0, edge - end))
+        trims.append((max(0, begin - edge), max(0, end - edge)))
+    w = ctx.derived("weight", "weight", lambda: _transpose_weight(weight, groups).astype(x.dtype))
+    y = mx.conv_general(
+        channels_last(x), w, stride=1, padding=(lo, hi), kernel_dilation=dilations,
+        input_dilation=strides, groups=groups, flip=True,
+    )
+    if any(t != (0, 0) for t in trims):
+        y = y[(slice(None),) + tuple(slice(b, y.shape[1 + i] - e) for i, (b, e) in enumerate(trims))]
+    if bias is not None:
+        y = y + bias.astype(y.dtype)
+    return channels_first(y)
+
+
+def _transpose_crops(pad_type, pad, output_shape, spatial, strides, full) -> list[tuple[int, int]]:
+    """How much of the full transposed output to drop at each end (negative: zeros to add)."""
+    n = len(spatial)
+    if output_shape is not None:
+        wanted = as_ints(output_shape)[2:]
+    elif pad_type == "same":
+        wanted = [i * s for i, s in zip(spatial, strides)]
+    else:
+        wanted = None
+    if pad_type == "custom" and pad is not None and wanted is None:
+        p = as_ints(pad)
+        return [(p[2 * i], p[2 * i + 1]) for i in range(n)]
+    if wanted is None:
+        return [(0, 0)] * n
+    crops = []
+    for size, target in zip(full, wanted):
+        total = size - target
+        if pad_type == "same":
+            crops.append((total // 2, total - total // 2))
+        else:
+            crops.append((0, total))
+    return crops

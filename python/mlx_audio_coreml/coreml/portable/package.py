@@ -1,0 +1,118 @@
+"""Open a .mlpackage: Manifest.json, the model spec protobuf, the weights folder, the description.
+
+Only ML Programs are read (spec.mlProgram); a neural-network or pipeline spec is a PackageError.
+The description is taken from `spec.description`, with tensor shapes from the program's `main`
+function where the description leaves them open (-1 marks a flexible dimension).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+from coremltools.proto import FeatureTypes_pb2, MIL_pb2, Model_pb2
+from google.protobuf.message import DecodeError
+
+from ...errors import PackageError
+from ..runtime import ModelDescription, TensorSpec
+from .values import NUMPY_DTYPES, tensor_type
+
+_ARRAY = FeatureTypes_pb2.ArrayFeatureType
+_FEATURE_DTYPES: dict[int, str] = {
+    _ARRAY.FLOAT32: "float32",
+    _ARRAY.FLOAT16: "float16",
+    _ARRAY.DOUBLE: "float64",
+    _ARRAY.INT32: "int32",
+    _ARRAY.INT8: "int8",
+}
+_DEFAULT_SPEC_PATH = Path("Data/com.apple.CoreML/model.mlmodel")
+
+
+@dataclass(frozen=True)
+class PackageContents:
+    path: Path
+    spec: Model_pb2.Model
+    weights_dir: Path
+    description: ModelDescription
+
+    @property
+    def program(self) -> MIL_pb2.Program:
+        return self.spec.mlProgram
+
+
+def read_package(path: Path) -> PackageContents:
+    """Parse the package at `path`; PackageError for anything missing, unreadable or not an ML Program."""
+    path = Path(path)
+    if not path.is_dir():
+        raise PackageError(str(path), "not a .mlpackage folder")
+    spec_path = _root_spec_path(path)
+    try:
+        data = spec_path.read_bytes()
+    except OSError as exc:
+        raise PackageError(str(path), f"cannot read the model spec {spec_path.name}: {exc}") from exc
+    spec = Model_pb2.Model()
+    try:
+        spec.ParseFromString(data)
+    except DecodeError as exc:
+        raise PackageError(str(path), f"the model spec is not a valid protobuf: {exc}") from exc
+    if spec.WhichOneof("Type") != "mlProgram":
+        raise PackageError(str(path), f"not an ML Program (spec type {spec.WhichOneof('Type')})")
+    if "main" not in spec.mlProgram.functions:
+        raise PackageError(str(path), "the ML Program has no 'main' function")
+    description = _description(path, spec)
+    return PackageContents(path, spec, spec_path.parent / "weights", description)
+
+
+def _root_spec_path(package: Path) -> Path:
+    """The spec file the manifest names as root, or the conventional path when there is no manifest."""
+    manifest = package / "Manifest.json"
+    if not manifest.is_file():
+        candidate = package / _DEFAULT_SPEC_PATH
+        if candidate.is_file():
+            return candidate
+        raise PackageError(str(package), "no Manifest.json and no Data/com.apple.CoreML/model.mlmodel")
+    try:
+        info = json.loads(manifest.read_text())
+        root = info["itemInfoEntries"][info["rootModelIdentifier"]]
+        return package / "Data" / root["path"]
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise PackageError(str(package), f"Manifest.json is unreadable or names no root model: {exc}") from exc
+
+
+def _description(path: Path, spec: Model_pb2.Model) -> ModelDescription:
+    main = spec.mlProgram.functions["main"]
+    program_inputs = {i.name: tensor_type(i.type) for i in main.inputs}
+    block = main.block_specializations[main.opset]
+    outputs_by_name = {o.name: tensor_type(o.type) for op in block.operations for o in op.outputs}
+    inputs = tuple(_feature(path, f, program_inputs.get(f.name)) for f in spec.description.input)
+    outputs = tuple(_feature(path, f, outputs_by_name.get(f.name)) for f in spec.description.output)
+    return ModelDescription(inputs, outputs, _metadata(spec.description.metadata))
+
+
+def _feature(path: Path, feature: Model_pb2.FeatureDescription, program_type) -> TensorSpec:
+    kind = feature.type.WhichOneof("Type")
+    if kind == "stateType":
+        raise PackageError(str(path), f"'{feature.name}' is a state: stateful models are not supported")
+    if kind != "multiArrayType":
+        raise PackageError(str(path), f"'{feature.name}' is a {kind}: only multi-array tensors are supported")
+    array = feature.type.multiArrayType
+    dtype = _FEATURE_DTYPES.get(array.dataType)
+    if dtype is None and program_type is not None:
+        dtype = NUMPY_DTYPES[program_type.mil_dtype].name
+    if dtype is None:
+        raise PackageError(str(path), f"'{feature.name}' has an unsupported array type {array.dataType}")
+    shape = tuple(int(s) for s in array.shape)
+    flexible = array.WhichOneof("ShapeFlexibility") is not None
+    if program_type is not None and program_type.shape is not None and (flexible or not shape):
+        shape = program_type.shape
+    return TensorSpec(feature.name, dtype, shape)
+
+
+def _metadata(metadata: Model_pb2.Metadata) -> dict[str, str]:
+    found = dict(metadata.userDefined)
+    for key in ("shortDescription", "versionString", "author", "license"):
+        value = getattr(metadata, key)
+        if value:
+            found[key] = value
+    return found

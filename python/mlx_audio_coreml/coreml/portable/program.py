@@ -1,0 +1,143 @@
+"""Execute an ML Program's `main` with MLX: fold constants at load, then run node by node.
+
+Load: read the graph (unsupported ops fail here), resolve host parameters that are constants,
+and evaluate every node whose inputs are all constants (constexpr decompression, weight
+transposes, shape arithmetic), so each prediction runs only what depends on the inputs.
+Run: `Program.run` walks the nodes eagerly; `Executor` wraps it in `mx.compile` and falls back to
+eager execution for programs whose control flow or shapes depend on computed values.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import mlx.core as mx
+
+from ...errors import PackageError, PredictionFailed
+from .graph import Block, Constants, GraphReader, Node
+from .ops import NeedsHostValue, to_host
+from .package import PackageContents
+from .values import TensorType, mx_dtype_or_none
+
+class Program:
+    """The loaded `main` function: inputs, constants, nodes still to run, outputs."""
+
+    def __init__(self, contents: PackageContents) -> None:
+        self.path = contents.path
+        reader = GraphReader(contents.path, contents.program, contents.weights_dir)
+        self.opset = reader.opset_name
+        inputs, self.block = reader.main()
+        self.input_names = tuple(name for name, _ in inputs)
+        self.input_types: dict[str, TensorType | None] = dict(inputs)
+        self.output_names = self.block.outputs
+        self.constants: Constants = reader.constants
+        self._fold_constants()
+
+    # --- load-time work ---------------------------------------------------------------------------
+
+    def _fold_constants(self) -> None:
+        remaining: list[Node] = []
+        for node in self.block.nodes:
+            self._resolve_constant_params(node)
+            if node.op.foldable and not node.ctx.blocks and self._all_constant(node):
+                self._fold(node)
+            else:
+                remaining.append(node)
+        self.block.nodes = remaining
+
+    def _all_constant(self, node: Node) -> bool:
+        return all(name in self.constants for name in node.references)
+
+    def _resolve_constant_params(self, node: Node) -> None:
+        constant = {
+            name
+            for name, bindings in node.params.items()
+            if all(b.name is None or b.name in self.constants for b in bindings)
+        }
+        node.ctx.constant_params = frozenset(constant)
+        for name in node.op.static & constant:
+            values = [
+                self.constants.host(b.name) if b.name is not None else b.host
+                for b in node.params[name]
+            ]
+            node.host_params[name] = values if name in node.op.variadic else values[0]
+
+    def _fold(self, node: Node) -> None:
+        try:
+            outputs = run_node(node, self.constants.device)
+            mx.eval([o for o in outputs if isinstance(o, mx.array)])
+        except Exception as exc:
+            raise PackageError(
+                str(self.path), f"op '{node.name}' ({node.op.name}) failed on its constant inputs: {exc}"
+            ) from exc
+        for name, value in zip(node.outputs, outputs):
+            self.constants.add(name, value)
+
+    # --- prediction -------------------------------------------------------------------------------
+
+    def run(self, feeds: Mapping[str, mx.array]) -> list[mx.array]:
+        env: dict[str, Any] = dict(self.constants.device)
+        env.update(feeds)
+        return run_block(self.block, env)
+
+
+def run_block(block: Block, env: dict[str, Any], inputs: Sequence[Any] = ()) -> list[Any]:
+    """Run `block` in `env` (which it extends); its inputs are bound to `inputs` first."""
+    for name, value in zip(block.inputs, inputs):
+        env[name] = value
+    for node in block.nodes:
+        outputs = run_node(node, env)
+        for name, value in zip(node.outputs, outputs):
+            env[name] = value
+    return [env[name] for name in block.outputs]
+
+
+def run_node(node: Node, env: Mapping[str, Any]) -> list[Any]:
+    kwargs: dict[str, Any] = dict(node.host_params)
+    for name, bindings in node.params.items():
+        if name in kwargs:
+            continue
+        values = [env[b.name] if b.name is not None else b.literal for b in bindings]
+        if name in node.op.static:
+            values = [to_host(v) for v in values]
+        kwargs[name] = values if name in node.op.variadic else values[0]
+    if node.ctx.blocks:
+        node.ctx.run_block = lambda block, inputs=(): run_block(block, dict(env), inputs)
+    result = node.op.fn(node.ctx, **kwargs)
+    outputs = list(result) if isinstance(result, (tuple, list)) and len(node.outputs) > 1 else [result]
+    if len(outputs) != len(node.outputs):
+        raise PredictionFailed(f"op '{node.name}' gave {len(outputs)} outputs, the program declares {len(node.outputs)}")
+    return [_as_declared(value, node.ctx.output_types[i]) for i, value in enumerate(outputs)]
+
+
+def _as_declared(value: Any, declared: TensorType | None) -> Any:
+    """Cast to the dtype the program declares, so MLX's promotion rules never leak into results."""
+    if declared is None or declared.is_string or not isinstance(value, mx.array):
+        return value
+    wanted = mx_dtype_or_none(declared.dtype)
+    if wanted is not None and value.dtype != wanted:
+        return value.astype(wanted)
+    return value
+
+
+class Executor:
+    """Runs a Program compiled with `mx.compile` where possible, else eagerly."""
+
+    def __init__(self, program: Program, compile: bool = True) -> None:
+        self.program = program
+        self.compiled = compile
+        self._compiled_fn = mx.compile(self._run_positional) if compile else None
+
+    def _run_positional(self, *inputs: mx.array) -> list[mx.array]:
+        return self.program.run(dict(zip(self.program.input_names, inputs)))
+
+    def __call__(self, feeds: Mapping[str, mx.array]) -> list[mx.array]:
+        if self._compiled_fn is not None:
+            try:
+                return self._compiled_fn(*(feeds[name] for name in self.program.input_names))
+            except NeedsHostValue:
+                # shapes or control flow depend on computed values: trace no more, run eagerly
+                self._compiled_fn = None
+                self.compiled = False
+        return self.program.run(feeds)

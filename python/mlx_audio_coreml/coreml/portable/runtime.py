@@ -1,0 +1,209 @@
+"""The `portable` Core ML runtime: load a .mlpackage and predict with MLX, on any OS MLX runs on.
+
+There is no compile step and no Neural Engine: `load` parses the package, checks every op is
+supported (UnsupportedOp otherwise) and folds constants; `predict` validates the tensors against
+the description (typed errors, nothing written on failure), runs the program (mx.compile'd where
+possible) and copies outputs into caller buffers when given. CPU_ONLY runs on MLX's CPU device;
+other compute units use MLX's default device (the GPU where there is one).
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, ClassVar
+
+import mlx.core as mx
+import numpy as np
+
+from ...cancel import CancelToken
+from ...errors import (
+    ANECompilationCancelled,
+    MissingTensor,
+    ModelLoadFailed,
+    PackageError,
+    PredictionFailed,
+    TensorDtypeMismatch,
+    TensorLayoutError,
+    TensorShapeMismatch,
+    UnknownTensorName,
+)
+from ..runtime import (
+    Availability,
+    ComputeUnits,
+    LoadStage,
+    ModelDescription,
+    PredictResult,
+    StageCallback,
+    TensorSpec,
+)
+from .package import read_package
+from .program import Executor, Program
+from .values import mx_dtype
+
+
+class PortableModel:
+    """A loaded package. Predictions are serialized by a lock (one MLX graph per model at a time)."""
+
+    neural_engine_compiled: bool = False
+
+    def __init__(self, program: Program, description: ModelDescription, device: mx.Device, compile: bool = True):
+        self.description = description
+        self.program = program
+        self.device = device
+        self._executor: Executor | None = Executor(program, compile=compile)
+        self._lock = threading.Lock()
+
+    @property
+    def compiled(self) -> bool:
+        """Whether predictions run through mx.compile (False after a fallback to eager execution)."""
+        return self._executor is not None and self._executor.compiled
+
+    def predict(self, inputs: Mapping[str, Any], outputs: Mapping[str, np.ndarray] | None = None) -> PredictResult:
+        feeds, copies = self._validated_inputs(inputs)
+        buffers = self._validated_buffers(outputs or {})
+        with self._lock:
+            if self._executor is None:
+                raise PredictionFailed("the model is closed")
+            try:
+                with mx.stream(self.device):
+                    values = self._executor(feeds)
+                    mx.eval(values)
+            except (TensorShapeMismatch, TensorDtypeMismatch):
+                raise
+            except Exception as exc:  # an op failing on these inputs: report, never return garbage
+                raise PredictionFailed(f"{type(exc).__name__}: {exc}") from exc
+        return self._collect(dict(zip(self.program.output_names, values)), buffers, copies)
+
+    def predict_mlx(self, inputs: Mapping[str, Any]) -> dict[str, mx.array]:
+        """Outputs as MLX arrays, left lazy (no copy to numpy): for callers that stay in MLX."""
+        feeds, _ = self._validated_inputs(inputs)
+        with self._lock:
+            if self._executor is None:
+                raise PredictionFailed("the model is closed")
+            with mx.stream(self.device):
+                values = self._executor(feeds)
+        return {spec.name: _as_spec_dtype(values[self._output_index(spec.name)], spec) for spec in self.description.outputs}
+
+    def close(self) -> None:
+        with self._lock:
+            self._executor = None
+
+    # --- validation -------------------------------------------------------------------------------
+
+    def _validated_inputs(self, inputs: Mapping[str, Any]) -> tuple[dict[str, mx.array], frozenset[str]]:
+        known = [spec.name for spec in self.description.inputs]
+        for name in inputs:
+            if name not in known:
+                raise UnknownTensorName(name, known)
+        feeds: dict[str, mx.array] = {}
+        copies = set()
+        for spec in self.description.inputs:
+            if spec.name not in inputs:
+                raise MissingTensor(spec.name)
+            value = inputs[spec.name]
+            _check_shape(spec, tuple(value.shape))
+            got = _dtype_name(value)
+            if got != spec.dtype:
+                raise TensorDtypeMismatch(spec.name, spec.dtype, got)
+            if isinstance(value, np.ndarray) and not value.flags.c_contiguous:
+                copies.add(spec.name)
+            array = value if isinstance(value, mx.array) else mx.array(value)
+            if array.dtype == mx.float64:  # Core ML computes double inputs as float32
+                array = array.astype(mx.float32)
+                copies.add(spec.name)
+            feeds[spec.name] = array
+        return feeds, frozenset(copies)
+
+    def _validated_buffers(self, buffers: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+        known = [spec.name for spec in self.description.outputs]
+        for name, buffer in buffers.items():
+            spec = self.description.output(name)
+            if spec is None:
+                raise UnknownTensorName(name, known)
+            if not isinstance(buffer, np.ndarray):
+                raise TensorLayoutError(name, f"an output buffer must be a numpy array, got {type(buffer).__name__}")
+            _check_shape(spec, buffer.shape)
+            if buffer.dtype.name != spec.dtype:
+                raise TensorDtypeMismatch(name, spec.dtype, buffer.dtype.name)
+            if not buffer.flags.c_contiguous or not buffer.flags.writeable:
+                raise TensorLayoutError(name, "an output buffer must be C-contiguous and writable")
+        return dict(buffers)
+
+    def _output_index(self, name: str) -> int:
+        return self.program.output_names.index(name)
+
+    def _collect(self, values: dict[str, mx.array], buffers: dict[str, np.ndarray], copies: frozenset[str]) -> PredictResult:
+        results: dict[str, np.ndarray] = {}
+        for spec in self.description.outputs:
+            array = np.asarray(_as_spec_dtype(values[spec.name], spec))
+            if tuple(array.shape) != spec.shape and -1 not in spec.shape and spec.shape:
+                raise PredictionFailed(f"output '{spec.name}' came out {list(array.shape)}, declared {list(spec.shape)}")
+            if spec.name in buffers:
+                np.copyto(buffers[spec.name], array.reshape(buffers[spec.name].shape))
+                array = buffers[spec.name]
+            results[spec.name] = array
+        return PredictResult(results, frozenset(buffers), copies)
+
+
+def _as_spec_dtype(value: mx.array, spec: TensorSpec) -> mx.array:
+    wanted = mx_dtype(spec.dtype)
+    return value if value.dtype == wanted else value.astype(wanted)
+
+
+def _dtype_name(value: Any) -> str:
+    if isinstance(value, mx.array):
+        return str(value.dtype).removeprefix("mlx.core.")
+    return np.asarray(value).dtype.name if not isinstance(value, np.ndarray) else value.dtype.name
+
+
+def _check_shape(spec: TensorSpec, shape: tuple[int, ...]) -> None:
+    fits = len(shape) == len(spec.shape) and all(e in (-1, g) for e, g in zip(spec.shape, shape))
+    if not fits:
+        raise TensorShapeMismatch(spec.name, spec.shape, shape)
+
+
+class PortableRuntime:
+    """Core ML packages executed by MLX. Never claims a Neural Engine."""
+
+    name: ClassVar[str] = "portable"
+    claims_neural_engine: ClassVar[bool] = False
+
+    def __init__(self, compile: bool = True) -> None:
+        self.compile = compile
+
+    @classmethod
+    def availability(cls) -> Availability:
+        return Availability(True)  # this module imported MLX, so MLX runs here
+
+    def load(
+        self,
+        package: Path,
+        compute_units: ComputeUnits = ComputeUnits.ALL,
+        *,
+        timeout_s: float | None = None,
+        cancel: CancelToken | None = None,
+        on_stage: StageCallback | None = None,
+    ) -> PortableModel:
+        """Parse and prepare the package. `timeout_s` is not applied: there is no compile to wait
+        for and parsing cannot be interrupted part way; `cancel` is honoured before the work starts."""
+        del timeout_s
+        stage = on_stage or (lambda _stage: None)
+        if cancel is not None and cancel.cancelled:
+            stage(LoadStage.CANCELLED)
+            raise ANECompilationCancelled(LoadStage.QUEUED.value)
+        try:
+            stage(LoadStage.LOADING)
+            contents = read_package(Path(package))
+            program = Program(contents)
+        except PackageError:
+            stage(LoadStage.FAILED)
+            raise
+        except Exception as exc:  # anything unexpected while reading is still a failed load
+            stage(LoadStage.FAILED)
+            raise ModelLoadFailed(str(package), f"{type(exc).__name__}: {exc}") from exc
+        device = mx.cpu if compute_units == ComputeUnits.CPU_ONLY else mx.default_device()
+        model = PortableModel(program, contents.description, device, compile=self.compile)
+        stage(LoadStage.READY)
+        return model
