@@ -32,6 +32,7 @@ logger = logging.getLogger(__name__)
 FractionCallback = Callable[[float], None]
 _MANIFEST_DIR = ".mlx-audio-coreml"
 _HASH_CHUNK = 1 << 20
+_DISK_FULL = (errno.ENOSPC, errno.EFBIG, errno.EDQUOT)  # EFBIG: a file size limit (RLIMIT_FSIZE, quota)
 
 
 @dataclass(frozen=True)
@@ -165,12 +166,14 @@ def as_download_error(repo_id: str, exc: BaseException) -> DownloadError:
 
     if isinstance(exc, DownloadError):
         return exc
+    if isinstance(exc, LocalEntryNotFoundError) and exc.__cause__ is not None:
+        return as_download_error(repo_id, exc.__cause__)  # the HEAD call's own failure says more
     if isinstance(exc, HfHubHTTPError) and exc.response is not None:
         status = exc.response.status_code
         return DownloadError(repo_id, f"HTTP {status} from {exc.response.url}", exc)
     if isinstance(exc, (LocalEntryNotFoundError, OfflineModeIsEnabled, ConnectionError, TimeoutError)) or _is_transport_error(exc):
         return NetworkError(repo_id, f"{type(exc).__name__}: {_first_line(exc)}", exc)
-    if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EFBIG, errno.EDQUOT):
+    if isinstance(exc, OSError) and exc.errno in _DISK_FULL:
         return DownloadError(repo_id, f"disk full while writing to the cache ({os.strerror(exc.errno)})", exc)
     return DownloadError(repo_id, f"{type(exc).__name__}: {_first_line(exc)}", exc)
 
@@ -195,6 +198,8 @@ def _download_one(listing: RepoListing, remote: RemoteFile, settings: HubSetting
             tqdm_class=progress.tqdm_class(),
         )
     except Exception as exc:
+        if isinstance(exc, OSError) and exc.errno in _DISK_FULL:
+            _remove_partial(listing, remote, settings)  # free the space; nothing can resume into a full disk
         raise as_download_error(listing.repo_id, exc) from exc
     progress.settle(started + (remote.size or 0))  # a cached file counts as downloaded
     return Path(path)
@@ -232,6 +237,13 @@ def _delete_cached(local: Path) -> None:
                 path.unlink()
             except FileNotFoundError:
                 pass
+
+
+def _remove_partial(listing: RepoListing, remote: RemoteFile, settings: HubSettings) -> None:
+    """huggingface_hub's `blobs/<etag>.incomplete` for `remote` (its etag is the sha256 or blob id)."""
+    etag = remote.sha256 or remote.blob_id
+    if etag:
+        (_repo_folder(listing.repo_id, settings) / "blobs" / f"{etag}.incomplete").unlink(missing_ok=True)
 
 
 def _require(listing: RepoListing, path: str) -> RemoteFile:

@@ -46,6 +46,7 @@ class SessionInfo:
     quantization: WhisperQuantization = WhisperQuantization.FLOAT16  # what the MLX weights are in
     model: str = ""  # the model name or path the session was created from
     notes: tuple[str, ...] = ()  # other things worth logging, e.g. a quantization that fell back to float16
+    compile_duration_s: float | None = None  # the last Core ML compile attempt (None: none was made)
 
     @classmethod
     def from_components(
@@ -57,6 +58,7 @@ class SessionInfo:
         quantization: WhisperQuantization,
         model: str,
         notes: tuple[str, ...] = (),
+        compile_duration_s: float | None = None,
     ) -> SessionInfo:
         """Build the summary fields from the per-component records so they can never disagree."""
         by_component = {c.component: c for c in components}
@@ -76,6 +78,7 @@ class SessionInfo:
             quantization=quantization,
             model=model,
             notes=tuple(notes),
+            compile_duration_s=compile_duration_s,
         )
 
     def component(self, component: Component) -> ComponentInfo | None:

@@ -1,0 +1,199 @@
+"""Where a session's files come from: the Whisper model folder, and each component's Core ML package.
+
+Model: a local folder, then the local store (whisper/models.py), then the hub.
+Core ML package for a component, first found wins:
+1. `options.coreml_sources[component]`: a local package path, or a hub repo id;
+2. beside the model: `<model dir>/AudioEncoder.mlpackage`, or a companion folder
+   `<model dir>-coreml/` (what `convert whisper --companion` writes), also in the local store;
+3. the hub's companion repo `<model repo>-coreml`.
+A companion's `manifest.json` (written by convert/companion.py) names the package folder and the
+sha256 of the weights it was converted from, which the session compares with the loaded weights.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from . import hub
+from .errors import DownloadError, ModelNotFound, NetworkError
+from .options import Component, ModelLoadingOptions
+from .selection import PackageLookup
+
+# What a Whisper model folder needs, in any of the three formats (MLX, transformers, CTranslate2).
+WHISPER_FILE_PATTERNS: tuple[str, ...] = (
+    "config.json", "*.safetensors", "weights.npz", "model.bin", "tokenizer.json", "vocabulary.txt",
+    "vocab.json", "merges.txt", "added_tokens.json", "special_tokens_map.json", "tokenizer_config.json",
+    "normalizer.json", "preprocessor_config.json", "generation_config.json",
+)  # fmt: skip
+
+COMPANION_SUFFIX = "-coreml"
+COMPANION_MANIFEST = "manifest.json"
+# Package folder names tried when a companion has no manifest (ours first, then common spellings).
+PACKAGE_NAMES: dict[Component, tuple[str, ...]] = {
+    Component.ENCODER: ("AudioEncoder.mlpackage", "encoder.mlpackage", "AudioEncoder.mlmodelc"),
+    Component.VOCODER: ("AudioVocoder.mlpackage", "vocoder.mlpackage", "AudioVocoder.mlmodelc"),
+}
+
+
+@dataclass(frozen=True)
+class ResolvedModel:
+    """A model folder on this machine and the hub repo it stands for (when known)."""
+
+    name: str  # as the caller gave it
+    path: Path
+    repo_id: str | None  # None: a local folder with no known repo
+    downloaded: bool = False
+
+
+@dataclass(frozen=True)
+class PackageSource:
+    """A found package: a local path, or a folder in a hub repo listing (downloaded on `fetch`)."""
+
+    where: str  # for messages: a path or "<repo>/<folder>"
+    local_path: Path | None = None
+    listing: hub.RepoListing | None = None
+    folder: str = ""
+    manifest: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def source_weights_sha256(self) -> str | None:
+        return (self.manifest.get("source") or {}).get("weights_sha256")
+
+    def weights_problem(self, loaded_sha256: str | None) -> str:
+        """Why this package does not belong to the loaded weights; '' when it does or nobody knows."""
+        claimed = self.source_weights_sha256
+        if claimed and loaded_sha256 and claimed != loaded_sha256:
+            return f"Core ML package {self.where} was converted from other weights (sha256 {claimed[:12]}, loaded {loaded_sha256[:12]})"
+        return ""
+
+
+def resolve_model(
+    model: str | Path, settings: hub.HubSettings, on_fraction: hub.FractionCallback | None = None
+) -> ResolvedModel:
+    """The model's local folder, downloading it when it is not here.
+
+    Raises ModelNotFound (with a hint on how to get the model), NetworkError or DownloadError.
+    """
+    from .whisper import models
+
+    name = str(model)
+    given_folder = Path(name).expanduser().is_dir()
+    repo_id = models.repo_for(name) if not given_folder and (models.is_known(name) or "/" in name) else None
+    local = models.find_local(model)
+    if local is not None:
+        return ResolvedModel(name, local, repo_id)
+    if repo_id is None:
+        raise ModelNotFound(name, models.missing_hint(name))
+    listing = hub.list_repo(repo_id, settings)
+    wanted = [f.path for f in listing.files if any(fnmatch.fnmatch(f.path, p) for p in WHISPER_FILE_PATTERNS)]
+    if not wanted:
+        raise ModelNotFound(name, f"the repo {repo_id} holds no Whisper weights")
+    return ResolvedModel(name, hub.fetch(listing, wanted, settings, on_fraction), repo_id, downloaded=True)
+
+
+def find_package(
+    component: Component, model: ResolvedModel, options: ModelLoadingOptions, settings: hub.HubSettings
+) -> PackageLookup:
+    """Whether a Core ML package exists for `component`; asks the hub only if nothing local is found."""
+    configured = options.coreml_sources.get(component)
+    if configured is not None:
+        path = Path(configured).expanduser()
+        if path.exists():
+            return _found_local(component, path)
+        if isinstance(configured, Path) or str(configured).endswith((".mlpackage", ".mlmodelc")) or path.is_absolute():
+            return PackageLookup(False, f"the configured package {configured} does not exist")
+        return _find_on_hub(component, str(configured), settings)
+    for folder in _local_candidates(model):
+        if folder.exists():
+            found = _found_local(component, folder)
+            if found.found:
+                return found
+    if model.repo_id is None:
+        return PackageLookup(False, f"no Core ML package beside {model.path} and no hub repo to look in")
+    return _find_on_hub(component, model.repo_id + COMPANION_SUFFIX, settings)
+
+
+def fetch_package(source: PackageSource, settings: hub.HubSettings, on_fraction: hub.FractionCallback | None) -> Path:
+    """The package's local path, downloading (verified) when it is on the hub. Raises DownloadError."""
+    if source.local_path is not None:
+        if not source.local_path.exists():
+            raise DownloadError(source.where, "the package disappeared")
+        if on_fraction is not None:
+            on_fraction(1.0)
+        return source.local_path
+    assert source.listing is not None
+    files = [f.path for f in source.listing.under(source.folder)]
+    snapshot = hub.fetch(source.listing, files, settings, on_fraction)
+    return snapshot / source.folder
+
+
+# --- Local ---------------------------------------------------------------------------------------
+
+
+def _local_candidates(model: ResolvedModel) -> list[Path]:
+    from .whisper import models
+
+    folders = [model.path, model.path.with_name(model.path.name + COMPANION_SUFFIX)]
+    folders.append(models.local_store() / (models.canonical_name(model.name) + COMPANION_SUFFIX))
+    return list(dict.fromkeys(folders))
+
+
+def _found_local(component: Component, path: Path) -> PackageLookup:
+    """`path` is a package itself, or a folder holding one (with or without a companion manifest)."""
+    if path.suffix in (".mlpackage", ".mlmodelc", ".mlmodel"):
+        return PackageLookup(True, str(path), location=PackageSource(str(path), local_path=path))
+    manifest = _read_manifest(path / COMPANION_MANIFEST)
+    names = _names_from_manifest(component, manifest) or PACKAGE_NAMES[component]
+    for name in names:
+        if (path / name).exists():
+            where = str(path / name)
+            return PackageLookup(True, where, location=PackageSource(where, local_path=path / name, manifest=manifest))
+    return PackageLookup(False, f"no {component.value} package in {path}")
+
+
+def _read_manifest(path: Path) -> dict[str, Any]:
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+def _names_from_manifest(component: Component, manifest: dict[str, Any]) -> tuple[str, ...]:
+    entry = (manifest.get("components") or {}).get(component.value) or {}
+    path = entry.get("path") if isinstance(entry, dict) else None
+    return (str(path).strip("/"),) if path else ()
+
+
+# --- Hub -----------------------------------------------------------------------------------------
+
+
+def _find_on_hub(component: Component, repo_id: str, settings: hub.HubSettings) -> PackageLookup:
+    try:
+        listing = hub.list_repo(repo_id, settings)
+        manifest = _hub_manifest(listing, settings)
+    except ModelNotFound:
+        return PackageLookup(False, f"no Core ML repo {repo_id} on the hub")
+    except NetworkError as exc:
+        if settings.offline:  # the user chose offline: nothing failed, the package just is not here
+            return PackageLookup(False, f"{repo_id} is not in the cache and HF_HUB_OFFLINE is set")
+        return PackageLookup(False, error=exc)
+    except DownloadError as exc:
+        return PackageLookup(False, error=exc)
+    for name in _names_from_manifest(component, manifest) or PACKAGE_NAMES[component]:
+        if listing.under(name):
+            where = f"{repo_id}/{name}"
+            return PackageLookup(True, where, location=PackageSource(where, listing=listing, folder=name, manifest=manifest))
+    return PackageLookup(False, f"the repo {repo_id} has no {component.value} package")
+
+
+def _hub_manifest(listing: hub.RepoListing, settings: hub.HubSettings) -> dict[str, Any]:
+    """The companion manifest (a small file, verified like any other), or {} when the repo has none."""
+    if listing.file(COMPANION_MANIFEST) is None:
+        return {}
+    snapshot = hub.fetch(listing, [COMPANION_MANIFEST], settings)
+    return _read_manifest(snapshot / COMPANION_MANIFEST)
