@@ -1,0 +1,127 @@
+"""Fixtures for the loading tests: a tiny random Whisper model and its converted Core ML companion,
+a loopback hub serving them, an isolated hub cache, and injected device facts."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import mlx_audio_coreml  # noqa: F401  (BLAS first)
+import mlx.core as mx
+import pytest
+from loading_fakehub import FakeHub, FakeRepo
+
+from mlx_audio_coreml.devices import DeviceFacts
+from mlx_audio_coreml.hub import HubSettings
+from mlx_audio_coreml.selection import LoadEnvironment, RuntimeProvider
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+JFK = REPO_ROOT / "samples" / "jfk.wav"
+REAL_STORE = Path.home() / ".cache" / "mlx-audio-coreml" / "models"
+
+# The seed's model and its companion repo (whisper/models.py maps the short name to this repo).
+TURBO = "large-v3-turbo"
+TURBO_REPO = "mlx-community/whisper-large-v3-turbo"
+TURBO_COREML_REPO = TURBO_REPO + "-coreml"
+TINY_REPO = "mlx-community/whisper-tiny-mlx"
+
+# The seed's devices. An M1 Mac has a Neural Engine; the A11 (iPhone X) counts as none.
+M1_MAC = DeviceFacts(os_name="Darwin", os_version="14.5", chip="Apple M1", coreml_available=True, has_neural_engine=True)
+A11_IPHONE = DeviceFacts(os_name="iOS", os_version="16.7", chip="Apple A11 Bionic", coreml_available=True, has_neural_engine=False)
+
+
+def files_of(folder: Path) -> dict[str, bytes]:
+    """Every file under `folder` by its POSIX path relative to it."""
+    return {p.relative_to(folder).as_posix(): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+@pytest.fixture(scope="session")
+def tiny_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A random 2+2-layer, 64-wide Whisper in MLX format, with tiny.en's tokenizer (English vocab)."""
+    from mlx_audio_coreml.whisper.model import ModelDimensions, Whisper
+    from mlx_audio_coreml.whisper.weights import mlx as mlx_format
+
+    tokenizer = REAL_STORE / "tiny.en" / "tokenizer.json"
+    if not tokenizer.is_file():
+        pytest.skip("tiny.en's tokenizer.json is not installed (scripts/fetch_models.sh)")
+    mx.random.seed(0)
+    dims = ModelDimensions(
+        n_mels=80, n_audio_ctx=1500, n_audio_state=64, n_audio_head=4, n_audio_layer=2,
+        n_vocab=51864, n_text_ctx=448, n_text_state=64, n_text_head=4, n_text_layer=2,
+    )  # fmt: skip
+    model = Whisper(dims, mx.float32)
+    mx.eval(model.parameters())
+    folder = mlx_format.save(model, tmp_path_factory.mktemp("tiny-model") / "whisper-tiny-random")
+    shutil.copy(tokenizer, folder / "tokenizer.json")
+    return folder
+
+
+@pytest.fixture(scope="session")
+def tiny_companion_dir(tiny_model_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """`convert whisper --companion` of the tiny model: AudioEncoder.mlpackage, manifest.json, README.md."""
+    from mlx_audio_coreml.convert.whisper import ConvertOptions, SourceInfo, convert_encoder
+    from mlx_audio_coreml.whisper.loading import load_whisper
+
+    bundle = load_whisper(tiny_model_dir, dtype=mx.float32)
+    source = SourceInfo(TURBO_REPO, "local", bundle.weights_sha256, bundle.source_format)
+    result = convert_encoder(
+        bundle.model.encoder, bundle.dims.n_audio_head, source, tmp_path_factory.mktemp("companion"),
+        ConvertOptions(companion=True, validate=False),
+    )  # fmt: skip
+    assert result.companion_dir is not None
+    return result.companion_dir
+
+
+@pytest.fixture()
+def fake_hub():
+    with FakeHub() as hub:
+        yield hub
+
+
+@pytest.fixture()
+def isolated_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """An empty local model store and hub cache, so nothing on this machine is found by accident."""
+    home = tmp_path / "home"
+    monkeypatch.setenv("MLX_AUDIO_COREML_HOME", str(home / "mlx-audio-coreml"))
+    monkeypatch.setenv("HF_HOME", str(home / "hf"))
+    monkeypatch.delenv("HF_HUB_CACHE", raising=False)
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    monkeypatch.delenv("HF_TOKEN", raising=False)
+    return home
+
+
+@pytest.fixture()
+def hub_settings(fake_hub: FakeHub, isolated_home: Path, monkeypatch: pytest.MonkeyPatch) -> HubSettings:
+    """HF_ENDPOINT at the loopback hub, HF_HOME in the test's folder, read the way users' are."""
+    monkeypatch.setenv("HF_ENDPOINT", fake_hub.url)
+    monkeypatch.setenv("HF_HUB_ETAG_TIMEOUT", "2")
+    return HubSettings.from_env()
+
+
+@pytest.fixture()
+def turbo_on_hub(fake_hub: FakeHub, tiny_model_dir: Path, tiny_companion_dir: Path) -> tuple[FakeRepo, FakeRepo]:
+    """The seed's setup: large-v3-turbo on the hub (played by the tiny model) and its -coreml repo."""
+    model = fake_hub.add(FakeRepo(TURBO_REPO, files_of(tiny_model_dir)))
+    companion = fake_hub.add(FakeRepo(TURBO_COREML_REPO, files_of(tiny_companion_dir)))
+    return model, companion
+
+
+@pytest.fixture()
+def m1_portable() -> LoadEnvironment:
+    """An M1 Mac whose Core ML runtime is the portable one (the only one that runs here)."""
+    return LoadEnvironment(device=M1_MAC, runtimes=RuntimeProvider())
+
+
+class Events(list):
+    """A progress handler that records every event."""
+
+    def __call__(self, event: object) -> None:
+        self.append(event)
+
+    def of(self, kind: type) -> list:
+        return [e for e in self if isinstance(e, kind)]
+
+
+@pytest.fixture()
+def events() -> Events:
+    return Events()
