@@ -206,6 +206,13 @@ class TensorBufferTooSmall(TensorValidationError):
         super().__init__(name, f"buffer too small: needs {needed} bytes, has {got}")
 
 
+class TensorNullPointer(TensorValidationError):
+    """A descriptor's data pointer was NULL (only raw descriptors can send one)."""
+
+    def __init__(self, name: str) -> None:
+        super().__init__(name, "data pointer is NULL")
+
+
 class UnknownTensorName(TensorValidationError):
     def __init__(self, name: str, known: Sequence[str]) -> None:
         self.known = list(known)
