@@ -117,31 +117,50 @@ def sample_tokens(
 
     `logits` (B, V) are the next-token logits after the prefix `tokens` (B, T0). Returns the token
     rows (B, T0 + n) and each row's summed log-prob of its sampled tokens through its first EOT.
+
+    Pipelined: step n+1 is queued before step n's log-probs are read back, and those are computed
+    on the host (numpy's exp is vectorized; MLX's CPU exp over a 51k vocabulary costs ~0.7 ms).
     """
     batch = tokens.shape[0]
     finished = mx.zeros((batch,), dtype=mx.bool_)
-    sum_logprobs = mx.zeros((batch,), dtype=mx.float32)
-    previous_finished = None
+    sum_logprobs = np.zeros(batch, dtype=np.float64)
+    pending = None  # the previous step's (filtered logits, chosen, finished before, finished after)
     for step in range(n_steps):
         filtered = apply_filters(filters, logits, tokens, step)
-        logprobs = filtered - mx.logsumexp(filtered, axis=-1, keepdims=True)  # (B, V)
         if temperature == 0:
             chosen = mx.argmax(filtered, axis=-1).astype(mx.int32)
         else:
             chosen = mx.random.categorical(filtered / temperature).astype(mx.int32)
-        picked = mx.take_along_axis(logprobs, chosen[:, None], axis=-1)[:, 0]
-        sum_logprobs = sum_logprobs + mx.where(finished, 0.0, picked)
         chosen = mx.where(finished, eot, chosen)  # a finished row keeps emitting EOT
-        finished = finished | (chosen == eot)
+        now_finished = finished | (chosen == eot)
         tokens = mx.concatenate([tokens, chosen[:, None]], axis=1)
         if step + 1 < n_steps:
             logits, cache = decode_step(chosen[:, None], cache)
-        mx.async_eval(tokens, sum_logprobs, finished, logits, cache)
-        # Read the previous step's flag (already computed or nearly) while this one runs.
-        if previous_finished is not None and previous_finished.all().item():
-            break
-        previous_finished = finished
-    return np.array(tokens), np.array(sum_logprobs)
+        mx.async_eval(tokens, filtered, now_finished, logits, cache)
+        if pending is not None and _account(pending, sum_logprobs):
+            break  # every row had finished one step ago
+        pending = (filtered, chosen, finished, now_finished)
+        finished = now_finished
+    else:
+        if pending is not None:
+            _account(pending, sum_logprobs)
+    return np.array(tokens), sum_logprobs
+
+
+def _account(pending: tuple[mx.array, ...], sum_logprobs: np.ndarray) -> bool:
+    """Add one step's log-probs to the unfinished rows; True when all rows are finished after it."""
+    filtered, chosen, finished_before, finished_after = (np.array(a) for a in pending)
+    sum_logprobs += np.where(finished_before, 0.0, chosen_logprobs(filtered, chosen))
+    return bool(finished_after.all())
+
+
+def chosen_logprobs(logits: np.ndarray, chosen: np.ndarray) -> np.ndarray:
+    """log softmax(logits)[row, chosen[row]] for logits (B, V), in float64."""
+    with np.errstate(invalid="ignore", divide="ignore"):
+        top = logits.max(axis=-1, keepdims=True)
+        top = np.where(np.isfinite(top), top, 0.0)
+        log_norm = top[:, 0] + np.log(np.exp(logits - top, dtype=np.float64).sum(axis=-1))
+        return logits[np.arange(len(chosen)), chosen].astype(np.float64) - log_norm
 
 
 class DecoderStep:

@@ -8,7 +8,7 @@ step while this one runs. The host contributes only what it knows for free: the 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Protocol
+from typing import Any, Protocol
 
 import mlx.core as mx
 import numpy as np
@@ -81,26 +81,22 @@ class ApplyTimestampRules:
         self.max_initial_timestamp_index = max_initial_timestamp_index
         self.no_timestamps_mask = _vocab_mask(n_vocab, [no_timestamps])
         self.vocab_ids = mx.arange(n_vocab, dtype=mx.int32)[None]  # (1, V)
+        first = np.zeros(n_vocab, dtype=np.float32)  # the first token: a timestamp, early enough
+        first[:timestamp_begin] = NEG_INF
+        if max_initial_timestamp_index is not None:
+            first[timestamp_begin + max_initial_timestamp_index + 1 :] = NEG_INF
+        self.first_mask = mx.array(first)
+        self._masked = _compiled_grammar_mask(timestamp_begin)  # fused: fewer passes over V
 
     def apply(self, logits: mx.array, tokens: mx.array, step: int) -> mx.array:
-        logits = logits + self.no_timestamps_mask
-        text_below, ts_below = self._grammar_limits(tokens, step)
-        ids = self.vocab_ids
-        ts_begin = self.timestamp_begin
-        forbid = (ids < text_below) | ((ids >= ts_begin) & (ids < ts_below))  # (B, V)
         if step == 0:
-            forbid = forbid | (ids < ts_begin)  # start with a timestamp
-            if self.max_initial_timestamp_index is not None:
-                forbid = forbid | (ids > ts_begin + self.max_initial_timestamp_index)
-        logits = mx.where(forbid, NEG_INF, logits)
-        return self._prefer_timestamps(logits)
+            return logits + self.first_mask  # every text token is forbidden: nothing to prefer
+        text_below, ts_below = self._grammar_limits(tokens, step)
+        return self._masked(logits, self.no_timestamps_mask, self.vocab_ids, text_below, ts_below)
 
     def _grammar_limits(self, tokens: mx.array, step: int) -> tuple[mx.array, mx.array]:
         """Per row (B, 1): text ids below `text_below` and timestamp ids below `ts_below` are forbidden."""
-        batch = tokens.shape[0]
-        zero = mx.zeros((batch, 1), dtype=mx.int32)
-        if step == 0:
-            return zero, zero
+        zero = mx.zeros((tokens.shape[0], 1), dtype=mx.int32)
         ts_begin = self.timestamp_begin
         sampled = tokens[:, self.sample_begin :]  # (B, step)
         is_ts = sampled >= ts_begin
@@ -117,15 +113,22 @@ class ApplyTimestampRules:
         ts_below = mx.maximum(ts_below, floor)
         return text_below.astype(mx.int32), ts_below.astype(mx.int32)
 
-    def _prefer_timestamps(self, logits: mx.array) -> mx.array:
-        # Compares log P(any timestamp) with log P(best text token); both share the softmax's
-        # normalizer, so it cancels and only the 1501 timestamp logits need an exp (the full
-        # vocabulary's logsumexp would cost a millisecond per step on CPU).
-        ts_begin = self.timestamp_begin
+
+def _compiled_grammar_mask(ts_begin: int) -> Any:
+    """A compiled masking step for a vocabulary whose timestamps start at `ts_begin`."""
+
+    def grammar_mask(logits: mx.array, base_mask: mx.array, ids: mx.array, text_below: mx.array, ts_below: mx.array) -> mx.array:
+        # Forbid text ids below `text_below` and timestamp ids below `ts_below` (per row, (B, 1)).
+        logits = logits + base_mask
+        forbid = (ids < text_below) | ((ids >= ts_begin) & (ids < ts_below))  # (B, V)
+        logits = mx.where(forbid, NEG_INF, logits)
+        # If log P(any timestamp) > log P(best text token), forbid text. Both share the softmax's
+        # normalizer, so it cancels and only the ~1500 timestamp logits need an exp.
         ts_mass = mx.logsumexp(logits[:, ts_begin:], axis=-1, keepdims=True)  # (B, 1)
         best_text = mx.max(logits[:, :ts_begin], axis=-1, keepdims=True)  # (B, 1)
-        force_ts = (ts_mass > best_text) & (self.vocab_ids < ts_begin)
-        return mx.where(force_ts, NEG_INF, logits)
+        return mx.where((ts_mass > best_text) & (ids < ts_begin), NEG_INF, logits)
+
+    return mx.compile(grammar_mask)
 
 
 def apply_filters(filters: Sequence[LogitFilter], logits: mx.array, tokens: mx.array, step: int) -> mx.array:
