@@ -1,0 +1,160 @@
+// TEST-ONLY: what the stand-in CoreML module does instead of running a model. A stand-in
+// "package" is a directory holding standin.json (format in python/mlx_audio_coreml/native/
+// __init__.py and tests/native/README.md); compile copies it into a temporary .mlmodelc, load
+// reads it, and predict computes each output from a trivial declared function
+// (scale * input + bias, or bias + scale * index), optionally after delays or failures.
+// Nothing here resembles what Core ML does inside: results prove nothing about Core ML.
+// Not public: the shim sees only the Apple signatures in MLModel.swift and MLMultiArray.swift.
+
+import Foundation
+
+struct StandInSpec: Decodable {
+    struct Tensor: Decodable {
+        let name: String
+        let dtype: String  // float32, float16, float64, int32; anything else is not a multi-array
+        let shape: [Int]
+        let from: String?  // outputs: the input they are computed from
+        let scale: Double?
+        let bias: Double?
+        let strides: [Int]?  // outputs: the layout of the array the stand-in returns
+
+        static let keys: Set<String> = ["name", "dtype", "shape", "from", "scale", "bias", "strides"]
+
+        var multiArrayType: MLMultiArrayDataType? {
+            switch dtype {
+            case "float32": return .float32
+            case "float16": return .float16
+            case "float64": return .double
+            case "int32": return .int32
+            default: return nil
+            }
+        }
+    }
+
+    let inputs: [Tensor]
+    let outputs: [Tensor]
+    let metadata: [String: String]?
+    let compileDelayS: Double?
+    let loadDelayS: Double?
+    let predictDelayS: Double?
+    let failCompile: String?
+    let failLoad: String?
+    let failPredict: String?
+    let backings: String?  // "use" (default), "ignore", "fail"
+    let callLog: String?
+
+    static let fileName = "standin.json"
+    static let keys: Set<String> = [
+        "inputs", "outputs", "metadata", "compile_delay_s", "load_delay_s", "predict_delay_s",
+        "fail_compile", "fail_load", "fail_predict", "backings", "call_log",
+    ]
+
+    /// Reads and checks `directory/standin.json`; an unknown key is an error (a typo would
+    /// otherwise silently turn a test control off).
+    static func read(from directory: URL) throws -> StandInSpec {
+        let file = directory.appendingPathComponent(fileName)
+        guard let data = FileManager.default.contents(atPath: file.path) else {
+            throw standInError("\(directory.path) is not a stand-in package: no \(fileName)")
+        }
+        let raw = try JSONSerialization.jsonObject(with: data) as? [String: Any] ?? [:]
+        let tensors = ((raw["inputs"] as? [[String: Any]]) ?? []) + ((raw["outputs"] as? [[String: Any]]) ?? [])
+        let unknown = Set(raw.keys).subtracting(keys).union(tensors.flatMap { Set($0.keys).subtracting(Tensor.keys) })
+        guard unknown.isEmpty else { throw standInError("unknown keys in \(file.path): \(unknown.sorted())") }
+        let decoder = JSONDecoder()
+        decoder.keyDecodingStrategy = .convertFromSnakeCase
+        do {
+            return try decoder.decode(StandInSpec.self, from: data)
+        } catch {
+            throw standInError("cannot read \(file.path): \(error)")
+        }
+    }
+}
+
+enum StandInBehaviour {
+    private static let logLock = NSLock()
+
+    static func compile(_ package: URL) throws -> URL {
+        let spec = try StandInSpec.read(from: package)
+        log(spec, "compile \(package.path)")
+        pause(spec.compileDelayS)
+        if let why = spec.failCompile { throw standInError("compile failed: \(why)") }
+        let files = FileManager.default
+        let compiled = files.temporaryDirectory.appendingPathComponent("macb-standin-\(UUID().uuidString).mlmodelc")
+        try files.createDirectory(at: compiled, withIntermediateDirectories: true)
+        try files.copyItem(at: package.appendingPathComponent(StandInSpec.fileName),
+                           to: compiled.appendingPathComponent(StandInSpec.fileName))
+        return compiled
+    }
+
+    static func load(_ compiled: URL, computeUnits: MLComputeUnits) throws -> StandInSpec {
+        let spec = try StandInSpec.read(from: compiled)
+        log(spec, "load \(computeUnits.rawValue)")
+        pause(spec.loadDelayS)
+        if let why = spec.failLoad { throw standInError("load failed: \(why)") }
+        return spec
+    }
+
+    static func predict(_ spec: StandInSpec, input: MLFeatureProvider, backings: [String: Any]) throws -> MLFeatureProvider {
+        log(spec, "predict backings=\(backings.count)")
+        pause(spec.predictDelayS)
+        if let why = spec.failPredict { throw standInError("prediction failed: \(why)") }
+        if spec.backings == "fail" && !backings.isEmpty { throw standInError("output backings rejected") }
+        var arrays: [String: MLMultiArray] = [:]
+        for tensor in spec.inputs {
+            guard let array = input.featureValue(for: tensor.name)?.multiArrayValue else {
+                throw standInError("input '\(tensor.name)' is missing")
+            }
+            guard array.shape.map({ $0.intValue }) == tensor.shape, array.dataType == tensor.multiArrayType else {
+                throw standInError("input '\(tensor.name)' has shape \(array.shape) type \(array.dataType)")
+            }
+            arrays[tensor.name] = array
+        }
+        var outputs: [String: Any] = [:]
+        for tensor in spec.outputs {
+            let backing = spec.backings == "ignore" ? nil : backings[tensor.name] as? MLMultiArray
+            let target = try outputArray(tensor, backing: backing)
+            try fill(target, tensor, inputs: arrays)
+            outputs[tensor.name] = MLFeatureValue(multiArray: target)
+        }
+        return try MLDictionaryFeatureProvider(dictionary: outputs)
+    }
+
+    /// The backing when it fits (a wrongly typed or shaped one fails, as Core ML documents);
+    /// otherwise a new array laid out with the declared strides.
+    private static func outputArray(_ tensor: StandInSpec.Tensor, backing: MLMultiArray?) throws -> MLMultiArray {
+        guard let type = tensor.multiArrayType else { throw standInError("output '\(tensor.name)' is not a multi-array") }
+        if let backing {
+            guard backing.dataType == type, backing.shape.map({ $0.intValue }) == tensor.shape else {
+                throw standInError("output backing for '\(tensor.name)' does not match the output")
+            }
+            return backing
+        }
+        return try MLMultiArray(standInShape: tensor.shape, dataType: type, strides: tensor.strides)
+    }
+
+    private static func fill(_ target: MLMultiArray, _ tensor: StandInSpec.Tensor, inputs: [String: MLMultiArray]) throws {
+        let scale = tensor.scale ?? 1, bias = tensor.bias ?? 0
+        guard let source = tensor.from else {
+            for i in 0..<target.elementCount { target.setValue(bias + scale * Double(i), atLogical: i) }
+            return
+        }
+        guard let input = inputs[source], input.elementCount == target.elementCount else {
+            throw standInError("output '\(tensor.name)' cannot be computed from '\(source)' (missing or another size)")
+        }
+        for i in 0..<target.elementCount { target.setValue(scale * input.value(atLogical: i) + bias, atLogical: i) }
+    }
+
+    private static func pause(_ seconds: Double?) {
+        if let seconds, seconds > 0 { Thread.sleep(forTimeInterval: seconds) }
+    }
+
+    private static func log(_ spec: StandInSpec, _ line: String) {
+        guard let path = spec.callLog else { return }
+        logLock.lock()
+        defer { logLock.unlock() }
+        if let file = fopen(path, "a") {
+            fputs(line + "\n", file)
+            fclose(file)
+        }
+    }
+}
