@@ -276,6 +276,15 @@ class WeightsMismatch(ModelError):
         super().__init__("weights do not match the model: " + "; ".join(parts))
 
 
+class QuantizationFailed(ModelError):
+    """The requested quantization could not be applied (and `fallback_to_float16` was off)."""
+
+    def __init__(self, quantization: str, reason: str) -> None:
+        self.quantization = quantization
+        self.reason = reason
+        super().__init__(f"{quantization} quantization failed: {reason}")
+
+
 class CorruptModelFile(ModelError):
     def __init__(self, path: str, reason: str) -> None:
         self.path = str(path)

@@ -34,7 +34,7 @@ from ..cancel import CancelToken
 from ..compile_job import load_with_deadline
 from ..coreml_encoder import CoreMLAudioEncoder, FallbackEncoder
 from ..encoders import MLXAudioEncoder
-from ..errors import ANECompilationCancelled, ANECompilationError, CoreMLError, EncoderError
+from ..errors import ANECompilationCancelled, ANECompilationError, CoreMLError, EncoderError, QuantizationFailed
 from ..hub import HubSettings
 from ..info import ComponentInfo, SessionInfo
 from ..options import BackendPreference, Component, ModelLoadingOptions, WhisperQuantization
@@ -73,6 +73,7 @@ class _LoadState:
     compile_s: float | None = None
     ane_compiled: bool = False
     notes: tuple[str, ...] = ()
+    quantization: WhisperQuantization = WhisperQuantization.FLOAT16  # what the weights really got
 
 
 class WhisperSession:
@@ -138,7 +139,7 @@ class WhisperSession:
         try:
             resolved = sources.resolve_model(self.model_name, self.hub_settings, lambda f: self._emit(Downloading(f)))
             self._emit(Loading(0.0))
-            self.bundle, notes = _load_bundle(resolved.path, self.options)
+            self.bundle, quantization, notes = _load_bundle(resolved.path, self.options)
             self._emit(Loading(1.0))
             mlx_encoder = MLXAudioEncoder(self.bundle.model.encoder, self.bundle.dims.n_mels)
             self._switch = FallbackEncoder(mlx_encoder, self._on_coreml_failure)
@@ -146,7 +147,7 @@ class WhisperSession:
 
             self._transcriber = Transcriber(self.bundle, self._switch)
             with self._lock:
-                self._state.notes = notes
+                self._state.notes, self._state.quantization = notes, quantization
             self._choose_encoder(resolved)
         except BaseException as exc:  # handed to the caller (foreground) or to first use (background)
             self._load_error = exc
@@ -279,7 +280,7 @@ class WhisperSession:
             components,
             ane_compiled=state.ane_compiled,
             load_duration_s=state.duration_s if state.duration_s is not None else 0.0,
-            quantization=self.options.quantization,
+            quantization=state.quantization,
             model=self.model_name,
             notes=state.notes + ((f"MLX weights in {dtype}",) if dtype else ()),
             compile_duration_s=state.compile_s,
@@ -378,26 +379,37 @@ class WhisperSession:
                 self._state.ane_compiled = False
 
 
-def _load_bundle(path: Path, options: ModelLoadingOptions) -> tuple[Any, tuple[str, ...]]:
-    """The weights at the options' precision; a quantization that fails falls back when allowed.
+def _load_bundle(path: Path, options: ModelLoadingOptions) -> tuple[Any, WhisperQuantization, tuple[str, ...]]:
+    """The weights at the options' precision, the precision they really got, and notes.
 
     FLOAT16 means unquantized weights in MODEL's default dtype: float16 on a GPU, float32 on the
-    CPU (MLX's float16 matrix products skip BLAS there); `info.notes` says which.
+    CPU (MLX's float16 matrix products skip BLAS there); `info.notes` says which. A quantization
+    that fails, or that fits no layer of the model, falls back when `fallback_to_float16` allows.
     """
     import mlx.core as mx
 
     from .loading import load_whisper
 
-    quantization = options.quantization
-    dtype = mx.float32 if quantization is WhisperQuantization.FLOAT32 else None
-    if quantization.bits is None:
-        return load_whisper(path, dtype=dtype), ()
+    wanted = options.quantization
+    if wanted.bits is None:
+        return load_whisper(path, dtype=mx.float32 if wanted is WhisperQuantization.FLOAT32 else None), wanted, ()
     try:
-        return load_whisper(path, quantization=quantization.value), ()
+        bundle = load_whisper(path, quantization=wanted.value)
+        problem = "" if _quantized_layers(bundle.model) else "no layer's width divides into the quantization groups"
     except (ValueError, RuntimeError) as exc:
-        if not options.fallback_to_float16:
-            raise
-        return load_whisper(path), (f"{quantization.value} quantization failed ({exc}); loaded unquantized",)
+        bundle, problem = None, str(exc)
+    if not problem:
+        return bundle, wanted, ()
+    if not options.fallback_to_float16:
+        raise QuantizationFailed(wanted.value, problem)
+    note = f"{wanted.value} quantization failed ({problem}); loaded unquantized"
+    return load_whisper(path), WhisperQuantization.FLOAT16, (note,)
+
+
+def _quantized_layers(model: Any) -> int:
+    import mlx.nn as nn
+
+    return sum(isinstance(m, (nn.QuantizedLinear, nn.QuantizedEmbedding)) for _, m in model.named_modules())
 
 
 def transcribe(
