@@ -1,10 +1,12 @@
 """The Whisper network in MLX: a dimensions dataclass, the audio encoder and the text decoder.
 
 Parameter names follow openai-whisper and mlx-examples' `mlx_whisper` (encoder.blocks.0.attn.query
-...), so MLX-format weights load without renaming. The decoder's KV cache is a returned value:
-a list with one entry per layer, `((self_k, self_v), (cross_k, cross_v))`, every array laid out
-(B, H, T, Dh) with the batch on axis 0 (beam search reorders it with `a[indices]`). The number of
-tokens already decoded is `self_k.shape[2]`.
+...), so MLX-format weights load without renaming. The decoder's KV cache is a returned value: a
+list with one entry per layer, `((self_k, self_v), (cross_k_t, cross_v))`, batch on axis 0 of
+every array. self_k, self_v and cross_v are (B, H, T, Dh); cross_k_t is stored transposed,
+(B, H, Dh, n_ctx), so each step multiplies by it without a transpose. Use `kv_cache_length` and
+`reorder_kv_cache` rather than these details. On the CPU in float32, the softmax and GELU of the
+encoder and the logits product go through `host_math` (numpy), several times faster there.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ import mlx.nn as nn
 import numpy as np
 
 from ..errors import ShapeConversionFailed
+from . import host_math
 
 LayerCache = tuple[tuple[mx.array, mx.array] | None, tuple[mx.array, mx.array] | None]
 KVCache = list[LayerCache]
@@ -66,24 +69,33 @@ class MultiHeadAttention(nn.Module):
     def self_attend(
         self, x: mx.array, mask: mx.array | None, cache: tuple[mx.array, mx.array] | None
     ) -> tuple[mx.array, tuple[mx.array, mx.array]]:
+        """Decoder self-attention; `cache` holds the keys and values of earlier tokens."""
         q, k, v = self._heads(self.query(x)), self._heads(self.key(x)), self._heads(self.value(x))
         if cache is not None:
             k = mx.concatenate([cache[0], k], axis=2)
             v = mx.concatenate([cache[1], v], axis=2)
-        scale = q.shape[-1] ** -0.5
-        y = mx.fast.scaled_dot_product_attention(q, k, v, scale=scale, mask=mask)
+        y = mx.fast.scaled_dot_product_attention(q, k, v, scale=q.shape[-1] ** -0.5, mask=mask)
         return self._merge(y), (k, v)
+
+    def encode_attend(self, x: mx.array, on_host: bool) -> mx.array:
+        """Encoder self-attention over all positions (no mask, no cache)."""
+        q, k, v = self._heads(self.query(x)), self._heads(self.key(x)), self._heads(self.value(x))
+        scale = q.shape[-1] ** -0.5
+        if on_host:
+            return self._merge(host_math.attention(q, k, v, scale))
+        return self._merge(mx.fast.scaled_dot_product_attention(q, k, v, scale=scale))
 
     def cross_attend(
         self, x: mx.array, xa: mx.array, cache: tuple[mx.array, mx.array] | None
     ) -> tuple[mx.array, tuple[mx.array, mx.array], mx.array]:
+        """Attention to the audio features; returns (output, (k_t, v), pre-softmax scores (B, H, T, n_ctx))."""
         q = self._heads(self.query(x))
-        k, v = cache if cache is not None else (self._heads(self.key(xa)), self._heads(self.value(xa)))
-        scale = q.shape[-1] ** -0.5
-        y = mx.fast.scaled_dot_product_attention(q, k, v, scale=scale)
-        # Pre-softmax scores for word timestamps; lazy, so computed only if the caller evaluates them.
-        qk = (q @ k.swapaxes(-1, -2)).astype(mx.float32) * scale  # (B, H, T, n_ctx)
-        return self._merge(y), (k, v), qk
+        if cache is None:
+            k_t = mx.contiguous(self._heads(self.key(xa)).swapaxes(-1, -2))  # (B, H, Dh, n_ctx)
+            cache = (k_t, self._heads(self.value(xa)))
+        scores = (q * q.shape[-1] ** -0.5) @ cache[0]  # (B, H, T, n_ctx), also the word-timing scores
+        weights = mx.softmax(scores.astype(mx.float32), axis=-1).astype(q.dtype)
+        return self._merge(weights @ cache[1]), cache, scores.astype(mx.float32)
 
 
 class ResidualAttentionBlock(nn.Module):
@@ -98,13 +110,13 @@ class ResidualAttentionBlock(nn.Module):
         self.mlp2 = nn.Linear(4 * n_state, n_state)
         self.mlp_ln = nn.LayerNorm(n_state)
 
-    def _mlp(self, x: mx.array) -> mx.array:
-        return self.mlp2(nn.gelu(self.mlp1(self.mlp_ln(x))))
+    def _mlp(self, x: mx.array, on_host: bool = False) -> mx.array:
+        hidden = self.mlp1(self.mlp_ln(x))
+        return self.mlp2(host_math.gelu_(hidden) if on_host else nn.gelu(hidden))
 
-    def encode(self, x: mx.array) -> mx.array:
-        y, _ = self.attn.self_attend(self.attn_ln(x), None, None)
-        x = x + y
-        return x + self._mlp(x)
+    def encode(self, x: mx.array, on_host: bool = False) -> mx.array:
+        x = x + self.attn.encode_attend(self.attn_ln(x), on_host)
+        return x + self._mlp(x, on_host)
 
     def decode(
         self, x: mx.array, xa: mx.array, mask: mx.array | None, cache: LayerCache | None
@@ -138,11 +150,13 @@ class AudioEncoder(nn.Module):
         n_ctx = self._positional_embedding.shape[0]
         if mel.ndim != 3 or mel.shape[2] != self.conv1.weight.shape[2] or mel.shape[1] > 2 * n_ctx:
             raise ShapeConversionFailed([1, 2 * n_ctx, self.conv1.weight.shape[2]], mel.shape, "mel (B, frames, mels)")
-        x = nn.gelu(self.conv1(mel.astype(self.conv1.weight.dtype)))
-        x = nn.gelu(self.conv2(x))  # (B, n_frames // 2, n_state)
+        on_host = host_math.available(self.conv1.weight.dtype)
+        gelu = host_math.gelu_ if on_host else nn.gelu
+        x = gelu(self.conv1(mel.astype(self.conv1.weight.dtype)))
+        x = gelu(self.conv2(x))  # (B, n_frames // 2, n_state)
         x = x + self._positional_embedding[: x.shape[1]]
         for block in self.blocks:
-            x = block.encode(x)
+            x = block.encode(x, on_host)
         return self.ln_post(x)
 
 
@@ -159,7 +173,7 @@ class TextDecoder(nn.Module):
     def __call__(
         self, tokens: mx.array, audio_features: mx.array, kv_cache: KVCache | None = None
     ) -> tuple[mx.array, KVCache, list[mx.array]]:
-        offset = kv_cache[0][0][0].shape[2] if kv_cache and kv_cache[0][0] is not None else 0
+        offset = kv_cache_length(kv_cache)
         length = tokens.shape[-1]
         if offset + length > self.positional_embedding.shape[0]:
             raise ShapeConversionFailed([tokens.shape[0], self.positional_embedding.shape[0]], [tokens.shape[0], offset + length], "decoder context")
@@ -172,8 +186,28 @@ class TextDecoder(nn.Module):
             x, layer_cache, qk = block.decode(x, xa, mask, kv_cache[i] if kv_cache else None)
             new_cache.append(layer_cache)
             cross_qk.append(qk)
-        logits = self.token_embedding.as_linear(self.ln(x))  # the output projection is the embedding
-        return logits.astype(mx.float32), new_cache, cross_qk
+        return self._logits(self.ln(x)), new_cache, cross_qk
+
+    def _logits(self, x: mx.array) -> mx.array:
+        """x @ embedding.T: the output projection is the token embedding."""
+        if isinstance(self.token_embedding, nn.Embedding) and host_math.available(x.dtype):
+            return host_math.matvec_logits(self.token_embedding.weight, x)
+        return self.token_embedding.as_linear(x).astype(mx.float32)
+
+
+def kv_cache_length(kv_cache: KVCache | None) -> int:
+    """How many tokens the cache already holds (0 for None)."""
+    if not kv_cache or kv_cache[0][0] is None:
+        return 0
+    return kv_cache[0][0][0].shape[2]
+
+
+def reorder_kv_cache(kv_cache: KVCache, indices: mx.array) -> KVCache:
+    """The cache with its batch rows taken in `indices` order (beam search keeps the best beams)."""
+    def take(pair: tuple[mx.array, mx.array] | None) -> tuple[mx.array, mx.array] | None:
+        return None if pair is None else (pair[0][indices], pair[1][indices])
+
+    return [(take(self_kv), take(cross_kv)) for self_kv, cross_kv in kv_cache]
 
 
 def _causal_mask(length: int, offset: int, dtype: mx.Dtype) -> mx.array:

@@ -1,0 +1,105 @@
+"""CPU fast path: Whisper's transcendental-heavy steps done by numpy on MLX's own buffers.
+
+Why: MLX's CPU backend evaluates exp and erf one element at a time on x86 (measured here: ~13 ns
+per exp, so the encoder's softmax over 6 x 1500 x 1500 scores took ~210 ms per layer and the
+MLP's erf-GELU ~75 ms), while numpy's are vectorized (~0.4 ns per exp). Matrix products stay in
+MLX (they already go through BLAS). Only used when MLX runs on the CPU in float32; on a GPU the
+plain MLX ops in `model.py` run instead.
+
+How: an evaluated, C-contiguous MLX array exposes its memory through the buffer protocol, so
+`np.asarray` is a view, not a copy. The functions here overwrite such a buffer in place. That is
+safe only for a fresh intermediate (a matmul output) that nothing else refers to; callers pass
+exactly those. Anything else (a strided or shared array) takes the copying route.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import mlx.core as mx
+import numpy as np
+
+_ROWS_PER_CHUNK = 128  # keeps each chunk of scores in the L2 cache while it is worked on
+_INV_SQRT2 = np.float32(1.0 / math.sqrt(2.0))
+# erf(z) ~= 1 - t (a1 + a2 t + ... + a5 t^4) exp(-z^2), t = 1 / (1 + p z), z >= 0:
+# Abramowitz & Stegun 7.1.26, absolute error below 1.5e-7.
+_ERF_P = np.float32(0.3275911)
+_ERF_A = tuple(np.float32(c) for c in (0.254829592, -0.284496736, 1.421413741, -1.453152027, 1.061405429))
+
+
+_enabled = os.environ.get("MLX_AUDIO_COREML_HOST_MATH", "1") != "0"  # set to 0 to measure plain MLX
+
+
+def available(dtype: mx.Dtype) -> bool:
+    """True when the host path applies: enabled, MLX computing on the CPU, in float32."""
+    return _enabled and dtype == mx.float32 and mx.default_device() == mx.cpu
+
+
+@contextmanager
+def disabled() -> Iterator[None]:
+    """Run the plain MLX ops inside this block (tests compare the two paths; benchmarks time both)."""
+    global _enabled
+    previous, _enabled = _enabled, False
+    try:
+        yield
+    finally:
+        _enabled = previous
+
+
+def _writable_view(array: mx.array) -> np.ndarray | None:
+    mx.eval(array)
+    view = np.asarray(array)
+    if view.flags.owndata or not view.flags.c_contiguous or not view.flags.writeable:
+        return None  # a copy, or not one plain block: do not write through it
+    return view.reshape(-1, view.shape[-1])
+
+
+def softmax_(scores: mx.array) -> mx.array:
+    """Softmax over the last axis of a fresh float32 score array, in place; returns it."""
+    rows = _writable_view(scores)
+    if rows is None:
+        return mx.softmax(scores, axis=-1)
+    for start in range(0, rows.shape[0], _ROWS_PER_CHUNK):
+        block = rows[start : start + _ROWS_PER_CHUNK]
+        block -= block.max(axis=1, keepdims=True)
+        np.exp(block, out=block)
+        block *= np.reciprocal(block.sum(axis=1, keepdims=True))
+    return scores
+
+
+def gelu_(hidden: mx.array) -> mx.array:
+    """Exact (erf) GELU of a fresh float32 array, in place; returns it."""
+    rows = _writable_view(hidden)
+    if rows is None:
+        return hidden * 0.5 * (1.0 + mx.erf(hidden * float(_INV_SQRT2)))
+    for start in range(0, rows.shape[0], _ROWS_PER_CHUNK):
+        block = rows[start : start + _ROWS_PER_CHUNK]
+        block *= 0.5 * (1.0 + np.copysign(_erf_of_abs(np.abs(block) * _INV_SQRT2), block))
+    return hidden
+
+
+def _erf_of_abs(z: np.ndarray) -> np.ndarray:
+    """erf(z) for z >= 0 (float32 arrays)."""
+    t = np.reciprocal(1.0 + _ERF_P * z)
+    poly = _ERF_A[4]
+    for coefficient in reversed(_ERF_A[:4]):
+        poly = poly * t + coefficient
+    return 1.0 - poly * t * np.exp(-z * z)
+
+
+def attention(q: mx.array, k: mx.array, v: mx.array, scale: float) -> mx.array:
+    """Unmasked attention over (B, H, T, Dh) arrays with the softmax done on the host."""
+    scores = (q * scale) @ k.swapaxes(-1, -2)  # (B, H, T, S)
+    return softmax_(scores) @ v
+
+
+def matvec_logits(weight: mx.array, x: mx.array) -> mx.array:
+    """x (B, T, D) @ weight.T for a large (V, D) weight: numpy's BLAS gemv (MLX uses gemm, ~3x slower at T=1)."""
+    mx.eval(x, weight)
+    table = np.asarray(weight)
+    rows = np.asarray(x).reshape(-1, x.shape[-1])
+    out = rows @ table.T if rows.shape[0] > 1 else (table @ rows[0])[None]
+    return mx.array(out.reshape(*x.shape[:-1], table.shape[0]))
