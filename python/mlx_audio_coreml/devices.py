@@ -90,23 +90,28 @@ def read_device_facts() -> DeviceFacts:
 
 
 def _facts_from_shim() -> DeviceFacts | None:
-    """The shim's answer on macOS, or None when the shim is not built or not loadable."""
-    try:
-        from . import native
+    """The shim's answer on macOS, or None when the shim is not built or not loadable.
 
-        facts = native.runtime_facts()
+    Where the shim does not know (an OS before `availableComputeDevices`), sysctl fills in.
+    """
+    try:
+        from .native import runtime_facts
+
+        facts = runtime_facts()
     except Exception as exc:  # not built, wrong ABI ...: sysctl still works
         logger.debug("shim device facts unavailable (%s); using sysctl", exc)
         return None
-    chip = _sysctl("machdep.cpu.brand_string") or platform.machine()
+    fallback = _facts_from_sysctl()
+    ane = facts.neural_engine_available
+    vm = facts.running_in_vm
     return DeviceFacts(
         os_name="Darwin",
-        os_version=str(getattr(facts, "os_version", platform.mac_ver()[0])),
-        chip=chip,
-        coreml_available=bool(getattr(facts, "coreml_available", True)),
-        has_neural_engine=bool(getattr(facts, "has_neural_engine", False)),
-        is_vm=bool(getattr(facts, "is_vm", False)),
-        source="shim",
+        os_version=".".join(str(v) for v in facts.os_version),
+        chip=fallback.chip,
+        coreml_available=bool(facts.coreml_available),
+        has_neural_engine=fallback.has_neural_engine if ane is None else bool(ane),
+        is_vm=fallback.is_vm if vm is None else bool(vm),
+        source="shim" if ane is not None else "shim+sysctl",
     )
 
 

@@ -20,6 +20,7 @@ import hashlib
 import json
 import logging
 import os
+import sys
 import threading
 from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass
@@ -254,14 +255,13 @@ def _require(listing: RepoListing, path: str) -> RemoteFile:
 
 
 def _is_transport_error(exc: BaseException) -> bool:
-    try:
-        import httpx2 as http  # huggingface_hub >= 1.x
-    except ImportError:  # pragma: no cover - older huggingface_hub
-        try:
-            import httpx as http  # type: ignore[no-redef]
-        except ImportError:
-            return False
-    return isinstance(exc, http.RequestError)
+    """A connection, protocol or timeout error of whichever HTTP client huggingface_hub uses
+    (httpx2 from 2.x, httpx in 1.x, requests before): its module is loaded if it raised."""
+    for module_name, class_name in (("httpx2", "RequestError"), ("httpx", "RequestError"), ("requests", "RequestException")):
+        module = sys.modules.get(module_name)
+        if module is not None and isinstance(exc, getattr(module, class_name, ())):
+            return True
+    return False
 
 
 def _first_line(exc: BaseException) -> str:
@@ -381,17 +381,10 @@ class _ByteProgress:
             self.done = done
         self.report()
 
-    def fraction(self) -> float:
-        if self.total <= 0:
-            return 1.0
-        return min(max(self.done / self.total, 0.0), 1.0)
-
     def report(self, force: bool = False) -> None:
-        if self.on_fraction is None:
-            return
-        fraction = self.fraction()
+        fraction = 1.0 if self.total <= 0 else min(max(self.done / self.total, 0.0), 1.0)
         small_step = abs(fraction - self._last) < self._STEP and fraction < 1.0
-        if fraction == self._last or (small_step and not force):
+        if self.on_fraction is None or fraction == self._last or (small_step and not force):
             return
         self._last = fraction
         self.on_fraction(fraction)
