@@ -12,10 +12,11 @@ from mlx_audio_coreml.convert.validate import validation_runtime_available
 @pytest.mark.realweights
 def test_cli_converts_real_tiny_en_and_reports_the_check(tmp_path, capsys):
     model_dir = real_model_dir("tiny.en")
-    code = main(["convert", "whisper", "--model", str(model_dir), "--layout", "whisperkit", "--out", str(tmp_path)])
+    args = ["--model", str(model_dir), "--layout", "whispercpp", "--precision", "float32", "--out", str(tmp_path)]
+    code = main(["convert", "whisper", *args])
     captured = capsys.readouterr()
     assert code == 0
-    package = tmp_path / "tiny.en-encoder-whisperkit-float16.mlpackage"
+    package = tmp_path / "tiny.en-encoder-whispercpp-float32.mlpackage"
     assert package.is_dir() and f"wrote {package}" in captured.out
     assert "running coremltools passes" in captured.err  # the stage bar, on stderr
     if validation_runtime_available("portable")[0]:

@@ -196,7 +196,7 @@ def _maybe_validate(
     mel = validate.validation_mel(weights.n_mels, options.validation_audio)
     reference = validate.mlx_states(encoder, mel)
     _report(progress, ConversionStage.VALIDATING, 0.3)
-    tolerance = options.tolerance or validate.DEFAULT_TOLERANCES[options.precision]
+    tolerance = validate.DEFAULT_TOLERANCES[options.precision] if options.tolerance is None else options.tolerance
     report = validate.validate_package(package_path, reference, mel, tolerance, options.validation_runtime)
     _report(progress, ConversionStage.VALIDATING, 1.0)
     if not report.passed:
