@@ -29,6 +29,7 @@ from .encoder_weights import EncoderWeights, weights_from_mlx
 
 
 class ConversionStage(str, enum.Enum):
+    DOWNLOADING = "downloading weights"  # only when the model is not on this machine
     LOADING = "loading weights"
     BUILDING = "building the MIL program"
     CONVERTING = "running coremltools passes"
@@ -80,23 +81,25 @@ def convert_whisper(
     options: ConvertOptions = ConvertOptions(),
     progress: ProgressCallback | None = None,
 ) -> ConversionResult:
-    """Convert the encoder of the Whisper model `model` (a folder or a short name in the local
-    store) into `out_dir`. Raises a ConversionError subclass, ModelNotFound, or whatever the
-    progress callback raises; in every failure case nothing is left in `out_dir`."""
+    """Convert the encoder of the Whisper model `model` into `out_dir`.
+
+    `model` is a folder, a name in the local store, or else a hub repo (downloaded, verified, into
+    the Hugging Face cache). Raises a ConversionError subclass, ModelNotFound, DownloadError, or
+    whatever the progress callback raises; on every failure nothing is left in `out_dir`.
+    """
     check_options(options)
     import mlx.core as mx
 
     from ..whisper.loading import load_whisper
 
-    model_dir = resolve_model_dir(model)
+    found = resolve_model(model, lambda f: _report(progress, ConversionStage.DOWNLOADING, f))
     _report(progress, ConversionStage.LOADING, 0.0)
     try:
-        bundle = load_whisper(model_dir, dtype=mx.float32)  # float32: the reference and the builder's input
+        bundle = load_whisper(found.path, dtype=mx.float32)  # float32: the reference and the builder's input
     except UnsupportedModelFormat as exc:
         raise UnsupportedModelForConversion(str(model), str(exc)) from exc
-    # a folder is recorded by its name only: published metadata should not carry local paths
-    name = model_dir.name if Path(model).expanduser().is_dir() else str(model)
-    source = SourceInfo(name, snapshot_revision(model_dir), bundle.weights_sha256, bundle.source_format)
+    name = _source_name(model, found.path, found.repo_id if found.downloaded else None)
+    source = SourceInfo(name, snapshot_revision(found.path), bundle.weights_sha256, bundle.source_format)
     return convert_encoder(bundle.model.encoder, bundle.dims.n_audio_head, source, out_dir, options, progress)
 
 
@@ -246,14 +249,13 @@ def package_file_name(model_name: str, options: ConvertOptions) -> str:
     return f"{stem}-encoder-{options.layout}-{options.precision}.mlpackage"
 
 
-def resolve_model_dir(model: str | Path) -> Path:
-    """A model folder from a path or a name in the local store; ModelNotFound (with a hint) otherwise.
+def resolve_model(model: str | Path, on_fraction: Callable[[float], None] | None = None) -> Any:
+    """The model's folder (sources.ResolvedModel): a path, the local store, else a verified hub
+    download into the Hugging Face cache. Raises ModelNotFound (with a hint) or DownloadError."""
+    from .. import hub
+    from ..sources import resolve_model as resolve
 
-    Downloading is the session's business (hub.py); the converter works on what is on disk.
-    """
-    from ..whisper.models import resolve_local
-
-    return resolve_local(model)
+    return resolve(model, hub.HubSettings.from_env(), on_fraction)
 
 
 def snapshot_revision(model_dir: Path) -> str:
@@ -262,6 +264,14 @@ def snapshot_revision(model_dir: Path) -> str:
     if len(parts) >= 2 and parts[-2] == "snapshots":
         return parts[-1]
     return "local"
+
+
+def _source_name(model: str | Path, model_dir: Path, downloaded_repo: str | None) -> str:
+    """How the metadata names the source: the hub repo it was downloaded from, else the name the
+    user gave, and a local folder by its name only (published metadata carries no local paths)."""
+    if downloaded_repo:
+        return downloaded_repo
+    return model_dir.name if Path(model).expanduser().is_dir() else str(model)
 
 
 def _short_description(metadata: Mapping[str, str]) -> str:
