@@ -23,10 +23,11 @@ import mlx.core as mx  # noqa: E402
 
 from mlx_audio_coreml.encoders import MLXAudioEncoder  # noqa: E402
 from mlx_audio_coreml.whisper.audio import N_FRAMES, load_audio, pad_or_trim  # noqa: E402
-from mlx_audio_coreml.whisper.decoding import DecoderStep, DecodingOptions, DecodingTask  # noqa: E402
+from mlx_audio_coreml.whisper.decoding import DecodingOptions, DecodingTask  # noqa: E402
 from mlx_audio_coreml.whisper.loading import load_whisper  # noqa: E402
 from mlx_audio_coreml.whisper.mel import log_mel_spectrogram  # noqa: E402
 from mlx_audio_coreml.whisper.models import resolve_local  # noqa: E402
+from mlx_audio_coreml.whisper.sampling import DecoderStep  # noqa: E402
 
 
 def median_time(fn, repeat: int) -> float:

@@ -8,7 +8,8 @@ import pytest
 
 from decode_helpers import FakeTokenizer
 from mlx_audio_coreml.whisper.beam import BeamSearch
-from mlx_audio_coreml.whisper.decoding import DecoderStep, DecodingOptions, DecodingTask, repeat_rows, sample_tokens
+from mlx_audio_coreml.whisper.decoding import DecodingOptions, DecodingTask
+from mlx_audio_coreml.whisper.sampling import DecoderStep, repeat_rows, sample_tokens
 from mlx_audio_coreml.whisper.logit_filters import apply_filters
 
 T = FakeTokenizer()

@@ -1,10 +1,6 @@
-"""Decode one batch of 30 s windows into tokens: options, language detection, the sampling loop,
-and the task that assembles prompt, logit filters and search strategy.
-
-The decoder's KV cache is a value passed in and returned by each step. The sampling loop never
-waits for the device inside a step: it queues step n+1 (`mx.async_eval`) before reading step n's
-"all finished?" flag, so Python's bookkeeping overlaps the model's arithmetic. Beam search, which
-must choose among candidates on the host, lives in `beam.py`.
+"""Decode a batch of 30 s windows into tokens: options, results, language detection, and the task
+that assembles prompt, logit filters and search strategy (greedy or sampling in `sampling.py`,
+beam search in `beam.py`).
 """
 
 from __future__ import annotations
@@ -18,7 +14,9 @@ import mlx.core as mx
 import numpy as np
 
 from ..errors import InvalidOption
-from .logit_filters import ApplyTimestampRules, LogitFilter, SuppressBlank, SuppressTokens, apply_filters
+from .beam import BeamSearch
+from .logit_filters import ApplyTimestampRules, LogitFilter, SuppressBlank, SuppressTokens
+from .sampling import DecoderStep, repeat_rows, sample_tokens
 from .segments import TIME_PRECISION
 
 TASKS = ("transcribe", "translate")
@@ -100,90 +98,6 @@ def sot_sequence(tokenizer: Any, multilingual: bool, language: str, task: str) -
         return [tokenizer.sot]
     language_token = dict(zip(tokenizer.all_language_codes, tokenizer.all_language_tokens))[language]
     return [tokenizer.sot, language_token, tokenizer.transcribe if task == "transcribe" else tokenizer.translate]
-
-
-def sample_tokens(
-    decode_step: Any,
-    logits: mx.array,
-    cache: Any,
-    tokens: mx.array,
-    filters: Sequence[LogitFilter],
-    *,
-    temperature: float,
-    eot: int,
-    n_steps: int,
-) -> tuple[np.ndarray, np.ndarray]:
-    """Greedy (temperature 0) or random sampling of up to `n_steps` tokens for every row.
-
-    `logits` (B, V) are the next-token logits after the prefix `tokens` (B, T0). Returns the token
-    rows (B, T0 + n) and each row's summed log-prob of its sampled tokens through its first EOT.
-
-    Pipelined: step n+1 is queued before step n's log-probs are read back, and those are computed
-    on the host (numpy's exp is vectorized; MLX's CPU exp over a 51k vocabulary costs ~0.7 ms).
-    """
-    batch = tokens.shape[0]
-    finished = mx.zeros((batch,), dtype=mx.bool_)
-    sum_logprobs = np.zeros(batch, dtype=np.float64)
-    pending = None  # the previous step's (filtered logits, chosen, finished before, finished after)
-    for step in range(n_steps):
-        filtered = apply_filters(filters, logits, tokens, step)
-        if temperature == 0:
-            chosen = mx.argmax(filtered, axis=-1).astype(mx.int32)
-        else:
-            chosen = mx.random.categorical(filtered / temperature).astype(mx.int32)
-        chosen = mx.where(finished, eot, chosen)  # a finished row keeps emitting EOT
-        now_finished = finished | (chosen == eot)
-        tokens = mx.concatenate([tokens, chosen[:, None]], axis=1)
-        if step + 1 < n_steps:
-            logits, cache = decode_step(chosen[:, None], cache)
-        mx.async_eval(tokens, filtered, now_finished, logits, cache)
-        if pending is not None and _account(pending, sum_logprobs):
-            break  # every row had finished one step ago
-        pending = (filtered, chosen, finished, now_finished)
-        finished = now_finished
-    else:
-        if pending is not None:
-            _account(pending, sum_logprobs)
-    return np.array(tokens), sum_logprobs
-
-
-def _account(pending: tuple[mx.array, ...], sum_logprobs: np.ndarray) -> bool:
-    """Add one step's log-probs to the unfinished rows; True when all rows are finished after it."""
-    filtered, chosen, finished_before, finished_after = (np.array(a) for a in pending)
-    sum_logprobs += np.where(finished_before, 0.0, chosen_logprobs(filtered, chosen))
-    return bool(finished_after.all())
-
-
-def chosen_logprobs(logits: np.ndarray, chosen: np.ndarray) -> np.ndarray:
-    """log softmax(logits)[row, chosen[row]] for logits (B, V), in float64."""
-    with np.errstate(invalid="ignore", divide="ignore"):
-        top = logits.max(axis=-1, keepdims=True)
-        top = np.where(np.isfinite(top), top, 0.0)
-        log_norm = top[:, 0] + np.log(np.exp(logits - top, dtype=np.float64).sum(axis=-1))
-        return logits[np.arange(len(chosen)), chosen].astype(np.float64) - log_norm
-
-
-class DecoderStep:
-    """Runs the text decoder for new tokens against fixed audio features; returns last logits and cache."""
-
-    def __init__(self, model: Any, audio_features: mx.array) -> None:
-        self.decoder = model.decoder
-        self.audio_features = audio_features
-
-    def __call__(self, tokens: mx.array, cache: Any) -> tuple[mx.array, Any]:
-        logits, cache, _ = self.decoder(tokens, self.audio_features, cache)
-        return logits[:, -1, :], cache
-
-
-def repeat_rows(tree: Any, repeats: int) -> Any:
-    """Every array in a (nested) cache repeated along the batch axis: row i becomes rows i*r .. i*r+r-1."""
-    if repeats == 1:
-        return tree
-    if isinstance(tree, mx.array):
-        return mx.repeat(tree, repeats, axis=0)
-    if isinstance(tree, (list, tuple)):
-        return type(tree)(repeat_rows(t, repeats) for t in tree)
-    return tree
 
 
 class DecodingTask:
@@ -281,8 +195,6 @@ class DecodingTask:
 
     def run(self, audio_features: mx.array) -> list[DecodingResult]:
         """Decode each window of `audio_features` (n_audio, n_ctx, D) into its best result."""
-        from .beam import BeamSearch  # beam.py imports this module's helpers
-
         n_audio = audio_features.shape[0]
         languages, language_probs = self._languages(audio_features)
         rows = [self.with_language(lang) for lang in languages]

@@ -7,6 +7,7 @@ step while this one runs. The host contributes only what it knows for free: the 
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from typing import Any, Protocol
 
@@ -114,8 +115,10 @@ class ApplyTimestampRules:
         return text_below.astype(mx.int32), ts_below.astype(mx.int32)
 
 
+@functools.lru_cache(maxsize=8)
 def _compiled_grammar_mask(ts_begin: int) -> Any:
-    """A compiled masking step for a vocabulary whose timestamps start at `ts_begin`."""
+    """A compiled masking step for a vocabulary whose timestamps start at `ts_begin` (compiled once
+    per vocabulary, not once per window)."""
 
     def grammar_mask(logits: mx.array, base_mask: mx.array, ids: mx.array, text_below: mx.array, ts_below: mx.array) -> mx.array:
         # Forbid text ids below `text_below` and timestamp ids below `ts_below` (per row, (B, 1)).
