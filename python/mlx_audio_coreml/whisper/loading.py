@@ -83,14 +83,14 @@ def load_whisper(model_dir: Path | str, *, dtype: mx.Dtype | None = None, quanti
     stored = QuantizationSpec(**weights.quantization) if weights.quantization else None
     if stored is not None:  # quantize the modules first, so the stored integers fit them
         quantize_model(model, stored, only=set(weights.tensors))
-    load_strict(model, weights.tensors, dtype)
+    load_strict(model, weights.tensors, dtype, weights.file_names)
     if weights.encoder_positions is not None:
         model.encoder.set_positional_embedding(mx.array(weights.encoder_positions))
     requested = parse_quantization(quantization)
     if requested is not None and stored is None:
         quantize_model(model, requested)
     mx.eval(model.parameters())
-    backend = load_backend(model_dir, model.is_multilingual)
+    backend = load_backend(model_dir, model.is_multilingual, model.num_languages)
     tokenizer = get_tokenizer(backend, multilingual=model.is_multilingual, num_languages=model.num_languages)
     return WhisperBundle(
         model=model, dims=weights.dims, tokenizer=tokenizer, config=_complete_config(weights, model, tokenizer),
@@ -99,13 +99,18 @@ def load_whisper(model_dir: Path | str, *, dtype: mx.Dtype | None = None, quanti
     )  # fmt: skip
 
 
-def load_strict(model: Whisper, tensors: dict[str, Any], dtype: mx.Dtype) -> None:
-    """Put `tensors` into `model`, or raise WeightsMismatch naming every difference."""
+def load_strict(model: Whisper, tensors: dict[str, Any], dtype: mx.Dtype, file_names: dict[str, str] | None = None) -> None:
+    """Put `tensors` into `model`, or raise WeightsMismatch naming every difference.
+
+    Missing keys are named as the model's parameters; unexpected and misshapen ones as the file
+    names them (`file_names`: our name -> the file's, where they differ).
+    """
     expected = dict(tree_flatten(model.parameters()))
+    named = file_names or {}
     missing = [name for name in expected if name not in tensors]
-    unexpected = [name for name in tensors if name not in expected]
+    unexpected = [named.get(name, name) for name in tensors if name not in expected]
     shape_errors = [
-        f"{name}: file {list(tensors[name].shape)} vs model {list(expected[name].shape)}"
+        f"{named.get(name, name)}: file {list(tensors[name].shape)} vs model {list(expected[name].shape)}"
         for name in expected
         if name in tensors and tuple(tensors[name].shape) != tuple(expected[name].shape)
     ]
@@ -128,8 +133,8 @@ def _complete_config(weights: WeightsFile, model: Whisper, tokenizer: Tokenizer)
         except ValueError as exc:
             raise CorruptModelFile(str(weights.files[0]), str(exc)) from exc
     config["alignment_heads"] = np.array(model.alignment_heads).tolist()
-    if config["suppress_ids"] is None:
-        config["suppress_ids"] = list(tokenizer.non_speech_tokens)
+    if config["suppress_ids"] is None:  # openai-whisper's "-1": non-speech symbols and the special tokens
+        config["suppress_ids"] = sorted({*tokenizer.non_speech_tokens, *tokenizer.special_suppressions})
     if config["suppress_ids_begin"] is None:
         config["suppress_ids_begin"] = [*tokenizer.encode(" "), tokenizer.eot]
     if config["lang_ids"] is None:

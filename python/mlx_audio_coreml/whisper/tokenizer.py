@@ -19,6 +19,7 @@ from .languages import LANGUAGES, TO_LANGUAGE_CODE, UNSEGMENTED_LANGUAGES
 __all__ = ["LANGUAGES", "TO_LANGUAGE_CODE", "Tokenizer", "TokenizerBackend", "get_tokenizer", "load_backend"]
 
 TIME_PRECISION = 0.02  # seconds per timestamp token
+_OLD_LANGUAGE_CODES = {"he": "iw"}  # some vocabularies still spell Hebrew's token <|iw|>
 
 
 class TokenizerBackend(Protocol):
@@ -48,7 +49,7 @@ class HFTokenizerBackend:
         return self._tokenizer.token_to_id(token)
 
 
-def load_backend(model_dir: Path, multilingual: bool) -> TokenizerBackend:
+def load_backend(model_dir: Path, multilingual: bool, num_languages: int = 99) -> TokenizerBackend:
     """The tokenizer for the model in `model_dir`: its tokenizer.json, else the tiktoken files."""
     path = Path(model_dir) / "tokenizer.json"
     if path.is_file():
@@ -57,7 +58,7 @@ def load_backend(model_dir: Path, multilingual: bool) -> TokenizerBackend:
 
     rank_file = find_tiktoken_file(model_dir, multilingual)
     if rank_file is not None:
-        return TiktokenBackend(rank_file, multilingual)
+        return TiktokenBackend(rank_file, multilingual, num_languages)
     raise ModelNotFound(
         f"{model_dir}/tokenizer.json",
         "The model folder has no tokenizer.json and no tiktoken file was found. Copy tokenizer.json "
@@ -122,19 +123,30 @@ class Tokenizer:
         return "".join(pieces)
 
     # --- languages and prompts -----------------------------------------------------------------
+    def _language_id(self, code: str) -> int | None:
+        token = self.backend.token_to_id(f"<|{code}|>")
+        if token is None and code in _OLD_LANGUAGE_CODES:
+            token = self.backend.token_to_id(f"<|{_OLD_LANGUAGE_CODES[code]}|>")
+        return token
+
     @cached_property
     def all_language_codes(self) -> tuple[str, ...]:
-        return tuple(code for code in list(LANGUAGES)[: self.num_languages] if self.backend.token_to_id(f"<|{code}|>") is not None)
+        return tuple(code for code in list(LANGUAGES)[: self.num_languages] if self._language_id(code) is not None)
 
     @cached_property
     def all_language_tokens(self) -> tuple[int, ...]:
-        return tuple(self.backend.token_to_id(f"<|{code}|>") for code in self.all_language_codes)  # type: ignore[misc]
+        return tuple(self._language_id(code) for code in self.all_language_codes)  # type: ignore[misc]
 
     def to_language_token(self, language: str) -> int:
-        token = self.backend.token_to_id(f"<|{_language_code(language)}|>")
+        token = self._language_id(_language_code(language))
         if token is None:
             raise KeyError(f"language {language!r} has no token in this vocabulary")
         return token
+
+    @property
+    def special_suppressions(self) -> tuple[int, ...]:
+        """Special tokens never sampled as text: openai-whisper adds these to the non-speech set."""
+        return (self.transcribe, self.translate, self.sot, self.sot_prev, self.sot_lm, self.no_speech)
 
     @property
     def language_token(self) -> int:
@@ -239,7 +251,8 @@ def get_tokenizer(
         default_languages, default_multilingual = source.model.num_languages, source.model.is_multilingual
     elif isinstance(source, (str, Path)):
         multilingual = True if multilingual is None else multilingual
-        backend, default_languages, default_multilingual = load_backend(Path(source), multilingual), 99, multilingual
+        default_languages, default_multilingual = num_languages or 99, multilingual
+        backend = load_backend(Path(source), multilingual, default_languages)
     else:
         backend, default_languages, default_multilingual = source, 99, None
     if multilingual is None:

@@ -30,6 +30,7 @@ class WeightsFile:
     config: dict[str, Any] = field(default_factory=dict)  # CONFIG_KEYS found in the folder
     quantization: dict[str, int] | None = None  # {"group_size", "bits"} when stored quantized
     encoder_positions: np.ndarray | None = None  # a stored encoder position table, when the file has one
+    file_names: dict[str, str] = field(default_factory=dict)  # our name -> the file's, where they differ
 
 
 def sha256_of_files(paths: list[Path]) -> str:

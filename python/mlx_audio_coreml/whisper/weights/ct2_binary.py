@@ -108,7 +108,7 @@ def write_model_bin(path: Path, spec: str, revision: int, variables: dict[str, n
     codes = {np.dtype(t): c for c, t in _DTYPES.items()}
     parts = [struct.pack("<I", 6), _pack_string(spec), struct.pack("<I", revision), struct.pack("<I", len(variables))]
     for name, value in variables.items():
-        array = np.ascontiguousarray(value)
+        array = np.asarray(value, order="C")  # (ascontiguousarray would turn scalars into 1-D arrays)
         if array.dtype not in codes:
             raise ValueError(f"{name}: dtype {array.dtype} has no CTranslate2 code")
         header = _pack_string(name) + struct.pack(f"<B{array.ndim}I", array.ndim, *array.shape)

@@ -68,7 +68,7 @@ def read(model_dir: Path) -> WeightsFile:
             raw.update(mx.load(str(path)))
         except Exception as exc:  # noqa: BLE001  (MLX raises plain errors for bad files)
             raise CorruptModelFile(str(path), f"cannot read weights: {exc}") from exc
-    tensors, unexpected = {}, []
+    tensors, unexpected, file_names = {}, [], {}
     for name, value in raw.items():
         ours = _our_name(name.removeprefix("model."))
         if ours is None:
@@ -77,6 +77,7 @@ def read(model_dir: Path) -> WeightsFile:
             continue
         else:
             tensors[ours] = value.transpose(0, 2, 1) if ours.endswith(("conv1.weight", "conv2.weight")) else value
+            file_names[ours] = name
     if "proj_out.weight" in raw and "decoder.token_embedding.weight" in tensors:
         if not mx.array_equal(raw["proj_out.weight"], tensors["decoder.token_embedding.weight"]).item():
             unexpected.append("proj_out.weight (differs from the tied token embedding)")
@@ -84,7 +85,8 @@ def read(model_dir: Path) -> WeightsFile:
         raise WeightsMismatch([], unexpected)
     positions = tensors.pop("encoder.positional_embedding", None)
     positions_np = np.array(positions.astype(mx.float32)) if positions is not None else None
-    return WeightsFile(FORMAT, dims, tensors, files, _generation_config(model_dir, config), encoder_positions=positions_np)
+    config_keys = _generation_config(model_dir, config)
+    return WeightsFile(FORMAT, dims, tensors, files, config_keys, encoder_positions=positions_np, file_names=file_names)
 
 
 def _our_name(name: str) -> str | None:
