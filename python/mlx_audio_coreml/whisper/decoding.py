@@ -199,11 +199,11 @@ class DecodingTask:
         languages, language_probs = self._languages(audio_features)
         rows = [self.with_language(lang) for lang in languages]
         prefix = mx.array(np.array(rows, dtype=np.int32))  # (n_audio, T0)
-        logits, cache, _ = self.model.decoder(prefix, audio_features)
-        no_speech = mx.softmax(logits[:, self.sot_index, :], axis=-1)[:, self.tokenizer.no_speech]
+        sot_logits, last_logits, cache = self._prefill(prefix, audio_features)
+        no_speech = mx.softmax(sot_logits, axis=-1)[:, self.tokenizer.no_speech]
         group = self.options.beam_size or self.options.best_of or 1
         step = DecoderStep(self.model, mx.repeat(audio_features, group, axis=0) if group > 1 else audio_features)
-        last = repeat_rows(logits[:, -1, :], group)
+        last = repeat_rows(last_logits, group)
         cache = repeat_rows(cache, group)
         start = repeat_rows(prefix, group)
         if self.options.beam_size is not None:
@@ -220,6 +220,24 @@ class DecodingTask:
             self._result(best, languages[i], language_probs[i], no_speech_probs[i])
             for i, best in enumerate(self._pick_best(c) for c in candidates)
         ]
+
+    def _prefill(self, prefix: mx.array, audio_features: mx.array) -> tuple[mx.array, mx.array, Any]:
+        """Run the prefix through the decoder; return the logits at <|startoftranscript|> and at the
+        last position (each (n_audio, V)) and the cache.
+
+        The prefix goes in up to three pieces so that no logits are computed for the prompt: MLX
+        computes only what is used, and the prompt's logits (up to 223 positions x the vocabulary,
+        ~4 GFLOP on tiny) never are.
+        """
+        decoder, sot = self.model.decoder, self.sot_index
+        cache = None
+        if sot > 0:  # <|startofprev|> + prompt: only their keys and values are needed
+            _, cache, _ = decoder(prefix[:, :sot], audio_features, cache)
+        sot_logits, cache, _ = decoder(prefix[:, sot : sot + 1], audio_features, cache)
+        if prefix.shape[1] == sot + 1:
+            return sot_logits[:, 0, :], sot_logits[:, 0, :], cache
+        rest_logits, cache, _ = decoder(prefix[:, sot + 1 :], audio_features, cache)  # language, task ...
+        return sot_logits[:, 0, :], rest_logits[:, -1, :], cache
 
     def _languages(self, audio_features: mx.array) -> tuple[list[str | None], list[dict[str, float] | None]]:
         n_audio = audio_features.shape[0]

@@ -1,8 +1,8 @@
 """The token loop for greedy decoding and sampling, and the decoder step it drives.
 
-The decoder's KV cache is a value passed in and returned by each step. The loop never waits for the
-device inside a step: it queues step n+1 (`mx.async_eval`) before reading step n's results, so
-Python's bookkeeping overlaps the model's arithmetic.
+The decoder's KV cache is a value passed in and returned by each step. The loop queues the decoder
+step for token n+1 (`mx.async_eval`) before it reads token n back, so Python's bookkeeping
+overlaps the model's arithmetic.
 """
 
 from __future__ import annotations
@@ -32,13 +32,14 @@ def sample_tokens(
     `logits` (B, V) are the next-token logits after the prefix `tokens` (B, T0). Returns the token
     rows (B, T0 + n) and each row's summed log-prob of its sampled tokens through its first EOT.
 
-    Pipelined: step n+1 is queued before step n's log-probs are read back, and those are computed
-    on the host (numpy's exp is vectorized; MLX's CPU exp over a 51k vocabulary costs ~0.7 ms).
+    Pipelined: each step queues its token choice, then the decoder step that consumes it, and only
+    then reads the choice back, so the decoder runs while the host checks for EOT and adds up
+    log-probs (on the host: numpy's exp is vectorized, MLX's CPU exp over a 51k vocabulary costs
+    ~0.7 ms). Stopping costs one queued decoder step whose result is dropped.
     """
     batch = tokens.shape[0]
     finished = mx.zeros((batch,), dtype=mx.bool_)
     sum_logprobs = np.zeros(batch, dtype=np.float64)
-    pending = None  # the previous step's (filtered logits, chosen, finished before, finished after)
     for step in range(n_steps):
         filtered = apply_filters(filters, logits, tokens, step)
         if temperature == 0:
@@ -46,26 +47,23 @@ def sample_tokens(
         else:
             chosen = mx.random.categorical(filtered / temperature).astype(mx.int32)
         chosen = mx.where(finished, eot, chosen)  # a finished row keeps emitting EOT
-        now_finished = finished | (chosen == eot)
+        was_finished, finished = finished, finished | (chosen == eot)
         tokens = mx.concatenate([tokens, chosen[:, None]], axis=1)
+        mx.async_eval(filtered, chosen, finished, tokens)  # queued first, so read back first
         if step + 1 < n_steps:
             logits, cache = decode_step(chosen[:, None], cache)
-        mx.async_eval(tokens, filtered, now_finished, logits, cache)
-        if pending is not None and _account(pending, sum_logprobs):
-            break  # every row had finished one step ago
-        pending = (filtered, chosen, finished, now_finished)
-        finished = now_finished
-    else:
-        if pending is not None:
-            _account(pending, sum_logprobs)
+            mx.async_eval(logits, cache)
+        if _account(filtered, chosen, was_finished, finished, sum_logprobs):
+            break
     return np.array(tokens), sum_logprobs
 
 
-def _account(pending: tuple[mx.array, ...], sum_logprobs: np.ndarray) -> bool:
-    """Add one step's log-probs to the unfinished rows; True when all rows are finished after it."""
-    filtered, chosen, finished_before, finished_after = (np.array(a) for a in pending)
-    sum_logprobs += np.where(finished_before, 0.0, chosen_logprobs(filtered, chosen))
-    return bool(finished_after.all())
+def _account(filtered: mx.array, chosen: mx.array, was_finished: mx.array, finished: mx.array, sum_logprobs: np.ndarray) -> bool:
+    """Add one step's log-probs to the rows still running; True once every row has finished."""
+    running = ~np.array(was_finished)
+    if running.any():
+        sum_logprobs += np.where(running, chosen_logprobs(np.array(filtered), np.array(chosen)), 0.0)
+    return bool(np.array(finished).all())
 
 
 def chosen_logprobs(logits: np.ndarray, chosen: np.ndarray) -> np.ndarray:
