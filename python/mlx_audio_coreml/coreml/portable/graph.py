@@ -13,7 +13,7 @@ from typing import Any
 
 import mlx.core as mx
 import numpy as np
-from coremltools.proto import MIL_pb2
+from ._proto import MIL_pb2
 
 from ...errors import PackageError, UnsupportedOp
 from .blob import BlobFile

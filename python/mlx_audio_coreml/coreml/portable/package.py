@@ -11,7 +11,7 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
-from coremltools.proto import FeatureTypes_pb2, MIL_pb2, Model_pb2
+from ._proto import FeatureTypes_pb2, MIL_pb2, Model_pb2
 from google.protobuf.message import DecodeError
 
 from ...errors import PackageError

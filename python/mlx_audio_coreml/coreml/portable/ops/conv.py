@@ -111,7 +111,8 @@ def conv_transpose(
 
 
 def _transpose_crops(pad_type, pad, output_shape, spatial, strides, full) -> list[tuple[int, int]]:
-    """How much of the full transposed output to drop at each end (negative: zeros to add)."""
+    """How much of the full transposed output to drop at each end (negative: zeros to add).
+    Custom padding drops pad[2i] at the start; an output_shape then fixes the end."""
     n = len(spatial)
     if output_shape is not None:
         wanted = as_ints(output_shape)[2:]
@@ -119,16 +120,14 @@ def _transpose_crops(pad_type, pad, output_shape, spatial, strides, full) -> lis
         wanted = [i * s for i, s in zip(spatial, strides)]
     else:
         wanted = None
-    if pad_type == "custom" and pad is not None and wanted is None:
-        p = as_ints(pad)
-        return [(p[2 * i], p[2 * i + 1]) for i in range(n)]
-    if wanted is None:
-        return [(0, 0)] * n
+    pads = as_ints(pad) if pad_type == "custom" and pad is not None else [0] * (2 * n)
     crops = []
-    for size, target in zip(full, wanted):
-        total = size - target
+    for i, size in enumerate(full):
         if pad_type == "same":
+            total = size - wanted[i]
             crops.append((total // 2, total - total // 2))
+        elif wanted is not None:
+            crops.append((pads[2 * i], size - pads[2 * i] - wanted[i]))
         else:
-            crops.append((0, total))
+            crops.append((pads[2 * i], pads[2 * i + 1]))
     return crops

@@ -1,0 +1,103 @@
+"""Run coremltools' MIL op test suite through the portable runtime and tabulate the outcome per file.
+
+    .venv/bin/python bench/portable_conformance.py [--fp32] [--files test_ios14_conv ...]
+
+Each coremltools test file is wrapped by tests/conformance/test_<opset>_<name>.py; the
+conftest there routes predictions to PortableRuntime. Outcomes per file: passed, failed,
+unsupported (the package uses an op the portable runtime lacks), skipped (skipped by coremltools
+itself, e.g. needs TensorFlow or macOS-only behaviour), xfailed (coremltools marks it a known
+Core ML failure). The table goes to stdout and, with the raw records, to bench/results/.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from collections import Counter, defaultdict
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+SUITE = ROOT / "tests" / "conformance"
+RESULTS = ROOT / "bench" / "results"
+COLUMNS = ("passed", "failed", "unsupported", "skipped", "xfailed")
+
+
+def classify(record: dict) -> str:
+    if record["outcome"] == "skipped":
+        reason = record.get("reason", "")
+        if "portable-unsupported:" in reason:
+            return "unsupported"
+        return "skipped"
+    if record["outcome"] == "failed":
+        return "failed"
+    return "passed"
+
+
+def run_file(path: Path, fp32: bool, report: Path, timeout_s: int) -> float:
+    env = dict(os.environ, PORTABLE_CONFORMANCE_REPORT=str(report))
+    if fp32:
+        env["PORTABLE_CONFORMANCE_FP32"] = "1"
+    command = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-p", "no:warnings",
+               "-m", "slow or not slow", "--timeout", "120", str(path)]
+    start = time.perf_counter()
+    try:
+        subprocess.run(command, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                       timeout=timeout_s, check=False)
+    except subprocess.TimeoutExpired:
+        pass  # what finished is in the report; the table says the file timed out
+    return time.perf_counter() - start
+
+
+def tabulate(records: list[dict], seconds: dict[str, float]) -> tuple[str, dict]:
+    counts: dict[str, Counter] = defaultdict(Counter)
+    failures: dict[str, list[str]] = defaultdict(list)
+    for record in records:
+        name = record["nodeid"].split("::")[0].rsplit("/", 1)[-1].removesuffix(".py")
+        kind = "xfailed" if record.get("xfail") else classify(record)
+        counts[name][kind] += 1
+        if kind in ("failed", "unsupported"):
+            failures[name].append(f"{kind}: {record['nodeid'].split('::', 1)[-1]} -- {record.get('reason', '')}")
+    lines = ["| file | " + " | ".join(COLUMNS) + " | seconds |", "|---" * (len(COLUMNS) + 2) + "|"]
+    total: Counter = Counter()
+    for name in sorted(seconds):
+        row = counts.get(name, Counter())
+        total.update(row)
+        cells = " | ".join(str(row.get(c, 0)) for c in COLUMNS)
+        lines.append(f"| {name} | {cells} | {seconds[name]:.0f} |")
+    lines.append("| **total** | " + " | ".join(str(total.get(c, 0)) for c in COLUMNS) + f" | {sum(seconds.values()):.0f} |")
+    return "\n".join(lines), {"counts": {k: dict(v) for k, v in counts.items()}, "failures": failures}
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--fp32", action="store_true", help="also run the fp32 variants")
+    parser.add_argument("--files", nargs="*", help="wrapper names (test_ios14_conv ...); default: all")
+    parser.add_argument("--timeout", type=int, default=1800, help="seconds allowed per file")
+    args = parser.parse_args()
+    files = sorted(SUITE.glob("test_ios*.py"))
+    if args.files:
+        files = [f for f in files if f.stem in set(args.files)]
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    seconds: dict[str, float] = {}
+    with tempfile.TemporaryDirectory() as scratch:
+        report = Path(scratch) / "records.jsonl"
+        report.touch()
+        for path in files:
+            seconds[path.stem] = run_file(path, args.fp32, report, args.timeout)
+            print(f"{path.stem}: {seconds[path.stem]:.0f} s", file=sys.stderr)
+        records = [json.loads(line) for line in report.read_text().splitlines() if line.strip()]
+    table, summary = tabulate(records, seconds)
+    print(table)
+    suffix = "_fp32" if args.fp32 else ""
+    (RESULTS / f"portable_conformance{suffix}.md").write_text(table + "\n")
+    (RESULTS / f"portable_conformance{suffix}.json").write_text(json.dumps(summary, indent=1) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
