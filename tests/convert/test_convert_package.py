@@ -16,6 +16,7 @@ from mlx_audio_coreml.coreml.layouts import LAYOUTS, detect_layout, get_layout
 from mlx_audio_coreml.errors import (
     ConversionDestinationExists,
     ConversionError,
+    ConversionFailed,
     InvalidConversionOption,
     UnsupportedModelForConversion,
 )
@@ -85,6 +86,18 @@ def test_failure_mid_conversion_leaves_no_package_and_no_litter(tiny_encoder, ti
     options = ConvertOptions(companion=companion, validate=False)
     with pytest.raises(InjectedFailure):
         convert_encoder(tiny_encoder, TINY_HEADS, tiny_source, tmp_path, options, progress)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_disk_error_in_the_companion_files_is_typed_and_leaves_nothing(tiny_encoder, tiny_source, tmp_path, monkeypatch):
+    from mlx_audio_coreml.convert import companion
+
+    def disk_full(*args, **kwargs):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(companion, "write_companion_files", disk_full)
+    with pytest.raises(ConversionFailed, match="companion"):
+        convert_encoder(tiny_encoder, TINY_HEADS, tiny_source, tmp_path, ConvertOptions(companion=True, validate=False))
     assert list(tmp_path.iterdir()) == []
 
 

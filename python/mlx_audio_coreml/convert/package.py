@@ -111,7 +111,10 @@ def _passes_reported_to(on_fraction: FractionCallback | None) -> Iterator[None]:
     coremltools iterates its graph passes through `tqdm(...)` in pass_pipeline.py, printing to
     stderr; a library must not draw. The swap is process-wide, so conversions take turns here.
     """
-    original = _pass_pipeline.tqdm
+    original = getattr(_pass_pipeline, "tqdm", None)
+    if original is None:  # another coremltools layout: convert without fine-grained progress
+        yield
+        return
     pipelines_started = [0]
 
     def quiet_progress(passes: Iterable[Any], *args: Any, **kwargs: Any) -> Iterator[Any]:

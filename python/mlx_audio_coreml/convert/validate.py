@@ -91,7 +91,7 @@ def validate_package(
 ) -> ValidationReport:
     """Run `package` on `mel` through `runtime` and compare with `reference` (B, n_ctx, D)."""
     started = time.perf_counter()
-    loaded = get_runtime(runtime).load(Path(package), ComputeUnits.CPU_ONLY)
+    loaded = get_runtime(runtime).load(Path(package), ComputeUnits.ALL)  # portable: MLX's default device
     try:
         got = run_package(loaded, mel)
     finally:

@@ -18,6 +18,7 @@ from typing import Any
 
 from ..coreml.layouts import LAYOUT_METADATA_KEY, LAYOUTS, N_FRAMES, get_layout
 from ..errors import (
+    ConversionFailed,
     ConversionValidationFailed,
     InvalidConversionOption,
     UnsupportedModelFormat,
@@ -128,7 +129,10 @@ def convert_encoder(
         report, note = _maybe_validate(package_path, encoder, weights, options, progress)
         if options.companion:
             _report(progress, ConversionStage.PUBLISHING, 0.0)
-            companion.write_companion_files(built, metadata, report, note)
+            try:
+                companion.write_companion_files(built, metadata, report, note)
+            except OSError as exc:
+                raise ConversionFailed("writing the companion folder", str(exc), exc) from exc
             _report(progress, ConversionStage.PUBLISHING, 1.0)
     final_package = destination / companion.ENCODER_PACKAGE_NAME if options.companion else destination
     return ConversionResult(
