@@ -22,15 +22,15 @@ import logging
 import os
 import sys
 import threading
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from .errors import CorruptDownload, DownloadError, ModelNotFound, NetworkError
+from .hub_progress import ByteProgress, FractionCallback
 
 logger = logging.getLogger(__name__)
 
-FractionCallback = Callable[[float], None]
 _MANIFEST_DIR = ".mlx-audio-coreml"
 _HASH_CHUNK = 1 << 20
 _DISK_FULL = (errno.ENOSPC, errno.EFBIG, errno.EDQUOT)  # EFBIG: a file size limit (RLIMIT_FSIZE, quota)
@@ -41,7 +41,8 @@ class HubSettings:
     """Where and how to talk to the hub; `from_env()` reads the standard variables."""
 
     endpoint: str | None  # None: huggingface.co
-    cache_dir: Path
+    cache_dir: Path  # huggingface_hub's cache (model weights)
+    package_dir: Path  # Core ML packages, as real files (see `list_repo(real_files=True)`)
     offline: bool = False
     etag_timeout_s: float = 10.0  # metadata requests (HEAD, API)
     token: str | None = None
@@ -52,9 +53,11 @@ class HubSettings:
         home = env.get("HF_HOME") or os.path.join(env.get("XDG_CACHE_HOME") or "~/.cache", "huggingface")
         cache = env.get("HF_HUB_CACHE") or os.path.join(home, "hub")
         offline = (env.get("HF_HUB_OFFLINE") or "").strip().upper() in {"1", "ON", "YES", "TRUE"}
+        ours = env.get("MLX_AUDIO_COREML_HOME") or os.path.join("~", ".cache", "mlx-audio-coreml")
         return cls(
             endpoint=(env.get("HF_ENDPOINT") or "").rstrip("/") or None,
             cache_dir=Path(os.path.expandvars(cache)).expanduser(),
+            package_dir=Path(ours).expanduser() / "packages",
             offline=offline,
             etag_timeout_s=float(env.get("HF_HUB_ETAG_TIMEOUT") or 10),
             token=env.get("HF_TOKEN") or None,
@@ -78,6 +81,7 @@ class RepoListing:
     files: tuple[RemoteFile, ...]
     from_cache: bool = False  # the hub was not asked (offline, or it could not be reached)
     revision: str = "main"  # what was asked for; `commit` is what it resolved to
+    real_files: bool = False  # downloads land as plain files under `package_dir`, not as cache links
 
     def file(self, path: str) -> RemoteFile | None:
         return next((f for f in self.files if f.path == path), None)
@@ -87,13 +91,18 @@ class RepoListing:
         return tuple(f for f in self.files if f.path == folder or f.path.startswith(prefix))
 
 
-def list_repo(repo_id: str, settings: HubSettings, revision: str = "main") -> RepoListing:
+def list_repo(repo_id: str, settings: HubSettings, revision: str = "main", *, real_files: bool = False) -> RepoListing:
     """The repo's files and hashes. Offline, or with the hub unreachable, the last verified listing.
+
+    `real_files`: fetch into `settings.package_dir` with huggingface_hub's local_dir mode, so the
+    files are plain files. Core ML packages need that: the hub cache's snapshots are symlinks into
+    a blob store, the shim's stand-in copies them as dangling links, and whether Core ML's compiler
+    follows them is unverified (VERIFY on a Mac); plain files work everywhere.
 
     Raises ModelNotFound (no such repo), NetworkError, DownloadError.
     """
     if settings.offline:
-        cached = _cached_listing(repo_id, settings, revision)
+        cached = _cached_listing(repo_id, settings, revision, real_files)
         if cached is None:
             raise NetworkError(repo_id, "offline (HF_HUB_OFFLINE) and nothing of it is in the cache")
         return cached
@@ -108,7 +117,7 @@ def list_repo(repo_id: str, settings: HubSettings, revision: str = "main") -> Re
         raise ModelNotFound(repo_id, f"the hub at {settings.endpoint or 'huggingface.co'} has no such repo") from exc
     except Exception as exc:
         error = as_download_error(repo_id, exc)
-        cached = _cached_listing(repo_id, settings, revision) if isinstance(error, NetworkError) else None
+        cached = _cached_listing(repo_id, settings, revision, real_files) if isinstance(error, NetworkError) else None
         if cached is None:
             raise error from exc
         logger.warning("hub unreachable (%s); using the cached copy of %s", error, repo_id)
@@ -124,7 +133,7 @@ def list_repo(repo_id: str, settings: HubSettings, revision: str = "main") -> Re
     )
     if not info.sha:
         raise DownloadError(repo_id, "the hub's answer has no commit id")
-    return RepoListing(repo_id, info.sha, files, revision=revision)
+    return RepoListing(repo_id, info.sha, files, revision=revision, real_files=real_files)
 
 
 def fetch(
@@ -141,7 +150,7 @@ def fetch(
     snapshot = _snapshot_dir(listing, settings)
     record = _Manifest.load(listing, settings)
     missing = [f for f in wanted if not record.is_verified(snapshot / f.path, f)]
-    progress = _ByteProgress(sum(f.size or 0 for f in missing), on_fraction)
+    progress = ByteProgress(sum(f.size or 0 for f in missing), on_fraction)
     progress.report(force=True)
     for remote in missing:
         local = _download_one(listing, remote, settings, progress)
@@ -182,7 +191,7 @@ def as_download_error(repo_id: str, exc: BaseException) -> DownloadError:
 # --- One file ------------------------------------------------------------------------------------
 
 
-def _download_one(listing: RepoListing, remote: RemoteFile, settings: HubSettings, progress: _ByteProgress) -> Path:
+def _download_one(listing: RepoListing, remote: RemoteFile, settings: HubSettings, progress: ByteProgress) -> Path:
     from huggingface_hub import hf_hub_download
 
     started = progress.done
@@ -196,6 +205,7 @@ def _download_one(listing: RepoListing, remote: RemoteFile, settings: HubSetting
             etag_timeout=settings.etag_timeout_s,
             token=settings.token,
             local_files_only=settings.offline or listing.from_cache,
+            local_dir=_snapshot_dir(listing, settings) if listing.real_files else None,
             tqdm_class=progress.tqdm_class(),
         )
     except Exception as exc:
@@ -241,10 +251,16 @@ def _delete_cached(local: Path) -> None:
 
 
 def _remove_partial(listing: RepoListing, remote: RemoteFile, settings: HubSettings) -> None:
-    """huggingface_hub's `blobs/<etag>.incomplete` for `remote` (its etag is the sha256 or blob id)."""
+    """huggingface_hub's `*.<etag>.incomplete` for `remote` (its etag is the sha256 or blob id)."""
     etag = remote.sha256 or remote.blob_id
-    if etag:
-        (_repo_folder(listing.repo_id, settings) / "blobs" / f"{etag}.incomplete").unlink(missing_ok=True)
+    if not etag:
+        return
+    if listing.real_files:  # local_dir mode keeps partial files in <local_dir>/.cache/huggingface/download/
+        partials = (_snapshot_dir(listing, settings) / ".cache" / "huggingface" / "download").rglob(f"*.{etag}.incomplete")
+    else:
+        partials = iter([_repo_folder(listing.repo_id, settings, False) / "blobs" / f"{etag}.incomplete"])
+    for partial in partials:
+        partial.unlink(missing_ok=True)
 
 
 def _require(listing: RepoListing, path: str) -> RemoteFile:
@@ -272,31 +288,32 @@ def _first_line(exc: BaseException) -> str:
 # --- Cache layout and the verified-files record --------------------------------------------------
 
 
-def _repo_folder(repo_id: str, settings: HubSettings) -> Path:
-    return settings.cache_dir / ("models--" + repo_id.replace("/", "--"))
+def _repo_folder(repo_id: str, settings: HubSettings, real_files: bool) -> Path:
+    root = settings.package_dir if real_files else settings.cache_dir
+    return root / ("models--" + repo_id.replace("/", "--"))
 
 
 def _snapshot_dir(listing: RepoListing, settings: HubSettings) -> Path:
-    return _repo_folder(listing.repo_id, settings) / "snapshots" / listing.commit
+    return _repo_folder(listing.repo_id, settings, listing.real_files) / "snapshots" / listing.commit
 
 
-def _cached_listing(repo_id: str, settings: HubSettings, revision: str) -> RepoListing | None:
+def _cached_listing(repo_id: str, settings: HubSettings, revision: str, real_files: bool) -> RepoListing | None:
     """The listing recorded at the last verified download of `revision`, if any."""
-    folder = _repo_folder(repo_id, settings)
+    folder = _repo_folder(repo_id, settings, real_files)
     ref = folder / "refs" / revision
     commit = ref.read_text().strip() if ref.is_file() else revision
     data = _Manifest.read(folder / _MANIFEST_DIR / f"{commit}.json")
     if data is None:
         return None
     files = tuple(RemoteFile(**f) for f in data.get("files", ()))
-    return RepoListing(repo_id, commit, files, from_cache=True, revision=revision)
+    return RepoListing(repo_id, commit, files, from_cache=True, revision=revision, real_files=real_files)
 
 
 def _record_ref(listing: RepoListing, settings: HubSettings) -> None:
     """Point `refs/<revision>` at the commit, as huggingface_hub does, so offline runs find it."""
     if listing.from_cache or listing.revision == listing.commit:
         return
-    ref = _repo_folder(listing.repo_id, settings) / "refs" / listing.revision
+    ref = _repo_folder(listing.repo_id, settings, listing.real_files) / "refs" / listing.revision
     try:
         ref.parent.mkdir(parents=True, exist_ok=True)
         staging = ref.with_name(f".{ref.name}.{os.getpid()}.tmp")
@@ -316,7 +333,7 @@ class _Manifest:
 
     @classmethod
     def load(cls, listing: RepoListing, settings: HubSettings) -> _Manifest:
-        path = _repo_folder(listing.repo_id, settings) / _MANIFEST_DIR / f"{listing.commit}.json"
+        path = _repo_folder(listing.repo_id, settings, listing.real_files) / _MANIFEST_DIR / f"{listing.commit}.json"
         data = cls.read(path) or {}
         return cls(path, listing, dict(data.get("verified", {})))
 
@@ -354,62 +371,3 @@ class _Manifest:
             os.replace(staging, self.path)
         except OSError as exc:
             logger.warning("could not record verified downloads in %s: %s", self.path, exc)
-
-
-# --- Byte progress -------------------------------------------------------------------------------
-
-
-class _ByteProgress:
-    """Adds up bytes from huggingface_hub's per-file progress bars into one fraction callback."""
-
-    _STEP = 0.01  # report at most every 1 %
-
-    def __init__(self, total: int, on_fraction: FractionCallback | None) -> None:
-        self.total = total
-        self.done = 0
-        self.on_fraction = on_fraction
-        self._last = -1.0
-        self._lock = threading.Lock()
-
-    def add(self, count: float) -> None:
-        with self._lock:
-            self.done += int(count)  # negative after a restarted transfer
-        self.report()
-
-    def settle(self, done: int) -> None:
-        with self._lock:
-            self.done = done
-        self.report()
-
-    def report(self, force: bool = False) -> None:
-        fraction = 1.0 if self.total <= 0 else min(max(self.done / self.total, 0.0), 1.0)
-        small_step = abs(fraction - self._last) < self._STEP and fraction < 1.0
-        if self.on_fraction is None or fraction == self._last or (small_step and not force):
-            return
-        self._last = fraction
-        self.on_fraction(fraction)
-
-    def finish(self) -> None:
-        self.settle(self.total)
-
-    def tqdm_class(self) -> type:
-        """A minimal tqdm look-alike that huggingface_hub can instantiate per file."""
-        owner = self
-
-        class _Bar:
-            def __init__(self, *args: object, **kwargs: object) -> None:
-                pass
-
-            def __enter__(self) -> _Bar:
-                return self
-
-            def __exit__(self, *exc: object) -> None:
-                return None
-
-            def update(self, n: float | None = 1) -> None:
-                owner.add(n or 0)
-
-            def close(self) -> None:
-                pass
-
-        return _Bar

@@ -174,7 +174,7 @@ def _names_from_manifest(component: Component, manifest: dict[str, Any]) -> tupl
 
 def _find_on_hub(component: Component, repo_id: str, settings: hub.HubSettings) -> PackageLookup:
     try:
-        listing = hub.list_repo(repo_id, settings)
+        listing = hub.list_repo(repo_id, settings, real_files=True)
         manifest = _hub_manifest(listing, settings)
     except ModelNotFound:
         return PackageLookup(False, f"no Core ML repo {repo_id} on the hub")

@@ -3,7 +3,7 @@ did_fallback, no partial or corrupt file is ever used, and the next load recover
 
 The failures are real: the loopback hub answers 404 and 500, drops the connection mid-file, stalls
 past huggingface_hub's timeouts, or serves wrong bytes; "disk full" is a 256 KiB tmpfs mounted
-over the hub cache (root only; otherwise a file-size limit, RLIMIT_FSIZE, plays it).
+over the package store (root only; otherwise a file-size limit, RLIMIT_FSIZE, plays it).
 """
 
 from __future__ import annotations
@@ -32,7 +32,8 @@ WEIGHTS = "AudioEncoder.mlpackage/Data/com.apple.CoreML/weights/weight.bin"  # t
 
 
 def _companion_cache(home: Path) -> Path:
-    return home / "hf" / "hub" / ("models--" + TURBO_COREML_REPO.replace("/", "--"))
+    """Where Core ML packages land: plain files under $MLX_AUDIO_COREML_HOME/packages (hub.py)."""
+    return home / "mlx-audio-coreml" / "packages" / ("models--" + TURBO_COREML_REPO.replace("/", "--"))
 
 
 def _assert_fell_back(session: WhisperSession, events, error_type: type, text: str) -> DownloadFailed:
@@ -47,14 +48,14 @@ def _assert_fell_back(session: WhisperSession, events, error_type: type, text: s
 
 
 def _assert_no_bad_file_kept(home: Path, companion) -> None:
-    """The failed file is in no snapshot, and no blob holds anything but its true bytes."""
+    """The failed file is in no snapshot, and no file anywhere holds the corrupted bytes."""
     cache = _companion_cache(home)
     assert not list(cache.glob(f"snapshots/*/{WEIGHTS}"))
     good = companion.files[WEIGHTS]
-    for blob in cache.glob("blobs/*"):
-        if not blob.name.endswith(".incomplete"):
-            assert blob.read_bytes() != good[:-1] + bytes([good[-1] ^ 0xFF])
-            assert len(blob.read_bytes()) != len(good) or blob.read_bytes() == good
+    corrupted = good[:-1] + bytes([good[-1] ^ 0xFF])
+    for path in cache.rglob("*"):
+        if path.is_file() and path.stat().st_size == len(good):
+            assert path.read_bytes() != corrupted, path
 
 
 def _assert_recovers(env, events) -> None:
@@ -135,14 +136,14 @@ def test_disk_full_falls_back_and_leaves_no_partial_file(
     tiny_model_dir, turbo_on_hub, hub_settings, isolated_home, m1_portable, events, record_property
 ):
     shutil.copytree(tiny_model_dir, local_store() / TURBO)  # the model is installed: only the package downloads
-    cache = isolated_home / "hf" / "hub"
-    cache.mkdir(parents=True)
-    with _full_disk(cache, limit_bytes=256 * 1024) as how:
+    packages = isolated_home / "mlx-audio-coreml" / "packages"
+    packages.mkdir(parents=True)
+    with _full_disk(packages, limit_bytes=256 * 1024) as how:
         record_property("disk_full_by", how)
         session = WhisperSession.from_pretrained(TURBO, OPTIONS, events, environment=m1_portable)
 
     _assert_fell_back(session, events, DownloadError, "disk full")
-    assert not list(_companion_cache(isolated_home).glob("blobs/*.incomplete"))  # the space was given back
+    assert not list(_companion_cache(isolated_home).rglob("*.incomplete"))  # the space was given back
     _assert_no_bad_file_kept(isolated_home, turbo_on_hub[1])
 
 
