@@ -135,13 +135,13 @@ enum StandInBehaviour {
     private static func fill(_ target: MLMultiArray, _ tensor: StandInSpec.Tensor, inputs: [String: MLMultiArray]) throws {
         let scale = tensor.scale ?? 1, bias = tensor.bias ?? 0
         guard let source = tensor.from else {
-            for i in 0..<target.elementCount { target.setValue(bias + scale * Double(i), atLogical: i) }
+            target.setLogicalValues((0..<target.elementCount).map { bias + scale * Double($0) })
             return
         }
         guard let input = inputs[source], input.elementCount == target.elementCount else {
             throw standInError("output '\(tensor.name)' cannot be computed from '\(source)' (missing or another size)")
         }
-        for i in 0..<target.elementCount { target.setValue(scale * input.value(atLogical: i) + bias, atLogical: i) }
+        target.setLogicalValues(input.logicalValues().map { scale * $0 + bias })
     }
 
     private static func pause(_ seconds: Double?) {

@@ -86,37 +86,59 @@ public class MLMultiArray {
         try body(UnsafeMutableRawBufferPointer(start: storage, count: byteCount), strides.map { $0.intValue })
     }
 
-    /// Element `i` in C order of the logical index, as a Double. Not Apple API.
-    func value(atLogical i: Int) -> Double {
-        let offset = elementOffset(logical: i)
-        switch dataType {
-        case .double: return storage.load(fromByteOffset: offset * 8, as: Double.self)
-        case .float32: return Double(storage.load(fromByteOffset: offset * 4, as: Float.self))
-        case .float16: return Double(storage.load(fromByteOffset: offset * 2, as: Float16.self))
-        case .int32: return Double(storage.load(fromByteOffset: offset * 4, as: Int32.self))
+    /// Every element in C order of the logical index, as Doubles. Not Apple API.
+    func logicalValues() -> [Double] {
+        var values: [Double] = []
+        values.reserveCapacity(elementCount)
+        forEachOffset { offset in
+            switch dataType {
+            case .double: values.append(storage.load(fromByteOffset: offset * 8, as: Double.self))
+            case .float32: values.append(Double(storage.load(fromByteOffset: offset * 4, as: Float.self)))
+            case .float16: values.append(Double(storage.load(fromByteOffset: offset * 2, as: Float16.self)))
+            case .int32: values.append(Double(storage.load(fromByteOffset: offset * 4, as: Int32.self)))
+            }
+        }
+        return values
+    }
+
+    /// Stores `values` (C order of the logical index) converted to this array's type. Not Apple API.
+    func setLogicalValues(_ values: [Double]) {
+        var i = 0
+        forEachOffset { offset in
+            let value = values[i]
+            i += 1
+            switch dataType {
+            case .double: storage.storeBytes(of: value, toByteOffset: offset * 8, as: Double.self)
+            case .float32: storage.storeBytes(of: Float(value), toByteOffset: offset * 4, as: Float.self)
+            case .float16: storage.storeBytes(of: Float16(Float(value)), toByteOffset: offset * 2, as: Float16.self)
+            case .int32: storage.storeBytes(of: Int32(value.rounded()), toByteOffset: offset * 4, as: Int32.self)
+            }
         }
     }
 
-    func setValue(_ value: Double, atLogical i: Int) {
-        let offset = elementOffset(logical: i)
-        switch dataType {
-        case .double: storage.storeBytes(of: value, toByteOffset: offset * 8, as: Double.self)
-        case .float32: storage.storeBytes(of: Float(value), toByteOffset: offset * 4, as: Float.self)
-        case .float16: storage.storeBytes(of: Float16(Float(value)), toByteOffset: offset * 2, as: Float16.self)
-        case .int32: storage.storeBytes(of: Int32(value.rounded()), toByteOffset: offset * 4, as: Int32.self)
-        }
-    }
+    var elementCount: Int { intShape.reduce(1, *) }
 
-    var elementCount: Int { shape.reduce(1) { $0 * $1.intValue } }
+    private var intShape: [Int] { shape.map { $0.intValue } }
 
-    private func elementOffset(logical: Int) -> Int {
-        var rest = logical, offset = 0
-        for axis in stride(from: shape.count - 1, through: 0, by: -1) {
-            let size = shape[axis].intValue
-            offset += (rest % size) * strides[axis].intValue
-            rest /= size
+    /// Visits the element offset of every logical index in C order (an odometer over the axes).
+    private func forEachOffset(_ body: (Int) -> Void) {
+        let sizes = intShape, steps = strides.map { $0.intValue }
+        guard !sizes.isEmpty, sizes.allSatisfy({ $0 > 0 }) else { return }
+        var index = [Int](repeating: 0, count: sizes.count)
+        var offset = 0
+        while true {
+            body(offset)
+            var axis = sizes.count - 1
+            while axis >= 0 {
+                index[axis] += 1
+                offset += steps[axis]
+                if index[axis] < sizes[axis] { break }
+                offset -= steps[axis] * sizes[axis]
+                index[axis] = 0
+                axis -= 1
+            }
+            if axis < 0 { return }
         }
-        return offset
     }
 }
 

@@ -37,13 +37,14 @@ from __future__ import annotations
 
 from .abi import ABI_VERSION
 from .jobs import JobState, LoadJob
-from .library import (
+from .binding import (
     ENV_LIBRARY,
     POLL_INTERVAL_S,
     LibraryStatus,
     NativeLibrary,
     RuntimeFacts,
     default_library_path,
+    ffi,
     library,
     library_status,
     runtime_facts,
@@ -65,6 +66,7 @@ __all__ = [
     "RuntimeFacts",
     "TensorDescriptor",
     "default_library_path",
+    "ffi",
     "library",
     "library_status",
     "runtime_facts",

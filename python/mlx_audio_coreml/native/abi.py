@@ -2,7 +2,7 @@
 
 CDEF is the block of swift_bridge/include/macb.h between the "macb:cdef" markers with the comments
 taken out: the header is the contract, and tests/native/test_header.py fails when the two differ.
-Nothing here touches cffi; library.py hands CDEF to it.
+Nothing here touches cffi; binding.py hands CDEF to it.
 """
 
 from __future__ import annotations

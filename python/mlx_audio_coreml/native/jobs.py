@@ -19,7 +19,7 @@ from typing import Any
 
 from ..coreml.runtime import ComputeUnits, LoadStage
 from . import abi
-from .library import POLL_INTERVAL_S, HandleGuard, NativeCall, NativeLibrary, ffi
+from .binding import POLL_INTERVAL_S, HandleGuard, NativeCall, NativeLibrary, ffi
 
 _open_jobs: weakref.WeakSet[LoadJob] = weakref.WeakSet()
 
@@ -49,7 +49,7 @@ class LoadJob:
     ) -> None:
         self.library = lib
         self.model_path = model_path
-        self.last_stage = LoadStage.QUEUED
+        self.last_stage = LoadStage.QUEUED  # the last stage handed out by stages()
         self._guard = HandleGuard("load job")
         self._stages: queue.SimpleQueue[int] = queue.SimpleQueue()
         self._user_data = ffi.new_handle(self._stages)  # referenced until the handle is freed
@@ -98,7 +98,6 @@ class LoadJob:
             if status == abi.OK:
                 return True
             if status != abi.ERR_TIMEOUT:
-                self.stages()
                 call.check(status, path=str(self.model_path), stage=self.last_stage.value)
             if remaining <= 0:
                 return False

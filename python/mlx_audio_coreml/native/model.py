@@ -17,7 +17,7 @@ import numpy as np
 
 from ..coreml.runtime import ComputeUnits, ModelDescription, PredictResult, TensorSpec
 from . import abi
-from .library import HandleGuard, NativeCall, NativeLibrary, c_text, ffi, new_fault, raise_for_tensors, tensor_array
+from .binding import HandleGuard, NativeCall, NativeLibrary, c_text, ffi, new_fault, raise_for_tensors, tensor_array
 from .tensors import TensorDescriptor, descriptor_for_input, output_buffer
 
 _COPIED = abi.CONSTANTS["MACB_TENSOR_COPIED"]

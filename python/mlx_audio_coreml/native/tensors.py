@@ -1,6 +1,6 @@
 """Tensor descriptors as they cross the C boundary, and the numpy checks made before they do.
 
-Nothing here touches cffi: library.py turns descriptors into macb_tensor structs.
+Nothing here touches cffi: binding.py turns descriptors into macb_tensor structs.
 """
 
 from __future__ import annotations

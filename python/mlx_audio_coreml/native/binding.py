@@ -30,7 +30,7 @@ ENV_LIBRARY = "MLX_AUDIO_COREML_NATIVE_LIB"
 POLL_INTERVAL_S = 0.05  # longest single native wait: Ctrl-C is seen at least this often
 _LIBRARY_NAME = "libmacb.dylib" if sys.platform == "darwin" else "libmacb.so"
 
-ffi = cffi.FFI()
+ffi = cffi.FFI()  # the header's declarations; tests use it to build raw structs
 ffi.cdef(abi.CDEF)  # parsing only; no library is opened here
 _libraries: dict[str, NativeLibrary] = {}  # by resolved path; never dlclosed
 _libraries_lock = threading.Lock()
