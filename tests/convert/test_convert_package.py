@@ -170,3 +170,24 @@ def test_invalid_options_raise_before_any_work(tiny_encoder, tiny_source, tmp_pa
     assert info.value.name == field
     assert list(tmp_path.iterdir()) == []
 
+
+
+def _op_types(package: Path) -> list[str]:
+    import coremltools as ct
+
+    main = ct.utils.load_spec(str(package)).mlProgram.functions["main"]
+    block = main.block_specializations[main.opset]
+    return [op.type for op in block.operations if op.type != "const"]
+
+
+@pytest.mark.parametrize("layout_name", sorted(LAYOUTS))
+def test_program_stays_channels_first_as_the_neural_engine_prefers(tiny_encoder, tiny_source, tmp_path, layout_name):
+    result = convert_encoder(tiny_encoder, TINY_HEADS, tiny_source, tmp_path, ConvertOptions(layout=layout_name, validate=False))
+    ops = _op_types(result.package)
+    n_layer, n_head = 2, TINY_HEADS
+    assert "linear" not in ops and "reshape" not in ops  # linears are 1x1 convs on (B, C, 1, S)
+    assert ops.count("conv") == 2 + 6 * n_layer  # front end + q, k, v, out, mlp1, mlp2 per block
+    assert ops.count("softmax") == n_head * n_layer  # one small score matrix per head
+    assert ops.count("transpose") == (0 if get_layout(layout_name).output_channels_first else 1)  # only at the output
+    # float16 end to end, except whisper.cpp's float32 I/O: one cast in, one out
+    assert ops.count("cast") == (2 if layout_name == "whispercpp" else 0)

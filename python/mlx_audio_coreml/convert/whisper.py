@@ -12,11 +12,11 @@ import enum
 import shutil
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from ..coreml.layouts import LAYOUT_METADATA_KEY, LAYOUTS, N_FRAMES, get_layout
+from ..coreml.layouts import LAYOUT_METADATA_KEY, LAYOUTS, N_FRAMES, EncoderLayout, get_layout
 from ..errors import (
     ConversionFailed,
     ConversionValidationFailed,
@@ -89,6 +89,7 @@ def convert_whisper(
     whatever the progress callback raises; on every failure nothing is left in `out_dir`.
     """
     check_options(options)
+    started = time.perf_counter()
     import mlx.core as mx
 
     from ..whisper.loading import load_whisper
@@ -101,7 +102,8 @@ def convert_whisper(
         raise UnsupportedModelForConversion(str(model), str(exc)) from exc
     name = _source_name(model, found.path, found.repo_id if found.downloaded else None)
     source = SourceInfo(name, snapshot_revision(found.path), bundle.weights_sha256, bundle.source_format)
-    return convert_encoder(bundle.model.encoder, bundle.dims.n_audio_head, source, out_dir, options, progress)
+    result = convert_encoder(bundle.model.encoder, bundle.dims.n_audio_head, source, out_dir, options, progress)
+    return replace(result, seconds=time.perf_counter() - started)  # downloading and loading included
 
 
 def convert_encoder(
@@ -156,7 +158,7 @@ def check_options(options: ConvertOptions) -> None:
 
 def _build_package(
     weights: EncoderWeights,
-    layout: Any,
+    layout: EncoderLayout,
     options: ConvertOptions,
     metadata: Mapping[str, str],
     package_path: Path,
