@@ -66,10 +66,16 @@ func writeCString(_ text: String, into storage: UnsafeMutableRawPointer, capacit
     storage.storeBytes(of: 0, toByteOffset: count, as: UInt8.self)
 }
 
-/// Reads a NUL-terminated UTF-8 argument; nil for NULL or invalid UTF-8.
+/// Reads a NUL-terminated UTF-8 argument; nil for NULL or invalid UTF-8. (Decoding repairs bad
+/// bytes, so a round trip that changes them means the input was not UTF-8; this avoids
+/// String(validatingCString:), which older Swift toolchains lack.)
 func readCString(_ pointer: UnsafePointer<CChar>?) -> String? {
     guard let pointer else { return nil }
-    return String(validatingCString: pointer)
+    var length = 0
+    while pointer[length] != 0 { length += 1 }
+    let bytes = UnsafeRawBufferPointer(start: UnsafeRawPointer(pointer), count: length)
+    let text = String(decoding: bytes, as: UTF8.self)
+    return text.utf8.elementsEqual(bytes) ? text : nil
 }
 
 /// The first `count` entries of a fixed-size int64 C array (imported as a tuple).
