@@ -181,7 +181,8 @@ def as_download_error(repo_id: str, exc: BaseException) -> DownloadError:
     if isinstance(exc, HfHubHTTPError) and exc.response is not None:
         status = exc.response.status_code
         return DownloadError(repo_id, f"HTTP {status} from {exc.response.url}", exc)
-    if isinstance(exc, (LocalEntryNotFoundError, OfflineModeIsEnabled, ConnectionError, TimeoutError)) or _is_transport_error(exc):
+    unreachable = (LocalEntryNotFoundError, OfflineModeIsEnabled, ConnectionError, TimeoutError)
+    if isinstance(exc, unreachable) or _is_transport_error(exc):
         return NetworkError(repo_id, f"{type(exc).__name__}: {_first_line(exc)}", exc)
     if isinstance(exc, OSError) and exc.errno in _DISK_FULL:
         return DownloadError(repo_id, f"disk full while writing to the cache ({os.strerror(exc.errno)})", exc)
@@ -240,14 +241,11 @@ def _hash_file(path: Path, digest: hashlib._Hash) -> str:
 
 
 def _delete_cached(local: Path) -> None:
-    """Remove the snapshot link and the blob it points to, so the next attempt downloads again."""
+    """Remove the file (a plain file, or a cache link and the blob behind it) so the next attempt downloads again."""
     blob = local.resolve() if local.is_symlink() else None
-    for path in (local, blob):
-        if path is not None:
-            try:
-                path.unlink()
-            except FileNotFoundError:
-                pass
+    local.unlink(missing_ok=True)
+    if blob is not None:
+        blob.unlink(missing_ok=True)
 
 
 def _remove_partial(listing: RepoListing, remote: RemoteFile, settings: HubSettings) -> None:

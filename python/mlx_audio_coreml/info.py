@@ -8,7 +8,9 @@
 
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass, field
+from typing import Any
 
 from .options import BackendPreference, Component, WhisperQuantization
 
@@ -83,3 +85,46 @@ class SessionInfo:
 
     def component(self, component: Component) -> ComponentInfo | None:
         return next((c for c in self.components if c.component is component), None)
+
+
+class SessionRecorder:
+    """What a session has decided so far, updated from any thread; `snapshot()` builds its SessionInfo."""
+
+    def __init__(self, model: str) -> None:
+        self.model = model
+        self._lock = threading.Lock()
+        self._components: dict[Component, ComponentInfo] = {}
+        self._fields: dict[str, Any] = {
+            "duration_s": None, "compile_s": None, "ane_compiled": False, "notes": (),
+            "quantization": WhisperQuantization.FLOAT16,
+        }  # fmt: skip
+
+    def record(self, info: ComponentInfo) -> None:
+        with self._lock:
+            self._components[info.component] = info
+
+    def component(self, component: Component) -> ComponentInfo | None:
+        with self._lock:
+            return self._components.get(component)
+
+    def update(self, **fields: Any) -> None:
+        """Set any of duration_s, compile_s, ane_compiled, notes, quantization."""
+        unknown = set(fields) - set(self._fields)
+        if unknown:
+            raise TypeError(f"unknown session fields {sorted(unknown)}")
+        with self._lock:
+            self._fields.update(fields)
+
+    def snapshot(self, extra_notes: tuple[str, ...] = ()) -> SessionInfo:
+        with self._lock:
+            components = tuple(self._components[c] for c in Component if c in self._components)
+            fields = dict(self._fields)
+        return SessionInfo.from_components(
+            components,
+            ane_compiled=fields["ane_compiled"],
+            load_duration_s=fields["duration_s"] or 0.0,
+            quantization=fields["quantization"],
+            model=self.model,
+            notes=tuple(fields["notes"]) + extra_notes,
+            compile_duration_s=fields["compile_s"],
+        )

@@ -18,7 +18,6 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Optional
 
 logger = logging.getLogger(__name__)
 
@@ -96,7 +95,7 @@ class DownloadFailed(WhisperProgress):
 ProgressHandler = Callable[[WhisperProgress], object]
 
 
-def emit(handler: Optional[ProgressHandler], event: WhisperProgress) -> None:
+def emit(handler: ProgressHandler | None, event: WhisperProgress) -> None:
     """Deliver `event` to `handler`. An exception from the handler is logged, never raised."""
     if handler is None:
         return

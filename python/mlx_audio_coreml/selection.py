@@ -163,7 +163,7 @@ def select_backend(
     if not package.found:
         return decide(BackendPreference.MLX, Rule.MODEL_MISSING, f"{MODEL_NOT_AVAILABLE}: {package.detail}", package=package)
 
-    why = "override for {}: coreML".format(component.value) if forced else f"preference {requested.value}"
+    why = f"override for {component.value}: coreML" if forced else f"preference {requested.value}"
     return decide(
         BackendPreference.CORE_ML,
         Rule.COREML,

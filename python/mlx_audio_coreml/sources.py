@@ -67,7 +67,10 @@ class PackageSource:
         """Why this package does not belong to the loaded weights; '' when it does or nobody knows."""
         claimed = self.source_weights_sha256
         if claimed and loaded_sha256 and claimed != loaded_sha256:
-            return f"Core ML package {self.where} was converted from other weights (sha256 {claimed[:12]}, loaded {loaded_sha256[:12]})"
+            return (
+                f"Core ML package {self.where} was converted from other weights "
+                f"(sha256 {claimed[:12]}, loaded {loaded_sha256[:12]})"
+            )
         return ""
 
 

@@ -72,7 +72,7 @@ class CoreMLVocoder:
         description = model.description
         if len(description.inputs) != 1 or len(description.outputs) != 1:
             raise VocoderShapeConversionFailed(
-                [], [], f"a vocoder package has one input and one output, this one {len(description.inputs)} -> {len(description.outputs)}"
+                [], [], f"a vocoder package has 1 input and 1 output, not {len(description.inputs)}, {len(description.outputs)}"
             )
         self.model: LoadedModel | None = model
         self.input = description.inputs[0]

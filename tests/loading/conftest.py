@@ -27,7 +27,9 @@ TINY_REPO = "mlx-community/whisper-tiny-mlx"
 
 # The seed's devices. An M1 Mac has a Neural Engine; the A11 (iPhone X) counts as none.
 M1_MAC = DeviceFacts(os_name="Darwin", os_version="14.5", chip="Apple M1", coreml_available=True, has_neural_engine=True)
-A11_IPHONE = DeviceFacts(os_name="iOS", os_version="16.7", chip="Apple A11 Bionic", coreml_available=True, has_neural_engine=False)
+A11_IPHONE = DeviceFacts(
+    os_name="iOS", os_version="16.7", chip="Apple A11 Bionic", coreml_available=True, has_neural_engine=False
+)
 
 
 def files_of(folder: Path) -> dict[str, bytes]:

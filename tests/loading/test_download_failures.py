@@ -73,7 +73,9 @@ def _assert_recovers(env, events) -> None:
     ],
     ids=["file-404", "file-500", "corrupt-bytes"],
 )
-def test_failed_file_download_falls_back_and_recovers(turbo_on_hub, hub_settings, isolated_home, m1_portable, events, fault, error_type, text):
+def test_failed_file_download_falls_back_and_recovers(
+    turbo_on_hub, hub_settings, isolated_home, m1_portable, events, fault, error_type, text
+):
     companion = turbo_on_hub[1]
     companion.faults[WEIGHTS] = fault
 
@@ -118,7 +120,9 @@ def test_slow_hub_past_the_metadata_timeout_falls_back(turbo_on_hub, hub_setting
     _assert_fell_back(session, events, NetworkError, "Timeout")
 
 
-def test_slow_file_past_the_download_timeout_falls_back(turbo_on_hub, hub_settings, isolated_home, m1_portable, events, monkeypatch):
+def test_slow_file_past_the_download_timeout_falls_back(
+    turbo_on_hub, hub_settings, isolated_home, m1_portable, events, monkeypatch
+):
     import huggingface_hub.constants
 
     monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_DOWNLOAD_TIMEOUT", 1)  # HF_HUB_DOWNLOAD_TIMEOUT=1

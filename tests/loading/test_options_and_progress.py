@@ -38,7 +38,8 @@ def test_default_preset_equals_the_seed():
 
 
 def test_max_performance_preset_equals_the_seed():
-    assert _seed_fields(ModelLoadingOptions.max_performance()) == (WhisperQuantization.INT4, True, True, BackendPreference.CORE_ML)
+    expected = (WhisperQuantization.INT4, True, True, BackendPreference.CORE_ML)
+    assert _seed_fields(ModelLoadingOptions.max_performance()) == expected
 
 
 def test_mlx_only_preset_equals_the_seed():
@@ -63,11 +64,12 @@ def test_options_are_frozen_and_their_mappings_read_only():
 
 def test_with_merges_changes_and_keeps_the_rest():
     base = ModelLoadingOptions.max_performance()
-    changed = base.with_(backend_overrides={Component.ENCODER: BackendPreference.MLX}, compile_timeout_s=30)
+    changes = {"backend_overrides": {Component.ENCODER: BackendPreference.MLX}, "compile_timeout_s": 30}
+    changed = base.with_(**changes)
     assert changed.backend_overrides[Component.ENCODER] is BackendPreference.MLX
     assert changed.compile_timeout_s == 30
     assert _seed_fields(changed) == _seed_fields(base)
-    assert hash(changed) != hash(base) and changed == base.with_(backend_overrides={Component.ENCODER: BackendPreference.MLX}, compile_timeout_s=30)
+    assert hash(changed) != hash(base) and changed == base.with_(**changes) and hash(changed) == hash(base.with_(**changes))
 
 
 def test_override_is_the_preference_for_its_component_only():

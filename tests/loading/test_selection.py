@@ -144,7 +144,8 @@ def test_portable_is_never_chosen_automatically_only_when_named():
 
 
 def test_a_named_runtime_that_is_unavailable_falls_back_with_its_reason():
-    decision, _ = decide(ModelLoadingOptions(coreml_runtime="coremltools"), environment=LoadEnvironment(M1_MAC, Runtimes({"apple": True})))
+    only_apple = LoadEnvironment(M1_MAC, Runtimes({"apple": True}))
+    decision, _ = decide(ModelLoadingOptions(coreml_runtime="coremltools"), environment=only_apple)
     assert decision.backend is MLX and "coremltools does not run here" in decision.reason
 
 

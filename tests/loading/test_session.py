@@ -86,7 +86,9 @@ def test_cache_survives_a_restart_and_serves_offline(turbo_on_hub, hub_settings,
     assert session.info.encoder_backend is CORE_ML
 
 
-def test_offline_without_a_cached_package_is_unavailable_not_failed(tiny_model_dir, isolated_home, m1_portable, events, monkeypatch):
+def test_offline_without_a_cached_package_is_unavailable_not_failed(
+    tiny_model_dir, isolated_home, m1_portable, events, monkeypatch
+):
     shutil.copytree(tiny_model_dir, local_store() / TURBO)
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
 
@@ -120,7 +122,9 @@ def test_configured_package_path_overrides_the_companion(tiny_model_dir, tiny_co
     assert session.info.encoder_backend is CORE_ML and session.info.components[0].package == str(package)
 
 
-def test_package_converted_from_other_weights_is_refused_before_download(turbo_on_hub, hub_settings, fake_hub, m1_portable, events):
+def test_package_converted_from_other_weights_is_refused_before_download(
+    turbo_on_hub, hub_settings, fake_hub, m1_portable, events
+):
     companion = turbo_on_hub[1]
     manifest = json.loads(companion.files["manifest.json"])
     manifest["source"]["weights_sha256"] = "f" * 64
@@ -134,7 +138,9 @@ def test_package_converted_from_other_weights_is_refused_before_download(turbo_o
     assert not fake_hub.requested("weight.bin")
 
 
-def test_package_that_does_not_fit_the_model_is_refused(tiny_companion_dir, fake_hub, hub_settings, m1_portable, events, tmp_path):
+def test_package_that_does_not_fit_the_model_is_refused(
+    tiny_companion_dir, fake_hub, hub_settings, m1_portable, events, tmp_path
+):
     other = _tiny_model(tmp_path / "wider", width=128)
     fake_hub.add(FakeRepo(TURBO_REPO, files_of(other)))
     files = files_of(tiny_companion_dir)

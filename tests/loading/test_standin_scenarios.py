@@ -128,7 +128,9 @@ def test_warmup_cancellation(turbo_on_hub, fake_hub, hub_settings, standin, even
     assert session.info.did_fallback and "cancelled" in session.info.fallback_reasons[0]
 
 
-def test_sync_warmup_cancellation_then_retry_adopts_the_abandoned_compile(turbo_on_hub, fake_hub, hub_settings, standin, events, tmp_path):
+def test_sync_warmup_cancellation_then_retry_adopts_the_abandoned_compile(
+    turbo_on_hub, fake_hub, hub_settings, standin, events, tmp_path
+):
     _serve_standin_companion(fake_hub, tmp_path, compile_delay_s=2)
     session = WhisperSession.from_pretrained(TURBO, ModelLoadingOptions.default(), events, environment=standin, warmup=False)
     token = CancelToken()

@@ -94,7 +94,8 @@ def test_coremltools_description_matches_the_portable_runtimes(vocoder_package, 
         ours = describe_spec(ct.utils.load_spec(str(package)))
         portable = PortableRuntime().load(package).description
         assert ours.inputs == portable.inputs and ours.outputs == portable.outputs
-        assert dict(ours.metadata).items() >= {k: v for k, v in portable.metadata.items() if k.startswith("mlx_audio_coreml")}.items()
+        ours_keys = {k: v for k, v in portable.metadata.items() if k.startswith("mlx_audio_coreml")}
+        assert dict(ours.metadata).items() >= ours_keys.items()
 
 
 @pytest.mark.skipif(platform.system() == "Darwin", reason="checks the Linux answer")

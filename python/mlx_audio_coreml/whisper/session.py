@@ -25,7 +25,7 @@ import functools
 import threading
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -36,7 +36,7 @@ from ..coreml_encoder import CoreMLAudioEncoder, FallbackEncoder
 from ..encoders import MLXAudioEncoder
 from ..errors import ANECompilationCancelled, ANECompilationError, CoreMLError, EncoderError, QuantizationFailed
 from ..hub import HubSettings
-from ..info import ComponentInfo, SessionInfo
+from ..info import ComponentInfo, SessionInfo, SessionRecorder
 from ..options import BackendPreference, Component, ModelLoadingOptions, WhisperQuantization
 from ..progress import (
     CompilationFailed,
@@ -65,17 +65,6 @@ class _CoreMLPlan:
     runtime: str
 
 
-@dataclass
-class _LoadState:
-    """What the background worker hands over; guarded by the session's lock."""
-
-    duration_s: float | None = None
-    compile_s: float | None = None
-    ane_compiled: bool = False
-    notes: tuple[str, ...] = ()
-    quantization: WhisperQuantization = WhisperQuantization.FLOAT16  # what the weights really got
-
-
 class WhisperSession:
     """A loaded Whisper model and its encoder backend. Create with `from_pretrained`."""
 
@@ -96,11 +85,9 @@ class WhisperSession:
         self._switch: FallbackEncoder | None = None
         self._transcriber: Any = None
         self._plan: _CoreMLPlan | None = None
-        self._components: dict[Component, ComponentInfo] = {}
-        self._state = _LoadState()
+        self._recorder = SessionRecorder(self.model_name)
         self._usable = threading.Event()  # MLX is loaded (or the load failed: see _load_error)
         self._load_error: BaseException | None = None
-        self._lock = threading.Lock()
         self._warm_lock = threading.Lock()  # one compile at a time
 
     # --- Creation -------------------------------------------------------------------------------
@@ -146,19 +133,17 @@ class WhisperSession:
             from .transcribe import Transcriber
 
             self._transcriber = Transcriber(self.bundle, self._switch)
-            with self._lock:
-                self._state.notes, self._state.quantization = notes, quantization
+            self._recorder.update(notes=notes, quantization=quantization)
             self._choose_encoder(resolved)
         except BaseException as exc:  # handed to the caller (foreground) or to first use (background)
             self._load_error = exc
             self._usable.set()
             return
-        self._state.duration_s = time.monotonic() - started
+        self._recorder.update(duration_s=time.monotonic() - started)
         self._usable.set()
         if warmup and self._plan is not None:
             self._warm(None, self.options.compile_timeout_s, raise_errors=False)
-            with self._lock:  # the compile was part of this load
-                self._state.duration_s = time.monotonic() - started
+            self._recorder.update(duration_s=time.monotonic() - started)  # the compile was part of this load
 
     def _choose_encoder(self, resolved: sources.ResolvedModel) -> None:
         component = Component.ENCODER
@@ -226,8 +211,7 @@ class WhisperSession:
                 return self._switch is not None and self._switch.backend == "coreML"
             started = time.monotonic()
             outcome = self._compile(plan, timeout_s, cancel)
-            with self._lock:
-                self._state.compile_s = time.monotonic() - started
+            self._recorder.update(compile_s=time.monotonic() - started)
             if raise_errors and isinstance(outcome, ANECompilationError) and not isinstance(outcome, ANECompilationCancelled):
                 raise outcome
             return outcome is None
@@ -272,19 +256,8 @@ class WhisperSession:
     def info(self) -> SessionInfo:
         """What runs now (waits for a background load; never for a compile in progress)."""
         self.wait_ready()
-        with self._lock:
-            state = self._state
-            components = tuple(self._components[c] for c in Component if c in self._components)
         dtype = str(getattr(self.bundle, "dtype", "")).replace("mlx.core.", "")
-        return SessionInfo.from_components(
-            components,
-            ane_compiled=state.ane_compiled,
-            load_duration_s=state.duration_s if state.duration_s is not None else 0.0,
-            quantization=state.quantization,
-            model=self.model_name,
-            notes=state.notes + ((f"MLX weights in {dtype}",) if dtype else ()),
-            compile_duration_s=state.compile_s,
-        )
+        return self._recorder.snapshot((f"MLX weights in {dtype}",) if dtype else ())
 
     def close(self) -> None:
         """Free the Core ML model (the MLX weights go with the session)."""
@@ -331,7 +304,7 @@ class WhisperSession:
         self._switch.use_coreml(encoder)
         self._plan = None
         uses_ane = self.environment.runtimes.claims_neural_engine(plan.runtime)
-        self._set_ane_compiled(uses_ane and encoder.neural_engine_compiled)
+        self._recorder.update(ane_compiled=uses_ane and encoder.neural_engine_compiled)
         self._record(decision, _CORE_ML, plan.runtime, decision.reason, None, plan.package)
         return None
 
@@ -351,16 +324,10 @@ class WhisperSession:
         fallback_reason: str | None,
         package: Path | None = None,
     ) -> None:
-        info = ComponentInfo(
+        self._recorder.record(ComponentInfo(
             decision.component, decision.requested, backend, runtime, reason, fallback_reason,
             str(package) if package else None,
-        )  # fmt: skip
-        with self._lock:
-            self._components[decision.component] = info
-
-    def _set_ane_compiled(self, value: bool) -> None:
-        with self._lock:
-            self._state.ane_compiled = value
+        ))  # fmt: skip
 
     def _emit(self, event: WhisperProgress | None) -> None:
         if event is not None:
@@ -368,15 +335,12 @@ class WhisperSession:
 
     def _on_coreml_failure(self, error: BaseException) -> None:
         """Core ML failed while transcribing: the switch already moved to MLX; record and tell."""
-        component = self._components.get(Component.ENCODER)
         reason = f"Core ML inference failed, encoder moved to MLX: {error}"
         self._emit(CoreMLUnavailable(reason))
-        if component is not None:
-            with self._lock:
-                self._components[Component.ENCODER] = ComponentInfo(
-                    component.component, component.requested, _MLX, "mlx", reason, reason, component.package
-                )
-                self._state.ane_compiled = False
+        before = self._recorder.component(Component.ENCODER)
+        if before is not None:
+            self._recorder.record(replace(before, backend=_MLX, runtime="mlx", reason=reason, fallback_reason=reason))
+        self._recorder.update(ane_compiled=False)
 
 
 def _load_bundle(path: Path, options: ModelLoadingOptions) -> tuple[Any, WhisperQuantization, tuple[str, ...]]:
