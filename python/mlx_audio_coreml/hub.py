@@ -2,8 +2,9 @@
 
 Everything goes through huggingface_hub, so HF_ENDPOINT, HF_HOME / HF_HUB_CACHE, HF_HUB_OFFLINE,
 HF_TOKEN and HF_HUB_DOWNLOAD_TIMEOUT behave as users expect (the first three are read when a
-download starts, not when Python starts). Files land in the hub's own cache, which survives
-restarts and is shared with other Hugging Face tools.
+download starts, not when Python starts). Model weights land in the hub's own cache, shared
+with other Hugging Face tools; Core ML packages land as plain files under
+$MLX_AUDIO_COREML_HOME/packages (see `list_repo`). Both survive restarts.
 
 Each file is checked against the hub's metadata after download: its size, and its sha256 (LFS
 files) or git blob id (small files). A file that fails is deleted and the download fails with

@@ -81,6 +81,9 @@ class ModelLoadingOptions:
     # Where a component's Core ML package comes from: a local .mlpackage path or a Hugging Face repo
     # id. Unset components use the companion repo `<model repo>-coreml`.
     coreml_sources: Mapping[Component, str | Path] = field(default_factory=dict)
+    # No package anywhere: convert the MLX encoder now (coremltools, seconds to minutes) and keep
+    # the result in the local store for later sessions. ARCHITECTURE's "conversion on the spot".
+    convert_missing: bool = False
 
     def __post_init__(self) -> None:
         # Mappings are copied read-only so a frozen options object cannot change under a session.

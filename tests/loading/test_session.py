@@ -217,3 +217,21 @@ def _tiny_model(folder, width: int):
     mlx_format.save(model, folder)
     shutil.copy(REAL_STORE / "tiny.en" / "tokenizer.json", folder / "tokenizer.json")
     return folder
+
+
+def test_convert_missing_converts_once_and_keeps_the_package(tiny_model_dir, isolated_home, m1_portable, tmp_path):
+    folder = shutil.copytree(tiny_model_dir, tmp_path / "my-whisper")  # a local model with no package anywhere
+    options = PORTABLE.with_(convert_missing=True)
+
+    first = WhisperSession.from_pretrained(folder, options, environment=m1_portable)
+
+    package = local_store() / "my-whisper-coreml" / "AudioEncoder.mlpackage"
+    assert first.info.encoder_backend is CORE_ML and first.info.components[0].package == str(package)
+    assert "made now" in first.info.components[0].reason
+    manifest = package.parent / "manifest.json"
+    written = manifest.stat().st_mtime_ns
+    second = WhisperSession.from_pretrained(folder, options, environment=m1_portable)
+    assert second.info.encoder_backend is CORE_ML and second.info.components[0].package == str(package)
+    assert manifest.stat().st_mtime_ns == written  # found, not converted again
+    plain = WhisperSession.from_pretrained(tmp_path / "my-whisper", PORTABLE.with_(coreml_sources={}), environment=m1_portable)
+    assert plain.info.encoder_backend is CORE_ML  # without the option, the kept package is still found

@@ -34,7 +34,14 @@ from ..cancel import CancelToken
 from ..compile_job import load_with_deadline
 from ..coreml_encoder import CoreMLAudioEncoder, FallbackEncoder
 from ..encoders import MLXAudioEncoder
-from ..errors import ANECompilationCancelled, ANECompilationError, CoreMLError, EncoderError, QuantizationFailed
+from ..errors import (
+    ANECompilationCancelled,
+    ANECompilationError,
+    ConversionError,
+    CoreMLError,
+    EncoderError,
+    QuantizationFailed,
+)
 from ..hub import HubSettings
 from ..info import ComponentInfo, SessionInfo, SessionRecorder
 from ..options import BackendPreference, Component, ModelLoadingOptions, WhisperQuantization
@@ -165,6 +172,11 @@ class WhisperSession:
             return
         try:
             path = sources.fetch_package(source, self.hub_settings, lambda f: self._emit(DownloadingCoreML(f)))
+        except ConversionError as exc:  # convert_missing: no download was involved
+            reason = f"converting the encoder failed: {exc}"
+            self._emit(CoreMLUnavailable(reason))
+            self._record(decision, _MLX, "mlx", reason, reason)
+            return
         except Exception as exc:  # DownloadError, or anything the disk threw: the seed's downloadFailed
             self._emit(DownloadFailed(exc))
             reason = f"Core ML download failed: {exc}"
