@@ -185,13 +185,23 @@ class Transcriber:
 
         return get_tokenizer(self.bundle, multilingual=self.multilingual, language=language, task=task)
 
-    def transcribe(self, audio: Any, *, options: TranscribeOptions | None = None, progress: ProgressCallback | None = None, **overrides: Any) -> tuple[Iterator[Segment], TranscriptionInfo]:
-        """Start transcribing `audio` (a path, or 16 kHz mono samples as a numpy or MLX array).
+    def transcribe(
+        self,
+        audio: Any,
+        *,
+        options: TranscribeOptions | None = None,
+        progress: ProgressCallback | None = None,
+        sample_rate: int | None = None,
+        **overrides: Any,
+    ) -> tuple[Iterator[Segment], TranscriptionInfo]:
+        """Start transcribing `audio`: a path, or samples as a numpy or MLX array at `sample_rate`
+        (default 16000; other rates are resampled). Keyword overrides change `options` fields.
 
-        Language detection (if asked) runs now; segments are decoded lazily as the iterator is read.
+        Bad input raises here (typed errors); language detection, if asked, runs here too.
+        Segments are decoded lazily, window by window, as the iterator is read.
         """
         options = self._checked(merge_options(options, overrides))
-        samples = load_audio(audio)
+        samples = load_audio(audio, sample_rate)
         from .mel import log_mel_spectrogram
 
         mel = log_mel_spectrogram(samples, self.dims.n_mels, padding=N_SAMPLES)  # (n_mels, frames + 3000)
