@@ -130,7 +130,8 @@ typedef struct macb_model macb_model;
 
 /*
  * Called with each stage a load job enters: from the job's background thread, or from the thread
- * calling macb_load_begin (the current stage of a job it adopts). Never called again once
+ * calling macb_load_begin (with the stage the job is in when the handle is made: QUEUED for a new
+ * job, the current one for an adopted job). Stages only move forward. Never called again once
  * macb_job_cancel or macb_job_free on that handle has returned, so user_data may be released then.
  * It must return quickly and must not call macb_* functions on the same job.
  */

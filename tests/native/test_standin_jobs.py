@@ -7,6 +7,7 @@ mapping) with compile and load times the stand-in fakes by sleeping.
 
 from __future__ import annotations
 
+import _thread
 import threading
 import time
 
@@ -75,6 +76,16 @@ def test_cancel_returns_within_a_second_and_the_next_load_adopts_the_running_job
     assert model.adopted
     assert [line.split()[0] for line in calls(package)] == ["compile", "load", "predict"]
     model.close()
+
+
+def test_ctrl_c_interrupts_a_waiting_load_within_a_poll(runtime, make_package) -> None:
+    package = make_package(compile_delay_s=2)
+    threading.Timer(0.2, _thread.interrupt_main).start()
+    started = time.monotonic()
+    with pytest.raises(KeyboardInterrupt):
+        runtime.load(package)
+    assert time.monotonic() - started < 0.2 + 0.5
+    assert runtime.load(package).adopted  # the interrupted load was abandoned, not restarted
 
 
 def test_two_loads_at_once_share_one_compile(runtime, make_package) -> None:

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 import cffi
 
 from ..coreml.runtime import ComputeUnits, TensorSpec
-from ..errors import ABIVersionMismatch, ModelNotLoaded, NativeError, NativeLibraryUnavailable, TensorLayoutError
+from ..errors import ABIVersionMismatch, NativeError, NativeLibraryUnavailable, TensorLayoutError
 from . import abi
 from .tensors import TensorDescriptor
 
@@ -282,8 +282,8 @@ class HandleGuard:
     Lets one thread cancel or close while another waits or predicts, without a use after free.
     """
 
-    def __init__(self, what: str) -> None:
-        self._what = what
+    def __init__(self, closed_error: Callable[[], Exception]) -> None:
+        self._closed_error = closed_error  # raised by use() once the handle is closed
         self._handle: Any = None
         self._users = 0
         self._changed = threading.Condition()
@@ -301,7 +301,7 @@ class HandleGuard:
     def use(self) -> Iterator[Any]:
         with self._changed:
             if self._handle is None:
-                raise ModelNotLoaded(self._what)
+                raise self._closed_error()
             self._users += 1
             handle = self._handle
         try:

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from ..coreml.runtime import ComputeUnits, LoadStage
+from ..errors import NativeError
 from . import abi
 from .binding import POLL_INTERVAL_S, HandleGuard, NativeCall, NativeLibrary, ffi
 
@@ -50,7 +51,7 @@ class LoadJob:
         self.library = lib
         self.model_path = model_path
         self.last_stage = LoadStage.QUEUED  # the last stage handed out by stages()
-        self._guard = HandleGuard("load job")
+        self._guard = HandleGuard(lambda: NativeError(abi.CONSTANTS["MACB_ERR_STATE"], "the load job is closed"))
         self._stages: queue.SimpleQueue[int] = queue.SimpleQueue()
         self._user_data = ffi.new_handle(self._stages)  # referenced until the handle is freed
         model = ffi.new("char[]", os.fsencode(model_path))

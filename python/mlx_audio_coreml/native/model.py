@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 
 from ..coreml.runtime import ComputeUnits, ModelDescription, PredictResult, TensorSpec
+from ..errors import ModelNotLoaded
 from . import abi
 from .binding import HandleGuard, NativeCall, NativeLibrary, c_text, ffi, new_fault, raise_for_tensors, tensor_array
 from .tensors import TensorDescriptor, descriptor_for_input, output_buffer
@@ -43,7 +44,7 @@ class NativeModel:
     def __init__(self, lib: NativeLibrary, handle: Any, path: Path) -> None:
         self.library = lib
         self.path = path
-        self._guard = HandleGuard("Core ML model")
+        self._guard = HandleGuard(lambda: ModelNotLoaded("Core ML"))
         self._guard.set(handle)
         self.description = self._describe()
 
