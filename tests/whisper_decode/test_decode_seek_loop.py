@@ -166,3 +166,15 @@ def test_fallback_is_needed_for_looping_or_unlikely_text_but_not_for_silence():
     assert needs_fallback(result([5], compression_ratio=3.0), options)
     assert needs_fallback(result([5], avg_logprob=-1.5), options)
     assert not needs_fallback(result([5], avg_logprob=-1.5, no_speech_prob=0.9), options)  # silence: skipped instead
+
+
+def test_segments_without_text_are_dropped_and_ids_stay_consecutive():
+    ts = T.timestamp
+    windows = iter([[ts(0.0), ts(0.5), ts(0.5), 5, ts(1.0)], [ts(0.0), T.eot - 99, ts(0.4)]])
+
+    def decode(seek, n, prompt):
+        return WindowDecode(result(next(windows)))
+
+    segments = list(SeekLoop(TranscribeOptions(), T, 3000 + 1000).run(decode))
+    assert [(s.id, s.text) for s in segments] == [(0, " w5"), (1, " w1")]
+    assert segments[1].start == pytest.approx(30.0)

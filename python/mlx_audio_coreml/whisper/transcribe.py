@@ -17,7 +17,7 @@ import mlx.core as mx
 from ..errors import InvalidOption
 from .audio import FRAMES_PER_SECOND, N_FRAMES, N_SAMPLES, SAMPLE_RATE, load_audio, pad_or_trim
 from .decoding import DecodingOptions, DecodingResult, DecodingTask, detect_language, sot_sequence
-from .segments import Segment, TranscriptionInfo, cut_window
+from .segments import Segment, TokenSpan, TranscriptionInfo, cut_window
 from .timing import APPEND_PUNCTUATIONS, PREPEND_PUNCTUATIONS, attach_words, find_alignment
 
 ProgressCallback = Callable[[float, float], None]  # (seconds done, seconds total)
@@ -129,16 +129,7 @@ class SeekLoop:
             return n_frames, []
         cut = cut_window(list(result.tokens), self.tokenizer.timestamp_begin, n_frames)
         window_start = seek / FRAMES_PER_SECOND
-        segments = [
-            Segment(
-                id=first_id + i, seek=seek,
-                start=round(window_start + span.start, 3), end=round(window_start + span.end, 3),
-                text=self.tokenizer.decode([t for t in span.tokens if t < self.tokenizer.timestamp_begin]),
-                tokens=span.tokens, temperature=result.temperature, avg_logprob=result.avg_logprob,
-                compression_ratio=result.compression_ratio, no_speech_prob=result.no_speech_prob,
-            )
-            for i, span in enumerate(s for s in cut.spans if s.end >= s.start)
-        ]
+        segments = self._make_segments(result, cut.spans, seek, first_id)
         advance = cut.advance_frames
         if align is not None and segments:
             segments = align(segments, window, seek, n_frames, last_speech_end)
@@ -149,7 +140,23 @@ class SeekLoop:
         self.all_tokens.extend(cut.consumed)
         if not options.condition_on_previous_text or result.temperature > options.prompt_reset_on_temperature:
             self.prompt_start = len(self.all_tokens)
-        return advance, [s for s in segments if s.text.strip()]
+        return advance, segments
+
+    def _make_segments(self, result: DecodingResult, spans: Sequence[TokenSpan], seek: int, first_id: int) -> list[Segment]:
+        """Segments (absolute times, consecutive ids) for the spans that hold some text."""
+        window_start = seek / FRAMES_PER_SECOND
+        ts_begin = self.tokenizer.timestamp_begin
+        texts = [self.tokenizer.decode([t for t in span.tokens if t < ts_begin]) for span in spans]
+        kept = [(span, text) for span, text in zip(spans, texts) if text.strip() and span.end >= span.start]
+        return [
+            Segment(
+                id=first_id + i, seek=seek,
+                start=round(window_start + span.start, 3), end=round(window_start + span.end, 3),
+                text=text, tokens=span.tokens, temperature=result.temperature, avg_logprob=result.avg_logprob,
+                compression_ratio=result.compression_ratio, no_speech_prob=result.no_speech_prob,
+            )  # fmt: skip
+            for i, (span, text) in enumerate(kept)
+        ]
 
     def _is_silence(self, result: DecodingResult) -> bool:
         options = self.options
