@@ -2,9 +2,9 @@
 
 Usage: .venv/bin/python bench/decode_loop.py [MODEL] [AUDIO] [--repeat N]
 
-Measures, on one 30 s window of real speech with real weights (median of N runs, after a warm-up):
-- loop:   DecodingTask.run (greedy, timestamp rules and suppression on), minus its prefix step,
-          per sampled token;
+Measures, on one 30 s window of real speech with real weights (median of N interleaved rounds, after a warm-up):
+- loop:   DecodingTask.run (greedy, timestamp rules and suppression on, log-probs, the
+          stop check), minus the prefix step, per sampled token;
 - bare:   the same number of decoder steps fed their own argmax, queued with mx.async_eval;
 - prefix: the first decoder call over the start-of-transcript tokens.
 """
@@ -30,14 +30,10 @@ from mlx_audio_coreml.whisper.models import resolve_local  # noqa: E402
 from mlx_audio_coreml.whisper.sampling import DecoderStep  # noqa: E402
 
 
-def median_time(fn, repeat: int) -> float:
-    fn()  # warm-up
-    times = []
-    for _ in range(repeat):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
+def timed(fn) -> float:
+    start = time.perf_counter()
+    fn()
+    return time.perf_counter() - start
 
 
 def main() -> None:
@@ -60,6 +56,9 @@ def main() -> None:
     def prefix_step() -> None:
         mx.eval(bundle.model.decoder(prefix, features)[:2])
 
+    def decode_window() -> None:
+        task.run(features)
+
     def bare_loop() -> None:
         step = DecoderStep(bundle.model, features)
         logits, cache = step(prefix, None)
@@ -69,9 +68,12 @@ def main() -> None:
             mx.async_eval(logits, cache)
         mx.eval(logits)
 
-    t_loop = median_time(lambda: task.run(features), args.repeat)
-    t_prefix = median_time(prefix_step, args.repeat)
-    t_bare = median_time(bare_loop, args.repeat)
+    # Interleaved rounds, so a busy machine slows all three alike; medians over rounds.
+    for fn in (decode_window, prefix_step, bare_loop):
+        fn()  # warm-up (compiles, allocations)
+    rounds = [tuple(timed(fn) for fn in (decode_window, prefix_step, bare_loop)) for _ in range(args.repeat)]
+    t_loop, t_prefix, t_bare = (statistics.median(r[i] for r in rounds) for i in range(3))
+    overhead = statistics.median((loop - bare) / n_tokens for loop, _, bare in rounds) * 1e3
     loop_ms = (t_loop - t_prefix) / n_tokens * 1e3
     bare_ms = (t_bare - t_prefix) / n_tokens * 1e3
     print(f"machine: {platform.machine()} {platform.processor() or ''}, mlx {mx.__version__}, BLAS: {_blas.blas_note}")
@@ -79,7 +81,7 @@ def main() -> None:
     print(f"{'':24}{'ms/token':>10}")
     print(f"{'decoding loop':24}{loop_ms:10.2f}")
     print(f"{'bare decoder step':24}{bare_ms:10.2f}")
-    print(f"{'loop overhead':24}{loop_ms - bare_ms:10.2f}   ({(loop_ms / bare_ms - 1) * 100:+.1f}%)")
+    print(f"{'loop overhead':24}{overhead:10.2f}   ({overhead / bare_ms * 100:+.1f}% of a bare step; median of per-round differences)")
     print(f"prefix step: {t_prefix * 1e3:.1f} ms; whole window decode: {t_loop * 1e3:.1f} ms")
 
 

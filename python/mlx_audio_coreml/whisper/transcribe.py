@@ -17,8 +17,10 @@ import mlx.core as mx
 from ..errors import InvalidOption
 from .audio import FRAMES_PER_SECOND, N_FRAMES, N_SAMPLES, SAMPLE_RATE, load_audio, pad_or_trim
 from .decoding import DecodingOptions, DecodingResult, DecodingTask, detect_language, sot_sequence
+from .mel import log_mel_spectrogram
 from .segments import Segment, TokenSpan, TranscriptionInfo, cut_window
 from .timing import APPEND_PUNCTUATIONS, PREPEND_PUNCTUATIONS, attach_words, find_alignment
+from .tokenizer import LANGUAGES, TO_LANGUAGE_CODE, get_tokenizer
 
 ProgressCallback = Callable[[float, float], None]  # (seconds done, seconds total)
 
@@ -188,8 +190,6 @@ class Transcriber:
         self.multilingual = bool(getattr(self.model, "is_multilingual", False))
 
     def tokenizer(self, language: str | None, task: str) -> Any:
-        from .tokenizer import get_tokenizer
-
         return get_tokenizer(self.bundle, multilingual=self.multilingual, language=language, task=task)
 
     def transcribe(
@@ -209,8 +209,6 @@ class Transcriber:
         """
         options = self._checked(merge_options(options, overrides))
         samples = load_audio(audio, sample_rate)
-        from .mel import log_mel_spectrogram
-
         mel = log_mel_spectrogram(samples, self.dims.n_mels, padding=N_SAMPLES)  # (n_mels, frames + 3000)
         content_frames = mel.shape[-1] - N_FRAMES
         first_features = None
@@ -268,8 +266,6 @@ class Transcriber:
         return align
 
     def _checked(self, options: TranscribeOptions) -> TranscribeOptions:
-        from .tokenizer import TO_LANGUAGE_CODE, LANGUAGES
-
         language = options.language
         if language is not None:
             key = language.lower()
