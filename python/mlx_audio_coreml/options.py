@@ -75,6 +75,9 @@ class ModelLoadingOptions:
     # Per-component preference; beats `backend` for that component.
     backend_overrides: Mapping[Component, BackendPreference] = field(default_factory=dict)
     compile_timeout_s: float = DEFAULT_COMPILE_TIMEOUT_S  # Core ML compile + load + specialization
+    # The seed's "user accepts compilation delay": under AUTO, off means a package that is not
+    # compiled yet is left to `warmup()` (MLX runs meanwhile) instead of compiling during the load.
+    accept_compile_delay: bool = True
     compute_units: ComputeUnits = ComputeUnits.ALL  # a request to Core ML, not a promise
     # None: automatic (apple, then coremltools; never portable). Or "apple"/"coremltools"/"portable".
     coreml_runtime: str | None = None

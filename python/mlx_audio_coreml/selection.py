@@ -12,7 +12,9 @@ touch the network, so a machine that cannot use Core ML never asks the hub for a
 4. A Core ML runtime must run here: the named one, else `apple`, else `coremltools`.
 5. A Core ML package must exist for the component ("Model not available"); a lookup that fails
    on the network is a download failure, not an absent model.
-Otherwise: Core ML.
+Otherwise: Core ML. Then, once the package is on disk, the seed's third auto criterion
+(`compile_now_allowed`): under AUTO the model must be pre-compiled or the caller must accept the
+compile delay (`options.accept_compile_delay`); if not, MLX runs until `warmup()` compiles it.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from __future__ import annotations
 import enum
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from .coreml import registry
 from .coreml.runtime import Availability, CoreMLRuntime
@@ -104,6 +107,22 @@ class RuntimeProvider:
     def create(self, name: str) -> CoreMLRuntime:
         return registry.get_runtime(name)
 
+    def is_precompiled(self, name: str, package: Path) -> bool:
+        """Whether loading `package` on runtime `name` skips the slow Core ML compile.
+
+        apple: its compiled cache holds this package (device specialization may still run on the
+        first load after an OS update). portable: there is no Core ML compile. coremltools:
+        recompiles into a temporary folder on every load, so never.
+        """
+        if name == "portable":
+            return True
+        if name != "apple":
+            return False
+        from .coreml.apple import compiled_cache_path, default_cache_dir
+
+        cached = compiled_cache_path(package, default_cache_dir())
+        return cached is None or cached.exists()  # None: the package is already a compiled .mlmodelc
+
 
 @dataclass
 class LoadEnvironment:
@@ -171,3 +190,19 @@ def select_backend(
         runtime=runtime.name,
         package=package,
     )
+
+
+def compile_now_allowed(
+    decision: BackendDecision, options: ModelLoadingOptions, runtimes: RuntimeProvider, package: Path
+) -> str:
+    """'' when the compile may run as part of loading; else why Core ML waits for `warmup()`.
+
+    The seed: auto prefers Core ML when the "model has been pre-compiled OR user accepts
+    compilation delay". An explicit CORE_ML preference or override accepts the delay by itself.
+    """
+    if decision.requested is not BackendPreference.AUTO or options.accept_compile_delay:
+        return ""
+    if decision.runtime is not None and runtimes.is_precompiled(decision.runtime, package):
+        return ""
+    return "Core ML package not compiled yet and accept_compile_delay is off: MLX runs until warmup() compiles it"
+

@@ -173,3 +173,32 @@ def test_real_linux_machine_reports_no_core_ml_and_no_neural_engine():
     assert facts.os_name == "Linux" and facts.source == "platform"
     assert not facts.coreml_available and not facts.neural_engine_usable
     assert "Core ML is not available on Linux" in facts.neural_engine_problem()
+
+
+class _Precompiled(Runtimes):
+    def __init__(self, precompiled: bool) -> None:
+        super().__init__({"apple": True})
+        self.precompiled = precompiled
+
+    def is_precompiled(self, name, package) -> bool:
+        return self.precompiled
+
+
+@pytest.mark.parametrize(
+    "preference, accept, precompiled, waits",
+    [
+        (AUTO, True, False, False),  # the default accepts the compile delay
+        (AUTO, False, True, False),  # pre-compiled: no delay to accept
+        (AUTO, False, False, True),  # the seed's third auto criterion fails
+        (CORE_ML, False, False, False),  # asking for Core ML accepts the delay
+    ],
+)
+def test_third_auto_rule_precompiled_or_delay_accepted(preference, accept, precompiled, waits):
+    from pathlib import Path
+
+    from mlx_audio_coreml.selection import compile_now_allowed
+
+    options = ModelLoadingOptions(backend=preference, accept_compile_delay=accept)
+    decision, _ = decide(options)
+    reason = compile_now_allowed(decision, options, _Precompiled(precompiled), Path("AudioEncoder.mlpackage"))
+    assert bool(reason) is waits

@@ -143,3 +143,19 @@ def test_sync_warmup_cancellation_then_retry_adopts_the_abandoned_compile(
     assert session.warmup() is True  # the app tries again later
     assert session.info.encoder_backend is BackendPreference.CORE_ML and not session.info.did_fallback
     assert _compiles(tmp_path) == 1  # the second warmup adopted the abandoned native compile
+
+
+def test_auto_leaves_an_uncompiled_package_to_warmup_when_the_delay_is_not_accepted(
+    turbo_on_hub, fake_hub, hub_settings, standin, events, tmp_path
+):
+    _serve_standin_companion(fake_hub, tmp_path)
+    options = ModelLoadingOptions.default().with_(accept_compile_delay=False)
+
+    first = WhisperSession.from_pretrained(TURBO, options, events, environment=standin)
+
+    assert first.info.encoder_backend is BackendPreference.MLX and _compiles(tmp_path) == 0
+    assert "accept_compile_delay" in first.info.components[0].reason
+    assert first.warmup() is True and _compiles(tmp_path) == 1  # the app chose when to pay for it
+    second = WhisperSession.from_pretrained(TURBO, options, environment=standin)
+    assert second.info.encoder_backend is BackendPreference.CORE_ML  # pre-compiled now: auto takes it
+    assert _compiles(tmp_path) == 1  # from the compiled cache

@@ -57,7 +57,7 @@ from ..progress import (
     WhisperProgress,
     emit,
 )
-from ..selection import BackendDecision, LoadEnvironment, select_backend
+from ..selection import BackendDecision, LoadEnvironment, compile_now_allowed, select_backend
 
 _MLX = BackendPreference.MLX
 _CORE_ML = BackendPreference.CORE_ML
@@ -92,6 +92,7 @@ class WhisperSession:
         self._switch: FallbackEncoder | None = None
         self._transcriber: Any = None
         self._plan: _CoreMLPlan | None = None
+        self._defer_compile = False  # the seed's third auto rule said: not during the load
         self._recorder = SessionRecorder(self.model_name)
         self._usable = threading.Event()  # MLX is loaded (or the load failed: see _load_error)
         self._load_error: BaseException | None = None
@@ -148,11 +149,12 @@ class WhisperSession:
             return
         self._recorder.update(duration_s=time.monotonic() - started)
         self._usable.set()
-        if warmup and self._plan is not None:
+        if warmup and self._plan is not None and not self._defer_compile:
             self._warm(None, self.options.compile_timeout_s, raise_errors=False)
             self._recorder.update(duration_s=time.monotonic() - started)  # the compile was part of this load
 
     def _choose_encoder(self, resolved: sources.ResolvedModel) -> None:
+        """Steps 3 and 4 up to the compile: select, check the package belongs, download it."""
         component = Component.ENCODER
         decision = select_backend(
             component,
@@ -167,23 +169,21 @@ class WhisperSession:
         source: sources.PackageSource = decision.package.location  # type: ignore[union-attr,assignment]
         mismatch = source.weights_problem(self.bundle.weights_sha256)
         if mismatch:
-            self._emit(CoreMLUnavailable(mismatch))
-            self._record(decision, _MLX, "mlx", mismatch, mismatch)
-            return
+            return self._stay_on_mlx(decision, CoreMLUnavailable(mismatch), mismatch)
         try:
             path = sources.fetch_package(source, self.hub_settings, lambda f: self._emit(DownloadingCoreML(f)))
         except ConversionError as exc:  # convert_missing: no download was involved
             reason = f"converting the encoder failed: {exc}"
-            self._emit(CoreMLUnavailable(reason))
-            self._record(decision, _MLX, "mlx", reason, reason)
-            return
+            return self._stay_on_mlx(decision, CoreMLUnavailable(reason), reason)
         except Exception as exc:  # DownloadError, or anything the disk threw: the seed's downloadFailed
-            self._emit(DownloadFailed(exc))
-            reason = f"Core ML download failed: {exc}"
-            self._record(decision, _MLX, "mlx", reason, reason)
-            return
+            return self._stay_on_mlx(decision, DownloadFailed(exc), f"Core ML download failed: {exc}")
         self._plan = _CoreMLPlan(decision, path, decision.runtime or "")
-        self._record(decision, _MLX, "mlx", f"{decision.reason}; compile pending (call warmup())", None, package=path)
+        waits = compile_now_allowed(decision, self.options, self.environment.runtimes, path)
+        self._defer_compile = bool(waits)
+        if waits:
+            return self._stay_on_mlx(decision, CoreMLUnavailable(waits), waits, path)
+        self._record(decision, _MLX, "mlx", f"{decision.reason}; compile pending (call warmup())", None, path)
+        return None
 
     # --- Warmup ---------------------------------------------------------------------------------
 
@@ -323,9 +323,13 @@ class WhisperSession:
     def _give_up(self, plan: _CoreMLPlan, error: BaseException, event: WhisperProgress, reason: str) -> BaseException:
         """Core ML will not run this encoder: tell, record, and stay on MLX for good."""
         self._plan = None
-        self._emit(event)
-        self._record(plan.decision, _MLX, "mlx", reason, reason, plan.package)
+        self._stay_on_mlx(plan.decision, event, reason, plan.package)
         return error
+
+    def _stay_on_mlx(self, decision: BackendDecision, event: WhisperProgress, reason: str, package: Path | None = None) -> None:
+        """Tell the handler why Core ML does not run this component (now) and record it."""
+        self._emit(event)
+        self._record(decision, _MLX, "mlx", reason, reason, package)
 
     def _record(
         self,
