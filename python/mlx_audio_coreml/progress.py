@@ -66,7 +66,8 @@ class CompilingANE(WhisperProgress):
 
 @dataclass(frozen=True)
 class Loading(WhisperProgress):
-    """Weights going into memory: `fraction` done, 0.0 to 1.0."""
+    """Weights going into memory: `fraction` done, 0.0 to 1.0 (sent at 0.0 and 1.0: the weight
+    loader reports no steps in between)."""
 
     fraction: float
 
