@@ -23,3 +23,22 @@ def tiny_encoder() -> AudioEncoder:
 @pytest.fixture()
 def tiny_source() -> SourceInfo:
     return SourceInfo(name="tiny-random", revision="local", weights_sha256="0" * 64, source_format="mlx")
+
+
+@pytest.fixture(scope="session")
+def tiny_package(tiny_encoder, tmp_path_factory):
+    """`tiny_package(layout, precision)`: the tiny encoder converted once per session (no validation),
+    shared by the tests that only read or run the package."""
+    from mlx_audio_coreml.convert import ConvertOptions, SourceInfo, convert_encoder
+
+    source = SourceInfo(name="tiny-random", revision="local", weights_sha256="0" * 64, source_format="mlx")
+    built = {}
+
+    def get(layout: str, precision: str):
+        if (layout, precision) not in built:
+            out = tmp_path_factory.mktemp(f"tiny-{layout}-{precision}")
+            options = ConvertOptions(layout=layout, precision=precision, validate=False)
+            built[layout, precision] = convert_encoder(tiny_encoder, TINY_HEADS, source, out, options)
+        return built[layout, precision]
+
+    return get

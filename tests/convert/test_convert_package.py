@@ -39,9 +39,8 @@ def test_weights_from_mlx_reads_every_parameter_in_pytorch_order(tiny_encoder):
 
 @pytest.mark.parametrize("layout_name", sorted(LAYOUTS))
 @pytest.mark.parametrize("precision", ["float16", "float32"])
-def test_each_layout_writes_its_published_io_and_metadata(tiny_encoder, tiny_source, tmp_path, layout_name, precision):
-    options = ConvertOptions(layout=layout_name, precision=precision, validate=False)
-    result = convert_encoder(tiny_encoder, TINY_HEADS, tiny_source, tmp_path, options)
+def test_each_layout_writes_its_published_io_and_metadata(tiny_package, tiny_source, layout_name, precision):
+    result = tiny_package(layout_name, precision)
     description = package_description(result.package)
     layout = detect_layout(description)
     assert layout.name == layout_name
@@ -55,7 +54,7 @@ def test_each_layout_writes_its_published_io_and_metadata(tiny_encoder, tiny_sou
     assert (meta["mlx_audio_coreml.n_mels"], meta["mlx_audio_coreml.n_ctx"], meta["mlx_audio_coreml.d_model"]) == ("80", "1500", "64")
     assert meta["mlx_audio_coreml.coremltools_version"] and meta["mlx_audio_coreml.mlx_version"] == mx.__version__
     assert result.validation is None and "skipped" in result.validation_note
-    assert sorted(p.name for p in tmp_path.iterdir()) == [result.package.name]
+    assert sorted(p.name for p in result.package.parent.iterdir()) == [result.package.name]
 
 
 def test_companion_folder_has_card_and_manifest_hashing_every_file(tiny_encoder, tiny_source, tmp_path):
@@ -181,9 +180,8 @@ def _op_types(package: Path) -> list[str]:
 
 
 @pytest.mark.parametrize("layout_name", sorted(LAYOUTS))
-def test_program_stays_channels_first_as_the_neural_engine_prefers(tiny_encoder, tiny_source, tmp_path, layout_name):
-    result = convert_encoder(tiny_encoder, TINY_HEADS, tiny_source, tmp_path, ConvertOptions(layout=layout_name, validate=False))
-    ops = _op_types(result.package)
+def test_program_stays_channels_first_as_the_neural_engine_prefers(tiny_package, layout_name):
+    ops = _op_types(tiny_package(layout_name, "float16").package)
     n_layer, n_head = 2, TINY_HEADS
     assert "linear" not in ops and "reshape" not in ops  # linears are 1x1 convs on (B, C, 1, S)
     assert ops.count("conv") == 2 + 6 * n_layer  # front end + q, k, v, out, mlp1, mlp2 per block

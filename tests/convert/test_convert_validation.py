@@ -39,21 +39,18 @@ def _run_through_portable(package: Path, mel: np.ndarray) -> tuple[str, np.ndarr
 
 @pytest.mark.parametrize("layout_name", sorted(LAYOUTS))
 @pytest.mark.parametrize("precision", ["float32", "float16"])
-def test_each_layout_round_trips_and_agrees_with_mlx(tiny_encoder, tiny_source, tmp_path, layout_name, precision):
-    options = ConvertOptions(layout=layout_name, precision=precision, validate=True)
-    result = convert_encoder(tiny_encoder, TINY_HEADS, tiny_source, tmp_path, options)
-    assert result.validation is not None and result.validation.passed  # the converter's own check
+def test_each_layout_round_trips_and_agrees_with_mlx(tiny_encoder, tiny_package, layout_name, precision):
     mel = validation_mel(80, JFK)
-    found, states = _run_through_portable(result.package, mel)
+    found, states = _run_through_portable(tiny_package(layout_name, precision).package, mel)
     assert found == layout_name
     assert states.shape == (1, 1500, 64)
     assert relative_error(states, mlx_states(tiny_encoder, mel)) <= DEFAULT_TOLERANCES[precision]
 
 
-def test_batched_attention_agrees_with_per_head_attention(tiny_encoder, tiny_source, tmp_path):
-    per_head = convert_encoder(tiny_encoder, TINY_HEADS, tiny_source, tmp_path / "a", ConvertOptions(precision="float32", validate=False))
+def test_batched_attention_agrees_with_per_head_attention(tiny_encoder, tiny_package, tiny_source, tmp_path):
+    per_head = tiny_package("default", "float32")
     batched = convert_encoder(
-        tiny_encoder, TINY_HEADS, tiny_source, tmp_path / "b", ConvertOptions(precision="float32", split_heads=False, validate=False)
+        tiny_encoder, TINY_HEADS, tiny_source, tmp_path, ConvertOptions(precision="float32", split_heads=False, validate=False)
     )
     mel = validation_mel(80)
     _, a = _run_through_portable(per_head.package, mel)
@@ -63,8 +60,10 @@ def test_batched_attention_agrees_with_per_head_attention(tiny_encoder, tiny_sou
 
 def test_validation_reports_to_progress_and_a_failed_check_leaves_nothing(tiny_encoder, tiny_source, tmp_path):
     seen = []
-    convert_encoder(tiny_encoder, TINY_HEADS, tiny_source, tmp_path / "ok", ConvertOptions(validate=True), lambda s, f: seen.append(s))
+    options = ConvertOptions(validate=True)
+    result = convert_encoder(tiny_encoder, TINY_HEADS, tiny_source, tmp_path / "ok", options, lambda s, f: seen.append(s))
     assert ConversionStage.VALIDATING in seen
+    assert result.validation is not None and result.validation.passed and result.validation.runtime == "portable"
     impossible = ConvertOptions(validate=True, tolerance=1e-12)  # float16 cannot meet this
     with pytest.raises(ConversionValidationFailed):
         convert_encoder(tiny_encoder, TINY_HEADS, tiny_source, tmp_path / "bad", impossible)
