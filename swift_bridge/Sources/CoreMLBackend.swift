@@ -162,8 +162,9 @@ enum ModelDescriptionReader {
                 throw ShimError(status: MACB_ERR_UNSUPPORTED_MODEL, message: "\(role) '\(name)' is not a multi-array")
             }
             guard let dtype = dtype(of: constraint.dataType) else {
+                let code = constraint.dataType.rawValue
                 throw ShimError(status: MACB_ERR_UNSUPPORTED_MODEL,
-                                message: "\(role) '\(name)' has data type \(constraint.dataType.rawValue), not one of float32, float16, float64, int32")
+                                message: "\(role) '\(name)' has data type \(code), not float32, float16, float64 or int32")
             }
             let shape = constraint.shape.map { $0.intValue }
             guard (1...Int(MACB_MAX_RANK)).contains(shape.count), shape.allSatisfy({ $0 > 0 }) else {

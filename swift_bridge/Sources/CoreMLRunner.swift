@@ -79,16 +79,17 @@ final class CoreMLRunner: ModelRunner {
     /// The caller's memory as an MLMultiArray, or a converted copy when the dtype differs.
     private func inputArray(_ tensor: BoundTensor) throws -> (MLMultiArray, Bool) {
         if tensor.dtype == tensor.spec.dtype { return (try wrap(tensor, what: "input"), false) }
-        let scratch = try failing("could not allocate a conversion copy of input '\(tensor.spec.name)'") {
-            try MLMultiArray(shape: tensor.shape.map { NSNumber(value: $0) }, dataType: multiArrayDataType(tensor.spec.dtype))
+        let name = tensor.spec.name, modelType = tensor.spec.dtype
+        let scratch = try failing("could not allocate a conversion copy of input '\(name)'") {
+            try MLMultiArray(shape: tensor.shape.map { NSNumber(value: $0) }, dataType: multiArrayDataType(modelType))
         }
+        let source = StridedSource(base: UnsafeRawPointer(tensor.data), dtype: tensor.dtype, strides: tensor.strides)
         try scratch.withUnsafeMutableBytes { raw, strides in
             // Use the strides handed to the closure: the storage may differ from `scratch.strides`.
-            guard let base = raw.baseAddress, reaches(raw.count, shape: tensor.shape, strides: strides, dtype: tensor.spec.dtype)
-            else { throw ShimError.internalError("conversion scratch for '\(tensor.spec.name)' is smaller than its strides") }
-            copyTensor(shape: tensor.shape,
-                       from: StridedSource(base: UnsafeRawPointer(tensor.data), dtype: tensor.dtype, strides: tensor.strides),
-                       to: StridedDestination(base: base, dtype: tensor.spec.dtype, strides: strides))
+            guard let base = raw.baseAddress, reaches(raw.count, shape: tensor.shape, strides: strides, dtype: modelType)
+            else { throw ShimError.internalError("conversion scratch for '\(name)' is smaller than its strides") }
+            copyTensor(shape: tensor.shape, from: source,
+                       to: StridedDestination(base: base, dtype: modelType, strides: strides))
         }
         return (scratch, true)
     }
@@ -106,7 +107,8 @@ final class CoreMLRunner: ModelRunner {
     private func deliver(_ result: MLFeatureProvider, into tensor: BoundTensor, backing: MLMultiArray?) throws -> Bool {
         let name = tensor.spec.name
         guard let array = result.featureValue(for: name)?.multiArrayValue else {
-            throw ShimError(status: MACB_ERR_PREDICTION_FAILED, message: "Core ML returned no multi-array for output '\(name)'")
+            throw ShimError(status: MACB_ERR_PREDICTION_FAILED,
+                            message: "Core ML returned no multi-array for output '\(name)'")
         }
         if let backing, array === backing { return true }
         let shape = array.shape.map { $0.intValue }
@@ -114,8 +116,9 @@ final class CoreMLRunner: ModelRunner {
         guard shape == tensor.shape, strides.count == shape.count, strides.allSatisfy({ $0 >= 0 }),
               let dtype = dtype(of: array.dataType), dtype.converts(to: tensor.dtype)
         else {
+            let got = "\(shape) strides \(strides) type \(array.dataType.rawValue)"
             throw ShimError(status: MACB_ERR_PREDICTION_FAILED,
-                            message: "output '\(name)' came back as \(shape) strides \(strides) type \(array.dataType.rawValue); expected \(tensor.shape) \(tensor.spec.dtype)")
+                            message: "output '\(name)' came back as \(got); expected \(tensor.shape) \(tensor.spec.dtype)")
         }
         return try array.withUnsafeBytes { raw -> Bool in
             guard let base = raw.baseAddress, reaches(raw.count, shape: shape, strides: strides, dtype: dtype) else {

@@ -135,10 +135,13 @@ private func readSpecs(_ specs: UnsafePointer<macb_feature>?, count: Int, what: 
             throw ShimError.invalid("\(what) '\(name)' has \(dtypeName(spec.dtype))")
         }
         let rank = Int(spec.rank)
-        guard (1...Int(MACB_MAX_RANK)).contains(rank) else { throw ShimError.invalid("\(what) '\(name)' has rank \(rank)") }
-        let shape = readInt64s(spec.shape, count: rank).map { Int($0) }
-        guard shape.allSatisfy({ $0 > 0 }) else { throw ShimError.invalid("\(what) '\(name)' has shape \(shape)") }
-        guard !result.contains(where: { $0.name == name }) else { throw ShimError.invalid("\(what) '\(name)' is given twice") }
+        let shape = readInt64s(spec.shape, count: max(rank, 0)).map { Int($0) }
+        guard (1...Int(MACB_MAX_RANK)).contains(rank), shape.allSatisfy({ $0 > 0 }) else {
+            throw ShimError.invalid("\(what) '\(name)' has rank \(rank), shape \(shape)")
+        }
+        guard !result.contains(where: { $0.name == name }) else {
+            throw ShimError.invalid("\(what) '\(name)' is given twice")
+        }
         result.append(FeatureSpec(name: name, dtype: dtype, shape: shape))
     }
     return result

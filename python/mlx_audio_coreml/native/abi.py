@@ -198,29 +198,27 @@ int32_t macb_validate_tensors(const macb_feature *input_specs, size_t n_input_sp
 
 """
 
-# MACB_DTYPE_* <-> numpy dtype names
-DTYPE_CODES: dict[str, int] = {"float32": 1, "float16": 2, "float64": 3, "int32": 4}
-DTYPE_NAMES: dict[int, str] = {code: name for name, code in DTYPE_CODES.items()}
-
-# MACB_STAGE_* -> coreml.runtime.LoadStage values
-STAGE_NAMES: dict[int, str] = {
-    0: "queued",
-    1: "compiling",
-    2: "loading",
-    3: "prewarming",
-    4: "ready",
-    5: "failed",
-    6: "cancelled",
-}
-
-MAX_RANK = 8
-MESSAGE_CAPACITY = 1024  # bytes of the caller-owned message buffer
-
-
-# --- Status codes to exceptions ------------------------------------------------------------------
+# --- Codes, read from CDEF -----------------------------------------------------------------------
 
 # Every "#define MACB_* <number>" of CDEF, by name: the codes are spelled once, in the header.
 CONSTANTS: dict[str, int] = {name: int(value) for name, value in re.findall(r"#define (MACB_\w+) (\d+)", CDEF)}
+
+
+def _named(prefix: str) -> dict[int, str]:
+    """code -> lower-case name for the constants MACB_<prefix>_*: MACB_DTYPE_FLOAT16 -> "float16"."""
+    start = f"MACB_{prefix}_"
+    return {code: name[len(start):].lower() for name, code in CONSTANTS.items() if name.startswith(start)}
+
+
+DTYPE_NAMES: dict[int, str] = _named("DTYPE")  # numpy dtype names
+DTYPE_CODES: dict[str, int] = {name: code for code, name in DTYPE_NAMES.items()}
+STAGE_NAMES: dict[int, str] = _named("STAGE")  # coreml.runtime.LoadStage values
+MAX_RANK = CONSTANTS["MACB_MAX_RANK"]
+ROLE_INPUT = CONSTANTS["MACB_ROLE_INPUT"]
+ROLE_OUTPUT = CONSTANTS["MACB_ROLE_OUTPUT"]
+MESSAGE_CAPACITY = 1024  # bytes of the caller-owned message buffer
+
+# --- Status codes to exceptions ------------------------------------------------------------------
 
 OK = CONSTANTS["MACB_OK"]
 ERR_UNAVAILABLE = CONSTANTS["MACB_ERR_UNAVAILABLE"]
@@ -238,8 +236,6 @@ ERR_TENSOR_NULL = CONSTANTS["MACB_ERR_TENSOR_NULL"]
 ERR_TENSOR_SIZE = CONSTANTS["MACB_ERR_TENSOR_SIZE"]
 ERR_PREDICTION_FAILED = CONSTANTS["MACB_ERR_PREDICTION_FAILED"]
 ERR_UNSUPPORTED_MODEL = CONSTANTS["MACB_ERR_UNSUPPORTED_MODEL"]
-ROLE_INPUT = CONSTANTS["MACB_ROLE_INPUT"]
-ROLE_OUTPUT = CONSTANTS["MACB_ROLE_OUTPUT"]
 TENSOR_STATUSES = frozenset(range(ERR_TENSOR_NAME, ERR_TENSOR_SIZE + 1))
 
 
