@@ -11,6 +11,8 @@ from pathlib import Path
 import cffi
 import pytest
 
+from mlx_audio_coreml import native
+from mlx_audio_coreml.errors import ABIVersionMismatch
 from mlx_audio_coreml.native import abi
 
 from native_support import HEADER
@@ -98,3 +100,17 @@ def test_c_compiler_and_cffi_agree_on_struct_layouts(tmp_path: Path) -> None:
         assert int(from_c[struct]) == ffi.sizeof(struct), struct
         for field in fields:
             assert int(from_c[f"{struct}.{field}"]) == ffi.offsetof(struct, field), f"{struct}.{field}"
+
+
+def test_a_library_speaking_another_abi_version_is_refused(tmp_path: Path) -> None:
+    """A stale build on disk must not be called with this Python code's struct layouts."""
+    if shutil.which("gcc") is None:
+        pytest.skip("gcc not installed")
+    source, library = tmp_path / "old.c", tmp_path / "libmacb-old.so"
+    source.write_text('unsigned int macb_abi_version(void) { return 999; }\n'
+                      'const char *macb_build_info(void) { return "an old build"; }\n')
+    subprocess.run(["gcc", "-shared", "-fPIC", str(source), "-o", str(library)], check=True)
+    with pytest.raises(ABIVersionMismatch) as caught:
+        native.library(library)
+    assert (caught.value.expected, caught.value.got) == (abi.ABI_VERSION, 999)
+    assert native.library_status(library).state == "abi mismatch"
