@@ -10,32 +10,10 @@ import mlx_audio_coreml  # noqa: F401  (BLAS first)
 import mlx.core as mx
 import pytest
 from loading_fakehub import FakeHub, FakeRepo
+from loading_helpers import M1_MAC, REAL_STORE, TURBO_COREML_REPO, TURBO_REPO, files_of
 
-from mlx_audio_coreml.devices import DeviceFacts
 from mlx_audio_coreml.hub import HubSettings
 from mlx_audio_coreml.selection import LoadEnvironment, RuntimeProvider
-
-REPO_ROOT = Path(__file__).resolve().parents[2]
-JFK = REPO_ROOT / "samples" / "jfk.wav"
-REAL_STORE = Path.home() / ".cache" / "mlx-audio-coreml" / "models"
-
-# The seed's model and its companion repo (whisper/models.py maps the short name to this repo).
-TURBO = "large-v3-turbo"
-TURBO_REPO = "mlx-community/whisper-large-v3-turbo"
-TURBO_COREML_REPO = TURBO_REPO + "-coreml"
-TINY_REPO = "mlx-community/whisper-tiny-mlx"
-
-# The seed's devices. An M1 Mac has a Neural Engine; the A11 (iPhone X) counts as none.
-M1_MAC = DeviceFacts(os_name="Darwin", os_version="14.5", chip="Apple M1", coreml_available=True, has_neural_engine=True)
-A11_IPHONE = DeviceFacts(
-    os_name="iOS", os_version="16.7", chip="Apple A11 Bionic", coreml_available=True, has_neural_engine=False
-)
-
-
-def files_of(folder: Path) -> dict[str, bytes]:
-    """Every file under `folder` by its POSIX path relative to it."""
-    return {p.relative_to(folder).as_posix(): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
-
 
 @pytest.fixture(scope="session")
 def tiny_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:

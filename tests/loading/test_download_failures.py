@@ -18,7 +18,7 @@ from pathlib import Path
 
 import mlx_audio_coreml  # noqa: F401  (BLAS first)
 import pytest
-from conftest import TURBO, TURBO_COREML_REPO
+from loading_helpers import TURBO, TURBO_COREML_REPO
 from loading_fakehub import Fault
 
 from mlx_audio_coreml.errors import CorruptDownload, DownloadError, NetworkError

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import mlx_audio_coreml  # noqa: F401  (BLAS first)
 import pytest
-from conftest import JFK, M1_MAC, REAL_STORE
+from loading_helpers import JFK, M1_MAC, REAL_STORE
 
 from mlx_audio_coreml.options import BackendPreference, Component, ModelLoadingOptions
 from mlx_audio_coreml.progress import CoreMLUnavailable

@@ -12,7 +12,7 @@ import mlx_audio_coreml  # noqa: F401  (BLAS first)
 import mlx.core as mx
 import numpy as np
 import pytest
-from conftest import A11_IPHONE, TINY_REPO, TURBO, TURBO_COREML_REPO, files_of
+from loading_helpers import A11_IPHONE, TINY_REPO, TURBO, TURBO_COREML_REPO, files_of
 from loading_fakehub import FakeRepo
 
 from mlx_audio_coreml.coreml_encoder import CoreMLAudioEncoder

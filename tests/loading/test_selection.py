@@ -5,7 +5,7 @@ from __future__ import annotations
 import platform
 
 import pytest
-from conftest import A11_IPHONE, M1_MAC
+from loading_helpers import A11_IPHONE, M1_MAC
 
 from mlx_audio_coreml.coreml.runtime import Availability
 from mlx_audio_coreml.devices import DeviceFacts, chip_has_neural_engine, read_device_facts

@@ -11,7 +11,7 @@ import time
 import mlx_audio_coreml  # noqa: F401  (BLAS first)
 import mlx.core as mx
 import pytest
-from conftest import JFK, TURBO, TURBO_COREML_REPO, TURBO_REPO, files_of
+from loading_helpers import JFK, TURBO, TURBO_COREML_REPO, TURBO_REPO, files_of
 from loading_fakehub import FakeRepo
 
 from mlx_audio_coreml.errors import ModelNotFound, PredictionFailed, QuantizationFailed
@@ -206,7 +206,7 @@ def _failing_predict(inputs, outputs=None):
 
 
 def _tiny_model(folder, width: int):
-    from conftest import REAL_STORE
+    from loading_helpers import REAL_STORE
 
     from mlx_audio_coreml.whisper.model import ModelDimensions, Whisper
     from mlx_audio_coreml.whisper.weights import mlx as mlx_format

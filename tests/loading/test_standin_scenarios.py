@@ -19,7 +19,7 @@ from pathlib import Path
 import mlx_audio_coreml  # noqa: F401  (BLAS first)
 import mlx.core as mx
 import pytest
-from conftest import REPO_ROOT, TURBO, TURBO_COREML_REPO, M1_MAC
+from loading_helpers import REPO_ROOT, TURBO, TURBO_COREML_REPO, M1_MAC
 from loading_fakehub import FakeRepo
 
 from mlx_audio_coreml.cancel import CancelToken
