@@ -95,13 +95,3 @@ def tiny_en(tiny_en_bundle):
 def base_transcriber():
     return _transcriber(_bundle("base"))
 
-
-def pytest_collection_modifyitems(config, items):
-    """`slow` tests here run only when asked for (`-m slow` or any -m naming slow)."""
-    if "slow" in (config.getoption("markexpr") or ""):
-        return
-    here = Path(__file__).parent
-    skip = pytest.mark.skip(reason="slow: run with -m slow")
-    for item in items:
-        if "slow" in item.keywords and here in Path(str(item.fspath)).parents:
-            item.add_marker(skip)
