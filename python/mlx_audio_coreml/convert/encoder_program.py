@@ -8,6 +8,8 @@ tensor). Only the ends differ by layout: a unit axis is added to a 3-D mel, and 
 transposed back to (B, S, C).
 
 The program is built in float32; `ct.convert(compute_precision=FLOAT16)` lowers it to float16.
+Nothing here has run on a Neural Engine (this project is built on Linux): the form follows Apple's
+published guidance, and which ops Core ML actually places on the ANE needs `MLComputePlan` on a Mac.
 """
 
 from __future__ import annotations
