@@ -16,6 +16,7 @@ import mlx.core as mx
 import numpy as np
 
 from .logit_filters import LogitFilter, apply_filters
+from .sampling import log_normalizers
 
 Candidate = tuple[list[int], float]  # (sampled tokens without EOT, summed log-prob)
 
@@ -55,11 +56,7 @@ class BeamSearch:
         scores = [0.0] * (n_audio * beam)
         finished: list[dict[tuple[int, ...], float]] = [{} for _ in range(n_audio)]
         for step in range(n_steps):
-            filtered = apply_filters(filters, logits, tokens, step)
-            logprobs = filtered - mx.logsumexp(filtered, axis=-1, keepdims=True)  # (B, V)
-            top = mx.argpartition(-logprobs, kth=beam, axis=-1)[:, : beam + 1]  # (B, beam + 1)
-            top_logprobs = mx.take_along_axis(logprobs, top, axis=-1)
-            top_ids, top_lps = np.array(top).tolist(), np.array(top_logprobs).astype(float).tolist()
+            top_ids, top_lps = self._top_candidates(apply_filters(filters, logits, tokens, step))
             sources: list[int] = []
             next_sampled: list[list[int]] = []
             next_scores: list[float] = []
@@ -77,6 +74,14 @@ class BeamSearch:
             tokens = mx.concatenate([tokens[rows], last], axis=1)
             logits, cache = decode_step(last, cache)
         return [self._finalize(i, finished[i], sampled, scores) for i in range(n_audio)]
+
+    def _top_candidates(self, filtered: mx.array) -> tuple[list[list[int]], list[list[float]]]:
+        """Each row's `beam_size + 1` likeliest next tokens and their log-probs. Done in numpy: its
+        exp is vectorized, while MLX's CPU exp costs ~0.7 ms per row of a 51k vocabulary."""
+        rows = np.array(filtered)  # (B, V)
+        top = np.argpartition(-rows, self.beam_size, axis=-1)[:, : self.beam_size + 1]  # (B, beam + 1)
+        top_logprobs = np.take_along_axis(rows, top, axis=-1) - log_normalizers(rows)[:, None]
+        return top.tolist(), top_logprobs.tolist()
 
     def _extend(
         self,

@@ -66,13 +66,17 @@ def _account(filtered: mx.array, chosen: mx.array, was_finished: mx.array, finis
     return bool(np.array(finished).all())
 
 
-def chosen_logprobs(logits: np.ndarray, chosen: np.ndarray) -> np.ndarray:
-    """log softmax(logits)[row, chosen[row]] for logits (B, V), in float64."""
+def log_normalizers(logits: np.ndarray) -> np.ndarray:
+    """logsumexp of each row of `logits` (B, V), in float64; -inf for a row with nothing allowed."""
     with np.errstate(invalid="ignore", divide="ignore"):
         top = logits.max(axis=-1, keepdims=True)
         top = np.where(np.isfinite(top), top, 0.0)
-        log_norm = top[:, 0] + np.log(np.exp(logits - top, dtype=np.float64).sum(axis=-1))
-        return logits[np.arange(len(chosen)), chosen].astype(np.float64) - log_norm
+        return top[:, 0] + np.log(np.exp(logits - top, dtype=np.float64).sum(axis=-1))
+
+
+def chosen_logprobs(logits: np.ndarray, chosen: np.ndarray) -> np.ndarray:
+    """log softmax(logits)[row, chosen[row]] for logits (B, V), in float64."""
+    return logits[np.arange(len(chosen)), chosen].astype(np.float64) - log_normalizers(logits)
 
 
 class DecoderStep:
