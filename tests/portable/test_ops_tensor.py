@@ -95,14 +95,16 @@ def _conv_reference(x, w, stride, pad, dilation=1, groups=1):
 def test_conv1d_like_whisper_frontend(tmp_path, precision):
     w1 = rng.standard_normal((8, 4, 3)).astype(np.float32) * 0.3
     w2 = rng.standard_normal((8, 4, 3)).astype(np.float32) * 0.3  # grouped, dilated
+    w3 = rng.standard_normal((8, 4, 1)).astype(np.float32)  # pointwise: a linear layer over channels
     bias = rng.standard_normal(8).astype(np.float32)
 
     def build(x):
         same = mb.conv(x=x, weight=w1, bias=bias, pad_type="custom", pad=[1, 1], strides=[2])
         grouped = mb.conv(x=mb.concat(values=(x, x), axis=1), weight=w2, pad_type="same", dilations=[2], groups=2)
-        return same, grouped
+        return same, grouped, mb.conv(x=x, weight=w3, bias=bias)
 
-    same, grouped = run_program(tmp_path, build, [X], precision=precision)
+    same, grouped, pointwise = run_program(tmp_path, build, [X], precision=precision)
+    assert_close(pointwise, _conv_reference(X, w3, 1, (0, 0)) + bias[:, None], precision)
     assert_close(same, _conv_reference(X, w1, 2, (1, 1)) + bias[:, None], precision)
     assert_close(grouped, _conv_reference(np.concatenate([X, X], 1), w2, 1, (2, 2), dilation=2, groups=2), precision)
 

@@ -63,15 +63,35 @@ def conv(
     kernel = list(weight.shape[2:])
     pads = resolve_padding(as_str(pad_type), as_ints(pad) if pad is not None else None,
                            x.shape[2:], kernel, strides, dilations)
+    if all(k == 1 for k in kernel) and all(s == 1 for s in strides) and not any(sum(pads, ())) and as_int(groups) == 1:
+        return _pointwise(ctx, x, weight, bias)
     w = ctx.derived("weight", "weight", lambda: mx.moveaxis(weight, 1, -1).astype(x.dtype))  # (C_out, *K, C_in/g)
-    y = mx.conv_general(
-        channels_last(x), w, stride=strides,
-        padding=([p[0] for p in pads], [p[1] for p in pads]),
-        kernel_dilation=dilations, groups=as_int(groups),
+    y = grouped_conv(
+        channels_last(x), w, as_int(groups), stride=strides,
+        padding=([p[0] for p in pads], [p[1] for p in pads]), kernel_dilation=dilations,
     )
     if bias is not None:
         y = y + bias.astype(y.dtype)
     return channels_first(y)
+
+
+def grouped_conv(x: mx.array, w: mx.array, groups: int, **kwargs) -> mx.array:
+    """mx.conv_general, with groups done one by one where MLX lacks them (3-D convolutions)."""
+    if groups == 1 or x.ndim <= 4:
+        return mx.conv_general(x, w, groups=groups, **kwargs)
+    xs = mx.split(x, groups, axis=-1)  # channels-last: (N, *D, C/g) each
+    ws = mx.split(w, groups, axis=0)  # (C_out/g, *K, C_in/g) each
+    return mx.concatenate([mx.conv_general(a, b, **kwargs) for a, b in zip(xs, ws)], axis=-1)
+
+
+def _pointwise(ctx: OpContext, x: mx.array, weight: mx.array, bias: mx.array | None) -> mx.array:
+    """A 1x1 convolution (how Neural-Engine-minded converters spell linear layers) as one matrix
+    product over the channel axis: no channels-last round trip."""
+    w = ctx.derived("pointwise", "weight", lambda: weight.reshape(weight.shape[0], -1).astype(x.dtype))  # (O, C)
+    y = mx.matmul(w, x.reshape(x.shape[0], x.shape[1], -1))  # (N, O, L)
+    if bias is not None:
+        y = y + bias.astype(y.dtype).reshape(-1, 1)
+    return y.reshape((x.shape[0], w.shape[0]) + tuple(x.shape[2:]))
 
 
 def _transpose_weight(weight: mx.array, groups: int) -> mx.array:
@@ -99,9 +119,9 @@ def conv_transpose(
         hi.append(max(0, edge - end))
         trims.append((max(0, begin - edge), max(0, end - edge)))
     w = ctx.derived("weight", "weight", lambda: _transpose_weight(weight, groups).astype(x.dtype))
-    y = mx.conv_general(
-        channels_last(x), w, stride=1, padding=(lo, hi), kernel_dilation=dilations,
-        input_dilation=strides, groups=groups, flip=True,
+    y = grouped_conv(
+        channels_last(x), w, groups, stride=1, padding=(lo, hi), kernel_dilation=dilations,
+        input_dilation=strides, flip=True,
     )
     if any(t != (0, 0) for t in trims):
         y = y[(slice(None),) + tuple(slice(b, y.shape[1 + i] - e) for i, (b, e) in enumerate(trims))]
