@@ -12,7 +12,15 @@ from typing import TextIO
 
 
 class ProgressBar:
-    def __init__(self, label: str = "", *, stream: TextIO | None = None, enabled: bool = True, width: int = 30, min_interval_s: float = 0.1) -> None:
+    def __init__(
+        self,
+        label: str = "",
+        *,
+        stream: TextIO | None = None,
+        enabled: bool = True,
+        width: int = 30,
+        min_interval_s: float = 0.1,
+    ) -> None:
         self.label = label
         self.stream = stream if stream is not None else sys.stderr
         self.enabled = enabled

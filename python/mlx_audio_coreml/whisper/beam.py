@@ -118,7 +118,13 @@ class BeamSearch:
             kept.append(kept[0] if kept else (audio * beam, self.eot, float("-inf")))
         return kept
 
-    def _finalize(self, audio: int, finished: dict[tuple[int, ...], float], sampled: list[list[int]], scores: list[float]) -> list[Candidate]:
+    def _finalize(
+        self,
+        audio: int,
+        finished: dict[tuple[int, ...], float],
+        sampled: list[list[int]],
+        scores: list[float],
+    ) -> list[Candidate]:
         """Finished candidates, topped up with the best live beams when too few ended in EOT."""
         out = [(list(seq), score) for seq, score in finished.items()]
         if len(out) < self.beam_size:

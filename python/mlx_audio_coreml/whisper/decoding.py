@@ -252,7 +252,13 @@ class DecodingTask:
         codes = list(self.tokenizer.all_language_codes)
         return list(self.tokenizer.all_language_tokens)[codes.index(language)]
 
-    def _group_samples(self, tokens: np.ndarray, sums: np.ndarray, n_audio: int, group: int) -> list[list[tuple[list[int], float]]]:
+    def _group_samples(
+        self,
+        tokens: np.ndarray,
+        sums: np.ndarray,
+        n_audio: int,
+        group: int,
+    ) -> list[list[tuple[list[int], float]]]:
         eot = self.tokenizer.eot
         out: list[list[tuple[list[int], float]]] = []
         for i in range(n_audio):
@@ -268,7 +274,13 @@ class DecodingTask:
         penalty = self.options.length_penalty
         return max(candidates, key=lambda c: length_penalized(c[1], len(c[0]), penalty))
 
-    def _result(self, best: tuple[list[int], float], language: str | None, probs: dict | None, no_speech: float) -> DecodingResult:
+    def _result(
+        self,
+        best: tuple[list[int], float],
+        language: str | None,
+        probs: dict | None,
+        no_speech: float,
+    ) -> DecodingResult:
         tokens, sum_logprob = best
         text = self.tokenizer.decode([t for t in tokens if t < self.tokenizer.eot])
         return DecodingResult(
@@ -284,7 +296,14 @@ class DecodingTask:
         )
 
 
-def decode(model: Any, audio_features: mx.array, tokenizer: Any, options: DecodingOptions | None = None, config: dict | None = None, **overrides: Any) -> list[DecodingResult]:
+def decode(
+    model: Any,
+    audio_features: mx.array,
+    tokenizer: Any,
+    options: DecodingOptions | None = None,
+    config: dict | None = None,
+    **overrides: Any,
+) -> list[DecodingResult]:
     """Decode windows' audio features (n_audio, n_ctx, D) with `options` (plus keyword overrides)."""
     options = replace(options or DecodingOptions(), **overrides)
     return DecodingTask(model, tokenizer, options, config).run(audio_features)

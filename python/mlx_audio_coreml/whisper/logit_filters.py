@@ -120,7 +120,13 @@ def _compiled_grammar_mask(ts_begin: int) -> Any:
     """A compiled masking step for a vocabulary whose timestamps start at `ts_begin` (compiled once
     per vocabulary, not once per window)."""
 
-    def grammar_mask(logits: mx.array, base_mask: mx.array, ids: mx.array, text_below: mx.array, ts_below: mx.array) -> mx.array:
+    def grammar_mask(
+        logits: mx.array,
+        base_mask: mx.array,
+        ids: mx.array,
+        text_below: mx.array,
+        ts_below: mx.array,
+    ) -> mx.array:
         # Forbid text ids below `text_below` and timestamp ids below `ts_below` (per row, (B, 1)).
         logits = logits + base_mask
         forbid = (ids < text_below) | ((ids >= ts_begin) & (ids < ts_below))  # (B, V)

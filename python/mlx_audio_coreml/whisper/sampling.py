@@ -58,7 +58,13 @@ def sample_tokens(
     return np.array(tokens), sum_logprobs
 
 
-def _account(filtered: mx.array, chosen: mx.array, was_finished: mx.array, finished: mx.array, sum_logprobs: np.ndarray) -> bool:
+def _account(
+    filtered: mx.array,
+    chosen: mx.array,
+    was_finished: mx.array,
+    finished: mx.array,
+    sum_logprobs: np.ndarray,
+) -> bool:
     """Add one step's log-probs to the rows still running; True once every row has finished."""
     running = ~np.array(was_finished)
     if running.any():

@@ -87,7 +87,12 @@ def _backtrace(move: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return rows, cols
 
 
-def alignment_matrix(cross_qk: Sequence[mx.array], heads: np.ndarray, n_frames: int, medfilt_width: int = 7) -> np.ndarray:
+def alignment_matrix(
+    cross_qk: Sequence[mx.array],
+    heads: np.ndarray,
+    n_frames: int,
+    medfilt_width: int = 7,
+) -> np.ndarray:
     """The alignment heads' attention (tokens, n_frames // 2): softmax over the window's real frames,
     standardized along tokens, median-filtered along time and averaged over heads."""
     weights = mx.stack([cross_qk[layer][0, head] for layer, head in heads])  # (K, T, n_ctx)
@@ -132,7 +137,11 @@ def find_alignment(
     ]
 
 
-def merge_punctuations(alignment: list[WordTiming], prepended: str = PREPEND_PUNCTUATIONS, appended: str = APPEND_PUNCTUATIONS) -> None:
+def merge_punctuations(
+    alignment: list[WordTiming],
+    prepended: str = PREPEND_PUNCTUATIONS,
+    appended: str = APPEND_PUNCTUATIONS,
+) -> None:
     """Attach opening marks to the next word and closing marks to the previous one, in place;
     a merged-away entry keeps its slot with an empty word and no tokens."""
     target = len(alignment) - 1
@@ -204,7 +213,13 @@ def attach_words(
     return out
 
 
-def _fit_segment(segment: Segment, words: list[Word], median: float, longest: float, last_speech_end: float) -> tuple[float, float, list[Word]]:
+def _fit_segment(
+    segment: Segment,
+    words: list[Word],
+    median: float,
+    longest: float,
+    last_speech_end: float,
+) -> tuple[float, float, list[Word]]:
     """openai-whisper's boundary rules: a first word after a pause may not be implausibly long, and
     the segment's own timestamps win over a first or last word that overruns them by 0.5 s."""
     first = words[0]

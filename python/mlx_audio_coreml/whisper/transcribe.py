@@ -53,7 +53,12 @@ class TranscribeOptions:
         t = self.temperature
         return (float(t),) if isinstance(t, (int, float)) else tuple(float(x) for x in t)
 
-    def decoding_options(self, temperature: float, language: str | None, prompt: Sequence[int] | None) -> DecodingOptions:
+    def decoding_options(
+        self,
+        temperature: float,
+        language: str | None,
+        prompt: Sequence[int] | None,
+    ) -> DecodingOptions:
         """The options for one decode of one window at one temperature of the fallback ladder."""
         return DecodingOptions(
             task=self.task,
@@ -95,21 +100,39 @@ class WindowDecoder(Protocol):
 
 
 class WordAligner(Protocol):
-    def __call__(self, segments: list[Segment], window: WindowDecode, seek: int, n_frames: int, last_speech_end: float) -> list[Segment]: ...
+    def __call__(
+        self,
+        segments: list[Segment],
+        window: WindowDecode,
+        seek: int,
+        n_frames: int,
+        last_speech_end: float,
+    ) -> list[Segment]: ...
 
 
 class SeekLoop:
     """Walks the audio window by window; yields each window's segments, never repeating or
     skipping speech at the seams (a cut-off last segment is decoded again in the next window)."""
 
-    def __init__(self, options: TranscribeOptions, tokenizer: Any, content_frames: int, initial_prompt: Sequence[int] = ()) -> None:
+    def __init__(
+        self,
+        options: TranscribeOptions,
+        tokenizer: Any,
+        content_frames: int,
+        initial_prompt: Sequence[int] = (),
+    ) -> None:
         self.options = options
         self.tokenizer = tokenizer
         self.content_frames = content_frames
         self.all_tokens: list[int] = list(initial_prompt)
         self.prompt_start = 0  # prompts take all_tokens[prompt_start:]
 
-    def run(self, decode_window: WindowDecoder, align: WordAligner | None = None, progress: ProgressCallback | None = None) -> Iterator[Segment]:
+    def run(
+        self,
+        decode_window: WindowDecoder,
+        align: WordAligner | None = None,
+        progress: ProgressCallback | None = None,
+    ) -> Iterator[Segment]:
         seek, next_id, last_speech_end = 0, 0, 0.0
         total = self.content_frames / FRAMES_PER_SECOND
         while seek < self.content_frames:
@@ -125,7 +148,15 @@ class SeekLoop:
             if progress is not None:
                 progress(min(seek, self.content_frames) / FRAMES_PER_SECOND, total)
 
-    def _segments(self, window: WindowDecode, seek: int, n_frames: int, first_id: int, align: WordAligner | None, last_speech_end: float) -> tuple[int, list[Segment]]:
+    def _segments(
+        self,
+        window: WindowDecode,
+        seek: int,
+        n_frames: int,
+        first_id: int,
+        align: WordAligner | None,
+        last_speech_end: float,
+    ) -> tuple[int, list[Segment]]:
         result, options = window.result, self.options
         if self._is_silence(result):
             return n_frames, []
@@ -144,7 +175,13 @@ class SeekLoop:
             self.prompt_start = len(self.all_tokens)
         return advance, segments
 
-    def _make_segments(self, result: DecodingResult, spans: Sequence[TokenSpan], seek: int, first_id: int) -> list[Segment]:
+    def _make_segments(
+        self,
+        result: DecodingResult,
+        spans: Sequence[TokenSpan],
+        seek: int,
+        first_id: int,
+    ) -> list[Segment]:
         """Segments (absolute times, consecutive ids) for the spans that hold some text."""
         window_start = seek / FRAMES_PER_SECOND
         ts_begin = self.tokenizer.timestamp_begin
@@ -210,60 +247,21 @@ class Transcriber:
         options = self._checked(merge_options(options, overrides))
         samples = load_audio(audio, sample_rate)
         mel = log_mel_spectrogram(samples, self.dims.n_mels, padding=N_SAMPLES)  # (n_mels, frames + 3000)
-        content_frames = mel.shape[-1] - N_FRAMES
-        first_features = None
+        run = WindowDecoding(self, options, mel)
         language, probability, all_probs = options.language or "en", 1.0, None
         if self.multilingual and options.language is None:
-            first_features = self._encode(mel, 0, min(N_FRAMES, content_frames))
-            probs = detect_language(self.model, first_features, self.tokenizer(None, options.task))[0]
+            probs = detect_language(self.model, run.features(0), self.tokenizer(None, options.task))[0]
             ranked = sorted(probs.items(), key=lambda kv: kv[1], reverse=True)
             (language, probability), all_probs = ranked[0], tuple(ranked)
+        run.set_language(language)
         info = TranscriptionInfo(language, probability, len(samples) / SAMPLE_RATE, options, all_probs)
-        tokenizer = self.tokenizer(language if self.multilingual else None, options.task)
-        return self._segments(mel, content_frames, options, language, tokenizer, first_features, progress), info
+        return self._segments(run, progress), info
 
-    def _segments(self, mel: mx.array, content_frames: int, options: TranscribeOptions, language: str, tokenizer: Any, first_features: Any, progress: ProgressCallback | None) -> Iterator[Segment]:
-        cached = {0: first_features} if first_features is not None else {}
-
-        def decode_window(seek: int, n_frames: int, prompt: list[int]) -> WindowDecode:
-            features = cached.pop(seek, None)
-            if features is None:
-                features = self._encode(mel, seek, n_frames)
-            return WindowDecode(self.decode_with_fallback(features, options, language, tokenizer, prompt), features)
-
+    def _segments(self, run: WindowDecoding, progress: ProgressCallback | None) -> Iterator[Segment]:
+        options, tokenizer = run.options, run.tokenizer
         prompt = tokenizer.encode(" " + options.initial_prompt.strip()) if options.initial_prompt else []
-        loop = SeekLoop(options, tokenizer, content_frames, prompt)
-        align = self._word_aligner(options, language, tokenizer) if options.word_timestamps else None
-        yield from loop.run(decode_window, align, progress)
-
-    def _encode(self, mel: mx.array, seek: int, n_frames: int) -> mx.array:
-        window = pad_or_trim(mel[:, seek : seek + n_frames], N_FRAMES)  # (n_mels, 3000): zeros past the audio
-        return self.encoder.encode(window[None])  # (1, n_ctx, D)
-
-    def decode_with_fallback(self, features: mx.array, options: TranscribeOptions, language: str, tokenizer: Any, prompt: Sequence[int]) -> DecodingResult:
-        language_arg = language if self.multilingual else None
-        result = None
-        for temperature in options.temperatures:
-            decode_options = options.decoding_options(temperature, language_arg, prompt)
-            result = DecodingTask(self.model, tokenizer, decode_options, self.config).run(features)[0]
-            if not needs_fallback(result, options):
-                break
-        assert result is not None  # merge_options guarantees at least one temperature
-        return result
-
-    def _word_aligner(self, options: TranscribeOptions, language: str, tokenizer: Any) -> WordAligner:
-        start_tokens = sot_sequence(tokenizer, self.multilingual, language, options.task)
-        ts_begin = tokenizer.timestamp_begin
-
-        def align(segments: list[Segment], window: WindowDecode, seek: int, n_frames: int, last_speech_end: float) -> list[Segment]:
-            text_tokens = [t for s in segments for t in s.tokens if t < ts_begin]
-            alignment = find_alignment(self.model, tokenizer, start_tokens, text_tokens, window.audio_features, n_frames)
-            return attach_words(
-                segments, alignment, seek / FRAMES_PER_SECOND, last_speech_end, ts_begin,
-                options.prepend_punctuations, options.append_punctuations,
-            )
-
-        return align
+        loop = SeekLoop(options, tokenizer, run.content_frames, prompt)
+        yield from loop.run(run.decode_window, run.align if options.word_timestamps else None, progress)
 
     def _checked(self, options: TranscribeOptions) -> TranscribeOptions:
         language = options.language
@@ -284,3 +282,67 @@ class Transcriber:
         if options.best_of is not None and options.best_of < 1:
             raise InvalidOption("best_of", options.best_of, "must be >= 1")
         return options
+
+
+class WindowDecoding:
+    """One transcription's model work per window: features (encoded once per seek), decoding with
+    temperature fallback, and word alignment. `SeekLoop` calls it; it never decides where to seek."""
+
+    def __init__(self, transcriber: Transcriber, options: TranscribeOptions, mel: mx.array) -> None:
+        self.transcriber = transcriber
+        self.options = options
+        self.mel = mel  # (n_mels, frames + 3000): the audio's mel plus 30 s of padding
+        self.content_frames = mel.shape[-1] - N_FRAMES
+        self.language = options.language or "en"
+        self.tokenizer: Any = None
+        self._features: dict[int, mx.array] = {}
+
+    def set_language(self, language: str) -> None:
+        transcriber = self.transcriber
+        self.language = language
+        self.tokenizer = transcriber.tokenizer(language if transcriber.multilingual else None, self.options.task)
+
+    def features(self, seek: int) -> mx.array:
+        """Encoder output (1, n_ctx, D) for the window at `seek`, computed once."""
+        if seek not in self._features:
+            n_frames = min(N_FRAMES, self.content_frames - seek)
+            window = pad_or_trim(self.mel[:, seek : seek + n_frames], N_FRAMES)  # (n_mels, 3000): zeros past the end
+            self._features = {seek: self.transcriber.encoder.encode(window[None])}  # keep only the latest
+        return self._features[seek]
+
+    def decode_window(self, seek: int, n_frames: int, prompt: list[int]) -> WindowDecode:
+        features = self.features(seek)
+        return WindowDecode(self.decode_with_fallback(features, prompt), features)
+
+    def decode_with_fallback(self, features: mx.array, prompt: Sequence[int]) -> DecodingResult:
+        """Decode at each temperature in turn until the text neither loops nor looks unlikely."""
+        transcriber, options = self.transcriber, self.options
+        language = self.language if transcriber.multilingual else None
+        result = None
+        for temperature in options.temperatures:
+            decode_options = options.decoding_options(temperature, language, prompt)
+            result = DecodingTask(transcriber.model, self.tokenizer, decode_options, transcriber.config).run(features)[0]
+            if not needs_fallback(result, options):
+                break
+        assert result is not None  # merge_options guarantees at least one temperature
+        return result
+
+    def align(
+        self,
+        segments: list[Segment],
+        window: WindowDecode,
+        seek: int,
+        n_frames: int,
+        last_speech_end: float,
+    ) -> list[Segment]:
+        """The window's segments with their words timed (see timing.py)."""
+        model, tokenizer, options = self.transcriber.model, self.tokenizer, self.options
+        start_tokens = sot_sequence(tokenizer, self.transcriber.multilingual, self.language, options.task)
+        ts_begin = tokenizer.timestamp_begin
+        text_tokens = [t for s in segments for t in s.tokens if t < ts_begin]
+        alignment = find_alignment(model, tokenizer, start_tokens, text_tokens, window.audio_features, n_frames)
+        return attach_words(
+            segments, alignment, seek / FRAMES_PER_SECOND, last_speech_end, ts_begin,
+            options.prepend_punctuations, options.append_punctuations,
+        )  # fmt: skip
+

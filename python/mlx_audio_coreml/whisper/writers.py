@@ -150,7 +150,12 @@ def _fsync_directory(directory: Path) -> None:
             os.close(fd)
 
 
-def write_transcript(path: str | Path, fmt: str, segments: Sequence[Segment], info: TranscriptionInfo | None = None) -> Path:
+def write_transcript(
+    path: str | Path,
+    fmt: str,
+    segments: Sequence[Segment],
+    info: TranscriptionInfo | None = None,
+) -> Path:
     """Render `segments` as `fmt` and write them atomically to `path`."""
     if fmt not in FORMATTERS:
         raise InvalidOption("output_format", fmt, f"choose from {FORMATS}")
