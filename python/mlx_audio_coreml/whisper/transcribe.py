@@ -277,10 +277,12 @@ class Transcriber:
             raise InvalidOption("task", options.task, "choose 'transcribe' or 'translate'")
         if options.task == "translate" and not self.multilingual:
             raise InvalidOption("task", options.task, "this model is English-only and cannot translate")
-        if options.beam_size is not None and options.beam_size < 1:
-            raise InvalidOption("beam_size", options.beam_size, "must be >= 1")
         if options.best_of is not None and options.best_of < 1:
             raise InvalidOption("best_of", options.best_of, "must be >= 1")
+        if options.patience is not None and options.beam_size is None:
+            raise InvalidOption("patience", options.patience, "needs beam_size")
+        for temperature in options.temperatures:  # now, rather than when the first window decodes
+            options.decoding_options(temperature, None, None).validated()
         return options
 
 
