@@ -75,6 +75,8 @@ def run(args: argparse.Namespace) -> int:
     previous = signal.signal(signal.SIGTERM, _interrupt)
     try:
         session = load_session(args.model, args.backend, args.dtype)
+        if args.backend == "coreml" and session.info.did_fallback:  # asked for Core ML, got MLX: say why
+            print("note: " + "; ".join(session.info.fallback_reasons), file=sys.stderr)
         failures = 0
         for path in args.files:
             try:
