@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import zlib
 from collections.abc import Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field, fields, replace
 from typing import Any
 
 import mlx.core as mx
@@ -305,5 +305,9 @@ def decode(
     **overrides: Any,
 ) -> list[DecodingResult]:
     """Decode windows' audio features (n_audio, n_ctx, D) with `options` (plus keyword overrides)."""
+    known = {f.name for f in fields(DecodingOptions)}
+    for name in overrides:
+        if name not in known:
+            raise InvalidOption(name, overrides[name], f"not a decoding option; known: {sorted(known)}")
     options = replace(options or DecodingOptions(), **overrides)
     return DecodingTask(model, tokenizer, options, config).run(audio_features)

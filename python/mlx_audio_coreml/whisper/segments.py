@@ -9,7 +9,7 @@ at the last complete segment's end and decodes the cut-off speech again, from it
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -134,7 +134,7 @@ def cut_window(
         consumed = tuple(tokens[: boundaries[-1]])
         return WindowCut(spans, consumed, max(min(advance, window_frames), 1), ended_single)
 
-    # no timestamp pair: the whole window is one segment ending at its last timestamp, if any
+    # no timestamp pair (or no timestamps at all): the whole window is one segment
     has_text = any(not ts for ts in is_ts)
     start = seconds(tokens[0]) if tokens and is_ts[0] else 0.0
     end = max(window_frames / FRAMES_PER_SECOND, start)
@@ -145,6 +145,3 @@ def cut_window(
 def join_text(segments: Sequence[Segment]) -> str:
     """The plain transcript: the segments' text joined and stripped."""
     return "".join(s.text for s in segments).strip()
-
-
-SegmentCallback = Callable[[Segment], None]
