@@ -92,14 +92,19 @@ def test_host_path_matches_plain_mlx_ops(model):
     assert host_math.available(mx.float32)  # the test suite runs MLX on the CPU
     mel = random_mel(model.dims)
     tokens = mx.array([[3, 1, 4, 1, 5]])
-    host_features = model.encoder(mel)
-    host_logits = model.decoder(tokens, host_features)[0]
-    mx.eval(host_features, host_logits)
+
+    def run() -> tuple[mx.array, mx.array, mx.array]:
+        features = model.encoder(mel)
+        logits, cache, _ = model.decoder(tokens, features)
+        step_logits = model.decoder(mx.array([[9]]), features, cache)[0]  # one row: the gemv path
+        mx.eval(features, logits, step_logits)
+        return features, logits, step_logits
+
+    host = run()
     with host_math.disabled():
-        plain_features = model.encoder(mel)
-        plain_logits = model.decoder(tokens, plain_features)[0]
-    np.testing.assert_allclose(np.array(host_features), np.array(plain_features), atol=2e-5, rtol=1e-4)
-    np.testing.assert_allclose(np.array(host_logits), np.array(plain_logits), atol=2e-5, rtol=1e-4)
+        plain = run()
+    for ours, reference in zip(host, plain):
+        np.testing.assert_allclose(np.array(ours), np.array(reference), atol=2e-5, rtol=1e-4)
 
 
 def test_host_gelu_and_softmax_match_their_definitions():

@@ -14,10 +14,13 @@ exactly those. Anything else (a strided or shared array) takes the copying route
 
 from __future__ import annotations
 
+import ctypes
 import math
 import os
 from collections.abc import Iterator
 from contextlib import contextmanager
+from functools import lru_cache
+from typing import Any
 
 import mlx.core as mx
 import numpy as np
@@ -90,16 +93,48 @@ def _erf_of_abs(z: np.ndarray) -> np.ndarray:
     return 1.0 - poly * t * np.exp(-z * z)
 
 
-def attention(q: mx.array, k: mx.array, v: mx.array, scale: float) -> mx.array:
-    """Unmasked attention over (B, H, T, Dh) arrays with the softmax done on the host."""
-    scores = (q * scale) @ k.swapaxes(-1, -2)  # (B, H, T, S)
+def attention(scaled_q: mx.array, k_t: mx.array, v: mx.array) -> mx.array:
+    """Unmasked attention, softmax on the host: q (B, H, T, Dh) already scaled, k_t (B, H, Dh, S), v (B, H, S, Dh)."""
+    scores = scaled_q @ k_t  # (B, H, T, S): a fresh array the softmax may overwrite
     return softmax_(scores) @ v
 
 
 def matvec_logits(weight: mx.array, x: mx.array) -> mx.array:
-    """x (B, T, D) @ weight.T for a large (V, D) weight: numpy's BLAS gemv (MLX uses gemm, ~3x slower at T=1)."""
+    """x (1, 1, D) @ weight.T for a large (V, D) weight, through a BLAS matrix-vector product.
+
+    MLX sends every product to gemm, which is ~2x slower than gemv for one row (4 ms vs 8 ms for
+    tiny.en's 51864 x 384 logits here). The gemv is OpenBLAS's own when `_blas` loaded it (the
+    threads MLX already uses), else numpy's. Several rows read the weight once in a gemm instead:
+    callers keep those in MLX.
+    """
     mx.eval(x, weight)
     table = np.asarray(weight)
-    rows = np.asarray(x).reshape(-1, x.shape[-1])
-    out = rows @ table.T if rows.shape[0] > 1 else (table @ rows[0])[None]
-    return mx.array(out.reshape(*x.shape[:-1], table.shape[0]))
+    row = np.ascontiguousarray(np.asarray(x).reshape(-1), dtype=np.float32)
+    sgemv = _cblas_sgemv()
+    if sgemv is None or not table.flags.c_contiguous or table.dtype != np.float32:
+        out = table @ row
+    else:
+        out = np.empty(table.shape[0], np.float32)
+        sgemv(_ROW_MAJOR, _NO_TRANSPOSE, table.shape[0], table.shape[1], 1.0, table.ctypes.data,
+              table.shape[1], row.ctypes.data, 1, 0.0, out.ctypes.data, 1)  # fmt: skip
+    return mx.array(out.reshape(1, 1, table.shape[0]))
+
+
+_ROW_MAJOR, _NO_TRANSPOSE = 101, 111  # CBLAS enum values
+
+
+@lru_cache(maxsize=1)
+def _cblas_sgemv() -> Any:
+    """cblas_sgemv from the BLAS `_blas` preloaded, or None."""
+    from .. import _blas
+
+    if _blas.loaded_blas is None:
+        return None
+    try:
+        function = ctypes.CDLL(_blas.loaded_blas).cblas_sgemv
+    except (OSError, AttributeError):
+        return None
+    c_int, c_float, pointer = ctypes.c_int, ctypes.c_float, ctypes.c_void_p
+    function.argtypes = [c_int, c_int, c_int, c_int, c_float, pointer, c_int, pointer, c_int, c_float, pointer, c_int]
+    function.restype = None
+    return function

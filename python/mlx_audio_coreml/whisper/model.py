@@ -79,11 +79,17 @@ class MultiHeadAttention(nn.Module):
 
     def encode_attend(self, x: mx.array, on_host: bool) -> mx.array:
         """Encoder self-attention over all positions (no mask, no cache)."""
+        if on_host:  # BLAS multiplies plain row-major blocks fastest: lay q, k^T and v out so
+            batch, length, width = x.shape
+            heads = self.n_head
+            split = (batch, length, heads, width // heads)
+            scaled_q = self.query(x) * (width // heads) ** -0.5  # scaling q: 1/T of the work of scaling scores
+            q = mx.contiguous(scaled_q.reshape(split).transpose(0, 2, 1, 3))  # (B, H, T, Dh)
+            k_t = mx.contiguous(self.key(x).reshape(split).transpose(0, 2, 3, 1))  # (B, H, Dh, T)
+            v = mx.contiguous(self.value(x).reshape(split).transpose(0, 2, 1, 3))  # (B, H, T, Dh)
+            return self._merge(host_math.attention(q, k_t, v))
         q, k, v = self._heads(self.query(x)), self._heads(self.key(x)), self._heads(self.value(x))
-        scale = q.shape[-1] ** -0.5
-        if on_host:
-            return self._merge(host_math.attention(q, k, v, scale))
-        return self._merge(mx.fast.scaled_dot_product_attention(q, k, v, scale=scale))
+        return self._merge(mx.fast.scaled_dot_product_attention(q, k, v, scale=q.shape[-1] ** -0.5))
 
     def cross_attend(
         self, x: mx.array, xa: mx.array, cache: tuple[mx.array, mx.array] | None
@@ -190,7 +196,8 @@ class TextDecoder(nn.Module):
 
     def _logits(self, x: mx.array) -> mx.array:
         """x @ embedding.T: the output projection is the token embedding."""
-        if isinstance(self.token_embedding, nn.Embedding) and host_math.available(x.dtype):
+        one_row = x.shape[0] * x.shape[1] == 1  # a greedy step; beams and prompts use MLX's gemm
+        if one_row and isinstance(self.token_embedding, nn.Embedding) and host_math.available(x.dtype):
             return host_math.matvec_logits(self.token_embedding.weight, x)
         return self.token_embedding.as_linear(x).astype(mx.float32)
 
