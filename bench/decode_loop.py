@@ -5,7 +5,8 @@ Usage: .venv/bin/python bench/decode_loop.py [MODEL] [AUDIO] [--repeat N]
 Measures, on one 30 s window of real speech with real weights (median of N interleaved rounds, after a warm-up):
 - loop:   DecodingTask.run (greedy, timestamp rules and suppression on, log-probs, the
           stop check), minus the prefix step, per sampled token;
-- bare:   the same number of decoder steps fed their own argmax, queued with mx.async_eval;
+- bare:   the same number of decoder steps fed their own argmax (queued with mx.async_eval on a
+          GPU, evaluated step by step on the CPU, as the loop does);
 - prefix: the first decoder call over the start-of-transcript tokens.
 """
 
@@ -27,7 +28,7 @@ from mlx_audio_coreml.whisper.decoding import DecodingOptions, DecodingTask  # n
 from mlx_audio_coreml.whisper.loading import load_whisper  # noqa: E402
 from mlx_audio_coreml.whisper.mel import log_mel_spectrogram  # noqa: E402
 from mlx_audio_coreml.whisper.models import resolve_local  # noqa: E402
-from mlx_audio_coreml.whisper.sampling import DecoderStep  # noqa: E402
+from mlx_audio_coreml.whisper.sampling import DecoderStep, pipelining_pays  # noqa: E402
 
 
 def timed(fn) -> float:
@@ -52,6 +53,7 @@ def main() -> None:
     n_tokens = len(result.tokens) + 1  # + EOT
 
     prefix = mx.array([task.initial_tokens])
+    pipelined = pipelining_pays()  # the same choice the decoding loop makes
 
     def prefix_step() -> None:
         mx.eval(bundle.model.decoder(prefix, features)[:2])
@@ -65,7 +67,7 @@ def main() -> None:
         for _ in range(n_tokens):
             token = mx.argmax(logits, axis=-1).astype(mx.int32)[:, None]
             logits, cache = step(token, cache)
-            mx.async_eval(logits, cache)
+            (mx.async_eval if pipelined else mx.eval)(logits, cache)
         mx.eval(logits)
 
     # Interleaved rounds, so a busy machine slows all three alike; medians over rounds.
