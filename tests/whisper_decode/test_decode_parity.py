@@ -38,3 +38,13 @@ def test_tokens_match_faster_whisper(tiny_en, reference_model, audio, beam_size)
     ours_segments, _ = tiny_en.transcribe(str(audio), beam_size=None if beam_size == 1 else beam_size, temperature=0.0)
     ours = [(list(s.tokens), round(s.start, 2), round(s.end, 2)) for s in ours_segments]
     assert ours == expected
+
+
+def test_word_timestamps_match_faster_whisper(tiny_en, reference_model):
+    expected_segments, _ = reference_model.transcribe(str(JFK), language="en", beam_size=1, temperature=0.0, word_timestamps=True)
+    expected = [(w.word, w.start, w.end) for s in expected_segments for w in s.words]
+    ours_segments, _ = tiny_en.transcribe(str(JFK), temperature=0.0, word_timestamps=True)
+    ours = [(w.word, w.start, w.end) for s in ours_segments for w in s.words]
+    assert [w for w, _, _ in ours] == [w for w, _, _ in expected]
+    for (_, start, end), (_, ref_start, ref_end) in zip(ours, expected):
+        assert start == pytest.approx(ref_start, abs=0.021) and end == pytest.approx(ref_end, abs=0.021)
