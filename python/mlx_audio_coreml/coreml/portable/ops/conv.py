@@ -14,7 +14,7 @@ from collections.abc import Sequence
 
 import mlx.core as mx
 
-from .registry import OpContext, as_int, as_ints, as_str, register
+from .registry import OpContext, as_int, as_ints, as_str, compute_dtype, register
 
 
 def same_padding(
@@ -65,14 +65,15 @@ def conv(
                            x.shape[2:], kernel, strides, dilations)
     if all(k == 1 for k in kernel) and all(s == 1 for s in strides) and not any(sum(pads, ())) and as_int(groups) == 1:
         return _pointwise(ctx, x, weight, bias)
-    w = ctx.derived("weight", "weight", lambda: mx.moveaxis(weight, 1, -1).astype(x.dtype))  # (C_out, *K, C_in/g)
+    dtype = compute_dtype(x.dtype)
+    w = ctx.derived("weight", "weight", lambda: mx.contiguous(mx.moveaxis(weight, 1, -1).astype(dtype)))  # (C_out, *K, C_in/g)
     y = grouped_conv(
-        channels_last(x), w, as_int(groups), stride=strides,
+        channels_last(x.astype(dtype)), w, as_int(groups), stride=strides,
         padding=([p[0] for p in pads], [p[1] for p in pads]), kernel_dilation=dilations,
     )
     if bias is not None:
         y = y + bias.astype(y.dtype)
-    return channels_first(y)
+    return channels_first(y).astype(x.dtype)
 
 
 def grouped_conv(x: mx.array, w: mx.array, groups: int, **kwargs) -> mx.array:
@@ -87,11 +88,12 @@ def grouped_conv(x: mx.array, w: mx.array, groups: int, **kwargs) -> mx.array:
 def _pointwise(ctx: OpContext, x: mx.array, weight: mx.array, bias: mx.array | None) -> mx.array:
     """A 1x1 convolution (how Neural-Engine-minded converters spell linear layers) as one matrix
     product over the channel axis: no channels-last round trip."""
-    w = ctx.derived("pointwise", "weight", lambda: weight.reshape(weight.shape[0], -1).astype(x.dtype))  # (O, C)
-    y = mx.matmul(w, x.reshape(x.shape[0], x.shape[1], -1))  # (N, O, L)
+    dtype = compute_dtype(x.dtype)
+    w = ctx.derived("pointwise", "weight", lambda: weight.reshape(weight.shape[0], -1).astype(dtype))  # (O, C)
+    y = mx.matmul(w, x.astype(dtype).reshape(x.shape[0], x.shape[1], -1))  # (N, O, L)
     if bias is not None:
         y = y + bias.astype(y.dtype).reshape(-1, 1)
-    return y.reshape((x.shape[0], w.shape[0]) + tuple(x.shape[2:]))
+    return y.reshape((x.shape[0], w.shape[0]) + tuple(x.shape[2:])).astype(x.dtype)
 
 
 def _transpose_weight(weight: mx.array, groups: int) -> mx.array:
@@ -118,16 +120,17 @@ def conv_transpose(
         lo.append(max(0, edge - begin))
         hi.append(max(0, edge - end))
         trims.append((max(0, begin - edge), max(0, end - edge)))
-    w = ctx.derived("weight", "weight", lambda: _transpose_weight(weight, groups).astype(x.dtype))
+    dtype = compute_dtype(x.dtype)
+    w = ctx.derived("weight", "weight", lambda: mx.contiguous(_transpose_weight(weight, groups).astype(dtype)))
     y = grouped_conv(
-        channels_last(x), w, groups, stride=1, padding=(lo, hi), kernel_dilation=dilations,
+        channels_last(x.astype(dtype)), w, groups, stride=1, padding=(lo, hi), kernel_dilation=dilations,
         input_dilation=strides, flip=True,
     )
     if any(t != (0, 0) for t in trims):
         y = y[(slice(None),) + tuple(slice(b, y.shape[1 + i] - e) for i, (b, e) in enumerate(trims))]
     if bias is not None:
         y = y + bias.astype(y.dtype)
-    return channels_first(y)
+    return channels_first(y).astype(x.dtype)
 
 
 def _transpose_crops(pad_type, pad, output_shape, spatial, strides, full) -> list[tuple[int, int]]:

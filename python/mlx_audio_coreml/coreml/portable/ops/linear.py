@@ -5,13 +5,16 @@ from __future__ import annotations
 
 import mlx.core as mx
 
-from .registry import OpContext, as_bool, as_str, register
+from .registry import OpContext, as_bool, as_str, compute_dtype, register
 
 
 @register("linear")
 def linear(ctx: OpContext, x: mx.array, weight: mx.array, bias: mx.array | None = None) -> mx.array:
-    y = mx.matmul(x, weight.T)  # MLX passes the transpose to BLAS as a flag: no copy
-    return y if bias is None else y + bias
+    dtype = compute_dtype(x.dtype)
+    w = ctx.derived("weight", "weight", lambda: weight.astype(dtype))
+    y = mx.matmul(x.astype(dtype), w.T)  # MLX passes the transpose to BLAS as a flag: no copy
+    y = y if bias is None else y + bias.astype(dtype)
+    return y.astype(x.dtype)
 
 
 def _swap_last(a: mx.array) -> mx.array:
@@ -26,10 +29,11 @@ def matmul(
         x = _swap_last(x)
     if as_bool(transpose_y):
         y = _swap_last(y)
+    out = x.dtype
     if x.dtype != y.dtype:  # iOS17 allows an int8/fp16 const operand: compute in the wider float
-        common = mx.float32 if mx.float32 in (x.dtype, y.dtype) else mx.float16
-        x, y = x.astype(common), y.astype(common)
-    return mx.matmul(x, y)
+        out = mx.float32 if mx.float32 in (x.dtype, y.dtype) else mx.float16
+    dtype = compute_dtype(out)
+    return mx.matmul(x.astype(dtype), y.astype(dtype)).astype(out)
 
 
 @register("einsum", static=("equation",), variadic=("values",))

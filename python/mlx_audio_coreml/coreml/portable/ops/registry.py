@@ -126,5 +126,13 @@ def as_str(value: Any) -> str:
     return str(np.asarray(value).reshape(-1)[0])
 
 
+def compute_dtype(dtype: mx.Dtype) -> mx.Dtype:
+    """The dtype matrix products and convolutions run in: float16 is widened to float32 on the CPU,
+    where MLX has no fast float16 kernels (Core ML's CPU path also computes float16 in float32)."""
+    if dtype in (mx.float16, mx.bfloat16) and mx.default_device() == mx.cpu:
+        return mx.float32
+    return dtype
+
+
 def norm_axis(axis: int, rank: int) -> int:
     return axis + rank if axis < 0 else axis
