@@ -198,7 +198,8 @@ class TextDecoder(nn.Module):
         """x @ embedding.T: the output projection is the token embedding."""
         one_row = x.shape[0] * x.shape[1] == 1  # a greedy step; beams and prompts use MLX's gemm
         if one_row and isinstance(self.token_embedding, nn.Embedding) and host_math.available(x.dtype):
-            return host_math.matvec_logits(self.token_embedding.weight, x)
+            with host_math.decoder_blas_threads():  # the whole step evaluates in here
+                return host_math.matvec_logits(self.token_embedding.weight, x)
         return self.token_embedding.as_linear(x).astype(mx.float32)
 
 
