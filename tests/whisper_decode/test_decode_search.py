@@ -158,3 +158,18 @@ def test_no_speech_probability_is_read_at_the_start_of_transcript(tiny_model, au
     logits = tiny_model.decoder(mx.array([task.initial_tokens]), audio_features)[0]
     expected = float(mx.softmax(logits[0, task.sot_index], axis=-1)[T.no_speech])
     assert result.no_speech_prob == pytest.approx(expected, rel=1e-4)
+
+
+def test_pipelined_and_step_by_step_loops_agree(tiny_model, audio_features, monkeypatch):
+    """The GPU's queued loop and the CPU's step-by-step loop (forced here either way) pick the same
+    tokens and add up the same log-probs."""
+    from mlx_audio_coreml.whisper import sampling
+
+    task = DecodingTask(tiny_model, T, DecodingOptions(sample_len=30))
+    outcomes = []
+    for pipelined in (True, False):
+        monkeypatch.setattr(sampling, "pipelining_pays", lambda pipelined=pipelined: pipelined)
+        step, logits, cache, prefix = start(task, tiny_model, audio_features)
+        outcomes.append(sample_tokens(step, logits, cache, prefix, task.filters, temperature=0.0, eot=T.eot, n_steps=30))
+    np.testing.assert_array_equal(outcomes[0][0][:, : outcomes[1][0].shape[1]], outcomes[1][0])
+    np.testing.assert_allclose(outcomes[0][1], outcomes[1][1], rtol=1e-6)

@@ -36,7 +36,7 @@ def sample_tokens(
     On a GPU each step queues its token choice, then the decoder step that consumes it, and only
     then reads the choice back, so the decoder runs while the host checks for EOT and adds up
     log-probs (on the host: numpy's exp is vectorized, MLX's CPU exp over a 51k vocabulary costs
-    ~0.7 ms). Stopping costs one decoder step whose result is dropped.
+    ~0.7 ms); stopping then costs one decoder step whose result is dropped.
     """
     batch = tokens.shape[0]
     finished = mx.zeros((batch,), dtype=mx.bool_)
@@ -51,14 +51,15 @@ def sample_tokens(
         chosen = mx.where(finished, eot, chosen)  # a finished row keeps emitting EOT
         was_finished, finished = finished, finished | (chosen == eot)
         tokens = mx.concatenate([tokens, chosen[:, None]], axis=1)
-        if pipelined:
+        more = step + 1 < n_steps
+        if pipelined and more:  # the next decoder step runs while this token is read back
             mx.async_eval(filtered, chosen, finished, tokens)  # queued first, so read back first
-        if step + 1 < n_steps:
             logits, cache = decode_step(chosen[:, None], cache)
-            if pipelined:
-                mx.async_eval(logits, cache)
+            mx.async_eval(logits, cache)
         if _account(filtered, chosen, was_finished, finished, sum_logprobs):
             break
+        if more and not pipelined:  # the CPU computes only steps that are needed
+            logits, cache = decode_step(chosen[:, None], cache)
     return np.array(tokens), sum_logprobs
 
 
