@@ -76,6 +76,16 @@ def test_log_mel_matches_the_reference_with_padding_and_noise():
     np.testing.assert_allclose(ours, expected, atol=2e-4, rtol=0)
 
 
+def test_long_audio_computed_in_blocks_matches_one_pass(monkeypatch):
+    from mlx_audio_coreml.whisper import mel as mel_module
+
+    samples = load_audio(JFK)
+    whole = np.array(log_mel_spectrogram(samples))
+    monkeypatch.setattr(mel_module, "_FRAMES_PER_BLOCK", 250)
+    blocked = np.array(log_mel_spectrogram(samples))
+    np.testing.assert_allclose(blocked, whole, atol=1e-5)
+
+
 def test_thirty_seconds_of_padding_gives_whole_windows():
     samples = load_audio(JFK)
     mel = log_mel_spectrogram(samples, padding=N_SAMPLES)

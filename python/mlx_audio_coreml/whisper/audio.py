@@ -1,7 +1,8 @@
 """Audio in: read a file or take an array, and return 16 kHz mono float32 samples for Whisper.
 
-WAV, FLAC and OGG are read with soundfile; anything else goes through ffmpeg when it is on PATH.
-Other sample rates are converted with soxr (a band-limited resampler, not linear interpolation).
+WAV, FLAC and OGG are read with soundfile; anything else goes through ffmpeg when it is on PATH
+(decoded at the file's own rate, found with ffprobe). Other sample rates are converted to 16 kHz
+with soxr (a band-limited resampler, not linear interpolation).
 Every failure is a typed error from `errors.py`: AudioDecodeError, EmptyAudio, NonFiniteAudio.
 """
 
@@ -115,7 +116,7 @@ def _read_file(path: Path) -> tuple[np.ndarray, int]:
             if shutil.which("ffmpeg") is None:
                 raise
     if shutil.which("ffmpeg") is not None:
-        return _read_ffmpeg(path), SAMPLE_RATE
+        return _read_ffmpeg(path)
     try:  # no ffmpeg: soundfile may still know the format (it sniffs the header)
         return _read_soundfile(path)
     except AudioDecodeError as exc:
@@ -132,11 +133,12 @@ def _read_soundfile(path: Path) -> tuple[np.ndarray, int]:
     return samples, int(rate)
 
 
-def _read_ffmpeg(path: Path) -> np.ndarray:
-    """Decode with ffmpeg straight to 16 kHz mono float32 (ffmpeg's resampler does the rate)."""
+def _read_ffmpeg(path: Path) -> tuple[np.ndarray, int]:
+    """Decode with ffmpeg to mono float32 at the file's own rate (soxr resamples afterwards)."""
+    rate = _probe_rate(path)
     command = [
-        "ffmpeg", "-nostdin", "-hide_banner", "-loglevel", "error", "-i", str(path),
-        "-f", "f32le", "-acodec", "pcm_f32le", "-ac", "1", "-ar", str(SAMPLE_RATE), "-",
+        "ffmpeg", "-nostdin", "-hide_banner", "-loglevel", "error", "-i", str(path), "-vn",
+        "-f", "f32le", "-acodec", "pcm_f32le", "-ac", "1", "-ar", str(rate or SAMPLE_RATE), "-",
     ]  # fmt: skip
     try:
         done = subprocess.run(command, capture_output=True, check=False)
@@ -145,4 +147,16 @@ def _read_ffmpeg(path: Path) -> np.ndarray:
     if done.returncode != 0:
         message = done.stderr.decode("utf-8", "replace").strip().splitlines()
         raise AudioDecodeError(str(path), f"ffmpeg failed: {message[-1] if message else done.returncode}")
-    return np.frombuffer(done.stdout, dtype=np.float32).copy()
+    return np.frombuffer(done.stdout, dtype=np.float32).copy(), rate or SAMPLE_RATE
+
+
+def _probe_rate(path: Path) -> int | None:
+    """The first audio stream's sample rate per ffprobe, or None (then ffmpeg resamples to 16 kHz)."""
+    if shutil.which("ffprobe") is None:
+        return None
+    command = ["ffprobe", "-v", "error", "-select_streams", "a:0", "-show_entries", "stream=sample_rate", "-of", "csv=p=0", str(path)]
+    try:
+        done = subprocess.run(command, capture_output=True, check=False, timeout=60)
+        return int(done.stdout.decode().strip().splitlines()[0]) if done.returncode == 0 else None
+    except (OSError, ValueError, IndexError, subprocess.TimeoutExpired):
+        return None

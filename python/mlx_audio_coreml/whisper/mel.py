@@ -77,6 +77,17 @@ def _reflect_pad(samples: mx.array, width: int) -> mx.array:
     return mx.concatenate([head, samples, tail])
 
 
+_FRAMES_PER_BLOCK = 6000  # 60 s per STFT block: an hour of audio never holds all its frames at once
+
+
+def _mel_power(padded: mx.array, start: int, count: int, n_mels: int) -> mx.array:
+    """Mel power (count, n_mels) of frames start .. start + count - 1."""
+    window, filters_t = _mlx_constants(n_mels)
+    frames = mx.as_strided(padded, shape=(count, N_FFT), strides=(HOP_LENGTH, 1), offset=start * HOP_LENGTH)  # (count, 400)
+    spectrum = mx.fft.rfft(frames * window, axis=-1)  # (count, 201) complex64
+    return mx.square(mx.abs(spectrum)) @ filters_t
+
+
 def log_mel_spectrogram(audio: Any, n_mels: int = 80, padding: int = 0) -> mx.array:
     """Log-mel spectrogram (n_mels, n_frames) float32 of 16 kHz mono `audio`.
 
@@ -92,12 +103,15 @@ def log_mel_spectrogram(audio: Any, n_mels: int = 80, padding: int = 0) -> mx.ar
     if padding > 0:
         samples = mx.pad(samples, [(0, padding)])
     n_frames = samples.shape[0] // HOP_LENGTH
-    window, filters_t = _mlx_constants(n_mels)
     padded = _reflect_pad(samples, N_FFT // 2)
-    frames = mx.as_strided(padded, shape=(n_frames, N_FFT), strides=(HOP_LENGTH, 1))  # (n_frames, 400)
-    spectrum = mx.fft.rfft(frames * window, axis=-1)  # (n_frames, 201) complex64
-    power = mx.square(mx.abs(spectrum))
-    mel = power @ filters_t  # (n_frames, n_mels)
+    if n_frames <= _FRAMES_PER_BLOCK:
+        mel = _mel_power(padded, 0, n_frames, n_mels)
+    else:
+        blocks = []
+        for start in range(0, n_frames, _FRAMES_PER_BLOCK):
+            blocks.append(_mel_power(padded, start, min(_FRAMES_PER_BLOCK, n_frames - start), n_mels))
+            mx.eval(blocks[-1])  # free this block's frames and spectrum before the next
+        mel = mx.concatenate(blocks, axis=0)  # (n_frames, n_mels)
     log_spec = mx.log10(mx.maximum(mel, 1e-10))
-    log_spec = mx.maximum(log_spec, log_spec.max() - 8.0)
+    log_spec = mx.maximum(log_spec, log_spec.max() - 8.0)  # the clamp uses the whole clip's maximum
     return ((log_spec + 4.0) / 4.0).T  # (n_mels, n_frames)
