@@ -4,8 +4,13 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
+from pathlib import Path
 
+import mlx_audio_coreml  # noqa: F401  (OpenBLAS before mlx.core)
+
+import mlx.core as mx
 import numpy as np
+
 
 # --- A fake tokenizer with a tiny vocabulary laid out like Whisper's ------------------------------
 # text 0..99 | eot 100 | sot 101 | translate 102 | transcribe 103 | sot_lm 104 | sot_prev 105 |
@@ -76,3 +81,39 @@ def wer(references: Sequence[str], hypotheses: Sequence[str]) -> float:
     """Corpus word error rate: total word errors over total reference words."""
     errors = sum(word_errors(normalize(r), normalize(h)) for r, h in zip(references, hypotheses))
     return errors / sum(len(normalize(r)) for r in references)
+
+
+# --- Real speech and a tiny random model -----------------------------------------------------
+REPO = Path(__file__).resolve().parents[2]
+JFK = REPO / "samples" / "jfk.wav"
+JFK_TEXT = "And so my fellow Americans, ask not what your country can do for you, ask what you can do for your country."
+LIBRIVOX = Path("/usr/share/pocketsphinx/test/data/librivox")
+
+
+def librivox_clips() -> list[tuple[Path, str]]:
+    """(wav, reference text) for every clip listed in the folder's `transcription` file."""
+    listing = LIBRIVOX / "transcription"
+    if not listing.is_file():
+        return []
+    clips = []
+    for line in listing.read_text().splitlines():
+        match = re.fullmatch(r"<s> (.*) </s> \((\S+)\)", line.strip())
+        if match and (LIBRIVOX / f"{match.group(2)}.wav").is_file():
+            clips.append((LIBRIVOX / f"{match.group(2)}.wav", match.group(1)))
+    return clips
+
+
+def tiny_random_model(seed: int = 0, n_text_ctx: int = 64, n_audio_ctx: int = 32):
+    """A 2-layer random Whisper over the fake tokenizer's 200-token vocabulary."""
+    from mlx_audio_coreml.whisper.model import ModelDimensions, Whisper
+
+    dims = ModelDimensions(
+        n_mels=80, n_audio_ctx=n_audio_ctx, n_audio_state=32, n_audio_head=2, n_audio_layer=1,
+        n_vocab=FAKE_VOCAB, n_text_ctx=n_text_ctx, n_text_state=32, n_text_head=2, n_text_layer=2,
+    )  # fmt: skip
+    mx.random.seed(seed)
+    model = Whisper(dims, mx.float32)
+    # sharper token distributions than the default init, so searches have something to find
+    model.decoder.token_embedding.weight = model.decoder.token_embedding.weight * 3.0
+    mx.eval(model.parameters())
+    return model

@@ -14,8 +14,7 @@ import numpy as np
 import pytest
 import soundfile
 
-from conftest import JFK, JFK_TEXT, REPO, librivox_clips
-from decode_helpers import normalize
+from decode_helpers import JFK, JFK_TEXT, REPO, librivox_clips, normalize
 from mlx_audio_coreml.cli import main
 from mlx_audio_coreml.cli.progress_bar import ProgressBar
 from mlx_audio_coreml.cli.transcribe import temperatures

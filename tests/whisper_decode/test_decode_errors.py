@@ -8,8 +8,7 @@ import mlx.core as mx
 import numpy as np
 import pytest
 
-from conftest import tiny_random_model
-from decode_helpers import FakeTokenizer
+from decode_helpers import FakeTokenizer, tiny_random_model
 from mlx_audio_coreml.encoders import MLXAudioEncoder
 from mlx_audio_coreml.errors import AudioDecodeError, EmptyAudio, InvalidOption, NonFiniteAudio
 from mlx_audio_coreml.whisper.decoding import DecodingOptions, DecodingTask

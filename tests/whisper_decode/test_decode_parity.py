@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from conftest import JFK, librivox_clips
+from decode_helpers import JFK, librivox_clips
 
 pytestmark = pytest.mark.realweights
 

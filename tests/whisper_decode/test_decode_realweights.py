@@ -9,8 +9,7 @@ import numpy as np
 import pytest
 import soundfile
 
-from conftest import JFK, JFK_TEXT, librivox_clips
-from decode_helpers import normalize, wer
+from decode_helpers import JFK, JFK_TEXT, librivox_clips, normalize, wer
 
 pytestmark = pytest.mark.realweights
 
