@@ -105,6 +105,19 @@ def test_host_path_matches_plain_mlx_ops(model):
         plain = run()
     for ours, reference in zip(host, plain):
         np.testing.assert_allclose(np.array(ours), np.array(reference), atol=2e-5, rtol=1e-4)
+    batch = random_mel(model.dims, batch=3, seed=5)
+    host_batch = np.array(model.encoder(batch))
+    with host_math.disabled():
+        np.testing.assert_allclose(host_batch, np.array(model.encoder(batch)), atol=2e-5, rtol=1e-4)
+
+
+def test_host_path_blocks_long_inputs_the_same_way(monkeypatch):
+    """Encoder inputs longer than one block of positions are split and stitched back exactly."""
+    model = random_model(tiny_dims(n_audio_ctx=40))
+    mel = random_mel(model.dims)
+    whole = np.array(model.encoder(mel))
+    monkeypatch.setattr(host_math, "ROWS_PER_BLOCK", 7)  # 40 positions: blocks of 7 and a remainder
+    np.testing.assert_allclose(np.array(model.encoder(mel)), whole, atol=1e-5, rtol=1e-5)
 
 
 def test_host_gelu_and_softmax_match_their_definitions():
