@@ -1,7 +1,5 @@
 """coremltools' iOS14 linear op tests, predicting through the portable runtime (see conftest.py)."""
 
-import pytest
-
 from coremltools.converters.mil.mil.ops.tests.iOS14.test_linear import *  # noqa: F401,F403
 
-pytestmark = pytest.mark.slow
+# fast (about 15 s): part of the default run, so linear/matmul/einsum conformance is always checked

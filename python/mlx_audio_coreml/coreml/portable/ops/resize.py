@@ -49,9 +49,11 @@ def _linear_axis(x: mx.array, axis: int, size_out: int, mode: str) -> mx.array:
     return a + (b - a) * weight
 
 
-def _nearest_axis(x: mx.array, axis: int, size_out: int, scale: float | None = None) -> mx.array:
+def _nearest_axis(x: mx.array, axis: int, size_out: int) -> mx.array:
+    """Source index floor(i * in / out): the scale is recomputed from the sizes, as Core ML does
+    for fractional upsample factors."""
     size_in = x.shape[axis]
-    step = (1 / scale) if scale else size_in / size_out
+    step = size_in / size_out
     index = np.minimum(np.floor(np.arange(size_out) * step + 1e-6).astype(np.int32), size_in - 1)
     return mx.take(x, mx.array(index), axis=axis)
 
@@ -63,8 +65,8 @@ def _scale(value, default: float = 1.0) -> float:
 @register("upsample_nearest_neighbor", static=("scale_factor_height", "scale_factor_width"))
 def upsample_nearest_neighbor(ctx: OpContext, x: mx.array, scale_factor_height=None, scale_factor_width=None) -> mx.array:
     sh, sw = _scale(scale_factor_height), _scale(scale_factor_width)
-    y = _nearest_axis(x, x.ndim - 2, math.floor(x.shape[-2] * sh), sh)
-    return _nearest_axis(y, x.ndim - 1, math.floor(x.shape[-1] * sw), sw)
+    y = _nearest_axis(x, x.ndim - 2, math.floor(x.shape[-2] * sh))
+    return _nearest_axis(y, x.ndim - 1, math.floor(x.shape[-1] * sw))
 
 
 @register("upsample_bilinear", static=("scale_factor_height", "scale_factor_width", "align_corners", "half_pixel_centers"))
