@@ -42,6 +42,10 @@ _PUBLIC: dict[str, str] = {
     "MLXVocoder": "vocoders",
     "CoreMLVocoder": "vocoders",
     "CancelToken": "cancel",
+    "TranscribeOptions": "whisper.transcribe",
+    "Segment": "whisper.segments",
+    "Word": "whisper.segments",
+    "TranscriptionInfo": "whisper.segments",
 }
 
 __all__ = sorted(_PUBLIC) + ["__version__"]
@@ -74,4 +78,6 @@ if TYPE_CHECKING:
         WhisperProgress,
     )
     from .vocoders import AudioVocoder, CoreMLVocoder, MLXVocoder
+    from .whisper.segments import Segment, TranscriptionInfo, Word
     from .whisper.session import WhisperSession, transcribe
+    from .whisper.transcribe import TranscribeOptions
