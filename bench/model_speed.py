@@ -52,10 +52,15 @@ def time_encoder(bundle, host: bool, mel: mx.array) -> float:
     return time.perf_counter() - start
 
 
+def prompt_of(bundle) -> list[int]:
+    tokenizer = bundle.get_tokenizer(language="en") if bundle.model.is_multilingual else bundle.tokenizer
+    return list(tokenizer.sot_sequence_including_notimestamps)
+
+
 def time_decoder(bundle, host: bool, features: mx.array, steps: int) -> float:
     """Seconds per greedy step with the KV cache (argmax read back each step, as a decoder does)."""
     model = bundle.model
-    prompt = mx.array([list(bundle.tokenizer.sot_sequence_including_notimestamps)])
+    prompt = mx.array([prompt_of(bundle)])
 
     def run() -> float:
         logits, cache, _ = model.decoder(prompt, features)
@@ -72,7 +77,7 @@ def time_decoder(bundle, host: bool, features: mx.array, steps: int) -> float:
         return run()
 
 
-def ct2_timers(model_dir, mel_np: np.ndarray, steps: int) -> dict[str, tuple[Callable[[], float], Callable[[], float]]]:
+def ct2_timers(model_dir, mel_np: np.ndarray, steps: int, prompt: list[int], never: list[int]) -> dict[str, tuple[Callable[[], float], Callable[[], float]]]:
     try:
         import ctranslate2
     except ImportError:
@@ -89,11 +94,11 @@ def ct2_timers(model_dir, mel_np: np.ndarray, steps: int) -> dict[str, tuple[Cal
 
         def step(model=model) -> float:  # (time for a long run - time for a short one) / tokens between
             encoded = model.encode(features)
-            kwargs = dict(beam_size=1, suppress_tokens=[50256, 50257], suppress_blank=False)  # no early end
+            kwargs = dict(beam_size=1, suppress_tokens=never, suppress_blank=False)  # no early end
             lengths, times = [], []
             for max_length in (8, 8 + 2 * steps):  # CTranslate2 returned max_length / 2 tokens here: count them
                 start = time.perf_counter()
-                result = model.generate(encoded, [[50257, 50362]], max_length=max_length, **kwargs)
+                result = model.generate(encoded, [prompt], max_length=max_length, **kwargs)
                 times.append(time.perf_counter() - start)
                 lengths.append(len(result[0].sequences_ids[0]))
             return (times[1] - times[0]) / (lengths[1] - lengths[0])
@@ -117,7 +122,9 @@ def main() -> None:
     mel = mx.array(mel_np.transpose(0, 2, 1))  # (B, frames, mels)
     features = {name: b.model.encoder(mel) for name, (b, _) in ours.items()}
     mx.eval(features)
-    ct2 = {k: v for k, v in ct2_timers(model_dir, mel_np, args.steps).items() if not any(s in k for s in skip)}
+    first = next(iter(ours.values()))[0]
+    never = [first.tokenizer.eot, first.tokenizer.sot]
+    ct2 = {k: v for k, v in ct2_timers(model_dir, mel_np, args.steps, prompt_of(first), never).items() if not any(s in k for s in skip)}
     enc: dict[str, list[float]] = {name: [] for name in [*ours, *ct2]}
     dec: dict[str, list[float]] = {name: [] for name in [*ours, *ct2]}
     for round_index in range(args.rounds + 1):  # round 0 warms up and is dropped
