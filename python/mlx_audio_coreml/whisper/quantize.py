@@ -7,7 +7,7 @@ int8 changes no token of tiny.en or base; int4 changes ~8% of tokens, with the s
 rate on those clips (bench/results/quantization_accuracy.txt).
 
 Speed: MLX's quantized matrix products have no fast CPU kernel. On this x86 CPU an int8 tiny.en
-encoder took ~20 s per 30 s window against ~1.5 s in float32 (bench/model_speed.py), so
+encoder took 11-20 s per 30 s window against ~0.9 s in float32 (bench/results/model_speed.txt), so
 quantization only pays where MLX runs on a GPU; `quantization_speeds_up()` says whether it does.
 """
 
