@@ -25,8 +25,8 @@ class EncoderError(MlxAudioCoreMLError):
     """An `AudioEncoder` could not encode the mel it was given."""
 
 
-class ShapeConversionFailed(EncoderError):
-    """The mel's shape (or dtype) cannot be handed to the encoder's model."""
+class _ShapeConversion:
+    """Fields and message shared by the encoder's and the vocoder's shape conversion failures."""
 
     def __init__(self, expected: Sequence[int], got: Sequence[int], detail: str = "") -> None:
         self.expected = _shape(expected)
@@ -36,12 +36,20 @@ class ShapeConversionFailed(EncoderError):
         super().__init__(f"shape conversion failed: expected {self.expected}, got {self.got}{extra}")
 
 
-class CoreMLInferenceFailed(EncoderError):
-    """Core ML (or the runtime standing in for it) failed while running the encoder."""
+class _InferenceFailure:
+    """Fields and message shared by the encoder's and the vocoder's Core ML inference failures."""
 
     def __init__(self, underlying: BaseException) -> None:
         self.underlying = underlying
         super().__init__(f"Core ML inference failed: {underlying}")
+
+
+class ShapeConversionFailed(_ShapeConversion, EncoderError):
+    """The mel's shape (or dtype) cannot be handed to the encoder's model."""
+
+
+class CoreMLInferenceFailed(_InferenceFailure, EncoderError):
+    """Core ML (or the runtime standing in for it) failed while running the encoder."""
 
 
 class ANENotAvailable(EncoderError):
@@ -67,23 +75,12 @@ class VocoderError(MlxAudioCoreMLError):
     """An `AudioVocoder` could not decode the features it was given."""
 
 
-class VocoderShapeConversionFailed(VocoderError):
+class VocoderShapeConversionFailed(_ShapeConversion, VocoderError):
     """The features' shape cannot be handed to the vocoder's model."""
 
-    def __init__(self, expected: Sequence[int], got: Sequence[int], detail: str = "") -> None:
-        self.expected = _shape(expected)
-        self.got = _shape(got)
-        self.detail = detail
-        extra = f": {detail}" if detail else ""
-        super().__init__(f"shape conversion failed: expected {self.expected}, got {self.got}{extra}")
 
-
-class VocoderCoreMLInferenceFailed(VocoderError):
+class VocoderCoreMLInferenceFailed(_InferenceFailure, VocoderError):
     """Core ML failed while running the vocoder."""
-
-    def __init__(self, underlying: BaseException) -> None:
-        self.underlying = underlying
-        super().__init__(f"Core ML inference failed: {underlying}")
 
 
 class UnsupportedSampleRate(VocoderError):
