@@ -15,15 +15,20 @@ from typing import Any
 import mlx.core as mx
 
 from ...errors import PackageError, PredictionFailed
+from .fuse import fuse_attention
 from .graph import Block, Constants, GraphReader, Node
+from .layout import apply_channels_last
 from .ops import NeedsHostValue, to_host
 from .package import PackageContents
 from .values import TensorType, mx_dtype_or_none
 
-class Program:
-    """The loaded `main` function: inputs, constants, nodes still to run, outputs."""
 
-    def __init__(self, contents: PackageContents) -> None:
+class Program:
+    """The loaded `main` function: inputs, constants, nodes still to run, outputs. With `optimize`,
+    the load-time rewrites of fuse.py and layout.py run after constant folding; `rewrites` counts
+    what each changed."""
+
+    def __init__(self, contents: PackageContents, optimize: bool = True) -> None:
         self.path = contents.path
         reader = GraphReader(contents.path, contents.program, contents.weights_dir)
         self.opset = reader.opset_name
@@ -33,6 +38,10 @@ class Program:
         self.output_names = self.block.outputs
         self.constants: Constants = reader.constants
         self._fold_constants()
+        self.rewrites: dict[str, int] = {}
+        if optimize:
+            self.rewrites["attention"] = fuse_attention(self.block, self.constants)
+            self.rewrites["channels_last"] = apply_channels_last(self.block, self.constants)
 
     # --- load-time work ---------------------------------------------------------------------------
 

@@ -170,8 +170,9 @@ class PortableRuntime:
     name: ClassVar[str] = "portable"
     claims_neural_engine: ClassVar[bool] = False
 
-    def __init__(self, compile: bool = True) -> None:
+    def __init__(self, compile: bool = True, optimize: bool = True) -> None:
         self.compile = compile
+        self.optimize = optimize  # the load-time rewrites (attention fusion, channels-last layout)
 
     @classmethod
     def availability(cls) -> Availability:
@@ -196,7 +197,7 @@ class PortableRuntime:
         try:
             stage(LoadStage.LOADING)
             contents = read_package(Path(package))
-            program = Program(contents)
+            program = Program(contents, optimize=self.optimize)
         except PackageError:
             stage(LoadStage.FAILED)
             raise

@@ -8,7 +8,7 @@ import math
 
 import mlx.core as mx
 
-from .registry import OpContext, as_int, as_str, register
+from .registry import OpContext, as_int, as_str, compute_dtype, register
 
 
 def like(param: mx.array, x: mx.array) -> mx.array:
@@ -52,7 +52,11 @@ def softplus(ctx: OpContext, x: mx.array) -> mx.array:
 
 @register("gelu", static=("mode",))
 def gelu(ctx: OpContext, x: mx.array, mode: str = "EXACT") -> mx.array:
-    mode = as_str(mode)
+    wide = compute_dtype(x.dtype)  # float16 on the CPU: MLX's float16 erf/tanh are slower there
+    return _gelu(x.astype(wide), as_str(mode)).astype(x.dtype)
+
+
+def _gelu(x: mx.array, mode: str) -> mx.array:
     if mode == "TANH_APPROXIMATION":
         inner = math.sqrt(2 / math.pi) * (x + 0.044715 * x * x * x)
         return 0.5 * x * (1 + mx.tanh(inner))
@@ -112,4 +116,5 @@ def softplus_parametric(ctx: OpContext, x: mx.array, alpha: mx.array, beta: mx.a
 
 @register("softmax", static=("axis",))
 def softmax(ctx: OpContext, x: mx.array, axis: int = -1) -> mx.array:
-    return mx.softmax(x, axis=as_int(axis), precise=x.dtype == mx.float16)
+    wide = compute_dtype(x.dtype)  # float16 on the CPU: ~2x faster through float32 (measured)
+    return mx.softmax(x.astype(wide), axis=as_int(axis), precise=wide == mx.float16).astype(x.dtype)

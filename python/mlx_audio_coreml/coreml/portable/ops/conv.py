@@ -59,21 +59,42 @@ def conv(
     ctx: OpContext, x: mx.array, weight: mx.array, bias: mx.array | None = None, strides=None,
     pad_type="valid", pad=None, dilations=None, groups=1,
 ) -> mx.array:
-    n, strides, dilations = _spatial_params(x, strides, dilations)
+    kernel = weight.shape[2:]
+    pointwise = all(k == 1 for k in kernel) and as_int(groups) == 1
+    if pointwise and all(s == 1 for s in _ints_or_ones(strides, len(kernel))) and not _padded(pad_type, pad):
+        return _pointwise(ctx, x, weight, bias)
+    y = conv_channels_last(ctx, channels_last(x), weight, bias, strides, pad_type, pad, dilations, groups)
+    return channels_first(y)
+
+
+def conv_channels_last(
+    ctx: OpContext, x: mx.array, weight: mx.array, bias: mx.array | None = None, strides=None,
+    pad_type="valid", pad=None, dilations=None, groups=1,
+) -> mx.array:
+    """conv on channels-last x (N, *D, C_in) -> channels-last (N, *D', C_out); MIL's weight layout."""
+    n = x.ndim - 2
+    strides, dilations = _ints_or_ones(strides, n), _ints_or_ones(dilations, n)
     kernel = list(weight.shape[2:])
     pads = resolve_padding(as_str(pad_type), as_ints(pad) if pad is not None else None,
-                           x.shape[2:], kernel, strides, dilations)
-    if all(k == 1 for k in kernel) and all(s == 1 for s in strides) and not any(sum(pads, ())) and as_int(groups) == 1:
-        return _pointwise(ctx, x, weight, bias)
+                           x.shape[1:-1], kernel, strides, dilations)
     dtype = compute_dtype(x.dtype)
     w = ctx.derived("weight", "weight", lambda: mx.contiguous(mx.moveaxis(weight, 1, -1).astype(dtype)))  # (C_out, *K, C_in/g)
     y = grouped_conv(
-        channels_last(x.astype(dtype)), w, as_int(groups), stride=strides,
+        x.astype(dtype), w, as_int(groups), stride=strides,
         padding=([p[0] for p in pads], [p[1] for p in pads]), kernel_dilation=dilations,
     )
     if bias is not None:
         y = y + bias.astype(y.dtype)
-    return channels_first(y).astype(x.dtype)
+    return y.astype(x.dtype)
+
+
+def _ints_or_ones(values, n: int) -> list[int]:
+    return as_ints(values) if values is not None else [1] * n
+
+
+def _padded(pad_type, pad) -> bool:
+    """Whether a stride-1, kernel-1 conv pads (only explicit custom padding can)."""
+    return as_str(pad_type) == "custom" and pad is not None and any(as_ints(pad))
 
 
 def grouped_conv(x: mx.array, w: mx.array, groups: int, **kwargs) -> mx.array:

@@ -1,0 +1,74 @@
+"""Internal ops that the load-time rewrites (fuse.py, layout.py) put in place of MIL op patterns.
+
+They are not in the MIL op table (`lookup` never returns them): a package can only reach them
+through a rewrite that has proved the pattern it replaces computes the same values. Layout terms:
+a channels-first tensor is (N, C, *D) as MIL defines it; its channels-last form is (N, *D, C).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import mlx.core as mx
+
+from .conv import conv_channels_last
+from .registry import OpContext, OpDef, compute_dtype
+
+
+def internal_op(name: str, fn: Callable[..., Any], static: tuple[str, ...] = ()) -> OpDef:
+    return OpDef(name, fn, frozenset(static), frozenset(), foldable=False)
+
+
+def _by_head(t: mx.array, heads: int, channels_first_input: bool) -> mx.array:
+    batch = t.shape[0]
+    if channels_first_input:  # (B, D, S) -> (B, H, Dh, S) -> (B, H, S, Dh)
+        return t.reshape(batch, heads, -1, t.shape[-1]).swapaxes(-1, -2)
+    return t.reshape(batch, t.shape[1], heads, -1).transpose(0, 2, 1, 3)  # (B, S, D) -> (B, H, S, Dh)
+
+
+def _join_heads(t: mx.array, channels_first_output: bool) -> mx.array:
+    batch, heads, length, head_dim = t.shape  # (B, H, S, Dh)
+    if channels_first_output:
+        return t.swapaxes(-1, -2).reshape(batch, heads * head_dim, length)  # (B, D, S)
+    return t.transpose(0, 2, 1, 3).reshape(batch, length, heads * head_dim)  # (B, S, D)
+
+
+def multi_head_attention(
+    ctx: OpContext, query: mx.array, key: mx.array, value: mx.array, heads: int, scale: float,
+    channels_first: bool,
+) -> mx.array:
+    """softmax(scale * q_h k_h^T) v_h for every head h, heads laid side by side on the channel axis.
+    Inputs (B, D, S) when `channels_first`, else (B, S, D); the output has the same layout."""
+    wide = compute_dtype(query.dtype)  # MLX's float16 attention is ~5x slower on the CPU (measured)
+    q, k, v = (_by_head(t, heads, channels_first).astype(wide) for t in (query, key, value))
+    out = mx.fast.scaled_dot_product_attention(q, k, v, scale=scale)  # (B, H, Sq, Dh)
+    return _join_heads(out, channels_first).astype(query.dtype)
+
+
+def pointwise_channels_last(ctx: OpContext, x: mx.array, weight: mx.array, bias: mx.array | None = None) -> mx.array:
+    """A 1x1 convolution on channels-last x (N, *D, C): x @ W^T (+ b), channels-last out."""
+    dtype = compute_dtype(x.dtype)
+    w = ctx.derived("pointwise", "weight", lambda: weight.reshape(weight.shape[0], -1).astype(dtype))  # (O, C)
+    y = mx.matmul(x.astype(dtype), w.T)  # (N, *D, O)
+    if bias is not None:
+        y = y + bias.astype(dtype)
+    return y.astype(x.dtype)
+
+
+def conv_to_channels_last(ctx: OpContext, x: mx.array, weight: mx.array, bias: mx.array | None = None,
+                          input_channels_last: bool = False, **params: Any) -> mx.array:
+    """MIL's conv with its output left channels-last (and its input already so, when flagged)."""
+    x_last = x if input_channels_last else mx.moveaxis(x, 1, -1)  # (N, *D, C)
+    return conv_channels_last(ctx, x_last, weight, bias, **params)
+
+
+def permute(ctx: OpContext, x: mx.array, perm: tuple[int, ...]) -> mx.array:
+    return mx.transpose(x, perm)
+
+
+MULTI_HEAD_ATTENTION = internal_op("portable.multi_head_attention", multi_head_attention)
+POINTWISE_CHANNELS_LAST = internal_op("portable.pointwise_channels_last", pointwise_channels_last)
+CONV_TO_CHANNELS_LAST = internal_op("portable.conv_to_channels_last", conv_to_channels_last,
+                                    static=("strides", "pad_type", "pad", "dilations", "groups"))
+PERMUTE = internal_op("portable.permute", permute)
