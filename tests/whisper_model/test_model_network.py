@@ -170,3 +170,25 @@ def test_sinusoids_are_sines_then_cosines():
     np.testing.assert_allclose(table[0], [0, 0, 0, 0, 1, 1, 1, 1], atol=1e-7)
     np.testing.assert_allclose(table[3, 0], np.sin(3.0), atol=1e-6)
     np.testing.assert_allclose(table[3, 4], np.cos(3.0), atol=1e-6)
+
+
+def test_host_decoder_steps_match_plain_mlx_steps(model):
+    """Greedy one-token steps on the host return the same logits, cache and cross scores as MLX."""
+    features = model.encoder(random_mel(model.dims))
+
+    def run() -> list[mx.array]:
+        logits, cache, _ = model.decoder(mx.array([[3, 1]]), features)
+        outputs = []
+        for token in (4, 1, 5):
+            logits, cache, cross_qk = model.decoder(mx.array([[token]]), features, cache)
+            outputs += [logits, *cross_qk, *(kv for layer in cache for kv in layer[0])]
+        assert kv_cache_length(cache) == 5
+        mx.eval(outputs)
+        return outputs
+
+    host = run()
+    with host_math.disabled():
+        plain = run()
+    for ours, reference in zip(host, plain, strict=True):
+        assert ours.shape == reference.shape
+        np.testing.assert_allclose(np.array(ours), np.array(reference), atol=2e-5, rtol=1e-4)

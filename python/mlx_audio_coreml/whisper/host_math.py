@@ -80,9 +80,14 @@ def gelu_(hidden: mx.array) -> mx.array:
     if rows is None:
         return hidden * 0.5 * (1.0 + mx.erf(hidden * float(_INV_SQRT2)))
     for start in range(0, rows.shape[0], _ROWS_PER_CHUNK):
-        block = rows[start : start + _ROWS_PER_CHUNK]
-        block *= 0.5 * (1.0 + np.copysign(_erf_of_abs(np.abs(block) * _INV_SQRT2), block))
+        gelu_np_(rows[start : start + _ROWS_PER_CHUNK])
     return hidden
+
+
+def gelu_np_(block: np.ndarray) -> np.ndarray:
+    """Exact (erf) GELU of a float32 numpy array, in place; returns it."""
+    block *= 0.5 * (1.0 + np.copysign(_erf_of_abs(np.abs(block) * _INV_SQRT2), block))
+    return block
 
 
 def _erf_of_abs(z: np.ndarray) -> np.ndarray:
@@ -121,24 +126,34 @@ def matvec_logits(weight: mx.array, x: mx.array) -> mx.array:
     """x (1, 1, D) @ weight.T for a large (V, D) weight, through a BLAS matrix-vector product.
 
     MLX sends every product to gemm, which is ~2x slower than gemv for one row (4 ms vs 8 ms for
-    tiny.en's 51864 x 384 logits here). The gemv is OpenBLAS's own when `_blas` loaded it (the
-    threads MLX already uses), else numpy's. Several rows read the weight once in a gemm instead:
+    tiny.en's 51864 x 384 logits here). Several rows read the weight once in a gemm instead:
     callers keep those in MLX.
     """
     mx.eval(x, weight)
     table = np.asarray(weight)
-    row = np.ascontiguousarray(np.asarray(x).reshape(-1), dtype=np.float32)
-    sgemv = _cblas_sgemv()
-    if sgemv is None or not table.flags.c_contiguous or table.dtype != np.float32:
-        out = table @ row
-    else:
-        out = np.empty(table.shape[0], np.float32)
-        sgemv(_ROW_MAJOR, _NO_TRANSPOSE, table.shape[0], table.shape[1], 1.0, table.ctypes.data,
-              table.shape[1], row.ctypes.data, 1, 0.0, out.ctypes.data, 1)  # fmt: skip
+    out = matvec(table, np.asarray(x).reshape(-1))
     return mx.array(out.reshape(1, 1, table.shape[0]))
 
 
-_ROW_MAJOR, _NO_TRANSPOSE = 101, 111  # CBLAS enum values
+def matvec(matrix: np.ndarray, vector: np.ndarray, transpose: bool = False) -> np.ndarray:
+    """matrix @ vector (or matrix.T @ vector) for a 2-D float32 matrix, through OpenBLAS's sgemv.
+
+    The OpenBLAS `_blas` loaded (the threads MLX already uses, limited by
+    `decoder_blas_threads`) rather than numpy's own copy: numpy's bundled OpenBLAS keeps a second
+    pool of threads, and two pools spinning on 2 cores made a numpy decoder step ~5x slower here.
+    """
+    sgemv = _cblas_sgemv()
+    vector = np.ascontiguousarray(vector, dtype=np.float32)
+    if sgemv is None or not matrix.flags.c_contiguous or matrix.dtype != np.float32:
+        return (matrix.T if transpose else matrix) @ vector
+    rows, cols = matrix.shape
+    out = np.empty(cols if transpose else rows, np.float32)
+    sgemv(_ROW_MAJOR, _TRANSPOSE if transpose else _NO_TRANSPOSE, rows, cols, 1.0, matrix.ctypes.data,
+          cols, vector.ctypes.data, 1, 0.0, out.ctypes.data, 1)  # fmt: skip
+    return out
+
+
+_ROW_MAJOR, _NO_TRANSPOSE, _TRANSPOSE = 101, 111, 112  # CBLAS enum values
 # BLAS threads while a decoder step evaluates (0: leave OpenBLAS alone). One-row products gain
 # little from a second thread, and on a shared CPU every multi-threaded call waits for a worker
 # to be scheduled: measured here under load, a step took ~22 ms with 1 thread, ~30 ms with 2.

@@ -20,7 +20,7 @@ import mlx.nn as nn
 import numpy as np
 
 from ..errors import ShapeConversionFailed
-from . import host_math
+from . import host_decoder, host_math
 
 LayerCache = tuple[tuple[mx.array, mx.array] | None, tuple[mx.array, mx.array] | None]
 KVCache = list[LayerCache]
@@ -98,7 +98,7 @@ class MultiHeadAttention(nn.Module):
         q = self._heads(self.query(x))
         if cache is None:
             k_t = mx.contiguous(self._heads(self.key(xa)).swapaxes(-1, -2))  # (B, H, Dh, n_ctx)
-            cache = (k_t, self._heads(self.value(xa)))
+            cache = (k_t, mx.contiguous(self._heads(self.value(xa))))  # (B, H, n_ctx, Dh), one block per head
         scores = (q * q.shape[-1] ** -0.5) @ cache[0]  # (B, H, T, n_ctx), also the word-timing scores
         weights = mx.softmax(scores.astype(mx.float32), axis=-1).astype(q.dtype)
         return self._merge(weights @ cache[1]), cache, scores.astype(mx.float32)
@@ -192,6 +192,8 @@ class TextDecoder(nn.Module):
         length = tokens.shape[-1]
         if offset + length > self.positional_embedding.shape[0]:
             raise ShapeConversionFailed([tokens.shape[0], self.positional_embedding.shape[0]], [tokens.shape[0], offset + length], "decoder context")
+        if host_decoder.applies(self, tokens, kv_cache):
+            return host_decoder.decode_step(self, tokens, kv_cache, offset)
         x = self.token_embedding(tokens) + self.positional_embedding[offset : offset + length]
         xa = audio_features.astype(x.dtype)
         mask = _causal_mask(length, offset, x.dtype) if length > 1 else None
