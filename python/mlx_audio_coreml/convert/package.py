@@ -8,9 +8,6 @@ success and on any failure, interrupts included.
 from __future__ import annotations
 
 import contextlib
-import os
-import shutil
-import tempfile
 import threading
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from pathlib import Path
@@ -21,6 +18,7 @@ from coremltools.converters.mil.mil import Program
 from coremltools.converters.mil.mil.passes import pass_pipeline as _pass_pipeline
 
 from ..errors import ConversionDestinationExists, ConversionFailed
+from ..staging import staged_path
 
 PRECISIONS: Mapping[str, Any] = {"float16": ct.precision.FLOAT16, "float32": ct.precision.FLOAT32}
 
@@ -86,18 +84,10 @@ def staged_output(destination: Path, overwrite: bool = False) -> Iterator[Path]:
     destination = Path(destination)
     if destination.exists() and not overwrite:
         raise ConversionDestinationExists(str(destination))
-    destination.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{destination.name}.", suffix=".partial", dir=destination.parent))
-    try:
-        built = staging / destination.name
+    with staged_path(destination, overwrite=True) as built:
         yield built
         if not built.exists():
             raise ConversionFailed("finishing", f"nothing was built for {destination}")
-        if destination.exists():
-            os.replace(destination, staging / "replaced")  # the old one goes away with the staging folder
-        os.replace(built, destination)
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
 
 
 _PATCH_LOCK = threading.Lock()

@@ -11,8 +11,6 @@ Quantized folders store `<layer>.weight` packed in uint32 with `<layer>.scales` 
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from dataclasses import asdict, fields
 from pathlib import Path
 from typing import Any
@@ -22,6 +20,7 @@ import numpy as np
 from mlx.utils import tree_flatten
 
 from ...errors import CorruptModelFile
+from ...staging import staged_path
 from ..model import ModelDimensions, Whisper
 from . import WeightsFile
 
@@ -71,22 +70,13 @@ def save(model: Whisper, out_dir: Path, *, file_name: str = "weights.safetensors
     config: dict[str, Any] = {**asdict(model.dims), "model_type": "whisper"}
     if quantization is not None:
         config["quantization"] = dict(quantization)
-    out_dir.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=out_dir.name + ".", suffix=".partial", dir=out_dir.parent))
-    try:
+    with staged_path(out_dir) as staging:
+        staging.mkdir()
         if file_name.endswith(".npz"):
             mx.savez(str(staging / file_name), **weights)
         else:
             mx.save_safetensors(str(staging / file_name), weights, metadata={"format": "mlx"})
         (staging / "config.json").write_text(json.dumps(config, indent=4), encoding="utf-8")
-        if out_dir.exists():
-            raise FileExistsError(f"{out_dir} already exists")
-        os.replace(staging, out_dir)
-    except BaseException:
-        for child in staging.glob("*"):
-            child.unlink()
-        staging.rmdir()
-        raise
     return out_dir
 
 

@@ -12,9 +12,7 @@ token embedding and usually left out of the file.
 from __future__ import annotations
 
 import json
-import os
 import re
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +21,7 @@ import numpy as np
 from mlx.utils import tree_flatten
 
 from ...errors import CorruptModelFile, WeightsMismatch
+from ...staging import staged_path
 from ..model import ModelDimensions, Whisper
 from . import WeightsFile
 
@@ -197,17 +196,8 @@ def _theirs(ours: str) -> str:
 
 
 def _write_folder(out_dir: Path, tensors: dict[str, mx.array], json_files: dict[str, Any]) -> None:
-    out_dir.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=out_dir.name + ".", suffix=".partial", dir=out_dir.parent))
-    try:
+    with staged_path(out_dir) as staging:
+        staging.mkdir()
         mx.save_safetensors(str(staging / SINGLE_FILE), tensors, metadata={"format": "pt"})
         for name, value in json_files.items():
             (staging / name).write_text(json.dumps(value, indent=2), encoding="utf-8")
-        if out_dir.exists():
-            raise FileExistsError(f"{out_dir} already exists")
-        os.replace(staging, out_dir)
-    except BaseException:
-        for child in staging.glob("*"):
-            child.unlink()
-        staging.rmdir()
-        raise
