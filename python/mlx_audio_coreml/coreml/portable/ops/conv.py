@@ -79,13 +79,21 @@ def conv_channels_last(
                            x.shape[1:-1], kernel, strides, dilations)
     dtype = compute_dtype(x.dtype)
     w = ctx.derived("weight", "weight", lambda: mx.contiguous(mx.moveaxis(weight, 1, -1).astype(dtype)))  # (C_out, *K, C_in/g)
+    # spatial axes of size 1 that the kernel does not move along (the unit axis of (N, C, 1, S)
+    # programs) are dropped: a 1-D convolution is cheaper than the same work as a 2-D one
+    keep = [i for i in range(n) if not (x.shape[1 + i] == 1 and kernel[i] == 1 and strides[i] == 1 and pads[i] == (0, 0))]
+    keep = keep or [n - 1]
+    x_kept = x.reshape((x.shape[0],) + tuple(x.shape[1 + i] for i in keep) + (x.shape[-1],))  # (N, *D_kept, C)
+    w_kept = w.reshape((w.shape[0],) + tuple(kernel[i] for i in keep) + (w.shape[-1],))
     y = grouped_conv(
-        x.astype(dtype), w, as_int(groups), stride=strides,
-        padding=([p[0] for p in pads], [p[1] for p in pads]), kernel_dilation=dilations,
+        x_kept.astype(dtype), w_kept, as_int(groups), stride=[strides[i] for i in keep],
+        padding=([pads[i][0] for i in keep], [pads[i][1] for i in keep]),
+        kernel_dilation=[dilations[i] for i in keep],
     )
     if bias is not None:
         y = y + bias.astype(y.dtype)
-    return y.astype(x.dtype)
+    spatial = [y.shape[1 + keep.index(i)] if i in keep else 1 for i in range(n)]
+    return y.reshape((y.shape[0],) + tuple(spatial) + (y.shape[-1],)).astype(x.dtype)  # (N, *D', C_out)
 
 
 def _ints_or_ones(values, n: int) -> list[int]:

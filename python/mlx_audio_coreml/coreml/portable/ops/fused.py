@@ -50,10 +50,9 @@ def pointwise_channels_last(ctx: OpContext, x: mx.array, weight: mx.array, bias:
     """A 1x1 convolution on channels-last x (N, *D, C): x @ W^T (+ b), channels-last out."""
     dtype = compute_dtype(x.dtype)
     w = ctx.derived("pointwise", "weight", lambda: weight.reshape(weight.shape[0], -1).astype(dtype))  # (O, C)
-    y = mx.matmul(x.astype(dtype), w.T)  # (N, *D, O)
-    if bias is not None:
-        y = y + bias.astype(dtype)
-    return y.astype(x.dtype)
+    if bias is None:
+        return mx.matmul(x.astype(dtype), w.T).astype(x.dtype)  # (N, *D, O)
+    return mx.addmm(bias.astype(dtype), x.astype(dtype), w.T).astype(x.dtype)  # bias added by the GEMM
 
 
 def conv_to_channels_last(ctx: OpContext, x: mx.array, weight: mx.array, bias: mx.array | None = None,

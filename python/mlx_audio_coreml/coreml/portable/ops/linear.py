@@ -12,9 +12,9 @@ from .registry import OpContext, as_bool, as_str, compute_dtype, register
 def linear(ctx: OpContext, x: mx.array, weight: mx.array, bias: mx.array | None = None) -> mx.array:
     dtype = compute_dtype(x.dtype)
     w = ctx.derived("weight", "weight", lambda: weight.astype(dtype))
-    y = mx.matmul(x.astype(dtype), w.T)  # MLX passes the transpose to BLAS as a flag: no copy
-    y = y if bias is None else y + bias.astype(dtype)
-    return y.astype(x.dtype)
+    if bias is None:
+        return mx.matmul(x.astype(dtype), w.T).astype(x.dtype)  # the transpose is a BLAS flag: no copy
+    return mx.addmm(bias.astype(dtype), x.astype(dtype), w.T).astype(x.dtype)  # bias added by the GEMM
 
 
 def _swap_last(a: mx.array) -> mx.array:
