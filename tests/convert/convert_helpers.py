@@ -8,18 +8,16 @@ import mlx_audio_coreml  # noqa: F401  (BLAS first)
 import pytest
 
 from mlx_audio_coreml.coreml.runtime import ModelDescription, TensorSpec
-from mlx_audio_coreml.whisper.models import local_store
 
-REPO = Path(__file__).resolve().parents[2]
-JFK = REPO / "samples" / "jfk.wav"
-JFK_TEXT = "And so my fellow Americans, ask not what your country can do for you, ask what you can do for your country."
+from speech_data import JFK, JFK_TEXT, REPO  # noqa: F401
+from speech_data import real_model_dir as _installed
 
 TINY_HEADS = 4
 
 
 def real_model_dir(name: str) -> Path:
-    path = local_store() / name
-    if not (path / "model.bin").exists() and not (path / "config.json").exists():
+    path = _installed(name)
+    if path is None:
         pytest.skip(f"real weights for {name} are not installed (scripts/fetch_models.sh)")
     return path
 

@@ -7,8 +7,9 @@ from pathlib import Path
 
 from mlx_audio_coreml.devices import DeviceFacts
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
-JFK = REPO_ROOT / "samples" / "jfk.wav"
+from speech_data import JFK  # noqa: F401
+from speech_data import REPO as REPO_ROOT  # noqa: F401
+
 REAL_STORE = Path.home() / ".cache" / "mlx-audio-coreml" / "models"
 
 # The seed's model and its companion repo (whisper/models.py maps the short name to this repo).

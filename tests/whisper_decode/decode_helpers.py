@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
-from pathlib import Path
 
 import mlx_audio_coreml  # noqa: F401  (OpenBLAS before mlx.core)
 
@@ -84,23 +83,7 @@ def wer(references: Sequence[str], hypotheses: Sequence[str]) -> float:
 
 
 # --- Real speech and a tiny random model -----------------------------------------------------
-REPO = Path(__file__).resolve().parents[2]
-JFK = REPO / "samples" / "jfk.wav"
-JFK_TEXT = "And so my fellow Americans, ask not what your country can do for you, ask what you can do for your country."
-LIBRIVOX = Path("/usr/share/pocketsphinx/test/data/librivox")
-
-
-def librivox_clips() -> list[tuple[Path, str]]:
-    """(wav, reference text) for every clip listed in the folder's `transcription` file."""
-    listing = LIBRIVOX / "transcription"
-    if not listing.is_file():
-        return []
-    clips = []
-    for line in listing.read_text().splitlines():
-        match = re.fullmatch(r"<s> (.*) </s> \((\S+)\)", line.strip())
-        if match and (LIBRIVOX / f"{match.group(2)}.wav").is_file():
-            clips.append((LIBRIVOX / f"{match.group(2)}.wav", match.group(1)))
-    return clips
+from speech_data import JFK, JFK_TEXT, LIBRIVOX, REPO, librivox_clips  # noqa: E402,F401
 
 
 def tiny_random_model(seed: int = 0, n_text_ctx: int = 64, n_audio_ctx: int = 32):

@@ -9,7 +9,6 @@ publisher's own files in test_model_weights.py.
 from __future__ import annotations
 
 import json
-import re
 from pathlib import Path
 
 import mlx_audio_coreml  # noqa: F401  (OpenBLAS before mlx.core)
@@ -19,31 +18,8 @@ import numpy as np  # isort: skip
 from mlx.utils import tree_flatten, tree_unflatten  # isort: skip
 
 from mlx_audio_coreml.whisper.model import ModelDimensions, Whisper, sinusoids  # isort: skip
-from mlx_audio_coreml.whisper.models import local_store  # isort: skip
 from mlx_audio_coreml.whisper.weights.ct2_binary import write_model_bin  # isort: skip
-
-REPO = Path(__file__).resolve().parents[2]
-JFK = REPO / "samples" / "jfk.wav"
-JFK_TEXT = "And so my fellow Americans, ask not what your country can do for you, ask what you can do for your country."
-LIBRIVOX = Path("/usr/share/pocketsphinx/test/data/librivox")
-
-
-def real_model_dir(name: str) -> Path | None:
-    path = local_store() / name
-    return path if (path / "model.bin").is_file() and (path / "tokenizer.json").is_file() else None
-
-
-def librivox_clips() -> list[tuple[Path, str]]:
-    """(wav, reference text) for each clip listed in pocketsphinx-testdata's `transcription` file."""
-    listing = LIBRIVOX / "transcription"
-    if not listing.is_file():
-        return []
-    clips = []
-    for line in listing.read_text().splitlines():
-        match = re.fullmatch(r"<s> (.*) </s> \((\S+)\)", line.strip())
-        if match and (LIBRIVOX / f"{match.group(2)}.wav").is_file():
-            clips.append((LIBRIVOX / f"{match.group(2)}.wav", match.group(1)))
-    return clips
+from speech_data import JFK, JFK_TEXT, LIBRIVOX, REPO, librivox_clips, real_model_dir  # noqa: F401  # isort: skip
 
 
 def tiny_dims(**overrides: int) -> ModelDimensions:
