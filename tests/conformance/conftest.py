@@ -8,8 +8,10 @@ coremltools' MIL op tests build a program, convert it to an ML Program and compa
   comparison steps run instead of being skipped;
 - `MLModel.predict` loads the model's saved package with PortableRuntime and predicts with it,
   converting inputs to the declared dtypes as Core ML's MLMultiArray conversion does.
-A package using an op the portable runtime lacks is skipped with a reason starting
-"portable-unsupported:", which bench/portable_conformance.py counts as unsupported.
+A failed prediction is raised as coremltools raises Core ML's: RuntimeError("Unable to compute the
+prediction using ML Program ..."). A package using an op the portable runtime lacks is skipped
+with a reason starting "portable-unsupported:", which bench/portable_conformance.py counts as
+unsupported.
 With PORTABLE_CONFORMANCE_REPORT=path, one JSON line per test outcome is appended to that file.
 """
 
@@ -29,7 +31,7 @@ if os.environ.get("PORTABLE_CONFORMANCE_FP32") == "1":
 import mlx_audio_coreml  # noqa: E402,F401  (loads the fast BLAS before MLX)
 import numpy as np  # noqa: E402
 
-from mlx_audio_coreml.errors import UnsupportedOp  # noqa: E402
+from mlx_audio_coreml.errors import PredictionFailed, UnsupportedOp  # noqa: E402
 
 UNSUPPORTED_PREFIX = "portable-unsupported:"
 _MODELS: dict[str, object] = {}  # package path -> loaded PortableModel, for repeated predicts
@@ -60,7 +62,10 @@ def _portable_predict(self, data, state=None):
     for name in data:
         if name not in inputs:
             inputs[name] = np.asarray(data[name])  # unknown names reach the runtime's own check
-    return dict(model.predict(inputs).outputs)
+    try:
+        return dict(model.predict(inputs).outputs)
+    except PredictionFailed as exc:  # what coremltools raises when Core ML's prediction fails
+        raise RuntimeError(f"Unable to compute the prediction using ML Program ({exc})") from exc
 
 
 @pytest.fixture(autouse=True)

@@ -1,5 +1,10 @@
 """Indexing ops: gather (with batch_dims), gather_along_axis, gather_nd, the scatter family, one_hot.
-Negative indices count from the end (iOS17 semantics; earlier opsets never produce them)."""
+
+Gather indices may be negative (counted from the end). Scatter indices follow the opset: before
+iOS17 negative ones count from the end; from iOS17 on only [0, D) is in bounds. There, with
+`validate_indices` an out-of-bound index fails the prediction (checked on the host, so such a
+program runs uncompiled), and without it (behaviour undefined in Core ML) its update is dropped:
+it is written to a scratch slot past the end that is cut off again, never to another element."""
 
 from __future__ import annotations
 
@@ -8,7 +13,9 @@ import math
 import mlx.core as mx
 import numpy as np
 
-from .registry import OpContext, as_int, as_str, norm_axis, register
+from .registry import OpContext, as_bool, as_int, as_str, norm_axis, register, to_host
+
+_IOS17 = 7  # the opset number of CoreML7 (iOS17)
 
 
 def _wrap(indices: mx.array, size: int) -> mx.array:
@@ -80,34 +87,86 @@ def _scatter_into(data: mx.array, index: tuple, updates: mx.array, mode: str) ->
     return actions[mode](updates)
 
 
+def _checked(ctx: OpContext, indices: mx.array, sizes: list[int], validate) -> mx.array:
+    """Indices as int32, negative ones wrapped before iOS17; with `validate`, any index out of
+    bounds raises IndexError (indices (..., K) against `sizes` (K,), or (...) against one size)."""
+    indices = indices.astype(mx.int32)
+    low = 0 if ctx.opset >= _IOS17 else -np.asarray(sizes)
+    if validate is not None and as_bool(validate):
+        host = np.asarray(to_host(indices)).reshape(-1, len(sizes))
+        if ((host < low) | (host >= np.asarray(sizes))).any():
+            raise IndexError(f"scatter indices out of bounds for dimensions {sizes}")
+    if ctx.opset >= _IOS17:
+        return indices
+    return indices + mx.where(indices < 0, mx.array(np.asarray(sizes, dtype=np.int32)), 0)
+
+
+def _in_bounds(indices: mx.array, sizes: list[int]) -> mx.array:
+    """True where every coordinate of (..., K) indices lies in [0, size)."""
+    limits = mx.array(np.asarray(sizes, dtype=np.int32))
+    return mx.all((indices >= 0) & (indices < limits), axis=-1)
+
+
+def _with_scratch(data: mx.array, axis: int) -> mx.array:
+    """data with one more (zero) slice at the end of `axis`: where dropped updates go."""
+    pad = [(0, 0)] * data.ndim
+    pad[axis] = (0, 1)
+    return mx.pad(data, pad)
+
+
+def _drop_scratch(data: mx.array, axis: int) -> mx.array:
+    return mx.split(data, [data.shape[axis] - 1], axis=axis)[0]
+
+
 @register("scatter", static=("axis", "mode", "validate_indices"))
 def scatter(ctx: OpContext, data: mx.array, indices: mx.array, updates: mx.array, axis=0, mode="add",
-            validate_indices=False) -> mx.array:
+            validate_indices=None) -> mx.array:
     axis = norm_axis(as_int(axis), data.ndim)
-    moved = mx.moveaxis(data, axis, 0)
-    result = _scatter_into(moved, (_wrap(indices, data.shape[axis]),), mx.moveaxis(updates, axis, 0), as_str(mode))
+    size = data.shape[axis]
+    index = _checked(ctx, indices, [size], validate_indices)
+    moved = mx.moveaxis(data, axis, 0)  # (D, ...)
+    if ctx.opset >= _IOS17:
+        moved = _with_scratch(moved, 0)
+        index = mx.where(_in_bounds(index[..., None], [size]), index, size)
+    result = _scatter_into(moved, (index,), mx.moveaxis(updates, axis, 0), as_str(mode))
+    if ctx.opset >= _IOS17:
+        result = _drop_scratch(result, 0)
     return mx.moveaxis(result, 0, axis)
 
 
 @register("scatter_along_axis", static=("axis", "mode", "validate_indices"))
 def scatter_along_axis(ctx: OpContext, data: mx.array, indices: mx.array, updates: mx.array, axis=0, mode="add",
-                       validate_indices=False) -> mx.array:
+                       validate_indices=None) -> mx.array:
     axis = norm_axis(as_int(axis), data.ndim)
+    size = data.shape[axis]
+    along = _checked(ctx, indices, [size], validate_indices)
+    if ctx.opset >= _IOS17:
+        data = _with_scratch(data, axis)
+        along = mx.where(_in_bounds(along[..., None], [size]), along, size)
     index = []
     for d in range(data.ndim):
         if d == axis:
-            index.append(_wrap(indices, data.shape[axis]))
+            index.append(along)
         else:
             shape = [1] * indices.ndim
             shape[d] = indices.shape[d]
             index.append(mx.arange(indices.shape[d]).reshape(shape))
-    return _scatter_into(data, tuple(index), updates, as_str(mode))
+    result = _scatter_into(data, tuple(index), updates, as_str(mode))
+    return _drop_scratch(result, axis) if ctx.opset >= _IOS17 else result
 
 
 @register("scatter_nd", static=("mode", "validate_indices"))
 def scatter_nd(ctx: OpContext, data: mx.array, indices: mx.array, updates: mx.array, mode="add",
-               validate_indices=False) -> mx.array:
-    return _scatter_into(data, _nd_index(data, indices, 0), updates, as_str(mode))
+               validate_indices=None) -> mx.array:
+    sizes = list(data.shape[: indices.shape[-1]])
+    indices = _checked(ctx, indices, sizes, validate_indices)
+    if ctx.opset < _IOS17:
+        return _scatter_into(data, tuple(indices[..., k] for k in range(len(sizes))), updates, as_str(mode))
+    inside = _in_bounds(indices, sizes)
+    coords = [mx.where(inside, indices[..., 0], sizes[0])]  # a dropped update goes to the scratch row
+    coords += [mx.where(inside, indices[..., k], 0) for k in range(1, len(sizes))]
+    result = _scatter_into(_with_scratch(data, 0), tuple(coords), updates, as_str(mode))
+    return _drop_scratch(result, 0)
 
 
 @register("one_hot", static=("one_hot_vector_size", "axis", "on_value", "off_value"))

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import mlx.core as mx
 
+from ..values import mx_dtype
 from .registry import OpContext, as_bool, as_str, compute_dtype, register
 
 
@@ -29,11 +30,25 @@ def matmul(
         x = _swap_last(x)
     if as_bool(transpose_y):
         y = _swap_last(y)
-    out = x.dtype
-    if x.dtype != y.dtype:  # iOS17 allows an int8/fp16 const operand: compute in the wider float
-        out = mx.float32 if mx.float32 in (x.dtype, y.dtype) else mx.float16
-    dtype = compute_dtype(out)
+    if not (mx.issubdtype(x.dtype, mx.floating) or mx.issubdtype(y.dtype, mx.floating)):
+        return _integer_matmul(x, y)
+    # iOS17 allows mixed operands (int32, float16, float32): those compute in float32
+    dtype = compute_dtype(x.dtype if x.dtype == y.dtype else mx.float32)
+    declared = ctx.out_dtype()
+    out = mx_dtype(declared) if declared is not None else dtype
     return mx.matmul(x.astype(dtype), y.astype(dtype)).astype(out)
+
+
+def _integer_matmul(x: mx.array, y: mx.array) -> mx.array:
+    """Exact integer products (MLX multiplies floating-point matrices only): broadcast multiply
+    and sum over the shared axis, in int32 as Core ML computes int32 matmul."""
+    if x.ndim == 1:
+        return _integer_matmul(x[None], y)[..., 0, :]
+    if y.ndim == 1:
+        return _integer_matmul(x, y[:, None])[..., 0]
+    a = x.astype(mx.int32)[..., :, :, None]  # (..., M, K, 1)
+    b = y.astype(mx.int32)[..., None, :, :]  # (..., 1, K, N)
+    return mx.sum(a * b, axis=-2)  # (..., M, N)
 
 
 @register("einsum", static=("equation",), variadic=("values",))

@@ -58,6 +58,14 @@ def _nearest_axis(x: mx.array, axis: int, size_out: int) -> mx.array:
     return mx.take(x, mx.array(index), axis=axis)
 
 
+def _nearest_on_grid(x: mx.array, axis: int, size_out: int, mode: str) -> mx.array:
+    """iOS17 `resize` with NEAREST_NEIGHBOR: the sampling mode's grid, rounded to the nearest
+    source index (e.g. DEFAULT 2 -> 3 takes rows 0, 1, 1)."""
+    grid = sampling_grid(x.shape[axis], size_out, mode)
+    index = np.minimum(np.floor(grid + 0.5), x.shape[axis] - 1).astype(np.int32)
+    return mx.take(x, mx.array(index), axis=axis)
+
+
 def _scale(value, default: float = 1.0) -> float:
     return default if value is None else as_float(value)
 
@@ -104,7 +112,7 @@ def resize(ctx: OpContext, x: mx.array, shape, resized_dims, interpolation_mode=
         axis = x.ndim - k
         size = target[-k] if target[-k] != 0 else x.shape[axis]
         if as_str(interpolation_mode) == "NEAREST_NEIGHBOR":
-            x = _nearest_axis(x, axis, size)
+            x = _nearest_on_grid(x, axis, size, mode)
         else:
             x = _linear_axis(x, axis, size, mode)
     return x

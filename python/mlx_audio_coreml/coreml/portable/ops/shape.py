@@ -18,9 +18,18 @@ from .registry import OpContext, as_bool, as_bools, as_int, as_ints, as_str, nor
 @register("reshape", static=("shape",))
 def reshape(ctx: OpContext, x: mx.array, shape) -> mx.array:
     dims = as_ints(shape)
-    if len(dims) == x.ndim:  # 0 copies the input's dimension when ranks agree
+    if ctx.opset >= 7:
+        dims = _zeros_from_right(dims, x.shape)
+    elif len(dims) == x.ndim:  # before iOS17, 0 copies the input's dimension when ranks agree
         dims = [x.shape[i] if d == 0 else d for i, d in enumerate(dims)]
     return x.reshape(dims)
+
+
+def _zeros_from_right(dims: list[int], shape: tuple[int, ...]) -> list[int]:
+    """iOS17's reshape: a 0 copies the input dimension at the same place counted from the right,
+    or is 1 where the input has no dimension there."""
+    offset = len(shape) - len(dims)
+    return [d if d != 0 else (shape[i + offset] if i + offset >= 0 else 1) for i, d in enumerate(dims)]
 
 
 @register("reshape_like", static=("begins", "ends", "end_masks"), variadic=("ref_tensors", "begins", "ends", "end_masks"))
