@@ -30,7 +30,7 @@ def reference(q: np.ndarray, k: np.ndarray, v: np.ndarray, scale: float, channel
 
 
 def per_head(channels_first=True, scale=None, divide=False, softmax_axis=-1, sizes=None, order=None,
-             scales=None, mix_transpose=True, expose_scores=False):
+             scales=None, mix_transpose=True, expose_scores=False, bias=None):
     """A builder of the per-head pattern with knobs that each break it in one place."""
     axis = 1 if channels_first else 2
 
@@ -45,6 +45,8 @@ def per_head(channels_first=True, scale=None, divide=False, softmax_axis=-1, siz
             factor = scales[h] if scales else scale
             if factor is not None:
                 scores = mb.real_div(x=scores, y=1.0 / factor) if divide else mb.mul(x=scores, y=factor)
+            if bias is not None:
+                scores = mb.mul(x=scores, y=bias)
             weights = mb.softmax(x=scores, axis=softmax_axis)
             if channels_first:
                 heads.append(mb.matmul(x=vs[h], y=weights, transpose_y=mix_transpose))
@@ -96,6 +98,7 @@ NOT_THE_PATTERN = {
     "a different scale per head": dict(scales=[0.5, 0.5, 0.25]),
     "weights not transposed in the mix": dict(mix_transpose=False),
     "scores also read elsewhere": dict(expose_scores=True),
+    "scores times a constant tensor": dict(bias=rng.uniform(0.5, 1.5, (1, LENGTH, LENGTH)).astype(np.float32)),
 }
 
 

@@ -18,6 +18,7 @@ output h of each split, and all values must share one float dtype; anything else
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -123,6 +124,9 @@ def _scale(name: str | None, graph: GraphIndex) -> tuple[Node | None, float | No
         node = graph.produced_by(name, op)
         if node is None or not graph.read_once(name):
             continue
+        shapes = [graph.constant_shape(node, key) for key in ("x", "y")]
+        if any(shape is not None and math.prod(shape) != 1 for shape in shapes):
+            return None, None, None  # a constant tensor, not a scalar: not a plain rescaling
         x_value, y_value = graph.known(node, "x"), graph.known(node, "y")
         if op == "mul" and scalar(x_value) is not None and y_value is UNKNOWN:
             return node, scalar(x_value), tensor_input(node, "y")

@@ -268,15 +268,15 @@ class _LayoutPass:
         """A spatial conv leaves its output channels-last (and reads channels-last input as is);
         a 1x1 conv of channels-last input becomes x @ W^T."""
         x, rank = tensor_input(node, "x"), declared_rank(node)
-        weight = self.graph.known(node, "weight")
-        if rank is None or rank < 3 or weight is UNKNOWN or weight is None:
+        weight_shape = self.graph.constant_shape(node, "weight")
+        if rank is None or rank < 3 or weight_shape is None or len(weight_shape) != rank:
             return None
         cl = channels_last_perm(rank)
         perm = self.perm(x)
         if perm is not None and perm != cl:
             return None
         rebind = {"x": self.stored_binding(x)} if perm is not None else {}
-        if _is_pointwise(node, self.graph, np.asarray(weight).shape):
+        if _is_pointwise(node, self.graph, weight_shape):
             if perm is None:
                 return None
             params = {k: v for k, v in {**node.params, **rebind}.items() if k in ("x", "weight", "bias")}

@@ -51,6 +51,17 @@ class GraphIndex:
             return UNKNOWN
         return self.constant_of(bindings[0])
 
+    def constant_shape(self, node: Node, key: str) -> tuple[int, ...] | None:
+        """The shape of a parameter known at load, without copying its value to the host."""
+        bindings = node.params.get(key)
+        if not bindings or len(bindings) != 1:
+            return None
+        name = bindings[0].name
+        if name is None:
+            return tuple(np.shape(bindings[0].host))
+        value = self.constants.device.get(name)
+        return tuple(value.shape) if hasattr(value, "shape") else None
+
     def constant_of(self, binding: Binding) -> Any:
         if binding.name is None:
             return binding.host
