@@ -2,7 +2,8 @@
 
 `PortableRuntime().load(path)` returns a `PortableModel` (the `LoadedModel` interface of
 coreml/runtime.py). Package reading is in package.py/blob.py/values.py, the graph in graph.py,
-execution in program.py, and the op implementations in ops/.
+execution in program.py, the op implementations in ops/, and the load-time rewrites (per-head
+attention fused, channels-last layout) in fuse.py and layout.py, with rewrite.py their helpers.
 """
 
 from .ops import supported_ops

@@ -1,7 +1,8 @@
 """The `portable` Core ML runtime: load a .mlpackage and predict with MLX, on any OS MLX runs on.
 
 There is no compile step and no Neural Engine: `load` parses the package, checks every op is
-supported (UnsupportedOp otherwise) and folds constants; `predict` validates the tensors against
+supported (UnsupportedOp otherwise), folds constants and applies the exact load-time rewrites
+(fuse.py, layout.py; `PortableRuntime(optimize=False)` runs the program as written); `predict` validates the tensors against
 the description (typed errors, nothing written on failure), runs the program (mx.compile'd where
 possible) and copies outputs into caller buffers when given. CPU_ONLY runs on MLX's CPU device;
 other compute units use MLX's default device (the GPU where there is one).
