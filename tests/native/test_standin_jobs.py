@@ -20,6 +20,7 @@ from mlx_audio_coreml.coreml.runtime import ComputeUnits, LoadStage
 from mlx_audio_coreml.errors import (
     ANECompilationCancelled,
     ANECompilationTimeout,
+    ANENotAvailable,
     ModelLoadFailed,
     NativeError,
     PackageError,
@@ -140,6 +141,15 @@ def test_a_cached_model_that_no_longer_loads_is_compiled_again(runtime, make_pac
     assert not model.used_compiled_cache
     assert [line.split()[0] for line in calls(package)] == ["compile", "load", "predict"]
     model.close()
+
+
+def test_neural_engine_alone_on_a_machine_without_one_is_ane_not_available(runtime, make_package, monkeypatch) -> None:
+    monkeypatch.setenv("MACB_STANDIN_ANE_CORES", "0")  # the stand-in plays a Mac without a Neural Engine
+    package = make_package()
+    with pytest.raises(ANENotAvailable, match="ANE not supported"):
+        runtime.load(package, ComputeUnits.CPU_AND_NEURAL_ENGINE)
+    assert not calls(package)  # refused before any compile was started
+    runtime.load(package, ComputeUnits.CPU_ONLY).close()  # other compute units still load
 
 
 def test_compute_units_reach_core_ml(runtime, make_package) -> None:

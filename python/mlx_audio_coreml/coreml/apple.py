@@ -25,6 +25,7 @@ import numpy as np
 from .. import native
 from ..cancel import CancelToken
 from ..errors import (
+    ANENotAvailable,
     ANECompilationCancelled,
     ANECompilationTimeout,
     CoreMLUnavailable,
@@ -119,6 +120,9 @@ class AppleRuntime:
         facts = lib.runtime_facts()
         if not facts.coreml_available:
             raise CoreMLUnavailable(self.name, facts.note)
+        if ComputeUnits(compute_units) == ComputeUnits.CPU_AND_NEURAL_ENGINE and not facts.neural_engine_available:
+            # asked for the Neural Engine alone: without one Core ML would quietly run on the CPU
+            raise ANENotAvailable("ANE not supported: CPU_AND_NEURAL_ENGINE was requested on a machine without one")
         package = Path(package)
         if not package.exists():
             raise PackageError(str(package), "does not exist")
