@@ -25,9 +25,9 @@ import numpy as np
 from .. import native
 from ..cancel import CancelToken
 from ..errors import (
-    ANENotAvailable,
     ANECompilationCancelled,
     ANECompilationTimeout,
+    ANENotAvailable,
     CoreMLUnavailable,
     MlxAudioCoreMLError,
     NativeLibraryUnavailable,
