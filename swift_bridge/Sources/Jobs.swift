@@ -184,7 +184,6 @@ final class JobRegistry {
     static let shared = JobRegistry()
     private let lock = Lock()
     private var running: [String: LoadWork] = [:]
-    private let queue = DispatchQueue(label: "macb.load", qos: .userInitiated, attributes: .concurrent)
 
     /// A ticket on the running load of this model, or on a new one started now.
     func begin(_ request: LoadRequest, callback: macb_stage_fn?, userData: UnsafeMutableRawPointer?) -> Ticket {
@@ -197,7 +196,10 @@ final class JobRegistry {
         let ticket = Ticket(work: work, adopted: adopted, callback: callback, userData: userData)
         ticket.deliver(work.attach(ticket))
         if !adopted {
-            queue.async { work.run(on: currentBackend) }
+            // A serial queue of its own per load: libdispatch gives each one a thread even when
+            // abandoned compiles block others. One shared concurrent queue is limited to the core
+            // count, so on a 2-core machine two abandoned compiles left every new load queued.
+            DispatchQueue(label: "macb.load", qos: .userInitiated).async { work.run(on: currentBackend) }
         }
         return ticket
     }

@@ -55,6 +55,16 @@ def test_wait_returns_within_its_deadline_while_a_slow_load_runs(standin, make_p
         assert job.state().stage == LoadStage.COMPILING
 
 
+def test_abandoned_slow_compiles_never_keep_a_new_load_queued(runtime, make_package) -> None:
+    for index in range(4):  # more abandoned compiles than this machine has cores (2 here)
+        with pytest.raises(ANECompilationTimeout):
+            runtime.load(make_package(f"slow{index}", compile_delay_s=4), timeout_s=0.05)
+    stages: list[LoadStage] = []
+    with pytest.raises(ANECompilationTimeout):
+        runtime.load(make_package("fresh", compile_delay_s=4), timeout_s=1.0, on_stage=stages.append)
+    assert LoadStage.COMPILING in stages
+
+
 def test_timeout_abandons_the_load_and_reports_it(runtime, make_package) -> None:
     stages: list[LoadStage] = []
     started = time.monotonic()
