@@ -6,4 +6,5 @@ cd "$(dirname "$0")/.."
 bash scripts/setup.sh
 [ -x /opt/swift/usr/bin/swiftc ] && export PATH="/opt/swift/usr/bin:$PATH"
 if command -v swiftc >/dev/null 2>&1; then bash scripts/build_standin.sh; fi
+export PYTHONFAULTHANDLER=1  # a native crash prints every thread's Python stack
 exec .venv/bin/python -m pytest -q "$@"
