@@ -68,6 +68,10 @@ def _portable_predict(self, data, state=None):
         raise RuntimeError(f"Unable to compute the prediction using ML Program ({exc})") from exc
 
 
+def _portable_make_state(self):
+    pytest.skip(f"{UNSUPPORTED_PREFIX} stateful model (make_state)")
+
+
 @pytest.fixture(autouse=True)
 def portable_coremltools_backend(monkeypatch):
     """Make coremltools' test helpers predict through the portable runtime, for this test only."""
@@ -81,6 +85,7 @@ def portable_coremltools_backend(monkeypatch):
     monkeypatch.setattr(testing_utils, "coremltoolsutils", fake_utils)
     monkeypatch.setattr(testing_utils, "_IS_MACOS", True)
     monkeypatch.setattr(ct.models.MLModel, "predict", _portable_predict)
+    monkeypatch.setattr(ct.models.MLModel, "make_state", _portable_make_state)
     yield
     _MODELS.clear()
 

@@ -1,5 +1,6 @@
 """iOS17 op semantics that differ from earlier opsets: integer matmul, reshape's 0 counted from
-the right, nearest-neighbour `resize` on the sampling grid, scatter's bounds (validated or dropped)."""
+the right, nearest-neighbour `resize` on the sampling grid, scatter's bounds (validated or
+dropped); and iOS17's activation quantize/dequantize."""
 
 from __future__ import annotations
 
@@ -90,3 +91,20 @@ def test_ios17_scatter_with_validation_fails_the_prediction(tmp_path):
 def test_scatter_before_ios17_wraps_negative_indices(tmp_path):
     model = _scatter_model(tmp_path, IOS16, validate=None)
     np.testing.assert_array_equal(_scatter(model, [-1, 0]), [[9, 11, 13], [9, 11, 13]])
+
+
+def test_quantize_then_dequantize_per_channel(tmp_path):
+    x = np.random.default_rng(2).uniform(-3, 3, (2, 3, 4)).astype(np.float32)
+    scale = np.array([0.02, 0.05, 0.1], np.float32)
+    zero = np.array([3, -2, 0], np.int8)
+
+    def build(a):
+        q = mb.quantize(input=a, scale=scale, zero_point=zero, axis=1, output_dtype="int8")
+        return q, mb.dequantize(input=q, scale=scale, zero_point=zero, axis=1)
+
+    q, back = run_program(tmp_path, build, [x], opset=IOS17)
+    s, z = scale.reshape(1, 3, 1), zero.reshape(1, 3, 1).astype(np.float32)
+    want = np.clip(np.round(x / s) + z, -128, 127)
+    assert q.dtype.kind == "i"  # int8 in the program; coremltools casts outputs to int32
+    np.testing.assert_array_equal(q, want)
+    np.testing.assert_allclose(back, (want - z) * s, rtol=1e-6)

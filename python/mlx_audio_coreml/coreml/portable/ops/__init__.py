@@ -11,6 +11,7 @@ from . import (  # noqa: F401  (imported for their registrations)
     linear,
     norm,
     pool,
+    quantization,
     reduce,
     resize,
     shape,
