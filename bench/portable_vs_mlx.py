@@ -20,6 +20,7 @@ machine slows all of them alike); the table gives the median per variant and its
 from __future__ import annotations
 
 import argparse
+import os
 import platform
 import statistics
 import sys
@@ -151,7 +152,7 @@ def bench_precision(args, precision: str) -> list[tuple[str, float, float]]:
 def table(args, rows: list[tuple[str, float, float]]) -> str:
     lines = [
         f"Command: `python bench/portable_vs_mlx.py {' '.join(sys.argv[1:])}`",
-        f"Machine: {platform.machine()}, {mx.default_device()}, MLX {mx.__version__}, "
+        f"Machine: {platform.machine()} ({os.cpu_count()} CPU cores), {mx.default_device()}, MLX {mx.__version__}, "
         f"medians of {args.rounds} interleaved rounds after one warm-up",
         "",
         f"| {args.model if not args.synthetic else 'synthetic tiny.en'} on {mx.default_device()} | median ms | vs mlx plain |",
