@@ -71,7 +71,18 @@ def tabulate(records: list[dict], seconds: dict[str, float]) -> tuple[str, dict]
         cells = " | ".join(str(row.get(c, 0)) for c in COLUMNS)
         lines.append(f"| {name} | {cells} | {seconds[name]:.0f} |")
     lines.append("| **total** | " + " | ".join(str(total.get(c, 0)) for c in COLUMNS) + f" | {sum(seconds.values()):.0f} |")
+    lines += ["", "Unsupported, by the op (or feature) the package needs:", "", "| op | tests |", "|---|---|"]
+    lines += [f"| {op} | {n} |" for op, n in _unsupported_ops(records).most_common()]
     return "\n".join(lines), {"counts": {k: dict(v) for k, v in counts.items()}, "failures": failures}
+
+
+def _unsupported_ops(records: list[dict]) -> Counter:
+    ops: Counter = Counter()
+    for record in records:
+        if classify(record) == "unsupported":
+            reason = record.get("reason", "").split("portable-unsupported:", 1)[-1].split()
+            ops[reason[0] if reason else "?"] += 1
+    return ops
 
 
 def _load_records(path: Path) -> list[dict]:
