@@ -128,8 +128,8 @@ class _LayoutPass:
             for name in node.outputs:
                 logical, perm = by_stored_name.get(name, (None, ()))
                 if logical in needed:
-                    back = derived_node(node, fused.PERMUTE, {"x": [Binding(name=name)]}, {"perm": inverse(perm)}, (logical,))
-                    result.append(back)
+                    params, host = {"x": [Binding(name=name)]}, {"perm": inverse(perm)}
+                    result.append(derived_node(node, fused.PERMUTE, params, host, (logical,)))
         return result
 
     # --- per-op rules -----------------------------------------------------------------------------

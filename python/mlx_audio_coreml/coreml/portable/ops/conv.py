@@ -81,8 +81,8 @@ def conv_channels_last(
     w = ctx.derived("weight", "weight", lambda: mx.contiguous(mx.moveaxis(weight, 1, -1).astype(dtype)))  # (C_out, *K, C_in/g)
     # spatial axes of size 1 that the kernel does not move along (the unit axis of (N, C, 1, S)
     # programs) are dropped: a 1-D convolution is cheaper than the same work as a 2-D one
-    keep = [i for i in range(n) if not (x.shape[1 + i] == 1 and kernel[i] == 1 and strides[i] == 1 and pads[i] == (0, 0))]
-    keep = keep or [n - 1]
+    unit = [x.shape[1 + i] == 1 and kernel[i] == 1 and strides[i] == 1 and pads[i] == (0, 0) for i in range(n)]
+    keep = [i for i in range(n) if not unit[i]] or [n - 1]
     x_kept = x.reshape((x.shape[0],) + tuple(x.shape[1 + i] for i in keep) + (x.shape[-1],))  # (N, *D_kept, C)
     w_kept = w.reshape((w.shape[0],) + tuple(kernel[i] for i in keep) + (w.shape[-1],))
     y = grouped_conv(
