@@ -21,16 +21,7 @@ import numpy as np
 
 from ..cancel import CancelToken
 from ..compile_job import run_with_deadline
-from ..errors import (
-    ANECompilationCancelled,
-    MissingTensor,
-    ModelLoadFailed,
-    PackageError,
-    PredictionFailed,
-    TensorDtypeMismatch,
-    TensorShapeMismatch,
-    UnknownTensorName,
-)
+from ..errors import ANECompilationCancelled, ModelLoadFailed, PackageError, PredictionFailed
 from .runtime import (
     Availability,
     ComputeUnits,
@@ -40,6 +31,7 @@ from .runtime import (
     StageCallback,
     TensorSpec,
 )
+from .validation import check_buffers, checked_inputs
 
 # Core ML's ArrayFeatureType.ArrayDataType raw values (FeatureTypes.proto).
 _ARRAY_DTYPES = {65568: "float32", 65552: "float16", 65600: "float64", 131104: "int32"}
@@ -80,7 +72,7 @@ class CoremltoolsLoadedModel:
             raise PredictionFailed("the model was closed")
         feed, copies = _checked_inputs(self.description, inputs)
         buffers = dict(outputs or {})
-        _check_buffers(self.description, buffers)
+        check_buffers(self.description, buffers, strict=False)  # copied in with casting below
         try:
             produced = self._mlmodel.predict(feed)
         except Exception as exc:
@@ -162,31 +154,11 @@ def _compute_unit(ct: Any, units: ComputeUnits) -> Any:
 
 def _checked_inputs(description: ModelDescription, inputs: Mapping[str, Any]) -> tuple[dict[str, np.ndarray], list[str]]:
     """Validate names, shapes and dtypes before anything reaches Core ML; convert dtype if needed."""
-    known = [t.name for t in description.inputs]
-    for name in inputs:
-        if name not in known:
-            raise UnknownTensorName(name, known)
     feed, copies = {}, []
-    for spec in description.inputs:
-        if spec.name not in inputs:
-            raise MissingTensor(spec.name)
-        array = np.asarray(inputs[spec.name])
-        if tuple(array.shape) != spec.shape:
-            raise TensorShapeMismatch(spec.name, spec.shape, array.shape)
-        if array.dtype != np.dtype(spec.dtype):
-            if array.dtype.kind != np.dtype(spec.dtype).kind:
-                raise TensorDtypeMismatch(spec.name, spec.dtype, str(array.dtype))
+    for spec, value in checked_inputs(description, inputs, convert_same_kind=True):
+        array = np.asarray(value)
+        if array.dtype != np.dtype(spec.dtype):  # same kind, another width: Core ML wants the spec's
             array = array.astype(spec.dtype)
             copies.append(spec.name)
         feed[spec.name] = array
     return feed, copies
-
-
-def _check_buffers(description: ModelDescription, buffers: Mapping[str, np.ndarray]) -> None:
-    known = [t.name for t in description.outputs]
-    for name, buffer in buffers.items():
-        spec = description.output(name)
-        if spec is None:
-            raise UnknownTensorName(name, known)
-        if tuple(buffer.shape) != spec.shape:
-            raise TensorShapeMismatch(name, spec.shape, buffer.shape)

@@ -21,14 +21,11 @@ import numpy as np
 from ...cancel import CancelToken
 from ...errors import (
     ANECompilationCancelled,
-    MissingTensor,
     ModelLoadFailed,
     PackageError,
     PredictionFailed,
     TensorDtypeMismatch,
-    TensorLayoutError,
     TensorShapeMismatch,
-    UnknownTensorName,
 )
 from ..runtime import (
     Availability,
@@ -39,6 +36,7 @@ from ..runtime import (
     StageCallback,
     TensorSpec,
 )
+from ..validation import check_buffers, checked_inputs
 from .package import read_package
 from .program import Executor, Program
 from .values import mx_dtype
@@ -63,7 +61,8 @@ class PortableModel:
 
     def predict(self, inputs: Mapping[str, Any], outputs: Mapping[str, np.ndarray] | None = None) -> PredictResult:
         feeds, copies = self._validated_inputs(inputs)
-        buffers = self._validated_buffers(outputs or {})
+        buffers = dict(outputs or {})
+        check_buffers(self.description, buffers)
         with self._lock:
             if self._executor is None:
                 raise PredictionFailed("the model is closed")
@@ -94,20 +93,9 @@ class PortableModel:
     # --- validation -------------------------------------------------------------------------------
 
     def _validated_inputs(self, inputs: Mapping[str, Any]) -> tuple[dict[str, mx.array], frozenset[str]]:
-        known = [spec.name for spec in self.description.inputs]
-        for name in inputs:
-            if name not in known:
-                raise UnknownTensorName(name, known)
         feeds: dict[str, mx.array] = {}
         copies = set()
-        for spec in self.description.inputs:
-            if spec.name not in inputs:
-                raise MissingTensor(spec.name)
-            value = inputs[spec.name]
-            _check_shape(spec, tuple(value.shape))
-            got = _dtype_name(value)
-            if got != spec.dtype:
-                raise TensorDtypeMismatch(spec.name, spec.dtype, got)
+        for spec, value in checked_inputs(self.description, inputs):
             if isinstance(value, np.ndarray) and not value.flags.c_contiguous:
                 copies.add(spec.name)
             array = value if isinstance(value, mx.array) else mx.array(value)
@@ -116,21 +104,6 @@ class PortableModel:
                 copies.add(spec.name)
             feeds[spec.name] = array
         return feeds, frozenset(copies)
-
-    def _validated_buffers(self, buffers: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
-        known = [spec.name for spec in self.description.outputs]
-        for name, buffer in buffers.items():
-            spec = self.description.output(name)
-            if spec is None:
-                raise UnknownTensorName(name, known)
-            if not isinstance(buffer, np.ndarray):
-                raise TensorLayoutError(name, f"an output buffer must be a numpy array, got {type(buffer).__name__}")
-            _check_shape(spec, buffer.shape)
-            if buffer.dtype.name != spec.dtype:
-                raise TensorDtypeMismatch(name, spec.dtype, buffer.dtype.name)
-            if not buffer.flags.c_contiguous or not buffer.flags.writeable:
-                raise TensorLayoutError(name, "an output buffer must be C-contiguous and writable")
-        return dict(buffers)
 
     def _output_index(self, name: str) -> int:
         return self.program.output_names.index(name)
@@ -151,18 +124,6 @@ class PortableModel:
 def _as_spec_dtype(value: mx.array, spec: TensorSpec) -> mx.array:
     wanted = mx_dtype(spec.dtype)
     return value if value.dtype == wanted else value.astype(wanted)
-
-
-def _dtype_name(value: Any) -> str:
-    if isinstance(value, mx.array):
-        return str(value.dtype).removeprefix("mlx.core.")
-    return np.asarray(value).dtype.name if not isinstance(value, np.ndarray) else value.dtype.name
-
-
-def _check_shape(spec: TensorSpec, shape: tuple[int, ...]) -> None:
-    fits = len(shape) == len(spec.shape) and all(e in (-1, g) for e, g in zip(spec.shape, shape))
-    if not fits:
-        raise TensorShapeMismatch(spec.name, spec.shape, shape)
 
 
 class PortableRuntime:
