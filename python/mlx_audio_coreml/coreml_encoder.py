@@ -2,7 +2,11 @@
 
 It takes the mel as the seed lays it out, (B, n_mels, 3000), and returns encoder states
 (B, n_ctx, D) as an MLX array, whatever the package's layout (coreml/layouts.py: ours,
-whisper.cpp's, WhisperKit's channels-first one). Per call:
+whisper.cpp's, WhisperKit's channels-first one).
+
+A model that computes with MLX itself (the portable runtime's, which offers
+`predict_mlx(inputs) -> dict[str, mx.array]`) gets the mel as an MLX array and hands back MLX
+arrays: no numpy on either side. Any other runtime (apple, coremltools) is fed numpy, per call:
 - the MLX mel is viewed as numpy without a copy (MLX arrays expose their memory); a copy happens
   only when the package wants another dtype (float16 I/O) or a transposed view is not contiguous;
 - the runtime predicts into an output buffer allocated once per encoder (the apple runtime writes
@@ -14,7 +18,8 @@ whisper.cpp's, WhisperKit's channels-first one). Per call:
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from typing import Any
 
 import mlx.core as mx
@@ -114,22 +119,42 @@ class CoreMLAudioEncoder:
 
     def _encode_batch(self, model: LoadedModel, mel: mx.array) -> mx.array:
         """One package-sized batch through the runtime, as an MLX array (b, n_ctx, D)."""
+        predict_mlx = getattr(model, "predict_mlx", None)
+        if callable(predict_mlx):
+            return self._encode_batch_mlx(predict_mlx, mel)
         if mel.dtype == mx.bfloat16:  # numpy has no bfloat16
             mel = mel.astype(mx.float32)
         mx.eval(mel)
         source = np.asarray(mel)  # a view of MLX's memory, no copy
         feed = np.ascontiguousarray(self.layout.to_input(source, self.shapes.input_dtype))
-        with self._lock:
-            try:
-                result = model.predict({self.layout.input_name: feed}, {self.layout.output_name: self._output})
-            except TensorShapeMismatch as exc:
-                raise ShapeConversionFailed(exc.expected, exc.got, str(exc)) from exc
-            except TensorValidationError as exc:
-                raise ShapeConversionFailed(self.expected_input_shape, list(mel.shape), str(exc)) from exc
-            except Exception as exc:  # the runtime's own failure: the seed's coreMLInferenceFailed
-                raise CoreMLInferenceFailed(exc) from exc
+        with self._lock, self._typed_failures(mel):
+            result = model.predict({self.layout.input_name: feed}, {self.layout.output_name: self._output})
             produced = result.outputs.get(self.layout.output_name, self._output)
             return mx.array(self.layout.from_output(produced))  # the one copy; (b, n_ctx, D)
+
+    def _encode_batch_mlx(self, predict_mlx: Callable[..., Mapping[str, mx.array]], mel: mx.array) -> mx.array:
+        """The same through a model that predicts MLX arrays: layout casts and views stay in MLX."""
+        feed = self.layout.to_input(mel, self.shapes.input_dtype)  # (b, n_mels, [1,] frames)
+        with self._typed_failures(mel):
+            produced = predict_mlx({self.layout.input_name: feed})[self.layout.output_name]
+            states = self.layout.from_output(produced)  # (b, n_ctx, D)
+            if self.layout.output_channels_first:
+                states = mx.contiguous(states)  # row-major like the numpy path's copy gives
+            mx.eval(states)  # inside the guard: a failure while computing is an inference failure
+            return states
+
+    @contextmanager
+    def _typed_failures(self, mel: mx.array) -> Iterator[None]:
+        """The runtime's errors as the seed's: tensor checks -> ShapeConversionFailed, the rest
+        -> CoreMLInferenceFailed."""
+        try:
+            yield
+        except TensorShapeMismatch as exc:
+            raise ShapeConversionFailed(exc.expected, exc.got, str(exc)) from exc
+        except TensorValidationError as exc:
+            raise ShapeConversionFailed(self.expected_input_shape, list(mel.shape), str(exc)) from exc
+        except Exception as exc:  # the runtime's own failure: the seed's coreMLInferenceFailed
+            raise CoreMLInferenceFailed(exc) from exc
 
 
 class FallbackEncoder:
