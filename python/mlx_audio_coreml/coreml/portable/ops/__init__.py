@@ -12,11 +12,13 @@ from . import (  # noqa: F401  (imported for their registrations)
     norm,
     pool,
     quantization,
+    recurrent,
     reduce,
     resize,
     shape,
     sort,
     space,
+    state,
 )
 from .registry import NeedsHostValue, OpContext, OpDef, lookup, supported_ops, to_host
 
