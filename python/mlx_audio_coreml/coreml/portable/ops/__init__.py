@@ -18,7 +18,6 @@ from . import (  # noqa: F401  (imported for their registrations)
     shape,
     sort,
     space,
-    state,
 )
 from .registry import NeedsHostValue, OpContext, OpDef, lookup, supported_ops, to_host
 
