@@ -221,6 +221,26 @@ class MissingTensor(TensorValidationError):
         super().__init__(name, "required input is missing")
 
 
+class StateError(CoreMLError):
+    """A stateful model's prediction got no state, or a state it cannot use; nothing was run."""
+
+
+class StateRequired(StateError):
+    """A stateful model was predicted without `state=`: its states must come from `make_state()`."""
+
+    def __init__(self, states: Sequence[str]) -> None:
+        self.states = list(states)
+        super().__init__(f"the model is stateful (states {self.states}): pass state=model.make_state()")
+
+
+class StateMismatch(StateError):
+    """The state given to predict was made by another model, or the model has no states."""
+
+    def __init__(self, message: str) -> None:
+        self.message = message
+        super().__init__(f"unusable state: {message}")
+
+
 class PredictionFailed(CoreMLError):
     """The runtime accepted the tensors but the prediction itself failed."""
 

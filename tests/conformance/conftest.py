@@ -7,7 +7,9 @@ coremltools' MIL op tests build a program, convert it to an ML Program and compa
 - `coremltools.converters.mil.testing_utils` is told it runs on macOS 15, so the prediction and
   comparison steps run instead of being skipped;
 - `MLModel.predict` loads the model's saved package with PortableRuntime and predicts with it,
-  converting inputs to the declared dtypes as Core ML's MLMultiArray conversion does.
+  converting inputs to the declared dtypes as Core ML's MLMultiArray conversion does;
+- `MLModel.make_state` returns the portable model's own state (PortableState), which coremltools'
+  helpers pass back to predict, as they do with Core ML's MLState.
 A failed prediction is raised as coremltools raises Core ML's: RuntimeError("Unable to compute the
 prediction using ML Program ..."). A package using an op the portable runtime lacks is skipped
 with a reason starting "portable-unsupported:", which bench/portable_conformance.py counts as
@@ -37,21 +39,24 @@ UNSUPPORTED_PREFIX = "portable-unsupported:"
 _MODELS: dict[str, object] = {}  # package path -> loaded PortableModel, for repeated predicts
 
 
-def _portable_predict(self, data, state=None):
+def _portable_model(mlmodel):
+    """The PortableModel for this MLModel's saved package, loaded once per package."""
     from mlx_audio_coreml.coreml.portable import PortableRuntime
 
-    if state is not None or self._is_stateful():
-        pytest.skip(f"{UNSUPPORTED_PREFIX} stateful model (read_state/write_state)")
-    if not self.is_package or self.package_path is None:
+    if not mlmodel.is_package or mlmodel.package_path is None:
         pytest.skip("not an ML Program package (neural network backend)")
-    path = str(self.package_path)
+    path = str(mlmodel.package_path)
     if path not in _MODELS:
         try:
             _MODELS.clear()  # one model at a time: these packages are throwaway
             _MODELS[path] = PortableRuntime().load(Path(path))
         except UnsupportedOp as exc:
             pytest.skip(f"{UNSUPPORTED_PREFIX} {exc.op} ({exc.opset})")
-    model = _MODELS[path]
+    return _MODELS[path]
+
+
+def _portable_predict(self, data, state=None):
+    model = _portable_model(self)
     inputs = {}
     for spec in model.description.inputs:
         if spec.name in data:
@@ -63,13 +68,14 @@ def _portable_predict(self, data, state=None):
         if name not in inputs:
             inputs[name] = np.asarray(data[name])  # unknown names reach the runtime's own check
     try:
-        return dict(model.predict(inputs).outputs)
+        return dict(model.predict(inputs, state=state).outputs)
     except PredictionFailed as exc:  # what coremltools raises when Core ML's prediction fails
         raise RuntimeError(f"Unable to compute the prediction using ML Program ({exc})") from exc
 
 
 def _portable_make_state(self):
-    pytest.skip(f"{UNSUPPORTED_PREFIX} stateful model (make_state)")
+    """Core ML's MLModel.make_state(): a fresh state of the portable model, passed back to predict."""
+    return _portable_model(self).make_state()
 
 
 @pytest.fixture(autouse=True)

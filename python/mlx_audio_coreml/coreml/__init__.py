@@ -7,7 +7,9 @@ from .runtime import (
     LoadedModel,
     LoadStage,
     ModelDescription,
+    ModelState,
     PredictResult,
+    StatefulModel,
     TensorSpec,
 )
 
@@ -18,6 +20,8 @@ __all__ = [
     "LoadedModel",
     "LoadStage",
     "ModelDescription",
+    "ModelState",
     "PredictResult",
+    "StatefulModel",
     "TensorSpec",
 ]

@@ -1,7 +1,10 @@
 """The one interface every Core ML runtime implements: apple (the shim), coremltools, portable.
 
 A runtime turns a package path into a `LoadedModel`; the model describes its tensors and predicts
-from named numpy/MLX arrays, optionally into caller-owned output buffers.
+from named numpy/MLX arrays, optionally into caller-owned output buffers. A stateful model (Core ML's
+iOS18 states, e.g. a KV cache kept between predictions) also lists its states in the description and
+is a `StatefulModel`: `make_state()` gives a fresh `ModelState` that `predict(..., state=...)` reads
+and updates in place, as Core ML's `MLModel.makeState()` / `prediction(from:using:)` do.
 """
 
 from __future__ import annotations
@@ -50,12 +53,16 @@ class ModelDescription:
     inputs: tuple[TensorSpec, ...]
     outputs: tuple[TensorSpec, ...]
     metadata: Mapping[str, str] = field(default_factory=dict)
+    states: tuple[TensorSpec, ...] = ()  # a stateful model's states (never among the inputs)
 
     def input(self, name: str) -> TensorSpec | None:
         return next((t for t in self.inputs if t.name == name), None)
 
     def output(self, name: str) -> TensorSpec | None:
         return next((t for t in self.outputs if t.name == name), None)
+
+    def state(self, name: str) -> TensorSpec | None:
+        return next((t for t in self.states if t.name == name), None)
 
 
 @dataclass(frozen=True)
@@ -83,9 +90,28 @@ class LoadedModel(Protocol):
         self,
         inputs: Mapping[str, Any],
         outputs: Mapping[str, np.ndarray] | None = None,
+        *,
+        state: ModelState | None = None,  # stateful models only; runtimes without states may omit it
     ) -> PredictResult: ...
 
     def close(self) -> None: ...
+
+
+@runtime_checkable
+class ModelState(Protocol):
+    """The states of one stateful model, made by its `make_state()`; predictions update it in place."""
+
+    def read_state(self, name: str) -> np.ndarray: ...
+
+    def write_state(self, name: str, value: Any) -> None: ...
+
+
+@runtime_checkable
+class StatefulModel(LoadedModel, Protocol):
+    """A LoadedModel whose description lists states. Predicting without a state from its own
+    `make_state()` raises StateRequired / StateMismatch."""
+
+    def make_state(self) -> ModelState: ...
 
 
 @runtime_checkable

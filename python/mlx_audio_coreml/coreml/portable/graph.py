@@ -18,7 +18,7 @@ from ._proto import MIL_pb2
 from ...errors import PackageError, UnsupportedOp
 from .blob import BlobFile
 from .ops import OpContext, OpDef, lookup
-from .values import TensorType, decode_immediate_tensor, tensor_type
+from .values import TensorType, decode_immediate_tensor, state_tensor_type, tensor_type
 
 
 @dataclass(frozen=True)
@@ -107,6 +107,10 @@ class GraphReader:
         main = program.functions["main"]
         self.opset_name = main.opset
         self.opset = _opset_number(main.opset)
+        # iOS18 states among main's inputs: name -> the tensor type each wraps
+        self.state_inputs: dict[str, TensorType | None] = {
+            i.name: state_tensor_type(i.type) for i in main.inputs if i.type.WhichOneof("type") == "stateType"
+        }
 
     def main(self) -> tuple[tuple[tuple[str, TensorType | None], ...], Block]:
         main = self.program.functions["main"]

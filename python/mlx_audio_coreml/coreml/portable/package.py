@@ -2,7 +2,8 @@
 
 Only ML Programs are read (spec.mlProgram); a neural-network or pipeline spec is a PackageError.
 The description is taken from `spec.description`, with tensor shapes from the program's `main`
-function where the description leaves them open (-1 marks a flexible dimension).
+function where the description leaves them open (-1 marks a flexible dimension). A stateful
+model's states (iOS18 `StateType`, listed apart from the inputs) become `description.states`.
 """
 
 from __future__ import annotations
@@ -87,13 +88,26 @@ def _description(path: Path, spec: Model_pb2.Model) -> ModelDescription:
     outputs_by_name = {o.name: tensor_type(o.type) for op in block.operations for o in op.outputs}
     inputs = tuple(_feature(path, f, program_inputs.get(f.name)) for f in spec.description.input)
     outputs = tuple(_feature(path, f, outputs_by_name.get(f.name)) for f in spec.description.output)
-    return ModelDescription(inputs, outputs, _metadata(spec.description.metadata))
+    states = tuple(_state(path, f) for f in spec.description.state)
+    return ModelDescription(inputs, outputs, _metadata(spec.description.metadata), states)
+
+
+def _state(path: Path, feature: Model_pb2.FeatureDescription) -> TensorSpec:
+    if feature.type.WhichOneof("Type") != "stateType":
+        raise PackageError(str(path), f"state '{feature.name}' is not declared as a StateType")
+    state = feature.type.stateType
+    if state.WhichOneof("Type") != "arrayType":
+        raise PackageError(str(path), f"state '{feature.name}' wraps a {state.WhichOneof('Type')}, not an array")
+    dtype = _FEATURE_DTYPES.get(state.arrayType.dataType)
+    if dtype is None:
+        raise PackageError(str(path), f"state '{feature.name}' has an unsupported array type {state.arrayType.dataType}")
+    return TensorSpec(feature.name, dtype, tuple(int(s) for s in state.arrayType.shape))
 
 
 def _feature(path: Path, feature: Model_pb2.FeatureDescription, program_type) -> TensorSpec:
     kind = feature.type.WhichOneof("Type")
     if kind == "stateType":
-        raise PackageError(str(path), f"'{feature.name}' is a state: stateful models are not supported")
+        raise PackageError(str(path), f"'{feature.name}' is a state listed among the inputs or outputs")
     if kind != "multiArrayType":
         raise PackageError(str(path), f"'{feature.name}' is a {kind}: only multi-array tensors are supported")
     array = feature.type.multiArrayType

@@ -5,6 +5,9 @@ and evaluate every node whose inputs are all constants (constexpr decompression,
 transposes, shape arithmetic), so each prediction runs only what depends on the inputs.
 Run: `Program.run` walks the nodes eagerly; `Executor` wraps it in `mx.compile` and falls back to
 eager execution for programs whose control flow or shapes depend on computed values.
+States (iOS18): each state input is fed as an array, wrapped in a `StateCell` that read_state /
+write_state use in program order, and its final value is returned after the outputs, so a whole
+prediction stays a pure function of arrays (and compiles like any other).
 """
 
 from __future__ import annotations
@@ -18,7 +21,8 @@ from ...errors import PackageError, PredictionFailed
 from .fuse import fuse_attention
 from .graph import Block, Constants, GraphReader, Node
 from .layout import apply_channels_last
-from .ops import NeedsHostValue, to_host
+from .ops import NeedsHostValue, host, to_host
+from .ops.state import StateCell
 from .package import PackageContents
 from .values import TensorType, mx_dtype_or_none
 
@@ -35,6 +39,8 @@ class Program:
         inputs, self.block = reader.main()
         self.input_names = tuple(name for name, _ in inputs)
         self.input_types: dict[str, TensorType | None] = dict(inputs)
+        self.state_names = tuple(name for name in self.input_names if name in reader.state_inputs)
+        self.state_types: dict[str, TensorType | None] = dict(reader.state_inputs)
         self.output_names = self.block.outputs
         self.constants: Constants = reader.constants
         self._fold_constants()
@@ -86,9 +92,13 @@ class Program:
     # --- prediction -------------------------------------------------------------------------------
 
     def run(self, feeds: Mapping[str, mx.array]) -> list[mx.array]:
+        """The outputs in `output_names` order, then the final value of each state in `state_names`."""
         env: dict[str, Any] = dict(self.constants.device)
         env.update(feeds)
-        return run_block(self.block, env)
+        cells = {name: StateCell(feeds[name]) for name in self.state_names}
+        env.update(cells)
+        outputs = run_block(self.block, env)
+        return outputs + [cells[name].value for name in self.state_names]
 
 
 def run_block(block: Block, env: dict[str, Any], inputs: Sequence[Any] = ()) -> list[Any]:
@@ -114,6 +124,8 @@ def run_node(node: Node, env: Mapping[str, Any]) -> list[Any]:
     if node.ctx.blocks:
         node.ctx.run_block = lambda block, inputs=(): run_block(block, dict(env), inputs)
     result = node.op.fn(node.ctx, **kwargs)
+    if not node.outputs:  # an op run for its effect (write_state)
+        return []
     outputs = list(result) if isinstance(result, (tuple, list)) and len(node.outputs) > 1 else [result]
     if len(outputs) != len(node.outputs):
         raise PredictionFailed(f"op '{node.name}' gave {len(outputs)} outputs, the program declares {len(node.outputs)}")
@@ -144,7 +156,8 @@ class Executor:
     def __call__(self, feeds: Mapping[str, mx.array]) -> list[mx.array]:
         if self._compiled_fn is not None:
             try:
-                return self._compiled_fn(*(feeds[name] for name in self.program.input_names))
+                with host.tracing():  # ops with a host path keep to plain MLX inside the trace
+                    return self._compiled_fn(*(feeds[name] for name in self.program.input_names))
             except NeedsHostValue:
                 # shapes or control flow depend on computed values: trace no more, run eagerly
                 self._compiled_fn = None

@@ -4,8 +4,11 @@ There is no compile step and no Neural Engine: `load` parses the package, checks
 supported (UnsupportedOp otherwise), folds constants and applies the exact load-time rewrites
 (fuse.py, layout.py; `PortableRuntime(optimize=False)` runs the program as written); `predict` validates the tensors against
 the description (typed errors, nothing written on failure), runs the program (mx.compile'd where
-possible) and copies outputs into caller buffers when given. CPU_ONLY runs on MLX's CPU device;
+possible: not on the CPU when its softmax/GELU/attention go through numpy, see ops/host.py) and
+copies outputs into caller buffers when given. CPU_ONLY runs on MLX's CPU device;
 other compute units use MLX's default device (the GPU where there is one).
+A stateful model (iOS18 states) gives `make_state()`; each prediction then takes `state=` and
+updates it in place once the prediction has succeeded.
 """
 
 from __future__ import annotations
@@ -24,6 +27,8 @@ from ...errors import (
     ModelLoadFailed,
     PackageError,
     PredictionFailed,
+    StateMismatch,
+    StateRequired,
     TensorDtypeMismatch,
     TensorShapeMismatch,
 )
@@ -38,7 +43,9 @@ from ..runtime import (
 )
 from ..validation import check_buffers, checked_inputs
 from .package import read_package
+from .ops import host
 from .program import Executor, Program
+from .state import PortableState
 from .values import mx_dtype
 
 
@@ -51,19 +58,31 @@ class PortableModel:
         self.description = description
         self.program = program
         self.device = device
+        compile = compile and not host.wanted(program.block.nodes, device)  # host math runs eagerly
         self._executor: Executor | None = Executor(program, compile=compile)
         self._lock = threading.Lock()
+        if set(program.state_names) != {spec.name for spec in description.states}:
+            raise PackageError(str(program.path), f"the program's states {list(program.state_names)} are not "
+                               f"the description's {[spec.name for spec in description.states]}")
 
     @property
     def compiled(self) -> bool:
         """Whether predictions run through mx.compile (False after a fallback to eager execution)."""
         return self._executor is not None and self._executor.compiled
 
-    def predict(self, inputs: Mapping[str, Any], outputs: Mapping[str, np.ndarray] | None = None) -> PredictResult:
+    def make_state(self) -> PortableState:
+        """A fresh, zero-filled state for `predict(..., state=...)` (Core ML's `makeState()`)."""
+        if not self.description.states:
+            raise StateMismatch("the model has no states")
+        return PortableState(self, self.description.states)
+
+    def predict(self, inputs: Mapping[str, Any], outputs: Mapping[str, np.ndarray] | None = None, *,
+                state: PortableState | None = None) -> PredictResult:
         feeds, copies = self._validated_inputs(inputs)
         buffers = dict(outputs or {})
         check_buffers(self.description, buffers)
         with self._lock:
+            feeds.update(self._state_feeds(state))
             if self._executor is None:
                 raise PredictionFailed("the model is closed")
             try:
@@ -74,16 +93,22 @@ class PortableModel:
                 raise
             except Exception as exc:  # an op failing on these inputs: report, never return garbage
                 raise PredictionFailed(f"{type(exc).__name__}: {exc}") from exc
-        return self._collect(dict(zip(self.program.output_names, values)), buffers, copies)
+            count = len(self.program.output_names)
+            result = self._collect(dict(zip(self.program.output_names, values[:count])), buffers, copies)
+            self._store_state(state, values[count:])
+        return result
 
-    def predict_mlx(self, inputs: Mapping[str, Any]) -> dict[str, mx.array]:
-        """Outputs as MLX arrays, left lazy (no copy to numpy): for callers that stay in MLX."""
+    def predict_mlx(self, inputs: Mapping[str, Any], *, state: PortableState | None = None) -> dict[str, mx.array]:
+        """Outputs as MLX arrays, left lazy (no copy to numpy): for callers that stay in MLX.
+        The state, if any, is updated with lazy values too."""
         feeds, _ = self._validated_inputs(inputs)
         with self._lock:
+            feeds.update(self._state_feeds(state))
             if self._executor is None:
                 raise PredictionFailed("the model is closed")
             with mx.stream(self.device):
                 values = self._executor(feeds)
+            self._store_state(state, values[len(self.program.output_names):])
         return {spec.name: _as_spec_dtype(values[self._output_index(spec.name)], spec) for spec in self.description.outputs}
 
     def close(self) -> None:
@@ -91,6 +116,23 @@ class PortableModel:
             self._executor = None
 
     # --- validation -------------------------------------------------------------------------------
+
+    def _state_feeds(self, state: PortableState | None) -> dict[str, mx.array]:
+        """The state's arrays as program inputs; a typed error when the state cannot serve this model."""
+        if not self.description.states:
+            if state is not None:
+                raise StateMismatch("the model has no states")
+            return {}
+        if state is None:
+            raise StateRequired([spec.name for spec in self.description.states])
+        if not isinstance(state, PortableState):
+            raise StateMismatch(f"expected a state from this model's make_state(), got {type(state).__name__}")
+        state.check_owner(self)
+        return state.values()
+
+    def _store_state(self, state: PortableState | None, values: list[mx.array]) -> None:
+        if state is not None:
+            state.update(dict(zip(self.program.state_names, values)))
 
     def _validated_inputs(self, inputs: Mapping[str, Any]) -> tuple[dict[str, mx.array], frozenset[str]]:
         feeds: dict[str, mx.array] = {}

@@ -121,6 +121,13 @@ def tensor_type(value_type: MIL_pb2.ValueType) -> TensorType | None:
     return TensorType(t.dataType, dims)
 
 
+def state_tensor_type(value_type: MIL_pb2.ValueType) -> TensorType | None:
+    """The tensor a state value wraps (iOS18 `state<tensor>`), or None for anything else."""
+    if value_type.WhichOneof("type") != "stateType":
+        return None
+    return tensor_type(value_type.stateType.wrappedType)
+
+
 def unpack_sub_byte(packed: np.ndarray, nbits: int, signed: bool, count: int) -> np.ndarray:
     """Unpack `count` values of `nbits` each, least significant bit first, from a uint8 buffer."""
     bits = np.unpackbits(packed.view(np.uint8), bitorder="little")

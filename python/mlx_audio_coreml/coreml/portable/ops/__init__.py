@@ -18,6 +18,7 @@ from . import (  # noqa: F401  (imported for their registrations)
     shape,
     sort,
     space,
+    state,
 )
 from .registry import NeedsHostValue, OpContext, OpDef, lookup, supported_ops, to_host
 
