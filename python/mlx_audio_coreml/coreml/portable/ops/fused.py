@@ -12,6 +12,7 @@ from typing import Any
 
 import mlx.core as mx
 
+from . import host
 from .conv import conv_channels_last
 from .registry import OpContext, OpDef, compute_dtype
 
@@ -41,7 +42,10 @@ def multi_head_attention(
     """softmax(scale * q_h k_h^T) v_h for every head h, heads laid side by side on the channel axis.
     Inputs (B, D, S) when `channels_first`, else (B, S, D); the output has the same layout."""
     wide = compute_dtype(query.dtype)  # MLX's float16 attention is ~5x slower on the CPU (measured)
-    q, k, v = (_by_head(t, heads, channels_first).astype(wide) for t in (query, key, value))
+    q, k, v = (_by_head(t, heads, channels_first).astype(wide) for t in (query, key, value))  # (B, H, S, Dh)
+    if host.applies(wide):  # softmax on numpy, one head and block of queries at a time (host_math)
+        merged = host.attention(q, k, v, scale)  # (B, Sq, D)
+        return (merged.swapaxes(1, 2) if channels_first else merged).astype(query.dtype)
     out = mx.fast.scaled_dot_product_attention(q, k, v, scale=scale)  # (B, H, Sq, Dh)
     return _join_heads(out, channels_first).astype(query.dtype)
 
