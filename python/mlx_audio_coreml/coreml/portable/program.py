@@ -16,6 +16,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 import mlx.core as mx
+import numpy as np
 
 from ...errors import PackageError, PredictionFailed
 from .fuse import fuse_attention
@@ -142,24 +143,46 @@ def _as_declared(value: Any, declared: TensorType | None) -> Any:
     return value
 
 
+def _draws_random(block: Block) -> bool:
+    return any(
+        node.op.name.startswith("random_") or any(_draws_random(inner) for inner in node.ctx.blocks)
+        for node in block.nodes
+    )
+
+
+def _restore_generator(key: np.ndarray | None) -> None:
+    """Put back MLX's generator key as it was before an abandoned trace (which leaves a placeholder)."""
+    if key is not None:
+        mx.random.seed((int(key[0]) << 32) | int(key[1]))  # seed(s) sets the key to (s >> 32, s & 0xffffffff)
+
+
 class Executor:
     """Runs a Program compiled with `mx.compile` where possible, else eagerly."""
 
     def __init__(self, program: Program, compile: bool = True) -> None:
         self.program = program
         self.compiled = compile
-        self._compiled_fn = mx.compile(self._run_positional) if compile else None
+        # unseeded random ops draw from MLX's global generator: its state must be an input and an
+        # output of the compiled function, or every prediction would repeat the traced draw
+        self._random = _draws_random(program.block)
+        rng = dict(inputs=mx.random.state, outputs=mx.random.state) if self._random else {}
+        self._compiled_fn = mx.compile(self._run_positional, **rng) if compile else None
 
     def _run_positional(self, *inputs: mx.array) -> list[mx.array]:
         return self.program.run(dict(zip(self.program.input_names, inputs)))
 
     def __call__(self, feeds: Mapping[str, mx.array]) -> list[mx.array]:
         if self._compiled_fn is not None:
+            key = np.array(mx.random.state[0]) if self._random else None
             try:
                 with host.tracing():  # ops with a host path keep to plain MLX inside the trace
                     return self._compiled_fn(*(feeds[name] for name in self.program.input_names))
             except NeedsHostValue:
                 # shapes or control flow depend on computed values: trace no more, run eagerly
+                _restore_generator(key)
                 self._compiled_fn = None
                 self.compiled = False
+            except BaseException:
+                _restore_generator(key)
+                raise
         return self.program.run(feeds)

@@ -12,6 +12,7 @@ from . import (  # noqa: F401  (imported for their registrations)
     norm,
     pool,
     quantization,
+    random,
     recurrent,
     reduce,
     resize,
