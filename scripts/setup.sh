@@ -5,7 +5,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-apt_pkgs=(libopenblas0-pthread libsndfile1 ffmpeg pocketsphinx-testdata espeak-ng sox)
+apt_pkgs=(libopenblas0-pthread libgomp1 libsndfile1 ffmpeg pocketsphinx-testdata espeak-ng sox)
 if command -v apt-get >/dev/null 2>&1; then
   missing=()
   for p in "${apt_pkgs[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done

@@ -33,6 +33,7 @@ class Diagnostics:
     mlx_device: str
     gpu: str  # "Metal", "CUDA" or "none"
     blas: str
+    cpu_kernels: str  # oneDNN for the CPU host path's products, or why not
     native: native.LibraryStatus
     facts: native.RuntimeFacts | None  # None when the shim is not loaded
     runtimes: tuple[RuntimeRow, ...]
@@ -91,6 +92,15 @@ def _runtime(name: str) -> RuntimeRow:
     return RuntimeRow(name, found.available, found.reason, claims)
 
 
+def _cpu_kernels() -> str:
+    from . import onednn
+
+    found = onednn.version()
+    if found is None:
+        return "none (oneDNN not installed: float32 through the BLAS above; int8 through MLX quantization)"
+    return f"oneDNN {found} (float32 and int8 products on the CPU host path)"
+
+
 def collect() -> Diagnostics:
     mlx_version, device, gpu = _mlx()
     status = native.library_status()
@@ -104,6 +114,7 @@ def collect() -> Diagnostics:
         mlx_device=device,
         gpu=gpu,
         blas=_blas.blas_note,
+        cpu_kernels=_cpu_kernels(),
         native=status,
         facts=facts,
         runtimes=tuple(_runtime(name) for name in registry.RUNTIME_NAMES),

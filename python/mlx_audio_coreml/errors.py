@@ -249,6 +249,14 @@ class PredictionFailed(CoreMLError):
         super().__init__(f"prediction failed: {message}")
 
 
+class CPUKernelFailed(MlxAudioCoreMLError):
+    """A CPU matrix-product library (oneDNN) returned an error status for a call."""
+
+    def __init__(self, function: str, status: int) -> None:
+        self.function, self.status = function, status
+        super().__init__(f"{function} failed with status {status} (1: out of memory, 2: invalid arguments)")
+
+
 # --- Models, weights, downloads ------------------------------------------------------------------
 
 

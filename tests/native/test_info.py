@@ -15,7 +15,7 @@ from mlx_audio_coreml import native
 from mlx_audio_coreml.cli import main
 from mlx_audio_coreml.diagnostics import collect
 
-SECTIONS = ("platform:", "mlx:", "blas:", "native:", "core ml:", "neural engine:", "core ml runtimes:")
+SECTIONS = ("platform:", "mlx:", "blas:", "cpu kernels:", "native:", "core ml:", "neural engine:", "core ml runtimes:")
 
 
 def test_info_prints_every_section_and_every_runtime(capsys) -> None:

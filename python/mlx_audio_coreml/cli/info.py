@@ -41,6 +41,7 @@ def render(found: Diagnostics) -> str:
         f"platform:       {found.platform} ({found.machine}), Python {found.python}",
         f"mlx:            {mlx}",
         f"blas:           {found.blas}",
+        f"cpu kernels:    {found.cpu_kernels}",
         f"native:         {_native_line(found)}",
         f"core ml:        {found.coreml}",
         f"neural engine:  {found.neural_engine}",

@@ -13,12 +13,14 @@ from pathlib import Path
 from typing import Any
 
 import mlx.core as mx
+import mlx.nn as nn
 import numpy as np
 from mlx.utils import tree_flatten, tree_unflatten
 
 from ..errors import CorruptModelFile, ModelNotFound, UnsupportedModelFormat, WeightsMismatch
+from . import host_decoder, host_encoder, host_math
 from .model import ModelDimensions, Whisper
-from .quantize import QuantizationSpec, parse_quantization, quantize_model
+from .quantize import QuantizationSpec, host_int8_applies, parse_quantization, quantize_model, use_host_int8
 from .tokenizer import Tokenizer, get_tokenizer, load_backend
 from .weights import CONFIG_KEYS, WeightsFile, sha256_of_files
 from .weights import ctranslate2 as ct2_format
@@ -88,8 +90,12 @@ def load_whisper(model_dir: Path | str, *, dtype: mx.Dtype | None = None, quanti
         model.encoder.set_positional_embedding(mx.array(weights.encoder_positions))
     requested = parse_quantization(quantization)
     if requested is not None and stored is None:
-        quantize_model(model, requested)
+        if requested.bits == 8 and host_int8_applies(dtype):
+            use_host_int8(model)  # MLX has no fast quantized CPU kernels; oneDNN's int8 products are
+        else:
+            quantize_model(model, requested)
     mx.eval(model.parameters())
+    _prepare_host_paths(model, dtype)
     backend = load_backend(model_dir, model.is_multilingual, model.num_languages)
     tokenizer = get_tokenizer(backend, multilingual=model.is_multilingual, num_languages=model.num_languages)
     return WhisperBundle(
@@ -97,6 +103,16 @@ def load_whisper(model_dir: Path | str, *, dtype: mx.Dtype | None = None, quanti
         source_format=weights.format, model_dir=model_dir, weights_sha256=sha256_of_files(weights.files),
         dtype=dtype, quantization=stored or requested,
     )  # fmt: skip
+
+
+def _prepare_host_paths(model: Whisper, dtype: mx.Dtype) -> None:
+    """Lay out the CPU host paths' weights at load time, so the first transcription does not."""
+    if not host_math.available(dtype):
+        return
+    if host_encoder.applies(model.encoder):
+        host_encoder.prepare(model.encoder)
+    if type(model.decoder.blocks[0].mlp1) is nn.Linear:
+        host_decoder.prepare(model.decoder)
 
 
 def load_strict(model: Whisper, tensors: dict[str, Any], dtype: mx.Dtype, file_names: dict[str, str] | None = None) -> None:

@@ -20,7 +20,7 @@ import mlx.nn as nn
 import numpy as np
 
 from ..errors import ShapeConversionFailed
-from . import host_decoder, host_math
+from . import host_decoder, host_encoder, host_math
 
 LayerCache = tuple[tuple[mx.array, mx.array] | None, tuple[mx.array, mx.array] | None]
 KVCache = list[LayerCache]
@@ -170,6 +170,8 @@ class AudioEncoder(nn.Module):
         x = gelu(self.conv1(mel.astype(self.conv1.weight.dtype)))
         x = gelu(self.conv2(x))  # (B, n_frames // 2, n_state)
         x = x + self._positional_embedding[: x.shape[1]]
+        if on_host and host_encoder.applies(self):
+            return host_encoder.encode_blocks(self, x, int8=getattr(self, "host_int8", False))
         for block in self.blocks:
             x = block.encode(x, on_host)
         return self.ln_post(x)

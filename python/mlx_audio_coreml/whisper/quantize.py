@@ -1,14 +1,15 @@
 """The seed's quantization option: int8 / int4 weights for Whisper's linear and embedding layers.
 
-Uses MLX's affine group quantization (`mlx.nn.quantize`): each group of `group_size` weights along
-the input axis stores `bits`-bit integers with a float scale and bias. Convolutions and layer norms
-stay in floating point. Accuracy cost (bench/quantization_accuracy.py, 6 real clips, greedy):
-int8 changes no token of tiny.en or base; int4 changes ~8% of tokens, with the same word error
-rate on those clips (bench/results/quantization_accuracy.txt).
-
-Speed: MLX's quantized matrix products have no fast CPU kernel. On this x86 CPU an int8 tiny.en
-encoder took 11-20 s per 30 s window against ~0.9 s in float32 (bench/results/model_speed.txt), so
-quantization only pays where MLX runs on a GPU; `quantization_speeds_up()` says whether it does.
+Two ways, chosen when the model loads:
+- MLX's affine group quantization (`mlx.nn.quantize`): each group of `group_size` weights along
+  the input axis stores `bits`-bit integers with a float scale and bias. Convolutions and layer
+  norms stay in floating point. Used on GPUs, for int4, and wherever oneDNN is missing. MLX has
+  no fast quantized CPU kernel: on this x86 CPU such an int8 tiny.en encoder took 11-20 s per
+  30 s window against ~0.4 s in float32 (bench/results/model_speed.txt).
+- int8 on the CPU with oneDNN installed (`use_host_int8`): the CPU host paths multiply int8
+  weights (one scale per output channel) by int8 inputs (one scale per row), as CTranslate2 does
+  for faster-whisper's int8; see `host_linear.py`.
+Accuracy cost: bench/quantization_accuracy.py (real clips, greedy; bench/results/quantization_accuracy.txt).
 """
 
 from __future__ import annotations
@@ -18,6 +19,9 @@ from typing import Any
 
 import mlx.core as mx
 import mlx.nn as nn
+
+from .. import onednn
+from . import host_math
 
 _NO_QUANTIZATION = {"", "none", "float16", "fp16", "f16", "float32", "fp32", "f32", "bfloat16", "bf16"}
 _BITS = {"int8": 8, "8bit": 8, "q8": 8, "8": 8, "int4": 4, "4bit": 4, "q4": 4, "4": 4}
@@ -73,5 +77,26 @@ def quantize_model(model: nn.Module, spec: QuantizationSpec, only: set[str] | No
 
 
 def quantization_speeds_up() -> bool:
-    """Whether quantized weights make MLX faster here: on a GPU yes, on the CPU no (see above)."""
-    return mx.default_device() == mx.gpu
+    """Whether quantized weights make MLX faster here: on a GPU yes, on the CPU only through oneDNN."""
+    return mx.default_device() == mx.gpu or host_int8_applies(mx.float32)
+
+
+def host_int8_applies(dtype: mx.Dtype) -> bool:
+    """True when int8 can run as oneDNN int8 products on the CPU host path (see `use_host_int8`)."""
+    return onednn.available() and host_math.available(dtype)
+
+
+def use_host_int8(model: nn.Module) -> None:
+    """int8 on the CPU: the host paths multiply int8 weights (one scale per output channel) with
+    int8 inputs (one scale per row) through oneDNN, as CTranslate2 does. The module keeps its float32
+    weights for the steps that stay in MLX (prompt prefill, beams, word alignment)."""
+    for part in (model, model.encoder, model.decoder):
+        object.__setattr__(part, "host_int8", True)  # a flag, not a parameter
+
+
+def quantized_layers(model: nn.Module) -> int:
+    """How many layers compute quantized: MLX's quantized modules, or every linear layer under host int8."""
+    kinds = (nn.QuantizedLinear, nn.QuantizedEmbedding)
+    if getattr(model, "host_int8", False):
+        kinds = (nn.Linear, nn.Embedding)
+    return sum(isinstance(m, kinds) for _, m in model.named_modules())

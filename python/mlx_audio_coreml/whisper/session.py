@@ -379,7 +379,8 @@ def _load_bundle(path: Path, options: ModelLoadingOptions) -> tuple[Any, Whisper
     except (ValueError, RuntimeError) as exc:
         bundle, problem = None, str(exc)
     if not problem:
-        return bundle, wanted, ()
+        host = ("int8 on the CPU: oneDNN int8 products (a scale per weight row and per input row)",)
+        return bundle, wanted, host if getattr(bundle.model, "host_int8", False) else ()
     if not options.fallback_to_float16:
         raise QuantizationFailed(wanted.value, problem)
     note = f"{wanted.value} quantization failed ({problem}); loaded unquantized"
@@ -387,9 +388,9 @@ def _load_bundle(path: Path, options: ModelLoadingOptions) -> tuple[Any, Whisper
 
 
 def _quantized_layers(model: Any) -> int:
-    import mlx.nn as nn
+    from .quantize import quantized_layers
 
-    return sum(isinstance(m, (nn.QuantizedLinear, nn.QuantizedEmbedding)) for _, m in model.named_modules())
+    return quantized_layers(model)
 
 
 def transcribe(

@@ -1,0 +1,90 @@
+"""Linear layers for the CPU host path: y = x @ W.T + b on numpy rows, in float32 or int8.
+
+float32 goes through oneDNN's sgemm when it is installed (OpenBLAS's gemv for one row, which is
+as fast there). int8 follows the scheme CTranslate2 uses for faster-whisper's int8 models:
+each weight row (output channel) is quantized symmetrically to int8 with its own scale once, at
+preparation; each input row is quantized the same way at call time; oneDNN multiplies the int8
+matrices into exact int32 sums, and the result is scaled back by both scales. Measured on 2 cores
+(Zen 4): a (1500 x 384) @ (384 x 1536) product with quantization and scaling included took ~4 ms
+against ~9 ms in float32; tiny.en's 51864 x 384 logits product 0.5 ms against 3.5 ms.
+"""
+
+from __future__ import annotations
+
+import threading
+
+import numpy as np
+
+from .. import onednn
+from . import host_math
+
+_INT8_MAX = np.float32(127.0)
+_TINY = np.float32(1e-30)  # an all-zero row keeps scale 1e-30 / 127: its integers are all 0 anyway
+
+
+def quantize_rows(matrix: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(int8 matrix, float32 scale per row) with matrix ~= int8 * scale[:, None]; |int8| <= 127."""
+    scales = np.maximum(np.abs(matrix).max(axis=1), _TINY) / _INT8_MAX
+    quantized = np.rint(matrix / scales[:, None]).astype(np.int8)
+    return quantized, scales.astype(np.float32)
+
+
+class _Scratch(threading.local):
+    """Per-thread reusable buffers: large fresh allocations cost page faults on every call."""
+
+    def __init__(self) -> None:
+        self.buffers: dict[tuple[str, tuple[int, ...], str], np.ndarray] = {}
+
+    def get(self, role: str, shape: tuple[int, ...], dtype: type) -> np.ndarray:
+        key = (role, shape, np.dtype(dtype).str)
+        found = self.buffers.get(key)
+        if found is None:
+            if len(self.buffers) > 64:  # many lengths seen (prompts): start over rather than grow
+                self.buffers.clear()
+            found = self.buffers[key] = np.empty(shape, dtype)
+        return found
+
+
+_scratch = _Scratch()
+
+
+class HostLinear:
+    """A prepared (N, K) weight with optional bias; `int8` keeps int8 rows and their scales instead."""
+
+    def __init__(self, weight: np.ndarray, bias: np.ndarray | None, *, int8: bool = False) -> None:
+        if int8 and not onednn.available():
+            raise RuntimeError("int8 host products need oneDNN (pip install onednn-cpu-gomp)")
+        self.int8 = int8
+        self.out_features, self.in_features = weight.shape
+        self.bias = None if bias is None else np.ascontiguousarray(bias, np.float32)
+        if int8:
+            self.weight, self.scales = quantize_rows(np.asarray(weight, np.float32))
+        else:
+            self.weight, self.scales = np.ascontiguousarray(weight, np.float32), None
+
+    def __call__(self, x: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
+        """x (M, K) or (K,) float32 -> (M, N) or (N,); writes into `out` when given (M, N)."""
+        rows = x.reshape(1, -1) if x.ndim == 1 else x
+        result = out if out is not None else np.empty((rows.shape[0], self.out_features), np.float32)
+        if self.int8:
+            self._int8(rows, result)
+        elif rows.shape[0] == 1 or not onednn.available():
+            result[:] = host_math.matvec(self.weight, rows[0]) if rows.shape[0] == 1 else rows @ self.weight.T
+        else:
+            onednn.sgemm(rows, self.weight, result, b_transposed=True)
+        if self.bias is not None:
+            result += self.bias
+        return result.reshape(-1) if x.ndim == 1 else result
+
+    def _int8(self, rows: np.ndarray, result: np.ndarray) -> None:
+        shape = rows.shape
+        row_scales = np.maximum(np.abs(rows).max(axis=1, keepdims=True), _TINY) / _INT8_MAX  # (M, 1)
+        scaled = _scratch.get("scaled", shape, np.float32)
+        np.multiply(rows, np.reciprocal(row_scales), out=scaled)
+        np.rint(scaled, out=scaled)
+        quantized = _scratch.get("q", shape, np.int8)
+        np.copyto(quantized, scaled, casting="unsafe")  # exact: the values are integers in [-127, 127]
+        sums = _scratch.get("sums", result.shape, np.int32)
+        onednn.gemm_int8(quantized, self.weight, sums)
+        np.multiply(sums, row_scales, out=result, dtype=np.float32)  # int32 -> float32 and row scale, one pass
+        result *= self.scales

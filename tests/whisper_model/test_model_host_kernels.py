@@ -1,0 +1,144 @@
+"""The CPU host path's kernels: oneDNN products, host linear layers (float32 and int8), the
+encoder's blocks on worker threads, and int8 models that compute through them."""
+
+from __future__ import annotations
+
+import platform
+import sys
+
+import mlx.core as mx
+import mlx.nn as nn
+import numpy as np
+import pytest
+
+from mlx_audio_coreml import onednn
+from mlx_audio_coreml.errors import CPUKernelFailed
+from mlx_audio_coreml.whisper import host_encoder, host_math, host_pool
+from mlx_audio_coreml.whisper.host_linear import HostLinear, quantize_rows
+from mlx_audio_coreml.whisper.loading import load_whisper
+from mlx_audio_coreml.whisper.quantize import quantized_layers, use_host_int8
+from model_helpers import random_mel, random_model, tiny_dims
+
+X86_LINUX = sys.platform.startswith("linux") and platform.machine() == "x86_64"
+needs_onednn = pytest.mark.skipif(not onednn.available(), reason="onednn-cpu-gomp not installed")
+
+
+def test_onednn_is_installed_where_the_cpu_extra_provides_it():
+    if not X86_LINUX:
+        pytest.skip("the onednn-cpu-gomp wheel exists for x86_64 Linux only")
+    assert onednn.available() and onednn.version().startswith("3.")
+
+
+@needs_onednn
+def test_sgemm_matches_numpy_for_plain_transposed_and_strided_operands():
+    rng = np.random.default_rng(0)
+    a = rng.standard_normal((37, 29)).astype(np.float32)
+    b = rng.standard_normal((29, 41)).astype(np.float32)
+    np.testing.assert_allclose(onednn.sgemm(a, b, np.empty((37, 41), np.float32)), a @ b, rtol=1e-5, atol=1e-5)
+    wide = np.zeros((37, 100), np.float32)  # the result lands in columns 10..50 of a wider block
+    onednn.sgemm(a, np.ascontiguousarray(b.T), wide[:, 10:51], b_transposed=True)
+    np.testing.assert_allclose(wide[:, 10:51], a @ b, rtol=1e-5, atol=1e-5)
+    assert not wide[:, :10].any() and not wide[:, 51:].any()
+    onednn.sgemm(a, b, wide[:, 10:51], accumulate=True)
+    np.testing.assert_allclose(wide[:, 10:51], 2 * (a @ b), rtol=1e-5, atol=1e-5)
+    with pytest.raises(ValueError):
+        onednn.sgemm(a, b.T, np.empty((37, 41), np.float32))
+
+
+@needs_onednn
+def test_int8_gemm_gives_exact_integer_sums():
+    rng = np.random.default_rng(1)
+    a = rng.integers(-127, 128, (5, 300), dtype=np.int8)
+    b = rng.integers(-127, 128, (70, 300), dtype=np.int8)
+    out = onednn.gemm_int8(a, b, np.empty((5, 70), np.int32))
+    np.testing.assert_array_equal(out, a.astype(np.int64) @ b.astype(np.int64).T)
+
+
+@needs_onednn
+def test_a_failing_call_raises_a_typed_error_with_its_status():
+    library = onednn._library()
+    data = np.zeros(4, np.float32).ctypes.data
+    status = library.dnnl_sgemm(b"N", b"N", 2, 2, 2, 1.0, data, 1, data, 2, 0.0, data, 2)  # lda < K
+    with pytest.raises(CPUKernelFailed) as caught:
+        onednn._check("dnnl_sgemm", status)
+    assert caught.value.function == "dnnl_sgemm" and caught.value.status == status != 0
+
+
+def _int8_reference(weight: np.ndarray, bias: np.ndarray, x: np.ndarray) -> np.ndarray:
+    """The int8 scheme written out: per-row symmetric weights and inputs, integer sums, both scales."""
+    w_scale = np.maximum(np.abs(weight).max(1), 1e-30) / 127
+    x_scale = np.maximum(np.abs(x).max(1), 1e-30) / 127
+    w_q = np.rint(weight / w_scale[:, None]).astype(np.int64)
+    x_q = np.rint(x / x_scale[:, None]).astype(np.int64)
+    return (x_q @ w_q.T) * x_scale[:, None] * w_scale[None, :] + bias
+
+
+@needs_onednn
+@pytest.mark.parametrize("rows", [1, 300])
+def test_host_linear_float32_and_int8(rows):
+    rng = np.random.default_rng(rows)
+    weight = rng.standard_normal((96, 64)).astype(np.float32) * 0.1
+    bias = rng.standard_normal(96).astype(np.float32)
+    x = rng.standard_normal((rows, 64)).astype(np.float32)
+    exact = x @ weight.T + bias
+    np.testing.assert_allclose(HostLinear(weight, bias)(x), exact, rtol=1e-5, atol=1e-5)
+    int8 = HostLinear(weight, bias, int8=True)
+    got = int8(x)
+    np.testing.assert_allclose(got, _int8_reference(weight, bias, x), rtol=1e-5, atol=1e-5)
+    assert np.abs(got - exact).max() / np.abs(exact).max() < 0.02
+    np.testing.assert_array_equal(int8(np.zeros((rows, 64), np.float32)), np.broadcast_to(bias, (rows, 96)))
+    assert int8(x[0]).shape == (96,)
+
+
+def test_quantize_rows_keeps_each_row_within_half_a_step():
+    matrix = np.random.default_rng(2).standard_normal((10, 33)).astype(np.float32)
+    quantized, scales = quantize_rows(matrix)
+    assert quantized.dtype == np.int8 and np.abs(quantized).max() == 127
+    assert np.all(np.abs(quantized * scales[:, None] - matrix) <= scales[:, None] / 2 + 1e-7)
+
+
+@needs_onednn
+def test_encoder_blocks_run_through_the_host_kernels_and_match_mlx(monkeypatch):
+    model = random_model(tiny_dims(n_audio_ctx=40))
+    mel = random_mel(model.dims)
+    calls = []
+    original = host_encoder.encode_blocks
+    monkeypatch.setattr(host_encoder, "encode_blocks", lambda *a, **k: calls.append(1) or original(*a, **k))
+    ours = np.array(model.encoder(mel))
+    assert calls, "the encoder did not take the host-kernel path"
+    with host_math.disabled():
+        plain = np.array(model.encoder(mel))
+    np.testing.assert_allclose(ours, plain, atol=2e-5, rtol=1e-4)
+    monkeypatch.setattr(host_pool, "worker_count", lambda: 1)  # the same work on the calling thread
+    np.testing.assert_allclose(np.array(model.encoder(mel)), ours, atol=1e-6, rtol=1e-6)
+
+
+@needs_onednn
+def test_int8_host_model_stays_close_to_float_and_falls_back_without_onednn(monkeypatch):
+    dims = tiny_dims(n_audio_state=64, n_text_state=64)
+    reference, int8 = random_model(dims, seed=2), random_model(dims, seed=2)
+    use_host_int8(int8)
+    assert quantized_layers(int8) > 0 and quantized_layers(reference) == 0
+    mel, tokens = random_mel(dims), mx.array([[1, 2, 3]])
+    features, expected = reference.encoder(mel), None
+    got_features = int8.encoder(mel)
+    assert np.abs(np.array(got_features - features)).mean() / np.abs(np.array(features)).mean() < 0.05
+    logits, cache, _ = reference.decoder(tokens, features)
+    expected = np.array(reference.decoder(mx.array([[4]]), features, cache)[0])
+    got = np.array(int8.decoder(mx.array([[4]]), features, cache)[0])  # one row: the host int8 step
+    assert np.abs(got - expected).max() / np.abs(expected).max() < 0.05
+
+
+@needs_onednn
+def test_int8_loading_uses_host_int8_on_the_cpu_and_mlx_quantization_without_onednn(tmp_path, monkeypatch):
+    from model_helpers import write_ct2_folder, write_tokenizer_json
+
+    folder = write_ct2_folder(random_model(tiny_dims(n_audio_state=64, n_text_state=64)), tmp_path / "m")
+    write_tokenizer_json(folder / "tokenizer.json")
+    bundle = load_whisper(folder, quantization="int8")
+    assert bundle.model.host_int8 and type(bundle.model.encoder.blocks[0].mlp1) is nn.Linear
+    assert bundle.quantization is not None and bundle.quantization.bits == 8
+    monkeypatch.setattr(onednn, "available", lambda: False)
+    bundle = load_whisper(folder, quantization="int8")
+    assert not getattr(bundle.model, "host_int8", False)
+    assert isinstance(bundle.model.encoder.blocks[0].mlp1, nn.QuantizedLinear)
