@@ -3,6 +3,10 @@
 Every filter works on MLX arrays only (logits (B, V) and the tokens so far (B, T)), so filtering
 adds ops to the step's graph and never waits for the device: the decoding loop can queue the next
 step while this one runs. The host contributes only what it knows for free: the step index.
+
+Each filter also has `apply_np`, the same rule on numpy arrays, for greedy decoding on the CPU:
+there the host is the device, and a step's MLX filter graph cost ~2 ms (measured here) against
+~0.1 ms in numpy. Tests hold the two versions equal.
 """
 
 from __future__ import annotations
@@ -23,6 +27,10 @@ class LogitFilter(Protocol):
         everything sampled so far; `step` counts sampled tokens (0 at the first sample)."""
         ...
 
+    def apply_np(self, logits: np.ndarray, tokens: np.ndarray, step: int) -> np.ndarray:
+        """`apply` on numpy arrays; returns a new array."""
+        ...
+
 
 def _vocab_mask(n_vocab: int, token_ids: Sequence[int]) -> mx.array:
     """An additive mask (V,): 0 where allowed, -inf at `token_ids`."""
@@ -41,6 +49,9 @@ class SuppressBlank:
     def apply(self, logits: mx.array, tokens: mx.array, step: int) -> mx.array:
         return logits + self.mask if step == 0 else logits
 
+    def apply_np(self, logits: np.ndarray, tokens: np.ndarray, step: int) -> np.ndarray:
+        return logits + np.asarray(self.mask) if step == 0 else logits
+
 
 class SuppressTokens:
     """Forbid a fixed set of tokens at every step (non-speech symbols, task and prompt markers)."""
@@ -51,6 +62,9 @@ class SuppressTokens:
 
     def apply(self, logits: mx.array, tokens: mx.array, step: int) -> mx.array:
         return logits + self.mask
+
+    def apply_np(self, logits: np.ndarray, tokens: np.ndarray, step: int) -> np.ndarray:
+        return logits + np.asarray(self.mask)
 
 
 class ApplyTimestampRules:
@@ -94,6 +108,37 @@ class ApplyTimestampRules:
             return logits + self.first_mask  # every text token is forbidden: nothing to prefer
         text_below, ts_below = self._grammar_limits(tokens, step)
         return self._masked(logits, self.no_timestamps_mask, self.vocab_ids, text_below, ts_below)
+
+    def apply_np(self, logits: np.ndarray, tokens: np.ndarray, step: int) -> np.ndarray:
+        if step == 0:
+            return logits + np.asarray(self.first_mask)
+        text_below, ts_below = self._grammar_limits_np(tokens, step)
+        out = logits + np.asarray(self.no_timestamps_mask)
+        ts_begin = self.timestamp_begin
+        for row in range(out.shape[0]):  # forbidden ranges as slices: no (B, V) comparison arrays
+            out[row, : text_below[row]] = NEG_INF
+            out[row, ts_begin : max(ts_begin, ts_below[row])] = NEG_INF
+        with np.errstate(invalid="ignore", divide="ignore"):
+            stamps = out[:, ts_begin:]
+            top = stamps.max(axis=-1, keepdims=True)
+            top = np.where(np.isfinite(top), top, 0.0)
+            ts_mass = top[:, 0] + np.log(np.exp(stamps - top).sum(axis=-1))  # logsumexp per row
+        best_text = out[:, :ts_begin].max(axis=-1)
+        out[ts_mass > best_text, :ts_begin] = NEG_INF
+        return out
+
+    def _grammar_limits_np(self, tokens: np.ndarray, step: int) -> tuple[np.ndarray, np.ndarray]:
+        """`_grammar_limits` on numpy: per row (B,) text and timestamp bounds."""
+        ts_begin = self.timestamp_begin
+        sampled = tokens[:, self.sample_begin :]
+        is_ts = sampled >= ts_begin
+        last_ts = is_ts[:, -1]
+        penult_ts = is_ts[:, -2] if step >= 2 else np.ones_like(last_ts)
+        after_pair, after_close = last_ts & penult_ts, last_ts & ~penult_ts
+        text_below = np.where(after_close, self.eot, 0)
+        latest = np.where(is_ts, sampled, -1).max(axis=1)
+        floor = np.where(latest >= 0, np.where(after_close, latest, latest + 1), 0)
+        return text_below, np.maximum(np.where(after_pair, self.n_vocab, 0), floor)
 
     def _grammar_limits(self, tokens: mx.array, step: int) -> tuple[mx.array, mx.array]:
         """Per row (B, 1): text ids below `text_below` and timestamp ids below `ts_below` are forbidden."""
@@ -143,4 +188,10 @@ def _compiled_grammar_mask(ts_begin: int) -> Any:
 def apply_filters(filters: Sequence[LogitFilter], logits: mx.array, tokens: mx.array, step: int) -> mx.array:
     for f in filters:
         logits = f.apply(logits, tokens, step)
+    return logits
+
+
+def apply_filters_np(filters: Sequence[LogitFilter], logits: np.ndarray, tokens: np.ndarray, step: int) -> np.ndarray:
+    for f in filters:
+        logits = f.apply_np(logits, tokens, step)
     return logits

@@ -14,7 +14,7 @@ from typing import Any
 import mlx.core as mx
 import numpy as np
 
-from .logit_filters import LogitFilter, apply_filters
+from .logit_filters import LogitFilter, apply_filters, apply_filters_np
 
 
 def sample_tokens(
@@ -38,6 +38,8 @@ def sample_tokens(
     log-probs (on the host: numpy's exp is vectorized, MLX's CPU exp over a 51k vocabulary costs
     ~0.7 ms); stopping then costs one decoder step whose result is dropped.
     """
+    if temperature == 0 and not pipelining_pays():
+        return _greedy_on_host(decode_step, logits, cache, tokens, filters, eot=eot, n_steps=n_steps)
     batch = tokens.shape[0]
     finished = mx.zeros((batch,), dtype=mx.bool_)
     sum_logprobs = np.zeros(batch, dtype=np.float64)
@@ -61,6 +63,35 @@ def sample_tokens(
         if more and not pipelined:  # the CPU computes only steps that are needed
             logits, cache = decode_step(chosen[:, None], cache)
     return np.array(tokens), sum_logprobs
+
+
+def _greedy_on_host(
+    decode_step: Any,
+    logits: mx.array,
+    cache: Any,
+    tokens: mx.array,
+    filters: Sequence[LogitFilter],
+    *,
+    eot: int,
+    n_steps: int,
+) -> tuple[np.ndarray, np.ndarray]:
+    """`sample_tokens` at temperature 0 with the choice made in numpy: on the CPU the host is the
+    device, and the filters, argmax and log-prob sums of a step cost ~2 ms as an MLX graph here
+    against ~0.1 ms in numpy. Same rules (`apply_np`), same tokens, same sums."""
+    rows = np.array(tokens, dtype=np.int32)  # (B, T0)
+    finished = np.zeros(rows.shape[0], dtype=bool)
+    sum_logprobs = np.zeros(rows.shape[0], dtype=np.float64)
+    for step in range(n_steps):
+        filtered = apply_filters_np(filters, np.asarray(logits, dtype=np.float32), rows, step)
+        chosen = np.where(finished, eot, filtered.argmax(axis=-1)).astype(np.int32)
+        sum_logprobs += np.where(~finished, chosen_logprobs(filtered, chosen), 0.0)  # rows still running
+        finished |= chosen == eot
+        rows = np.concatenate([rows, chosen[:, None]], axis=1)
+        if finished.all():
+            break
+        if step + 1 < n_steps:
+            logits, cache = decode_step(mx.array(chosen[:, None]), cache)
+    return rows, sum_logprobs
 
 
 def pipelining_pays() -> bool:
