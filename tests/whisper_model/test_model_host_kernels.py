@@ -142,3 +142,19 @@ def test_int8_loading_uses_host_int8_on_the_cpu_and_mlx_quantization_without_one
     bundle = load_whisper(folder, quantization="int8")
     assert not getattr(bundle.model, "host_int8", False)
     assert isinstance(bundle.model.encoder.blocks[0].mlp1, nn.QuantizedLinear)
+
+
+def test_prompt_prefill_on_the_host_returns_the_mlx_logits_cache_and_scores():
+    model = random_model(tiny_dims(n_audio_ctx=40))
+    features = model.encoder(random_mel(model.dims))
+    tokens = mx.array([[3, 1, 4, 1, 5, 9]])
+    host = model.decoder(tokens, features)
+    with host_math.disabled():
+        plain = model.decoder(tokens, features)
+    np.testing.assert_allclose(np.array(host[0]), np.array(plain[0]), atol=2e-5, rtol=1e-4)
+    for ours, reference in zip(host[2], plain[2], strict=True):  # cross-attention scores (1, H, T, n_ctx)
+        np.testing.assert_allclose(np.array(ours), np.array(reference), atol=2e-5, rtol=1e-4)
+    for (ours_self, ours_cross), (ref_self, ref_cross) in zip(host[1], plain[1], strict=True):
+        for ours, reference in (*zip(ours_self, ref_self), *zip(ours_cross, ref_cross)):
+            assert ours.shape == reference.shape
+            np.testing.assert_allclose(np.array(ours), np.array(reference), atol=2e-5, rtol=1e-4)

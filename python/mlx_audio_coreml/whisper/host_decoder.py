@@ -32,6 +32,11 @@ def applies(decoder: Any, tokens: mx.array, kv_cache: Any) -> bool:
     """True when this step can run on the host: one new token against a cache with audio K/V."""
     if tokens.size != 1 or not kv_cache or kv_cache[0][1] is None or kv_cache[0][0] is None:
         return False
+    return plain_float32_layers(decoder)
+
+
+def plain_float32_layers(decoder: Any) -> bool:
+    """Host math applies (CPU, float32) and the layers are plain (not MLX-quantized)."""
     if not host_math.available(decoder.token_embedding.weight.dtype):
         return False
     block = decoder.blocks[0]
@@ -57,6 +62,8 @@ class _LayerWeights:
         self.qkv = HostLinear(qkv_w, qkv_b, int8=int8)
         self.out, self.cross_q, self.cross_out = (_linear(layer, int8) for layer in (attn.out, cross.query, cross.out))
         self.mlp1, self.mlp2 = _linear(block.mlp1, int8), _linear(block.mlp2, int8)
+        kv_w = np.concatenate([_array(cross.key.weight), _array(cross.value.weight)])  # audio keys | values
+        self.cross_kv = HostLinear(kv_w, np.concatenate([np.zeros(width, np.float32), _array(cross.value.bias)]), int8=int8)
         self.norms = [(_array(n.weight), _array(n.bias), n.eps) for n in (block.attn_ln, block.cross_attn_ln, block.mlp_ln)]
         self.heads = attn.n_head
 
@@ -70,7 +77,7 @@ def _linear(layer: Any, int8: bool) -> HostLinear:
     return HostLinear(_array(layer.weight), _array(layer.bias), int8=int8)
 
 
-def _weights(decoder: Any, int8: bool) -> tuple[list[_LayerWeights], HostLinear]:
+def prepared_weights(decoder: Any, int8: bool) -> tuple[list[_LayerWeights], HostLinear]:
     """The blocks and the logits layer (the token embedding), prepared once per weights and precision."""
     prepared = getattr(decoder, "_host_weights", None)
     if prepared is None or not all(p.current(b, int8) for p, b in zip(prepared[0], decoder.blocks)):
@@ -129,7 +136,7 @@ def _block(w: _LayerWeights, x: np.ndarray, cache: Any) -> tuple[np.ndarray, tup
 
 def decode_step(decoder: Any, tokens: mx.array, kv_cache: Any, offset: int) -> tuple[mx.array, Any, list[mx.array]]:
     """One token (1, 1) through the decoder -> (logits (1, 1, V) float32, new cache, cross scores)."""
-    layers, logits_layer = _weights(decoder, int8=getattr(decoder, "host_int8", False))
+    layers, logits_layer = prepared_weights(decoder, int8=getattr(decoder, "host_int8", False))
     mx.eval(tokens, kv_cache)
     token = int(np.asarray(tokens).reshape(-1)[0])
     x = _array(decoder.token_embedding.weight)[token] + _array(decoder.positional_embedding)[offset]  # (D,)
@@ -147,4 +154,4 @@ def decode_step(decoder: Any, tokens: mx.array, kv_cache: Any, offset: int) -> t
 
 def prepare(decoder: Any) -> None:
     """Build the host weights now (int8 quantization takes a moment) instead of on the first step."""
-    _weights(decoder, int8=getattr(decoder, "host_int8", False))
+    prepared_weights(decoder, int8=getattr(decoder, "host_int8", False))

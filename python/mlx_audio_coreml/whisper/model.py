@@ -20,7 +20,7 @@ import mlx.nn as nn
 import numpy as np
 
 from ..errors import ShapeConversionFailed
-from . import host_decoder, host_encoder, host_math
+from . import host_decoder, host_encoder, host_math, host_prefill
 
 LayerCache = tuple[tuple[mx.array, mx.array] | None, tuple[mx.array, mx.array] | None]
 KVCache = list[LayerCache]
@@ -196,6 +196,8 @@ class TextDecoder(nn.Module):
             raise ShapeConversionFailed([tokens.shape[0], self.positional_embedding.shape[0]], [tokens.shape[0], offset + length], "decoder context")
         if host_decoder.applies(self, tokens, kv_cache):
             return host_decoder.decode_step(self, tokens, kv_cache, offset)
+        if host_prefill.applies(self, tokens, kv_cache, audio_features):
+            return host_prefill.prefill(self, tokens, audio_features)
         x = self.token_embedding(tokens) + self.positional_embedding[offset : offset + length]
         xa = audio_features.astype(x.dtype)
         mask = _causal_mask(length, offset, x.dtype) if length > 1 else None

@@ -1,0 +1,86 @@
+"""CPU fast path for the decoder's first call on a window: the prompt tokens and the audio keys/values.
+
+Why: the first call runs every prompt token (3 for a plain English window, up to ~200 with a
+previous-text prompt) and computes each layer's keys and values of the 1500 audio positions,
+which the later one-token steps reuse. In MLX on the CPU that call cost ~55 ms for tiny.en here,
+most of it products that the host's linear layers (`HostLinear`: oneDNN float32 or int8) do
+faster, and it runs once per 30 s window.
+
+Used for one row (batch 1) with no cache yet, under the same conditions as `host_decoder`.
+Returns what `TextDecoder.__call__` returns, in its layouts: logits (1, T, V), the cache
+(self (1, H, T, Dh) pairs and audio keys (1, H, Dh, n_ctx) / values (1, H, n_ctx, Dh)) and the
+pre-softmax cross-attention scores (1, H, T, n_ctx) per layer for word timing.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import mlx.core as mx
+import numpy as np
+
+from . import host_decoder, host_math
+from .host_encoder import layer_norm
+
+
+def applies(decoder: Any, tokens: mx.array, kv_cache: Any, audio_features: mx.array) -> bool:
+    """True for a batch-1 prompt with no cache, where the one-token host step would also apply."""
+    if kv_cache or tokens.ndim != 2 or tokens.shape[0] != 1 or audio_features.shape[0] != 1:
+        return False
+    return host_decoder.plain_float32_layers(decoder)
+
+
+def _heads(rows: np.ndarray, heads: int) -> np.ndarray:
+    length, width = rows.shape
+    return np.ascontiguousarray(rows.reshape(length, heads, width // heads).transpose(1, 0, 2))  # (H, T, Dh)
+
+
+def _merge(per_head: np.ndarray) -> np.ndarray:
+    heads, length, head_dim = per_head.shape
+    return np.ascontiguousarray(per_head.transpose(1, 0, 2).reshape(length, heads * head_dim))  # (T, D)
+
+
+def _softmax_last(scores: np.ndarray) -> np.ndarray:
+    flat = np.ascontiguousarray(scores).reshape(-1, scores.shape[-1])
+    return host_math.softmax_np_(flat).reshape(scores.shape)
+
+
+def _self_attention(w: Any, h: np.ndarray) -> tuple[np.ndarray, tuple[np.ndarray, np.ndarray]]:
+    length, width = h.shape
+    qkv = w.qkv(h)  # (T, 3 D)
+    q, k, v = (_heads(qkv[:, i * width : (i + 1) * width], w.heads) for i in range(3))
+    scores = np.matmul(q * np.float32((width // w.heads) ** -0.5), k.transpose(0, 2, 1))  # (H, T, T)
+    scores[:, np.triu_indices(length, 1)[0], np.triu_indices(length, 1)[1]] = -np.inf  # causal
+    return w.out(_merge(np.matmul(_softmax_last(scores), v))), (k, v)
+
+
+def _cross_attention(w: Any, h: np.ndarray, audio: np.ndarray) -> tuple[np.ndarray, tuple[np.ndarray, np.ndarray], np.ndarray]:
+    width = h.shape[1]
+    kv = w.cross_kv(audio)  # (n_ctx, 2 D): keys | values of every audio position
+    k_t = np.ascontiguousarray(_heads(kv[:, :width], w.heads).transpose(0, 2, 1))  # (H, Dh, n_ctx)
+    v = _heads(kv[:, width:], w.heads)  # (H, n_ctx, Dh)
+    q = _heads(w.cross_q(h), w.heads) * np.float32((width // w.heads) ** -0.5)  # (H, T, Dh)
+    scores = np.matmul(q, k_t)  # (H, T, n_ctx): also the word-timing scores
+    y = np.matmul(_softmax_last(scores.copy()), v)
+    return w.cross_out(_merge(y)), (k_t, v), scores
+
+
+def prefill(decoder: Any, tokens: mx.array, audio_features: mx.array) -> tuple[mx.array, Any, list[mx.array]]:
+    """The prompt (1, T) through the decoder against fresh audio features (1, n_ctx, D)."""
+    layers, logits_layer = host_decoder.prepared_weights(decoder, int8=getattr(decoder, "host_int8", False))
+    mx.eval(tokens, audio_features)
+    ids = np.asarray(tokens)[0]
+    audio = np.asarray(audio_features.astype(mx.float32))[0]  # (n_ctx, D)
+    x = np.asarray(decoder.token_embedding.weight)[ids] + np.asarray(decoder.positional_embedding)[: len(ids)]  # (T, D)
+    cache, cross_qk = [], []
+    for w in layers:
+        y, (k, v) = _self_attention(w, layer_norm(x, w.norms[0]))
+        x = x + y
+        y, (k_t, audio_v), scores = _cross_attention(w, layer_norm(x, w.norms[1]), audio)
+        x = x + y
+        x = x + w.mlp2(host_math.gelu_np_(w.mlp1(layer_norm(x, w.norms[2]))))
+        cache.append(((mx.array(k[None]), mx.array(v[None])), (mx.array(k_t[None]), mx.array(audio_v[None]))))
+        cross_qk.append(mx.array(scores[None]))  # (1, H, T, n_ctx)
+    ln = decoder.ln
+    logits = logits_layer(layer_norm(x, (np.asarray(ln.weight), np.asarray(ln.bias), ln.eps)))  # (T, V)
+    return mx.array(logits[None]), cache, cross_qk
