@@ -1,10 +1,12 @@
 """Transcription speed on this CPU: mlx-audio-coreml vs faster-whisper (CTranslate2 int8 and float32).
 
 Same audio, same model size, same decoding (greedy, English, no word timestamps), same thread count,
-in one run. Prints a table of medians, real-time factors and ratios, plus the machine, versions and
-BLAS, and writes it to bench/results/transcribe_cpu.md.
+in one run. Engines take turns, one transcription each per round (after one warm-up each), so a
+noisy shared CPU slows them alike. Prints a table of medians, real-time factors and ratios (against
+faster-whisper at the same precision, and against its fastest), plus the machine, versions, BLAS
+and load average, and writes it to bench/results/transcribe_cpu.md.
 
-    .venv/bin/python bench/transcribe_cpu.py --models tiny.en base --repeats 3
+    .venv/bin/python bench/transcribe_cpu.py --models tiny.en base --repeats 5 --dtypes float32 int8
 """
 
 from __future__ import annotations
@@ -27,14 +29,16 @@ def _set_threads(n: int) -> None:
         os.environ[var] = str(n)
 
 
-def _time(fn: Callable[[], str], repeats: int) -> tuple[float, str]:
-    text = fn()  # warm-up: first-call costs (graph building, allocation) are not transcription speed
-    runs = []
+def _time_in_turns(runs: dict[str, Callable[[], str]], repeats: int) -> dict[str, tuple[float, str]]:
+    """name -> (median seconds, text); each engine warms up once, then they take turns."""
+    texts = {name: fn() for name, fn in runs.items()}  # warm-up: first-call costs are not speed
+    seconds: dict[str, list[float]] = {name: [] for name in runs}
     for _ in range(repeats):
-        start = time.perf_counter()
-        text = fn()
-        runs.append(time.perf_counter() - start)
-    return statistics.median(runs), text
+        for name, fn in runs.items():
+            start = time.perf_counter()
+            texts[name] = fn()
+            seconds[name].append(time.perf_counter() - start)
+    return {name: (statistics.median(seconds[name]), texts[name]) for name in runs}
 
 
 def ours(model: str, audio: str, dtype: str) -> Callable[[], str]:
@@ -42,7 +46,7 @@ def ours(model: str, audio: str, dtype: str) -> Callable[[], str]:
     from mlx_audio_coreml.options import ModelLoadingOptions, WhisperQuantization
     from mlx_audio_coreml.whisper.session import WhisperSession
 
-    quant = WhisperQuantization.FLOAT32 if dtype == "float32" else WhisperQuantization.FLOAT16
+    quant = {"float32": WhisperQuantization.FLOAT32, "int8": WhisperQuantization.INT8}.get(dtype, WhisperQuantization.FLOAT16)
     options = dataclasses.replace(ModelLoadingOptions.mlx_only(), quantization=quant)
     session = WhisperSession.from_pretrained(model, options)
 
@@ -68,6 +72,12 @@ def faster_whisper(model: str, audio: str, compute_type: str, threads: int) -> C
     return run
 
 
+def collect_cpu_kernels() -> str:
+    from mlx_audio_coreml import onednn
+
+    return f"oneDNN {onednn.version()}" if onednn.available() else "none (no oneDNN)"
+
+
 def _machine(threads: int) -> list[str]:
     import ctranslate2
     import faster_whisper as fw_pkg
@@ -84,7 +94,7 @@ def _machine(threads: int) -> list[str]:
         f"machine: {cpu}, {os.cpu_count()} cores, threads={threads}, {platform.platform()}",
         f"versions: python {platform.python_version()}, mlx {mx.__version__} ({mx.default_device()}), "
         f"ctranslate2 {ctranslate2.__version__}, faster-whisper {fw_pkg.__version__}",
-        f"BLAS for MLX: {_blas.blas_note}",
+        f"BLAS for MLX: {_blas.blas_note}; CPU kernels: {collect_cpu_kernels()}",
     ]
 
 
@@ -103,24 +113,27 @@ def main() -> int:
     import soundfile
 
     duration = soundfile.info(args.audio).duration
+    load_before = os.getloadavg()[0]
     rows = []
     for model in args.models:
-        engines: list[tuple[str, Callable[[], Callable[[], str]]]] = [
-            ("faster-whisper int8", lambda: faster_whisper(model, args.audio, "int8", args.threads)),
-            ("faster-whisper float32", lambda: faster_whisper(model, args.audio, "float32", args.threads)),
-        ] + [(f"mlx-audio-coreml {d}", lambda d=d: ours(model, args.audio, d)) for d in args.dtypes]
-        timed = [(name, *_time(make(), args.repeats)) for name, make in engines]
-        best_fw = min(s for name, s, _t in timed if name.startswith("faster"))
-        rows += [(model, name, s, s / duration, text, best_fw / s) for name, s, text in timed]
+        runs = {f"faster-whisper {c}": faster_whisper(model, args.audio, c, args.threads) for c in ("int8", "float32")}
+        runs.update({f"mlx-audio-coreml {d}": ours(model, args.audio, d) for d in args.dtypes})
+        timed = _time_in_turns(runs, args.repeats)
+        best_fw = min(s for name, (s, _t) in timed.items() if name.startswith("faster"))
+        for name, (s, text) in timed.items():
+            peer = timed.get(f"faster-whisper {name.rsplit(' ', 1)[1]}")
+            same = f"{peer[0] / s:.2f}x" if peer and not name.startswith("faster") else ""
+            rows.append((model, name, s, s / duration, text, same, best_fw / s))
 
     lines = _machine(args.threads) + [
-        f"audio: {Path(args.audio).name} ({duration:.1f} s), greedy, English, median of {args.repeats} after 1 warm-up",
+        f"audio: {Path(args.audio).name} ({duration:.1f} s), greedy, English, engines in turns, median of {args.repeats} after 1 warm-up each",
+        f"load average (1 min) before / after: {load_before:.2f} / {os.getloadavg()[0]:.2f}",
         "",
-        "| model | engine | median s | RTF | speed vs best faster-whisper |",
-        "| --- | --- | --- | --- | --- |",
+        "| model | engine | median s | RTF | speed vs faster-whisper, same precision | speed vs fastest faster-whisper |",
+        "| --- | --- | --- | --- | --- | --- |",
     ]
-    lines += [f"| {m} | {e} | {s:.3f} | {rtf:.3f} | {ratio:.2f}x |" for m, e, s, rtf, _t, ratio in rows]
-    lines += ["", "texts:"] + [f"- {m} / {e}: {t}" for m, e, _s, _r, t, _x in rows]
+    lines += [f"| {m} | {e} | {s:.3f} | {rtf:.3f} | {same} | {ratio:.2f}x |" for m, e, s, rtf, _t, same, ratio in rows]
+    lines += ["", "texts:"] + [f"- {m} / {e}: {t}" for m, e, _s, _r, t, _x, _y in rows]
     report = "\n".join(lines)
     print(report)
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)

@@ -17,6 +17,7 @@ import ctypes
 import os
 import sys
 import sysconfig
+import threading
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -101,14 +102,26 @@ def _openmp() -> Any:
     return runtime
 
 
-def use_one_thread_here() -> None:
-    """Let oneDNN calls made from the current thread use one core (OpenMP's per-thread setting).
+class _ThreadState(threading.local):
+    single: bool = False
 
-    For worker threads that already split the work between cores: nested teams on 2 cores
-    would only fight over them."""
+
+_thread_state = _ThreadState()
+
+
+def use_one_thread_here() -> None:
+    """Make oneDNN calls from the current thread run on it alone (OpenMP's per-thread setting).
+
+    Every call here does this first. Why: an OpenMP team spins while it waits for work, and on 2
+    shared cores next to OpenBLAS's and our own worker threads that made an int8 transcription of
+    jfk.wav take 3.3 s instead of 0.57 s (measured here). `whisper/host_pool.py` splits large work
+    between cores instead, with threads that sleep while idle."""
+    if _thread_state.single:
+        return
     runtime = _openmp()
     if runtime is not None:
         runtime.omp_set_num_threads(1)
+    _thread_state.single = True
 
 
 def available() -> bool:
@@ -143,6 +156,7 @@ def sgemm(a: np.ndarray, b: np.ndarray, out: np.ndarray, *, b_transposed: bool =
     n = b.shape[0] if b_transposed else b.shape[1]
     if out.shape != (m, n) or (b.shape[1] if b_transposed else b.shape[0]) != k:
         raise ValueError(f"sgemm shapes do not chain: {a.shape} x {b.shape} -> {out.shape}")
+    use_one_thread_here()
     status = _library().dnnl_sgemm(
         b"N", b"T" if b_transposed else b"N", m, n, k, 1.0, a.ctypes.data, _rows(a, np.float32),
         b.ctypes.data, _rows(b, np.float32), 1.0 if accumulate else 0.0, out.ctypes.data, _rows(out, np.float32),
@@ -157,6 +171,7 @@ def gemm_int8(a: np.ndarray, b: np.ndarray, out: np.ndarray) -> np.ndarray:
     n = b.shape[0]
     if out.shape != (m, n) or b.shape[1] != k or out.dtype != np.int32:
         raise ValueError(f"int8 gemm shapes do not chain: {a.shape} x {b.shape}.T -> {out.shape} {out.dtype}")
+    use_one_thread_here()
     status = _library().dnnl_gemm_s8s8s32(
         b"N", b"T", b"F", m, n, k, 1.0, a.ctypes.data, _rows(a, np.int8), 0,
         b.ctypes.data, _rows(b, np.int8), 0, 0.0, out.ctypes.data, _rows(out, np.int32), _ZERO_OFFSET.ctypes.data,

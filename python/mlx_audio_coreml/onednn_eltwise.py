@@ -99,6 +99,7 @@ def _run(kind: str, block: np.ndarray) -> np.ndarray:
     if block.ndim != 2 or block.dtype != np.float32 or not block.flags.c_contiguous:
         raise ValueError(f"need a C-contiguous 2-D float32 block, got {block.dtype} {block.shape}")
     library = onednn._library()
+    onednn.use_one_thread_here()
     primitive, desc, temporary = _primitive(kind, *block.shape)
     memory = _handle()
     onednn._check("dnnl_memory_create", library.dnnl_memory_create(ctypes.byref(memory), desc, _engine(), _handle(block.ctypes.data)))

@@ -158,3 +158,20 @@ def test_prompt_prefill_on_the_host_returns_the_mlx_logits_cache_and_scores():
         for ours, reference in (*zip(ours_self, ref_self), *zip(ours_cross, ref_cross)):
             assert ours.shape == reference.shape
             np.testing.assert_allclose(np.array(ours), np.array(reference), atol=2e-5, rtol=1e-4)
+
+
+@needs_onednn
+def test_a_large_int8_row_product_split_between_workers_equals_the_whole():
+    rng = np.random.default_rng(7)
+    weight = rng.standard_normal((8200, 512)).astype(np.float32)  # above the split threshold
+    x = rng.standard_normal((1, 512)).astype(np.float32)
+    layer = HostLinear(weight, None, int8=True)
+    np.testing.assert_allclose(layer(x), _int8_reference(weight, np.zeros(8200, np.float32), x), rtol=1e-5, atol=1e-4)
+
+
+def test_pool_work_inside_work_runs_inline_and_ranges_cover_everything():
+    inner = host_pool.run_all(lambda i: host_pool.run_all(lambda j: (i, j), range(3)), range(4))
+    assert inner == [[(i, j) for j in range(3)] for i in range(4)]
+    ranges = host_pool.even_ranges(10, 3)
+    assert [list(range(10))[r] for r in ranges] == [[0, 1, 2, 3], [4, 5, 6, 7], [8, 9]]
+    assert host_pool.even_ranges(1, 4) == [slice(0, 1)]

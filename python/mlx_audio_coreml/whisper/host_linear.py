@@ -16,9 +16,10 @@ import threading
 import numpy as np
 
 from .. import onednn
-from . import host_math
+from . import host_math, host_pool
 
 _INT8_MAX = np.float32(127.0)
+_SPLIT_MIN = 4_000_000  # weights from this size (one or a few rows in) are split between cores
 _TINY = np.float32(1e-30)  # an all-zero row keeps scale 1e-30 / 127: its integers are all 0 anyway
 
 
@@ -77,14 +78,21 @@ class HostLinear:
         return result.reshape(-1) if x.ndim == 1 else result
 
     def _int8(self, rows: np.ndarray, result: np.ndarray) -> None:
-        shape = rows.shape
         row_scales = np.maximum(np.abs(rows).max(axis=1, keepdims=True), _TINY) / _INT8_MAX  # (M, 1)
-        scaled = _scratch.get("scaled", shape, np.float32)
+        scaled = _scratch.get("scaled", rows.shape, np.float32)
         np.multiply(rows, np.reciprocal(row_scales), out=scaled)
         np.rint(scaled, out=scaled)
-        quantized = _scratch.get("q", shape, np.int8)
+        quantized = _scratch.get("q", rows.shape, np.int8)
         np.copyto(quantized, scaled, casting="unsafe")  # exact: the values are integers in [-127, 127]
         sums = _scratch.get("sums", result.shape, np.int32)
-        onednn.gemm_int8(quantized, self.weight, sums)
-        np.multiply(sums, row_scales, out=result, dtype=np.float32)  # int32 -> float32 and row scale, one pass
-        result *= self.scales
+
+        def part(cols: slice) -> None:  # output channels `cols`: weight rows, a column block of the sums
+            onednn.gemm_int8(quantized, self.weight[cols], sums[:, cols])
+            # int32 -> float32 times both scales, in two passes over the block
+            np.multiply(sums[:, cols], row_scales, out=result[:, cols], dtype=np.float32)
+            result[:, cols] *= self.scales[cols]
+
+        if rows.shape[0] * self.weight.size >= _SPLIT_MIN and rows.shape[0] <= 4:
+            host_pool.run_all(part, host_pool.even_ranges(self.out_features))  # memory-bound: every core reads
+        else:
+            part(slice(None))

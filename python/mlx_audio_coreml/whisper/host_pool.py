@@ -9,6 +9,7 @@ oneDNN release the GIL while they work. One pool per process, made on first use.
 from __future__ import annotations
 
 import os
+import threading
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from functools import lru_cache
@@ -32,14 +33,36 @@ def worker_count() -> int:
     return max(1, min(cores, 16))
 
 
+class _Worker(threading.local):
+    active: bool = False
+
+
+_worker = _Worker()
+
+
+def _start_worker() -> None:
+    _worker.active = True
+    onednn.use_one_thread_here()
+
+
 @lru_cache(maxsize=1)
 def _pool() -> ThreadPoolExecutor:
-    return ThreadPoolExecutor(worker_count(), thread_name_prefix="mlx-audio-host", initializer=onednn.use_one_thread_here)
+    return ThreadPoolExecutor(worker_count(), thread_name_prefix="mlx-audio-host", initializer=_start_worker)
 
 
 def run_all(work: Callable[[T], R], items: Iterable[T]) -> list[R]:
-    """work(item) for every item, spread over the workers; results in order; the first error raised."""
+    """work(item) for every item, spread over the workers; results in order; the first error raised.
+
+    Called from a worker (work inside work) it runs the items itself: a worker waiting on the
+    pool it belongs to could wait forever."""
     items = list(items)
-    if worker_count() == 1 or len(items) < 2:
+    if worker_count() == 1 or len(items) < 2 or _worker.active:
         return [work(item) for item in items]
     return list(_pool().map(work, items))
+
+
+def even_ranges(count: int, pieces: int | None = None) -> list[slice]:
+    """`count` positions cut into `pieces` (default: one per worker) nearly equal slices."""
+    pieces = max(1, min(pieces or worker_count(), count))
+    size = -(-count // pieces)
+    return [slice(start, min(start + size, count)) for start in range(0, count, size)]
