@@ -5,10 +5,12 @@ pocketsphinx-testdata), greedy-decodes the first 30 s window with the float32 mo
 int8 and int4 versions, and prints word error rates against the reference transcripts and the
 token agreement with float32 (1 - token edit distance / float32 length).
 
-MLX's quantized matmul has no fast CPU kernel (an int8 encoder is ~20x slower than float32 here),
-so by default the quantized models are simulated: every layer `nn.quantize` would quantize gets
+Rows int8 / int4 are MLX's group quantization (what runs on a GPU). MLX's quantized matmul has
+no fast CPU kernel (an int8 encoder is ~20x slower than float32 here), so they are simulated: every layer `nn.quantize` would quantize gets
 the weights `dequantize(quantize(W))`, the exact values the quantized kernels multiply by. One
 clip per model is also decoded with the real quantized model, and the tokens are compared.
+Row "int8 cpu" is the CPU's int8 with oneDNN (per-row weight and input scales, as CTranslate2),
+decoded for real on every clip.
 
     .venv/bin/python bench/quantization_accuracy.py [--models tiny.en,base] [--real]
 """
@@ -100,13 +102,16 @@ def evaluate(name: str, real: bool) -> None:
             quantized = load_whisper(folder, dtype=mx.float32, quantization=spec).model
             same = greedy(quantized, mels[0][2], prompt, tokenizer.eot) == tokens[0]
             print(f"{name} int{bits}: real quantized model on {mels[0][0].name} gives the simulated tokens: {same}")
+    host = load_whisper(folder, dtype=mx.float32, quantization="int8").model
+    if getattr(host, "host_int8", False):  # the CPU's int8: real oneDNN kernels, every clip
+        rows.append(("int8 cpu", [greedy(host, mel, prompt, tokenizer.eot) for _, _, mel in mels]))
     print(f"\n{name}: {len(mels)} clips, greedy, first 30 s window")
-    print(f"{'weights':<8} {'WER':>7} {'token agreement vs float32':>28}")
+    print(f"{'weights':<9} {'WER':>7} {'token agreement vs float32':>28}")
     for label, tokens in rows:
         errors = sum(edit_distance(normalize(tokenizer.decode(t)), normalize(text)) for t, (_, text, _) in zip(tokens, mels))
         words = sum(len(normalize(text)) for _, text, _ in mels)
         agreement = 1 - sum(edit_distance(t, b) for t, b in zip(tokens, base_tokens)) / sum(len(b) for b in base_tokens)
-        print(f"{label:<8} {errors / words:>7.1%} {agreement:>28.1%}")
+        print(f"{label:<9} {errors / words:>7.1%} {agreement:>28.1%}")
     sys.stdout.flush()
 
 

@@ -105,6 +105,7 @@ def main() -> int:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--dtypes", nargs="+", default=["float32", "float16"], help="our MLX dtypes to time")
+    parser.add_argument("--openai-whisper", action="store_true", help="also time openai-whisper on torch (bench extra)")
     parser.add_argument("--out", default=str(ROOT / "bench" / "results" / "transcribe_cpu.md"))
     args = parser.parse_args()
     _set_threads(args.threads)
@@ -117,11 +118,15 @@ def main() -> int:
     rows = []
     for model in args.models:
         runs = {f"faster-whisper {c}": faster_whisper(model, args.audio, c, args.threads) for c in ("int8", "float32")}
+        if args.openai_whisper:  # the original PyTorch implementation, on our weights (bench/peers)
+            from peers.openai_whisper import openai_whisper
+
+            runs["openai-whisper float32 (torch)"] = openai_whisper(model, args.audio, args.threads)
         runs.update({f"mlx-audio-coreml {d}": ours(model, args.audio, d) for d in args.dtypes})
         timed = _time_in_turns(runs, args.repeats)
         best_fw = min(s for name, (s, _t) in timed.items() if name.startswith("faster"))
         for name, (s, text) in timed.items():
-            peer = timed.get(f"faster-whisper {name.rsplit(' ', 1)[1]}")
+            peer = timed.get(f"faster-whisper {name.split()[1]}")
             same = f"{peer[0] / s:.2f}x" if peer and not name.startswith("faster") else ""
             rows.append((model, name, s, s / duration, text, same, best_fw / s))
 
