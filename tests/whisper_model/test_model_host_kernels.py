@@ -175,3 +175,15 @@ def test_pool_work_inside_work_runs_inline_and_ranges_cover_everything():
     ranges = host_pool.even_ranges(10, 3)
     assert [list(range(10))[r] for r in ranges] == [[0, 1, 2, 3], [4, 5, 6, 7], [8, 9]]
     assert host_pool.even_ranges(1, 4) == [slice(0, 1)]
+
+
+@needs_onednn
+@pytest.mark.parametrize("int8", [False, True])
+def test_many_rows_split_between_workers_equal_one_product(int8, monkeypatch):
+    rng = np.random.default_rng(8)
+    weight, bias = rng.standard_normal((80, 48)).astype(np.float32), rng.standard_normal(80).astype(np.float32)
+    x = rng.standard_normal((700, 48)).astype(np.float32)
+    layer = HostLinear(weight, bias, int8=int8)
+    split = layer(x)
+    monkeypatch.setattr(host_pool, "worker_count", lambda: 1)
+    np.testing.assert_allclose(split, layer(x), rtol=1e-6, atol=1e-6)

@@ -19,6 +19,7 @@ from .. import onednn
 from . import host_math, host_pool
 
 _INT8_MAX = np.float32(127.0)
+_SPLIT_ROWS = 256  # inputs from this many rows are split between cores by rows
 _SPLIT_MIN = 4_000_000  # weights from this size (one or a few rows in) are split between cores
 _TINY = np.float32(1e-30)  # an all-zero row keeps scale 1e-30 / 127: its integers are all 0 anyway
 
@@ -67,6 +68,9 @@ class HostLinear:
         """x (M, K) or (K,) float32 -> (M, N) or (N,); writes into `out` when given (M, N)."""
         rows = x.reshape(1, -1) if x.ndim == 1 else x
         result = out if out is not None else np.empty((rows.shape[0], self.out_features), np.float32)
+        if rows.shape[0] >= _SPLIT_ROWS and host_pool.worker_count() > 1 and not host_pool.in_worker():
+            host_pool.run_all(lambda part: self(rows[part], out=result[part]), host_pool.even_ranges(rows.shape[0]))
+            return result  # many rows (the audio keys/values of a prompt): each core takes a share
         if self.int8:
             self._int8(rows, result)
         elif rows.shape[0] == 1 or not onednn.available():

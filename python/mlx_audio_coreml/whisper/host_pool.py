@@ -40,6 +40,11 @@ class _Worker(threading.local):
 _worker = _Worker()
 
 
+def in_worker() -> bool:
+    """True on one of the pool's threads (work handed out there runs inline)."""
+    return _worker.active
+
+
 def _start_worker() -> None:
     _worker.active = True
     onednn.use_one_thread_here()
