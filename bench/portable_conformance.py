@@ -72,7 +72,12 @@ def tabulate(records: list[dict], seconds: dict[str, float]) -> tuple[str, dict]
         lines.append(f"| {name} | {cells} | {seconds[name]:.0f} |")
     lines.append("| **total** | " + " | ".join(str(total.get(c, 0)) for c in COLUMNS) + f" | {sum(seconds.values()):.0f} |")
     lines += ["", "Unsupported, by the op (or feature) the package needs:", "", "| op | tests |", "|---|---|"]
-    lines += [f"| {op} | {n} |" for op, n in _unsupported_ops(records).most_common()]
+    lines += [f"| {op} | {n} |" for op, n in _unsupported_ops(records).most_common()] or ["| (none) | 0 |"]
+    failed = [(name, item.removeprefix("failed: ")) for name, items in sorted(failures.items())
+              for item in items if item.startswith("failed: ")]
+    if failed:
+        lines += ["", "Failed, with the last line of the failure:", "", "| file | test and reason |", "|---|---|"]
+        lines += [f"| {name} | {item.replace('|', '/')[:300]} |" for name, item in failed]
     return "\n".join(lines), {"counts": {k: dict(v) for k, v in counts.items()}, "failures": failures}
 
 

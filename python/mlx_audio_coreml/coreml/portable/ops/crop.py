@@ -5,6 +5,10 @@ Two forms: iOS15/16 `roi` (N, 1, 4|5, 1, 1), where 4 coordinates crop every imag
 `box_indices` (N,) -> (N, C, h, w). A box [start, end] along an axis is sampled as the Core ML
 spec's SamplingMode samples [0, X-1], with X-1 = end - start; a sample outside the image takes
 `pad_value` (iOS16+; 0 before).
+UNALIGN_CORNERS is not in that spec (it is MIL's): it is taken as resize_bilinear's rule with
+Xin = end - start + 1, which equals resize_bilinear for a whole-image box. Core ML's own rule for
+other boxes is not documented; coremltools' one test of it (iOS15, an inverted normalized box
+outside [0, 1]) expects a whole-image resize, which this rule does not give (the test fails here).
 """
 
 from __future__ import annotations
