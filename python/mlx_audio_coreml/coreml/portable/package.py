@@ -100,7 +100,8 @@ def _state(path: Path, feature: Model_pb2.FeatureDescription) -> TensorSpec:
         raise PackageError(str(path), f"state '{feature.name}' wraps a {state.WhichOneof('Type')}, not an array")
     dtype = _FEATURE_DTYPES.get(state.arrayType.dataType)
     if dtype is None:
-        raise PackageError(str(path), f"state '{feature.name}' has an unsupported array type {state.arrayType.dataType}")
+        kind = state.arrayType.dataType
+        raise PackageError(str(path), f"state '{feature.name}' has an unsupported array type {kind}")
     return TensorSpec(feature.name, dtype, tuple(int(s) for s in state.arrayType.shape))
 
 

@@ -59,9 +59,10 @@ def sample(x: mx.array, py: mx.array, px: mx.array, method: str, padding: str, p
         y0, x0 = mx.floor(py), mx.floor(px)
         fy, fx = (py - y0)[:, None, :], (px - x0)[:, None, :]
         y0, x0 = y0.astype(mx.int32), x0.astype(mx.int32)
-        top = _tap(image, y0, x0, padding, pad_value) * (1 - fx) + _tap(image, y0, x0 + 1, padding, pad_value) * fx
-        bottom = _tap(image, y0 + 1, x0, padding, pad_value) * (1 - fx) + _tap(image, y0 + 1, x0 + 1, padding, pad_value) * fx
-        out = top * (1 - fy) + bottom * fy
+        def row(y: mx.array) -> mx.array:  # (B, C, P): the two taps of row y, blended along x
+            return _tap(image, y, x0, padding, pad_value) * (1 - fx) + _tap(image, y, x0 + 1, padding, pad_value) * fx
+
+        out = row(y0) * (1 - fy) + row(y0 + 1) * fy
     return out.reshape(batch, x.shape[1], out_h, out_w).astype(x.dtype)
 
 

@@ -20,7 +20,8 @@ class StateCell:
 
     def write(self, data: mx.array) -> None:
         if tuple(data.shape) != tuple(self.value.shape):
-            raise ValueError(f"a state of shape {list(self.value.shape)} cannot take a value of shape {list(data.shape)}")
+            shapes = f"{list(self.value.shape)} and {list(data.shape)}"
+            raise ValueError(f"a state and the value written to it differ in shape: {shapes}")
         self.value = data if data.dtype == self.value.dtype else data.astype(self.value.dtype)
 
 
