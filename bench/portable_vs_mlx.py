@@ -10,7 +10,9 @@ when the weights are missing, a random encoder of tiny.en's shape stands in. Inp
 samples/jfk.wav padded to 30 s. Variants, each with its evaluation forced inside the timing:
 - mlx: the MLX AudioEncoder as the product runs it (on CPU float32 with its numpy host-math path);
 - mlx plain: the same module with the host-math path off (plain MLX ops: the baseline);
-- portable: PortableModel.predict_mlx (the program on MLX with the load-time rewrites);
+- portable: PortableModel.predict_mlx (the program on MLX with the load-time rewrites; on the CPU
+  its softmax, GELU and attention use the same numpy host math as the MLX encoder);
+- portable no host math: the same with host math off (plain MLX ops, as on a GPU);
 - portable unoptimized: the same without the rewrites (the program as written, op by op);
 - portable predict: PortableModel.predict (numpy in, numpy out: the LoadedModel interface).
 After one warm-up each, `--rounds` rounds run every variant once, in turn (so a noisy shared
@@ -107,8 +109,15 @@ def _portable_variants(package: Path, units: ComputeUnits, mel: np.ndarray):
     def lazy(m) -> Variant:
         return lambda: mx.eval(next(iter(m.predict_mlx({spec.name: feed}).values())))
 
+    def without_host_math() -> None:
+        from mlx_audio_coreml.whisper import host_math
+
+        with host_math.disabled():
+            lazy(model)()
+
     variants = {
         "portable": lazy(model),
+        "portable no host math": without_host_math,
         "portable unoptimized": lazy(plain_model),
         "portable predict": lambda: model.predict({spec.name: feed_np}),
     }
