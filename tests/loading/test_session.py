@@ -168,7 +168,8 @@ def test_quantization_that_cannot_apply_falls_back_to_float16(tmp_path, isolated
 
 def test_inference_failure_moves_the_encoder_to_mlx(turbo_on_hub, hub_settings, m1_portable, events):
     session = WhisperSession.from_pretrained(TURBO, PORTABLE, events, environment=m1_portable)
-    session.encoder.coreml.model.predict = _failing_predict  # the Core ML model breaks under the session
+    model = session.encoder.coreml.model  # the Core ML model breaks under the session, on either entry
+    model.predict = model.predict_mlx = _failing_predict  # (the portable runtime's is predict_mlx)
 
     states = session.encoder.encode(mx.zeros((1, 80, 3000)))
 
