@@ -7,7 +7,7 @@ Swift compiler is found. Nothing is loaded at import. The first call that needs 
 keeps it for the life of the process: it is never dlclosed, because a load job abandoned by cancel
 or timeout keeps running inside it.
 
-Every status other than MACB_OK becomes a typed exception from errors.py (see abi.py), raised
+Every status other than MACB_OK becomes a typed exception from `errors` (see abi.py), raised
 `from` a NativeError holding the status and the shim's own message. Arrays are checked (dtype,
 C-contiguous, writable outputs) before any pointer crosses, and stay referenced for the whole call.
 Waits are short polls (POLL_INTERVAL_S) so Ctrl-C interrupts them.

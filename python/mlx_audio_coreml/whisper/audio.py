@@ -3,7 +3,7 @@
 WAV, FLAC and OGG are read with soundfile; anything else goes through ffmpeg when it is on PATH
 (decoded at the file's own rate, found with ffprobe). Other sample rates are converted to 16 kHz
 with soxr (a band-limited resampler, not linear interpolation).
-Every failure is a typed error from `errors.py`: AudioDecodeError, EmptyAudio, NonFiniteAudio.
+Every failure is a typed error from `errors`: AudioDecodeError, EmptyAudio, NonFiniteAudio.
 """
 
 from __future__ import annotations

@@ -1,0 +1,75 @@
+"""Every exception the package raises: one class per failure, each with the fields a caller needs.
+
+The seed's Swift enums map to classes here: `EncoderError.shapeConversionFailed(expected:got:)`
+is `ShapeConversionFailed(expected, got)`, a subclass of `EncoderError`; the vocoder's twins carry
+a `Vocoder` prefix so both can be imported side by side. Import them from here
+(`from mlx_audio_coreml.errors import ...`); the submodules only group them by area.
+"""
+
+from __future__ import annotations
+
+from ._base import MlxAudioCoreMLError
+from .seed import EncoderError, ShapeConversionFailed, CoreMLInferenceFailed, ANENotAvailable, ModelNotLoaded, VocoderError, VocoderShapeConversionFailed, VocoderCoreMLInferenceFailed, UnsupportedSampleRate
+from .coreml import CoreMLError, CoreMLUnavailable, NativeError, NativeLibraryUnavailable, ABIVersionMismatch, ModelLoadFailed, ANECompilationError, ANECompilationTimeout, ANECompilationCancelled, TensorValidationError, TensorShapeMismatch, TensorDtypeMismatch, TensorLayoutError, TensorBufferTooSmall, TensorNullPointer, UnknownTensorName, MissingTensor, StateError, StateRequired, StateMismatch, PredictionFailed, PackageError, UnsupportedOp, UnknownEncoderLayout, CPUKernelFailed
+from .models import ModelError, ModelNotFound, UnsupportedModelFormat, WeightsMismatch, QuantizationFailed, CorruptModelFile, DownloadError, NetworkError, CorruptDownload, AudioError, AudioDecodeError, EmptyAudio, NonFiniteAudio
+from .conversion import ConversionError, UnsupportedModelForConversion, ConversionFailed, ConversionValidationFailed, ConversionDestinationExists, InvalidConversionOption, DecodingError, InvalidOption, OutputWriteError
+
+__all__ = [
+    "MlxAudioCoreMLError",
+    "EncoderError",
+    "ShapeConversionFailed",
+    "CoreMLInferenceFailed",
+    "ANENotAvailable",
+    "ModelNotLoaded",
+    "VocoderError",
+    "VocoderShapeConversionFailed",
+    "VocoderCoreMLInferenceFailed",
+    "UnsupportedSampleRate",
+    "CoreMLError",
+    "CoreMLUnavailable",
+    "NativeError",
+    "NativeLibraryUnavailable",
+    "ABIVersionMismatch",
+    "ModelLoadFailed",
+    "ANECompilationError",
+    "ANECompilationTimeout",
+    "ANECompilationCancelled",
+    "TensorValidationError",
+    "TensorShapeMismatch",
+    "TensorDtypeMismatch",
+    "TensorLayoutError",
+    "TensorBufferTooSmall",
+    "TensorNullPointer",
+    "UnknownTensorName",
+    "MissingTensor",
+    "StateError",
+    "StateRequired",
+    "StateMismatch",
+    "PredictionFailed",
+    "PackageError",
+    "UnsupportedOp",
+    "UnknownEncoderLayout",
+    "CPUKernelFailed",
+    "ModelError",
+    "ModelNotFound",
+    "UnsupportedModelFormat",
+    "WeightsMismatch",
+    "QuantizationFailed",
+    "CorruptModelFile",
+    "DownloadError",
+    "NetworkError",
+    "CorruptDownload",
+    "AudioError",
+    "AudioDecodeError",
+    "EmptyAudio",
+    "NonFiniteAudio",
+    "ConversionError",
+    "UnsupportedModelForConversion",
+    "ConversionFailed",
+    "ConversionValidationFailed",
+    "ConversionDestinationExists",
+    "InvalidConversionOption",
+    "DecodingError",
+    "InvalidOption",
+    "OutputWriteError",
+]
