@@ -91,7 +91,14 @@ def test_bad_language_and_task_are_refused(english):
         english.with_options(task="summarize")
 
 
-def test_a_folder_without_any_tokenizer_says_how_to_get_one(tmp_path):
+def test_a_folder_without_any_tokenizer_says_how_to_get_one(tmp_path, monkeypatch):
+    import importlib.util
+
+    # No rank files anywhere: not in our home, and no installed openai-whisper (the bench extra
+    # brings it) or mlx_whisper whose bundled assets the lookup would otherwise find.
+    monkeypatch.setenv("MLX_AUDIO_COREML_HOME", str(tmp_path / "home"))
+    real_find_spec = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name in ("whisper", "mlx_whisper") else real_find_spec(name, *a))
     with pytest.raises(ModelNotFound) as raised:
         get_tokenizer(tmp_path)
     assert "tokenizer.json" in raised.value.hint
@@ -142,3 +149,12 @@ def test_openai_tiktoken_files_tokenize_like_tokenizer_json(openai_whisper_asset
         assert ranks.encode(text) == json_file.encode(text)
         for member in ("eot", "sot", "transcribe", "no_speech", "no_timestamps", "timestamp_begin", "all_language_tokens", "non_speech_tokens"):
             assert getattr(ranks, member) == getattr(json_file, member), member
+
+
+def test_rank_files_of_an_installed_openai_whisper_are_found(tmp_path, monkeypatch):
+    pytest.importorskip("whisper")  # openai-whisper, in the bench extra
+    from mlx_audio_coreml.whisper.tiktoken_files import find_tiktoken_file
+
+    monkeypatch.setenv("MLX_AUDIO_COREML_HOME", str(tmp_path / "home"))
+    found = find_tiktoken_file(tmp_path, multilingual=False)
+    assert found is not None and found.name == "gpt2.tiktoken" and found.parent.name == "assets"
