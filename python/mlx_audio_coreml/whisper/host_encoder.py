@@ -4,8 +4,8 @@ Why: with MLX on the CPU every product goes to the preloaded OpenBLAS, whose ker
 skinny shapes of per-head attention ((500 x 64) @ (64 x 1500), (500 x 1500) @ (1500 x 64)) run at
 half the speed of oneDNN's here, and each MLX product of a strided head slice copies it first.
 Here the residual stream stays one numpy (T, D) block; q, k and v come from one fused (T, 3 D)
-product, each head's columns copied into a plain block for oneDNN; softmax and
-GELU are the vectorized numpy ones of `host_math`. With `int8`, the four linear layers of each
+product; attention is `host_attention.attend` (per-head blocks, oneDNN products); softmax and
+GELU are the vectorized ones of `host_math`. With `int8`, the four linear layers of each
 block use the int8 products of `host_linear` (attention itself stays float32, as in CTranslate2).
 
 Used when `applies`: MLX on the CPU in float32, oneDNN installed, plain `nn.Linear` layers. The
@@ -21,7 +21,7 @@ import mlx.nn as nn
 import numpy as np
 
 from .. import onednn
-from . import host_math, host_pool
+from . import host_attention, host_math, host_pool
 from .host_linear import HostLinear
 
 def applies(encoder: Any) -> bool:
@@ -85,42 +85,15 @@ def layer_norm(x: np.ndarray, norm: tuple[np.ndarray, np.ndarray, float]) -> np.
     return centered
 
 
-def _row_blocks(length: int) -> list[slice]:
-    """Row ranges: a few per worker (even shares), none over ROWS_PER_BLOCK (cache-sized blocks)."""
-    workers = host_pool.worker_count()
-    count = workers * max(1, -(-length // (host_math.ROWS_PER_BLOCK * workers)))
-    size = -(-length // count)
-    return [slice(start, min(start + size, length)) for start in range(0, length, size)]
-
-
-def _attend_head(w: _BlockWeights, qkv: np.ndarray, head: int, merged: np.ndarray) -> None:
-    """One head of self-attention, written into its Dh columns of `merged` (T, D)."""
-    length, width = merged.shape
-    head_dim = width // w.heads
-    cols = slice(head * head_dim, (head + 1) * head_dim)
-    # Each head's q, k, v as plain blocks: oneDNN's kernels for inputs with a long row stride
-    # took ~8 ms per product here against ~0.5 ms for a copy, so copying (~0.1 ms) wins.
-    q_all = np.ascontiguousarray(qkv[:, cols])  # (T, Dh)
-    k = np.ascontiguousarray(qkv[:, width + cols.start : width + cols.stop])
-    v = np.ascontiguousarray(qkv[:, 2 * width + cols.start : 2 * width + cols.stop])
-    rows = host_math.ROWS_PER_BLOCK  # queries per block: (rows, T) scores stay in cache
-    scores = np.empty((min(rows, length), length), np.float32)
-    for start in range(0, length, rows):
-        q = q_all[start : start + rows]  # (rows, Dh)
-        block = scores[: q.shape[0]]
-        onednn.sgemm(q, k, block, b_transposed=True)  # (rows, T)
-        host_math.softmax_np_(block)
-        onednn.sgemm(block, v, merged[start : start + rows, cols])  # (rows, Dh) into its head's columns
-
-
 def _block(w: _BlockWeights, x: np.ndarray) -> None:
     """One residual block on the (T, D) stream `x`, in place; heads and row ranges go to the workers."""
     length, width = x.shape
-    blocks = _row_blocks(length)
+    blocks = host_pool.row_blocks(length, host_math.ROWS_PER_BLOCK)  # a few per worker
     qkv = np.empty((length, 3 * width), np.float32)  # q | k | v
     host_pool.run_all(lambda rows: w.qkv(layer_norm(x[rows], w.norms[0]), out=qkv[rows]), blocks)
     merged = np.empty((length, width), np.float32)  # heads side by side
-    host_pool.run_all(lambda head: _attend_head(w, qkv, head, merged), range(w.heads))
+    q, k, v = (host_attention.split_heads(qkv[:, i * width : (i + 1) * width], w.heads) for i in range(3))
+    host_attention.attend(q, k, v, host_attention.split_heads(merged, w.heads))  # (H, T, Dh) views; q pre-scaled
 
     def finish(rows: slice) -> None:  # output projection and MLP: each row on its own from here
         x[rows] += w.out(merged[rows])

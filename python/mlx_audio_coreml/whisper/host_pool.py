@@ -71,3 +71,10 @@ def even_ranges(count: int, pieces: int | None = None) -> list[slice]:
     pieces = max(1, min(pieces or worker_count(), count))
     size = -(-count // pieces)
     return [slice(start, min(start + size, count)) for start in range(0, count, size)]
+
+
+def row_blocks(length: int, max_rows: int) -> list[slice]:
+    """`length` rows cut into a few even blocks per worker, none over `max_rows` (cache-sized)."""
+    workers = worker_count()
+    count = workers * max(1, -(-length // (max_rows * workers)))
+    return even_ranges(length, count)
