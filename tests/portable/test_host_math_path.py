@@ -1,5 +1,6 @@
 """On the CPU in float32 the portable runtime hands softmax, exact GELU and the fused attention to
-whisper/host_math.py (numpy on MLX's buffers): same results as the plain MLX ops, no value of the
+whisper/host_math.py (numpy on MLX's buffers; float32 attention to whisper/host_attention.py's
+oneDNN kernels when installed): same results as the plain MLX ops, no value of the
 program (or the caller's input) overwritten, and no host math inside an mx.compile trace."""
 
 from __future__ import annotations
@@ -12,7 +13,8 @@ import pytest
 from portable_helpers import load, mb, save_program
 
 from mlx_audio_coreml.coreml.portable.ops import host
-from mlx_audio_coreml.whisper import host_math
+from mlx_audio_coreml import onednn
+from mlx_audio_coreml.whisper import host_attention, host_math
 
 pytestmark = pytest.mark.skipif(not host_math.available(mx.float32), reason="host math runs on the CPU only")
 
@@ -54,16 +56,17 @@ def assert_agree(got: list[np.ndarray], want: list[np.ndarray], rtol: float = 1e
 
 @pytest.fixture
 def calls(monkeypatch):
-    """How often each host_math entry point ran."""
-    counted = {"attention": 0, "softmax_": 0, "gelu_": 0}
+    """How often each host entry point ran (host_math's, and host_attention's oneDNN attention)."""
+    counted = {"attention": 0, "softmax_": 0, "softmax_np_": 0, "gelu_": 0, "attend": 0}
     for name in counted:
-        original = getattr(host_math, name)
+        module = host_attention if name == "attend" else host_math
+        original = getattr(module, name)
 
-        def spy(*args, _name=name, _original=original):
+        def spy(*args, _name=name, _original=original, **kwargs):
             counted[_name] += 1
-            return _original(*args)
+            return _original(*args, **kwargs)
 
-        monkeypatch.setattr(host_math, name, spy)
+        monkeypatch.setattr(module, name, spy)
     return counted
 
 
@@ -79,7 +82,9 @@ def test_fused_attention_on_the_host_matches_mlx_attention(tmp_path, calls, chan
     got, want = both_paths(model, feeds)
 
     assert model.program.rewrites["attention"] == 1 and not model.compiled
-    assert calls["attention"] == 1 and calls["softmax_"] == heads * 2  # two query blocks per head
+    on_onednn = precision == "fp32" and onednn.available()  # float16 programs keep host_math's route
+    assert (calls["attend"], calls["attention"]) == ((1, 0) if on_onednn else (0, 1))
+    assert calls["softmax_np_"] == heads * 2  # two query blocks per head
     assert_agree(got, want, 1e-5 if precision == "fp32" else 2e-3)  # fp16: rounding of the output
 
 

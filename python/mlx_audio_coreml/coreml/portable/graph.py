@@ -52,6 +52,8 @@ class Block:
     inputs: tuple[str, ...]
     nodes: list[Node]
     outputs: tuple[str, ...]
+    # per node, the values nothing after it reads (program.py drops them then); made on first run
+    release_plan: list[tuple[str, ...]] | None = field(default=None, repr=False, compare=False)
 
     def free_references(self) -> list[str]:
         """Names this block reads that it does not define itself (values from enclosing scopes)."""

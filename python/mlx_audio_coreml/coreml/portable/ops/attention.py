@@ -1,5 +1,6 @@
 """scaled_dot_product_attention (iOS18): softmax(Q K^T / sqrt(E) + mask) V, a boolean mask keeping
-the positions that are True. Runs on MLX's fused kernel, which takes rank-4 (B, H, L, E) inputs."""
+the positions that are True. Runs on MLX's fused kernel, which takes rank-4 (B, H, L, E) inputs;
+without a mask, float32 on the CPU, on the product encoder's oneDNN kernels (see host.py)."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import math
 
 import mlx.core as mx
 
+from . import host
 from .registry import OpContext, register
 
 
@@ -28,9 +30,12 @@ def scaled_dot_product_attention(
     q = _as_rank4(mx.broadcast_to(query, batch + query.shape[-2:]))
     k = _as_rank4(mx.broadcast_to(key, batch + key.shape[-2:]))
     v = _as_rank4(mx.broadcast_to(value, batch + value.shape[-2:]))
+    scale = 1 / math.sqrt(query.shape[-1])
+    if attn_mask is None and host.onednn_applies(q.dtype) and k.dtype == v.dtype == mx.float32:
+        return host.onednn_attention(q, k, v, scale).reshape(out_shape)  # the product encoder's kernels
     mask = None
     if attn_mask is not None:
         full = mx.broadcast_to(attn_mask, batch + (query.shape[-2], key.shape[-2]))
         mask = _as_rank4(full if full.dtype == mx.bool_ else full.astype(q.dtype))
-    out = mx.fast.scaled_dot_product_attention(q, k, v, scale=1 / math.sqrt(query.shape[-1]), mask=mask)
+    out = mx.fast.scaled_dot_product_attention(q, k, v, scale=scale, mask=mask)
     return out.reshape(out_shape)

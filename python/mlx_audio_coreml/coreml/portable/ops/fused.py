@@ -12,8 +12,11 @@ from typing import Any
 
 import mlx.core as mx
 
-from . import host
+from ....whisper import host_math
+from . import host, host_products
+from .activation import gelu
 from .conv import conv_channels_last
+from .linear import linear
 from .registry import OpContext, OpDef, compute_dtype
 
 
@@ -41,6 +44,9 @@ def multi_head_attention(
 ) -> mx.array:
     """softmax(scale * q_h k_h^T) v_h for every head h, heads laid side by side on the channel axis.
     Inputs (B, D, S) when `channels_first`, else (B, S, D); the output has the same layout."""
+    if host.onednn_applies(query.dtype) and key.dtype == value.dtype == mx.float32:  # the product encoder's kernels
+        merged = host.onednn_multi_head_attention(query, key, value, heads, scale, channels_first)  # (B, Sq, D)
+        return merged.swapaxes(1, 2) if channels_first else merged
     wide = compute_dtype(query.dtype)  # MLX's float16 attention is ~5x slower on the CPU (measured)
     q, k, v = (_by_head(t, heads, channels_first).astype(wide) for t in (query, key, value))  # (B, H, S, Dh)
     if host.applies(wide):  # softmax on numpy, one head and block of queries at a time (host_math)
@@ -52,6 +58,8 @@ def multi_head_attention(
 
 def pointwise_channels_last(ctx: OpContext, x: mx.array, weight: mx.array, bias: mx.array | None = None) -> mx.array:
     """A 1x1 convolution on channels-last x (N, *D, C): x @ W^T (+ b), channels-last out."""
+    if host_products.applies(ctx, x, {"weight": weight, "bias": bias}):  # oneDNN, as the product encoder
+        return host_products.linear(ctx, x, weight, bias)
     dtype = compute_dtype(x.dtype)
     w = ctx.derived("pointwise", "weight", lambda: weight.reshape(weight.shape[0], -1).astype(dtype))  # (O, C)
     if bias is None:
@@ -66,6 +74,21 @@ def conv_to_channels_last(ctx: OpContext, x: mx.array, weight: mx.array, bias: m
     return conv_channels_last(ctx, x_last, weight, bias, **params)
 
 
+def product_gelu(ctx: OpContext, product: str, **params: Any) -> mx.array:
+    """The op `product` (MIL linear, or pointwise_channels_last / conv_to_channels_last above) then
+    exact GELU: fuse_gelu.py's node. On the CPU in float32 the GELU works in place on the product's
+    fresh output (with oneDNN, a linear's block of rows at a time while it is in cache); otherwise
+    the two ops run as they would unfused."""
+    x, weight, bias = params["x"], params["weight"], params.get("bias")
+    if product != CONV_TO_CHANNELS_LAST.name and host_products.applies(ctx, x, {"weight": weight, "bias": bias}):
+        return host_products.linear(ctx, x, weight, bias, activation=host_math.gelu_np_)
+    first = {"linear": linear, POINTWISE_CHANNELS_LAST.name: pointwise_channels_last}.get(product, conv_to_channels_last)
+    out = first(ctx, **params)
+    if host.applies(out.dtype):
+        return host_math.gelu_(out)  # our own new array: nothing else reads it
+    return gelu(ctx, out, "EXACT")
+
+
 def permute(ctx: OpContext, x: mx.array, perm: tuple[int, ...]) -> mx.array:
     return mx.transpose(x, perm)
 
@@ -75,3 +98,4 @@ POINTWISE_CHANNELS_LAST = internal_op("portable.pointwise_channels_last", pointw
 CONV_TO_CHANNELS_LAST = internal_op("portable.conv_to_channels_last", conv_to_channels_last,
                                     static=("strides", "pad_type", "pad", "dilations", "groups"))
 PERMUTE = internal_op("portable.permute", permute)
+PRODUCT_GELU = internal_op("portable.product_gelu", product_gelu, static=tuple(sorted(CONV_TO_CHANNELS_LAST.static)))

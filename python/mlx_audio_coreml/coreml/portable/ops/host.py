@@ -1,5 +1,7 @@
 """When the portable ops hand softmax, exact GELU and attention to whisper/host_math.py (numpy on
-MLX's own buffers), as the product's MLX encoder does on the CPU in float32.
+MLX's own buffers), as the product's MLX encoder does on the CPU in float32; and, for float32
+values with oneDNN installed, attention to whisper/host_attention.py, the product encoder's own
+per-head oneDNN kernels (matrix products by constant weights: host_products.py).
 
 Why: MLX's CPU exp and erf run one element at a time here, so a Whisper encoder spends most of
 its time in softmax and GELU; numpy's are vectorized (host_math.py has the measurements).
@@ -8,25 +10,28 @@ which is also where float16 programs compute), and no `mx.compile` trace is bein
 host math evaluates as it goes, which a trace cannot do. A program that would use it on its
 device is therefore run eagerly (runtime.py); `tracing()` marks a compiled call, so a trace that
 happens anyway (host math switched on after load) gets the plain MLX ops.
-Safety: host_math overwrites its argument; the ops here only ever hand it a copy they just made,
-never a value of the program that another op (or the caller) may read.
+Safety: host_math overwrites its argument; the ops only ever hand it an array they just made (a
+copy, or the fresh output of their own product), never a value of the program that another op
+(or the caller) may read.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
 from typing import Any
 
 import mlx.core as mx
+import numpy as np
 
-from ....whisper import host_math
+from .... import onednn
+from ....whisper import host_attention, host_math
 
 _tracing: ContextVar[bool] = ContextVar("portable_tracing", default=False)
 
-# The ops (MIL names, and the fused attention of fuse.py) that have a host path.
-HOST_OPS = frozenset({"softmax", "gelu", "portable.multi_head_attention"})
+# The ops (MIL names, the fused attention of fuse.py, the product + GELU of fuse_gelu.py) with a host path.
+HOST_OPS = frozenset({"softmax", "gelu", "portable.multi_head_attention", "portable.product_gelu"})
 
 
 @contextmanager
@@ -44,11 +49,23 @@ def applies(dtype: mx.Dtype) -> bool:
     return not _tracing.get() and host_math.available(dtype)
 
 
-def handles(op_name: str, host_params: Mapping[str, Any]) -> bool:
-    """Whether a node of this op (with these constant parameters) has a host path."""
-    if op_name == "gelu":
+def onednn_applies(dtype: mx.Dtype) -> bool:
+    """True when an op on `dtype` values should use the oneDNN kernels now: float32 values (a
+    float16 program keeps its own path), host math applying, oneDNN installed."""
+    return dtype == mx.float32 and applies(dtype) and onednn.available()
+
+
+def handles(node: Any) -> bool:
+    """Whether a program node has a host path: by op name, constant parameters (gelu's mode) and,
+    for scaled_dot_product_attention, no mask and float32 values (the oneDNN route)."""
+    name, host_params = node.op.name, node.host_params
+    if name == "gelu":
         return str(host_params.get("mode", "EXACT")) == "EXACT"
-    return op_name in HOST_OPS
+    if name == "scaled_dot_product_attention":
+        declared = node.ctx.output_types[0] if node.ctx.output_types else None
+        float32 = declared is not None and not declared.is_string and declared.dtype == np.float32
+        return "attn_mask" not in node.params and float32 and onednn.available()
+    return name in HOST_OPS
 
 
 def wanted(nodes: Iterable[Any], device: mx.Device) -> bool:
@@ -58,7 +75,7 @@ def wanted(nodes: Iterable[Any], device: mx.Device) -> bool:
         if not applies(mx.float32):  # every float program computes in float32 on the CPU
             return False
     for node in nodes:
-        if handles(node.op.name, node.host_params):
+        if handles(node):
             return True
         if any(wanted(block.nodes, device) for block in node.ctx.blocks):
             return True
@@ -91,3 +108,61 @@ def attention(q: mx.array, k: mx.array, v: mx.array, scale: float) -> mx.array:
         q = q * scale
     k_t = k.swapaxes(-1, -2)  # (B, H, Dh, Sk)
     return host_math.attention(mx.contiguous(q), mx.contiguous(k_t), mx.contiguous(v))
+
+
+def filled(shape: tuple[int, ...], fill: Callable[[np.ndarray], Any]) -> mx.array:
+    """A new float32 MLX array of `shape` that `fill` writes through a numpy view of its memory.
+
+    Why: a result made in numpy would cost one more buffer and one more pass to copy into MLX
+    (mx.array always copies). The array is fresh, so nothing else can read it while it is filled;
+    should MLX not expose it as one writable block, `fill` gets a numpy array to copy instead."""
+    array = mx.zeros(shape, mx.float32)
+    mx.eval(array)
+    view = np.asarray(array)
+    if view.flags.owndata or not view.flags.writeable or not view.flags.c_contiguous:
+        scratch = np.empty(shape, np.float32)
+        fill(scratch)
+        return mx.array(scratch)
+    fill(view)
+    return array
+
+
+def _host_view(x: mx.array) -> np.ndarray:
+    """An evaluated float32 MLX array as numpy, read only by the caller (a view, no copy, when possible)."""
+    mx.eval(x)
+    return np.asarray(x)
+
+
+def _by_head(t: np.ndarray, heads: int, channels_first: bool) -> np.ndarray:
+    """One batch item (D, S) or (S, D) as a (H, S, Dh) view."""
+    if channels_first:
+        return t.reshape(heads, -1, t.shape[-1]).transpose(0, 2, 1)  # (H, Dh, S) -> (H, S, Dh)
+    return host_attention.split_heads(t, heads)
+
+
+def onednn_multi_head_attention(
+    query: mx.array, key: mx.array, value: mx.array, heads: int, scale: float, channels_first: bool
+) -> mx.array:
+    """The fused attention of fuse.py on float32 (B, D, S) or (B, S, D) inputs through
+    host_attention, merged tokens-first: (B, Sq, D)."""
+    q, k, v = (_host_view(t) for t in (query, key, value))
+    length = q.shape[2] if channels_first else q.shape[1]
+    width = v.shape[1] if channels_first else v.shape[2]
+
+    def fill(merged: np.ndarray) -> None:  # (B, Sq, D): heads side by side
+        for b in range(q.shape[0]):
+            by_head = [_by_head(t[b], heads, channels_first) for t in (q, k, v)]
+            host_attention.attend(*by_head, host_attention.split_heads(merged[b], heads), scale)
+
+    return filled((q.shape[0], length, width), fill)
+
+
+def onednn_attention(q: mx.array, k: mx.array, v: mx.array, scale: float) -> mx.array:
+    """Unmasked softmax(scale q k^T) v on float32 (B, H, L, E) inputs through host_attention."""
+    q_np, k_np, v_np = (_host_view(t) for t in (q, k, v))
+
+    def fill(out: np.ndarray) -> None:  # (B, H, L, EV)
+        for b in range(q_np.shape[0]):
+            host_attention.attend(q_np[b], k_np[b], v_np[b], out[b], scale)
+
+    return filled(q_np.shape[:3] + v_np.shape[3:], fill)

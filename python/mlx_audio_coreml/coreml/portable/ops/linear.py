@@ -1,16 +1,19 @@
 """Matrix products: linear (weight (D_out, D_in)), matmul (numpy broadcasting, optional transposes),
-einsum."""
+einsum. On the CPU in float32 with oneDNN, products by a constant weight go to host_products.py."""
 
 from __future__ import annotations
 
 import mlx.core as mx
 
 from ..values import mx_dtype
+from . import host_products
 from .registry import OpContext, as_bool, as_str, compute_dtype, register
 
 
 @register("linear")
 def linear(ctx: OpContext, x: mx.array, weight: mx.array, bias: mx.array | None = None) -> mx.array:
+    if host_products.applies(ctx, x, {"weight": weight, "bias": bias}):  # oneDNN, as the product encoder
+        return host_products.linear(ctx, x, weight, bias)
     dtype = compute_dtype(x.dtype)
     w = ctx.derived("weight", "weight", lambda: weight.astype(dtype))
     if bias is None:
@@ -32,6 +35,8 @@ def matmul(
         y = _swap_last(y)
     if not (mx.issubdtype(x.dtype, mx.floating) or mx.issubdtype(y.dtype, mx.floating)):
         return _integer_matmul(x, y)
+    if x.ndim >= 1 and y.ndim == 2 and host_products.applies(ctx, x, {"y": y}):  # a constant weight: oneDNN
+        return host_products.matmul(ctx, x, y)
     # iOS17 allows mixed operands (int32, float16, float32): those compute in float32
     dtype = compute_dtype(x.dtype if x.dtype == y.dtype else mx.float32)
     declared = ctx.out_dtype()
