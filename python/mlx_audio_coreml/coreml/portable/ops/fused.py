@@ -1,9 +1,8 @@
-"""Internal ops that the load-time rewrites (fuse.py, layout.py) put in place of MIL op patterns.
-
-They are not in the MIL op table (`lookup` never returns them): a package can only reach them
-through a rewrite that has proved the pattern it replaces computes the same values. Layout terms:
-a channels-first tensor is (N, C, *D) as MIL defines it; its channels-last form is (N, *D, C).
-"""
+"""Internal ops that the load-time rewrites (fuse.py, layout.py, fuse_gelu.py) put in place of MIL
+op patterns. They are not in the MIL op table (`lookup` never returns them): a package can only
+reach them through a rewrite that has proved the pattern it replaces computes the same values.
+Layout terms: a channels-first tensor is (N, C, *D) as MIL defines it; its channels-last form is
+(N, *D, C)."""
 
 from __future__ import annotations
 

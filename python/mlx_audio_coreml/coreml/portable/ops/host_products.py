@@ -20,8 +20,7 @@ from ....whisper.host_linear import HostLinear
 from . import host
 from .registry import OpContext
 
-Activation = Callable[[np.ndarray], object]  # in place on a float32 block, such as host_math.gelu_np_
-_MEMO_KEY = "host_products.layer"
+Activation = Callable[[np.ndarray], np.ndarray]  # in place on a float32 block, such as host_math.gelu_np_
 
 
 def applies(ctx: OpContext, x: mx.array, weights: dict[str, mx.array | None]) -> bool:
@@ -35,11 +34,14 @@ def applies(ctx: OpContext, x: mx.array, weights: dict[str, mx.array | None]) ->
     )
 
 
-def _layer(ctx: OpContext, make: Callable[[], HostLinear]) -> HostLinear:
-    """The node's prepared HostLinear, made on its first call (its weights are constants)."""
-    layer = ctx.memo.get(_MEMO_KEY)
+def _prepared(ctx: OpContext, weight: mx.array, bias: mx.array | None) -> HostLinear:
+    """The node's HostLinear for a constant weight (N, K) or (N, K, 1, ..) of a 1x1 conv, laid out on
+    its first call and kept in the node's memo."""
+    layer = ctx.memo.get("host_products.linear")
     if layer is None:
-        layer = ctx.memo[_MEMO_KEY] = make()
+        matrix = _host(weight)
+        layer = HostLinear(matrix.reshape(matrix.shape[0], -1), None if bias is None else _host(bias))
+        ctx.memo["host_products.linear"] = layer
     return layer
 
 
@@ -48,42 +50,37 @@ def _host(x: mx.array) -> np.ndarray:
     return np.asarray(x)  # a view of MLX's buffer when it is one plain block
 
 
-def _times(layer: HostLinear, x: mx.array, activation: Activation | None = None) -> mx.array:
-    """x (..., K) through `layer`: (..., N); `activation` then applied in place, on each block of
-    rows while it is still in cache (row blocks go to the host workers)."""
-    rows = np.ascontiguousarray(_host(x))  # oneDNN reads plain rows: copies only a strided x
-    flat = rows.reshape(-1, rows.shape[-1])  # (M, K)
-    shape = rows.shape[:-1] + (layer.out_features,)  # (..., N)
+def _rows(x: mx.array) -> np.ndarray:
+    """x (..., K) as plain (M, K) float32 rows (oneDNN reads plain rows: copies only a strided x)."""
+    rows = np.ascontiguousarray(_host(x))
+    return rows.reshape(-1, rows.shape[-1])
+
+
+def _row_blocks(count: int) -> list[slice]:
+    return host_pool.row_blocks(count, host_math.ROWS_PER_BLOCK)
+
+
+def linear(
+    ctx: OpContext, x: mx.array, weight: mx.array, bias: mx.array | None, activation: Activation | None = None
+) -> mx.array:
+    """x @ weight^T + bias, then `activation` in place when given: on each block of rows while it
+    is still in cache (row blocks go to the host workers)."""
+    layer, flat = _prepared(ctx, weight, bias), _rows(x)  # (M, K)
 
     def fill(out: np.ndarray) -> None:
         result = out.reshape(flat.shape[0], -1)  # (M, N)
         if activation is None:
             layer(flat, out=result)  # splits many rows between the workers itself
             return
+        host_pool.run_all(lambda block: activation(layer(flat[block], out=result[block])), _row_blocks(len(flat)))
 
-        def part(block: slice) -> None:
-            activation(layer(flat[block], out=result[block]))
-
-        host_pool.run_all(part, host_pool.row_blocks(flat.shape[0], host_math.ROWS_PER_BLOCK))
-
-    return host.filled(shape, fill)
-
-
-def linear(
-    ctx: OpContext, x: mx.array, weight: mx.array, bias: mx.array | None, activation: Activation | None = None
-) -> mx.array:
-    """x @ weight^T + bias for a constant (N, K) weight (or (N, K, 1, ..) of a 1x1 conv), then
-    `activation` (in place on a float32 block) when given."""
-    def make() -> HostLinear:
-        matrix = _host(weight)
-        return HostLinear(matrix.reshape(matrix.shape[0], -1), None if bias is None else _host(bias))
-
-    return _times(_layer(ctx, make), x, activation)
+    return host.filled(x.shape[:-1] + (layer.out_features,), fill)
 
 
 def matmul(ctx: OpContext, x: mx.array, y: mx.array) -> mx.array:
     """x @ y for a constant 2-D y (K, N) (a transposed view of a stored (N, K) one costs no copy)."""
-    def make() -> HostLinear:
-        return HostLinear(np.ascontiguousarray(_host(y).T), None)  # (N, K)
-
-    return _times(_layer(ctx, make), x)
+    layer = ctx.memo.get("host_products.matmul")
+    if layer is None:
+        layer = ctx.memo["host_products.matmul"] = HostLinear(np.ascontiguousarray(_host(y).T), None)  # (N, K)
+    flat = _rows(x)
+    return host.filled(x.shape[:-1] + (layer.out_features,), lambda out: layer(flat, out=out.reshape(len(flat), -1)))
