@@ -139,3 +139,18 @@ def test_scaled_dot_product_attention_without_a_mask_runs_on_host_attention(tmp_
         scores = np.where(keep, scores, -np.inf)
     weights = np.exp(scores - scores.max(-1, keepdims=True))
     assert_agree(got, [(weights / weights.sum(-1, keepdims=True)) @ feeds["v"]])
+
+
+def test_an_eager_cpu_model_raises_mlx_buffer_cache_limit_but_never_lowers_it():
+    import mlx.core as mx
+
+    from mlx_audio_coreml.coreml.portable import runtime
+
+    previous = mx.set_cache_limit(1 << 20)
+    try:
+        runtime._keep_buffers_cached(64 << 20)
+        assert mx.set_cache_limit(1 << 30) == 64 << 20  # raised from 1 MiB
+        runtime._keep_buffers_cached(64 << 20)
+        assert mx.set_cache_limit(previous) == 1 << 30  # a larger limit stays
+    finally:
+        mx.set_cache_limit(previous)
