@@ -7,9 +7,9 @@ float32, oneDNN's int8 products for int8 models) and the per-head products one b
 matmul each. What is left is reading weights from memory: tiny.en's 51864-row logits product
 is 80 MB in float32 (3.5 ms on 2 idle cores here) and 20 MB in int8 (0.5 ms).
 
-Used only when `host_math.available` (MLX on the CPU, float32), for one row (batch 1, one new
-token) whose cache already holds the audio keys and values, with plain `nn.Linear` layers (MLX-
-quantized models and beams stay in MLX). Inputs and outputs are MLX arrays in the layout
+Used only when `host_math.available` (MLX on the CPU, float32), for one new token per row (greedy:
+one row; beam search: a row per beam) whose cache already holds the audio keys and values, with
+plain `nn.Linear` layers (MLX-quantized models stay in MLX). Inputs and outputs are MLX arrays in the layout
 `model.py` documents, so the rest of the decoder never sees the difference.
 """
 
@@ -30,8 +30,8 @@ from .host_linear import HostLinear
 
 def applies(decoder: Any, tokens: mx.array, kv_cache: Any) -> bool:
     """True when this step can run on the host: one new token against a cache with audio K/V."""
-    if tokens.size != 1 or not kv_cache or kv_cache[0][1] is None or kv_cache[0][0] is None:
-        return False
+    if tokens.ndim != 2 or tokens.shape[1] != 1 or not kv_cache or kv_cache[0][1] is None or kv_cache[0][0] is None:
+        return False  # one new token per row (beams are rows) against a cache with audio K/V
     return plain_float32_layers(decoder)
 
 
@@ -89,9 +89,11 @@ def prepared_weights(decoder: Any, int8: bool) -> tuple[list[_LayerWeights], Hos
 
 
 def _layer_norm(x: np.ndarray, norm: tuple[np.ndarray, np.ndarray, float]) -> np.ndarray:
+    """Layer norm of each row of x (B, D)."""
     weight, bias, eps = norm
-    centered = x - x.mean()
-    return centered * (np.float32(1.0) / np.sqrt(np.mean(centered * centered) + np.float32(eps))) * weight + bias
+    centered = x - x.mean(axis=-1, keepdims=True)
+    variance = np.mean(centered * centered, axis=-1, keepdims=True)
+    return centered * (np.float32(1.0) / np.sqrt(variance + np.float32(eps))) * weight + bias
 
 
 def _softmax_rows(scores: np.ndarray) -> np.ndarray:
@@ -101,28 +103,29 @@ def _softmax_rows(scores: np.ndarray) -> np.ndarray:
     return scores
 
 
+def _heads(rows: np.ndarray, heads: int) -> np.ndarray:
+    batch, width = rows.shape
+    return rows.reshape(batch, heads, 1, width // heads)  # (B, H, 1, Dh)
+
+
 def _self_attention(w: _LayerWeights, h: np.ndarray, cache: tuple[mx.array, mx.array]) -> tuple[np.ndarray, tuple[np.ndarray, np.ndarray]]:
-    width = h.shape[0]
-    head_dim = width // w.heads
-    qkv = w.qkv(h)
-    q = qkv[:width].reshape(w.heads, 1, head_dim) * np.float32(head_dim**-0.5)  # (H, 1, Dh)
-    k_new, v_new = qkv[width : 2 * width], qkv[2 * width :]
-    old_k, old_v = _array(cache[0])[0], _array(cache[1])[0]  # (H, T, Dh)
-    k = np.concatenate([old_k, k_new.reshape(w.heads, 1, head_dim)], axis=1)  # (H, T + 1, Dh)
-    v = np.concatenate([old_v, v_new.reshape(w.heads, 1, head_dim)], axis=1)
-    weights = _softmax_rows(np.matmul(k, q.transpose(0, 2, 1))[..., 0])  # (H, T + 1)
-    y = np.matmul(weights[:, None, :], v).reshape(width)  # (H, 1, Dh) -> heads side by side
+    batch, width = h.shape
+    qkv = w.qkv(h)  # (B, 3 D)
+    q = _heads(qkv[:, :width], w.heads) * np.float32((width // w.heads) ** -0.5)
+    k = np.concatenate([_array(cache[0]), _heads(qkv[:, width : 2 * width], w.heads)], axis=2)  # (B, H, T + 1, Dh)
+    v = np.concatenate([_array(cache[1]), _heads(qkv[:, 2 * width :], w.heads)], axis=2)
+    weights = _softmax_rows(np.matmul(q, k.transpose(0, 1, 3, 2)))  # (B, H, 1, T + 1)
+    y = np.matmul(weights, v).reshape(batch, width)  # (B, H, 1, Dh) -> heads side by side
     return w.out(y), (k, v)
 
 
 def _cross_attention(w: _LayerWeights, h: np.ndarray, cache: tuple[mx.array, mx.array]) -> tuple[np.ndarray, np.ndarray]:
-    width = h.shape[0]
-    head_dim = width // w.heads
-    q = w.cross_q(h).reshape(w.heads, 1, head_dim) * np.float32(head_dim**-0.5)
-    k_t, v = _array(cache[0])[0], _array(cache[1])[0]  # (H, Dh, n_ctx), (H, n_ctx, Dh)
-    scores = np.matmul(q, k_t)  # (H, 1, n_ctx)
+    batch, width = h.shape
+    q = _heads(w.cross_q(h), w.heads) * np.float32((width // w.heads) ** -0.5)
+    k_t, v = _array(cache[0]), _array(cache[1])  # (B, H, Dh, n_ctx), (B, H, n_ctx, Dh)
+    scores = np.matmul(q, k_t)  # (B, H, 1, n_ctx)
     weights = _softmax_rows(scores.copy())
-    return w.cross_out(np.matmul(weights, v).reshape(width)), scores
+    return w.cross_out(np.matmul(weights, v).reshape(batch, width)), scores
 
 
 def _block(w: _LayerWeights, x: np.ndarray, cache: Any) -> tuple[np.ndarray, tuple[np.ndarray, np.ndarray], np.ndarray]:
@@ -135,21 +138,21 @@ def _block(w: _LayerWeights, x: np.ndarray, cache: Any) -> tuple[np.ndarray, tup
 
 
 def decode_step(decoder: Any, tokens: mx.array, kv_cache: Any, offset: int) -> tuple[mx.array, Any, list[mx.array]]:
-    """One token (1, 1) through the decoder -> (logits (1, 1, V) float32, new cache, cross scores)."""
+    """One new token per row, tokens (B, 1), through the decoder -> (logits (B, 1, V) float32, new
+    cache, cross scores (B, H, 1, n_ctx) per layer). Beams are rows."""
     layers, logits_layer = prepared_weights(decoder, int8=getattr(decoder, "host_int8", False))
     mx.eval(tokens, kv_cache)
-    token = int(np.asarray(tokens).reshape(-1)[0])
-    x = _array(decoder.token_embedding.weight)[token] + _array(decoder.positional_embedding)[offset]  # (D,)
+    ids = np.asarray(tokens)[:, 0]
+    x = _array(decoder.token_embedding.weight)[ids] + _array(decoder.positional_embedding)[offset]  # (B, D)
     new_cache, cross_qk = [], []
     with host_math.decoder_blas_threads():
         for w, layer_cache in zip(layers, kv_cache):
             x, (k, v), scores = _block(w, x, layer_cache)
-            new_cache.append(((mx.array(k[None]), mx.array(v[None])), layer_cache[1]))  # (1, H, T + 1, Dh)
-            cross_qk.append(mx.array(scores[None]))  # (1, H, 1, n_ctx)
+            new_cache.append(((mx.array(k), mx.array(v)), layer_cache[1]))  # (B, H, T + 1, Dh)
+            cross_qk.append(mx.array(scores))  # (B, H, 1, n_ctx)
         ln = decoder.ln
-        x = _layer_norm(x, (_array(ln.weight), _array(ln.bias), ln.eps))
-        logits = logits_layer(x)
-    return mx.array(logits.reshape(1, 1, -1)), new_cache, cross_qk
+        logits = logits_layer(_layer_norm(x, (_array(ln.weight), _array(ln.bias), ln.eps)))  # (B, V)
+    return mx.array(logits[:, None, :]), new_cache, cross_qk
 
 
 def prepare(decoder: Any) -> None:

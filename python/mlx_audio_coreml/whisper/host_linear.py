@@ -13,6 +13,7 @@ against 6.5 ms (it is memory-bound: 20 MB of int8 weights against 80 MB).
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 
 import numpy as np
 
@@ -22,6 +23,7 @@ from . import host_math, host_pool
 _INT8_MAX = np.float32(127.0)
 _SPLIT_ROWS = 256  # inputs from this many rows are split between cores by rows
 _SPLIT_MIN = 4_000_000  # weights from this size (one or a few rows in) are split between cores
+_FEW_ROWS = 8  # "a few rows": a greedy step's one, a beam search's five
 _TINY = np.float32(1e-30)  # an all-zero row keeps scale 1e-30 / 127: its integers are all 0 anyway
 
 
@@ -77,7 +79,7 @@ class HostLinear:
         elif rows.shape[0] == 1 or not onednn.available():
             result[:] = host_math.matvec(self.weight, rows[0]) if rows.shape[0] == 1 else rows @ self.weight.T
         else:
-            onednn.sgemm(rows, self.weight, result, b_transposed=True)
+            self._by_columns(rows, lambda cols: onednn.sgemm(rows, self.weight[cols], result[:, cols], b_transposed=True))
         if self.bias is not None:
             result += self.bias
         return result.reshape(-1) if x.ndim == 1 else result
@@ -97,7 +99,12 @@ class HostLinear:
             np.multiply(sums[:, cols], row_scales, out=result[:, cols], dtype=np.float32)
             result[:, cols] *= self.scales[cols]
 
-        if rows.shape[0] * self.weight.size >= _SPLIT_MIN and rows.shape[0] <= 4:
-            host_pool.run_all(part, host_pool.even_ranges(self.out_features))  # memory-bound: every core reads
+        self._by_columns(rows, part)
+
+    def _by_columns(self, rows: np.ndarray, part: Callable[[slice], None]) -> None:
+        """part(output channels) for all of them: split between the workers for a few rows against a
+        large weight (memory-bound: every core reads its share), else at once."""
+        if self.weight.size >= _SPLIT_MIN and rows.shape[0] <= _FEW_ROWS:
+            host_pool.run_all(part, host_pool.even_ranges(self.out_features))
         else:
             part(slice(None))
