@@ -207,3 +207,19 @@ def test_a_host_step_of_several_rows_matches_mlx_and_beams_keep_the_audio_cache(
     for (self_kv, audio_kv), (old_self, old_audio) in zip(reordered, host[1], strict=True):
         assert audio_kv is old_audio  # identical audio rows are not copied
         np.testing.assert_array_equal(np.array(self_kv[0]), np.array(old_self[0])[[2, 2, 0]])
+
+
+@needs_onednn
+def test_an_int8_session_on_the_cpu_says_how_its_int8_runs(tmp_path):
+    import dataclasses
+
+    from mlx_audio_coreml.options import ModelLoadingOptions, WhisperQuantization
+    from mlx_audio_coreml.whisper.session import WhisperSession
+    from model_helpers import write_ct2_folder, write_tokenizer_json
+
+    folder = write_ct2_folder(random_model(tiny_dims(n_audio_state=64, n_text_state=64)), tmp_path / "m")
+    write_tokenizer_json(folder / "tokenizer.json")
+    options = dataclasses.replace(ModelLoadingOptions.mlx_only(), quantization=WhisperQuantization.INT8)
+    with WhisperSession.from_pretrained(str(folder), options) as session:
+        assert session.info.quantization is WhisperQuantization.INT8
+        assert any("oneDNN int8" in note and "not memory" in note for note in session.info.notes)
