@@ -140,7 +140,11 @@ class NativeLibrary:
         if not path.exists():
             raise NativeLibraryUnavailable(f"no native library at {path}")
         try:
-            self._lib = ffi.dlopen(str(path))
+            # RTLD_NODELETE: "never dlclosed" must hold at interpreter shutdown too, when cffi
+            # frees its handle and dlcloses. Unmapping the shim then, under the Dispatch threads
+            # of a compile abandoned by cancel, crashed the process on exit (a core file showed
+            # them waiting on futexes inside the unmapped library; rc 139 after all tests passed).
+            self._lib = ffi.dlopen(str(path), ffi.RTLD_NOW | ffi.RTLD_LOCAL | ffi.RTLD_NODELETE)
         except OSError as exc:
             raise NativeLibraryUnavailable(f"cannot load {path}: {exc}") from exc
         self.path = path
