@@ -21,7 +21,7 @@ import mlx.core as mx
 import mlx.nn as nn
 import numpy as np
 
-from . import host_math
+from . import host_linear, host_math
 from .host_linear import HostLinear
 
 # Per-head products are numpy's batched matmul: one call for all heads (their sizes keep numpy's
@@ -55,26 +55,17 @@ class _LayerWeights:
         attn, cross = block.attn, block.cross_attn
         self.sources = [attn.query.weight, attn.key.weight, attn.value.weight, block.mlp1.weight]
         self.int8 = int8
-        width = attn.query.weight.shape[0]
-        # One (3 D, D) product instead of three; the key has no bias, so its share is zeros.
-        qkv_w = np.concatenate([_array(attn.query.weight), _array(attn.key.weight), _array(attn.value.weight)])
-        qkv_b = np.concatenate([_array(attn.query.bias), np.zeros(width, np.float32), _array(attn.value.bias)])
-        self.qkv = HostLinear(qkv_w, qkv_b, int8=int8)
-        self.out, self.cross_q, self.cross_out = (_linear(layer, int8) for layer in (attn.out, cross.query, cross.out))
-        self.mlp1, self.mlp2 = _linear(block.mlp1, int8), _linear(block.mlp2, int8)
-        kv_w = np.concatenate([_array(cross.key.weight), _array(cross.value.weight)])  # audio keys | values
-        self.cross_kv = HostLinear(kv_w, np.concatenate([np.zeros(width, np.float32), _array(cross.value.bias)]), int8=int8)
-        self.norms = [(_array(n.weight), _array(n.bias), n.eps) for n in (block.attn_ln, block.cross_attn_ln, block.mlp_ln)]
+        self.qkv = host_linear.fused([attn.query, attn.key, attn.value], int8)  # one (3 D, D) product
+        self.cross_kv = host_linear.fused([cross.key, cross.value], int8)  # audio keys | values (prompt)
+        layers = (attn.out, cross.query, cross.out, block.mlp1, block.mlp2)
+        self.out, self.cross_q, self.cross_out, self.mlp1, self.mlp2 = (host_linear.from_layer(l, int8) for l in layers)
+        self.norms = [host_math.norm_params(n) for n in (block.attn_ln, block.cross_attn_ln, block.mlp_ln)]
         self.heads = attn.n_head
 
     def current(self, block: Any, int8: bool) -> bool:
         """False once the block's weights were replaced (reloaded, quantized): rebuild then."""
         now = [block.attn.query.weight, block.attn.key.weight, block.attn.value.weight, block.mlp1.weight]
         return int8 == self.int8 and all(a is b for a, b in zip(self.sources, now))
-
-
-def _linear(layer: Any, int8: bool) -> HostLinear:
-    return HostLinear(_array(layer.weight), _array(layer.bias), int8=int8)
 
 
 def prepared_weights(decoder: Any, int8: bool) -> tuple[list[_LayerWeights], HostLinear]:
@@ -88,21 +79,6 @@ def prepared_weights(decoder: Any, int8: bool) -> tuple[list[_LayerWeights], Hos
     return prepared
 
 
-def _layer_norm(x: np.ndarray, norm: tuple[np.ndarray, np.ndarray, float]) -> np.ndarray:
-    """Layer norm of each row of x (B, D)."""
-    weight, bias, eps = norm
-    centered = x - x.mean(axis=-1, keepdims=True)
-    variance = np.mean(centered * centered, axis=-1, keepdims=True)
-    return centered * (np.float32(1.0) / np.sqrt(variance + np.float32(eps))) * weight + bias
-
-
-def _softmax_rows(scores: np.ndarray) -> np.ndarray:
-    scores -= scores.max(axis=-1, keepdims=True)
-    np.exp(scores, out=scores)
-    scores /= scores.sum(axis=-1, keepdims=True)
-    return scores
-
-
 def _heads(rows: np.ndarray, heads: int) -> np.ndarray:
     batch, width = rows.shape
     return rows.reshape(batch, heads, 1, width // heads)  # (B, H, 1, Dh)
@@ -114,7 +90,7 @@ def _self_attention(w: _LayerWeights, h: np.ndarray, cache: tuple[mx.array, mx.a
     q = _heads(qkv[:, :width], w.heads) * np.float32((width // w.heads) ** -0.5)
     k = np.concatenate([_array(cache[0]), _heads(qkv[:, width : 2 * width], w.heads)], axis=2)  # (B, H, T + 1, Dh)
     v = np.concatenate([_array(cache[1]), _heads(qkv[:, 2 * width :], w.heads)], axis=2)
-    weights = _softmax_rows(np.matmul(q, k.transpose(0, 1, 3, 2)))  # (B, H, 1, T + 1)
+    weights = host_math.softmax_last_(np.matmul(q, k.transpose(0, 1, 3, 2)))  # (B, H, 1, T + 1)
     y = np.matmul(weights, v).reshape(batch, width)  # (B, H, 1, Dh) -> heads side by side
     return w.out(y), (k, v)
 
@@ -124,16 +100,16 @@ def _cross_attention(w: _LayerWeights, h: np.ndarray, cache: tuple[mx.array, mx.
     q = _heads(w.cross_q(h), w.heads) * np.float32((width // w.heads) ** -0.5)
     k_t, v = _array(cache[0]), _array(cache[1])  # (B, H, Dh, n_ctx), (B, H, n_ctx, Dh)
     scores = np.matmul(q, k_t)  # (B, H, 1, n_ctx)
-    weights = _softmax_rows(scores.copy())
+    weights = host_math.softmax_last_(scores.copy())
     return w.cross_out(np.matmul(weights, v).reshape(batch, width)), scores
 
 
 def _block(w: _LayerWeights, x: np.ndarray, cache: Any) -> tuple[np.ndarray, tuple[np.ndarray, np.ndarray], np.ndarray]:
-    y, self_kv = _self_attention(w, _layer_norm(x, w.norms[0]), cache[0])
+    y, self_kv = _self_attention(w, host_math.layer_norm(x, w.norms[0]), cache[0])
     x = x + y
-    y, scores = _cross_attention(w, _layer_norm(x, w.norms[1]), cache[1])
+    y, scores = _cross_attention(w, host_math.layer_norm(x, w.norms[1]), cache[1])
     x = x + y
-    hidden = w.mlp1(_layer_norm(x, w.norms[2]))
+    hidden = w.mlp1(host_math.layer_norm(x, w.norms[2]))
     return x + w.mlp2(host_math.gelu_np_(hidden)), self_kv, scores
 
 
@@ -150,8 +126,7 @@ def decode_step(decoder: Any, tokens: mx.array, kv_cache: Any, offset: int) -> t
             x, (k, v), scores = _block(w, x, layer_cache)
             new_cache.append(((mx.array(k), mx.array(v)), layer_cache[1]))  # (B, H, T + 1, Dh)
             cross_qk.append(mx.array(scores))  # (B, H, 1, n_ctx)
-        ln = decoder.ln
-        logits = logits_layer(_layer_norm(x, (_array(ln.weight), _array(ln.bias), ln.eps)))  # (B, V)
+        logits = logits_layer(host_math.layer_norm(x, host_math.norm_params(decoder.ln)))  # (B, V)
     return mx.array(logits[:, None, :]), new_cache, cross_qk
 
 

@@ -21,8 +21,7 @@ import mlx.nn as nn
 import numpy as np
 
 from .. import onednn
-from . import host_attention, host_math, host_pool
-from .host_linear import HostLinear
+from . import host_attention, host_linear, host_math, host_pool
 
 def applies(encoder: Any) -> bool:
     """True when the encoder's blocks can run here (see the module docstring)."""
@@ -42,27 +41,15 @@ class _BlockWeights:
         attn = block.attn
         self.sources = [attn.query.weight, attn.key.weight, attn.value.weight, block.mlp1.weight]
         self.int8 = int8
-        width = attn.query.weight.shape[0]
         self.heads = attn.n_head
-        scale = np.float32((width // self.heads) ** -0.5)  # scaling q's weights: no pass over scores
-        weight = np.concatenate([np.asarray(attn.query.weight) * scale, np.asarray(attn.key.weight), np.asarray(attn.value.weight)])
-        bias = np.concatenate([np.asarray(attn.query.bias) * scale, np.zeros(width, np.float32), np.asarray(attn.value.bias)])
-        self.qkv = HostLinear(weight, bias, int8=int8)
-        self.out = _linear(attn.out, int8)
-        self.mlp1, self.mlp2 = _linear(block.mlp1, int8), _linear(block.mlp2, int8)
-        self.norms = [_norm(block.attn_ln), _norm(block.mlp_ln)]
+        q_scale = (attn.query.weight.shape[0] // self.heads) ** -0.5
+        self.qkv = host_linear.fused([attn.query, attn.key, attn.value], int8, scales=[q_scale, 1.0, 1.0])
+        self.out, self.mlp1, self.mlp2 = (host_linear.from_layer(layer, int8) for layer in (attn.out, block.mlp1, block.mlp2))
+        self.norms = [host_math.norm_params(block.attn_ln), host_math.norm_params(block.mlp_ln)]
 
     def current(self, block: Any, int8: bool) -> bool:
         now = [block.attn.query.weight, block.attn.key.weight, block.attn.value.weight, block.mlp1.weight]
         return int8 == self.int8 and all(a is b for a, b in zip(self.sources, now))
-
-
-def _linear(layer: Any, int8: bool) -> HostLinear:
-    return HostLinear(np.asarray(layer.weight), np.asarray(layer.bias), int8=int8)
-
-
-def _norm(layer: Any) -> tuple[np.ndarray, np.ndarray, float]:
-    return np.asarray(layer.weight), np.asarray(layer.bias), float(layer.eps)
 
 
 def _weights(encoder: Any, int8: bool) -> list[_BlockWeights]:
@@ -74,30 +61,19 @@ def _weights(encoder: Any, int8: bool) -> list[_BlockWeights]:
     return prepared
 
 
-def layer_norm(x: np.ndarray, norm: tuple[np.ndarray, np.ndarray, float]) -> np.ndarray:
-    """Layer norm of each row of a (T, D) float32 block, into a new array."""
-    weight, bias, eps = norm
-    centered = x - x.mean(axis=1, keepdims=True)
-    variance = np.einsum("td,td->t", centered, centered)[:, None] / np.float32(x.shape[1])
-    centered *= np.reciprocal(np.sqrt(variance + np.float32(eps)))
-    centered *= weight
-    centered += bias
-    return centered
-
-
 def _block(w: _BlockWeights, x: np.ndarray) -> None:
     """One residual block on the (T, D) stream `x`, in place; heads and row ranges go to the workers."""
     length, width = x.shape
     blocks = host_pool.row_blocks(length, host_math.ROWS_PER_BLOCK)  # a few per worker
     qkv = np.empty((length, 3 * width), np.float32)  # q | k | v
-    host_pool.run_all(lambda rows: w.qkv(layer_norm(x[rows], w.norms[0]), out=qkv[rows]), blocks)
+    host_pool.run_all(lambda rows: w.qkv(host_math.layer_norm(x[rows], w.norms[0]), out=qkv[rows]), blocks)
     merged = np.empty((length, width), np.float32)  # heads side by side
     q, k, v = (host_attention.split_heads(qkv[:, i * width : (i + 1) * width], w.heads) for i in range(3))
     host_attention.attend(q, k, v, host_attention.split_heads(merged, w.heads))  # (H, T, Dh) views; q pre-scaled
 
     def finish(rows: slice) -> None:  # output projection and MLP: each row on its own from here
         x[rows] += w.out(merged[rows])
-        hidden = w.mlp1(layer_norm(x[rows], w.norms[1]))  # (rows, 4 D) stays in cache
+        hidden = w.mlp1(host_math.layer_norm(x[rows], w.norms[1]))  # (rows, 4 D) stays in cache
         x[rows] += w.mlp2(host_math.gelu_np_(hidden))
 
     host_pool.run_all(finish, blocks)
@@ -106,14 +82,14 @@ def _block(w: _BlockWeights, x: np.ndarray) -> None:
 def encode_blocks(encoder: Any, x: mx.array, int8: bool = False) -> mx.array:
     """The encoder's blocks and final norm on (B, T, D) features (stem and positions added)."""
     layers = _weights(encoder, int8)
-    ln_post = _norm(encoder.ln_post)
+    ln_post = host_math.norm_params(encoder.ln_post)
     mx.eval(x)
     results = []
     for item in np.asarray(x):
         stream = np.array(item, np.float32)  # (T, D), our own writable copy
         for w in layers:
             _block(w, stream)
-        results.append(layer_norm(stream, ln_post))
+        results.append(host_math.layer_norm(stream, ln_post))
     return mx.array(np.stack(results))  # (B, T, D)
 
 

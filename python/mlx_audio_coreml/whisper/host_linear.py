@@ -13,7 +13,8 @@ against 6.5 ms (it is memory-bound: 20 MB of int8 weights against 80 MB).
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -108,3 +109,26 @@ class HostLinear:
             host_pool.run_all(part, host_pool.even_ranges(self.out_features))
         else:
             part(slice(None))
+
+
+def from_layer(layer: Any, int8: bool) -> HostLinear:
+    """An MLX `nn.Linear` as a host layer (its weights read through zero-copy numpy views)."""
+    return fused([layer], int8)
+
+
+def fused(layers: Sequence[Any], int8: bool, scales: Sequence[float] | None = None) -> HostLinear:
+    """Linear layers that read the same input as one product: weights stacked, outputs side by side.
+
+    A layer without a bias (Whisper's keys) contributes zeros; `scales` multiply a layer's weight and
+    bias (Whisper's queries, pre-scaled by 1/sqrt(Dh) so no pass over the scores is needed)."""
+    scales = scales or [1.0] * len(layers)
+    weights, biases, any_bias = [], [], False
+    for layer, scale in zip(layers, scales, strict=True):
+        weight = np.asarray(layer.weight)
+        bias = getattr(layer, "bias", None)
+        any_bias = any_bias or bias is not None
+        weights.append(weight * np.float32(scale) if scale != 1.0 else weight)
+        bias = np.zeros(weight.shape[0], np.float32) if bias is None else np.asarray(bias)
+        biases.append(bias * np.float32(scale) if scale != 1.0 else bias)
+    weight = weights[0] if len(weights) == 1 else np.concatenate(weights)
+    return HostLinear(weight, (biases[0] if len(biases) == 1 else np.concatenate(biases)) if any_bias else None, int8=int8)

@@ -93,6 +93,33 @@ def softmax_np_(rows: np.ndarray) -> np.ndarray:
     return rows
 
 
+def softmax_last_(scores: np.ndarray) -> np.ndarray:
+    """Softmax over the last axis of a C-contiguous float32 array of any rank, in place; returns it."""
+    if not scores.flags.c_contiguous:
+        raise ValueError("softmax_last_ works in place on a C-contiguous array")
+    softmax_np_(scores.reshape(-1, scores.shape[-1]))  # a view: the rows are the array's own
+    return scores
+
+
+Norm = tuple[np.ndarray, np.ndarray, float]  # a layer norm's weight, bias and epsilon
+
+
+def norm_params(layer: Any) -> Norm:
+    """An MLX `nn.LayerNorm` as (weight, bias, eps), the arrays as zero-copy numpy views."""
+    return np.asarray(layer.weight), np.asarray(layer.bias), float(layer.eps)
+
+
+def layer_norm(x: np.ndarray, norm: Norm) -> np.ndarray:
+    """Layer norm of each row of a (rows, D) float32 block, into a new array."""
+    weight, bias, eps = norm
+    centered = x - x.mean(axis=1, keepdims=True)
+    variance = np.einsum("td,td->t", centered, centered)[:, None] / np.float32(x.shape[1])
+    centered *= np.reciprocal(np.sqrt(variance + np.float32(eps)))
+    centered *= weight
+    centered += bias
+    return centered
+
+
 def gelu_(hidden: mx.array) -> mx.array:
     """Exact (erf) GELU of a fresh float32 array, in place; returns it."""
     rows = _writable_view(hidden)

@@ -20,7 +20,7 @@ import mlx.core as mx
 import numpy as np
 
 from . import host_decoder, host_math
-from .host_encoder import layer_norm
+from .host_attention import split_heads
 
 
 def applies(decoder: Any, tokens: mx.array, kv_cache: Any, audio_features: mx.array) -> bool:
@@ -31,18 +31,14 @@ def applies(decoder: Any, tokens: mx.array, kv_cache: Any, audio_features: mx.ar
 
 
 def _heads(rows: np.ndarray, heads: int) -> np.ndarray:
-    length, width = rows.shape
-    return np.ascontiguousarray(rows.reshape(length, heads, width // heads).transpose(1, 0, 2))  # (H, T, Dh)
+    return np.ascontiguousarray(split_heads(rows, heads))  # (H, T, Dh), one plain block per head
 
 
 def _merge(per_head: np.ndarray) -> np.ndarray:
     heads, length, head_dim = per_head.shape
-    return np.ascontiguousarray(per_head.transpose(1, 0, 2).reshape(length, heads * head_dim))  # (T, D)
-
-
-def _softmax_last(scores: np.ndarray) -> np.ndarray:
-    flat = np.ascontiguousarray(scores).reshape(-1, scores.shape[-1])
-    return host_math.softmax_np_(flat).reshape(scores.shape)
+    merged = np.empty((length, heads * head_dim), np.float32)  # (T, D): heads side by side
+    split_heads(merged, heads)[...] = per_head
+    return merged
 
 
 def _self_attention(w: Any, h: np.ndarray) -> tuple[np.ndarray, tuple[np.ndarray, np.ndarray]]:
@@ -51,17 +47,17 @@ def _self_attention(w: Any, h: np.ndarray) -> tuple[np.ndarray, tuple[np.ndarray
     q, k, v = (_heads(qkv[:, i * width : (i + 1) * width], w.heads) for i in range(3))
     scores = np.matmul(q * np.float32((width // w.heads) ** -0.5), k.transpose(0, 2, 1))  # (H, T, T)
     scores[:, np.triu_indices(length, 1)[0], np.triu_indices(length, 1)[1]] = -np.inf  # causal
-    return w.out(_merge(np.matmul(_softmax_last(scores), v))), (k, v)
+    return w.out(_merge(np.matmul(host_math.softmax_last_(scores), v))), (k, v)
 
 
 def _cross_attention(w: Any, h: np.ndarray, audio: np.ndarray) -> tuple[np.ndarray, tuple[np.ndarray, np.ndarray], np.ndarray]:
     width = h.shape[1]
     kv = w.cross_kv(audio)  # (n_ctx, 2 D): keys | values of every audio position
-    k_t = np.ascontiguousarray(_heads(kv[:, :width], w.heads).transpose(0, 2, 1))  # (H, Dh, n_ctx)
+    k_t = np.ascontiguousarray(split_heads(kv[:, :width], w.heads).transpose(0, 2, 1))  # (H, Dh, n_ctx), one copy
     v = _heads(kv[:, width:], w.heads)  # (H, n_ctx, Dh)
     q = _heads(w.cross_q(h), w.heads) * np.float32((width // w.heads) ** -0.5)  # (H, T, Dh)
     scores = np.matmul(q, k_t)  # (H, T, n_ctx): also the word-timing scores
-    y = np.matmul(_softmax_last(scores.copy()), v)
+    y = np.matmul(host_math.softmax_last_(scores.copy()), v)
     return w.cross_out(_merge(y)), (k_t, v), scores
 
 
@@ -74,13 +70,12 @@ def prefill(decoder: Any, tokens: mx.array, audio_features: mx.array) -> tuple[m
     x = np.asarray(decoder.token_embedding.weight)[ids] + np.asarray(decoder.positional_embedding)[: len(ids)]  # (T, D)
     cache, cross_qk = [], []
     for w in layers:
-        y, (k, v) = _self_attention(w, layer_norm(x, w.norms[0]))
+        y, (k, v) = _self_attention(w, host_math.layer_norm(x, w.norms[0]))
         x = x + y
-        y, (k_t, audio_v), scores = _cross_attention(w, layer_norm(x, w.norms[1]), audio)
+        y, (k_t, audio_v), scores = _cross_attention(w, host_math.layer_norm(x, w.norms[1]), audio)
         x = x + y
-        x = x + w.mlp2(host_math.gelu_np_(w.mlp1(layer_norm(x, w.norms[2]))))
+        x = x + w.mlp2(host_math.gelu_np_(w.mlp1(host_math.layer_norm(x, w.norms[2]))))
         cache.append(((mx.array(k[None]), mx.array(v[None])), (mx.array(k_t[None]), mx.array(audio_v[None]))))
         cross_qk.append(mx.array(scores[None]))  # (1, H, T, n_ctx)
-    ln = decoder.ln
-    logits = logits_layer(layer_norm(x, (np.asarray(ln.weight), np.asarray(ln.bias), ln.eps)))  # (T, V)
+    logits = logits_layer(host_math.layer_norm(x, host_math.norm_params(decoder.ln)))  # (T, V)
     return mx.array(logits[None]), cache, cross_qk
