@@ -28,6 +28,9 @@ class FullPrefixStep:
         logits, _, _ = self.model.decoder(full, self.audio_features)
         return logits[:, -1, :], full
 
+    def reorder(self, history, rows):
+        return history[rows]
+
 
 def start(task, model, features, group=1, cached=True):
     prefix = mx.array([task.initial_tokens] * features.shape[0], dtype=mx.int32)

@@ -190,7 +190,7 @@ def test_many_rows_split_between_workers_equal_one_product(int8, monkeypatch):
 
 
 def test_a_host_step_of_several_rows_matches_mlx_and_beams_keep_the_audio_cache():
-    from mlx_audio_coreml.whisper.beam import reorder_beams
+    from mlx_audio_coreml.whisper.model import reorder_kv_cache
 
     model = random_model(tiny_dims(n_audio_ctx=40))
     features = mx.repeat(model.encoder(random_mel(model.dims)), 3, axis=0)  # three beams of one window
@@ -203,7 +203,7 @@ def test_a_host_step_of_several_rows_matches_mlx_and_beams_keep_the_audio_cache(
     for ours, reference in zip(host[2], plain[2], strict=True):
         np.testing.assert_allclose(np.array(ours), np.array(reference), atol=2e-5, rtol=1e-4)
     rows = mx.array([2, 2, 0])
-    reordered = reorder_beams(host[1], rows)
+    reordered = reorder_kv_cache(host[1], rows, same_audio_rows=True)
     for (self_kv, audio_kv), (old_self, old_audio) in zip(reordered, host[1], strict=True):
         assert audio_kv is old_audio  # identical audio rows are not copied
         np.testing.assert_array_equal(np.array(self_kv[0]), np.array(old_self[0])[[2, 2, 0]])

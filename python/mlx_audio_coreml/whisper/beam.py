@@ -21,34 +21,6 @@ from .sampling import log_normalizers
 Candidate = tuple[list[int], float]  # (sampled tokens without EOT, summed log-prob)
 
 
-def take_rows(tree: Any, rows: mx.array) -> Any:
-    """Every array in a (nested) cache gathered along the batch axis."""
-    if isinstance(tree, mx.array):
-        return tree[rows]
-    if isinstance(tree, (list, tuple)):
-        return type(tree)(take_rows(t, rows) for t in tree)
-    return tree
-
-
-def reorder_beams(cache: Any, rows: mx.array) -> Any:
-    """The cache gathered to `rows`; for the text decoder's cache, its self-attention part only.
-
-    The audio keys/values stay as they are: a beam's source row always belongs to the same window,
-    and all rows of one window hold the same audio, so gathering them (5 beams x 4 layers x 2.3 MB
-    for tiny.en, every step) would only copy identical rows (~30 ms per step on the CPU here)."""
-    if not _is_decoder_cache(cache):
-        return take_rows(cache, rows)  # another step's state (tests rerun the whole prefix)
-    return [((self_kv[0][rows], self_kv[1][rows]), audio_kv) for self_kv, audio_kv in cache]
-
-
-def _is_decoder_cache(cache: Any) -> bool:
-    """A list of per-layer ((keys, values), (audio keys, audio values)) as `model.py` makes it."""
-    return isinstance(cache, list) and all(
-        isinstance(layer, tuple) and len(layer) == 2 and all(isinstance(p, tuple) and len(p) == 2 for p in layer)
-        for layer in cache
-    )
-
-
 class BeamSearch:
     def __init__(self, beam_size: int, eot: int, patience: float | None = None) -> None:
         self.beam_size = beam_size
@@ -68,6 +40,8 @@ class BeamSearch:
     ) -> list[list[Candidate]]:
         """Search from the prefix `tokens` (n_audio * beam_size, T0) whose next-token logits are `logits`.
 
+        `decode_step(tokens, cache) -> (logits, cache)` also has `reorder(cache, rows)`, which keeps the
+        cache of the surviving beams (`sampling.DecoderStep` does both for the text decoder).
         Returns, per window, its finished candidates (at least one, best first not guaranteed).
         """
         beam = self.beam_size
@@ -89,7 +63,7 @@ class BeamSearch:
                 break
             rows = mx.array(sources, dtype=mx.int32)
             last = mx.array([seq[-1] for seq in sampled], dtype=mx.int32)[:, None]  # (B, 1)
-            cache = reorder_beams(cache, rows)
+            cache = decode_step.reorder(cache, rows)
             tokens = mx.concatenate([tokens[rows], last], axis=1)
             logits, cache = decode_step(last, cache)
         return [self._finalize(i, finished[i], sampled, scores) for i in range(n_audio)]

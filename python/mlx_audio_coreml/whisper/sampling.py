@@ -15,6 +15,7 @@ import mlx.core as mx
 import numpy as np
 
 from .logit_filters import LogitFilter, apply_filters, apply_filters_np
+from .model import reorder_kv_cache
 
 
 def sample_tokens(
@@ -139,6 +140,10 @@ class DecoderStep:
     def __call__(self, tokens: mx.array, cache: Any) -> tuple[mx.array, Any]:
         logits, cache, _ = self.decoder(tokens, self.audio_features, cache)
         return logits[:, -1, :], cache
+
+    def reorder(self, cache: Any, rows: mx.array) -> Any:
+        """The cache of the rows `rows` (beam search's survivors: each from a beam of its own window)."""
+        return reorder_kv_cache(cache, rows, same_audio_rows=True)
 
 
 def repeat_rows(tree: Any, repeats: int) -> Any:
