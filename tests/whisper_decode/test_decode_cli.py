@@ -72,7 +72,9 @@ def long_wav(tmp_path_factory):
     clips = librivox_clips()
     if not clips:
         pytest.skip("pocketsphinx-testdata LibriVox clips not installed")
-    pieces = [soundfile.read(str(p), dtype="float32")[0] for p, _ in clips] * 3  # ~75 s: several windows
+    # ~250 s, about 9 windows: with the CPU host path tiny.en takes ~0.5 s per window here, and the
+    # signal below must land well inside this file (at ~75 s a run once finished before it: rc 0).
+    pieces = [soundfile.read(str(p), dtype="float32")[0] for p, _ in clips] * 10
     path = tmp_path_factory.mktemp("audio") / "long.wav"
     soundfile.write(str(path), np.concatenate(pieces), 16000)
     return path
