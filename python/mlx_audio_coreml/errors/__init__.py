@@ -13,6 +13,7 @@ from .seed import EncoderError, ShapeConversionFailed, CoreMLInferenceFailed, AN
 from .coreml import CoreMLError, CoreMLUnavailable, NativeError, NativeLibraryUnavailable, ABIVersionMismatch, ModelLoadFailed, ANECompilationError, ANECompilationTimeout, ANECompilationCancelled, TensorValidationError, TensorShapeMismatch, TensorDtypeMismatch, TensorLayoutError, TensorBufferTooSmall, TensorNullPointer, UnknownTensorName, MissingTensor, StateError, StateRequired, StateMismatch, PredictionFailed, PackageError, UnsupportedOp, UnknownEncoderLayout, CPUKernelFailed
 from .models import ModelError, ModelNotFound, UnsupportedModelFormat, WeightsMismatch, QuantizationFailed, CorruptModelFile, DownloadError, NetworkError, CorruptDownload, AudioError, AudioDecodeError, EmptyAudio, NonFiniteAudio
 from .conversion import ConversionError, UnsupportedModelForConversion, ConversionFailed, ConversionValidationFailed, ConversionDestinationExists, InvalidConversionOption, DecodingError, InvalidOption, OutputWriteError
+from .kokoro import KokoroError, KokoroConfigError, KokoroStateMismatch, KokoroInputError
 
 __all__ = [
     "MlxAudioCoreMLError",
@@ -72,4 +73,8 @@ __all__ = [
     "DecodingError",
     "InvalidOption",
     "OutputWriteError",
+    "KokoroError",
+    "KokoroConfigError",
+    "KokoroStateMismatch",
+    "KokoroInputError",
 ]
