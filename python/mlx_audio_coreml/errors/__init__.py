@@ -13,7 +13,7 @@ from .seed import EncoderError, ShapeConversionFailed, CoreMLInferenceFailed, AN
 from .coreml import CoreMLError, CoreMLUnavailable, NativeError, NativeLibraryUnavailable, ABIVersionMismatch, ModelLoadFailed, ANECompilationError, ANECompilationTimeout, ANECompilationCancelled, TensorValidationError, TensorShapeMismatch, TensorDtypeMismatch, TensorLayoutError, TensorBufferTooSmall, TensorNullPointer, UnknownTensorName, MissingTensor, StateError, StateRequired, StateMismatch, PredictionFailed, PackageError, UnsupportedOp, UnknownEncoderLayout, CPUKernelFailed
 from .models import ModelError, ModelNotFound, UnsupportedModelFormat, WeightsMismatch, QuantizationFailed, CorruptModelFile, DownloadError, NetworkError, CorruptDownload, AudioError, AudioDecodeError, EmptyAudio, NonFiniteAudio
 from .conversion import ConversionError, UnsupportedModelForConversion, ConversionFailed, ConversionValidationFailed, ConversionDestinationExists, InvalidConversionOption, DecodingError, InvalidOption, OutputWriteError
-from .kokoro import KokoroError, KokoroConfigError, KokoroStateMismatch, KokoroInputError
+from .kokoro import KokoroError, KokoroConfigError, KokoroStateMismatch, KokoroInputError, KokoroTextError, EmptyText, UnknownPhoneme, WordTooLong, PhonemizerUnavailable, UnsupportedLanguage, KokoroWeightsError, UnsupportedKokoroFormat, UnsafePickle, KokoroGraphError, UnknownVoice, InvalidVoiceSpec
 
 __all__ = [
     "MlxAudioCoreMLError",
@@ -77,4 +77,16 @@ __all__ = [
     "KokoroConfigError",
     "KokoroStateMismatch",
     "KokoroInputError",
+    "KokoroTextError",
+    "EmptyText",
+    "UnknownPhoneme",
+    "WordTooLong",
+    "PhonemizerUnavailable",
+    "UnsupportedLanguage",
+    "KokoroWeightsError",
+    "UnsupportedKokoroFormat",
+    "UnsafePickle",
+    "KokoroGraphError",
+    "UnknownVoice",
+    "InvalidVoiceSpec",
 ]
