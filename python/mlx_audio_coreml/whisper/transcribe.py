@@ -21,6 +21,7 @@ from .mel import log_mel_spectrogram
 from .segments import Segment, TokenSpan, TranscriptionInfo, cut_window
 from .timing import APPEND_PUNCTUATIONS, PREPEND_PUNCTUATIONS, attach_words, find_alignment
 from .tokenizer import LANGUAGES, TO_LANGUAGE_CODE, get_tokenizer
+from .vad_filter import SpeechOnly, vad_options
 
 ProgressCallback = Callable[[float, float], None]  # (seconds done, seconds total)
 
@@ -47,6 +48,8 @@ class TranscribeOptions:
     suppress_blank: bool = True
     without_timestamps: bool = False
     max_initial_timestamp: float | None = 1.0
+    vad_filter: bool = False  # decode only the speech Silero VAD finds; times stay on the original audio
+    vad_parameters: Any = None  # vad.VadOptions or a dict of its fields; None: faster-whisper's defaults
 
     @property
     def temperatures(self) -> tuple[float, ...]:
@@ -246,6 +249,10 @@ class Transcriber:
         """
         options = self._checked(merge_options(options, overrides))
         samples = load_audio(audio, sample_rate)
+        duration = len(samples) / SAMPLE_RATE
+        speech = SpeechOnly.of(samples, vad_options(options.vad_parameters)) if options.vad_filter else None
+        if speech is not None:
+            samples = speech.samples  # may be empty: then no window is decoded
         mel = log_mel_spectrogram(samples, self.dims.n_mels, padding=N_SAMPLES)  # (n_mels, frames + 3000)
         run = WindowDecoding(self, options, mel)
         language, probability, all_probs = options.language or "en", 1.0, None
@@ -254,8 +261,9 @@ class Transcriber:
             ranked = sorted(probs.items(), key=lambda kv: kv[1], reverse=True)
             (language, probability), all_probs = ranked[0], tuple(ranked)
         run.set_language(language)
-        info = TranscriptionInfo(language, probability, len(samples) / SAMPLE_RATE, options, all_probs)
-        return self._segments(run, progress), info
+        info = TranscriptionInfo(language, probability, duration, options, all_probs)
+        segments = self._segments(run, progress)
+        return (speech.restore(segments) if speech is not None else segments), info
 
     def _segments(self, run: WindowDecoding, progress: ProgressCallback | None) -> Iterator[Segment]:
         options, tokenizer = run.options, run.tokenizer
