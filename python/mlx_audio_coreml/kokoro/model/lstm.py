@@ -1,0 +1,51 @@
+"""A one-layer bidirectional LSTM with PyTorch's parameters, names and gate order, for inference.
+
+`mlx.nn.LSTM` runs one direction with one bias (`Wx`, `Wh`, `bias`); Kokoro's LSTMs are PyTorch
+`nn.LSTM(batch_first=True, bidirectional=True)`, with two biases per direction and their weights
+named `weight_ih_l0`, `weight_hh_l0`, `bias_ih_l0`, `bias_hh_l0` (and `*_reverse`). Both use the
+gate order (i, f, g, o) along the 4H rows, so the weights need no reordering; this module keeps
+PyTorch's names so a canonical state loads one to one.
+
+Padding: hexgrad packs every LSTM input with `pack_padded_sequence` using the full length of each
+row. With batch 1 (or rows of equal length: no padding) packing changes nothing, which is the only
+case this module serves: the backward direction starts at the last frame of the array.
+"""
+
+from __future__ import annotations
+
+import mlx.core as mx
+import mlx.nn as nn
+
+
+class BiLSTM(nn.Module):
+    """`(B, T, input_size) -> (B, T, 2 * hidden_size)`: forward states, then backward states."""
+
+    def __init__(self, input_size: int, hidden_size: int) -> None:
+        super().__init__()
+        self.hidden_size = hidden_size
+        gates = 4 * hidden_size
+        for suffix in ("", "_reverse"):
+            setattr(self, f"weight_ih_l0{suffix}", mx.zeros((gates, input_size)))
+            setattr(self, f"weight_hh_l0{suffix}", mx.zeros((gates, hidden_size)))
+            setattr(self, f"bias_ih_l0{suffix}", mx.zeros((gates,)))
+            setattr(self, f"bias_hh_l0{suffix}", mx.zeros((gates,)))
+
+    def _input_gates(self, x: mx.array, suffix: str) -> mx.array:
+        bias = self[f"bias_ih_l0{suffix}"] + self[f"bias_hh_l0{suffix}"]
+        return mx.addmm(bias, x, self[f"weight_ih_l0{suffix}"].T)  # (B, T, 4H)
+
+    def __call__(self, x: mx.array) -> mx.array:
+        steps = x.shape[1]
+        # Both directions advance together: row 0 reads frame t, row 1 reads frame T-1-t.
+        gx = mx.stack([self._input_gates(x, ""), self._input_gates(x, "_reverse")[:, ::-1]])  # (2, B, T, 4H)
+        w_hh = mx.stack([self.weight_hh_l0.T, self.weight_hh_l0_reverse.T])  # (2, H, 4H)
+        h = mx.zeros((2, x.shape[0], self.hidden_size), dtype=x.dtype)
+        c = mx.zeros_like(h)
+        outs = []
+        for t in range(steps):
+            i, f, g, o = mx.split(gx[:, :, t] + h @ w_hh, 4, axis=-1)
+            c = mx.sigmoid(f) * c + mx.sigmoid(i) * mx.tanh(g)
+            h = mx.sigmoid(o) * mx.tanh(c)
+            outs.append(h)
+        hs = mx.stack(outs, axis=2)  # (2, B, T, H)
+        return mx.concatenate([hs[0], hs[1][:, ::-1]], axis=-1)
