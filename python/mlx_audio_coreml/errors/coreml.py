@@ -155,6 +155,15 @@ class UnsupportedOp(PackageError):
         self.opset = opset
         super().__init__(path, f"unsupported op '{op}' (opset {opset})")
 
+class MILTextError(PackageError):
+    """A compiled model's text MIL program (model.mil) is malformed: where, and what was expected."""
+
+    def __init__(self, path: str, line: int, column: int, reason: str) -> None:
+        self.line = line
+        self.column = column
+        super().__init__(path, f"model.mil line {line}, column {column}: {reason}")
+        self.reason = reason
+
 class UnknownEncoderLayout(CoreMLError):
     """A package's inputs and outputs match none of the encoder layouts in coreml/layouts.py."""
 
