@@ -18,7 +18,7 @@ import statistics
 import time
 
 import mlx_audio_coreml  # noqa: F401  (loads OpenBLAS before mlx.core)
-from mlx_audio_coreml import _blas
+from mlx_audio_coreml.cpu import blas as _blas
 
 import mlx.core as mx  # noqa: E402
 
@@ -27,7 +27,7 @@ from mlx_audio_coreml.whisper.audio import N_FRAMES, load_audio, pad_or_trim  # 
 from mlx_audio_coreml.whisper.decoding import DecodingOptions, DecodingTask  # noqa: E402
 from mlx_audio_coreml.whisper.loading import load_whisper  # noqa: E402
 from mlx_audio_coreml.whisper.mel import log_mel_spectrogram  # noqa: E402
-from mlx_audio_coreml.whisper.models import resolve_local  # noqa: E402
+from mlx_audio_coreml.whisper.model_names import resolve_local  # noqa: E402
 from mlx_audio_coreml.whisper.sampling import DecoderStep, pipelining_pays  # noqa: E402
 
 

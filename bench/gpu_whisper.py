@@ -33,7 +33,7 @@ from pathlib import Path
 
 import mlx_audio_coreml  # noqa: F401  (loads a fast BLAS before MLX on the CPU)
 from mlx_audio_coreml.encoders import MLXAudioEncoder
-from mlx_audio_coreml.whisper import host_math
+from mlx_audio_coreml.cpu import host_math
 from mlx_audio_coreml.whisper.logit_filters import ApplyTimestampRules, SuppressBlank, SuppressTokens
 from mlx_audio_coreml.whisper.model import ModelDimensions, Whisper
 from mlx_audio_coreml.whisper.sampling import DecoderStep, sample_tokens

@@ -16,10 +16,10 @@ import time
 from collections.abc import Callable
 
 import mlx_audio_coreml  # noqa: F401  (loads OpenBLAS before MLX)
-from mlx_audio_coreml import _blas
-from mlx_audio_coreml.whisper import host_math
+from mlx_audio_coreml.cpu import blas as _blas
+from mlx_audio_coreml.cpu import host_math
 from mlx_audio_coreml.whisper.loading import load_whisper
-from mlx_audio_coreml.whisper.models import resolve_local
+from mlx_audio_coreml.whisper.model_names import resolve_local
 
 import mlx.core as mx  # isort: skip
 import numpy as np  # isort: skip

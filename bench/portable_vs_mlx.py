@@ -61,7 +61,7 @@ def load_encoder(model: str, synthetic: bool):
 
     if not synthetic:
         from mlx_audio_coreml.whisper.loading import load_whisper
-        from mlx_audio_coreml.whisper.models import local_store
+        from mlx_audio_coreml.whisper.model_names import local_store
 
         path = Path(model) if Path(model).is_dir() else local_store() / model
         if path.is_dir():
@@ -110,7 +110,7 @@ def _portable_variants(package: Path, units: ComputeUnits, mel: np.ndarray):
         return lambda: mx.eval(next(iter(m.predict_mlx({spec.name: feed}).values())))
 
     def without_host_math() -> None:
-        from mlx_audio_coreml.whisper import host_math
+        from mlx_audio_coreml.cpu import host_math
 
         with host_math.disabled():
             lazy(model)()
@@ -125,7 +125,7 @@ def _portable_variants(package: Path, units: ComputeUnits, mel: np.ndarray):
 
 
 def bench_precision(args, precision: str) -> list[tuple[str, float, float]]:
-    from mlx_audio_coreml.whisper import host_math
+    from mlx_audio_coreml.cpu import host_math
 
     dtype = mx.float16 if precision == "float16" else mx.float32
     encoder, n_head, n_mels, source = load_encoder(args.model, args.synthetic)

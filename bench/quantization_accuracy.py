@@ -26,7 +26,7 @@ import mlx_audio_coreml  # noqa: F401  (OpenBLAS before MLX)
 from mlx_audio_coreml.whisper.audio import N_FRAMES, N_SAMPLES, load_audio
 from mlx_audio_coreml.whisper.loading import load_whisper
 from mlx_audio_coreml.whisper.mel import log_mel_spectrogram
-from mlx_audio_coreml.whisper.models import resolve_local
+from mlx_audio_coreml.whisper.model_names import resolve_local
 from mlx_audio_coreml.whisper.quantize import QuantizationSpec
 
 import mlx.core as mx  # isort: skip

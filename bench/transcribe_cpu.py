@@ -60,7 +60,7 @@ def ours(model: str, audio: str, dtype: str) -> Callable[[], str]:
 def faster_whisper(model: str, audio: str, compute_type: str, threads: int) -> Callable[[], str]:
     from faster_whisper import WhisperModel
 
-    from mlx_audio_coreml.whisper.models import local_store
+    from mlx_audio_coreml.whisper.model_names import local_store
 
     fw = WhisperModel(str(local_store() / model), device="cpu", compute_type=compute_type, cpu_threads=threads)
 
@@ -73,7 +73,7 @@ def faster_whisper(model: str, audio: str, compute_type: str, threads: int) -> C
 
 
 def collect_cpu_kernels() -> str:
-    from mlx_audio_coreml import onednn
+    from mlx_audio_coreml.cpu import onednn
 
     return f"oneDNN {onednn.version()}" if onednn.available() else "none (no oneDNN)"
 
@@ -83,7 +83,7 @@ def _machine(threads: int) -> list[str]:
     import faster_whisper as fw_pkg
     import mlx.core as mx
 
-    from mlx_audio_coreml import _blas
+    from mlx_audio_coreml.cpu import blas as _blas
 
     cpu = platform.processor() or platform.machine()
     try:

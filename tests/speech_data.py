@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from mlx_audio_coreml.whisper.models import local_store
+from mlx_audio_coreml.whisper.model_names import local_store
 
 REPO = Path(__file__).resolve().parents[1]
 JFK = REPO / "samples" / "jfk.wav"

@@ -2,7 +2,7 @@
 
 import pytest
 
-from mlx_audio_coreml.staging import staged_path
+from mlx_audio_coreml.store.staging import staged_path
 
 
 def _litter(folder):

@@ -26,7 +26,7 @@ from typing import Any
 
 import mlx_audio_coreml  # noqa: F401  (loads OpenBLAS before MLX)
 from mlx_audio_coreml.whisper.loading import load_whisper
-from mlx_audio_coreml.whisper.models import resolve_local
+from mlx_audio_coreml.whisper.model_names import resolve_local
 
 import mlx.core as mx  # isort: skip
 import numpy as np  # isort: skip

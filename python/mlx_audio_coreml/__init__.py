@@ -13,9 +13,9 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
-from . import _blas  # noqa: F401  (must run before mlx.core is first imported)
+from .cpu import blas as _blas  # noqa: F401  (must run before mlx.core is first imported)
 
-__version__ = "0.1.0"
+from ._version import __version__
 
 # public name -> module that defines it
 _PUBLIC: dict[str, str] = {

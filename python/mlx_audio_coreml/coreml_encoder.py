@@ -25,7 +25,6 @@ from typing import Any
 import mlx.core as mx
 import numpy as np
 
-from .coreml.layouts import N_FRAMES, EncoderLayout, EncoderShapes, detect_layout
 from .coreml.runtime import LoadedModel
 from .errors import (
     CoreMLInferenceFailed,
@@ -33,6 +32,12 @@ from .errors import (
     ShapeConversionFailed,
     TensorShapeMismatch,
     TensorValidationError,
+)
+from .whisper.encoder_layouts import (
+    N_FRAMES,
+    EncoderLayout,
+    EncoderShapes,
+    detect_layout,
 )
 
 # Core ML multi-arrays hold these; anything else cannot be converted (APPLE.md: no bfloat16, and

@@ -13,7 +13,7 @@ from convert_helpers import REPO
 
 from mlx_audio_coreml.convert import ConversionStage, ConvertOptions, convert_whisper
 from mlx_audio_coreml.errors import ModelNotFound
-from mlx_audio_coreml.whisper.models import local_store
+from mlx_audio_coreml.whisper.model_names import local_store
 
 sys.path.insert(0, str(REPO / "tests" / "loading"))  # reuse LOADING's loopback hub
 from loading_fakehub import FakeHub, FakeRepo  # noqa: E402

@@ -12,7 +12,7 @@ import pytest
 from mlx_audio_coreml.convert import ConversionStage, ConvertOptions, convert_encoder, convert_whisper
 from mlx_audio_coreml.convert.companion import file_hashes
 from mlx_audio_coreml.convert.encoder_weights import weights_from_mlx
-from mlx_audio_coreml.coreml.layouts import LAYOUTS, detect_layout, get_layout
+from mlx_audio_coreml.whisper.encoder_layouts import LAYOUTS, detect_layout, get_layout
 from mlx_audio_coreml.errors import (
     ConversionDestinationExists,
     ConversionError,

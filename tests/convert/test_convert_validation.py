@@ -20,7 +20,7 @@ from mlx_audio_coreml.convert.validate import (
     validation_mel,
     validation_runtime_available,
 )
-from mlx_audio_coreml.coreml.layouts import LAYOUTS, detect_layout
+from mlx_audio_coreml.whisper.encoder_layouts import LAYOUTS, detect_layout
 from mlx_audio_coreml.coreml.registry import get_runtime
 from mlx_audio_coreml.coreml.runtime import ComputeUnits
 from mlx_audio_coreml.errors import ConversionValidationFailed

@@ -7,12 +7,7 @@ import mlx.core as mx
 import numpy as np
 import pytest
 
-from mlx_audio_coreml.coreml.layouts import (
-    LAYOUT_METADATA_KEY,
-    LAYOUTS,
-    detect_layout,
-    get_layout,
-)
+from mlx_audio_coreml.whisper.encoder_layouts import LAYOUT_METADATA_KEY, LAYOUTS, detect_layout, get_layout
 from mlx_audio_coreml.coreml.runtime import ModelDescription, TensorSpec
 from mlx_audio_coreml.errors import UnknownEncoderLayout
 

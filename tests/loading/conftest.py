@@ -12,8 +12,8 @@ import pytest
 from loading_fakehub import FakeHub, FakeRepo
 from loading_helpers import M1_MAC, REAL_STORE, TURBO_COREML_REPO, TURBO_REPO, files_of
 
-from mlx_audio_coreml.hub import HubSettings
-from mlx_audio_coreml.selection import LoadEnvironment, RuntimeProvider
+from mlx_audio_coreml.store.hub import HubSettings
+from mlx_audio_coreml.loading.selection import LoadEnvironment, RuntimeProvider
 
 @pytest.fixture(scope="session")
 def tiny_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:

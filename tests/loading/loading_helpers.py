@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from mlx_audio_coreml.devices import DeviceFacts
+from mlx_audio_coreml.loading.devices import DeviceFacts
 
 from speech_data import JFK  # noqa: F401
 from speech_data import REPO as REPO_ROOT  # noqa: F401

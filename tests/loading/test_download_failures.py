@@ -24,7 +24,7 @@ from loading_fakehub import Fault
 from mlx_audio_coreml.errors import CorruptDownload, DownloadError, NetworkError
 from mlx_audio_coreml.options import BackendPreference, ModelLoadingOptions
 from mlx_audio_coreml.progress import DownloadFailed, DownloadingCoreML
-from mlx_audio_coreml.whisper.models import local_store
+from mlx_audio_coreml.whisper.model_names import local_store
 from mlx_audio_coreml.whisper.session import WhisperSession
 
 OPTIONS = ModelLoadingOptions.default().with_(coreml_runtime="portable")

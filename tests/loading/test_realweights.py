@@ -8,7 +8,7 @@ from loading_helpers import JFK, M1_MAC, REAL_STORE
 
 from mlx_audio_coreml.options import BackendPreference, Component, ModelLoadingOptions
 from mlx_audio_coreml.progress import CoreMLUnavailable
-from mlx_audio_coreml.selection import LoadEnvironment
+from mlx_audio_coreml.loading.selection import LoadEnvironment
 from mlx_audio_coreml.whisper.session import WhisperSession, transcribe
 
 pytestmark = pytest.mark.realweights

@@ -26,8 +26,8 @@ from mlx_audio_coreml.progress import (
     Downloading,
     DownloadingCoreML,
 )
-from mlx_audio_coreml.selection import LoadEnvironment
-from mlx_audio_coreml.whisper.models import local_store
+from mlx_audio_coreml.loading.selection import LoadEnvironment
+from mlx_audio_coreml.whisper.model_names import local_store
 from mlx_audio_coreml.whisper.session import WhisperSession
 
 AUTO_PORTABLE = ModelLoadingOptions.default().with_(coreml_runtime="portable")

@@ -8,18 +8,11 @@ import pytest
 from loading_helpers import A11_IPHONE, M1_MAC
 
 from mlx_audio_coreml.coreml.runtime import Availability
-from mlx_audio_coreml.devices import DeviceFacts, chip_has_neural_engine, read_device_facts
+from mlx_audio_coreml.loading.devices import DeviceFacts, chip_has_neural_engine, read_device_facts
 from mlx_audio_coreml.errors import NetworkError
 from mlx_audio_coreml.options import BackendPreference, Component, ModelLoadingOptions
 from mlx_audio_coreml.progress import CoreMLUnavailable, DownloadFailed
-from mlx_audio_coreml.selection import (
-    LoadEnvironment,
-    PackageLookup,
-    Rule,
-    RuntimeProvider,
-    choose_runtime,
-    select_backend,
-)
+from mlx_audio_coreml.loading.selection import LoadEnvironment, PackageLookup, Rule, RuntimeProvider, choose_runtime, select_backend
 
 AUTO, CORE_ML, MLX = BackendPreference.AUTO, BackendPreference.CORE_ML, BackendPreference.MLX
 ENCODER, VOCODER = Component.ENCODER, Component.VOCODER
@@ -196,7 +189,7 @@ class _Precompiled(Runtimes):
 def test_third_auto_rule_precompiled_or_delay_accepted(preference, accept, precompiled, waits):
     from pathlib import Path
 
-    from mlx_audio_coreml.selection import compile_now_allowed
+    from mlx_audio_coreml.loading.selection import compile_now_allowed
 
     options = ModelLoadingOptions(backend=preference, accept_compile_delay=accept)
     decision, _ = decide(options)

@@ -17,7 +17,7 @@ from loading_fakehub import FakeRepo
 from mlx_audio_coreml.errors import ModelNotFound, PredictionFailed, QuantizationFailed
 from mlx_audio_coreml.options import BackendPreference, Component, ModelLoadingOptions, WhisperQuantization
 from mlx_audio_coreml.progress import CoreMLUnavailable, DownloadingCoreML, Loading
-from mlx_audio_coreml.whisper.models import local_store
+from mlx_audio_coreml.whisper.model_names import local_store
 from mlx_audio_coreml.whisper.session import WhisperSession
 
 PORTABLE = ModelLoadingOptions.default().with_(coreml_runtime="portable")

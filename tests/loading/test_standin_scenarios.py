@@ -27,7 +27,7 @@ from mlx_audio_coreml.coreml_encoder import CoreMLAudioEncoder
 from mlx_audio_coreml.errors import ANECompilationTimeout
 from mlx_audio_coreml.options import BackendPreference, ModelLoadingOptions
 from mlx_audio_coreml.progress import CompilationFailed, CompilingANE
-from mlx_audio_coreml.selection import LoadEnvironment
+from mlx_audio_coreml.loading.selection import LoadEnvironment
 from mlx_audio_coreml.whisper.session import WhisperSession
 
 pytestmark = pytest.mark.standin

@@ -13,7 +13,7 @@ import pytest
 
 from mlx_audio_coreml import native
 from mlx_audio_coreml.cli import main
-from mlx_audio_coreml.diagnostics import collect
+from mlx_audio_coreml.loading.diagnostics import collect
 
 SECTIONS = ("platform:", "mlx:", "blas:", "cpu kernels:", "native:", "core ml:", "neural engine:", "core ml runtimes:")
 

@@ -30,7 +30,7 @@ def shim_absent(monkeypatch) -> None:
 @pytest.mark.skipif(not Path("/proc/self/maps").exists(), reason="reads /proc/self/maps")
 def test_importing_the_package_never_loads_the_library() -> None:
     code = ("import mlx_audio_coreml, mlx_audio_coreml.native, mlx_audio_coreml.coreml.apple, "
-            "mlx_audio_coreml.diagnostics, mlx_audio_coreml.cli.info\n"
+            "mlx_audio_coreml.loading.diagnostics, mlx_audio_coreml.cli.info\n"
             "print('libmacb' in open('/proc/self/maps').read())")
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert result.stdout.strip() == "False"

@@ -9,7 +9,7 @@ import pytest
 from portable_helpers import load, mb, save_program
 
 from mlx_audio_coreml.coreml.portable.program import _release_plan
-from mlx_audio_coreml.whisper import host_math
+from mlx_audio_coreml.cpu import host_math
 
 rng = np.random.default_rng(8)
 WEIGHT = rng.standard_normal((48, 32)).astype(np.float32) / 4

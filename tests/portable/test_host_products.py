@@ -11,10 +11,10 @@ import numpy as np
 import pytest
 from portable_helpers import ct, load, mb, save_program
 
-from mlx_audio_coreml import onednn
+from mlx_audio_coreml.cpu import onednn
 from mlx_audio_coreml.coreml.portable.ops import host, host_products
-from mlx_audio_coreml.whisper import host_attention, host_math
-from mlx_audio_coreml.whisper.host_linear import HostLinear
+from mlx_audio_coreml.cpu import attention as host_attention, host_math
+from mlx_audio_coreml.cpu.linear import HostLinear
 
 pytestmark = pytest.mark.skipif(
     not (host_math.available(mx.float32) and onednn.available()), reason="needs the CPU and oneDNN"

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from portable_helpers import assert_close, load, mb, save_program
 
-from mlx_audio_coreml.coreml.portable.layout import expanded_perm, inverse, squeezed_perm
+from mlx_audio_coreml.coreml.portable.channels_last import expanded_perm, inverse, squeezed_perm
 
 rng = np.random.default_rng(3)
 C, S = 8, 10

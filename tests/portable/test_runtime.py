@@ -7,7 +7,7 @@ import numpy as np
 from portable_helpers import ct, load, mb, save_program
 
 from mlx_audio_coreml.coreml.runtime import ComputeUnits, LoadStage
-from mlx_audio_coreml.whisper import host_math
+from mlx_audio_coreml.cpu import host_math
 
 rng = np.random.default_rng(5)
 W = rng.standard_normal((16, 8)).astype(np.float32)

@@ -29,7 +29,7 @@ def audio_features(tiny_model):
 
 def _bundle(name: str):
     from mlx_audio_coreml.whisper.loading import load_whisper
-    from mlx_audio_coreml.whisper.models import local_store
+    from mlx_audio_coreml.whisper.model_names import local_store
 
     path = local_store() / name
     if not (path / "model.bin").is_file() and not (path / "config.json").is_file():

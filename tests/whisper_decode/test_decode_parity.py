@@ -13,7 +13,7 @@ pytestmark = pytest.mark.realweights
 @pytest.fixture(scope="module")
 def reference_model():
     faster_whisper = pytest.importorskip("faster_whisper")
-    from mlx_audio_coreml.whisper.models import local_store
+    from mlx_audio_coreml.whisper.model_names import local_store
 
     path = local_store() / "tiny.en"
     if not (path / "model.bin").is_file():

@@ -11,10 +11,11 @@ import mlx.nn as nn
 import numpy as np
 import pytest
 
-from mlx_audio_coreml import onednn
+from mlx_audio_coreml.cpu import onednn
 from mlx_audio_coreml.errors import CPUKernelFailed
-from mlx_audio_coreml.whisper import host_encoder, host_math, host_pool
-from mlx_audio_coreml.whisper.host_linear import HostLinear, quantize_rows
+from mlx_audio_coreml.whisper import host_encoder
+from mlx_audio_coreml.cpu import host_math, pool as host_pool
+from mlx_audio_coreml.cpu.linear import HostLinear, quantize_rows
 from mlx_audio_coreml.whisper.loading import load_whisper
 from mlx_audio_coreml.whisper.quantize import quantized_layers, use_host_int8
 from model_helpers import random_mel, random_model, tiny_dims

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from mlx_audio_coreml.errors import ModelNotFound
-from mlx_audio_coreml.whisper import models
+from mlx_audio_coreml.whisper import model_names as models
 
 
 def test_short_names_map_to_mlx_community_repos():

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 
-from ..diagnostics import Diagnostics, collect
+from ..loading.diagnostics import Diagnostics, collect
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:

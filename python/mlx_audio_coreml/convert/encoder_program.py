@@ -21,7 +21,7 @@ import numpy as np
 from coremltools.converters.mil import Builder as mb
 from coremltools.converters.mil.mil import Function, Program, Var, types
 
-from ..coreml.layouts import N_FRAMES, EncoderLayout
+from ..whisper.encoder_layouts import N_FRAMES, EncoderLayout
 from .encoder_weights import BlockWeights, EncoderWeights, Linear, Norm
 
 LAYER_NORM_EPS = 1e-5  # PyTorch's and MLX's LayerNorm default, which Whisper was trained with

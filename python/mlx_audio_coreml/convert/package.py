@@ -18,7 +18,7 @@ from coremltools.converters.mil.mil import Program
 from coremltools.converters.mil.mil.passes import pass_pipeline as _pass_pipeline
 
 from ..errors import ConversionDestinationExists, ConversionFailed
-from ..staging import staged_path
+from ..store.staging import staged_path
 
 PRECISIONS: Mapping[str, Any] = {"float16": ct.precision.FLOAT16, "float32": ct.precision.FLOAT32}
 

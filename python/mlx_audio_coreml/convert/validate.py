@@ -14,9 +14,9 @@ from typing import Any
 
 import numpy as np
 
-from ..coreml.layouts import N_FRAMES, detect_layout
 from ..coreml.registry import availability, get_runtime
 from ..coreml.runtime import ComputeUnits, LoadedModel
+from ..whisper.encoder_layouts import N_FRAMES, detect_layout
 
 # What the converted encoder must reach against the float32 MLX encoder, per package precision.
 DEFAULT_TOLERANCES = {"float16": 1e-2, "float32": 1e-3}

@@ -16,13 +16,19 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from ..coreml.layouts import LAYOUT_METADATA_KEY, LAYOUTS, N_FRAMES, EncoderLayout, get_layout
 from ..errors import (
     ConversionFailed,
     ConversionValidationFailed,
     InvalidConversionOption,
-    UnsupportedModelFormat,
     UnsupportedModelForConversion,
+    UnsupportedModelFormat,
+)
+from ..whisper.encoder_layouts import (
+    LAYOUT_METADATA_KEY,
+    LAYOUTS,
+    N_FRAMES,
+    EncoderLayout,
+    get_layout,
 )
 from . import companion, package, validate
 from .encoder_program import ProgramOptions, build_encoder_program
@@ -258,8 +264,8 @@ def package_file_name(model_name: str, options: ConvertOptions) -> str:
 def resolve_model(model: str | Path, on_fraction: Callable[[float], None] | None = None) -> Any:
     """The model's folder (sources.ResolvedModel): a path, the local store, else a verified hub
     download into the Hugging Face cache. Raises ModelNotFound (with a hint) or DownloadError."""
-    from .. import hub
-    from ..sources import resolve_model as resolve
+    from ..store import hub
+    from ..store.sources import resolve_model as resolve
 
     return resolve(model, hub.HubSettings.from_env(), on_fraction)
 

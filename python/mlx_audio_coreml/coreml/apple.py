@@ -22,7 +22,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from .. import native
+from .. import config, native
 from ..cancel import CancelToken
 from ..errors import (
     ANECompilationCancelled,
@@ -40,8 +40,7 @@ _NEURAL_ENGINE_UNITS = (ComputeUnits.ALL, ComputeUnits.CPU_AND_NEURAL_ENGINE)
 
 def default_cache_dir() -> Path:
     """$MLX_AUDIO_COREML_HOME/compiled (default ~/.cache/mlx-audio-coreml/compiled)."""
-    home = os.environ.get("MLX_AUDIO_COREML_HOME") or Path.home() / ".cache" / "mlx-audio-coreml"
-    return Path(home) / "compiled"
+    return config.compiled_dir()
 
 
 def compiled_cache_path(package: Path, cache_dir: Path) -> Path | None:

@@ -20,7 +20,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from ..cancel import CancelToken
-from ..compile_job import run_with_deadline
+from ..loading.deadline import run_with_deadline
 from ..errors import ANECompilationCancelled, ModelLoadFailed, PackageError, PredictionFailed
 from .runtime import (
     Availability,

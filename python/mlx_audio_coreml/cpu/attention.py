@@ -15,8 +15,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from .. import onednn
-from . import host_math, host_pool
+from . import host_math, onednn
+from . import pool as host_pool
 
 
 def split_heads(block: np.ndarray, heads: int) -> np.ndarray:

@@ -12,6 +12,8 @@ import ctypes
 import os
 import sys
 
+from .. import config
+
 _CANDIDATES = (
     "/usr/lib/x86_64-linux-gnu/openblas-pthread/libblas.so.3",
     "/usr/lib/aarch64-linux-gnu/openblas-pthread/libblas.so.3",
@@ -28,7 +30,7 @@ def _load() -> None:
     if not sys.platform.startswith("linux"):
         blas_note = "platform default (Accelerate on macOS)"
         return
-    wanted = os.environ.get("MLX_AUDIO_COREML_BLAS", "")
+    wanted = config.setting(config.BLAS)
     if wanted.lower() == "none":
         blas_note = "disabled by MLX_AUDIO_COREML_BLAS=none: MLX's bundled reference BLAS"
         return

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import ctypes
 import math
-import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from functools import lru_cache
@@ -25,7 +24,8 @@ from typing import Any
 import mlx.core as mx
 import numpy as np
 
-from .. import onednn, onednn_eltwise
+from .. import config
+from . import onednn, onednn_eltwise
 
 _ROWS_PER_CHUNK = 128  # keeps each chunk of scores in the L2 cache while it is worked on
 ROWS_PER_BLOCK = 500  # positions per block of encoder work: 500 x 1500 float32 scores = 3 MB
@@ -40,7 +40,7 @@ _ERF_A = tuple(np.float32(c) for c in (0.254829592, -0.284496736, 1.421413741, -
 # (measured here: a 500 x 1536 GELU in 0.45 ms against 11 ms for the numpy polynomial below);
 # smaller ones (a decoder step's one row) stay in numpy, whose call costs less.
 _KERNEL_MIN_SIZE = 16384
-_enabled = os.environ.get("MLX_AUDIO_COREML_HOST_MATH", "1") != "0"  # set to 0 to measure plain MLX
+_enabled = config.setting(config.HOST_MATH, "1") != "0"  # set to 0 to measure plain MLX
 
 
 def available(dtype: mx.Dtype) -> bool:
@@ -206,7 +206,7 @@ _ROW_MAJOR, _NO_TRANSPOSE, _TRANSPOSE = 101, 111, 112  # CBLAS enum values
 # weights is the cost, and one core alone does not saturate memory: on an idle 2-core machine a
 # tiny.en step took 7.7 ms with 2 threads and 12.5 ms with 1. On a crowded CPU it is the other
 # way round (22 ms with 1 thread, 30 ms with 2, measured under load 3): set 1 there.
-_DECODER_THREADS = int(os.environ.get("MLX_AUDIO_COREML_DECODER_BLAS_THREADS", "0"))
+_DECODER_THREADS = int(config.setting(config.DECODER_BLAS_THREADS, "0") or 0)
 
 
 @contextmanager
@@ -235,7 +235,7 @@ def decoder_blas_threads() -> Iterator[None]:
 @lru_cache(maxsize=1)
 def _openblas() -> Any:
     """The OpenBLAS `_blas` preloaded (ctypes handle), or None."""
-    from .. import _blas
+    from . import blas as _blas
 
     if _blas.loaded_blas is None:
         return None

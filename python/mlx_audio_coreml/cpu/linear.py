@@ -18,8 +18,8 @@ from typing import Any
 
 import numpy as np
 
-from .. import onednn
-from . import host_math, host_pool
+from . import host_math, onednn
+from . import pool as host_pool
 
 _INT8_MAX = np.float32(127.0)
 _SPLIT_ROWS = 256  # inputs from this many rows are split between cores by rows

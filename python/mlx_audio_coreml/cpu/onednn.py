@@ -14,7 +14,6 @@ primitives, no engine. Set MLX_AUDIO_COREML_ONEDNN=none to turn it off, or to a 
 from __future__ import annotations
 
 import ctypes
-import os
 import sys
 import sysconfig
 import threading
@@ -24,7 +23,8 @@ from typing import Any
 
 import numpy as np
 
-from .errors import CPUKernelFailed
+from .. import config
+from ..errors import CPUKernelFailed
 
 _LIBRARY_NAMES = ("libdnnl.so.3", "libdnnl.so")
 _dim, _float, _ptr, _char = ctypes.c_int64, ctypes.c_float, ctypes.c_void_p, ctypes.c_char
@@ -44,7 +44,7 @@ def _candidates() -> list[Path]:
 @lru_cache(maxsize=1)
 def _library() -> Any:
     """The loaded library with its signatures declared, or None (not installed, not x86 Linux, off)."""
-    wanted = os.environ.get("MLX_AUDIO_COREML_ONEDNN", "")
+    wanted = config.setting(config.ONEDNN)
     if wanted.lower() == "none" or not sys.platform.startswith("linux"):
         return None
     for path in [Path(wanted)] if wanted else _candidates():

@@ -15,7 +15,8 @@ from concurrent.futures import ThreadPoolExecutor
 from functools import lru_cache
 from typing import TypeVar
 
-from .. import onednn
+from .. import config
+from . import onednn
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -23,7 +24,7 @@ R = TypeVar("R")
 
 def worker_count() -> int:
     """Cores this process may run on (MLX_AUDIO_COREML_HOST_THREADS overrides), at most 16."""
-    wanted = os.environ.get("MLX_AUDIO_COREML_HOST_THREADS", "")
+    wanted = config.setting(config.HOST_THREADS)
     if wanted.isdigit() and int(wanted) > 0:
         return min(int(wanted), 16)
     try:

@@ -17,9 +17,9 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Generic, TypeVar
 
-from .cancel import CancelToken
-from .coreml.runtime import ComputeUnits, CoreMLRuntime, LoadedModel, LoadStage
-from .errors import ANECompilationCancelled, ANECompilationTimeout
+from ..cancel import CancelToken
+from ..coreml.runtime import ComputeUnits, CoreMLRuntime, LoadedModel, LoadStage
+from ..errors import ANECompilationCancelled, ANECompilationTimeout
 
 logger = logging.getLogger(__name__)
 

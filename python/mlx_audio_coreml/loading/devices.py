@@ -95,7 +95,7 @@ def _facts_from_shim() -> DeviceFacts | None:
     Where the shim does not know (an OS before `availableComputeDevices`), sysctl fills in.
     """
     try:
-        from .native import runtime_facts
+        from ..native import runtime_facts
 
         facts = runtime_facts()
     except Exception as exc:  # not built, wrong ABI ...: sysctl still works

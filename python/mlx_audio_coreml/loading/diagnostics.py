@@ -11,8 +11,9 @@ import sys
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from . import __version__, _blas, native
-from .coreml import registry
+from .. import __version__, native
+from ..coreml import registry
+from ..cpu import blas as _blas
 
 
 @dataclass(frozen=True)
@@ -93,7 +94,7 @@ def _runtime(name: str) -> RuntimeRow:
 
 
 def _cpu_kernels() -> str:
-    from . import onednn
+    from ..cpu import onednn
 
     found = onednn.version()
     if found is None:

@@ -24,11 +24,11 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .coreml import registry
-from .coreml.runtime import Availability, CoreMLRuntime
+from ..coreml import registry
+from ..coreml.runtime import Availability, CoreMLRuntime
+from ..options import BackendPreference, Component, ModelLoadingOptions
+from ..progress import CoreMLUnavailable, DownloadFailed, WhisperProgress
 from .devices import DeviceFacts, read_device_facts
-from .options import BackendPreference, Component, ModelLoadingOptions
-from .progress import CoreMLUnavailable, DownloadFailed, WhisperProgress
 
 # The seed's event texts; details follow after a colon.
 MODEL_NOT_AVAILABLE = "Model not available"
@@ -118,7 +118,7 @@ class RuntimeProvider:
             return True
         if name != "apple":
             return False
-        from .coreml.apple import compiled_cache_path, default_cache_dir
+        from ..coreml.apple import compiled_cache_path, default_cache_dir
 
         cached = compiled_cache_path(package, default_cache_dir())
         return cached is None or cached.exists()  # None: the package is already a compiled .mlmodelc

@@ -18,15 +18,21 @@ from typing import TYPE_CHECKING, Any
 
 import cffi
 
+from .. import config
 from ..coreml.runtime import ComputeUnits, TensorSpec
-from ..errors import ABIVersionMismatch, NativeError, NativeLibraryUnavailable, TensorLayoutError
+from ..errors import (
+    ABIVersionMismatch,
+    NativeError,
+    NativeLibraryUnavailable,
+    TensorLayoutError,
+)
 from . import abi
 from .tensors import TensorDescriptor
 
 if TYPE_CHECKING:
     from .jobs import LoadJob
 
-ENV_LIBRARY = "MLX_AUDIO_COREML_NATIVE_LIB"
+ENV_LIBRARY = config.NATIVE_LIB
 POLL_INTERVAL_S = 0.05  # longest single native wait: Ctrl-C is seen at least this often
 _LIBRARY_NAME = "libmacb.dylib" if sys.platform == "darwin" else "libmacb.so"
 
@@ -38,7 +44,7 @@ _libraries_lock = threading.Lock()
 
 def default_library_path() -> Path:
     """$MLX_AUDIO_COREML_NATIVE_LIB when set, else the library built next to this module."""
-    override = os.environ.get(ENV_LIBRARY)
+    override = config.setting(ENV_LIBRARY)
     return Path(override) if override else Path(__file__).parent.parent / "_native" / _LIBRARY_NAME
 
 

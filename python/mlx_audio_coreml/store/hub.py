@@ -27,8 +27,9 @@ from collections.abc import Iterable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from .errors import CorruptDownload, DownloadError, ModelNotFound, NetworkError
-from .hub_progress import ByteProgress, FractionCallback
+from .. import config
+from ..errors import CorruptDownload, DownloadError, ModelNotFound, NetworkError
+from .progress import ByteProgress, FractionCallback
 
 logger = logging.getLogger(__name__)
 
@@ -54,11 +55,10 @@ class HubSettings:
         home = env.get("HF_HOME") or os.path.join(env.get("XDG_CACHE_HOME") or "~/.cache", "huggingface")
         cache = env.get("HF_HUB_CACHE") or os.path.join(home, "hub")
         offline = (env.get("HF_HUB_OFFLINE") or "").strip().upper() in {"1", "ON", "YES", "TRUE"}
-        ours = env.get("MLX_AUDIO_COREML_HOME") or os.path.join("~", ".cache", "mlx-audio-coreml")
         return cls(
             endpoint=(env.get("HF_ENDPOINT") or "").rstrip("/") or None,
             cache_dir=Path(os.path.expandvars(cache)).expanduser(),
-            package_dir=Path(ours).expanduser() / "packages",
+            package_dir=config.packages_dir(env),
             offline=offline,
             etag_timeout_s=float(env.get("HF_HUB_ETAG_TIMEOUT") or 10),
             token=env.get("HF_TOKEN") or None,
@@ -173,7 +173,11 @@ def verify_file(repo_id: str, local: Path, remote: RemoteFile) -> None:
 
 def as_download_error(repo_id: str, exc: BaseException) -> DownloadError:
     """Our error for whatever huggingface_hub (or the disk) raised during a download."""
-    from huggingface_hub.errors import HfHubHTTPError, LocalEntryNotFoundError, OfflineModeIsEnabled
+    from huggingface_hub.errors import (
+        HfHubHTTPError,
+        LocalEntryNotFoundError,
+        OfflineModeIsEnabled,
+    )
 
     if isinstance(exc, DownloadError):
         return exc

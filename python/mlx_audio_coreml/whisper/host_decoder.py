@@ -21,8 +21,9 @@ import mlx.core as mx
 import mlx.nn as nn
 import numpy as np
 
-from . import host_linear, host_math
-from .host_linear import HostLinear
+from ..cpu import host_math
+from ..cpu import linear as host_linear
+from ..cpu.linear import HostLinear
 
 # Per-head products are numpy's batched matmul: one call for all heads (their sizes keep numpy's
 # BLAS on one thread); the weight products go through `HostLinear`.

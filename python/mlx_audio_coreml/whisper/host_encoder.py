@@ -20,8 +20,11 @@ import mlx.core as mx
 import mlx.nn as nn
 import numpy as np
 
-from .. import onednn
-from . import host_attention, host_linear, host_math, host_pool
+from ..cpu import attention as host_attention
+from ..cpu import host_math, onednn
+from ..cpu import linear as host_linear
+from ..cpu import pool as host_pool
+
 
 def applies(encoder: Any) -> bool:
     """True when the encoder's blocks can run here (see the module docstring)."""

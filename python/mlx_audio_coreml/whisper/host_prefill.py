@@ -19,8 +19,9 @@ from typing import Any
 import mlx.core as mx
 import numpy as np
 
-from . import host_decoder, host_math
-from .host_attention import split_heads
+from ..cpu import host_math
+from ..cpu.attention import split_heads
+from . import host_decoder
 
 
 def applies(decoder: Any, tokens: mx.array, kv_cache: Any, audio_features: mx.array) -> bool:

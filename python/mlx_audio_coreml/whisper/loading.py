@@ -17,10 +17,22 @@ import mlx.nn as nn
 import numpy as np
 from mlx.utils import tree_flatten, tree_unflatten
 
-from ..errors import CorruptModelFile, ModelNotFound, UnsupportedModelFormat, WeightsMismatch
-from . import host_decoder, host_encoder, host_math
+from ..cpu import host_math
+from ..errors import (
+    CorruptModelFile,
+    ModelNotFound,
+    UnsupportedModelFormat,
+    WeightsMismatch,
+)
+from . import host_decoder, host_encoder
 from .model import ModelDimensions, Whisper
-from .quantize import QuantizationSpec, host_int8_applies, parse_quantization, quantize_model, use_host_int8
+from .quantize import (
+    QuantizationSpec,
+    host_int8_applies,
+    parse_quantization,
+    quantize_model,
+    use_host_int8,
+)
 from .tokenizer import Tokenizer, get_tokenizer, load_backend
 from .weights import CONFIG_KEYS, WeightsFile, sha256_of_files
 from .weights import ctranslate2 as ct2_format

@@ -19,8 +19,9 @@ import mlx.core as mx
 import mlx.nn as nn
 import numpy as np
 
+from ..cpu import host_math
 from ..errors import ShapeConversionFailed
-from . import host_decoder, host_encoder, host_math, host_prefill
+from . import host_decoder, host_encoder, host_prefill
 
 LayerCache = tuple[tuple[mx.array, mx.array] | None, tuple[mx.array, mx.array] | None]
 KVCache = list[LayerCache]

@@ -7,9 +7,9 @@ not here is a `ModelNotFound` whose hint says how to get it.
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
+from .. import config
 from ..errors import ModelNotFound
 
 # mlx-community's MLX-format conversions (config.json + weights.safetensors / weights.npz).
@@ -56,9 +56,7 @@ def repo_for(name: str, *, transformers: bool = False) -> str:
 
 def local_store() -> Path:
     """Where installed models live: $MLX_AUDIO_COREML_HOME/models (default ~/.cache/mlx-audio-coreml/models)."""
-    home = os.environ.get("MLX_AUDIO_COREML_HOME")
-    root = Path(home).expanduser() if home else Path.home() / ".cache" / "mlx-audio-coreml"
-    return root / "models"
+    return config.models_dir()
 
 
 def find_local(name_or_path: str | Path) -> Path | None:

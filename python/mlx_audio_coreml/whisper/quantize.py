@@ -20,8 +20,7 @@ from typing import Any
 import mlx.core as mx
 import mlx.nn as nn
 
-from .. import onednn
-from . import host_math
+from ..cpu import host_math, onednn
 
 _NO_QUANTIZATION = {"", "none", "float16", "fp16", "f16", "float32", "fp32", "f32", "bfloat16", "bf16"}
 _BITS = {"int8": 8, "8bit": 8, "q8": 8, "8": 8, "int4": 4, "4bit": 4, "q4": 4, "4": 4}

@@ -29,9 +29,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from .. import sources
 from ..cancel import CancelToken
-from ..compile_job import load_with_deadline
 from ..coreml_encoder import CoreMLAudioEncoder, FallbackEncoder
 from ..encoders import MLXAudioEncoder
 from ..errors import (
@@ -42,9 +40,20 @@ from ..errors import (
     EncoderError,
     QuantizationFailed,
 )
-from ..hub import HubSettings
 from ..info import ComponentInfo, SessionInfo, SessionRecorder
-from ..options import BackendPreference, Component, ModelLoadingOptions, WhisperQuantization
+from ..loading.deadline import load_with_deadline
+from ..loading.selection import (
+    BackendDecision,
+    LoadEnvironment,
+    compile_now_allowed,
+    select_backend,
+)
+from ..options import (
+    BackendPreference,
+    Component,
+    ModelLoadingOptions,
+    WhisperQuantization,
+)
 from ..progress import (
     CompilationFailed,
     CompilingANE,
@@ -57,7 +66,8 @@ from ..progress import (
     WhisperProgress,
     emit,
 )
-from ..selection import BackendDecision, LoadEnvironment, compile_now_allowed, select_backend
+from ..store import sources
+from ..store.hub import HubSettings
 
 _MLX = BackendPreference.MLX
 _CORE_ML = BackendPreference.CORE_ML

@@ -11,9 +11,9 @@ from __future__ import annotations
 
 import base64
 import importlib.util
-import os
 from pathlib import Path
 
+from .. import config
 from ..errors import ModelNotFound
 from .languages import LANGUAGES
 
@@ -29,8 +29,7 @@ def find_tiktoken_file(model_dir: Path, multilingual: bool) -> Path | None:
     """The rank file: in the model folder, in $MLX_AUDIO_COREML_HOME/assets, or in an installed
     openai-whisper / mlx_whisper package."""
     name = rank_file_name(multilingual)
-    home = Path(os.environ.get("MLX_AUDIO_COREML_HOME", Path.home() / ".cache" / "mlx-audio-coreml")).expanduser()
-    candidates = [Path(model_dir) / name, home / "assets" / name]
+    candidates = [Path(model_dir) / name, config.assets_dir() / name]
     for package in ("whisper", "mlx_whisper"):
         try:
             spec = importlib.util.find_spec(package)

@@ -19,10 +19,10 @@ import mlx.core as mx
 import numpy as np
 
 from ...errors import PackageError, PredictionFailed
+from .channels_last import apply_channels_last
 from .fuse import fuse_attention
 from .fuse_gelu import fuse_product_gelu
 from .graph import Block, Constants, GraphReader, Node
-from .layout import apply_channels_last
 from .ops import NeedsHostValue, host, to_host
 from .ops.state import StateCell
 from .package import PackageContents

@@ -20,7 +20,7 @@ import numpy as np
 from mlx.utils import tree_flatten
 
 from ...errors import CorruptModelFile
-from ...staging import staged_path
+from ...store.staging import staged_path
 from ..model import ModelDimensions, Whisper
 from . import WeightsFile
 

@@ -21,7 +21,7 @@ import numpy as np
 from mlx.utils import tree_flatten
 
 from ...errors import CorruptModelFile, WeightsMismatch
-from ...staging import staged_path
+from ...store.staging import staged_path
 from ..model import ModelDimensions, Whisper
 from . import WeightsFile
 

@@ -11,7 +11,7 @@ from typing import Any
 
 import mlx.core as mx
 
-from ....whisper import host_math
+from ....cpu import host_math
 from . import host, host_products
 from .activation import gelu
 from .conv import conv_channels_last

@@ -25,8 +25,8 @@ from typing import Any
 import mlx.core as mx
 import numpy as np
 
-from .... import onednn
-from ....whisper import host_attention, host_math
+from ....cpu import attention as host_attention
+from ....cpu import host_math, onednn
 
 _tracing: ContextVar[bool] = ContextVar("portable_tracing", default=False)
 

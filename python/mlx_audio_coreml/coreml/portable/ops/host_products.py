@@ -15,8 +15,9 @@ from collections.abc import Callable
 import mlx.core as mx
 import numpy as np
 
-from ....whisper import host_math, host_pool
-from ....whisper.host_linear import HostLinear
+from ....cpu import host_math
+from ....cpu import pool as host_pool
+from ....cpu.linear import HostLinear
 from . import host
 from .registry import OpContext
 
