@@ -15,13 +15,11 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any
 
-from .coreml.registry import RUNTIME_NAMES
-from .coreml.runtime import ComputeUnits
-
 __all__ = [
     "BackendPreference",
     "Component",
     "ComputeUnits",
+    "CoreMLRuntimeName",
     "DEFAULT_COMPILE_TIMEOUT_S",
     "ModelLoadingOptions",
     "WhisperQuantization",
@@ -37,6 +35,26 @@ class BackendPreference(enum.Enum):
     AUTO = "auto"  # the system decides (Core ML only when available and beneficial)
     CORE_ML = "coreML"  # prefer Core ML; fall back to MLX when it cannot run
     MLX = "mlx"  # MLX only: no Core ML lookup, download or compile at all
+
+
+class ComputeUnits(enum.IntEnum):
+    """`MLModelConfiguration.computeUnits`, with Apple's raw values. A request, not a promise."""
+
+    CPU_ONLY = 0
+    CPU_AND_GPU = 1
+    ALL = 2
+    CPU_AND_NEURAL_ENGINE = 3  # macOS 13+
+
+
+class CoreMLRuntimeName(enum.Enum):
+    """The Core ML runtimes (coreml/registry.py maps each to its class)."""
+
+    APPLE = "apple"  # the Swift shim: macOS 13+ on Apple silicon
+    COREMLTOOLS = "coremltools"  # coremltools' MLModel.predict: macOS only
+    PORTABLE = "portable"  # ML Programs executed with MLX, any OS; never chosen silently
+
+
+RUNTIME_NAMES: tuple[str, ...] = tuple(name.value for name in CoreMLRuntimeName)
 
 
 class Component(enum.Enum):
@@ -79,7 +97,7 @@ class ModelLoadingOptions:
     # compiled yet is left to `warmup()` (MLX runs meanwhile) instead of compiling during the load.
     accept_compile_delay: bool = True
     compute_units: ComputeUnits = ComputeUnits.ALL  # a request to Core ML, not a promise
-    # None: automatic (apple, then coremltools; never portable). Or "apple"/"coremltools"/"portable".
+    # None: automatic (apple, then coremltools; never portable). Or a CoreMLRuntimeName / its value.
     coreml_runtime: str | None = None
     # Where a component's Core ML package comes from: a local .mlpackage path or a Hugging Face repo
     # id. Unset components use the companion repo `<model repo>-coreml`.
@@ -108,6 +126,8 @@ class ModelLoadingOptions:
                 raise TypeError(f"coreml_sources is keyed by Component, got {component!r}")
         if not self.compile_timeout_s > 0:
             raise ValueError(f"compile_timeout_s must be positive, got {self.compile_timeout_s}")
+        if isinstance(self.coreml_runtime, CoreMLRuntimeName):
+            object.__setattr__(self, "coreml_runtime", self.coreml_runtime.value)
         if self.coreml_runtime is not None and self.coreml_runtime not in RUNTIME_NAMES:
             raise ValueError(f"coreml_runtime must be None or one of {list(RUNTIME_NAMES)}, got {self.coreml_runtime!r}")
 

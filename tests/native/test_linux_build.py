@@ -12,7 +12,7 @@ import pytest
 
 from mlx_audio_coreml import native
 from mlx_audio_coreml.coreml.apple import AppleRuntime
-from mlx_audio_coreml.errors import CoreMLUnavailable, NativeError
+from mlx_audio_coreml.errors import CoreMLRuntimeUnavailable, NativeError
 
 pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="Linux build only")
 
@@ -35,7 +35,7 @@ def test_linux_reports_coreml_unavailable(real_library) -> None:
 def test_load_returns_unavailable_status_with_message(real_library, tmp_path) -> None:
     package = tmp_path / "enc.mlpackage"
     package.mkdir()
-    with pytest.raises(CoreMLUnavailable) as caught:
+    with pytest.raises(CoreMLRuntimeUnavailable) as caught:
         real_library.begin_load(package, tmp_path / "enc.mlmodelc")
     assert "Core ML is not available on Linux" in caught.value.reason
     cause = caught.value.__cause__
@@ -62,7 +62,7 @@ def test_apple_runtime_is_unavailable_with_a_reason() -> None:
     found = AppleRuntime.availability()
     assert not found.available
     assert "Linux" in found.reason or "not built" in found.reason
-    with pytest.raises(CoreMLUnavailable):
+    with pytest.raises(CoreMLRuntimeUnavailable):
         AppleRuntime().load("anything.mlpackage")
 
 

@@ -16,7 +16,7 @@ from native_support import REPO
 from mlx_audio_coreml import native
 from mlx_audio_coreml.cli import main
 from mlx_audio_coreml.coreml.apple import AppleRuntime
-from mlx_audio_coreml.errors import CoreMLUnavailable
+from mlx_audio_coreml.errors import CoreMLRuntimeUnavailable
 
 
 @pytest.fixture()
@@ -44,7 +44,7 @@ def test_library_status_says_not_built(shim_absent) -> None:
 def test_apple_runtime_explains_a_missing_shim(shim_absent) -> None:
     found = AppleRuntime.availability()
     assert not found.available and "not built" in found.reason
-    with pytest.raises(CoreMLUnavailable, match="native"):
+    with pytest.raises(CoreMLRuntimeUnavailable, match="native"):
         AppleRuntime().load(REPO / "nothing.mlpackage")
 
 

@@ -204,9 +204,9 @@ def _maybe_validate(
     if not available:
         if options.validate is None:
             return None, f"the {options.validation_runtime} runtime is unavailable: {reason}"
-        from ..errors import CoreMLUnavailable
+        from ..errors import CoreMLRuntimeUnavailable
 
-        raise CoreMLUnavailable(options.validation_runtime, reason)
+        raise CoreMLRuntimeUnavailable(options.validation_runtime, reason)
     _report(progress, ConversionStage.VALIDATING, 0.0)
     mel = validate.validation_mel(weights.n_mels, options.validation_audio)
     reference = validate.mlx_states(encoder, mel)

@@ -28,7 +28,7 @@ from ..errors import (
     ANECompilationCancelled,
     ANECompilationTimeout,
     ANENotAvailable,
-    CoreMLUnavailable,
+    CoreMLRuntimeUnavailable,
     MlxAudioCoreMLError,
     NativeLibraryUnavailable,
     PackageError,
@@ -113,12 +113,12 @@ class AppleRuntime:
         on_stage: StageCallback | None = None,
     ) -> AppleModel:
         """Compile (once per package content), load and prewarm. Raises ANECompilationTimeout,
-        ANECompilationCancelled, ModelLoadFailed, PackageError or CoreMLUnavailable. `on_stage` is
+        ANECompilationCancelled, ModelLoadFailed, PackageError or CoreMLRuntimeUnavailable. `on_stage` is
         called on this thread with each stage; FAILED after a timeout, CANCELLED after a cancel."""
         lib = self._library()
         facts = lib.runtime_facts()
         if not facts.coreml_available:
-            raise CoreMLUnavailable(self.name, facts.note)
+            raise CoreMLRuntimeUnavailable(self.name, facts.note)
         if ComputeUnits(compute_units) == ComputeUnits.CPU_AND_NEURAL_ENGINE and not facts.neural_engine_available:
             # asked for the Neural Engine alone: without one Core ML would quietly run on the CPU
             raise ANENotAvailable("ANE not supported: CPU_AND_NEURAL_ENGINE was requested on a machine without one")
@@ -139,7 +139,7 @@ class AppleRuntime:
         try:
             return native.library(self.library_path)
         except NativeLibraryUnavailable as exc:
-            raise CoreMLUnavailable(self.name, f"native: {exc.reason}") from exc
+            raise CoreMLRuntimeUnavailable(self.name, f"native: {exc.reason}") from exc
 
 
 def _wait(job: native.LoadJob, timeout_s: float | None, cancel: CancelToken | None,

@@ -18,15 +18,7 @@ from typing import Any, ClassVar, Protocol, runtime_checkable
 import numpy as np
 
 from ..cancel import CancelToken
-
-
-class ComputeUnits(enum.IntEnum):
-    """`MLModelConfiguration.computeUnits`, with Apple's raw values. A request, not a promise."""
-
-    CPU_ONLY = 0
-    CPU_AND_GPU = 1
-    ALL = 2
-    CPU_AND_NEURAL_ENGINE = 3  # macOS 13+
+from ..options import ComputeUnits as ComputeUnits  # defined with the options; re-exported for runtimes
 
 
 class LoadStage(enum.Enum):
@@ -132,5 +124,5 @@ class CoreMLRuntime(Protocol):
         on_stage: StageCallback | None = None,
     ) -> LoadedModel:
         """Compile (if needed) and load. Raises ANECompilationTimeout, ANECompilationCancelled,
-        ModelLoadFailed, CoreMLUnavailable or PackageError."""
+        ModelLoadFailed, CoreMLRuntimeUnavailable or PackageError."""
         ...

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from ._base import MlxAudioCoreMLError
 from .seed import EncoderError, ShapeConversionFailed, CoreMLInferenceFailed, ANENotAvailable, ModelNotLoaded, VocoderError, VocoderShapeConversionFailed, VocoderCoreMLInferenceFailed, UnsupportedSampleRate
-from .coreml import CoreMLError, CoreMLUnavailable, NativeError, NativeLibraryUnavailable, ABIVersionMismatch, ModelLoadFailed, ANECompilationError, ANECompilationTimeout, ANECompilationCancelled, TensorValidationError, TensorShapeMismatch, TensorDtypeMismatch, TensorLayoutError, TensorBufferTooSmall, TensorNullPointer, UnknownTensorName, MissingTensor, StateError, StateRequired, StateMismatch, PredictionFailed, PackageError, UnsupportedOp, MILTextError, UnknownEncoderLayout, CPUKernelFailed
+from .coreml import CoreMLError, CoreMLRuntimeUnavailable, NativeError, NativeLibraryUnavailable, ABIVersionMismatch, ModelLoadFailed, ANECompilationError, ANECompilationTimeout, ANECompilationCancelled, TensorValidationError, TensorShapeMismatch, TensorDtypeMismatch, TensorLayoutError, TensorBufferTooSmall, TensorNullPointer, UnknownTensorName, MissingTensor, StateError, StateRequired, StateMismatch, PredictionFailed, PackageError, UnsupportedOp, MILTextError, UnknownEncoderLayout, CPUKernelFailed
 from .models import ModelError, ModelNotFound, UnsupportedModelFormat, WeightsMismatch, QuantizationFailed, CorruptModelFile, DownloadError, NetworkError, CorruptDownload, AudioError, AudioDecodeError, EmptyAudio, NonFiniteAudio
 from .conversion import ConversionError, UnsupportedModelForConversion, ConversionFailed, ConversionValidationFailed, ConversionDestinationExists, InvalidConversionOption, DecodingError, InvalidOption, OutputWriteError
 from .kokoro import KokoroError, KokoroConfigError, KokoroStateMismatch, KokoroInputError, KokoroTextError, EmptyText, UnknownPhoneme, WordTooLong, PhonemizerUnavailable, UnsupportedLanguage, KokoroWeightsError, UnsupportedKokoroFormat, UnsafePickle, KokoroGraphError, UnknownVoice, InvalidVoiceSpec
@@ -27,7 +27,7 @@ __all__ = [
     "VocoderCoreMLInferenceFailed",
     "UnsupportedSampleRate",
     "CoreMLError",
-    "CoreMLUnavailable",
+    "CoreMLRuntimeUnavailable",
     "NativeError",
     "NativeLibraryUnavailable",
     "ABIVersionMismatch",

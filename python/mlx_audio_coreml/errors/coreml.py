@@ -10,7 +10,7 @@ from ._base import MlxAudioCoreMLError, _shape
 class CoreMLError(MlxAudioCoreMLError):
     """A Core ML runtime (apple, coremltools or portable) failed."""
 
-class CoreMLUnavailable(CoreMLError):
+class CoreMLRuntimeUnavailable(CoreMLError):
     """A runtime cannot run on this machine; `reason` says why in words fit for a user."""
 
     def __init__(self, runtime: str, reason: str) -> None:

@@ -118,7 +118,7 @@ def load_with_deadline(
     """`runtime.load(package)` bounded by `timeout_s` and `cancel`.
 
     Raises ANECompilationTimeout, ANECompilationCancelled, or whatever the runtime raised
-    (ModelLoadFailed, CoreMLUnavailable, PackageError ...). `on_tick` sees the elapsed seconds
+    (ModelLoadFailed, CoreMLRuntimeUnavailable, PackageError ...). `on_tick` sees the elapsed seconds
     about once a second; an exception from it is logged and ignored.
     """
     stage = [LoadStage.QUEUED]

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 from ..errors import (
     ANECompilationCancelled,
-    CoreMLUnavailable,
+    CoreMLRuntimeUnavailable,
     MissingTensor,
     MlxAudioCoreMLError,
     ModelLoadFailed,
@@ -284,7 +284,7 @@ def tensor_error(
 def status_error(status: int, message: str, *, path: str = "", stage: str = "") -> MlxAudioCoreMLError:
     """The typed error for every other status; `path` names the model for load failures."""
     if status == ERR_UNAVAILABLE:
-        return CoreMLUnavailable("apple", message)
+        return CoreMLRuntimeUnavailable("apple", message)
     if status in (ERR_NOT_FOUND, ERR_UNSUPPORTED_MODEL):
         return PackageError(path, message)
     if status in (ERR_COMPILE_FAILED, ERR_LOAD_FAILED):

@@ -86,7 +86,7 @@ class LoadJob:
     def wait(self, timeout_s: float) -> bool:
         """True once the model is ready, False if `timeout_s` passes first (the job goes on).
 
-        Raises the load's failure (ModelLoadFailed, PackageError, CoreMLUnavailable) or
+        Raises the load's failure (ModelLoadFailed, PackageError, CoreMLRuntimeUnavailable) or
         ANECompilationCancelled after cancel(). Waits in slices of POLL_INTERVAL_S for Ctrl-C.
         """
         deadline = time.monotonic() + max(0.0, timeout_s)
