@@ -13,7 +13,13 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 from ...errors import EmptyText, WordTooLong
-from .sentences import PUNCTUATION, has_words, split_clauses, split_sentences, split_words
+from .sentences import (
+    PUNCTUATION,
+    has_words,
+    split_clauses,
+    split_sentences,
+    split_words,
+)
 from .vocab import MAX_PHONEME_TOKENS, Vocab, tokenize
 
 Phonemize = Callable[[str], str]
@@ -80,7 +86,10 @@ class Chunker:
                 if not _phoneme_content(unit.phonemes):
                     continue  # a symbol espeak does not speak ("#"): nothing to say
                 spoken = True
-                joined = self._join(pending, unit) if merge and pending is not None else None
+                if not merge:
+                    yield unit
+                    continue
+                joined = self._join(pending, unit)
                 if joined is not None:
                     pending = joined
                     continue

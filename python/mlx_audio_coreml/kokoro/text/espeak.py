@@ -56,10 +56,12 @@ class _Voice(ctypes.Structure):
 
 
 class EspeakLibrary:
-    """libespeak-ng through ctypes; one instance per process (espeak's state is global)."""
+    """libespeak-ng through ctypes (normally one instance: `default_engine()`)."""
 
     name = "espeak-ng library"
+    # espeak's state is process-wide: one lock, and one record of the selected voice, for all instances.
     _lock = threading.Lock()
+    _voice: str | None = None
 
     def __init__(self, path: str) -> None:
         lib = ctypes.CDLL(path)
@@ -68,21 +70,23 @@ class EspeakLibrary:
         lib.espeak_SetVoiceByProperties.argtypes = [ctypes.POINTER(_Voice)]
         lib.espeak_TextToPhonemes.restype = ctypes.c_char_p
         lib.espeak_TextToPhonemes.argtypes = [ctypes.POINTER(ctypes.c_void_p), ctypes.c_int, ctypes.c_int]
-        if lib.espeak_Initialize(_OUTPUT_SYNCHRONOUS, 0, None, _DONT_EXIT) < 0:
-            raise PhonemizerUnavailable(f"espeak_Initialize failed for {path} (espeak-ng-data missing?)")
+        with self._lock:
+            if lib.espeak_Initialize(_OUTPUT_SYNCHRONOUS, 0, None, _DONT_EXIT) < 0:
+                raise PhonemizerUnavailable(f"espeak_Initialize failed for {path} (espeak-ng-data missing?)")
+            EspeakLibrary._voice = None
         self._lib = lib
-        self._voice: str | None = None
 
     def _select(self, language: str) -> None:
-        if language == self._voice:
+        if language == EspeakLibrary._voice:
             return
         # Voice files are named by region ("en-us"), but British English is the file "en":
         # fall back to a search by language, as the espeak-ng program does for -v.
         if self._lib.espeak_SetVoiceByName(language.encode()) != 0:
             spec = _Voice(languages=language.encode())
             if self._lib.espeak_SetVoiceByProperties(ctypes.byref(spec)) != 0:
+                EspeakLibrary._voice = None
                 raise UnsupportedLanguage(language)
-        self._voice = language
+        EspeakLibrary._voice = language
 
     def ipa(self, text: str, language: str) -> str:
         buffer = ctypes.create_string_buffer(text.encode("utf-8"))
@@ -108,7 +112,7 @@ class EspeakProgram:
 
     def ipa(self, text: str, language: str) -> str:
         args = [self.path, "-q", "--ipa", "--tie=^", "-v", language, "--", text]
-        done = subprocess.run(args, capture_output=True, timeout=60)
+        done = subprocess.run(args, capture_output=True, timeout=60, check=False)
         if done.returncode != 0:
             err = done.stderr.decode("utf-8", "replace").strip()
             if "voice" in err.lower():

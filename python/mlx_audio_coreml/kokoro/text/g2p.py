@@ -16,6 +16,7 @@ import importlib.util
 import re
 from typing import Any, Protocol
 
+from ...errors import PhonemizerUnavailable
 from .espeak import EspeakEngine, default_engine
 from .ipa import is_british, is_english, to_kokoro
 from .sentences import normalize, pieces
@@ -53,10 +54,13 @@ class EspeakG2P:
     def __call__(self, text: str) -> str:
         parts: list[str] = []
         for piece in pieces(text):
-            spoken = piece.text if piece.is_mark else to_kokoro(self.engine.ipa(piece.text, self.language), self.language)
+            spoken = piece.text if piece.is_mark else self._words(piece.text)
             if spoken:
                 parts.append(spoken + (" " if piece.space_after else ""))
         return _SPACES.sub(" ", "".join(parts)).strip()
+
+    def _words(self, words: str) -> str:
+        return to_kokoro(self.engine.ipa(words, self.language), self.language)
 
 
 class MisakiG2P:
@@ -89,14 +93,17 @@ def misaki_available() -> bool:
 
 
 def make_g2p(language: str | None = None, engine: str = "auto") -> G2P:
-    """The G2P for `language`: misaki for English when installed (engine "auto"), else espeak-ng.
-
-    `engine` is "auto", "misaki" or "espeak".
-    """
+    """The G2P for `language`: `engine` "auto" (misaki for English when it is installed and
+    starts, else espeak-ng), "misaki" (`PhonemizerUnavailable` if it cannot start) or "espeak"."""
     code = resolve_language(language)
     if engine not in ("auto", "misaki", "espeak"):
         raise ValueError(f"unknown G2P engine {engine!r}: use auto, misaki or espeak")
-    wants_misaki = engine == "misaki" or (engine == "auto" and is_english(code) and misaki_available())
-    if wants_misaki:
-        return MisakiG2P(code)
+    if engine == "misaki" or (engine == "auto" and is_english(code) and misaki_available()):
+        try:
+            return MisakiG2P(code)
+        # misaki's English needs spaCy and its en_core_web_sm model, which spaCy tries to download
+        # on first use and exits on failure: "auto" then means espeak-ng.
+        except (Exception, SystemExit) as exc:
+            if engine == "misaki":
+                raise PhonemizerUnavailable(f"misaki could not start: {exc!r}") from exc
     return EspeakG2P(code)

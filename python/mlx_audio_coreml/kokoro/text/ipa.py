@@ -65,7 +65,7 @@ def is_english(language: str) -> bool:
 def is_british(language: str) -> bool:
     """en-gb and its regional voices (en-gb-x-rp, en-gb-scotland, ...) and bare "en" (espeak's British)."""
     lang = language.lower()
-    return lang == "en" or lang.startswith("en-gb") or lang.startswith("en-uk")
+    return lang == "en" or lang.startswith(("en-gb", "en-uk"))
 
 
 def _replace_all(text: str, rules: list[tuple[str, str]]) -> str:
