@@ -19,18 +19,32 @@ from mlx_audio_coreml.errors import (
     VocoderCoreMLInferenceFailed,
     VocoderShapeConversionFailed,
 )
-from mlx_audio_coreml.vocoders import SAMPLE_RATE_METADATA_KEY, AudioVocoder, CoreMLVocoder, MLXVocoder
+from mlx_audio_coreml.vocoders import SAMPLE_RATE_METADATA_KEY, AudioVocoder, CoreMLVocoder, MLXVocoder, VocoderFeatures
+
+
+def features(frames: int = 5) -> VocoderFeatures:
+    """asr (1, 4, F) = 0..4F-1, f0 and energy (1, 2F), style (1, 3)."""
+    return VocoderFeatures(
+        asr=mx.arange(4 * frames, dtype=mx.float32).reshape(1, 4, frames),
+        f0=mx.full((1, 2 * frames), 100.0),
+        energy=-mx.ones((1, 2 * frames)),
+        style=mx.array([[1.0, 2.0, 3.0]]),
+    )
 
 
 @pytest.fixture(scope="module")
 def vocoder_package(tmp_path_factory):
-    """A stand-in vocoder as a real ML Program: features (1, 8, 10) -> samples (1, 80) = 2 * features."""
+    """A stand-in vocoder as a real ML Program over VocoderFeatures' four inputs (F = 5):
+    samples (1, 43) = [2 * asr flattened | f0 | energy | style]."""
     import coremltools as ct
     from coremltools.converters.mil import Builder as mb
 
-    @mb.program(input_specs=[mb.TensorSpec(shape=(1, 8, 10))], opset_version=ct.target.macOS13)
-    def program(features):
-        return mb.reshape(x=mb.mul(x=features, y=2.0), shape=[1, 80], name="audio")
+    specs = [mb.TensorSpec(shape=s) for s in ((1, 4, 5), (1, 10), (1, 10), (1, 3))]
+
+    @mb.program(input_specs=specs, opset_version=ct.target.macOS13)
+    def program(asr, f0, energy, style):
+        doubled = mb.reshape(x=mb.mul(x=asr, y=2.0), shape=[1, 20])
+        return mb.concat(values=[doubled, f0, energy, style], axis=1, name="audio")
 
     model = ct.convert(
         program, convert_to="mlprogram", skip_model_load=True,
@@ -44,20 +58,19 @@ def vocoder_package(tmp_path_factory):
 
 def test_coreml_vocoder_decodes_through_the_package(vocoder_package):
     vocoder = CoreMLVocoder(PortableRuntime().load(vocoder_package))
-    features = mx.arange(80, dtype=mx.float32).reshape(1, 8, 10)
 
-    samples = vocoder.decode(features)
+    samples = vocoder.decode(features())
 
     assert isinstance(vocoder, AudioVocoder) and vocoder.backend == "coreML" and vocoder.sample_rate == 24000
-    assert samples.shape == (1, 80)
-    assert np.array_equal(np.array(samples), 2 * np.arange(80, dtype=np.float32)[None])
+    expected = np.concatenate([2 * np.arange(20), np.full(10, 100.0), -np.ones(10), [1.0, 2.0, 3.0]])[None]
+    assert np.array_equal(np.array(samples), expected.astype(np.float32))
 
 
 def test_coreml_vocoder_rejects_other_shapes(vocoder_package):
     vocoder = CoreMLVocoder(PortableRuntime().load(vocoder_package))
     with pytest.raises(VocoderShapeConversionFailed) as raised:
-        vocoder.decode(mx.zeros((1, 8, 12)))
-    assert raised.value.expected == [1, 8, 10] and raised.value.got == [1, 8, 12]
+        vocoder.decode(features(frames=6))
+    assert raised.value.expected == [1, 4, 5] and raised.value.got == [1, 4, 6]
 
 
 def test_coreml_vocoder_refuses_a_sample_rate_the_package_does_not_produce(vocoder_package):
@@ -75,16 +88,27 @@ def test_coreml_vocoder_runtime_failure_is_typed(vocoder_package):
 
     model.predict = broken
     with pytest.raises(VocoderCoreMLInferenceFailed) as raised:
-        CoreMLVocoder(model).decode(mx.zeros((1, 8, 10)))
+        CoreMLVocoder(model).decode(features())
     assert raised.value.underlying is failure
 
 
+class _Doubler:
+    """A stand-in MLX vocoder module: 2 * asr, flattened, plus noise from the key it is given."""
+
+    sample_rate = 24000
+
+    def __call__(self, features: VocoderFeatures, key: mx.array | None = None) -> mx.array:
+        return features.asr.reshape(1, -1) * 2 + mx.random.uniform(shape=(1, 1), key=key)
+
+
 def test_mlx_vocoder_wraps_a_module_and_checks_its_rate():
-    vocoder = MLXVocoder(lambda features: features.reshape(1, -1) * 2, sample_rate=24000, supported_sample_rates=(24000,))
-    assert isinstance(vocoder, AudioVocoder) and vocoder.backend == "mlx"
-    assert vocoder.decode(mx.ones((1, 8, 10))).shape == (1, 80)
-    with pytest.raises(UnsupportedSampleRate):
-        MLXVocoder(lambda f: f, sample_rate=22050, supported_sample_rates=(24000,))
+    vocoder = MLXVocoder(_Doubler())
+    assert isinstance(vocoder, AudioVocoder) and vocoder.backend == "mlx" and vocoder.sample_rate == 24000
+    assert vocoder.decode(features()).shape == (1, 20)
+    assert np.array_equal(np.array(vocoder.decode(features())), np.array(vocoder.decode(features())))
+    with pytest.raises(UnsupportedSampleRate) as raised:
+        MLXVocoder(_Doubler(), sample_rate=22050)
+    assert raised.value.supported == [24000]
 
 
 def test_coremltools_description_matches_the_portable_runtimes(vocoder_package, tiny_companion_dir):
