@@ -1,4 +1,5 @@
 """Open a .mlpackage: Manifest.json, the model spec protobuf, the weights folder, the description.
+(`read_model` also opens a compiled .mlmodelc, through mil_text/.)
 
 Only ML Programs are read (spec.mlProgram); a neural-network or pipeline spec is a PackageError.
 The description is taken from `spec.description`, with tensor shapes from the program's `main`
@@ -63,6 +64,13 @@ def read_package(path: Path) -> PackageContents:
         raise PackageError(str(path), "the ML Program has no 'main' function")
     description = _description(path, spec)
     return PackageContents(path, spec, spec_path.parent / "weights", description)
+
+
+def read_model(path: Path) -> PackageContents:
+    """A .mlpackage, or a compiled .mlmodelc (its text program, read by mil_text/)."""
+    from .mil_text import is_compiled_model, read_compiled  # mil_text builds on this module
+
+    return read_compiled(path) if is_compiled_model(path) else read_package(path)
 
 
 def _root_spec_path(package: Path) -> Path:

@@ -1,4 +1,4 @@
-"""The `portable` Core ML runtime: load a .mlpackage and predict with MLX, on any OS MLX runs on.
+"""The `portable` Core ML runtime: load a .mlpackage (or a compiled .mlmodelc) and predict with MLX.
 
 There is no compile step and no Neural Engine: `load` parses the package, checks every op is
 supported (UnsupportedOp otherwise), folds constants and applies the exact load-time rewrites
@@ -42,7 +42,7 @@ from ..runtime import (
     TensorSpec,
 )
 from ..validation import check_buffers, checked_inputs
-from .package import read_package
+from .package import read_model
 from .ops import host
 from .program import Executor, Program
 from .state import PortableState
@@ -215,7 +215,7 @@ class PortableRuntime:
             raise ANECompilationCancelled(LoadStage.QUEUED.value)
         try:
             stage(LoadStage.LOADING)
-            contents = read_package(Path(package))
+            contents = read_model(Path(package))
             program = Program(contents, optimize=self.optimize)
         except PackageError:
             stage(LoadStage.FAILED)
