@@ -34,3 +34,15 @@ def librivox_clips() -> list[tuple[Path, str]]:
         if match and (LIBRIVOX / f"{match.group(2)}.wav").is_file():
             clips.append((LIBRIVOX / f"{match.group(2)}.wav", match.group(1)))
     return clips
+
+
+def real_kokoro_dir() -> Path | None:
+    """The Kokoro folder installed by `scripts/fetch_models.sh kokoro` (int8 graph included), or None."""
+    from mlx_audio_coreml.config import models_dir
+
+    path = models_dir() / "kokoro"
+    needed = ("model.safetensors", "config.json", "kokoro-v1.0.int8.onnx", "voices/jf_alpha.npy")
+    return path if all((path / name).is_file() for name in needed) else None
+
+
+KOKORO_MISSING = "real Kokoro weights not installed: run `bash scripts/fetch_models.sh kokoro`"
