@@ -35,6 +35,7 @@ def register(subparsers: Any) -> None:
     )  # fmt: skip
     parser.add_argument("--output-dir", "-o", type=Path, default=None, help="folder for the output files (default: .)")
     parser.add_argument("--word-timestamps", action="store_true", help="align each word (json and the API carry them)")
+    parser.add_argument("--vad", action="store_true", help="decode only the speech Silero VAD finds (times stay on the original audio)")
     parser.add_argument("--beam-size", type=int, default=None, help="beam search with this many beams (default: greedy)")
     parser.add_argument("--best-of", type=int, default=5, help="samples per window when falling back to temperature > 0")
     parser.add_argument("--temperature", type=float, default=0.0, help="first sampling temperature")
@@ -67,6 +68,7 @@ def transcribe_options(args: argparse.Namespace) -> dict[str, Any]:
         "initial_prompt": args.initial_prompt,
         "condition_on_previous_text": args.condition_on_previous_text,
         "word_timestamps": args.word_timestamps,
+        "vad_filter": args.vad,
     }
 
 
