@@ -13,6 +13,7 @@ from .seed import EncoderError, ShapeConversionFailed, CoreMLInferenceFailed, AN
 from .coreml import CoreMLError, CoreMLRuntimeUnavailable, NativeError, NativeLibraryUnavailable, ABIVersionMismatch, ModelLoadFailed, ANECompilationError, ANECompilationTimeout, ANECompilationCancelled, TensorValidationError, TensorShapeMismatch, TensorDtypeMismatch, TensorLayoutError, TensorBufferTooSmall, TensorNullPointer, UnknownTensorName, MissingTensor, StateError, StateRequired, StateMismatch, PredictionFailed, PackageError, UnsupportedOp, MILTextError, UnknownEncoderLayout, CPUKernelFailed
 from .models import ModelError, ModelNotFound, UnsupportedModelFormat, WeightsMismatch, QuantizationFailed, CorruptModelFile, DownloadError, NetworkError, CorruptDownload, AudioError, AudioDecodeError, EmptyAudio, NonFiniteAudio
 from .conversion import ConversionError, UnsupportedModelForConversion, ConversionFailed, ConversionValidationFailed, ConversionDestinationExists, InvalidConversionOption, DecodingError, InvalidOption, OutputWriteError
+from .audio import AudioWriteError, UnsupportedAudioFormat, AudioEncoderUnavailable
 from .kokoro import KokoroError, KokoroConfigError, KokoroStateMismatch, KokoroInputError, KokoroTextError, EmptyText, UnknownPhoneme, WordTooLong, PhonemizerUnavailable, UnsupportedLanguage, KokoroWeightsError, UnsupportedKokoroFormat, UnsafePickle, KokoroGraphError, UnknownVoice, InvalidVoiceSpec
 
 __all__ = [
@@ -74,6 +75,9 @@ __all__ = [
     "DecodingError",
     "InvalidOption",
     "OutputWriteError",
+    "AudioWriteError",
+    "UnsupportedAudioFormat",
+    "AudioEncoderUnavailable",
     "KokoroError",
     "KokoroConfigError",
     "KokoroStateMismatch",
