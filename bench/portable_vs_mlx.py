@@ -8,7 +8,7 @@ The encoder of `--model` (a folder or a name in the local store) is converted wi
 (convert/, default layout, no validation) and loaded by PortableRuntime; with `--synthetic`, or
 when the weights are missing, a random encoder of tiny.en's shape stands in. Input: the log-mel of
 samples/jfk.wav padded to 30 s. Variants, each with its evaluation forced inside the timing:
-- mlx: the MLX AudioEncoder as the product runs it (on CPU float32 with its numpy host-math path);
+- mlx: the MLX WhisperEncoder as the product runs it (on CPU float32 with its numpy host-math path);
 - mlx plain: the same module with the host-math path off (plain MLX ops: the baseline);
 - portable: PortableModel.predict_mlx (the program on MLX with the load-time rewrites; on the CPU
   its softmax, GELU and attention use the same numpy host math as the MLX encoder);
@@ -57,7 +57,7 @@ def interleaved_medians(variants: dict[str, Variant], rounds: int) -> dict[str, 
 
 def load_encoder(model: str, synthetic: bool):
     """(float32 encoder module, n_head, n_mels, source name): real weights, or a random tiny.en-sized one."""
-    from mlx_audio_coreml.whisper.model import AudioEncoder
+    from mlx_audio_coreml.whisper.model import WhisperEncoder
 
     if not synthetic:
         from mlx_audio_coreml.whisper.loading import load_whisper
@@ -68,7 +68,7 @@ def load_encoder(model: str, synthetic: bool):
             bundle = load_whisper(path, dtype=mx.float32)
             return bundle.model.encoder, bundle.dims.n_audio_head, bundle.dims.n_mels, str(model)
         print(f"no weights at {path}: using a random encoder of tiny.en's shape", file=sys.stderr)
-    encoder = AudioEncoder(n_mels=80, n_ctx=1500, n_state=384, n_head=6, n_layer=4)
+    encoder = WhisperEncoder(n_mels=80, n_ctx=1500, n_state=384, n_head=6, n_layer=4)
     mx.eval(encoder.parameters())
     return encoder, 6, 80, "synthetic tiny.en-shaped encoder"
 

@@ -29,7 +29,7 @@ class MLXAudioEncoder:
     backend = "mlx"
 
     def __init__(self, module: Any, n_mels: int, n_frames: int = 3000) -> None:
-        self.module = module  # whisper.model.AudioEncoder: takes (B, n_frames, n_mels)
+        self.module = module  # whisper.model.WhisperEncoder (the seed's name): takes (B, n_frames, n_mels)
         self.n_mels = n_mels
         self.n_frames = n_frames
 

@@ -8,14 +8,14 @@ import pytest
 from convert_helpers import TINY_HEADS
 
 from mlx_audio_coreml.convert import SourceInfo
-from mlx_audio_coreml.whisper.model import AudioEncoder
+from mlx_audio_coreml.whisper.model import WhisperEncoder
 
 
 @pytest.fixture(scope="session")
-def tiny_encoder() -> AudioEncoder:
+def tiny_encoder() -> WhisperEncoder:
     """A random 2-layer, 64-wide encoder with Whisper's fixed 3000-frame window."""
     mx.random.seed(0)
-    encoder = AudioEncoder(n_mels=80, n_ctx=1500, n_state=64, n_head=TINY_HEADS, n_layer=2)
+    encoder = WhisperEncoder(n_mels=80, n_ctx=1500, n_state=64, n_head=TINY_HEADS, n_layer=2)
     mx.eval(encoder.parameters())
     return encoder
 

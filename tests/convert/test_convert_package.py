@@ -20,7 +20,7 @@ from mlx_audio_coreml.errors import (
     InvalidConversionOption,
     UnsupportedModelForConversion,
 )
-from mlx_audio_coreml.whisper.model import AudioEncoder
+from mlx_audio_coreml.whisper.model import WhisperEncoder
 
 from convert_helpers import TINY_HEADS, package_description
 
@@ -136,7 +136,7 @@ def test_progress_reports_each_stage_in_order_with_rising_fractions(tiny_encoder
 def test_quantized_encoder_is_an_unsupported_model(tiny_source, tmp_path):
     import mlx.nn as nn
 
-    encoder = AudioEncoder(n_mels=80, n_ctx=1500, n_state=64, n_head=TINY_HEADS, n_layer=1)
+    encoder = WhisperEncoder(n_mels=80, n_ctx=1500, n_state=64, n_head=TINY_HEADS, n_layer=1)
     nn.quantize(encoder, group_size=32, bits=4)
     with pytest.raises(UnsupportedModelForConversion, match="unexpected encoder parameters"):
         convert_encoder(encoder, TINY_HEADS, tiny_source, tmp_path, NO_CHECK)

@@ -76,7 +76,7 @@ def sinusoids(length: int, channels: int, max_timescale: float = 10000.0) -> np.
 
 
 def weights_from_mlx(encoder: Any, n_head: int, model_name: str = "model") -> EncoderWeights:
-    """Read an MLX Whisper `AudioEncoder` (mlx_whisper's parameter names) into EncoderWeights.
+    """Read an MLX `WhisperEncoder` (mlx_whisper's parameter names) into EncoderWeights.
 
     MLX stores conv weights channels-last (out, kernel, in); they are turned to (out, in, kernel).
     """

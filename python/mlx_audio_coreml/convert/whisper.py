@@ -120,7 +120,7 @@ def convert_encoder(
     options: ConvertOptions = ConvertOptions(),
     progress: ProgressCallback | None = None,
 ) -> ConversionResult:
-    """Convert an MLX Whisper `AudioEncoder` module (float weights) into `out_dir`."""
+    """Convert an MLX `WhisperEncoder` module (float weights) into `out_dir`."""
     check_options(options)
     started = time.perf_counter()
     weights = weights_from_mlx(encoder, n_head, source.name)

@@ -15,6 +15,7 @@ plain `nn.Linear` layers (MLX-quantized models stay in MLX). Inputs and outputs 
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 import mlx.core as mx
@@ -49,6 +50,14 @@ def _array(value: mx.array) -> np.ndarray:
     return np.asarray(value)
 
 
+@dataclass
+class PreparedDecoder:
+    """A decoder's blocks and logits layer as host kernels, kept on the decoder (`host_weights`)."""
+
+    layers: list[_LayerWeights]
+    logits: HostLinear
+
+
 class _LayerWeights:
     """One decoder block's weights as host linear layers; self-attention q/k/v fused into one."""
 
@@ -71,13 +80,13 @@ class _LayerWeights:
 
 def prepared_weights(decoder: Any, int8: bool) -> tuple[list[_LayerWeights], HostLinear]:
     """The blocks and the logits layer (the token embedding), prepared once per weights and precision."""
-    prepared = getattr(decoder, "_host_weights", None)
-    if prepared is None or not all(p.current(b, int8) for p, b in zip(prepared[0], decoder.blocks)):
+    prepared: PreparedDecoder | None = decoder.host_weights
+    if prepared is None or not all(p.current(b, int8) for p, b in zip(prepared.layers, decoder.blocks)):
         mx.eval(decoder.parameters())
         logits = HostLinear(_array(decoder.token_embedding.weight), None, int8=int8)
-        prepared = ([_LayerWeights(block, int8) for block in decoder.blocks], logits)
-        object.__setattr__(decoder, "_host_weights", prepared)  # not a parameter: kept off the module tree
-    return prepared
+        prepared = PreparedDecoder([_LayerWeights(block, int8) for block in decoder.blocks], logits)
+        decoder.host_weights = prepared  # a plain attribute: MLX keeps it off the parameter tree
+    return prepared.layers, prepared.logits
 
 
 def _heads(rows: np.ndarray, heads: int) -> np.ndarray:
@@ -117,7 +126,7 @@ def _block(w: _LayerWeights, x: np.ndarray, cache: Any) -> tuple[np.ndarray, tup
 def decode_step(decoder: Any, tokens: mx.array, kv_cache: Any, offset: int) -> tuple[mx.array, Any, list[mx.array]]:
     """One new token per row, tokens (B, 1), through the decoder -> (logits (B, 1, V) float32, new
     cache, cross scores (B, H, 1, n_ctx) per layer). Beams are rows."""
-    layers, logits_layer = prepared_weights(decoder, int8=getattr(decoder, "host_int8", False))
+    layers, logits_layer = prepared_weights(decoder, int8=decoder.host_int8)
     mx.eval(tokens, kv_cache)
     ids = np.asarray(tokens)[:, 0]
     x = _array(decoder.token_embedding.weight)[ids] + _array(decoder.positional_embedding)[offset]  # (B, D)
@@ -133,4 +142,4 @@ def decode_step(decoder: Any, tokens: mx.array, kv_cache: Any, offset: int) -> t
 
 def prepare(decoder: Any) -> None:
     """Build the host weights now (int8 quantization takes a moment) instead of on the first step."""
-    prepared_weights(decoder, int8=getattr(decoder, "host_int8", False))
+    prepared_weights(decoder, int8=decoder.host_int8)

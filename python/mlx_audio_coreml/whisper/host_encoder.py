@@ -98,4 +98,4 @@ def encode_blocks(encoder: Any, x: mx.array, int8: bool = False) -> mx.array:
 
 def prepare(encoder: Any) -> None:
     """Build the host weights now (int8 quantization takes a moment) instead of on the first window."""
-    _weights(encoder, int8=getattr(encoder, "host_int8", False))
+    _weights(encoder, int8=encoder.host_int8)

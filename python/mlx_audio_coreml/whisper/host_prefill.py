@@ -64,7 +64,7 @@ def _cross_attention(w: Any, h: np.ndarray, audio: np.ndarray) -> tuple[np.ndarr
 
 def prefill(decoder: Any, tokens: mx.array, audio_features: mx.array) -> tuple[mx.array, Any, list[mx.array]]:
     """The prompt (1, T) through the decoder against fresh audio features (1, n_ctx, D)."""
-    layers, logits_layer = host_decoder.prepared_weights(decoder, int8=getattr(decoder, "host_int8", False))
+    layers, logits_layer = host_decoder.prepared_weights(decoder, int8=decoder.host_int8)
     mx.eval(tokens, audio_features)
     ids = np.asarray(tokens)[0]
     audio = np.asarray(audio_features.astype(mx.float32))[0]  # (n_ctx, D)

@@ -145,13 +145,14 @@ class ResidualAttentionBlock(nn.Module):
         return x + self._mlp(x), (self_cache, cross_cache), qk
 
 
-class AudioEncoder(nn.Module):
+class WhisperEncoder(nn.Module):
     """mel (B, n_frames, n_mels), channels-last -> audio features (B, n_frames // 2, n_state)."""
 
     def __init__(self, n_mels: int, n_ctx: int, n_state: int, n_head: int, n_layer: int) -> None:
         super().__init__()
         self.conv1 = nn.Conv1d(n_mels, n_state, kernel_size=3, padding=1)
         self.conv2 = nn.Conv1d(n_state, n_state, kernel_size=3, stride=2, padding=1)
+        self.host_int8 = False  # set by quantize.use_host_int8: oneDNN int8 products on the CPU
         self._positional_embedding = sinusoids(n_ctx, n_state)  # underscore: a buffer, not a weight
         self.blocks = [ResidualAttentionBlock(n_state, n_head) for _ in range(n_layer)]
         self.ln_post = nn.LayerNorm(n_state)
@@ -172,7 +173,7 @@ class AudioEncoder(nn.Module):
         x = gelu(self.conv2(x))  # (B, n_frames // 2, n_state)
         x = x + self._positional_embedding[: x.shape[1]]
         if on_host and host_encoder.applies(self):
-            return host_encoder.encode_blocks(self, x, int8=getattr(self, "host_int8", False))
+            return host_encoder.encode_blocks(self, x, int8=self.host_int8)
         for block in self.blocks:
             x = block.encode(x, on_host)
         return self.ln_post(x)
@@ -185,6 +186,8 @@ class TextDecoder(nn.Module):
         super().__init__()
         self.token_embedding = nn.Embedding(n_vocab, n_state)
         self.positional_embedding = mx.zeros((n_ctx, n_state))
+        self.host_int8 = False  # set by quantize.use_host_int8: oneDNN int8 products on the CPU
+        self.host_weights: host_decoder.PreparedDecoder | None = None  # built on the first host step
         self.blocks = [ResidualAttentionBlock(n_state, n_head, cross_attention=True) for _ in range(n_layer)]
         self.ln = nn.LayerNorm(n_state)
 
@@ -249,7 +252,8 @@ class Whisper(nn.Module):
     def __init__(self, dims: ModelDimensions, dtype: mx.Dtype = mx.float32) -> None:
         super().__init__()
         self.dims = dims
-        self.encoder = AudioEncoder(dims.n_mels, dims.n_audio_ctx, dims.n_audio_state, dims.n_audio_head, dims.n_audio_layer)
+        self.host_int8 = False  # set by quantize.use_host_int8 (with the encoder's and decoder's)
+        self.encoder = WhisperEncoder(dims.n_mels, dims.n_audio_ctx, dims.n_audio_state, dims.n_audio_head, dims.n_audio_layer)
         self.decoder = TextDecoder(dims.n_vocab, dims.n_text_ctx, dims.n_text_state, dims.n_text_head, dims.n_text_layer)
         self.set_dtype(dtype)
         self.encoder._positional_embedding = self.encoder._positional_embedding.astype(dtype)

@@ -90,12 +90,12 @@ def use_host_int8(model: nn.Module) -> None:
     int8 inputs (one scale per row) through oneDNN, as CTranslate2 does. The module keeps its float32
     weights for the steps that stay in MLX (prompt prefill, beams, word alignment)."""
     for part in (model, model.encoder, model.decoder):
-        object.__setattr__(part, "host_int8", True)  # a flag, not a parameter
+        part.host_int8 = True  # a plain attribute (MLX keeps only arrays and containers as parameters)
 
 
 def quantized_layers(model: nn.Module) -> int:
     """How many layers compute quantized: MLX's quantized modules, or every linear layer under host int8."""
     kinds = (nn.QuantizedLinear, nn.QuantizedEmbedding)
-    if getattr(model, "host_int8", False):
+    if model.host_int8:
         kinds = (nn.Linear, nn.Embedding)
     return sum(isinstance(m, kinds) for _, m in model.named_modules())
