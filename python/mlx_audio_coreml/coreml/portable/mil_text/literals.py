@@ -22,7 +22,8 @@ from .lexer import Token
 from .types import parse_type, starts_type
 
 _DT = MIL_pb2.DataType
-_BYTE_ENCODED = frozenset({_DT.FLOAT16, _DT.INT8, _DT.UINT8, _DT.INT16, _DT.UINT16, _DT.UINT32, _DT.UINT64})
+# the TensorValue field per dtype; every other numeric dtype goes in `bytes` (sub-byte ones packed)
+_LIST_FIELDS = {_DT.FLOAT32: "floats", _DT.FLOAT64: "doubles", _DT.INT32: "ints", _DT.INT64: "longInts"}
 
 
 def starts_literal(cursor: Cursor) -> bool:
@@ -97,27 +98,23 @@ def encode_tensor(cursor: Cursor, out: MIL_pb2.TensorValue, dtype: int, items: l
         for token in items:
             if token.kind != "string":
                 raise cursor.error(f"expected a string, found {describe(token)}", token)
+        out.strings.SetInParent()
         out.strings.values.extend(t.text for t in items)
         return
     if dtype == _DT.BOOL:
+        out.bools.SetInParent()
         out.bools.values.extend(_bool(cursor, t) for t in items)
         return
     if dtype not in NUMPY_DTYPES:
         raise cursor.error(f"literal values of type {DTYPE_NAMES.get(dtype, dtype)} are not supported", items[0] if items else None)
     array = _numbers(cursor, dtype, items)
-    if not items:
-        return  # an empty tensor sets no field
-    if dtype == _DT.FLOAT32:
-        out.floats.values.extend(array.tolist())
-    elif dtype == _DT.FLOAT64:
-        out.doubles.values.extend(array.tolist())
-    elif dtype == _DT.INT32:
-        out.ints.values.extend(array.tolist())
-    elif dtype == _DT.INT64:
-        out.longInts.values.extend(array.tolist())
+    field = _LIST_FIELDS.get(dtype, "bytes")
+    getattr(out, field).SetInParent()  # an empty tensor still says which field it would use
+    if field != "bytes":
+        getattr(out, field).values.extend(array.tolist())
     elif dtype in SUB_BYTE_BITS:
         out.bytes.values = pack_sub_byte(array, SUB_BYTE_BITS[dtype][0])
-    elif dtype in _BYTE_ENCODED:
+    else:
         out.bytes.values = array.tobytes()
 
 
