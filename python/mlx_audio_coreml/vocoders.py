@@ -3,23 +3,23 @@
 The features are Kokoro's decoder inputs (`VocoderFeatures`: aligned text features, F0, energy,
 style). `MLXVocoder` runs the MLX decoder (`kokoro.model.decoder.Decoder`, iSTFTNet with its
 harmonic source) with a fixed noise seed; `CoreMLVocoder` runs a vocoder package with the same
-four named inputs through any Core ML runtime.
+four named inputs through any Core ML runtime, on the call path the encoder shares (coreml/call.py).
+`FallbackVocoder` is what a session hands its pipeline (coreml/fallback.py).
 """
 
 from __future__ import annotations
 
-import threading
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, fields
 from typing import Protocol, runtime_checkable
 
 import mlx.core as mx
-import numpy as np
 
+from .coreml.call import CallErrors, CoreMLCall
+from .coreml.fallback import FallbackSwitch
 from .coreml.runtime import LoadedModel
 from .errors import (
     ModelNotLoaded,
-    TensorValidationError,
     UnsupportedSampleRate,
     VocoderCoreMLInferenceFailed,
     VocoderShapeConversionFailed,
@@ -27,6 +27,7 @@ from .errors import (
 
 # Package metadata key a converted vocoder records its output rate under.
 SAMPLE_RATE_METADATA_KEY = "mlx_audio_coreml.sample_rate"
+_ERRORS = CallErrors(VocoderShapeConversionFailed, VocoderCoreMLInferenceFailed)
 
 
 @dataclass(frozen=True)
@@ -74,7 +75,7 @@ class AudioVocoder(Protocol):
 
 
 class VocoderModule(Protocol):
-    """An MLX vocoder: features and a noise key -> (B, samples) at its own `sample_rate`."""
+    """An MLX vocoder: features and a noise key (None: no noise) -> (B, samples) at its own `sample_rate`."""
 
     sample_rate: int
 
@@ -91,34 +92,44 @@ class MLXVocoder:
     """Runs an MLX vocoder module (Kokoro's `Decoder`) at the one rate it produces.
 
     The harmonic source's noise comes from `mx.random.key(seed)` on every call, so the same features
-    always give the same audio.
+    always give the same audio; `seed=None` turns the noise off (as Kokoro's int8 ONNX export runs).
     """
 
     backend = "mlx"
 
-    def __init__(self, module: VocoderModule, *, sample_rate: int | None = None, seed: int = 0) -> None:
+    def __init__(self, module: VocoderModule, *, sample_rate: int | None = None, seed: int | None = 0) -> None:
         self.module = module
         self.sample_rate = _check_rate(sample_rate or module.sample_rate, (module.sample_rate,))
         self.seed = seed
 
     def decode(self, features: VocoderFeatures) -> mx.array:
         """features -> audio (B, samples) at `sample_rate`."""
-        return self.module(features, key=mx.random.key(self.seed))
+        key = None if self.seed is None else mx.random.key(self.seed)
+        return self.module(features, key=key)
 
 
 class CoreMLVocoder:
-    """Runs a vocoder package whose inputs are `VocoderFeatures`' four tensors by name, with one output."""
+    """Runs a vocoder package with one output whose inputs are `VocoderFeatures`' four tensors.
+
+    The inputs are named asr, f0, energy and style unless `input_names` maps a feature to the name
+    the package uses. Features must have the package's fixed shapes (a session pads to the bucket).
+    Calls go through the path the encoder uses (coreml/call.py): per-call buffers, typed failures,
+    NaN/Inf output as an inference failure. Thread-safe and lock-free; `close()` frees the model.
+    """
 
     backend = "coreML"
 
-    def __init__(self, model: LoadedModel, *, sample_rate: int | None = None) -> None:
+    def __init__(
+        self, model: LoadedModel, *, sample_rate: int | None = None, input_names: Mapping[str, str] | None = None
+    ) -> None:
         description = model.description
+        self.input_names = {f.name: (input_names or {}).get(f.name, f.name) for f in fields(VocoderFeatures)}
         names = sorted(t.name for t in description.inputs)
-        wanted = sorted(f.name for f in fields(VocoderFeatures))
-        if names != wanted or len(description.outputs) != 1:
+        if names != sorted(self.input_names.values()) or len(description.outputs) != 1:
             raise VocoderShapeConversionFailed(
-                [], [], f"a vocoder package takes inputs {wanted} and has 1 output, not {names} and {len(description.outputs)}"
-            )
+                [], [], f"a vocoder package takes inputs {sorted(self.input_names.values())} and has 1 output, "
+                f"not {names} and {len(description.outputs)}"
+            )  # fmt: skip
         self.model: LoadedModel | None = model
         self.inputs = {t.name: t for t in description.inputs}
         self.output = description.outputs[0]
@@ -128,38 +139,50 @@ class CoreMLVocoder:
             raise ValueError(f"the package does not record its sample rate ({SAMPLE_RATE_METADATA_KEY}); pass sample_rate")
         # A package produces audio at one rate only: asking for another is the seed's unsupportedSampleRate.
         self.sample_rate = _check_rate(sample_rate or package_rate, (package_rate or sample_rate,))  # type: ignore[arg-type]
-        self._output = np.empty(self.output.shape, dtype=self.output.dtype)
-        self._lock = threading.Lock()
+        self._call = CoreMLCall(model, _ERRORS)
 
-    def _feeds(self, features: VocoderFeatures) -> dict[str, np.ndarray]:
-        """Each tensor checked against the package's fixed shape, as a contiguous array of its dtype."""
-        feeds = {}
-        for name, value in features.arrays().items():
-            spec = self.inputs[name]
-            if list(value.shape) != list(spec.shape):
-                raise VocoderShapeConversionFailed(spec.shape, value.shape, name)
-            if value.dtype == mx.bfloat16:
-                value = value.astype(mx.float32)
-            feeds[name] = np.ascontiguousarray(np.asarray(value), dtype=spec.dtype)
-        return feeds
+    @property
+    def neural_engine_compiled(self) -> bool:
+        return bool(self.model is not None and self.model.neural_engine_compiled)
+
+    def input_shape(self, feature: str) -> tuple[int, ...]:
+        """The fixed shape the package takes for one of `VocoderFeatures`' fields."""
+        return tuple(self.inputs[self.input_names[feature]].shape)
 
     def decode(self, features: VocoderFeatures) -> mx.array:
         """Features of the package's exact shapes -> waveform as an MLX array."""
-        model = self.model
-        if model is None:
+        if self.model is None:
             raise ModelNotLoaded("Core ML vocoder")
-        mx.eval(*features.arrays().values())
-        feeds = self._feeds(features)
-        with self._lock:
-            try:
-                result = model.predict(feeds, {self.output.name: self._output})
-            except TensorValidationError as exc:
-                raise VocoderShapeConversionFailed([], [], str(exc)) from exc
-            except Exception as exc:
-                raise VocoderCoreMLInferenceFailed(exc) from exc
-            return mx.array(result.outputs.get(self.output.name, self._output))
+        feeds = {}
+        for field_name, value in features.arrays().items():
+            name = self.input_names[field_name]
+            spec = self.inputs[name]
+            if list(value.shape) != list(spec.shape):
+                raise VocoderShapeConversionFailed(spec.shape, value.shape, field_name)
+            feeds[name] = value
+        shape = list(self.inputs[self.input_names["asr"]].shape)
+        return self._call.run(feeds, expected=shape, got=list(features.asr.shape))[self.output.name]
+
+    def prewarm(self) -> None:
+        """One prediction on zeros; raises VocoderCoreMLInferenceFailed when it fails or gives NaN/Inf."""
+        zeros = {f.name: mx.zeros(self.input_shape(f.name)) for f in fields(VocoderFeatures)}
+        mx.eval(self.decode(VocoderFeatures(**zeros)))
 
     def close(self) -> None:
         model, self.model = self.model, None
         if model is not None:
             model.close()
+
+
+class FallbackVocoder(FallbackSwitch[AudioVocoder, CoreMLVocoder]):
+    """The vocoder a session hands its pipeline: MLX until Core ML is switched in, MLX again for good
+    when Core ML fails while running (coreml/fallback.py). Thread-safe."""
+
+    failures = (VocoderCoreMLInferenceFailed, ModelNotLoaded)
+
+    @property
+    def sample_rate(self) -> int:
+        return self.mlx.sample_rate
+
+    def decode(self, features: VocoderFeatures) -> mx.array:
+        return self._call(lambda coreml: coreml.decode(features), lambda mlx: mlx.decode(features))

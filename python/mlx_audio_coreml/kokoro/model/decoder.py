@@ -14,7 +14,6 @@ from collections.abc import Mapping
 import mlx.core as mx
 import numpy as np
 from mlx import nn
-from mlx.utils import tree_flatten
 
 from ...errors import KokoroStateMismatch, VocoderShapeConversionFailed
 from ...vocoders import VocoderFeatures
@@ -22,6 +21,7 @@ from ..config import ISTFTNetConfig, KokoroConfig
 from .adain import AdainResBlk1d
 from .conv import Conv1d
 from .generator import SAMPLE_RATE, Generator
+from .state import load_canonical_state, parameter_shapes
 
 PREFIX = "decoder."
 
@@ -59,13 +59,17 @@ class Decoder(nn.Module):
         return cls(config.hidden_dim, config.style_dim, config.istftnet)
 
     def __call__(self, features: VocoderFeatures, key: mx.array | None = None) -> mx.array:
-        """features -> audio (B, F * samples_per_frame); noise from `key` (default `mx.random.key(0)`)."""
+        """features -> audio (B, F * samples_per_frame).
+
+        The harmonic source adds hexgrad's Gaussian noise drawn with `key` (same key, same audio);
+        with `key=None` it adds none, which is what the int8 ONNX export of Kokoro computes.
+        """
         self._check(features)
-        if key is None:
-            key = mx.random.key(0)
         return self.forward(features.asr, features.f0, features.energy, features.style, key)
 
-    def forward(self, asr: mx.array, f0: mx.array, energy: mx.array, style: mx.array, key: mx.array) -> mx.array:
+    def forward(
+        self, asr: mx.array, f0: mx.array, energy: mx.array, style: mx.array, key: mx.array | None
+    ) -> mx.array:
         """hexgrad's Decoder.forward on plain arrays (asr channels first), without shape checks."""
         f0_frames = self.F0_conv(f0[..., None])  # (B, F, 1)
         n_frames = self.N_conv(energy[..., None])
@@ -89,50 +93,19 @@ class Decoder(nn.Module):
 
     def state_keys(self) -> list[str]:
         """The canonical keys this decoder loads (with the `decoder.` prefix)."""
-        return sorted(PREFIX + name for name, _ in tree_flatten(self.parameters()))
+        return sorted(PREFIX + name for name in parameter_shapes(self))
 
     def load_state(self, state: Mapping[str, np.ndarray]) -> None:
         """Load the `decoder.*` keys of a canonical state (other keys are ignored); strict over those.
 
-        Raises KokoroStateMismatch naming every missing, unexpected and misshapen key.
+        Raises KokoroStateMismatch naming every missing, unexpected and misshapen `decoder.*` key.
         """
         ours = {k[len(PREFIX) :]: v for k, v in state.items() if k.startswith(PREFIX)}
-        expected = dict(tree_flatten(self.parameters()))
-        missing = sorted(PREFIX + k for k in expected.keys() - ours.keys())
-        unexpected = sorted(PREFIX + k for k in ours.keys() - expected.keys())
-        modules = dict(self.named_modules())
-        converted, wrong = {}, []
-        for name in expected.keys() & ours.keys():
-            value = to_mlx_layout(modules, name, np.asarray(ours[name], dtype=np.float32))
-            if value.shape != expected[name].shape:
-                wrong.append(f"{PREFIX}{name}: expected {tuple(expected[name].shape)}, got {tuple(ours[name].shape)}")
-            converted[name] = mx.array(value)
-        if missing or unexpected or wrong:
-            raise KokoroStateMismatch(missing, unexpected, sorted(wrong))
-        self.load_weights(list(converted.items()), strict=True)
-
-
-def to_mlx_layout(modules: Mapping[str, nn.Module], name: str, value: np.ndarray) -> np.ndarray:
-    """A canonical (PyTorch-layout) parameter `name` in MLX's layout; `modules` is `dict(root.named_modules())`.
-
-    Conv1d (out, in, k) -> (out, k, in); ConvTranspose1d (in, out, k) -> (out, k, in); a module
-    with its own `from_torch_layout(local_name, value)` converts its parameters itself.
-    """
-    owner, local = _owner(modules, name)
-    if hasattr(owner, "from_torch_layout"):
-        return owner.from_torch_layout(local, value)
-    if local == "weight" and isinstance(owner, nn.ConvTranspose1d):
-        return value.transpose(1, 2, 0)
-    if local == "weight" and isinstance(owner, nn.Conv1d):
-        return value.transpose(0, 2, 1)
-    return value
-
-
-def _owner(modules: Mapping[str, nn.Module], name: str) -> tuple[nn.Module, str]:
-    """The innermost module holding parameter `name`, and the parameter's name within it."""
-    parts = name.split(".")
-    for cut in range(len(parts) - 1, -1, -1):
-        path = ".".join(parts[:cut])
-        if path in modules:
-            return modules[path], ".".join(parts[cut:])
-    raise KeyError(name)  # unreachable: the root module's path "" always matches
+        try:
+            load_canonical_state(self, ours)
+        except KokoroStateMismatch as exc:
+            raise KokoroStateMismatch(
+                [PREFIX + k for k in exc.missing],
+                [PREFIX + k for k in exc.unexpected],
+                [PREFIX + e for e in exc.shape_errors],
+            ) from None

@@ -103,14 +103,14 @@ class Generator(nn.Module):
                 self.noise_res.append(AdaINResBlock1(channels, 11, (1, 3, 5), style_dim))
         self.conv_post = Conv1d(channels, source_channels, 7, padding=3)
 
-    def harmonic_spectrum(self, f0: mx.array, key: mx.array) -> mx.array:
+    def harmonic_spectrum(self, f0: mx.array, key: mx.array | None) -> mx.array:
         """f0 (B, L) -> the source's STFT as (B, L * upsample_scale / hop + 1, 2 * bins): [magnitude | phase]."""
         source = self.m_source(f0, key)  # (B, L * upsample_scale)
         magnitude, phase = self.stft.transform(source)
         return mx.concatenate([magnitude, phase], axis=-1)
 
-    def __call__(self, x: mx.array, s: mx.array, f0: mx.array, key: mx.array) -> mx.array:
-        """x (B, L, C0), s (B, style_dim), f0 (B, L) -> audio (B, L * upsample_scale)."""
+    def __call__(self, x: mx.array, s: mx.array, f0: mx.array, key: mx.array | None) -> mx.array:
+        """x (B, L, C0), s (B, style_dim), f0 (B, L) -> audio (B, L * upsample_scale); source noise from `key`."""
         har = self.harmonic_spectrum(f0, key)
         last = len(self.ups) - 1
         for i, (up, noise_conv, noise_res) in enumerate(zip(self.ups, self.noise_convs, self.noise_res)):

@@ -8,8 +8,9 @@ step back to frames, summing it over frames and linearly upsampling that sum. Li
 an integer factor reads the middle of each nearest-upsampled frame, so the frame-rate steps are
 exactly `f0 * h / sample_rate`; we start from those. The random initial phases hexgrad adds to the
 first sample are never read by that downsampling, so they do not change its output and are not drawn
-here. The phase is kept in cycles modulo 1 at every step, so float32 stays exact to ~1e-4 cycles on
-long inputs, where the plain running sum (hundreds of thousands of radians) is not.
+here. The phase is kept in cycles modulo 1 at every step: on 5 s of speech-like F0 it stays within
+1e-3 rad of a float64 evaluation of hexgrad's formula, where hexgrad's float32 running sum in radians
+(6e4 rad by then, at the 9th harmonic) is 0.03 rad off (tests/kokoro/test_vocoder_source.py).
 """
 
 from __future__ import annotations
@@ -84,11 +85,17 @@ class SineGen(nn.Module):
         self.noise_std = noise_std
         self.voiced_threshold = voiced_threshold
 
-    def __call__(self, f0: mx.array, key: mx.array) -> tuple[mx.array, mx.array]:
-        """f0 (B, L) -> sines (B, L * up, dim), voiced (B, L * up, 1) as 0/1 floats."""
+    def __call__(self, f0: mx.array, key: mx.array | None) -> tuple[mx.array, mx.array]:
+        """f0 (B, L) -> sines (B, L * up, dim), voiced (B, L * up, 1) as 0/1 floats.
+
+        Gaussian noise drawn with `key` is added (hexgrad); `key=None` adds none, as the int8 ONNX
+        export of Kokoro computes it.
+        """
         phase = harmonic_phase(f0, self.dim, self.sample_rate, self.upsample_scale)
         sines = mx.sin(2.0 * math.pi * phase) * self.sine_amp
         voiced = mx.repeat((f0 > self.voiced_threshold).astype(mx.float32), self.upsample_scale, axis=1)[..., None]
+        if key is None:
+            return sines * voiced, voiced
         # Unvoiced samples are noise about as loud as the sines (amp / 3 ~ std); voiced ones get a little.
         noise_amp = voiced * self.noise_std + (1.0 - voiced) * (self.sine_amp / 3.0)
         noise = noise_amp * mx.random.normal(sines.shape, key=key)
@@ -111,8 +118,8 @@ class SourceModuleHnNSF(nn.Module):
         self.l_sin_gen = SineGen(sample_rate, upsample_scale, harmonic_num, sine_amp, add_noise_std, voiced_threshold)
         self.l_linear = nn.Linear(harmonic_num + 1, 1)
 
-    def __call__(self, f0: mx.array, key: mx.array) -> mx.array:
-        """f0 (B, L) per frame -> excitation (B, L * upsample_scale).
+    def __call__(self, f0: mx.array, key: mx.array | None) -> mx.array:
+        """f0 (B, L) per frame -> excitation (B, L * upsample_scale); noise from `key` (None: none).
 
         hexgrad's module also returns a noise branch and the voiced mask; its generator uses neither.
         """
