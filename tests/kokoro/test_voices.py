@@ -77,7 +77,7 @@ def test_style_is_the_row_for_the_token_count(library: VoiceLibrary) -> None:
 
 def test_a_misshapen_pack_is_refused(tmp_path: Path) -> None:
     np.save(tmp_path / "bad.npy", np.zeros((10, 256), np.float32))
-    with pytest.raises(KokoroWeightsError, match="bad.npy"):
+    with pytest.raises(KokoroWeightsError, match="bad"):
         VoiceLibrary(tmp_path).get("bad")
 
 

@@ -1,4 +1,8 @@
-"""Kokoro voice packs: a folder of `<name>.npy` (510, 1, 256) files, looked up and blended by name.
+"""Kokoro voice packs (510, 1, 256), looked up and blended by name.
+
+Sources: a folder of `<name>.npy` (what the installer writes), of `<name>.pt` (hexgrad's voices,
+read without torch) or of single-tensor `<name>.safetensors` (mlx-community); or one `.npz` /
+`voices-v1.0.bin` file with a pack per name (kokoro-onnx).
 
 A pack holds one reference style per input length: `pack[n - 1]` styles an utterance of n phoneme
 tokens (pads not counted); its first 128 values style the decoder, the other 128 the prosody.
@@ -9,6 +13,7 @@ pipeline averages comma-separated voices; an entry without a weight counts 1.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -24,24 +29,27 @@ PACK_SHAPE = (510, 1, 256)  # one (1, 256) style per utterance length 1..510
 
 
 class VoiceLibrary:
-    """The voice packs of one folder; packs are read on first use and kept."""
+    """The voice packs of one folder or archive; packs are read on first use and kept."""
 
-    def __init__(self, folder: str | Path) -> None:
-        self.folder = Path(folder)
-        if not self.folder.is_dir():
-            raise KokoroWeightsError(str(self.folder), "no such voices folder")
-        self._paths = {p.stem: p for p in sorted(self.folder.glob("*.npy"))}
+    def __init__(self, source: str | Path) -> None:
+        self.source = Path(source)
+        if self.source.is_dir():
+            self._readers = _folder_readers(self.source)
+        elif self.source.is_file():
+            self._readers = _archive_readers(self.source)
+        else:
+            raise KokoroWeightsError(str(self.source), "no such voices folder or file")
         self._packs: dict[str, np.ndarray] = {}
 
     def names(self) -> list[str]:
-        """The voices in the folder, sorted."""
-        return sorted(self._paths)
+        """The voices available, sorted."""
+        return sorted(self._readers)
 
     def get(self, spec: str) -> np.ndarray:
         """The (510, 1, 256) float32 pack of a voice or a blend ("a:0.7,b:0.3", "a,b")."""
         parts = parse_spec(spec)
         for name, _ in parts:
-            if name not in self._paths:
+            if name not in self._readers:
                 raise UnknownVoice(name, self.names())
         total = sum(w for _, w in parts)
         blend = np.zeros(PACK_SHAPE, np.float32)
@@ -55,11 +63,41 @@ class VoiceLibrary:
 
     def _pack(self, name: str) -> np.ndarray:
         if name not in self._packs:
-            pack = np.load(self._paths[name], allow_pickle=False)
+            pack = np.asarray(self._readers[name]())
             if pack.shape != PACK_SHAPE or not np.all(np.isfinite(pack)):
-                raise KokoroWeightsError(str(self._paths[name]), f"a voice pack must be finite {PACK_SHAPE}, got {pack.shape}")
+                raise KokoroWeightsError(f"{self.source}:{name}", f"a voice pack must be finite {PACK_SHAPE}, got {pack.shape}")
             self._packs[name] = pack.astype(np.float32)
         return self._packs[name]
+
+
+def _folder_readers(folder: Path) -> dict[str, Callable[[], np.ndarray]]:
+    from .weights.pth import read_pth
+    from .weights.safetensors_io import read_safetensors
+
+    def single(path: Path) -> np.ndarray:
+        tensors = read_safetensors(path)
+        if len(tensors) != 1:
+            raise KokoroWeightsError(str(path), f"a voice file holds one tensor, found {sorted(tensors)}")
+        return next(iter(tensors.values()))
+
+    kinds: dict[str, Callable[[Path], np.ndarray]] = {
+        ".npy": lambda p: np.load(p, allow_pickle=False), ".pt": read_pth, ".safetensors": single,
+    }
+    readers: dict[str, Callable[[], np.ndarray]] = {}
+    for path in sorted(folder.iterdir()):
+        if path.suffix in kinds:
+            readers.setdefault(path.stem, lambda p=path, read=kinds[path.suffix]: read(p))
+    return readers
+
+
+def _archive_readers(path: Path) -> dict[str, Callable[[], np.ndarray]]:
+    """An .npz (kokoro-onnx's voices-v1.0.bin is one): read whole once, it is small."""
+    try:
+        with np.load(path, allow_pickle=False) as archive:
+            packs = {name: archive[name] for name in archive.files}
+    except (OSError, ValueError) as exc:
+        raise KokoroWeightsError(str(path), f"not an .npz of voice packs ({exc})") from exc
+    return {name: (lambda a=array: a) for name, array in packs.items()}
 
 
 def style_for(pack: np.ndarray, n_tokens: int) -> np.ndarray:

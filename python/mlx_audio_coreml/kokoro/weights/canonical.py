@@ -34,7 +34,11 @@ def canonical_shapes(config: Mapping[str, Any]) -> Shapes:
 
 def check_state(state: Mapping[str, np.ndarray], config: Mapping[str, Any]) -> None:
     """Raise KokoroStateMismatch naming every missing, unexpected and misshapen key."""
-    expected = canonical_shapes(config)
+    check_shapes(state, canonical_shapes(config))
+
+
+def check_shapes(state: Mapping[str, np.ndarray], expected: Mapping[str, tuple[int, ...]]) -> None:
+    """check_state against an explicit key -> shape table."""
     missing = [k for k in expected if k not in state]
     unexpected = [k for k in state if k not in expected]
     wrong = [
@@ -167,7 +171,7 @@ def _generator(s: int, istft: Mapping[str, Any]) -> Shapes:
     c0, n_fft = int(istft["upsample_initial_channel"]), int(istft["gen_istft_n_fft"])
     res_kernels, dilations = list(istft["resblock_kernel_sizes"]), list(istft["resblock_dilation_sizes"])
     out: Shapes = _linear(f"{g}.m_source.l_linear", 1, 9)  # harmonic_num 8: 9 harmonics merged into one
-    for i, (u, k) in enumerate(zip(rates, kernels)):
+    for i, k in enumerate(kernels):
         c_in, c_out = c0 // 2**i, c0 // 2 ** (i + 1)
         out[f"{g}.ups.{i}.weight"] = (c_in, c_out, int(k))  # ConvTranspose1d: (in, out, k)
         out[f"{g}.ups.{i}.bias"] = (c_out,)
