@@ -6,9 +6,9 @@ import json
 import struct
 from pathlib import Path
 
-import mlx_audio_coreml  # noqa: F401  (fast BLAS before MLX)
 import numpy as np
 
+import mlx_audio_coreml  # noqa: F401  (fast BLAS before MLX)
 from mlx_audio_coreml.coreml.portable import PortableModel, PortableRuntime
 
 # blob storage codes of the MIL weight file format (version 2)

@@ -15,8 +15,8 @@ from pathlib import Path
 from typing import Any
 
 from ....errors import PackageError
-from .._proto import MIL_pb2, Model_pb2
 from ...runtime import ModelDescription, TensorSpec
+from .._proto import MIL_pb2, Model_pb2
 from ..package import PackageContents
 from ..values import NUMPY_DTYPES, TensorType, state_tensor_type, tensor_type
 from .parser import parse_program
