@@ -1,0 +1,53 @@
+"""Compressed packages (constexpr weights: iOS16 ops whose parameters are attributes, iOS18
+blockwise forms with sub-byte blobs) written as text MIL run exactly like the package."""
+
+from __future__ import annotations
+
+import logging
+
+import numpy as np
+import pytest
+
+from mlx_audio_coreml.convert.compiled import write_compiled
+from mlx_audio_coreml.coreml.portable import PortableRuntime
+
+ct = pytest.importorskip("coremltools")
+logging.getLogger("coremltools").setLevel(logging.ERROR)
+cto = pytest.importorskip("coremltools.optimize.coreml")
+from coremltools.converters.mil import Builder as mb  # noqa: E402
+
+rng = np.random.default_rng(3)
+W = rng.standard_normal((64, 128)).astype(np.float32)  # above coremltools' 2048-element compression threshold
+X = rng.standard_normal((3, 128)).astype(np.float32)
+
+CASES = {
+    "affine_dequantize_ios16": (ct.target.iOS16, lambda: cto.OpLinearQuantizerConfig(mode="linear_symmetric", dtype="int8"),
+                                "constexpr_affine_dequantize"),
+    "lut_to_dense_ios16": (ct.target.iOS16, lambda: cto.OpPalettizerConfig(mode="uniform", nbits=4),
+                           "constexpr_lut_to_dense"),
+    "sparse_to_dense_ios16": (ct.target.iOS16, lambda: cto.OpMagnitudePrunerConfig(target_sparsity=0.5),
+                              "constexpr_sparse_to_dense"),
+    "blockwise_shift_scale_ios18": (ct.target.iOS18, lambda: cto.OpLinearQuantizerConfig(
+        mode="linear", dtype="int4", granularity="per_block", block_size=16), "constexpr_blockwise_shift_scale"),
+}
+
+
+@pytest.mark.parametrize("name", sorted(CASES))
+def test_compressed_weights_written_as_text_mil_decompress_the_same(tmp_path, name):
+    opset, config, op_type = CASES[name]
+    program = mb.program(input_specs=[mb.TensorSpec(shape=X.shape)], opset_version=opset)(
+        lambda x: mb.linear(x=x, weight=W)
+    )
+    dense = ct.convert(program, convert_to="mlprogram", minimum_deployment_target=opset,
+                       compute_precision=ct.precision.FLOAT32)
+    compressed = cto.linear_quantize_weights if "dequantize" in op_type or "shift" in op_type else (
+        cto.palettize_weights if "lut" in op_type else cto.prune_weights)
+    model = compressed(dense, cto.OptimizationConfig(global_config=config()))
+    package = tmp_path / f"{name}.mlpackage"
+    model.save(str(package))
+    compiled = write_compiled(package, tmp_path / f"{name}.mlmodelc")
+    assert f" = {op_type}(" in (compiled / "model.mil").read_text()
+    want = PortableRuntime().load(package).predict({"x": X}).outputs
+    got = PortableRuntime().load(compiled).predict({"x": X}).outputs
+    for key in want:
+        np.testing.assert_array_equal(got[key], want[key])
