@@ -110,8 +110,12 @@ def load_whisper(model_dir: Path | str, *, dtype: mx.Dtype | None = None, quanti
     _prepare_host_paths(model, dtype)
     backend = load_backend(model_dir, model.is_multilingual, model.num_languages)
     tokenizer = get_tokenizer(backend, multilingual=model.is_multilingual, num_languages=model.num_languages)
+    config = _complete_config(weights, model, tokenizer)
+    # The buffers too: an array left lazy belongs to this thread's MLX stream, and evaluating it
+    # from another thread (a server's worker) fails with "There is no Stream(cpu, 0) in current thread".
+    mx.eval(model.encoder._positional_embedding, model.alignment_heads)
     return WhisperBundle(
-        model=model, dims=weights.dims, tokenizer=tokenizer, config=_complete_config(weights, model, tokenizer),
+        model=model, dims=weights.dims, tokenizer=tokenizer, config=config,
         source_format=weights.format, model_dir=model_dir, weights_sha256=sha256_of_files(weights.files),
         dtype=dtype, quantization=stored or requested,
     )  # fmt: skip
