@@ -37,7 +37,8 @@ def fold_weight_norm(state: Mapping[str, np.ndarray], source: str) -> dict[str, 
             raise KokoroWeightsError(source, f"{prefix} has weight norm's {sorted(pair)} but not both g and v")
         v = pair["v"].astype(np.float32)
         norm = np.sqrt(np.sum(v * v, axis=tuple(range(1, v.ndim)), keepdims=True))
-        out[f"{prefix}.weight"] = pair["g"].astype(np.float32).reshape(norm.shape) * v / norm
+        direction = np.divide(v, norm, out=np.zeros_like(v), where=norm > 0)  # an all-zero v stays zero (torch: NaN)
+        out[f"{prefix}.weight"] = pair["g"].astype(np.float32).reshape(norm.shape) * direction
     return out
 
 
