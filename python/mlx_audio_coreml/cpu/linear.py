@@ -28,9 +28,9 @@ _FEW_ROWS = 8  # "a few rows": a greedy step's one, a beam search's five
 _TINY = np.float32(1e-30)  # an all-zero row keeps scale 1e-30 / 127: its integers are all 0 anyway
 
 
-def quantize_rows(matrix: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """(int8 matrix, float32 scale per row) with matrix ~= int8 * scale[:, None]; |int8| <= 127."""
-    scales = np.maximum(np.abs(matrix).max(axis=1), _TINY) / _INT8_MAX
+def quantize_rows(matrix: np.ndarray, limit: float = 127.0) -> tuple[np.ndarray, np.ndarray]:
+    """(int8 matrix, float32 scale per row) with matrix ~= int8 * scale[:, None]; |int8| <= limit."""
+    scales = np.maximum(np.abs(matrix).max(axis=1), _TINY) / np.float32(limit)
     quantized = np.rint(matrix / scales[:, None]).astype(np.int8)
     return quantized, scales.astype(np.float32)
 
@@ -64,7 +64,8 @@ class HostLinear:
         self.out_features, self.in_features = weight.shape
         self.bias = None if bias is None else np.ascontiguousarray(bias, np.float32)
         if int8:
-            self.weight, self.scales = quantize_rows(np.asarray(weight, np.float32))
+            # weights are oneDNN's second operand: 7 bits on CPUs whose int8 products would saturate
+            self.weight, self.scales = quantize_rows(np.asarray(weight, np.float32), onednn.int8_weight_limit())
         else:
             self.weight, self.scales = np.ascontiguousarray(weight, np.float32), None
 

@@ -166,7 +166,8 @@ def sgemm(a: np.ndarray, b: np.ndarray, out: np.ndarray, *, b_transposed: bool =
 
 
 def gemm_int8(a: np.ndarray, b: np.ndarray, out: np.ndarray) -> np.ndarray:
-    """out (M, N) int32 = a (M, K) int8 @ b (N, K) int8 transposed, exact integer sums."""
+    """out (M, N) int32 = a (M, K) int8 @ b (N, K) int8 transposed, exact integer sums while
+    |b| <= int8_weight_limit() (127 on CPUs with VNNI, 63 without)."""
     m, k = a.shape
     n = b.shape[0]
     if out.shape != (m, n) or b.shape[1] != k or out.dtype != np.int32:
@@ -178,3 +179,19 @@ def gemm_int8(a: np.ndarray, b: np.ndarray, out: np.ndarray) -> np.ndarray:
     )  # fmt: skip
     _check("dnnl_gemm_s8s8s32", status)
     return out
+
+
+@lru_cache(maxsize=1)
+def int8_weight_limit() -> int:
+    """The largest |weight| for which `gemm_int8` is exact on this CPU: 127, or 63 without VNNI.
+
+    Without VNNI (AVX2 and early AVX-512 CPUs) oneDNN adds 128 to the first operand and multiplies
+    pairs with vpmaddubsw, whose int16 pair sums saturate once |weight| > 64 (255 * 65 * 2 > 32767):
+    seen here on an AVX2-only EPYC as sums off by up to 30%. A probe on the worst case decides, so
+    the answer is the loaded library's, not a guess from CPU flags. Weights quantized to +-63 lose
+    one bit; PyTorch's x86 backend makes the same trade (`reduce_range`).
+    """
+    rows = np.full((1, 64), 127, np.int8)
+    weights = np.full((2, 64), 127, np.int8)
+    sums = gemm_int8(rows, weights, np.empty((1, 2), np.int32))
+    return 127 if int(sums[0, 0]) == 64 * 127 * 127 else 63
