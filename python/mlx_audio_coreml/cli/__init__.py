@@ -13,7 +13,7 @@ from collections.abc import Sequence
 
 from ..errors import MlxAudioCoreMLError
 
-_COMMANDS = ("info", "transcribe", "convert")
+_COMMANDS = ("info", "transcribe", "convert", "serve", "listen")
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -1,0 +1,103 @@
+"""`POST /v1/audio/speech`: text to audio, streamed as each sentence is made.
+
+pcm and wav stream 16-bit samples sentence by sentence (wav behind a header whose sizes say
+"unknown length", as streaming servers write it); mp3 streams one encoded piece per sentence
+(MPEG frames concatenate); flac is sent whole once the last sentence is made.
+The speech session is any object with `stream(text, voice=, speed=)` yielding audio pieces
+(float32 arrays, or objects with `.audio`) at `sample_rate` (a `KokoroSession`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import struct
+from collections.abc import AsyncIterator
+from typing import Literal
+
+import numpy as np
+from fastapi import APIRouter, Request
+from fastapi.responses import StreamingResponse
+from pydantic import BaseModel, Field
+
+from ..audio.write import encode, to_int16
+from ..cancel import CancelToken
+from ..errors.serve import InvalidRequest
+from .state import server
+from .work import JobCancelled
+
+router = APIRouter(tags=["audio"])
+
+MEDIA_TYPES = {"wav": "audio/wav", "flac": "audio/flac", "mp3": "audio/mpeg", "pcm": "audio/pcm"}
+_END = object()
+
+
+class SpeechRequest(BaseModel):
+    model: str
+    input: str = Field(min_length=1)
+    voice: str
+    response_format: Literal["wav", "flac", "mp3", "pcm"] = "mp3"
+    speed: float = Field(1.0, ge=0.25, le=4.0)
+    instructions: str | None = None  # accepted for OpenAI compatibility; Kokoro takes no instructions
+    stream_format: Literal["audio"] | None = None  # "sse" is not offered
+
+
+@router.post("/v1/audio/speech", summary="Generate audio from text", response_class=StreamingResponse)
+async def speech(request: Request, body: SpeechRequest) -> StreamingResponse:
+    state = server(request)
+    if len(body.input) > state.limits.max_text_chars:
+        raise InvalidRequest("input", f"input is longer than {state.limits.max_text_chars} characters")
+    name, session = state.models.synthesizer(body.model)
+    rate = int(getattr(session, "sample_rate", 24000))
+    loop = asyncio.get_running_loop()
+    pieces: asyncio.Queue = asyncio.Queue()
+    token = CancelToken()
+
+    def run(token: CancelToken) -> None:
+        for piece in session.stream(body.input, voice=body.voice, speed=body.speed):
+            if token.cancelled:
+                raise JobCancelled()
+            loop.call_soon_threadsafe(pieces.put_nowait, np.asarray(getattr(piece, "audio", piece), np.float32).reshape(-1))
+
+    future = state.queues[name].submit(run, token)
+    future.add_done_callback(lambda _f: pieces.put_nowait(_END))
+    first = await pieces.get()  # the first sentence (or the failure) before any byte is sent
+    if first is _END:
+        future.result()  # raises the job's error: answered as OpenAI error JSON
+        raise InvalidRequest("input", "the input produced no audio")
+
+    async def body_bytes() -> AsyncIterator[bytes]:
+        try:
+            async for chunk in _encoded(first, pieces, body.response_format, rate):
+                yield chunk
+            if future.exception() is not None:  # a later sentence failed: end the stream early
+                return
+        finally:
+            token.cancel()  # a client that left stops synthesis at its next sentence
+
+    return StreamingResponse(body_bytes(), media_type=MEDIA_TYPES[body.response_format])
+
+
+async def _encoded(first: np.ndarray, pieces: asyncio.Queue, fmt: str, rate: int) -> AsyncIterator[bytes]:
+    if fmt == "flac":
+        audio = [first]
+        while (piece := await pieces.get()) is not _END:
+            audio.append(piece)
+        yield encode(np.concatenate(audio), rate, "flac")
+        return
+    if fmt == "wav":
+        yield streaming_wav_header(rate)
+    piece = first
+    while piece is not _END:
+        yield encode(piece, rate, "mp3") if fmt == "mp3" else to_int16(piece).tobytes()
+        piece = await pieces.get()
+
+
+def streaming_wav_header(rate: int, channels: int = 1) -> bytes:
+    """A 16-bit PCM WAV header whose RIFF and data sizes are 0xFFFFFFFF: length unknown."""
+    block = channels * 2
+    return b"".join([
+        b"RIFF", struct.pack("<I", 0xFFFFFFFF), b"WAVE",
+        b"fmt ", struct.pack("<IHHIIHH", 16, 1, channels, rate, rate * block, block, 16),
+        b"data", struct.pack("<I", 0xFFFFFFFF),
+    ])  # fmt: skip
+
