@@ -6,9 +6,10 @@ import json
 from pathlib import Path
 
 import pytest
+from text_support import VOCAB, needs_espeak
+
 from mlx_audio_coreml.errors import EmptyText, MlxAudioCoreMLError, UnknownPhoneme
 from mlx_audio_coreml.kokoro.text import TextFrontend, load_vocab, tokenize
-from text_support import VOCAB, needs_espeak
 
 TINY = {" ": 16, ".": 4, "h": 50, "ə": 83, "l": 54, "ˈ": 156, "O": 31}
 
@@ -70,13 +71,8 @@ def test_text_and_phonemes_together_are_refused() -> None:
 
 
 @needs_espeak
-def test_real_vocabulary_ids_when_the_model_is_installed() -> None:
-    from mlx_audio_coreml.whisper.model_names import local_store
-
-    config = local_store() / "kokoro" / "config.json"
-    if not config.is_file():
-        pytest.skip("Kokoro is not installed (scripts/fetch_models.sh kokoro)")
-    vocab = load_vocab(config)
+def test_real_vocabulary_ids_when_the_model_is_installed(kokoro_dir: Path) -> None:
+    vocab = load_vocab(kokoro_dir / "config.json")
     chunk = next(TextFrontend(vocab, engine="espeak").chunks("Hello, world!"))
     # Ids of Kokoro v1.0's vocabulary (hexgrad's config.json): h ə l ˈ O , space w ˈ ɜ ɹ l d !
     assert chunk.token_ids == (50, 83, 54, 156, 31, 3, 16, 65, 156, 87, 123, 54, 46, 5)

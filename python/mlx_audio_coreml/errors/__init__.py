@@ -14,7 +14,7 @@ from .coreml import CoreMLError, CoreMLRuntimeUnavailable, NativeError, NativeLi
 from .models import ModelError, ModelNotFound, UnsupportedModelFormat, WeightsMismatch, QuantizationFailed, CorruptModelFile, DownloadError, NetworkError, CorruptDownload, AudioError, AudioDecodeError, EmptyAudio, NonFiniteAudio
 from .conversion import ConversionError, UnsupportedModelForConversion, ConversionFailed, ConversionValidationFailed, ConversionDestinationExists, InvalidConversionOption, DecodingError, InvalidOption, OutputWriteError
 from .audio import AudioWriteError, UnsupportedAudioFormat, AudioEncoderUnavailable
-from .kokoro import KokoroError, KokoroConfigError, KokoroStateMismatch, KokoroInputError, KokoroTextError, EmptyText, UnknownPhoneme, WordTooLong, PhonemizerUnavailable, UnsupportedLanguage, KokoroWeightsError, UnsupportedKokoroFormat, UnsafePickle, KokoroGraphError, UnknownVoice, InvalidVoiceSpec
+from .kokoro import KokoroError, KokoroConfigError, KokoroStateMismatch, KokoroInputError, KokoroTextError, EmptyText, UnknownPhoneme, WordTooLong, PhonemizerUnavailable, UnsupportedLanguage, SpeedOutOfRange, KokoroWeightsError, UnsupportedKokoroFormat, UnsafePickle, KokoroGraphError, UnknownVoice, InvalidVoiceSpec
 
 __all__ = [
     "MlxAudioCoreMLError",
@@ -88,6 +88,7 @@ __all__ = [
     "WordTooLong",
     "PhonemizerUnavailable",
     "UnsupportedLanguage",
+    "SpeedOutOfRange",
     "KokoroWeightsError",
     "UnsupportedKokoroFormat",
     "UnsafePickle",

@@ -138,3 +138,13 @@ class InvalidVoiceSpec(KokoroError):
         self.spec = spec
         self.reason = reason
         super().__init__(f"invalid voice spec {spec!r}: {reason}")
+
+
+class SpeedOutOfRange(KokoroError):
+    """A speaking speed outside what Kokoro sounds right at (`minimum`..`maximum`, 1.0 = as trained)."""
+
+    def __init__(self, speed: float, minimum: float, maximum: float) -> None:
+        self.speed = speed
+        self.minimum = minimum
+        self.maximum = maximum
+        super().__init__(f"speed {speed!r} is outside {minimum}..{maximum} (1.0 is Kokoro's natural pace)")
