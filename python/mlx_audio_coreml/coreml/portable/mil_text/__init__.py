@@ -2,7 +2,7 @@
 
 `parse_program(text)` gives a `MIL_pb2.Program`, so a compiled model runs through the same graph
 reader, executor and rewrites as a package; `read_compiled(folder)` opens a whole .mlmodelc
-(model.mil, weights/, metadata.json). Modules: lexer (tokens with line and column), cursor
+(model.mil, weights/, metadata.json). Modules: lexer (tokens with offsets; line and column on error), cursor
 (look-ahead and located errors), types, literals, parser, compiled; grammar holds the
 vocabulary that convert/mil_text.py writes with.
 """

@@ -2,30 +2,33 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 from ....errors import MILTextError
-from .lexer import Token
+from .lexer import SourceText, Token
+
+_LOOKAHEAD = 4  # the parser looks at most this many tokens past the current one
 
 
 class Cursor:
-    def __init__(self, tokens: list[Token], path: Path | str) -> None:
-        self.tokens = tokens
-        self.path = str(path)
+    def __init__(self, tokens: list[Token], source: SourceText) -> None:
+        # padded with copies of the end token so that peeking ahead never runs off the list
+        self.tokens = tokens + [tokens[-1]] * _LOOKAHEAD
+        self.last = len(tokens) - 1
+        self.source = source
         self.index = 0
 
     def peek(self, ahead: int = 0) -> Token:
-        return self.tokens[min(self.index + ahead, len(self.tokens) - 1)]
+        return self.tokens[self.index + ahead]
 
     def next(self) -> Token:
-        token = self.peek()
-        self.index = min(self.index + 1, len(self.tokens) - 1)
+        token = self.tokens[self.index]
+        if self.index < self.last:
+            self.index += 1
         return token
 
     def at(self, text: str, ahead: int = 0) -> bool:
         """Whether the token `ahead` is the punctuation or word `text` (never a string literal)."""
-        token = self.peek(ahead)
-        return token.kind != "string" and token.text == text
+        token = self.tokens[self.index + ahead]
+        return token.text == text and token.kind != "string"
 
     def accept(self, text: str) -> bool:
         if self.at(text):
@@ -45,8 +48,7 @@ class Cursor:
         return self.next()
 
     def error(self, reason: str, token: Token | None = None) -> MILTextError:
-        token = token or self.peek()
-        return MILTextError(self.path, token.line, token.column, reason)
+        return self.source.error((token or self.peek()).offset, reason)
 
 
 def describe(token: Token) -> str:

@@ -86,7 +86,7 @@ def _scalar_token(cursor: Cursor) -> Token:
         number = cursor.next()
         if number.kind not in ("number", "name"):
             raise cursor.error(f"expected a number after '{token.text}', found {describe(number)}", number)
-        return Token("number", token.text + number.text, token.line, token.column)
+        return Token("number", token.text + number.text, token.offset)
     if token.kind in ("number", "name", "string"):
         return token
     raise cursor.error(f"expected a value, found {describe(token)}", token)

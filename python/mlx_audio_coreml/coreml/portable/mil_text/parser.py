@@ -20,14 +20,15 @@ from pathlib import Path
 from .._proto import MIL_pb2
 from .cursor import Cursor, describe
 from .grammar import proto_opset
-from .lexer import Token, tokenize
+from .lexer import SourceText, Token, tokenize
 from .literals import parse_value, starts_literal
 from .types import parse_type
 
 
 def parse_program(text: str, path: Path | str = "model.mil") -> MIL_pb2.Program:
     """The program in `text`; MILTextError (line, column) at the first thing that is not MIL."""
-    cursor = Cursor(tokenize(text, path), path)
+    source = SourceText(text, path)
+    cursor = Cursor(tokenize(source), source)
     program = MIL_pb2.Program(version=1)
     start = cursor.peek()
     if not cursor.at("program"):
