@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 from onnx_reference import OnnxReference
+
 from speech_data import KOKORO_MISSING, real_kokoro_dir
 
 

@@ -57,7 +57,7 @@ class OnnxReference:
         return ReferenceOutput(
             audio=np.asarray(audio, np.float32).reshape(-1),
             durations=np.asarray(durations).astype(np.int64).reshape(-1),
-            extras=dict(zip(self.extra_names, extras)),
+            extras={name: np.asarray(value) for name, value in zip(self.extra_names, extras)},
         )
 
 

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+
 from mlx_audio_coreml.errors import (
     InvalidVoiceSpec,
     KokoroInputError,

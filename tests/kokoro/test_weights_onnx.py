@@ -8,11 +8,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from onnx_reference import OnnxReference
+
 from mlx_audio_coreml.kokoro.weights.canonical import canonical_shapes, check_state
 from mlx_audio_coreml.kokoro.weights.hexgrad_config import config_from_state
 from mlx_audio_coreml.kokoro.weights.onnx_graph import module_path
 from mlx_audio_coreml.kokoro.weights.safetensors_io import read_safetensors
-from onnx_reference import OnnxReference
 
 # hexgrad/Kokoro-82M config.json, less its vocabulary
 HEXGRAD_CONFIG = {

@@ -70,7 +70,7 @@ def _link_or_copy(src: Path, dst: Path) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description="Install the Kokoro model folder from the int8 ONNX export.")
     parser.add_argument("onnx", type=Path, help="kokoro-v1.0.int8.onnx")
     parser.add_argument("vocab", type=Path, help="vocab.json (phoneme -> id, or {'vocab': {...}})")
     parser.add_argument("voices", type=Path, help="an .npz of voice packs (510, 1, 256)")
