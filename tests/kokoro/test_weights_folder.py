@@ -67,3 +67,20 @@ def test_hexgrad_folder_written_by_torch_gives_the_same_state(kokoro_dir: Path, 
     for key, value in installed.items():
         np.testing.assert_allclose(weights.state[key], value, rtol=1e-5, atol=1e-6, err_msg=key)
     np.testing.assert_array_equal(weights.voice_library().get("jf_nezumi"), np.load(kokoro_dir / "voices" / "jf_nezumi.npy"))
+
+
+@pytest.mark.slow
+def test_installer_rebuilds_the_same_folder_and_is_idempotent(kokoro_dir: Path, tmp_path: Path) -> None:
+    from mlx_audio_coreml.kokoro.weights.install import install_from_onnx
+
+    config = json.loads((kokoro_dir / "config.json").read_text(encoding="utf-8"))
+    (tmp_path / "vocab.json").write_text(json.dumps({"vocab": config["vocab"]}), encoding="utf-8")
+    np.savez(tmp_path / "voices.npz", **{p.stem: np.load(p) for p in (kokoro_dir / "voices").glob("*.npy")})
+    dest = tmp_path / "models" / "kokoro"
+    args = (kokoro_dir / "kokoro-v1.0.int8.onnx", tmp_path / "vocab.json", tmp_path / "voices.npz", dest)
+    assert install_from_onnx(*args) is True
+    assert install_from_onnx(*args) is False  # already there: left alone
+    assert sorted(p.name for p in dest.parent.iterdir()) == ["kokoro"]  # no .partial / .old left behind
+    assert json.loads((dest / "config.json").read_text(encoding="utf-8")) == config
+    assert (dest / "model.safetensors").read_bytes() == (kokoro_dir / "model.safetensors").read_bytes()
+    assert sorted(p.name for p in (dest / "voices").iterdir()) == sorted(p.name for p in (kokoro_dir / "voices").iterdir())
