@@ -11,13 +11,15 @@ import importlib
 import sys
 from collections.abc import Sequence
 
+from .._version import __version__
 from ..errors import MlxAudioCoreMLError
 
-_COMMANDS = ("info", "transcribe", "convert", "serve", "listen")
+_COMMANDS = ("info", "transcribe", "convert", "serve", "listen", "speak")
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="mlx-audio-coreml", description="On-device speech on MLX and Core ML.")
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     subparsers = parser.add_subparsers(dest="command", required=True)
     for name in _COMMANDS:
         try:
@@ -35,8 +37,22 @@ def _unavailable(exc: ImportError) -> int:
     return 2
 
 
+def _mlx_problem() -> str | None:
+    """Why MLX cannot load here, in one line, or None. `info` runs anyway and reports it."""
+    try:
+        import mlx.core  # noqa: F401
+    except (ImportError, OSError) as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        hint = "pip install 'mlx[cpu]'" if sys.platform.startswith("linux") else "pip install mlx"
+        return f"MLX cannot load ({first}); install its backend for this machine: {hint}"
+    return None
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    if args.command != "info" and (problem := _mlx_problem()) is not None:
+        print(f"error: {problem}", file=sys.stderr)
+        return 1
     try:
         return int(args.func(args) or 0)
     except KeyboardInterrupt:
