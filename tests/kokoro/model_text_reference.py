@@ -50,7 +50,12 @@ def lstm_direction(x: np.ndarray, w_ih: np.ndarray, w_hh: np.ndarray, b_ih: np.n
     out = []
     for x_t in x.astype(np.float64):
         z = w_ih @ x_t + b_ih + w_hh @ h + b_hh
-        i, f, g, o = sigmoid(z[:hidden]), sigmoid(z[hidden : 2 * hidden]), np.tanh(z[2 * hidden : 3 * hidden]), sigmoid(z[3 * hidden :])
+        i, f, g, o = (
+            sigmoid(z[:hidden]),
+            sigmoid(z[hidden : 2 * hidden]),
+            np.tanh(z[2 * hidden : 3 * hidden]),
+            sigmoid(z[3 * hidden :]),
+        )
         c = f * c + i * g
         h = o * np.tanh(c)
         out.append(h)
@@ -60,7 +65,9 @@ def lstm_direction(x: np.ndarray, w_ih: np.ndarray, w_hh: np.ndarray, b_ih: np.n
 def bilstm(x: np.ndarray, p: State) -> np.ndarray:
     """Bidirectional, batch_first, one layer, no padding: x (T, I) -> (T, 2H)."""
     fwd = lstm_direction(x, p["weight_ih_l0"], p["weight_hh_l0"], p["bias_ih_l0"], p["bias_hh_l0"])
-    bwd = lstm_direction(x[::-1], p["weight_ih_l0_reverse"], p["weight_hh_l0_reverse"], p["bias_ih_l0_reverse"], p["bias_hh_l0_reverse"])
+    bwd = lstm_direction(
+        x[::-1], p["weight_ih_l0_reverse"], p["weight_hh_l0_reverse"], p["bias_ih_l0_reverse"], p["bias_hh_l0_reverse"]
+    )
     return np.concatenate([fwd, bwd[::-1]], axis=-1)
 
 
@@ -89,7 +96,9 @@ def depthwise_conv_transpose1d(x: np.ndarray, weight: np.ndarray, bias: np.ndarr
     return full[:, 1 : 1 + 2 * steps] + bias[:, None]
 
 
-def layer_norm(x: np.ndarray, eps: float, weight: np.ndarray | None = None, bias: np.ndarray | None = None) -> np.ndarray:
+def layer_norm(
+    x: np.ndarray, eps: float, weight: np.ndarray | None = None, bias: np.ndarray | None = None
+) -> np.ndarray:
     """Over the last axis."""
     y = (x - x.mean(-1, keepdims=True)) / np.sqrt(x.var(-1, keepdims=True) + eps)
     return y if weight is None else y * weight + bias
@@ -134,12 +143,16 @@ def albert_layer(x: np.ndarray, p: State, heads: int, eps: float) -> np.ndarray:
     """transformers' AlbertLayer on x (T, D), no mask."""
     t, d = x.shape
     dh = d // heads
-    q, k, v = (linear(x, sub(p, f"attention.{n}")).reshape(t, heads, dh).transpose(1, 0, 2) for n in ("query", "key", "value"))
+    q, k, v = (
+        linear(x, sub(p, f"attention.{n}")).reshape(t, heads, dh).transpose(1, 0, 2) for n in ("query", "key", "value")
+    )
     scores = q @ k.transpose(0, 2, 1) / math.sqrt(dh)
     probs = np.exp(scores - scores.max(-1, keepdims=True))
     probs /= probs.sum(-1, keepdims=True)
     ctx = (probs @ v).transpose(1, 0, 2).reshape(t, d)
-    a = layer_norm(x + linear(ctx, sub(p, "attention.dense")), eps, p["attention.LayerNorm.weight"], p["attention.LayerNorm.bias"])
+    a = layer_norm(
+        x + linear(ctx, sub(p, "attention.dense")), eps, p["attention.LayerNorm.weight"], p["attention.LayerNorm.bias"]
+    )
     f = linear(gelu_new(linear(a, sub(p, "ffn"))), sub(p, "ffn_output"))
     return layer_norm(a + f, eps, p["full_layer_layer_norm.weight"], p["full_layer_layer_norm.bias"])
 
@@ -191,7 +204,9 @@ def features(ids: np.ndarray, ref_s: np.ndarray, p: State, cfg, speed: float) ->
     """hexgrad's forward_with_tokens up to the decoder, for ids (T,) and ref_s (256,): asr, f0, n, durations."""
     style_dim = cfg.style_dim
     s = ref_s[style_dim:]
-    bert = albert(ids, sub(p, "bert"), cfg.plbert.num_attention_heads, cfg.plbert.num_hidden_layers, cfg.plbert.layer_norm_eps)
+    bert = albert(
+        ids, sub(p, "bert"), cfg.plbert.num_attention_heads, cfg.plbert.num_hidden_layers, cfg.plbert.layer_norm_eps
+    )
     d = duration_encoder(linear(bert, sub(p, "bert_encoder")), s, sub(p, "predictor.text_encoder"), cfg.n_layer)
     logits = linear(bilstm(d, sub(p, "predictor.lstm")), sub(p, "predictor.duration_proj.linear_layer"))
     durations = np.maximum(np.round(sigmoid(logits).sum(-1) / speed), 1).astype(np.int64)

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import mlx.core as mx
+import model_text_reference as ref
 import numpy as np
 import pytest
 
-import model_text_reference as ref
 from mlx_audio_coreml.kokoro.config import PLBertConfig
 from mlx_audio_coreml.kokoro.model.adain import AdaIN1d, AdainResBlk1d, DepthwiseConvTranspose1d
 from mlx_audio_coreml.kokoro.model.albert import AlbertLayer, CustomAlbert
@@ -16,7 +16,12 @@ from mlx_audio_coreml.kokoro.model.state import load_canonical_state
 from mlx_audio_coreml.kokoro.model.text_encoder import TextEncoder
 
 TINY_BERT = PLBertConfig(
-    hidden_size=16, num_attention_heads=2, intermediate_size=24, max_position_embeddings=32, num_hidden_layers=3, embedding_size=8
+    hidden_size=16,
+    num_attention_heads=2,
+    intermediate_size=24,
+    max_position_embeddings=32,
+    num_hidden_layers=3,
+    embedding_size=8,
 )
 
 
@@ -47,7 +52,9 @@ def test_bilstm_reverse_direction_reads_the_sequence_backwards() -> None:
     lstm, state = _loaded(BiLSTM(4, 3), seed=2)
     x = _rand(7, 4)
     got = np.array(lstm(mx.array(x)[None])[0])
-    one_step = ref.lstm_direction(x[-1:], *(state[f"{n}_reverse"] for n in ("weight_ih_l0", "weight_hh_l0", "bias_ih_l0", "bias_hh_l0")))
+    one_step = ref.lstm_direction(
+        x[-1:], *(state[f"{n}_reverse"] for n in ("weight_ih_l0", "weight_hh_l0", "bias_ih_l0", "bias_hh_l0"))
+    )
     np.testing.assert_allclose(got[-1, 3:], one_step[0], rtol=1e-5, atol=1e-6)
 
 
@@ -88,7 +95,13 @@ def test_pool_matches_torch_conv_transpose() -> None:
     pool, state = _loaded(DepthwiseConvTranspose1d(5), seed=4)
     x = _rand(1, 5, 7)
     want = torch.nn.functional.conv_transpose1d(
-        torch.tensor(x), torch.tensor(state["weight"]), torch.tensor(state["bias"]), stride=2, padding=1, output_padding=1, groups=5
+        torch.tensor(x),
+        torch.tensor(state["weight"]),
+        torch.tensor(state["bias"]),
+        stride=2,
+        padding=1,
+        output_padding=1,
+        groups=5,
     ).numpy()
     _close(pool(mx.array(x.transpose(0, 2, 1))).transpose(0, 2, 1), want)
 

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import mlx.core as mx
+import model_text_reference as ref
 import numpy as np
 import pytest
 
-import model_text_reference as ref
 from mlx_audio_coreml.errors import KokoroInputError
 from mlx_audio_coreml.kokoro.config import KokoroConfig, PLBertConfig
 from mlx_audio_coreml.kokoro.model import KokoroModel
@@ -20,7 +20,12 @@ TINY = KokoroConfig(
     max_dur=12,
     text_encoder_kernel_size=3,
     plbert=PLBertConfig(
-        hidden_size=12, num_attention_heads=2, intermediate_size=16, max_position_embeddings=24, num_hidden_layers=2, embedding_size=6
+        hidden_size=12,
+        num_attention_heads=2,
+        intermediate_size=16,
+        max_position_embeddings=24,
+        num_hidden_layers=2,
+        embedding_size=6,
     ),
 )
 IDS = np.array([0, 4, 11, 2, 7, 7, 1, 0])

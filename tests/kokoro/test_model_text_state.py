@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import mlx.core as mx
+import model_text_reference as ref
 import numpy as np
 import pytest
 
-import model_text_reference as ref
 from mlx_audio_coreml.errors import KokoroConfigError, KokoroStateMismatch, WeightsMismatch
 from mlx_audio_coreml.kokoro.config import KokoroConfig, PLBertConfig
 from mlx_audio_coreml.kokoro.model import KokoroModel
@@ -44,8 +44,20 @@ HEXGRAD_CONFIG = {
     "vocab": {";": 1, ":": 2, ",": 3, "a": 43, "ə": 83},
 }
 TINY = KokoroConfig(
-    n_token=9, hidden_dim=8, style_dim=4, n_layer=1, max_dur=5, text_encoder_kernel_size=3,
-    plbert=PLBertConfig(hidden_size=8, num_attention_heads=2, intermediate_size=8, max_position_embeddings=16, num_hidden_layers=1, embedding_size=4),
+    n_token=9,
+    hidden_dim=8,
+    style_dim=4,
+    n_layer=1,
+    max_dur=5,
+    text_encoder_kernel_size=3,
+    plbert=PLBertConfig(
+        hidden_size=8,
+        num_attention_heads=2,
+        intermediate_size=8,
+        max_position_embeddings=16,
+        num_hidden_layers=1,
+        embedding_size=4,
+    ),
 )
 
 

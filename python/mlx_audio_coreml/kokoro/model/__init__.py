@@ -8,7 +8,10 @@ DurationEncoder, AdaLayerNorm), `lstm` (BiLSTM), `alignment` (durations to frame
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from .kokoro_model import KokoroModel
 
 __all__ = ["KokoroModel"]
 

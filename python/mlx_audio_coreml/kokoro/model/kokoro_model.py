@@ -77,6 +77,18 @@ class KokoroModel(nn.Module):
         if not speed > 0:
             raise KokoroInputError("speed", "a positive number", repr(speed))
 
+    def _durations(self, token_ids: mx.array, ref_style: mx.array, speed: float) -> tuple[mx.array, mx.array]:
+        """The DurationEncoder's output `(1, T, hidden_dim + style_dim)` and the `(T,)` int32 durations."""
+        self._check_inputs(token_ids, ref_style, speed)
+        prosody_style = ref_style.astype(mx.float32)[:, self.config.style_dim :]
+        d_en = self.bert_encoder(self.bert(token_ids.astype(mx.int32)))  # (1, T, hidden_dim)
+        d = self.predictor.text_encoder(d_en, prosody_style)
+        return d, durations_from_logits(self.predictor.duration_logits(d), speed)
+
+    def durations(self, token_ids: mx.array, ref_style: mx.array, speed: float = 1.0) -> mx.array:
+        """Frames per token, `(T,)` int32 (hexgrad's `pred_dur`), without computing the features."""
+        return self._durations(token_ids, ref_style, speed)[1]
+
     def features(
         self, token_ids: mx.array, ref_style: mx.array, speed: float = 1.0
     ) -> tuple[VocoderFeatures, mx.array]:
@@ -85,14 +97,10 @@ class KokoroModel(nn.Module):
         The first `style_dim` style values condition the decoder, the rest the prosody. F frames in
         all (the sum of the durations): asr `(1, hidden_dim, F)`, f0 and energy `(1, 2F)`.
         """
-        self._check_inputs(token_ids, ref_style, speed)
-        token_ids = token_ids.astype(mx.int32)
+        d, durations = self._durations(token_ids, ref_style, speed)
         ref_style = ref_style.astype(mx.float32)
         style, prosody_style = ref_style[:, : self.config.style_dim], ref_style[:, self.config.style_dim :]
-        d_en = self.bert_encoder(self.bert(token_ids))  # (1, T, hidden_dim)
-        d = self.predictor.text_encoder(d_en, prosody_style)  # (1, T, hidden_dim + style_dim)
-        durations = durations_from_logits(self.predictor.duration_logits(d), speed)
         tokens = frame_tokens(durations)  # (F,): evaluates the durations
         f0, energy = self.predictor.predict_f0_n(expand(d, tokens), prosody_style)
-        asr = expand(self.text_encoder(token_ids), tokens)  # (1, F, hidden_dim)
+        asr = expand(self.text_encoder(token_ids.astype(mx.int32)), tokens)  # (1, F, hidden_dim)
         return VocoderFeatures(asr=asr.transpose(0, 2, 1), f0=f0, energy=energy, style=style), durations

@@ -24,20 +24,21 @@ class BiLSTM(nn.Module):
         super().__init__()
         self.hidden_size = hidden_size
         gates = 4 * hidden_size
-        for suffix in ("", "_reverse"):
-            setattr(self, f"weight_ih_l0{suffix}", mx.zeros((gates, input_size)))
-            setattr(self, f"weight_hh_l0{suffix}", mx.zeros((gates, hidden_size)))
-            setattr(self, f"bias_ih_l0{suffix}", mx.zeros((gates,)))
-            setattr(self, f"bias_hh_l0{suffix}", mx.zeros((gates,)))
-
-    def _input_gates(self, x: mx.array, suffix: str) -> mx.array:
-        bias = self[f"bias_ih_l0{suffix}"] + self[f"bias_hh_l0{suffix}"]
-        return mx.addmm(bias, x, self[f"weight_ih_l0{suffix}"].T)  # (B, T, 4H)
+        self.weight_ih_l0 = mx.zeros((gates, input_size))
+        self.weight_hh_l0 = mx.zeros((gates, hidden_size))
+        self.bias_ih_l0 = mx.zeros((gates,))
+        self.bias_hh_l0 = mx.zeros((gates,))
+        self.weight_ih_l0_reverse = mx.zeros((gates, input_size))
+        self.weight_hh_l0_reverse = mx.zeros((gates, hidden_size))
+        self.bias_ih_l0_reverse = mx.zeros((gates,))
+        self.bias_hh_l0_reverse = mx.zeros((gates,))
 
     def __call__(self, x: mx.array) -> mx.array:
         steps = x.shape[1]
+        forward = mx.addmm(self.bias_ih_l0 + self.bias_hh_l0, x, self.weight_ih_l0.T)  # (B, T, 4H)
+        backward = mx.addmm(self.bias_ih_l0_reverse + self.bias_hh_l0_reverse, x, self.weight_ih_l0_reverse.T)
         # Both directions advance together: row 0 reads frame t, row 1 reads frame T-1-t.
-        gx = mx.stack([self._input_gates(x, ""), self._input_gates(x, "_reverse")[:, ::-1]])  # (2, B, T, 4H)
+        gx = mx.stack([forward, backward[:, ::-1]])  # (2, B, T, 4H)
         w_hh = mx.stack([self.weight_hh_l0.T, self.weight_hh_l0_reverse.T])  # (2, H, 4H)
         h = mx.zeros((2, x.shape[0], self.hidden_size), dtype=x.dtype)
         c = mx.zeros_like(h)

@@ -25,7 +25,8 @@ from ...errors import KokoroStateMismatch
 
 def parameter_shapes(model: nn.Module) -> dict[str, tuple[int, ...]]:
     """Every canonical key the model expects, with its MLX-layout shape."""
-    return {k: tuple(v.shape) for k, v in tree_flatten(model.parameters())}
+    flat: list[tuple[str, mx.array]] = tree_flatten(model.parameters())  # type: ignore[assignment]
+    return {k: tuple(v.shape) for k, v in flat}
 
 
 def _owner(model: nn.Module, key: str) -> tuple[nn.Module, str]:
@@ -43,8 +44,9 @@ def _owner(model: nn.Module, key: str) -> tuple[nn.Module, str]:
 
 def to_mlx_layout(module: nn.Module, name: str, value: np.ndarray) -> np.ndarray:
     """One canonical array in the layout `module` holds it in."""
-    if hasattr(module, "from_torch_layout"):
-        return module.from_torch_layout(name, value)
+    own_rule = getattr(module, "from_torch_layout", None)
+    if own_rule is not None:
+        return own_rule(name, value)
     if name == "weight" and isinstance(module, nn.Conv1d):
         return value.transpose(0, 2, 1)
     if name == "weight" and isinstance(module, nn.ConvTranspose1d):
