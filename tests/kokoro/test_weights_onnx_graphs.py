@@ -50,6 +50,7 @@ def _float_graph(state: Mapping[str, np.ndarray]) -> onnx.ModelProto:
         "decoder.decoder.generator.resblocks.0.alpha1.0": state["decoder.generator.resblocks.0.alpha1.0"],
         "decoder.decoder.generator.stft.istft.stft.window_sum": np.ones(4, np.float32),  # a buffer, not a weight
         "shape_t8": np.array([T, 8], np.int64),
+        "zero": np.array(0, np.int64),
     }
     te = "/encoder/text_encoder"
     nodes = [
@@ -70,6 +71,7 @@ def _float_graph(state: Mapping[str, np.ndarray]) -> onnx.ModelProto:
                          ["fc"], "/encoder/F0.0/norm1/fc/Gemm", transB=1),
         helper.make_node("Mul", ["decoder.decoder.generator.resblocks.0.alpha1.0", "conv"], ["snake"],
                          "/decoder/decoder/generator/resblocks.0/Mul"),
+        helper.make_node("Gather", ["shape_t8", "zero"], ["t_dim"], "/encoder/Gather"),  # shape arithmetic, no weight
     ]
     graph = helper.make_graph(
         nodes, "kokoro_tiny",

@@ -74,12 +74,21 @@ class OnnxGraph:
             kind = _KINDS.get(node.op_type)
             if kind is None or len(node.input) < 2:
                 continue
-            data = node.input[0] if kind == "embedding" else node.input[1]
-            if kind == "embedding" and data not in self.consts:
-                continue
-            if kind != "embedding" and not self.is_const(data):
+            if kind == "embedding" and not self._is_table(node):
+                continue  # a Gather on shapes or activations
+            if kind != "embedding" and not self.is_const(node.input[1]):
                 continue  # an activation-by-activation product (attention scores)
             yield WeightUse(kind, module_path(node.name), node)
+
+    def _is_table(self, gather: NodeProto) -> bool:
+        """A float table, or an 8-bit one dequantized right after the Gather."""
+        table = self.consts.get(gather.input[0])
+        if table is None:
+            return False
+        if table.dtype == np.float32:
+            return True
+        users = self.consumers.get(gather.output[0], [])
+        return table.dtype in (np.int8, np.uint8) and any(n.op_type == "DequantizeLinear" for n in users)
 
     def weight(self, use: WeightUse) -> np.ndarray:
         """The float32 weight of a conv, embedding or linear use, in PyTorch layout (linear: (out, in))."""
