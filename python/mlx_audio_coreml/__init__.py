@@ -37,7 +37,7 @@ _PUBLIC: dict[str, str] = {
     "DownloadFailed": "progress",
     "AudioEncoder": "encoders",
     "MLXAudioEncoder": "encoders",
-    "CoreMLAudioEncoder": "coreml_encoder",
+    "CoreMLAudioEncoder": "encoders",
     "AudioVocoder": "vocoders",
     "MLXVocoder": "vocoders",
     "CoreMLVocoder": "vocoders",
@@ -63,8 +63,7 @@ def __getattr__(name: str) -> Any:
 if TYPE_CHECKING:
     from .cancel import CancelToken
     from .coreml.runtime import ComputeUnits
-    from .coreml_encoder import CoreMLAudioEncoder
-    from .encoders import AudioEncoder, MLXAudioEncoder
+    from .encoders import AudioEncoder, CoreMLAudioEncoder, MLXAudioEncoder
     from .info import SessionInfo
     from .options import BackendPreference, Component, ModelLoadingOptions, WhisperQuantization
     from .progress import (

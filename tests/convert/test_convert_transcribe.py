@@ -24,7 +24,8 @@ def _text(segments) -> str:
 @pytest.mark.skipif(not _available, reason=f"portable runtime unavailable: {_reason}")
 @pytest.mark.parametrize("layout_name", ["default", pytest.param("whisperkit", marks=pytest.mark.slow)])
 def test_transcript_through_converted_encoder_equals_the_mlx_transcript(tmp_path, layout_name):
-    from mlx_audio_coreml.coreml_encoder import CoreMLAudioEncoder
+    from mlx_audio_coreml.encoders import CoreMLAudioEncoder
+    from mlx_audio_coreml.whisper.encoder_layouts import detect_layout
     from mlx_audio_coreml.whisper.loading import load_whisper
     from mlx_audio_coreml.whisper.transcribe import Transcriber
 
@@ -36,7 +37,7 @@ def test_transcript_through_converted_encoder_equals_the_mlx_transcript(tmp_path
 
     loaded = get_runtime("portable").load(result.package, ComputeUnits.CPU_ONLY)
     try:
-        encoder = CoreMLAudioEncoder(loaded, runtime="portable")
+        encoder = CoreMLAudioEncoder(loaded, layout=detect_layout(loaded.description), runtime="portable")
         coreml_segments, _ = Transcriber(bundle, encoder).transcribe(JFK)
         coreml_text = _text(coreml_segments)
     finally:

@@ -9,13 +9,18 @@ import pytest
 
 from mlx_audio_coreml.coreml.portable import PortableRuntime
 from mlx_audio_coreml.coreml.runtime import ComputeUnits
-from mlx_audio_coreml.coreml_encoder import CoreMLAudioEncoder
+from mlx_audio_coreml.encoders import CoreMLAudioEncoder
+from mlx_audio_coreml.whisper.encoder_layouts import detect_layout
 from mlx_audio_coreml.errors import (
     CoreMLInferenceFailed,
     PredictionFailed,
     ShapeConversionFailed,
     TensorShapeMismatch,
 )
+
+
+def _encoder(model) -> CoreMLAudioEncoder:
+    return CoreMLAudioEncoder(model, layout=detect_layout(model.description))
 
 
 class _NumpyOnly:
@@ -55,7 +60,7 @@ class _Spy(_NumpyOnly):
 def test_portable_models_run_in_mlx_and_match_the_numpy_path(tiny_package, layout, precision):
     model = PortableRuntime().load(tiny_package(layout, precision).package, ComputeUnits.CPU_ONLY)
     spy = _Spy(model)
-    through_mlx, through_numpy = CoreMLAudioEncoder(spy), CoreMLAudioEncoder(_NumpyOnly(model))
+    through_mlx, through_numpy = _encoder(spy), _encoder(_NumpyOnly(model))
     mel = mx.random.normal((2, 80, 3000), key=mx.random.key(3))  # batch 2: item by item
 
     got = through_mlx.encode(mel)
@@ -69,7 +74,7 @@ def test_portable_models_run_in_mlx_and_match_the_numpy_path(tiny_package, layou
 
 def test_errors_on_the_mlx_path_are_typed(tiny_package):
     spy = _Spy(PortableRuntime().load(tiny_package("default", "float32").package, ComputeUnits.CPU_ONLY))
-    encoder = CoreMLAudioEncoder(spy)
+    encoder = _encoder(spy)
     refusal = TensorShapeMismatch("mel", [1, 80, 3000], [1, 80, 2999])
     spy.predict_mlx = lambda inputs: (_ for _ in ()).throw(refusal)
     with pytest.raises(ShapeConversionFailed) as refused:

@@ -52,6 +52,32 @@ def tiny_companion_dir(tiny_model_dir: Path, tmp_path_factory: pytest.TempPathFa
     return result.companion_dir
 
 
+@pytest.fixture(scope="session")
+def vocoder_package(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A stand-in vocoder as a real ML Program over VocoderFeatures' four inputs (F = 5):
+    samples (1, 43) = [2 * asr flattened | f0 | energy | style]."""
+    import coremltools as ct
+    from coremltools.converters.mil import Builder as mb
+
+    from mlx_audio_coreml.vocoders import SAMPLE_RATE_METADATA_KEY
+
+    specs = [mb.TensorSpec(shape=s) for s in ((1, 4, 5), (1, 10), (1, 10), (1, 3))]
+
+    @mb.program(input_specs=specs, opset_version=ct.target.macOS13)
+    def program(asr, f0, energy, style):
+        doubled = mb.reshape(x=mb.mul(x=asr, y=2.0), shape=[1, 20])
+        return mb.concat(values=[doubled, f0, energy, style], axis=1, name="audio")
+
+    model = ct.convert(
+        program, convert_to="mlprogram", skip_model_load=True,
+        minimum_deployment_target=ct.target.macOS13, compute_precision=ct.precision.FLOAT32,
+    )  # fmt: skip
+    model.user_defined_metadata[SAMPLE_RATE_METADATA_KEY] = "24000"
+    path = tmp_path_factory.mktemp("vocoder") / "AudioVocoder.mlpackage"
+    model.save(str(path))
+    return path
+
+
 @pytest.fixture()
 def fake_hub():
     with FakeHub() as hub:

@@ -28,3 +28,17 @@ A11_IPHONE = DeviceFacts(
 def files_of(folder: Path) -> dict[str, bytes]:
     """Every file under `folder` by its POSIX path relative to it."""
     return {p.relative_to(folder).as_posix(): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+def features(frames: int = 5):
+    """Vocoder features: asr (1, 4, F) = 0..4F-1, f0 and energy (1, 2F), style (1, 3)."""
+    import mlx.core as mx
+
+    from mlx_audio_coreml.vocoders import VocoderFeatures
+
+    return VocoderFeatures(
+        asr=mx.arange(4 * frames, dtype=mx.float32).reshape(1, 4, frames),
+        f0=mx.full((1, 2 * frames), 100.0),
+        energy=-mx.ones((1, 2 * frames)),
+        style=mx.array([[1.0, 2.0, 3.0]]),
+    )

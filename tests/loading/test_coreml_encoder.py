@@ -9,9 +9,10 @@ import numpy as np
 import pytest
 
 from mlx_audio_coreml.coreml.portable import PortableRuntime
-from mlx_audio_coreml.coreml_encoder import CoreMLAudioEncoder, FallbackEncoder
+from mlx_audio_coreml.encoders import CoreMLAudioEncoder, FallbackEncoder
 from mlx_audio_coreml.encoders import MLXAudioEncoder
 from mlx_audio_coreml.errors import CoreMLInferenceFailed, ModelNotLoaded, PredictionFailed, ShapeConversionFailed
+from mlx_audio_coreml.whisper.encoder_layouts import detect_layout
 
 
 @pytest.fixture(scope="module")
@@ -36,6 +37,10 @@ def packages(tiny_bundle, tmp_path_factory):
     }
 
 
+def _encoder(model, **options) -> CoreMLAudioEncoder:
+    return CoreMLAudioEncoder(model, layout=detect_layout(model.description), **options)
+
+
 class _Recording:
     """Wraps a loaded model to see what crosses into predict."""
 
@@ -55,7 +60,7 @@ class _Recording:
 
 @pytest.mark.parametrize("layout", ["default", "whispercpp", "whisperkit"])
 def test_every_layout_returns_states_like_the_mlx_encoder(packages, tiny_bundle, layout):
-    encoder = CoreMLAudioEncoder(PortableRuntime().load(packages[layout]), output_dtype=mx.float32)
+    encoder = _encoder(PortableRuntime().load(packages[layout]), output_dtype=mx.float32)
     mel = mx.random.normal((1, 80, 3000))
 
     got = encoder.encode(mel)
@@ -68,7 +73,7 @@ def test_every_layout_returns_states_like_the_mlx_encoder(packages, tiny_bundle,
 
 @pytest.fixture(scope="module")
 def default_encoder(packages):
-    return CoreMLAudioEncoder(PortableRuntime().load(packages["default"]))
+    return _encoder(PortableRuntime().load(packages["default"]))
 
 
 @pytest.mark.parametrize("shape", [(1, 80, 5000), (1, 80, 2999), (1, 128, 3000), (80,), (1, 1, 80, 3000)])
@@ -94,7 +99,7 @@ def test_unbatched_and_batched_mels_are_accepted(default_encoder):
 
 def test_a_mel_in_the_packages_dtype_crosses_without_a_copy(packages):
     recording = _Recording(PortableRuntime().load(packages["default"]))
-    encoder = CoreMLAudioEncoder(recording)
+    encoder = _encoder(recording)
     mel = mx.random.normal((1, 80, 3000)).astype(mx.float16)  # the package's input dtype
     mx.eval(mel)
 
@@ -107,7 +112,7 @@ def test_runtime_failure_is_coreml_inference_failed_with_the_underlying_error(pa
     recording = _Recording(PortableRuntime().load(packages["default"]))
     failure = PredictionFailed("ANE went away")
     recording.predict = lambda inputs, outputs=None: (_ for _ in ()).throw(failure)
-    encoder = CoreMLAudioEncoder(recording)
+    encoder = _encoder(recording)
 
     with pytest.raises(CoreMLInferenceFailed) as raised:
         encoder.encode(mx.zeros((1, 80, 3000)))
@@ -115,7 +120,7 @@ def test_runtime_failure_is_coreml_inference_failed_with_the_underlying_error(pa
 
 
 def test_closed_encoder_raises_model_not_loaded(packages):
-    encoder = CoreMLAudioEncoder(PortableRuntime().load(packages["default"]))
+    encoder = _encoder(PortableRuntime().load(packages["default"]))
     encoder.close()
     with pytest.raises(ModelNotLoaded):
         encoder.encode(mx.zeros((1, 80, 3000)))
@@ -131,7 +136,7 @@ def test_fallback_encoder_moves_to_mlx_for_good_when_coreml_fails(packages, tiny
     recording.predict = lambda inputs, outputs=None: (_ for _ in ()).throw(PredictionFailed("gone"))
     failures = []
     switch = FallbackEncoder(MLXAudioEncoder(tiny_bundle.model.encoder, 80), failures.append)
-    switch.use_coreml(CoreMLAudioEncoder(recording))
+    switch.use_coreml(_encoder(recording))
     assert switch.backend == "coreML"
 
     states = switch.encode(mx.zeros((1, 80, 3000)))

@@ -23,7 +23,7 @@ from loading_helpers import REPO_ROOT, TURBO, TURBO_COREML_REPO, M1_MAC
 from loading_fakehub import FakeRepo
 
 from mlx_audio_coreml.cancel import CancelToken
-from mlx_audio_coreml.coreml_encoder import CoreMLAudioEncoder
+from mlx_audio_coreml.encoders import CoreMLAudioEncoder
 from mlx_audio_coreml.errors import ANECompilationTimeout
 from mlx_audio_coreml.options import BackendPreference, ModelLoadingOptions
 from mlx_audio_coreml.progress import CompilationFailed, CompilingANE

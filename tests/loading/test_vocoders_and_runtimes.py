@@ -19,41 +19,8 @@ from mlx_audio_coreml.errors import (
     VocoderCoreMLInferenceFailed,
     VocoderShapeConversionFailed,
 )
-from mlx_audio_coreml.vocoders import SAMPLE_RATE_METADATA_KEY, AudioVocoder, CoreMLVocoder, MLXVocoder, VocoderFeatures
-
-
-def features(frames: int = 5) -> VocoderFeatures:
-    """asr (1, 4, F) = 0..4F-1, f0 and energy (1, 2F), style (1, 3)."""
-    return VocoderFeatures(
-        asr=mx.arange(4 * frames, dtype=mx.float32).reshape(1, 4, frames),
-        f0=mx.full((1, 2 * frames), 100.0),
-        energy=-mx.ones((1, 2 * frames)),
-        style=mx.array([[1.0, 2.0, 3.0]]),
-    )
-
-
-@pytest.fixture(scope="module")
-def vocoder_package(tmp_path_factory):
-    """A stand-in vocoder as a real ML Program over VocoderFeatures' four inputs (F = 5):
-    samples (1, 43) = [2 * asr flattened | f0 | energy | style]."""
-    import coremltools as ct
-    from coremltools.converters.mil import Builder as mb
-
-    specs = [mb.TensorSpec(shape=s) for s in ((1, 4, 5), (1, 10), (1, 10), (1, 3))]
-
-    @mb.program(input_specs=specs, opset_version=ct.target.macOS13)
-    def program(asr, f0, energy, style):
-        doubled = mb.reshape(x=mb.mul(x=asr, y=2.0), shape=[1, 20])
-        return mb.concat(values=[doubled, f0, energy, style], axis=1, name="audio")
-
-    model = ct.convert(
-        program, convert_to="mlprogram", skip_model_load=True,
-        minimum_deployment_target=ct.target.macOS13, compute_precision=ct.precision.FLOAT32,
-    )  # fmt: skip
-    model.user_defined_metadata[SAMPLE_RATE_METADATA_KEY] = "24000"
-    path = tmp_path_factory.mktemp("vocoder") / "AudioVocoder.mlpackage"
-    model.save(str(path))
-    return path
+from mlx_audio_coreml.vocoders import AudioVocoder, CoreMLVocoder, MLXVocoder, VocoderFeatures
+from loading_helpers import features
 
 
 def test_coreml_vocoder_decodes_through_the_package(vocoder_package):
@@ -86,7 +53,7 @@ def test_coreml_vocoder_runtime_failure_is_typed(vocoder_package):
     def broken(inputs, outputs=None):
         raise failure
 
-    model.predict = broken
+    model.predict = model.predict_mlx = broken  # the portable runtime's entry is predict_mlx
     with pytest.raises(VocoderCoreMLInferenceFailed) as raised:
         CoreMLVocoder(model).decode(features())
     assert raised.value.underlying is failure
@@ -132,10 +99,12 @@ def test_coremltools_runtime_says_why_it_cannot_run_here():
 @pytest.mark.mac
 @pytest.mark.skipif(platform.system() != "Darwin", reason="coremltools predicts only on macOS")
 def test_coremltools_runtime_runs_the_encoder_package_on_a_mac(tiny_companion_dir):  # pragma: no cover - macOS
-    from mlx_audio_coreml.coreml_encoder import CoreMLAudioEncoder
+    from mlx_audio_coreml.encoders import CoreMLAudioEncoder
+    from mlx_audio_coreml.whisper.encoder_layouts import detect_layout
 
     package = tiny_companion_dir / "AudioEncoder.mlpackage"
-    encoder = CoreMLAudioEncoder(CoremltoolsRuntime().load(package), output_dtype=mx.float32)
-    reference = CoreMLAudioEncoder(PortableRuntime().load(package), output_dtype=mx.float32)
+    layout = detect_layout(PortableRuntime().load(package).description)
+    encoder = CoreMLAudioEncoder(CoremltoolsRuntime().load(package), layout=layout, output_dtype=mx.float32)
+    reference = CoreMLAudioEncoder(PortableRuntime().load(package), layout=layout, output_dtype=mx.float32)
     mel = mx.random.normal((1, 80, 3000))
     assert float(mx.abs(encoder.encode(mel) - reference.encode(mel)).max()) < 5e-2

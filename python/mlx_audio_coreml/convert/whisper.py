@@ -265,7 +265,7 @@ def resolve_model(model: str | Path, on_fraction: Callable[[float], None] | None
     """The model's folder (sources.ResolvedModel): a path, the local store, else a verified hub
     download into the Hugging Face cache. Raises ModelNotFound (with a hint) or DownloadError."""
     from ..store import hub
-    from ..store.sources import resolve_model as resolve
+    from ..whisper.sources import resolve_model as resolve
 
     return resolve(model, hub.HubSettings.from_env(), on_fraction)
 

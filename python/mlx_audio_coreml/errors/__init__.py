@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from ._base import MlxAudioCoreMLError
 from .seed import EncoderError, ShapeConversionFailed, CoreMLInferenceFailed, ANENotAvailable, ModelNotLoaded, VocoderError, VocoderShapeConversionFailed, VocoderCoreMLInferenceFailed, UnsupportedSampleRate
-from .coreml import CoreMLError, CoreMLRuntimeUnavailable, NativeError, NativeLibraryUnavailable, ABIVersionMismatch, ModelLoadFailed, ANECompilationError, ANECompilationTimeout, ANECompilationCancelled, TensorValidationError, TensorShapeMismatch, TensorDtypeMismatch, TensorLayoutError, TensorBufferTooSmall, TensorNullPointer, UnknownTensorName, MissingTensor, StateError, StateRequired, StateMismatch, PredictionFailed, PackageError, UnsupportedOp, MILTextError, UnknownEncoderLayout, CPUKernelFailed
+from .coreml import CoreMLError, CoreMLRuntimeUnavailable, NativeError, NativeLibraryUnavailable, ABIVersionMismatch, ModelLoadFailed, ANECompilationError, ANECompilationTimeout, ANECompilationCancelled, TensorValidationError, TensorShapeMismatch, TensorDtypeMismatch, TensorLayoutError, TensorBufferTooSmall, TensorNullPointer, UnknownTensorName, MissingTensor, StateError, StateRequired, StateMismatch, PredictionFailed, NonFiniteOutput, PackageError, UnsupportedOp, MILTextError, UnknownEncoderLayout, CPUKernelFailed
 from .models import ModelError, ModelNotFound, UnsupportedModelFormat, WeightsMismatch, QuantizationFailed, CorruptModelFile, DownloadError, NetworkError, CorruptDownload, AudioError, AudioDecodeError, EmptyAudio, NonFiniteAudio
 from .conversion import ConversionError, UnsupportedModelForConversion, ConversionFailed, ConversionValidationFailed, ConversionDestinationExists, InvalidConversionOption, DecodingError, InvalidOption, OutputWriteError
 from .audio import AudioWriteError, UnsupportedAudioFormat, AudioEncoderUnavailable
@@ -48,6 +48,7 @@ __all__ = [
     "StateRequired",
     "StateMismatch",
     "PredictionFailed",
+    "NonFiniteOutput",
     "PackageError",
     "UnsupportedOp",
     "MILTextError",

@@ -139,6 +139,13 @@ class PredictionFailed(CoreMLError):
         self.message = message
         super().__init__(f"prediction failed: {message}")
 
+class NonFiniteOutput(PredictionFailed):
+    """A prediction finished but an output holds NaN or Inf (e.g. a broken Neural Engine compile)."""
+
+    def __init__(self, output: str) -> None:
+        self.output = output
+        super().__init__(f"output '{output}' holds NaN or Inf")
+
 class PackageError(CoreMLError):
     """A .mlpackage is unreadable, corrupt, or uses what the portable runtime cannot run."""
 

