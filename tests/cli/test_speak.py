@@ -83,7 +83,7 @@ def test_progress_bar_counts_chunks(
     ("argv", "message"),
     [
         (["speak", "Hi.", "--voice", "nobody"], "known voices: af_test, bf_other"),
-        (["speak", "Hi.", "--speed", "3"], "speed 3.0 is outside 0.5..2.0"),
+        (["speak", "Hi.", "--speed", "3"], "speed: expected 0.5..2.0"),
         (["speak", "..."], "nothing to speak"),
         (["speak", "hˈI Ʃ", "--phonemes"], "U+01A9"),
     ],

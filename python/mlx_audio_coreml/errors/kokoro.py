@@ -140,11 +140,11 @@ class InvalidVoiceSpec(KokoroError):
         super().__init__(f"invalid voice spec {spec!r}: {reason}")
 
 
-class SpeedOutOfRange(KokoroError):
+class SpeedOutOfRange(KokoroInputError):
     """A speaking speed outside what Kokoro sounds right at (`minimum`..`maximum`, 1.0 = as trained)."""
 
     def __init__(self, speed: float, minimum: float, maximum: float) -> None:
+        super().__init__("speed", f"{minimum}..{maximum} (1.0 is Kokoro's natural pace)", repr(speed))
         self.speed = speed
         self.minimum = minimum
         self.maximum = maximum
-        super().__init__(f"speed {speed!r} is outside {minimum}..{maximum} (1.0 is Kokoro's natural pace)")
