@@ -204,6 +204,40 @@ def test_transcribe_runs_through_the_coreml_encoder(turbo_on_hub, hub_settings, 
     assert used and used[0] == (1, 80, 3000) and info.duration == pytest.approx(11.0, abs=0.1)
 
 
+def test_nan_encoder_states_move_the_encoder_to_mlx(turbo_on_hub, hub_settings, m1_portable, events):
+    session = WhisperSession.from_pretrained(TURBO, PORTABLE, events, environment=m1_portable)
+    model = session.encoder.coreml.model  # the package starts answering NaN (a broken compile would)
+    model.predict_mlx = lambda inputs: {"encoder_states": mx.full((1, 1500, 64), float("nan"), dtype=mx.float16)}
+
+    states = session.encoder.encode(mx.zeros((1, 80, 3000)))
+
+    assert bool(mx.all(mx.isfinite(states)).item())  # answered by MLX
+    assert session.info.encoder_backend is MLX and "NaN or Inf" in session.info.fallback_reasons[0]
+    assert "inference failed" in events.of(CoreMLUnavailable)[-1].reason
+
+
+def test_info_quantization_agrees_with_the_weights_note(tiny_model_dir, isolated_home):
+    for wanted in (WhisperQuantization.FLOAT16, WhisperQuantization.FLOAT32):
+        session = WhisperSession.from_pretrained(tiny_model_dir, ModelLoadingOptions.mlx_only().with_(quantization=wanted))
+        info = session.info
+        dtype = str(session.bundle.dtype).removeprefix("mlx.core.")
+        assert info.quantization.value == dtype and f"MLX weights in {dtype}" in info.notes
+
+
+def test_transcribe_keywords_override_the_options_object(tiny_model_dir, isolated_home):
+    from mlx_audio_coreml.whisper.transcribe import TranscribeOptions
+
+    session = WhisperSession.from_pretrained(tiny_model_dir, ModelLoadingOptions.mlx_only())
+    options = TranscribeOptions(temperature=0.4, without_timestamps=True, no_speech_threshold=None)
+
+    _segments, info = session.transcribe(JFK, options, temperature=0.0, language="en")
+
+    assert info.options.temperature == 0.0 and info.options.language == "en"  # the keywords win
+    assert info.options.without_timestamps and info.options.no_speech_threshold is None  # the rest is kept
+    with pytest.raises(TypeError):
+        session.transcribe(JFK, beam=5)  # a typo is an error, not a silently ignored option
+
+
 def _failing_predict(inputs, outputs=None):
     raise PredictionFailed("the Neural Engine went away")
 
