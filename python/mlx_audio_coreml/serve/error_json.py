@@ -74,7 +74,9 @@ def install(app: FastAPI) -> None:
         message = f"{'.'.join(location) or 'request'}: {first.get('msg', 'invalid value')}"
         return ErrorBody(400, message, param=".".join(location) or None, code="invalid_value").response()
 
-    async def on_http(_request: Request, exc: StarletteHTTPException) -> JSONResponse:
+    async def on_http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        if isinstance(exc.__cause__, MlxAudioCoreMLError):  # FastAPI wraps body-read errors (UploadTooLarge)
+            return await on_error(request, exc.__cause__)
         kind = "invalid_request_error" if exc.status_code < 500 else "server_error"
         code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code)
         return ErrorBody(exc.status_code, str(exc.detail), kind, None, code).response(dict(exc.headers or {}))

@@ -79,6 +79,7 @@ def _stream(state: ServerState, name: str, session: object, audio: Path, job: Tr
     on_segment = lambda segment: loop.call_soon_threadsafe(deltas.put_nowait, segment.text)  # noqa: E731
     future = state.queues[name].submit(transcribe_job(session, audio, job, on_segment), token)
     future.add_done_callback(lambda _f: deltas.put_nowait(_END))
+    future.add_done_callback(retrieve_error)  # a client that left never reads the job's error
 
     async def events() -> AsyncIterator[str]:
         try:
@@ -95,3 +96,8 @@ def _stream(state: ServerState, name: str, session: object, audio: Path, job: Tr
             audio.unlink(missing_ok=True)
 
     return StreamingResponse(events(), media_type="text/event-stream", headers={"Cache-Control": "no-cache"})
+
+
+def retrieve_error(future: asyncio.Future) -> None:
+    if not future.cancelled():
+        future.exception()

@@ -1,8 +1,6 @@
-"""`POST /v1/audio/speech`: text to audio, streamed as each sentence is made.
+"""`POST /v1/audio/speech`: text to audio, streamed as each sentence is made (speech_audio.py
+says how each format is streamed).
 
-pcm and wav stream 16-bit samples sentence by sentence (wav behind a header whose sizes say
-"unknown length", as streaming servers write it); mp3 streams one encoded piece per sentence
-(MPEG frames concatenate); flac is sent whole once the last sentence is made.
 The speech session is any object with `stream(text, voice=, speed=)` yielding audio pieces
 (float32 arrays, or objects with `.audio`) at `sample_rate` (a `KokoroSession`).
 """
@@ -10,7 +8,6 @@ The speech session is any object with `stream(text, voice=, speed=)` yielding au
 from __future__ import annotations
 
 import asyncio
-import struct
 from collections.abc import AsyncIterator
 from typing import Literal
 
@@ -19,15 +16,15 @@ from fastapi import APIRouter, Request
 from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, Field
 
-from ..audio.write import encode, to_int16
 from ..cancel import CancelToken
 from ..errors.serve import InvalidRequest
+from .routes_stt import retrieve_error
+from .speech_audio import MEDIA_TYPES, encoded
 from .state import server
 from .work import JobCancelled
 
 router = APIRouter(tags=["audio"])
 
-MEDIA_TYPES = {"wav": "audio/wav", "flac": "audio/flac", "mp3": "audio/mpeg", "pcm": "audio/pcm"}
 _END = object()
 
 
@@ -60,6 +57,7 @@ async def speech(request: Request, body: SpeechRequest) -> StreamingResponse:
 
     future = state.queues[name].submit(run, token)
     future.add_done_callback(lambda _f: pieces.put_nowait(_END))
+    future.add_done_callback(retrieve_error)  # a client that left never reads the job's error
     first = await pieces.get()  # the first sentence (or the failure) before any byte is sent
     if first is _END:
         future.result()  # raises the job's error: answered as OpenAI error JSON
@@ -67,7 +65,7 @@ async def speech(request: Request, body: SpeechRequest) -> StreamingResponse:
 
     async def body_bytes() -> AsyncIterator[bytes]:
         try:
-            async for chunk in _encoded(first, pieces, body.response_format, rate):
+            async for chunk in encoded(first, pieces, _END, body.response_format, rate):
                 yield chunk
             if future.exception() is not None:  # a later sentence failed: end the stream early
                 return
@@ -75,29 +73,3 @@ async def speech(request: Request, body: SpeechRequest) -> StreamingResponse:
             token.cancel()  # a client that left stops synthesis at its next sentence
 
     return StreamingResponse(body_bytes(), media_type=MEDIA_TYPES[body.response_format])
-
-
-async def _encoded(first: np.ndarray, pieces: asyncio.Queue, fmt: str, rate: int) -> AsyncIterator[bytes]:
-    if fmt == "flac":
-        audio = [first]
-        while (piece := await pieces.get()) is not _END:
-            audio.append(piece)
-        yield encode(np.concatenate(audio), rate, "flac")
-        return
-    if fmt == "wav":
-        yield streaming_wav_header(rate)
-    piece = first
-    while piece is not _END:
-        yield encode(piece, rate, "mp3") if fmt == "mp3" else to_int16(piece).tobytes()
-        piece = await pieces.get()
-
-
-def streaming_wav_header(rate: int, channels: int = 1) -> bytes:
-    """A 16-bit PCM WAV header whose RIFF and data sizes are 0xFFFFFFFF: length unknown."""
-    block = channels * 2
-    return b"".join([
-        b"RIFF", struct.pack("<I", 0xFFFFFFFF), b"WAVE",
-        b"fmt ", struct.pack("<IHHIIHH", 16, 1, channels, rate, rate * block, block, 16),
-        b"data", struct.pack("<I", 0xFFFFFFFF),
-    ])  # fmt: skip
-

@@ -113,12 +113,17 @@ def transcribe_job(
     def run(token: CancelToken) -> Transcript:
         segments, info = session.transcribe(str(audio), **request.options())
         done = []
-        for segment in segments:
-            if token.cancelled:
-                raise JobCancelled()
-            done.append(segment)
-            if on_segment is not None:
-                on_segment(segment)
+        try:
+            for segment in segments:
+                if token.cancelled:
+                    raise JobCancelled()
+                done.append(segment)
+                if on_segment is not None:
+                    on_segment(segment)
+        finally:
+            close = getattr(segments, "close", None)
+            if close is not None:
+                close()  # a cancelled decode lets go of its buffers now, not when collected
         return Transcript(tuple(done), info)
 
     return run
