@@ -23,9 +23,9 @@ Progress handlers may be called from worker threads (background loading, compile
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import mlx.core as mx
 import numpy as np
@@ -44,6 +44,7 @@ from ..store import sources as store_sources
 from ..store.hub import FractionCallback, HubSettings
 from . import sources
 from .encoder_layouts import detect_layout
+from .streaming import ListenEvent, ListenOptions, listen
 
 if TYPE_CHECKING:
     from .loading import WhisperBundle
@@ -225,6 +226,11 @@ class WhisperSession:
         }  # fmt: skip
         overrides = {name: value for name, value in given.items() if value is not None}
         return self._transcriber.transcribe(audio, options=options, progress=progress, sample_rate=sample_rate, **overrides)
+
+    def listen(self, chunks: Iterable[Any], options: ListenOptions | None = None) -> Iterator[ListenEvent]:
+        """Live transcription: events ("confirmed", "tentative", "final") as 16 kHz mono pieces
+        (float32 or int16) arrive from `chunks`; VAD ends each utterance (see streaming.py)."""
+        return listen(self, chunks, options)
 
     @property
     def info(self) -> SessionInfo:
