@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from ....errors import MILTextError
 from .lexer import SourceText, Token
 
@@ -15,6 +17,7 @@ class Cursor:
         self.last = len(tokens) - 1
         self.source = source
         self.index = 0
+        self.types: dict[tuple[str, ...], Any] = {}  # tensor types met so far (types.py)
 
     def peek(self, ahead: int = 0) -> Token:
         return self.tokens[self.index + ahead]

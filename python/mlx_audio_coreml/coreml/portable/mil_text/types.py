@@ -11,6 +11,7 @@ from __future__ import annotations
 from .._proto import MIL_pb2
 from .cursor import Cursor, describe
 from .grammar import COMPOSITE_TYPES, DTYPES
+from .lexer import Token
 
 
 def starts_type(cursor: Cursor, ahead: int = 0) -> bool:
@@ -24,9 +25,37 @@ def starts_type(cursor: Cursor, ahead: int = 0) -> bool:
 
 
 def parse_type(cursor: Cursor) -> MIL_pb2.ValueType:
+    """The type at the cursor. A tensor type seen before in this program is reused (callers copy
+    it, never change it): types repeat on almost every line and building them is a fifth of a parse."""
     token = cursor.peek()
     if token.kind != "name" or not starts_type(cursor):
         raise cursor.error(f"expected a type, found {describe(token)}")
+    key = _tensor_key(cursor) if token.text == "tensor" else None
+    if key is not None and key in cursor.types:
+        cursor.index += len(key)
+        return cursor.types[key]
+    value_type = _parse_type(cursor, token)
+    if key is not None:
+        cursor.types[key] = value_type
+    return value_type
+
+
+def _tensor_key(cursor: Cursor) -> tuple[str, ...] | None:
+    """The token texts of `tensor<...>` up to its '>' (a tensor type nests no other type). The scan
+    stops at the end token, before the cursor's padding runs out."""
+    texts = []
+    ahead = 1
+    while True:
+        token = cursor.peek(ahead)
+        if token.kind in ("end", "string") or ahead > 64:
+            return None
+        texts.append(token.text)
+        if token.text == ">":
+            return ("tensor", *texts)
+        ahead += 1
+
+
+def _parse_type(cursor: Cursor, token: Token) -> MIL_pb2.ValueType:
     cursor.next()
     if token.text in DTYPES:
         return scalar_type(DTYPES[token.text])
