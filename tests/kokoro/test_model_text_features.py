@@ -101,3 +101,23 @@ def test_features_rejects_bad_inputs_naming_which(loaded, ids, style, speed, wha
     with pytest.raises(KokoroInputError) as info:
         model.features(mx.array(ids), mx.array(style), speed)
     assert info.value.what == what
+
+
+def test_given_durations_replace_the_predicted_ones(loaded) -> None:
+    model, _ = loaded
+    ids, style = mx.array(IDS[None]), mx.array(_style()[None])
+    predicted = model.durations(ids, style)
+    same, _ = model.features(ids, style, durations=predicted)
+    free, _ = model.features(ids, style)
+    np.testing.assert_array_equal(np.array(same.f0), np.array(free.f0))
+    forced = mx.array([1, 2, 3, 1, 1, 4, 2, 1])
+    feats, used = model.features(ids, style, durations=forced)
+    assert feats.frames == 15 and np.array(used).tolist() == [1, 2, 3, 1, 1, 4, 2, 1]
+
+
+@pytest.mark.parametrize("durations", [[1, 2, 3], [1, 2, 3, 1, 0, 4, 2, 1]], ids=["wrong-length", "zero-frames"])
+def test_given_durations_must_cover_every_token_with_a_frame(loaded, durations: list[int]) -> None:
+    model, _ = loaded
+    with pytest.raises(KokoroInputError) as info:
+        model.features(mx.array(IDS[None]), mx.array(_style()[None]), durations=mx.array(durations))
+    assert info.value.what == "durations"

@@ -90,14 +90,20 @@ class KokoroModel(nn.Module):
         return self._durations(token_ids, ref_style, speed)[1]
 
     def features(
-        self, token_ids: mx.array, ref_style: mx.array, speed: float = 1.0
+        self, token_ids: mx.array, ref_style: mx.array, speed: float = 1.0, *, durations: mx.array | None = None
     ) -> tuple[VocoderFeatures, mx.array]:
         """`(1, T)` ids (with the 0 pad at both ends), `(1, 256)` style -> vocoder features, `(T,)` int32 durations.
 
         The first `style_dim` style values condition the decoder, the rest the prosody. F frames in
         all (the sum of the durations): asr `(1, hidden_dim, F)`, f0 and energy `(1, 2F)`.
+        `durations` (T,), when given, replace the predicted ones (forced timing, or a reference's).
         """
-        d, durations = self._durations(token_ids, ref_style, speed)
+        d, predicted = self._durations(token_ids, ref_style, speed)
+        if durations is None:
+            durations = predicted
+        elif durations.shape != predicted.shape or mx.any(durations < 1).item():
+            raise KokoroInputError("durations", f"{predicted.shape} of ints >= 1", str(durations.tolist()))
+        durations = durations.astype(mx.int32)
         ref_style = ref_style.astype(mx.float32)
         style, prosody_style = ref_style[:, : self.config.style_dim], ref_style[:, self.config.style_dim :]
         tokens = frame_tokens(durations)  # (F,): evaluates the durations
