@@ -46,3 +46,13 @@ def real_kokoro_dir() -> Path | None:
 
 
 KOKORO_MISSING = "real Kokoro weights not installed: run `bash scripts/fetch_models.sh kokoro`"
+
+
+def text_similarity(reference: str, hypothesis: str) -> float:
+    """Share of matching words, case and punctuation aside (difflib's ratio): 1.0 is the same text."""
+    import difflib
+
+    def words(text: str) -> list[str]:
+        return re.sub(r"[^\w\s']", " ", text.lower()).split()
+
+    return difflib.SequenceMatcher(None, words(reference), words(hypothesis)).ratio()

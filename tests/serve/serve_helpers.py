@@ -1,10 +1,9 @@
 """Stand-ins the HTTP tests drive where a real model cannot be controlled: a speech session that
 makes one tone per sentence (the HTTP layer's streaming and encoding, not Kokoro), and a slow
-transcriber whose pace the cancel and drain tests set. Also a word-level text similarity."""
+transcriber whose pace the cancel and drain tests set."""
 
 from __future__ import annotations
 
-import difflib
 import re
 import threading
 import time
@@ -53,12 +52,3 @@ class SlowTranscriber:
                 self.finished.set()
 
         return segments(), type("Info", (), {"language": "en", "duration": 1.0})()
-
-
-def words(text: str) -> list[str]:
-    return re.sub(r"[^\w\s']", " ", text.lower()).split()
-
-
-def similarity(reference: str, hypothesis: str) -> float:
-    """Share of matching words (difflib ratio over normalized words): 1.0 is the same text."""
-    return difflib.SequenceMatcher(None, words(reference), words(hypothesis)).ratio()

@@ -10,7 +10,8 @@ import subprocess
 import openai
 import pytest
 import soundfile as sf
-from serve_helpers import similarity
+
+from speech_data import text_similarity as similarity
 
 pytestmark = pytest.mark.realweights
 

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-import mlx_audio_coreml  # noqa: F401  (OpenBLAS before mlx.core)
 import numpy as np
 import pytest
 import soundfile as sf
+
+import mlx_audio_coreml  # noqa: F401  (OpenBLAS before mlx.core)
 from speech_data import JFK
 
 

@@ -7,6 +7,8 @@ import itertools
 
 import numpy as np
 import pytest
+from vad_helpers import speech_in_noise
+
 from mlx_audio_coreml.errors import InvalidOption
 from mlx_audio_coreml.errors.vad import VadModelMissing
 from mlx_audio_coreml.vad import (
@@ -19,7 +21,6 @@ from mlx_audio_coreml.vad import (
     speech_timestamps,
 )
 from speech_data import librivox_clips
-from vad_helpers import speech_in_noise
 
 
 def _frame_by_frame(path, samples: np.ndarray) -> np.ndarray:

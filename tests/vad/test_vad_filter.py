@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from vad_helpers import speech_in_noise
+
 from mlx_audio_coreml.errors import InvalidOption
 from mlx_audio_coreml.vad import SpeechSpan, VadOptions
 from mlx_audio_coreml.whisper.segments import Segment, Word
 from mlx_audio_coreml.whisper.vad_filter import SpeechOnly, vad_options
 from speech_data import JFK_TEXT, real_model_dir
-from vad_helpers import similarity, speech_in_noise
+from speech_data import text_similarity as similarity
 
 
 @pytest.fixture(scope="module")

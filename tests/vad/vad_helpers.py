@@ -1,9 +1,6 @@
-"""Real speech placed in a minute of noise and silence, and a word-level similarity for its text."""
+"""Real speech placed in a minute of noise and silence."""
 
 from __future__ import annotations
-
-import difflib
-import re
 
 import numpy as np
 
@@ -18,12 +15,3 @@ def speech_in_noise(speech: np.ndarray, at_s: float, total_s: float = 60.0, seed
     start = int(at_s * 16000)
     out[start : start + speech.size] += speech
     return out
-
-
-def words(text: str) -> list[str]:
-    return re.sub(r"[^\w\s']", " ", text.lower()).split()
-
-
-def similarity(reference: str, hypothesis: str) -> float:
-    """Share of matching words (difflib ratio over normalized words): 1.0 is the same text."""
-    return difflib.SequenceMatcher(None, words(reference), words(hypothesis)).ratio()
