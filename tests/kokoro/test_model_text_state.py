@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
 import mlx.core as mx
 import model_text_reference as ref
 import numpy as np
@@ -10,6 +13,7 @@ import pytest
 from mlx_audio_coreml.errors import KokoroConfigError, KokoroStateMismatch, WeightsMismatch
 from mlx_audio_coreml.kokoro.config import KokoroConfig, PLBertConfig
 from mlx_audio_coreml.kokoro.model import KokoroModel
+from mlx_audio_coreml.kokoro.weights.safetensors_io import read_safetensors
 
 # hexgrad/Kokoro-82M config.json, less most of its vocabulary.
 HEXGRAD_CONFIG = {
@@ -136,3 +140,13 @@ def test_load_state_accepts_float64_and_stores_float32() -> None:
     state = {k: v.astype(np.float64) for k, v in ref.random_canonical_state(model, seed=2).items()}
     model.load_state(state)
     assert model.bert_encoder.weight.dtype == mx.float32
+
+
+def test_real_state_loads_strictly_into_the_full_model(kokoro_dir: Path) -> None:
+    config = KokoroConfig.from_dict(json.loads((kokoro_dir / "config.json").read_text()))
+    state = read_safetensors(kokoro_dir / "model.safetensors")
+    model = KokoroModel(config)
+    assert model.state_keys() == sorted(state)
+    model.load_state(state)
+    conv = state["text_encoder.cnn.0.0.weight"]
+    np.testing.assert_array_equal(np.array(model.text_encoder.cnn[0][0].weight), conv.transpose(0, 2, 1))
