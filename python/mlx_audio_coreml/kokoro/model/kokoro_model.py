@@ -21,20 +21,10 @@ from ...vocoders import VocoderFeatures
 from ..config import KokoroConfig
 from .albert import CustomAlbert
 from .alignment import durations_from_logits, expand, frame_tokens
+from .decoder import Decoder
 from .prosody import ProsodyPredictor
 from .state import load_canonical_state, parameter_shapes
 from .text_encoder import TextEncoder
-
-
-def _build_decoder(config: KokoroConfig) -> nn.Module | None:
-    """The vocoder (`kokoro.model.decoder`, written separately); None while that module does not exist."""
-    try:
-        from .decoder import Decoder
-    except ModuleNotFoundError as exc:
-        if exc.name != f"{__package__}.decoder":
-            raise
-        return None
-    return Decoder.from_config(config)
 
 
 class KokoroModel(nn.Module):
@@ -52,9 +42,8 @@ class KokoroModel(nn.Module):
             depth=config.n_layer,
             n_symbols=config.n_token,
         )
-        decoder = _build_decoder(config) if with_decoder else None
-        if decoder is not None:
-            self.decoder = decoder
+        if with_decoder:  # without it: the text side alone (tests, feature extraction)
+            self.decoder = Decoder.from_config(config)
 
     def state_keys(self) -> list[str]:
         """Every canonical key `load_state` requires, sorted."""
