@@ -111,8 +111,10 @@ def test_unsupported_sample_rate_names_the_supported_one(session: KokoroSession)
 def test_missing_model_is_model_not_found_with_a_hint(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("MLX_AUDIO_COREML_HOME", str(tmp_path))
     with pytest.raises(ModelNotFound) as caught:
-        KokoroSession.from_pretrained("kokoro")
+        KokoroSession.from_pretrained("kokoro-not-installed")
     assert "fetch_models.sh kokoro" in caught.value.hint
+    with pytest.raises(ModelNotFound):  # a path that does not exist is not taken for a hub repo id
+        KokoroSession.from_pretrained(tmp_path / "absent")
 
 
 def test_background_load_reports_a_missing_model_on_first_use(tmp_path: Path) -> None:
@@ -128,12 +130,16 @@ def test_background_load_reports_a_missing_model_on_first_use(tmp_path: Path) ->
 def test_vocoder_backend_is_recorded_with_its_reason(
     tiny_folder: Path, preference: BackendPreference, fallback: bool
 ) -> None:
+    # No vocoder package exists for the tiny model: MLX runs whatever was asked; only a demand
+    # for Core ML is a fallback (auto never tried it).
     events: list[WhisperProgress] = []
     options = ModelLoadingOptions(backend_overrides={Component.VOCODER: preference})
-    info = KokoroSession.from_pretrained(tiny_folder, options, events.append, g2p="espeak").info
+    session = KokoroSession.from_pretrained(tiny_folder, options, events.append, g2p="espeak")
+    info = session.info
     assert info.vocoder_backend is BackendPreference.MLX and info.did_fallback is fallback
+    assert session.vocoder.backend == "mlx"
     vocoder = info.component(Component.VOCODER)
     assert vocoder is not None and vocoder.requested is preference and vocoder.reason
-    assert events[0] == Loading(0.0) and events[-1] == Loading(1.0)
-    assert any(isinstance(e, CoreMLUnavailable) for e in events) is fallback
+    assert events[0] == Loading(0.0) and events[1] == Loading(1.0)
+    assert any(isinstance(e, CoreMLUnavailable) for e in events) is (preference is not BackendPreference.MLX)
     assert info.load_duration_s > 0

@@ -1,16 +1,18 @@
-"""`KokoroSession`: load Kokoro-82M (weights, voices, text frontend) once, then speak text.
+"""`KokoroSession`: load Kokoro-82M (weights, voices, text frontend, vocoder backend) once, then speak.
 
     session = KokoroSession.from_pretrained("kokoro", ModelLoadingOptions.default(), on_progress)
     audio, info = session.synthesize("Hello there.", voice="jf_alpha", speed=1.0)  # float32, 24 kHz
     for piece in session.stream(long_text, voice="jf_alpha"):  # sentence by sentence
         play(piece.audio)
 
-Loading: the model folder is a path, or a name under $MLX_AUDIO_COREML_HOME/models (default
-`kokoro`, installed by `scripts/fetch_models.sh kokoro`); `Loading(0.0)`, the weights strictly
-into `KokoroModel` (any format `kokoro.weights.load_kokoro_folder` reads), `Loading(1.0)`.
-The vocoder runs on MLX: the Core ML vocoder is not wired into this session yet, so
-`info.vocoder_backend` is MLX, and a caller who demanded Core ML for it sees the fallback and its
-reason (`CoreMLUnavailable` event, `info.fallback_reasons`).
+Loading follows ARCHITECTURE.md, as WhisperSession does: resolve the model (a folder, a name in
+$MLX_AUDIO_COREML_HOME/models such as `kokoro` from `scripts/fetch_models.sh kokoro`, or a hub
+repo: `Downloading`), the weights strictly into `KokoroModel` (`Loading`), then the vocoder's
+backend through the shared lifecycle (loading/component.py: `backend_overrides[VOCODER]`,
+selection with its reason, package download, compile with timeout and cancel, warm-up, fallback
+to MLX recorded in `info`). The MLX vocoder serves from the start; a Core ML vocoder is switched
+in when its compile completes (during the load, or on `warmup()`), wrapped so that chunks longer
+than its fixed frame bucket still go to MLX (vocoder_bucket.py).
 Every input error is raised before any audio is made: `EmptyText`, `UnknownPhoneme` (naming the
 symbols), `UnknownVoice` (listing the known voices), `SpeedOutOfRange`, `UnsupportedSampleRate`.
 A session holds weights only; each call keeps its own buffers, so callers may share one session.
@@ -18,7 +20,6 @@ A session holds weights only; each call keeps its own buffers, so callers may sh
 
 from __future__ import annotations
 
-import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -26,22 +27,28 @@ from pathlib import Path
 
 import numpy as np
 
-from .. import config
-from ..errors import ModelNotFound, UnsupportedSampleRate
-from ..info import ComponentInfo, SessionInfo, SessionRecorder
+from ..cancel import CancelToken
+from ..coreml.runtime import LoadedModel
+from ..errors import UnsupportedSampleRate
+from ..info import SessionInfo, SessionRecorder
+from ..loading.background import LoadState
+from ..loading.component import ComponentSpec, CoreMLComponent, FractionCallback
+from ..loading.selection import LoadEnvironment, PackageLookup
 from ..options import BackendPreference, Component, ModelLoadingOptions, WhisperQuantization
-from ..progress import CoreMLUnavailable, Loading, ProgressHandler, emit
-from ..vocoders import MLXVocoder
+from ..progress import Downloading, Loading, ProgressHandler, WhisperProgress, emit
+from ..store import sources as store_sources
+from ..store.hub import HubSettings
+from ..vocoders import AudioVocoder, CoreMLVocoder, FallbackVocoder, MLXVocoder
 from .config import KokoroConfig
 from .model import KokoroModel
 from .pipeline import SAMPLE_RATE, KokoroPipeline, SpokenChunk, check_speed
+from .sources import DEFAULT_MODEL, companion_search, resolve_model
 from .text import DEFAULT_LANGUAGE, TextChunk, TextFrontend, resolve_language
+from .vocoder_bucket import BucketedVocoder
 from .voices import VoiceLibrary
 from .weights import load_kokoro_folder
 
-DEFAULT_MODEL = "kokoro"
 DEFAULT_VOICE = "af_heart"  # hexgrad's default voice; folders without it default to their first
-_COREML_VOCODER_PENDING = "the Core ML vocoder is not wired into KokoroSession yet"
 
 
 @dataclass(frozen=True)
@@ -68,34 +75,33 @@ class SynthesisInfo:
         return self.elapsed_s / self.duration_s if self.duration_s else float("inf")
 
 
-def resolve_model_folder(model: str | Path) -> Path:
-    """A folder path as given, else `models_dir()/<name>`; `ModelNotFound` with a hint otherwise."""
-    path = Path(model).expanduser()
-    if path.is_dir():
-        return path
-    stored = config.models_dir() / str(model)
-    if stored.is_dir():
-        return stored
-    hint = f"Install it with `scripts/fetch_models.sh kokoro` (into {config.models_dir()}) or pass a model folder."
-    raise ModelNotFound(str(model), hint)
-
-
 class KokoroSession:
-    """A loaded Kokoro model, its voices and its text frontend. Create with `from_pretrained`."""
+    """A loaded Kokoro model, its voices, text frontend and vocoder. Create with `from_pretrained`."""
 
-    def __init__(self, model: str | Path, options: ModelLoadingOptions, progress_handler: ProgressHandler | None,
-                 language: str, g2p: str) -> None:
+    def __init__(
+        self,
+        model: str | Path,
+        options: ModelLoadingOptions,
+        progress_handler: ProgressHandler | None,
+        environment: LoadEnvironment,
+        hub_settings: HubSettings,
+        language: str,
+        g2p: str,
+    ) -> None:
         self.model_name = str(model)
         self.options = options
         self.progress_handler = progress_handler
+        self.environment = environment
+        self.hub_settings = hub_settings
         self.language = resolve_language(language)
         self.g2p_engine = g2p
         self.frontend: TextFrontend | None = None
         self.voice_library: VoiceLibrary | None = None
         self.pipeline: KokoroPipeline | None = None
+        self._switch: FallbackVocoder | None = None
+        self._vocoder: CoreMLComponent[BucketedVocoder] | None = None
         self._recorder = SessionRecorder(self.model_name)
-        self._usable = threading.Event()
-        self._load_error: BaseException | None = None
+        self._state = LoadState()
 
     @classmethod
     def from_pretrained(
@@ -104,65 +110,126 @@ class KokoroSession:
         options: ModelLoadingOptions | None = None,
         progress_handler: ProgressHandler | None = None,
         *,
+        warmup: bool = True,
         language: str = DEFAULT_LANGUAGE,
         g2p: str = "auto",
+        environment: LoadEnvironment | None = None,
+        hub_settings: HubSettings | None = None,
     ) -> KokoroSession:
-        """Load `model` (a name under the models home, or a folder).
+        """Load `model` (a folder, a name in the local store, or a hub repo id).
 
         `language` is the default G2P language (en-us, en-gb, or any espeak-ng code); `g2p` is
-        "auto" (misaki for English when installed), "misaki" or "espeak". Raises ModelNotFound or
-        a KokoroWeightsError when the model cannot load; with `options.load_in_background` it
-        returns at once and those errors surface on first use.
+        "auto" (misaki for English when installed), "misaki" or "espeak". `warmup=False` leaves a
+        selected Core ML vocoder's compile to `warmup()`; `environment` and `hub_settings` replace
+        the device facts and the HF_* variables. Raises ModelNotFound, DownloadError or a
+        KokoroWeightsError when the model cannot load (Core ML problems never raise: see `info`);
+        with `options.load_in_background` it returns at once and they surface on first use.
         """
         options = options or ModelLoadingOptions.default()
-        session = cls(model, options, progress_handler, language, g2p)
-        if options.load_in_background:
-            threading.Thread(target=session._load, name="kokoro-session-load", daemon=True).start()
-        else:
-            session._load()
-            if session._load_error is not None:
-                raise session._load_error
+        session = cls(
+            model, options, progress_handler, environment or LoadEnvironment(), hub_settings or HubSettings.from_env(),
+            language, g2p,
+        )  # fmt: skip
+        background = options.load_in_background
+        session._state.start(lambda: session._load(warmup), background=background, name="kokoro-session-load")
         return session
 
-    def _load(self) -> None:
+    def _load(self, warmup: bool) -> None:
         started = time.monotonic()
-        try:
-            folder = resolve_model_folder(self.model_name)
-            emit(self.progress_handler, Loading(0.0))
-            weights = load_kokoro_folder(folder)
-            model = KokoroModel(KokoroConfig.from_dict(weights.config))
-            model.load_state(weights.state)
-            self.voice_library = weights.voice_library()
-            self.frontend = TextFrontend(weights.vocab, engine=self.g2p_engine)
-            self.pipeline = KokoroPipeline(model, MLXVocoder(model.decoder))
-            self._record_vocoder()
-            self._recorder.update(quantization=WhisperQuantization.FLOAT32, notes=(f"weights: {weights.format}",))
-            emit(self.progress_handler, Loading(1.0))
-        except BaseException as exc:  # handed to the caller (foreground) or to first use (background)
-            self._load_error = exc
-        else:
-            self._recorder.update(duration_s=time.monotonic() - started)
-        finally:
-            self._usable.set()
+        resolved = resolve_model(self.model_name, self.hub_settings, lambda f: self._emit(Downloading(f)))
+        self._emit(Loading(0.0))
+        weights = load_kokoro_folder(resolved.path)
+        model = KokoroModel(KokoroConfig.from_dict(weights.config))
+        model.load_state(weights.state)
+        self.voice_library = weights.voice_library()
+        self.frontend = TextFrontend(weights.vocab, engine=self.g2p_engine)
+        self._emit(Loading(1.0))
+        mlx_vocoder = MLXVocoder(model.decoder)
+        self._switch = FallbackVocoder(mlx_vocoder)
+        self.pipeline = KokoroPipeline(model, self._switch)
+        self._recorder.update(quantization=WhisperQuantization.FLOAT32, notes=(f"weights: {weights.format}, float32",))
+        self._vocoder = CoreMLComponent(
+            self._vocoder_spec(resolved, mlx_vocoder),
+            self._switch, self.options, self.environment, self._recorder, self._emit,
+        )  # fmt: skip
+        self._vocoder.prepare()
+        self._recorder.update(duration_s=time.monotonic() - started)
+        self._state.usable()
+        if warmup and self._vocoder.compile_pending and self._vocoder.compile_now:
+            self._vocoder.warm(None, self.options.compile_timeout_s, raise_errors=False)
+            self._recorder.update(duration_s=time.monotonic() - started)  # the compile was part of this load
 
-    def _record_vocoder(self) -> None:
-        requested = self.options.preference_for(Component.VOCODER)
-        if requested is BackendPreference.CORE_ML:
-            emit(self.progress_handler, CoreMLUnavailable(_COREML_VOCODER_PENDING))
-            reason, fallback = _COREML_VOCODER_PENDING, _COREML_VOCODER_PENDING
-        elif requested is BackendPreference.AUTO:
-            reason, fallback = f"auto: {_COREML_VOCODER_PENDING}", None
-        else:
-            reason, fallback = "MLX requested", None
-        info = ComponentInfo(Component.VOCODER, requested, BackendPreference.MLX, "mlx", reason, fallback)
-        self._recorder.record(info)
+    def _vocoder_spec(
+        self, resolved: store_sources.ResolvedModel, mlx_vocoder: AudioVocoder
+    ) -> ComponentSpec[BucketedVocoder]:
+        """Where the vocoder's package is, and how a loaded one becomes this session's vocoder."""
+        component = Component.VOCODER
+        search = companion_search(resolved)
+
+        def find() -> PackageLookup:
+            return store_sources.find_package(component, resolved, self.options, self.hub_settings, search)
+
+        def fetch(lookup: PackageLookup, on_fraction: FractionCallback) -> Path:
+            source: store_sources.PackageSource = lookup.location  # type: ignore[assignment]
+            return store_sources.fetch_package(source, self.hub_settings, on_fraction)
+
+        def build(loaded: LoadedModel, runtime: str) -> BucketedVocoder:
+            return BucketedVocoder(CoreMLVocoder(loaded, sample_rate=SAMPLE_RATE), mlx_vocoder)
+
+        return ComponentSpec(component, find, fetch, build)
 
     def _ready(self) -> KokoroPipeline:
-        self._usable.wait()
-        if self._load_error is not None:
-            raise self._load_error
+        self._state.wait_ready()
         assert self.pipeline is not None  # set by a load that did not fail
         return self.pipeline
+
+    def _emit(self, event: WhisperProgress) -> None:
+        emit(self.progress_handler, event)
+
+    # --- Warmup ---------------------------------------------------------------------------------
+
+    def warmup(self, cancel: CancelToken | None = None, timeout_s: float | None = None) -> bool:
+        """Compile the Core ML vocoder now. True when Core ML runs the vocoder afterwards.
+
+        Cancelling returns False within a fraction of a second without raising (the session stays
+        on MLX and may warm up later); a timeout raises ANECompilationTimeout after falling back.
+        """
+        self._ready()
+        assert self._vocoder is not None
+        return self._vocoder.warm(cancel, timeout_s or self.options.compile_timeout_s)
+
+    async def warmup_async(self, timeout_s: float | None = None) -> bool:
+        """`warmup()` for asyncio; cancelling the awaiting task abandons the compile (returns False)."""
+        self._ready()
+        assert self._vocoder is not None
+        return await self._vocoder.warm_async(timeout_s or self.options.compile_timeout_s)
+
+    @property
+    def ready(self) -> bool:
+        """True once the model is usable (on MLX at least), or its background load failed."""
+        return self._state.ready
+
+    def wait_ready(self, timeout_s: float | None = None) -> bool:
+        """Wait for a background load; raise its error if it failed. False on timeout."""
+        return self._state.wait_ready(timeout_s)
+
+    @property
+    def vocoder(self) -> FallbackVocoder:
+        """The vocoder the pipeline calls (`.backend` says which runs now)."""
+        self._ready()
+        assert self._switch is not None
+        return self._switch
+
+    def close(self) -> None:
+        """Free the Core ML vocoder (the MLX weights go with the session)."""
+        if self._switch is not None:
+            self._switch.close()
+
+    def __enter__(self) -> KokoroSession:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
     # --- What the session offers ----------------------------------------------------------------
 
