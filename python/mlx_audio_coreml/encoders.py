@@ -54,7 +54,7 @@ class MLXAudioEncoder:
             mel = mel[None]
         if mel.ndim != 3 or mel.shape[1] != self.n_mels or mel.shape[2] != self.n_frames:
             raise ShapeConversionFailed([mel.shape[0] if mel.ndim == 3 else 1, self.n_mels, self.n_frames], list(mel.shape))
-        return self.module(mel.transpose(0, 2, 1))  # (B, n_frames, n_mels)
+        return self.module(mx.transpose(mel, (0, 2, 1)))  # (B, n_frames, n_mels)
 
 
 class EncoderIO(Protocol):
@@ -146,7 +146,7 @@ class CoreMLAudioEncoder:
 
     def prewarm(self) -> None:
         """One prediction on zeros; raises CoreMLInferenceFailed when it fails or gives NaN/Inf."""
-        mx.eval(self.encode(mx.zeros(self.expected_input_shape)))
+        self.encode(mx.zeros(self.expected_input_shape))  # the call path evaluates and checks the output
 
     def close(self) -> None:
         model, self.model = self.model, None

@@ -153,7 +153,7 @@ class CoreMLVocoder:
         """Features of the package's exact shapes -> waveform as an MLX array."""
         if self.model is None:
             raise ModelNotLoaded("Core ML vocoder")
-        feeds = {}
+        feeds: dict[str, mx.array] = {}
         for field_name, value in features.arrays().items():
             name = self.input_names[field_name]
             spec = self.inputs[name]
@@ -166,7 +166,7 @@ class CoreMLVocoder:
     def prewarm(self) -> None:
         """One prediction on zeros; raises VocoderCoreMLInferenceFailed when it fails or gives NaN/Inf."""
         zeros = {f.name: mx.zeros(self.input_shape(f.name)) for f in fields(VocoderFeatures)}
-        mx.eval(self.decode(VocoderFeatures(**zeros)))
+        self.decode(VocoderFeatures(**zeros))  # the call path evaluates and checks the output
 
     def close(self) -> None:
         model, self.model = self.model, None

@@ -21,7 +21,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 import mlx.core as mx
 import numpy as np
@@ -66,7 +66,7 @@ class CoreMLCall:
         predict_mlx = getattr(self.model, "predict_mlx", None)  # looked up per call: wrappers may swap it
         with self._typed_failures(expected, got):
             if callable(predict_mlx):
-                produced = predict_mlx(feeds)
+                produced = cast(Callable[[Mapping[str, mx.array]], Mapping[str, mx.array]], predict_mlx)(feeds)
                 outputs = {name: transform(produced[name]) for name in self.outputs}
                 mx.eval(*outputs.values())  # inside the guard: a failure while computing is an inference failure
             else:

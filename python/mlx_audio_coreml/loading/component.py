@@ -51,7 +51,7 @@ from pathlib import Path
 from typing import Generic, Protocol, TypeVar
 
 from ..cancel import CancelToken
-from ..coreml.fallback import FallbackSwitch
+from ..coreml.fallback import FailureCallback
 from ..coreml.runtime import LoadedModel
 from ..errors import ANECompilationCancelled, ANECompilationError, ConversionError, MlxAudioCoreMLError
 from ..info import ComponentInfo, SessionRecorder
@@ -88,7 +88,19 @@ class CoreMLImplementation(Protocol):
 
 
 C = TypeVar("C", bound=CoreMLImplementation)
+C_contra = TypeVar("C_contra", contravariant=True)
 FractionCallback = Callable[[float], None]
+
+
+class CoreMLSwitch(Protocol[C_contra]):
+    """What the lifecycle needs of a fallback switch (coreml/fallback.py's FallbackSwitch)."""
+
+    on_coreml_failure: FailureCallback | None
+
+    @property
+    def backend(self) -> str: ...
+
+    def use_coreml(self, impl: C_contra) -> None: ...
 
 
 def _belongs(lookup: PackageLookup) -> str:
@@ -122,7 +134,7 @@ class CoreMLComponent(Generic[C]):
     def __init__(
         self,
         spec: ComponentSpec[C],
-        switch: FallbackSwitch,
+        switch: CoreMLSwitch[C],
         options: ModelLoadingOptions,
         environment: LoadEnvironment,
         recorder: SessionRecorder,
@@ -237,7 +249,11 @@ class CoreMLComponent(Generic[C]):
     def _compile(self, plan: _Plan, timeout_s: float, cancel: CancelToken | None) -> BaseException | None:
         """The failure (already emitted and recorded), or None when Core ML now runs the component."""
         ane = self.neural_engine_possible(plan.runtime)
-        on_tick = (lambda elapsed: self.progress(CompilingANE(elapsed))) if ane else None
+
+        def tick(elapsed_s: float) -> None:
+            self.progress(CompilingANE(elapsed_s))
+
+        on_tick = tick if ane else None
         if ane:
             self.progress(CompilingANE(0.0))
         started = time.monotonic()

