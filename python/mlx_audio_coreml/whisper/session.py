@@ -207,6 +207,9 @@ class WhisperSession:
         word_timestamps: bool | None = None,
         without_timestamps: bool | None = None,
         vad_filter: bool | None = None,
+        no_repeat_ngram_size: int | None = None,
+        hallucination_silence_threshold: float | None = None,
+        seed: int | None = None,
         progress: ProgressCallback | None = None,
         sample_rate: int | None = None,
     ) -> tuple[Iterator[Segment], TranscriptionInfo]:
@@ -223,6 +226,8 @@ class WhisperSession:
             "language": language, "task": task, "temperature": temperature, "beam_size": beam_size,
             "best_of": best_of, "initial_prompt": initial_prompt, "condition_on_previous_text": condition_on_previous_text,
             "word_timestamps": word_timestamps, "without_timestamps": without_timestamps, "vad_filter": vad_filter,
+            "no_repeat_ngram_size": no_repeat_ngram_size, "seed": seed,
+            "hallucination_silence_threshold": hallucination_silence_threshold,
         }  # fmt: skip
         overrides = {name: value for name, value in given.items() if value is not None}
         return self._transcriber.transcribe(audio, options=options, progress=progress, sample_rate=sample_rate, **overrides)
