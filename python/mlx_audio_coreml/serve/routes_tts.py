@@ -11,7 +11,6 @@ import asyncio
 from collections.abc import AsyncIterator
 from typing import Literal
 
-import numpy as np
 from fastapi import APIRouter, Request
 from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, Field
@@ -19,9 +18,8 @@ from pydantic import BaseModel, Field
 from ..cancel import CancelToken
 from ..errors.serve import InvalidRequest
 from .routes_stt import retrieve_error
-from .speech_audio import MEDIA_TYPES, encoded
+from .speech_audio import MEDIA_TYPES, encoded, synthesis_job
 from .state import server
-from .work import JobCancelled
 
 router = APIRouter(tags=["audio"])
 
@@ -48,14 +46,8 @@ async def speech(request: Request, body: SpeechRequest) -> StreamingResponse:
     loop = asyncio.get_running_loop()
     pieces: asyncio.Queue = asyncio.Queue()
     token = CancelToken()
-
-    def run(token: CancelToken) -> None:
-        for piece in session.stream(body.input, voice=body.voice, speed=body.speed):
-            if token.cancelled:
-                raise JobCancelled()
-            loop.call_soon_threadsafe(pieces.put_nowait, np.asarray(getattr(piece, "audio", piece), np.float32).reshape(-1))
-
-    future = state.queues[name].submit(run, token)
+    deliver = lambda piece: loop.call_soon_threadsafe(pieces.put_nowait, piece)  # noqa: E731  (from the worker)
+    future = state.queues[name].submit(synthesis_job(session, body.input, body.voice, body.speed, deliver), token)
     future.add_done_callback(lambda _f: pieces.put_nowait(_END))
     future.add_done_callback(retrieve_error)  # a client that left never reads the job's error
     first = await pieces.get()  # the first sentence (or the failure) before any byte is sent
@@ -66,9 +58,7 @@ async def speech(request: Request, body: SpeechRequest) -> StreamingResponse:
     async def body_bytes() -> AsyncIterator[bytes]:
         try:
             async for chunk in encoded(first, pieces, _END, body.response_format, rate):
-                yield chunk
-            if future.exception() is not None:  # a later sentence failed: end the stream early
-                return
+                yield chunk  # a sentence that fails later ends the stream early
         finally:
             token.cancel()  # a client that left stops synthesis at its next sentence
 

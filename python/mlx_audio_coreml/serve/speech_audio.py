@@ -10,12 +10,14 @@ from __future__ import annotations
 
 import asyncio
 import struct
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import numpy as np
 
 from ..audio.write import encode, to_int16
+from ..cancel import CancelToken
+from .work import JobCancelled
 
 MEDIA_TYPES = {"wav": "audio/wav", "flac": "audio/flac", "mp3": "audio/mpeg", "pcm": "audio/pcm"}
 
@@ -38,6 +40,20 @@ async def encoded(first: np.ndarray, pieces: asyncio.Queue, end: Any, fmt: str, 
     while piece is not end:
         yield mp3_frames(encode(piece, rate, "mp3")) if fmt == "mp3" else to_int16(piece).tobytes()
         piece = await pieces.get()
+
+
+def synthesis_job(
+    session: Any, text: str, voice: str, speed: float, deliver: Callable[[np.ndarray], None]
+) -> Callable[[CancelToken], None]:
+    """The work a worker runs: each sentence's samples to `deliver` as soon as it is made."""
+
+    def run(token: CancelToken) -> None:
+        for piece in session.stream(text, voice=voice, speed=speed):
+            if token.cancelled:
+                raise JobCancelled()
+            deliver(np.asarray(getattr(piece, "audio", piece), dtype=np.float32).reshape(-1))
+
+    return run
 
 
 def streaming_wav_header(rate: int, channels: int = 1) -> bytes:

@@ -141,8 +141,10 @@ class LiveTranscriber:
         began = time.monotonic()
         words = self._words(self._start, self._heard)
         self._decoded_at = self._heard
-        # decoding slower than the audio arrives: hypothesize less often, so the stream keeps pace
-        self._step = max(int(self.options.step_s * SAMPLE_RATE), int((time.monotonic() - began) * SAMPLE_RATE))
+        # a slow decode hypothesizes less often: at most half the time goes to hypotheses, so the
+        # stream keeps pace and the final decode at the utterance's end starts without a backlog
+        spent = time.monotonic() - began
+        self._step = max(int(self.options.step_s * SAMPLE_RATE), int(2 * spent * SAMPLE_RATE))
         agreed = common_prefix(self._previous, words)
         self._previous = words
         events = []
