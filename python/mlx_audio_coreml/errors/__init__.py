@@ -15,6 +15,8 @@ from .models import ModelError, ModelNotFound, UnsupportedModelFormat, WeightsMi
 from .conversion import ConversionError, UnsupportedModelForConversion, ConversionFailed, ConversionValidationFailed, ConversionDestinationExists, InvalidConversionOption, DecodingError, InvalidOption, OutputWriteError
 from .audio import AudioWriteError, UnsupportedAudioFormat, AudioEncoderUnavailable
 from .kokoro import KokoroError, KokoroConfigError, KokoroStateMismatch, KokoroInputError, KokoroTextError, EmptyText, UnknownPhoneme, WordTooLong, PhonemizerUnavailable, UnsupportedLanguage, SpeedOutOfRange, KokoroWeightsError, UnsupportedKokoroFormat, UnsafePickle, KokoroGraphError, UnknownVoice, InvalidVoiceSpec
+from .vad import VadError, VadModelMissing, VadUnavailable
+from .serve import ServeError, InvalidRequest, ModelNotServed, UploadTooLarge, QueueFull, Unauthorized, ShuttingDown
 
 __all__ = [
     "MlxAudioCoreMLError",
@@ -96,4 +98,14 @@ __all__ = [
     "KokoroGraphError",
     "UnknownVoice",
     "InvalidVoiceSpec",
+    "VadError",
+    "VadModelMissing",
+    "VadUnavailable",
+    "ServeError",
+    "InvalidRequest",
+    "ModelNotServed",
+    "UploadTooLarge",
+    "QueueFull",
+    "Unauthorized",
+    "ShuttingDown",
 ]
