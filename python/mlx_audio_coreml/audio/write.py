@@ -87,8 +87,9 @@ def encode(audio: np.ndarray, sample_rate: int, fmt: str) -> bytes:
     container, subtype = _SOUNDFILE[fmt]
     buffer = io.BytesIO()
     # MP3 at libsndfile's best VBR quality (its default favours size: ~20 kbit/s); others lossless.
-    extra = {"compression_level": 0.0} if fmt == "mp3" else {}
-    sf.write(buffer, np.clip(_samples(audio), -1.0, 1.0), int(sample_rate), format=container, subtype=subtype, **extra)
+    level = 0.0 if fmt == "mp3" else None
+    samples = np.clip(_samples(audio), -1.0, 1.0)
+    sf.write(buffer, samples, int(sample_rate), format=container, subtype=subtype, compression_level=level)
     return buffer.getvalue()
 
 

@@ -16,7 +16,7 @@ import mlx.core as mx
 import numpy as np
 
 from ..errors import SpeedOutOfRange
-from ..vocoders import AudioVocoder, VocoderFeatures
+from ..vocoders import VocoderFeatures
 from .text import PAD_ID, TextChunk
 from .voices import style_for
 
@@ -33,6 +33,12 @@ class FeatureModel(Protocol):
     def features(
         self, token_ids: mx.array, ref_style: mx.array, speed: float = 1.0
     ) -> tuple[VocoderFeatures, mx.array]: ...
+
+
+class Vocoder(Protocol):
+    """Features in, (1, samples) audio out: an AudioVocoder or the session's fallback switch."""
+
+    def decode(self, features: VocoderFeatures) -> mx.array: ...
 
 
 @dataclass(frozen=True)
@@ -61,7 +67,7 @@ def check_speed(speed: float) -> float:
 class KokoroPipeline:
     """The model and the vocoder behind one call per chunk."""
 
-    def __init__(self, model: FeatureModel, vocoder: AudioVocoder) -> None:
+    def __init__(self, model: FeatureModel, vocoder: Vocoder) -> None:
         self.model = model
         self.vocoder = vocoder
 

@@ -38,13 +38,13 @@ from ..options import BackendPreference, Component, ModelLoadingOptions, Whisper
 from ..progress import Downloading, Loading, ProgressHandler, WhisperProgress, emit
 from ..store import sources as store_sources
 from ..store.hub import HubSettings
-from ..vocoders import AudioVocoder, CoreMLVocoder, FallbackVocoder, MLXVocoder
+from ..vocoders import AudioVocoder, FallbackVocoder, MLXVocoder
 from .config import KokoroConfig
 from .model import KokoroModel
 from .pipeline import SAMPLE_RATE, KokoroPipeline, SpokenChunk, check_speed
 from .sources import DEFAULT_MODEL, companion_search, resolve_model
 from .text import DEFAULT_LANGUAGE, TextChunk, TextFrontend, resolve_language
-from .vocoder_bucket import BucketedVocoder
+from .vocoder_bucket import BucketedCoreMLVocoder
 from .voices import VoiceLibrary
 from .weights import load_kokoro_folder
 
@@ -99,7 +99,7 @@ class KokoroSession:
         self.voice_library: VoiceLibrary | None = None
         self.pipeline: KokoroPipeline | None = None
         self._switch: FallbackVocoder | None = None
-        self._vocoder: CoreMLComponent[BucketedVocoder] | None = None
+        self._vocoder: CoreMLComponent[BucketedCoreMLVocoder] | None = None
         self._recorder = SessionRecorder(self.model_name)
         self._state = LoadState()
 
@@ -161,7 +161,7 @@ class KokoroSession:
 
     def _vocoder_spec(
         self, resolved: store_sources.ResolvedModel, mlx_vocoder: AudioVocoder
-    ) -> ComponentSpec[BucketedVocoder]:
+    ) -> ComponentSpec[BucketedCoreMLVocoder]:
         """Where the vocoder's package is, and how a loaded one becomes this session's vocoder."""
         component = Component.VOCODER
         search = companion_search(resolved)
@@ -173,8 +173,8 @@ class KokoroSession:
             source: store_sources.PackageSource = lookup.location  # type: ignore[assignment]
             return store_sources.fetch_package(source, self.hub_settings, on_fraction)
 
-        def build(loaded: LoadedModel, runtime: str) -> BucketedVocoder:
-            return BucketedVocoder(CoreMLVocoder(loaded, sample_rate=SAMPLE_RATE), mlx_vocoder)
+        def build(loaded: LoadedModel, runtime: str) -> BucketedCoreMLVocoder:
+            return BucketedCoreMLVocoder(loaded, mlx_vocoder, sample_rate=SAMPLE_RATE)
 
         return ComponentSpec(component, find, fetch, build)
 
@@ -296,5 +296,5 @@ class KokoroSession:
             language=code,
             g2p=g2p,
             chunks=tuple(p.chunk for p in pieces),
-            vocoder_backend=self.info.vocoder_backend,
+            vocoder_backend=BackendPreference.CORE_ML if self.vocoder.backend == "coreML" else BackendPreference.MLX,
         )

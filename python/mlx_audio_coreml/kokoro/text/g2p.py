@@ -67,7 +67,7 @@ class MisakiG2P:
     """misaki's English G2P, with its espeak fallback for words outside its dictionaries."""
 
     def __init__(self, language: str = DEFAULT_LANGUAGE) -> None:
-        from misaki import en  # optional extra; imported only when chosen
+        from misaki import en  # pyright: ignore[reportMissingImports]  # optional extra, imported when chosen
 
         self.language = resolve_language(language)
         british = is_british(self.language)
@@ -82,7 +82,7 @@ class MisakiG2P:
 def _misaki_fallback(british: bool) -> Any:
     """misaki's espeak fallback when its own extra dependencies are present, else none."""
     try:
-        from misaki import espeak
+        from misaki import espeak  # pyright: ignore[reportMissingImports]
     except ImportError:
         return None
     return espeak.EspeakFallback(british=british)
