@@ -1,13 +1,15 @@
 """espeak-ng as a phonemizer: tied IPA for a run of words, through its library or its program.
 
-Two ways to reach espeak-ng, measured here (espeak-ng 1.51, Debian, 2 shared cores; an 18-word
-sentence, `python /tmp/k3/proto.py`-style loop, mean of 200 library calls and 20 program runs):
-  - the library through ctypes (`espeak_TextToPhonemes`): 0.14 ms per sentence, after a one-time
-    5.6 ms initialization and 6.9 ms voice load;
-  - the program (`espeak-ng -q --ipa --tie=^ -v en-us TEXT`): 18.3 ms per sentence, because every
-    call starts a process and loads the voice data again.
-The library is the default: 130x cheaper per sentence, which matters when a long text is chunked
-(every word-level split re-phonemizes), and it needs no subprocess. The program is the fallback
+Two ways to reach espeak-ng, measured here (espeak-ng 1.51, Debian, 2 cores shared by other jobs):
+  - the library through ctypes (`espeak_TextToPhonemes`): 0.14 ms for an 18-word sentence (mean
+    of 200 calls), after a one-time 5.6 ms initialization and 6.9 ms voice load;
+  - the program (`espeak-ng -q --ipa --tie=^ -v en-us TEXT`): 18.3 ms for the same sentence (mean
+    of 20 runs), because every call starts a process and loads the voice data again.
+Through the whole frontend (a sentence is one espeak call per run of words between punctuation
+marks), a 24-sentence paragraph took 2.0 ms per sentence with the library and 149 ms with the
+program (median of 5 vs one run, load average ~16 at the time).
+The library is the default: two orders of magnitude cheaper, which matters when a long text is
+chunked (every word-level split re-phonemizes), and it needs no subprocess. The program is the fallback
 where libespeak-ng cannot be loaded but the `espeak-ng` binary exists; both give the same output
 (a test checks it). espeak keeps global state (one voice at a time), so library calls are
 serialized by one process-wide lock. Neither way returns punctuation: callers pass runs of words
