@@ -2,25 +2,34 @@
 
 Each segment's text is printed to stdout as soon as it is decoded; a progress bar goes to stderr
 when stderr is a terminal (or with --progress). Files are written only after a file's transcript
-is complete, each atomically, so Ctrl-C or SIGTERM never leaves a partial output file: SIGTERM is
-turned into the same KeyboardInterrupt as Ctrl-C, which unwinds and removes temporary files.
+is complete, all formats or none, so Ctrl-C or SIGTERM never leaves a partial output file: SIGTERM
+is turned into the same KeyboardInterrupt as Ctrl-C, which unwinds and removes temporary files.
+
+Before the model loads: options are checked by argparse (one line, no traceback), the output
+folder is made and proven writable, inputs are checked and given distinct output names
+(outputs.py). A batch goes on past a failed input and ends with BatchFailed listing each one.
 """
 
 from __future__ import annotations
 
 import argparse
+import math
 import signal
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from types import FrameType
 from typing import Any
 
-from ..errors import AudioError
-from ..whisper.writers import FORMATS, expand_formats, output_path, write_transcript
+from ..errors import BatchFailed, InvalidOption, MlxAudioCoreMLError
+from ..whisper.writers import FORMATS, expand_formats, write_transcripts
+from .outputs import OutputPlan, distinct_inputs, plan_outputs, prepare_output_dir, readable_inputs
 from .progress_bar import ProgressBar
 
 BACKENDS = {"auto": "AUTO", "mlx": "MLX", "coreml": "CORE_ML"}
 DTYPES = ("float16", "float32", "int8", "int4")
+MAX_BEAMS = 64  # beams or samples per window: past this only time and memory grow
+MAX_TEMPERATURES = 100  # rungs on the fallback ladder
 
 
 def register(subparsers: Any) -> None:
@@ -36,12 +45,13 @@ def register(subparsers: Any) -> None:
     parser.add_argument("--output-dir", "-o", type=Path, default=None, help="folder for the output files (default: .)")
     parser.add_argument("--word-timestamps", action="store_true", help="align each word (json and the API carry them)")
     parser.add_argument("--vad", action="store_true", help="decode only the speech Silero VAD finds (times stay on the original audio)")
-    parser.add_argument("--beam-size", type=int, default=None, help="beam search with this many beams (default: greedy)")
-    parser.add_argument("--best-of", type=int, default=5, help="samples per window when falling back to temperature > 0")
-    parser.add_argument("--temperature", type=float, default=0.0, help="first sampling temperature")
+    beams = _int_in(1, MAX_BEAMS)
+    parser.add_argument("--beam-size", type=beams, default=None, help=f"beam search with 1 to {MAX_BEAMS} beams (default: greedy)")
+    parser.add_argument("--best-of", type=beams, default=5, help="samples per window when falling back to temperature > 0")
+    parser.add_argument("--temperature", type=_float_in(0.0, 1.0), default=0.0, help="first sampling temperature, 0 to 1")
     parser.add_argument(
-        "--temperature-increment-on-fallback", type=float, default=0.2,
-        help="step up to 1.0 when a window's text loops or is unlikely; 0 disables fallback",
+        "--temperature-increment-on-fallback", type=_float_in(0.0, 1.0), default=0.2,
+        help=f"step up to 1.0 when a window's text loops or is unlikely; 0 disables fallback (at most {MAX_TEMPERATURES} steps)",
     )  # fmt: skip
     parser.add_argument("--initial-prompt", default=None, help="text that sets vocabulary or style for the first window")
     parser.add_argument("--no-condition-on-previous-text", dest="condition_on_previous_text", action="store_false")
@@ -51,10 +61,42 @@ def register(subparsers: Any) -> None:
     parser.set_defaults(func=run)
 
 
+def _float_in(low: float, high: float) -> Callable[[str], float]:
+    def parse(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+        if not (math.isfinite(value) and low <= value <= high):
+            raise argparse.ArgumentTypeError(f"{text} is not a finite number from {low:g} to {high:g}")
+        return value
+
+    return parse
+
+
+def _int_in(low: int, high: int) -> Callable[[str], int]:
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+        if not low <= value <= high:
+            raise argparse.ArgumentTypeError(f"{text} is outside {low} to {high}")
+        return value
+
+    return parse
+
+
 def temperatures(start: float, increment: float) -> tuple[float, ...]:
-    if increment <= 0:
+    """The fallback ladder start, start + increment, ... up to 1.0; InvalidOption past MAX_TEMPERATURES rungs."""
+    if not (math.isfinite(start) and math.isfinite(increment)) or start < 0 or increment < 0:
+        raise InvalidOption("temperature", (start, increment), "give finite numbers >= 0")
+    if increment == 0:
         return (start,)
     steps = int(round((1.0 - start) / increment)) if start < 1.0 else 0
+    if steps + 1 > MAX_TEMPERATURES:
+        reason = f"gives {steps + 1} temperatures; at most {MAX_TEMPERATURES} (use an increment >= {1 / (MAX_TEMPERATURES - 1):.3g})"
+        raise InvalidOption("temperature_increment_on_fallback", increment, reason)
     return tuple(round(start + i * increment, 6) for i in range(steps + 1))
 
 
@@ -74,21 +116,32 @@ def transcribe_options(args: argparse.Namespace) -> dict[str, Any]:
 
 def run(args: argparse.Namespace) -> int:
     formats = _formats(args)
+    options = transcribe_options(args)  # InvalidOption now, not after the model loads
+    files = distinct_inputs(list(args.files))
+    plan = plan_outputs(files, prepare_output_dir(args.output_dir or Path(".")) if formats else Path("."), formats)
+    for note in plan.notes():
+        print(f"note: {note}", file=sys.stderr)
+    inputs, failures = readable_inputs(files)
+    for _name, exc in failures:
+        print(f"error: {exc}", file=sys.stderr)
+    if not inputs:
+        raise BatchFailed(failures, len(files))
     previous = signal.signal(signal.SIGTERM, _interrupt)
     try:
         session = load_session(args.model, args.backend, args.dtype)
         if args.backend == "coreml" and session.info.did_fallback:  # asked for Core ML, got MLX: say why
             print("note: " + "; ".join(session.info.fallback_reasons), file=sys.stderr)
-        failures = 0
-        for path in args.files:
+        for path in inputs:
             try:
-                transcribe_file(session, path, args, formats)
-            except AudioError as exc:  # one unreadable file does not stop the others
+                transcribe_file(session, path, options, plan, show_name=len(files) > 1, progress=args.progress)
+            except MlxAudioCoreMLError as exc:  # one failed input does not stop the others
                 print(f"error: {exc}", file=sys.stderr)
-                failures += 1
-        return 1 if failures else 0
+                failures.append((path, exc))
     finally:
         signal.signal(signal.SIGTERM, previous)
+    if failures:
+        raise BatchFailed(failures, len(files))
+    return 0
 
 
 def _interrupt(signum: int, frame: FrameType | None) -> None:
@@ -112,18 +165,19 @@ def load_session(model: str, backend: str, dtype: str) -> Any:
     return WhisperSession.from_pretrained(model, options)
 
 
-def transcribe_file(session: Any, path: str, args: argparse.Namespace, formats: tuple[str, ...]) -> None:
-    """Print the file's text as it is decoded, then write each output format atomically."""
-    if len(args.files) > 1:
+def transcribe_file(
+    session: Any, path: str, options: dict[str, Any], plan: OutputPlan, *, show_name: bool, progress: bool
+) -> None:
+    """Print the file's text as it is decoded, then write every output format (all or none)."""
+    if show_name:
         print(f"==> {path} <==", flush=True)
-    bar = ProgressBar(Path(path).name, enabled=ProgressBar.wanted(args.progress))
+    bar = ProgressBar(Path(path).name, enabled=ProgressBar.wanted(progress))
     with bar:
-        segments_iter, info = session.transcribe(path, progress=bar.update, **transcribe_options(args))
+        segments_iter, info = session.transcribe(path, progress=bar.update, **options)
         segments = []
         for segment in segments_iter:
             segments.append(segment)
             bar.clear()  # so the text does not land in the middle of the bar's line
             print(segment.text.strip(), flush=True)
-    for fmt in formats:
-        target = output_path(path, args.output_dir or Path("."), fmt)
-        write_transcript(target, fmt, segments, info)
+    if plan.targets[path]:
+        write_transcripts(plan.targets[path], segments, info)

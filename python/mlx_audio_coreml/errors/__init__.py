@@ -14,6 +14,7 @@ from .coreml import CoreMLError, CoreMLRuntimeUnavailable, NativeError, NativeLi
 from .models import ModelError, ModelNotFound, UnsupportedModelFormat, WeightsMismatch, QuantizationFailed, CorruptModelFile, DownloadError, NetworkError, CorruptDownload, AudioError, AudioDecodeError, EmptyAudio, NonFiniteAudio
 from .conversion import ConversionError, UnsupportedModelForConversion, ConversionFailed, ConversionValidationFailed, ConversionDestinationExists, InvalidConversionOption, DecodingError, InvalidOption, OutputWriteError
 from .audio import AudioWriteError, UnsupportedAudioFormat, AudioEncoderUnavailable
+from .inputs import ImplausibleSampleRate, DuplicateInput, BatchFailed
 from .kokoro import KokoroError, KokoroConfigError, KokoroStateMismatch, KokoroInputError, KokoroTextError, EmptyText, UnknownPhoneme, WordTooLong, PhonemizerUnavailable, UnsupportedLanguage, SpeedOutOfRange, KokoroWeightsError, UnsupportedKokoroFormat, UnsafePickle, KokoroGraphError, UnknownVoice, InvalidVoiceSpec
 from .vad import VadError, VadModelMissing, VadUnavailable
 from .serve import ServeError, InvalidRequest, ModelNotServed, UploadTooLarge, QueueFull, Unauthorized, ShuttingDown
@@ -81,6 +82,9 @@ __all__ = [
     "AudioWriteError",
     "UnsupportedAudioFormat",
     "AudioEncoderUnavailable",
+    "ImplausibleSampleRate",
+    "DuplicateInput",
+    "BatchFailed",
     "KokoroError",
     "KokoroConfigError",
     "KokoroStateMismatch",

@@ -2,7 +2,9 @@
 
 A file is rendered in full, written to a temporary file in the destination's folder, flushed to
 disk (fsync) and renamed over the destination in one step, so a reader sees the old file or the
-new one, never a part; an interrupted write removes its temporary file.
+new one, never a part; an interrupted write removes its temporary file. Several formats of one
+transcript are written together: every temporary file first, renames only once all are on disk,
+so a full disk leaves none of them rather than a set that looks complete.
 """
 
 from __future__ import annotations
@@ -108,7 +110,32 @@ def output_path(audio_path: str | Path, output_dir: str | Path, fmt: str) -> Pat
 
 def write_atomic(path: str | Path, content: str) -> Path:
     """Write `content` to `path` so that `path` is either untouched or complete."""
-    path = Path(path)
+    return write_all_atomic({Path(path): content})[0]
+
+
+def write_all_atomic(contents: dict[Path, str]) -> list[Path]:
+    """Write every file or none: all are written to temporary files (a full disk fails here, with
+    nothing renamed), and only then renamed into place, one after the other."""
+    temps: dict[Path, str] = {}
+    try:
+        for path, content in contents.items():
+            temps[path] = _write_temporary(Path(path), content)
+        for path, temp_name in temps.items():
+            try:
+                os.replace(temp_name, path)
+            except OSError as exc:
+                raise OutputWriteError(str(path), exc.strerror or str(exc)) from exc
+    finally:  # KeyboardInterrupt too: never leave a temporary file behind
+        for temp_name in temps.values():
+            with suppress(FileNotFoundError):
+                os.unlink(temp_name)
+    for folder in {Path(path).parent for path in contents}:
+        _fsync_directory(folder)
+    return [Path(path) for path in contents]
+
+
+def _write_temporary(path: Path, content: str) -> str:
+    """A flushed, fsynced temporary file beside `path` holding `content`; OutputWriteError if not."""
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         handle, temp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
@@ -120,15 +147,13 @@ def write_atomic(path: str | Path, content: str) -> Path:
             stream.write(content)
             stream.flush()
             os.fsync(stream.fileno())
-        os.replace(temp_name, path)
-    except BaseException as exc:  # KeyboardInterrupt too: never leave the temporary file behind
+    except BaseException as exc:
         with suppress(FileNotFoundError):
             os.unlink(temp_name)
         if isinstance(exc, OSError):
             raise OutputWriteError(str(path), exc.strerror or str(exc)) from exc
         raise
-    _fsync_directory(path.parent)
-    return path
+    return temp_name
 
 
 def _file_mode(path: Path) -> int:
@@ -157,6 +182,18 @@ def write_transcript(
     info: TranscriptionInfo | None = None,
 ) -> Path:
     """Render `segments` as `fmt` and write them atomically to `path`."""
-    if fmt not in FORMATTERS:
-        raise InvalidOption("output_format", fmt, f"choose from {FORMATS}")
-    return write_atomic(path, FORMATTERS[fmt](list(segments), info))
+    return write_transcripts({fmt: Path(path)}, segments, info)[0]
+
+
+def write_transcripts(
+    targets: dict[str, Path],
+    segments: Sequence[Segment],
+    info: TranscriptionInfo | None = None,
+) -> list[Path]:
+    """Render `segments` in each format of `targets` (format -> path) and write all of them or,
+    when one cannot be written, none (OutputWriteError names it)."""
+    unknown = [fmt for fmt in targets if fmt not in FORMATTERS]
+    if unknown:
+        raise InvalidOption("output_format", unknown[0], f"choose from {FORMATS}")
+    segments = list(segments)
+    return write_all_atomic({Path(path): FORMATTERS[fmt](segments, info) for fmt, path in targets.items()})
