@@ -71,3 +71,8 @@ def test_sentence_final_abbreviation_period_is_punctuation() -> None:
     got = pieces("I like apples, pears, etc.")
     assert got[-1].text == "." and got[-1].is_mark
     assert got[-2].text == "etc"
+
+
+def test_full_width_marks_become_kokoro_punctuation_and_split_sentences() -> None:
+    assert split_sentences("你好，世界。你好吗？") == ["你好, 世界.", "你好吗?"]
+    assert normalize("¿Cómo estás? ¡Hola!") == "Cómo estás? Hola!"

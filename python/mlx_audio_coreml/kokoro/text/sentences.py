@@ -8,7 +8,8 @@ A sentence ends at . ! ? or … followed by space and a word that does not start
 "doctor"); an abbreviation before a capital ("the U.S. Army") does end a sentence: a known limit.
 Decimals ("3.5") and thousands ("1,000") never split: a mark splits only when space follows.
 A line break ends a sentence unless the next line starts lowercase (hard-wrapped prose).
-Clauses end at , ; : and the dash.
+Clauses end at , ; : and the dash. Full-width CJK marks become their ASCII twins (with the space
+after them that sentence splitting looks for).
 """
 
 from __future__ import annotations
@@ -44,6 +45,12 @@ _REPLACEMENTS = (
     (re.compile(r"\u00bb"), "”"),
     (re.compile(r"[\[{]"), "("),
     (re.compile(r"[\]}]"), ")"),
+    (re.compile(r"[。．](?!\s)"), ". "), (re.compile(r"[。．]"), "."),  # full-width marks (CJK text)
+    (re.compile(r"[、，](?!\s)"), ", "), (re.compile(r"[、，]"), ","),
+    (re.compile(r"！(?!\s)"), "! "), (re.compile(r"！"), "!"),
+    (re.compile(r"？(?!\s)"), "? "), (re.compile(r"？"), "?"),
+    (re.compile(r"；"), "; "), (re.compile(r"："), ": "),
+    (re.compile(r"[¿¡]"), ""),  # Spanish opening marks: no token, and espeak reads the closing one
     (re.compile(r"[ \t\f\v\u00a0]+"), " "),
 )
 
