@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import soundfile as sf
+
 from mlx_audio_coreml.audio import write
 from mlx_audio_coreml.audio.write import encode, format_from_path, to_int16, write_audio
 from mlx_audio_coreml.errors import (

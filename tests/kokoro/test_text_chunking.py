@@ -5,10 +5,11 @@ from __future__ import annotations
 import re
 
 import pytest
+from text_support import VOCAB, needs_espeak
+
 from mlx_audio_coreml.errors import WordTooLong
 from mlx_audio_coreml.kokoro.text import MAX_PHONEME_TOKENS, Chunker, TextFrontend
 from mlx_audio_coreml.kokoro.text.chunking import PHONEME_SPLITTERS
-from text_support import VOCAB, needs_espeak
 
 PARAGRAPH = (
     "It was a bright cold day in April, and the clocks were striking thirteen. Winston Smith, his chin "

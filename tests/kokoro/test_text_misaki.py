@@ -12,10 +12,11 @@ import types
 from typing import ClassVar
 
 import pytest
+from text_support import needs_espeak
+
 from mlx_audio_coreml.errors import PhonemizerUnavailable
 from mlx_audio_coreml.kokoro.text import g2p as g2p_module
 from mlx_audio_coreml.kokoro.text.g2p import EspeakG2P, MisakiG2P, make_g2p
-from text_support import needs_espeak
 
 
 class _StandInG2P:

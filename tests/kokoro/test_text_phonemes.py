@@ -5,6 +5,8 @@ from __future__ import annotations
 import shutil
 
 import pytest
+from text_support import VOCAB, needs_espeak
+
 from mlx_audio_coreml.errors import UnsupportedLanguage
 from mlx_audio_coreml.kokoro.text.espeak import (
     EspeakLibrary,
@@ -15,7 +17,6 @@ from mlx_audio_coreml.kokoro.text.espeak import (
 from mlx_audio_coreml.kokoro.text.g2p import EspeakG2P, resolve_language
 from mlx_audio_coreml.kokoro.text.ipa import to_kokoro
 from mlx_audio_coreml.kokoro.text.vocab import unknown_phonemes
-from text_support import VOCAB, needs_espeak
 
 
 @pytest.mark.parametrize(

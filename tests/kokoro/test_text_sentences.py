@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+
 from mlx_audio_coreml.kokoro.text.sentences import (
     normalize,
     pieces,
