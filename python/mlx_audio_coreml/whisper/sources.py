@@ -15,7 +15,7 @@ from ..options import Component
 from ..store import hub
 from ..store.sources import CompanionSearch, ResolvedModel
 from ..store.sources import resolve_model as _resolve
-from . import model_names
+from . import model_names, published_encoders
 
 # What a Whisper model folder needs, in any of the three formats (MLX, transformers, CTranslate2).
 WHISPER_FILE_PATTERNS: tuple[str, ...] = (
@@ -56,11 +56,18 @@ def resolve_model(
 
 def companion_search(component: Component, model: ResolvedModel) -> CompanionSearch:
     """Companions kept in the local store under the model's canonical name; the encoder can be
-    converted on the spot."""
+    converted on the spot, and the compiled encoders WhisperKit and whisper.cpp publish for the
+    same model are found by their names, locally and in their hub repos (published_encoders.py)."""
+    if component is not Component.ENCODER:
+        return CompanionSearch(store=model_names.local_store(), stored_names=(model_names.canonical_name(model.name),))
+    size = published_encoders.short_name(model.name, model.path)
     return CompanionSearch(
         store=model_names.local_store(),
         stored_names=(model_names.canonical_name(model.name),),
-        convert=convert_now if component is Component.ENCODER else None,
+        package_names=published_encoders.package_names(size),
+        convert=convert_now,
+        folders=published_encoders.whisperkit_download_dirs() if size else (),
+        hub_repos=(published_encoders.WHISPERKIT_REPO, published_encoders.WHISPERCPP_REPO) if size else (),
     )
 
 
