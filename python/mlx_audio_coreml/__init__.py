@@ -21,6 +21,8 @@ from ._version import __version__
 _PUBLIC: dict[str, str] = {
     "transcribe": "whisper.session",
     "WhisperSession": "whisper.session",
+    "KokoroSession": "kokoro.session",
+    "SynthesisInfo": "kokoro.session",
     "ModelLoadingOptions": "options",
     "BackendPreference": "options",
     "Component": "options",
@@ -65,6 +67,7 @@ if TYPE_CHECKING:
     from .coreml.runtime import ComputeUnits
     from .encoders import AudioEncoder, CoreMLAudioEncoder, MLXAudioEncoder
     from .info import SessionInfo
+    from .kokoro.session import KokoroSession, SynthesisInfo
     from .options import BackendPreference, Component, ModelLoadingOptions, WhisperQuantization
     from .progress import (
         CompilationFailed,
