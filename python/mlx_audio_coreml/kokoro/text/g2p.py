@@ -17,6 +17,7 @@ import re
 from typing import Any, Protocol
 
 from ...errors import PhonemizerUnavailable
+from .currency import expand_currency
 from .espeak import EspeakEngine, default_engine
 from .ipa import is_british, is_english, to_kokoro
 from .sentences import normalize, pieces
@@ -52,6 +53,8 @@ class EspeakG2P:
         self.name = f"espeak-ng ({self.engine.name}, {self.language})"
 
     def __call__(self, text: str) -> str:
+        if is_english(self.language):
+            text = expand_currency(text)
         parts: list[str] = []
         for piece in pieces(text):
             spoken = piece.text if piece.is_mark else self._words(piece.text)
