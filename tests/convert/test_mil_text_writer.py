@@ -101,3 +101,20 @@ def test_control_flow_is_refused_rather_than_written_wrong():
     with pytest.raises(ConversionFailed, match="nested blocks"):
         program_text(program)
     assert isinstance(program, MIL_pb2.Program)
+
+
+@pytest.mark.realweights
+def test_cli_compiled_flag_writes_the_mlmodelc_beside_the_package(tmp_path, capsys):
+    from convert_helpers import real_model_dir
+
+    from mlx_audio_coreml.cli import main
+
+    model_dir = real_model_dir("tiny.en")
+    code = main(["convert", "whisper", "--model", str(model_dir), "--out", str(tmp_path), "--no-validate", "--compiled"])
+    assert code == 0
+    package = tmp_path / "tiny.en-encoder-default-float16.mlpackage"
+    compiled = package.with_suffix(".mlmodelc")
+    assert f"wrote {compiled}" in capsys.readouterr().out
+    mel = _mel(2)
+    want, got = _outputs(package, mel), _outputs(compiled, mel)
+    np.testing.assert_array_equal(got["encoder_states"], want["encoder_states"])

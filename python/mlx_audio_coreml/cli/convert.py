@@ -32,6 +32,10 @@ def register(subparsers: Any) -> None:
     whisper.add_argument(
         "--batched-attention", action="store_true", help="one attention op for all heads instead of one per head"
     )
+    whisper.add_argument(
+        "--compiled", action="store_true",
+        help="also write the package as a compiled-model folder (.mlmodelc: text MIL) beside it, for the portable runtime",
+    )
     whisper.set_defaults(func=run_whisper)
 
 
@@ -53,6 +57,11 @@ def run_whisper(args: argparse.Namespace) -> int:
     result = convert_whisper(args.model, args.out, options, progress=bar.update)
     bar.finish()
     print(f"wrote {result.companion_dir or result.package} in {result.seconds:.1f} s")
+    if args.compiled:
+        from ..convert.compiled import write_compiled
+
+        compiled = write_compiled(result.package, result.package.with_suffix(".mlmodelc"), overwrite=args.overwrite)
+        print(f"wrote {compiled} (text MIL, loadable by the portable runtime; Core ML compiles the .mlpackage itself)")
     if result.validation is not None:
         check = result.validation
         print(
