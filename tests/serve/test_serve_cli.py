@@ -15,7 +15,7 @@ import pytest
 
 from speech_data import JFK, real_model_dir
 
-pytestmark = pytest.mark.realweights
+pytestmark = [pytest.mark.realweights, pytest.mark.slow]  # a process with its own model load
 
 
 def _free_port() -> int:

@@ -12,7 +12,7 @@ import soundfile as sf
 from speech_data import JFK, JFK_TEXT, real_model_dir
 from speech_data import text_similarity as similarity
 
-pytestmark = pytest.mark.realweights
+pytestmark = [pytest.mark.realweights, pytest.mark.slow]  # a process with its own model load
 
 
 def test_listen_prints_the_confirmed_text_of_pcm_on_stdin():
