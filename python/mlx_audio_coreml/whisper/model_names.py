@@ -7,6 +7,7 @@ not here is a `ModelNotFound` whose hint says how to get it.
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 from .. import config
@@ -44,14 +45,33 @@ def is_known(name: str) -> bool:
 
 
 def repo_for(name: str, *, transformers: bool = False) -> str:
-    """The Hugging Face repo id of a short name; a name containing '/' is already a repo id."""
+    """The Hugging Face repo id of a short name; `owner/name` is already a repo id. A path (a file,
+    or a folder that is not there) is ModelNotFound saying so, never a question to the hub."""
     if "/" in name:
+        if not is_repo_id(name):
+            raise ModelNotFound(name, _path_problem(name))
         return name
     key = canonical_name(name)
     table = TRANSFORMERS_REPOS if transformers else MLX_REPOS
     if key not in table:
         raise ModelNotFound(name, f"Known names: {', '.join(sorted([*MLX_REPOS, *ALIASES]))}; or pass a model folder.")
     return table[key]
+
+
+def is_repo_id(name: str) -> bool:
+    """`owner/name` as the hub spells repo ids; not an existing path, not absolute, not ./ or ~/."""
+    if Path(name).expanduser().exists() or name.startswith(("/", ".", "~")):
+        return False
+    return re.fullmatch(r"[A-Za-z0-9][\w.-]*/[A-Za-z0-9][\w.-]*", name) is not None
+
+
+def _path_problem(name: str) -> str:
+    path = Path(name).expanduser()
+    if path.is_file():
+        return f"{name} is a file; pass the folder that holds it (config.json and the weights) instead."
+    if not path.exists():
+        return f"There is no folder {name}; pass a model folder, a short name ({', '.join(OFFLINE_FETCHABLE)} ...) or a hub repo id owner/name."
+    return f"{name} is not a model folder."
 
 
 def local_store() -> Path:

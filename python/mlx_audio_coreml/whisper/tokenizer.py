@@ -13,7 +13,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any, Protocol
 
-from ..errors import ModelNotFound
+from ..errors import CorruptModelFile, ModelNotFound
 from .languages import LANGUAGES, TO_LANGUAGE_CODE, UNSEGMENTED_LANGUAGES
 
 __all__ = ["LANGUAGES", "TO_LANGUAGE_CODE", "Tokenizer", "TokenizerBackend", "get_tokenizer", "load_backend"]
@@ -37,7 +37,13 @@ class HFTokenizerBackend:
         from tokenizers import Tokenizer as HFTokenizer
 
         self.path = Path(path)
-        self._tokenizer = HFTokenizer.from_file(str(path))
+        try:
+            self._tokenizer = HFTokenizer.from_file(str(path))
+        except Exception as exc:  # noqa: BLE001  (tokenizers raises a bare Exception for bad JSON)
+            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise CorruptModelFile(
+                str(path), f"not a readable tokenizer.json ({first}); copy it again from the model's repository"
+            ) from exc
 
     def encode(self, text: str) -> list[int]:
         return self._tokenizer.encode(text, add_special_tokens=False).ids  # no <|startoftranscript|> template
