@@ -1,5 +1,6 @@
-"""Compressed packages (constexpr weights: iOS16 ops whose parameters are attributes, iOS18
-blockwise forms with sub-byte blobs) written as text MIL run exactly like the package."""
+"""Packages beyond plain weights written as text MIL run exactly like the package: compressed
+weights (iOS16 constexpr ops whose parameters are attributes, iOS18 blockwise forms with sub-byte
+blobs) and an iOS18 state (a `state<...>` input, `write_state` with no outputs)."""
 
 from __future__ import annotations
 
@@ -51,3 +52,31 @@ def test_compressed_weights_written_as_text_mil_decompress_the_same(tmp_path, na
     got = PortableRuntime().load(compiled).predict({"x": X}).outputs
     for key in want:
         np.testing.assert_array_equal(got[key], want[key])
+
+
+def test_a_stateful_ios18_package_round_trips_with_its_state(tmp_path):
+    from coremltools.converters.mil.mil import types
+
+    def build(acc, x):
+        total = mb.add(x=mb.read_state(input=acc), y=x)
+        return mb.mul(x=mb.coreml_update_state(state=acc, value=total), y=np.float16(2))
+
+    specs = [mb.StateTensorSpec((2, 3), dtype=types.fp16), mb.TensorSpec((2, 3), dtype=types.fp16)]
+    program = mb.program(input_specs=specs, opset_version=ct.target.iOS18)(build)
+    model = ct.convert(program, convert_to="mlprogram", minimum_deployment_target=ct.target.iOS18,
+                       compute_precision=ct.precision.FLOAT32)
+    package = tmp_path / "acc.mlpackage"
+    model.save(str(package))
+    compiled = write_compiled(package, tmp_path / "acc.mlmodelc")
+    text = (compiled / "model.mil").read_text()
+    assert "state<tensor<fp16, [2, 3]>> acc" in text and "\n        write_state(data = " in text  # no outputs
+    results = []
+    for path in (package, compiled):
+        loaded = PortableRuntime().load(path)
+        assert [s.name for s in loaded.description.states] == ["acc"]
+        state = loaded.make_state()
+        x = np.arange(6, dtype=np.float16).reshape(2, 3)
+        outputs = [next(iter(loaded.predict({"x": x}, state=state).outputs.values())) for _ in range(2)]
+        results.append((outputs, state.read_state("acc")))
+    for want, got in zip(results[0][0] + [results[0][1]], results[1][0] + [results[1][1]]):
+        np.testing.assert_array_equal(got, want)
