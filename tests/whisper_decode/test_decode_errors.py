@@ -68,7 +68,7 @@ def test_unreadable_file(transcriber, tmp_path):
         ({"best_of": 0}, "best_of"),
         ({"temperature": -0.5}, "temperature"),
         ({"temperature": ()}, "temperature"),
-        ({"patience": 2.0}, "patience"),
+        ({"patience": 0.0}, "patience"),
         ({"beam_size": 2, "patience": -1.0}, "patience"),
         ({"length_penalty": 3.0}, "length_penalty"),
     ],

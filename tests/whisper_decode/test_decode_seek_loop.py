@@ -8,7 +8,8 @@ import pytest
 from decode_helpers import FakeTokenizer
 from mlx_audio_coreml.whisper.decoding import DecodingResult
 from mlx_audio_coreml.whisper.segments import cut_window
-from mlx_audio_coreml.whisper.transcribe import SeekLoop, TranscribeOptions, WindowDecode, needs_fallback
+from mlx_audio_coreml.whisper.fallback import needs_fallback
+from mlx_audio_coreml.whisper.transcribe import SeekLoop, TranscribeOptions, WindowDecode
 
 T = FakeTokenizer()
 STEP = 0.02  # seconds per timestamp token

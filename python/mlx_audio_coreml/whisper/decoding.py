@@ -5,6 +5,7 @@ beam search in `beam.py`).
 
 from __future__ import annotations
 
+import math
 import zlib
 from collections.abc import Sequence
 from dataclasses import dataclass, field, fields, replace
@@ -15,11 +16,19 @@ import numpy as np
 
 from ..errors import InvalidOption
 from .beam import BeamSearch
-from .logit_filters import ApplyTimestampRules, LogitFilter, SuppressBlank, SuppressTokens
+from .logit_filters import (
+    ApplyTimestampRules,
+    LogitFilter,
+    NoRepeatNgram,
+    RepetitionPenalty,
+    SuppressBlank,
+    SuppressTokens,
+)
 from .sampling import DecoderStep, repeat_rows, sample_tokens
 from .segments import TIME_PRECISION
 
 TASKS = ("transcribe", "translate")
+MAX_PATIENCE = 10.0  # finished beams to wait for, in beam sizes: more only spends time
 
 
 @dataclass(frozen=True)
@@ -38,22 +47,29 @@ class DecodingOptions:
     suppress_blank: bool = True  # no lone space or EOT as the first sampled token
     without_timestamps: bool = False  # text only: <|notimestamps|> and no segment times
     max_initial_timestamp: float | None = 1.0  # seconds; the first timestamp may not be later
+    repetition_penalty: float = 1.0  # above 1: tokens already sampled in the window are less likely
+    no_repeat_ngram_size: int = 0  # above 0: no n-gram of sampled tokens is sampled twice
+    seed: int | None = None  # sampling draws from this seed (same input, same output); None: MLX's global state
 
     def validated(self) -> DecodingOptions:
         if self.task not in TASKS:
             raise InvalidOption("task", self.task, f"choose one of {TASKS}")
-        if self.temperature < 0:
-            raise InvalidOption("temperature", self.temperature, "must be >= 0")
+        if not math.isfinite(self.temperature) or self.temperature < 0:
+            raise InvalidOption("temperature", self.temperature, "must be a finite number >= 0")
         if self.beam_size is not None and (self.beam_size < 1 or self.temperature > 0):
             raise InvalidOption("beam_size", self.beam_size, "needs temperature 0 and a value >= 1")
         if self.best_of is not None and (self.best_of < 1 or self.temperature == 0):
             raise InvalidOption("best_of", self.best_of, "needs temperature > 0 and a value >= 1")
-        if self.patience is not None and (self.beam_size is None or self.patience <= 0):
-            raise InvalidOption("patience", self.patience, "needs beam_size and a value > 0")
+        if self.patience is not None and (self.beam_size is None or not 0 < self.patience <= MAX_PATIENCE):
+            raise InvalidOption("patience", self.patience, f"needs beam_size and a value in (0, {MAX_PATIENCE}]")
         if self.length_penalty is not None and not 0 <= self.length_penalty <= 1:
             raise InvalidOption("length_penalty", self.length_penalty, "must be between 0 and 1")
         if self.sample_len is not None and self.sample_len < 1:
             raise InvalidOption("sample_len", self.sample_len, "must be >= 1")
+        if not math.isfinite(self.repetition_penalty) or self.repetition_penalty <= 0:
+            raise InvalidOption("repetition_penalty", self.repetition_penalty, "must be a finite number > 0")
+        if self.no_repeat_ngram_size < 0:
+            raise InvalidOption("no_repeat_ngram_size", self.no_repeat_ngram_size, "must be >= 0 (0 turns it off)")
         return self
 
 
@@ -71,8 +87,9 @@ class DecodingResult:
 
 
 def compression_ratio(text: str) -> float:
-    """Bytes per zlib-compressed byte: repetitive (looping) text compresses far better than speech."""
-    data = text.encode("utf-8")
+    """Bytes per zlib-compressed byte of the stripped text (as both references measure it):
+    repetitive (looping) text compresses far better than speech."""
+    data = text.strip().encode("utf-8")
     return len(data) / len(zlib.compress(data)) if data else 0.0
 
 
@@ -117,7 +134,8 @@ class DecodingTask:
         self.sample_begin = len(self.initial_tokens)
         self.sot_index = self.initial_tokens.index(tokenizer.sot)
         requested = options.sample_len or self.n_ctx // 2
-        self.sample_len = max(min(requested, self.n_ctx - self.sample_begin), 1)
+        # the last sampled token is never fed back, so prefix + samples may reach n_ctx + 1 (as CTranslate2)
+        self.sample_len = max(min(requested, self.n_ctx - self.sample_begin + 1), 1)
         self.filters = self._build_filters()
 
     def _sot_sequence(self) -> list[int]:
@@ -156,7 +174,13 @@ class DecodingTask:
         return sorted({t for t in ids if 0 <= t < self.n_vocab})
 
     def _build_filters(self) -> list[LogitFilter]:
+        # CTranslate2's order: repetition rules, suppressed tokens, then the timestamp grammar
+        # (whose timestamp-vs-text test must see every other filter's -inf first).
         filters: list[LogitFilter] = []
+        if self.options.repetition_penalty != 1.0:
+            filters.append(RepetitionPenalty(self.options.repetition_penalty, self.sample_begin))
+        if self.options.no_repeat_ngram_size > 0:
+            filters.append(NoRepeatNgram(self.options.no_repeat_ngram_size, self.sample_begin))
         if self.options.suppress_blank:
             blank = self.config.get("suppress_ids_begin") or [*self.tokenizer.encode(" "), self.tokenizer.eot]
             filters.append(SuppressBlank(blank, self.n_vocab))
@@ -213,7 +237,8 @@ class DecodingTask:
             tokens, sums = sample_tokens(
                 step, last, cache, start, self.filters,
                 temperature=self.options.temperature, eot=self.tokenizer.eot, n_steps=self.sample_len,
-            )
+                seed=self.options.seed,
+            )  # fmt: skip
             candidates = self._group_samples(tokens, sums, n_audio, group)
         no_speech_probs = np.array(no_speech).astype(float).tolist()
         return [

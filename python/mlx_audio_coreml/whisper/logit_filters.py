@@ -67,6 +67,60 @@ class SuppressTokens:
         return logits + np.asarray(self.mask)
 
 
+class RepetitionPenalty:
+    """Make every token already sampled in this window less likely (CTranslate2's rule, which
+    faster-whisper exposes): a positive logit is divided by `penalty`, a negative one multiplied."""
+
+    def __init__(self, penalty: float, sample_begin: int) -> None:
+        self.penalty = penalty
+        self.sample_begin = sample_begin
+
+    def apply(self, logits: mx.array, tokens: mx.array, step: int) -> mx.array:
+        if step == 0:
+            return logits
+        return mx.array(self.apply_np(np.array(logits), np.array(tokens), step))  # rare option: a host round trip
+
+    def apply_np(self, logits: np.ndarray, tokens: np.ndarray, step: int) -> np.ndarray:
+        out = np.array(logits, dtype=np.float32)
+        for row, sampled in enumerate(tokens[:, self.sample_begin :]):
+            seen = np.unique(sampled)
+            values = out[row, seen]
+            out[row, seen] = np.where(values < 0, values * self.penalty, values / self.penalty)
+        return out
+
+
+class NoRepeatNgram:
+    """Forbid any token that would repeat an n-gram already sampled in this window (CTranslate2's
+    `no_repeat_ngram_size`: the window's sampled tokens only, timestamps included, never the prompt)."""
+
+    def __init__(self, size: int, sample_begin: int) -> None:
+        self.size = size
+        self.sample_begin = sample_begin
+
+    def banned(self, sampled: Sequence[int]) -> set[int]:
+        """Tokens that followed earlier occurrences of the last `size - 1` sampled tokens."""
+        n = self.size
+        if len(sampled) < n:
+            return set()
+        tail = tuple(sampled[len(sampled) - n + 1 :])
+        return {
+            int(sampled[start + n - 1])
+            for start in range(len(sampled) - n + 1)
+            if tuple(sampled[start : start + n - 1]) == tail
+        }
+
+    def apply(self, logits: mx.array, tokens: mx.array, step: int) -> mx.array:
+        if step < self.size:
+            return logits
+        return mx.array(self.apply_np(np.array(logits), np.array(tokens), step))  # rare option: a host round trip
+
+    def apply_np(self, logits: np.ndarray, tokens: np.ndarray, step: int) -> np.ndarray:
+        out = np.array(logits, dtype=np.float32)
+        for row, sampled in enumerate(tokens[:, self.sample_begin :].tolist()):
+            out[row, sorted(self.banned(sampled))] = NEG_INF
+        return out
+
+
 class ApplyTimestampRules:
     """Whisper's timestamp grammar, so every segment is `<|t0|> text <|t1|>` with t1 > t0 >= last t.
 

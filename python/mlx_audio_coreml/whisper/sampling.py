@@ -28,11 +28,14 @@ def sample_tokens(
     temperature: float,
     eot: int,
     n_steps: int,
+    seed: int | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Greedy (temperature 0) or random sampling of up to `n_steps` tokens for every row.
 
     `logits` (B, V) are the next-token logits after the prefix `tokens` (B, T0). Returns the token
     rows (B, T0 + n) and each row's summed log-prob of its sampled tokens through its first EOT.
+    With a `seed`, step n draws with the n-th key split from it, so the same input samples the
+    same tokens on every run whatever else used MLX's global random state.
 
     On a GPU each step queues its token choice, then the decoder step that consumes it, and only
     then reads the choice back, so the decoder runs while the host checks for EOT and adds up
@@ -45,12 +48,14 @@ def sample_tokens(
     finished = mx.zeros((batch,), dtype=mx.bool_)
     sum_logprobs = np.zeros(batch, dtype=np.float64)
     pipelined = pipelining_pays()
+    keys = mx.random.split(mx.random.key(seed), n_steps) if seed is not None and temperature > 0 else None
     for step in range(n_steps):
         filtered = apply_filters(filters, logits, tokens, step)
         if temperature == 0:
             chosen = mx.argmax(filtered, axis=-1).astype(mx.int32)
         else:
-            chosen = mx.random.categorical(filtered / temperature).astype(mx.int32)
+            key = None if keys is None else keys[step]
+            chosen = mx.random.categorical(filtered / temperature, key=key).astype(mx.int32)
         chosen = mx.where(finished, eot, chosen)  # a finished row keeps emitting EOT
         was_finished, finished = finished, finished | (chosen == eot)
         tokens = mx.concatenate([tokens, chosen[:, None]], axis=1)

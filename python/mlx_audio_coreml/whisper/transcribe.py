@@ -9,85 +9,24 @@ so tests can drive it with chosen token streams.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass, fields, replace
+from dataclasses import dataclass, replace
 from typing import Any, Protocol
 
 import mlx.core as mx
 
 from ..errors import InvalidOption
 from .audio import FRAMES_PER_SECOND, N_FRAMES, N_SAMPLES, SAMPLE_RATE, load_audio, pad_or_trim
-from .decoding import DecodingOptions, DecodingResult, DecodingTask, detect_language, sot_sequence
+from .decoding import DecodingResult, DecodingTask, detect_language, sot_sequence
+from .fallback import decode_with_fallback, rung_seed
+from .hallucination import HallucinationCut, cut_hallucinations
 from .mel import log_mel_spectrogram
 from .segments import Segment, TokenSpan, TranscriptionInfo, cut_window
-from .timing import APPEND_PUNCTUATIONS, PREPEND_PUNCTUATIONS, attach_words, find_alignment
+from .timing import attach_words, find_alignment
 from .tokenizer import LANGUAGES, TO_LANGUAGE_CODE, get_tokenizer
+from .transcribe_options import TranscribeOptions, merge_options
 from .vad_filter import SpeechOnly, vad_options
 
 ProgressCallback = Callable[[float, float], None]  # (seconds done, seconds total)
-
-
-@dataclass(frozen=True)
-class TranscribeOptions:
-    language: str | None = None  # code or English name; None detects it on the first window
-    task: str = "transcribe"  # or "translate" (to English; multilingual models only)
-    temperature: float | tuple[float, ...] = (0.0, 0.2, 0.4, 0.6, 0.8, 1.0)  # tried in order
-    beam_size: int | None = None  # beams at temperature 0; None is greedy
-    best_of: int | None = 5  # samples per window at temperature > 0
-    patience: float | None = None
-    length_penalty: float | None = None
-    compression_ratio_threshold: float | None = 2.4  # above: looping text, retry hotter
-    logprob_threshold: float | None = -1.0  # mean log-prob below: retry hotter
-    no_speech_threshold: float | None = 0.6  # with a low log-prob: the window is silence, skipped
-    condition_on_previous_text: bool = True  # prompt each window with the text before it
-    prompt_reset_on_temperature: float = 0.5  # a window decoded hotter than this does not prompt the next
-    initial_prompt: str | None = None  # text (vocabulary, style) before the first window
-    word_timestamps: bool = False
-    prepend_punctuations: str = PREPEND_PUNCTUATIONS  # attached to the following word
-    append_punctuations: str = APPEND_PUNCTUATIONS  # attached to the preceding word
-    suppress_tokens: str | tuple[int, ...] | None = "-1"
-    suppress_blank: bool = True
-    without_timestamps: bool = False
-    max_initial_timestamp: float | None = 1.0
-    vad_filter: bool = False  # decode only the speech Silero VAD finds; times stay on the original audio
-    vad_parameters: Any = None  # vad.VadOptions or a dict of its fields; None: faster-whisper's defaults
-
-    @property
-    def temperatures(self) -> tuple[float, ...]:
-        t = self.temperature
-        return (float(t),) if isinstance(t, (int, float)) else tuple(float(x) for x in t)
-
-    def decoding_options(
-        self,
-        temperature: float,
-        language: str | None,
-        prompt: Sequence[int] | None,
-    ) -> DecodingOptions:
-        """The options for one decode of one window at one temperature of the fallback ladder."""
-        return DecodingOptions(
-            task=self.task,
-            language=language,
-            temperature=temperature,
-            best_of=self.best_of if temperature > 0 else None,
-            beam_size=self.beam_size if temperature == 0 else None,
-            patience=self.patience if temperature == 0 and self.beam_size else None,
-            length_penalty=self.length_penalty,
-            prompt=tuple(prompt) if prompt else None,
-            suppress_tokens=self.suppress_tokens,
-            suppress_blank=self.suppress_blank,
-            without_timestamps=self.without_timestamps,
-            max_initial_timestamp=self.max_initial_timestamp,
-        )
-
-
-def merge_options(options: TranscribeOptions | None, overrides: dict[str, Any]) -> TranscribeOptions:
-    known = {f.name for f in fields(TranscribeOptions)}
-    unknown = sorted(set(overrides) - known)
-    if unknown:
-        raise InvalidOption(unknown[0], overrides[unknown[0]], f"not a transcription option; known: {sorted(known)}")
-    merged = replace(options or TranscribeOptions(), **overrides)
-    if not merged.temperatures or any(t < 0 for t in merged.temperatures):
-        raise InvalidOption("temperature", merged.temperature, "give one or more values >= 0")
-    return merged
 
 
 @dataclass(frozen=True)
@@ -173,10 +112,28 @@ class SeekLoop:
             if not cut.ended_on_single_timestamp and last_word_end > window_start:
                 # resume right after the last word heard rather than at the segment's timestamp
                 advance = max(min(round(last_word_end * FRAMES_PER_SECOND) - seek, n_frames), 1)
-        self.all_tokens.extend(cut.consumed)
+        consumed = cut.consumed
+        if align is not None and segments and options.hallucination_silence_threshold is not None:
+            hallucination = self._cut_hallucinations(segments, seek, n_frames, last_speech_end)
+            if hallucination.redecode:  # nothing kept: decode again after the silence
+                return max(round(hallucination.seek_to * FRAMES_PER_SECOND) - seek, 1), []
+            if hallucination.seek_to is not None:
+                advance = max(round(hallucination.seek_to * FRAMES_PER_SECOND) - seek, 1)
+                segments = hallucination.segments
+                consumed = tuple(t for s in segments for t in s.tokens)
+        self.all_tokens.extend(consumed)
         if not options.condition_on_previous_text or result.temperature > options.prompt_reset_on_temperature:
             self.prompt_start = len(self.all_tokens)
         return advance, segments
+
+    def _cut_hallucinations(self, segments: list[Segment], seek: int, n_frames: int, last_speech_end: float) -> HallucinationCut:
+        threshold = self.options.hallucination_silence_threshold
+        assert threshold is not None
+        return cut_hallucinations(
+            segments, threshold=threshold, window_start=seek / FRAMES_PER_SECOND,
+            window_duration=n_frames / FRAMES_PER_SECOND, content_duration=self.content_frames / FRAMES_PER_SECOND,
+            last_speech_end=last_speech_end,
+        )  # fmt: skip
 
     def _make_segments(
         self,
@@ -187,8 +144,8 @@ class SeekLoop:
     ) -> list[Segment]:
         """Segments (absolute times, consecutive ids) for the spans that hold some text."""
         window_start = seek / FRAMES_PER_SECOND
-        ts_begin = self.tokenizer.timestamp_begin
-        texts = [self.tokenizer.decode([t for t in span.tokens if t < ts_begin]) for span in spans]
+        eot = self.tokenizer.eot  # text only: a sampled language or task token is not text (faster-whisper)
+        texts = [self.tokenizer.decode([t for t in span.tokens if t < eot]) for span in spans]
         kept = [(span, text) for span, text in zip(spans, texts) if text.strip() and span.end >= span.start]
         return [
             Segment(
@@ -205,17 +162,6 @@ class SeekLoop:
         if options.no_speech_threshold is None or result.no_speech_prob <= options.no_speech_threshold:
             return False
         return options.logprob_threshold is None or result.avg_logprob <= options.logprob_threshold
-
-
-def needs_fallback(result: DecodingResult, options: TranscribeOptions) -> bool:
-    """Retry hotter when the text loops (compresses too well) or the model was unsure, unless the
-    window is silence (then a low log-prob is expected and the window will be skipped)."""
-    if options.no_speech_threshold is not None and options.logprob_threshold is not None:
-        if result.no_speech_prob > options.no_speech_threshold and result.avg_logprob < options.logprob_threshold:
-            return False
-    if options.compression_ratio_threshold is not None and result.compression_ratio > options.compression_ratio_threshold:
-        return True
-    return options.logprob_threshold is not None and result.avg_logprob < options.logprob_threshold
 
 
 class Transcriber:
@@ -285,10 +231,6 @@ class Transcriber:
             raise InvalidOption("task", options.task, "choose 'transcribe' or 'translate'")
         if options.task == "translate" and not self.multilingual:
             raise InvalidOption("task", options.task, "this model is English-only and cannot translate")
-        if options.best_of is not None and options.best_of < 1:
-            raise InvalidOption("best_of", options.best_of, "must be >= 1")
-        if options.patience is not None and options.beam_size is None:
-            raise InvalidOption("patience", options.patience, "needs beam_size")
         for temperature in options.temperatures:  # now, rather than when the first window decodes
             options.decoding_options(temperature, None, None).validated()
         return options
@@ -322,20 +264,20 @@ class WindowDecoding:
 
     def decode_window(self, seek: int, n_frames: int, prompt: list[int]) -> WindowDecode:
         features = self.features(seek)
-        return WindowDecode(self.decode_with_fallback(features, prompt), features)
+        return WindowDecode(self.decode_with_fallback(features, prompt, seek), features)
 
-    def decode_with_fallback(self, features: mx.array, prompt: Sequence[int]) -> DecodingResult:
-        """Decode at each temperature in turn until the text neither loops nor looks unlikely."""
+    def decode_with_fallback(self, features: mx.array, prompt: Sequence[int], seek: int = 0) -> DecodingResult:
+        """Decode at each temperature in turn until the text neither loops nor looks unlikely
+        (fallback.py); each sampled rung draws from its own seed, fixed by the options' seed."""
         transcriber, options = self.transcriber, self.options
         language = self.language if transcriber.multilingual else None
-        result = None
-        for temperature in options.temperatures:
-            decode_options = options.decoding_options(temperature, language, prompt)
-            result = DecodingTask(transcriber.model, self.tokenizer, decode_options, transcriber.config).run(features)[0]
-            if not needs_fallback(result, options):
-                break
-        assert result is not None  # merge_options guarantees at least one temperature
-        return result
+
+        def decode_at(temperature: float, rung: int) -> DecodingResult:
+            seed = rung_seed(options.seed, seek, rung)
+            decode_options = options.decoding_options(temperature, language, prompt, seed)
+            return DecodingTask(transcriber.model, self.tokenizer, decode_options, transcriber.config).run(features)[0]
+
+        return decode_with_fallback(decode_at, options)
 
     def align(
         self,
@@ -349,7 +291,7 @@ class WindowDecoding:
         model, tokenizer, options = self.transcriber.model, self.tokenizer, self.options
         start_tokens = sot_sequence(tokenizer, self.transcriber.multilingual, self.language, options.task)
         ts_begin = tokenizer.timestamp_begin
-        text_tokens = [t for s in segments for t in s.tokens if t < ts_begin]
+        text_tokens = [t for s in segments for t in s.tokens if t < tokenizer.eot]  # as faster-whisper aligns
         alignment = find_alignment(model, tokenizer, start_tokens, text_tokens, window.audio_features, n_frames)
         return attach_words(
             segments, alignment, seek / FRAMES_PER_SECOND, last_speech_end, ts_begin,
