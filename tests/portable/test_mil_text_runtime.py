@@ -158,3 +158,13 @@ def test_a_malformed_program_fails_the_load_with_its_location(tmp_path):
     assert (caught.value.line, caught.value.column) == (6, line.index("yy") + 1)
     assert "'yy' is used before it is defined" in caught.value.reason
     assert caught.value.path.endswith("bad.mlmodelc/model.mil")
+
+
+def test_a_compiled_neural_network_is_refused_with_the_reason(tmp_path):
+    folder = tmp_path / "Old.mlmodelc"
+    folder.mkdir()
+    (folder / "model.espresso.net").write_text("{}")
+    with pytest.raises(PackageError, match="neural-network model"):
+        load(folder)
+    with pytest.raises(PackageError, match="not a compiled model folder"):
+        load(tmp_path / "Missing.mlmodelc")

@@ -70,7 +70,8 @@ def read_model(path: Path) -> PackageContents:
     """A .mlpackage, or a compiled .mlmodelc (its text program, read by mil_text/)."""
     from .mil_text import is_compiled_model, read_compiled  # mil_text builds on this module
 
-    return read_compiled(path) if is_compiled_model(path) else read_package(path)
+    compiled = Path(path).suffix == ".mlmodelc" or is_compiled_model(path)
+    return read_compiled(path) if compiled else read_package(path)
 
 
 def _root_spec_path(package: Path) -> Path:

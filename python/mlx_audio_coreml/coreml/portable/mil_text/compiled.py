@@ -45,8 +45,12 @@ def read_compiled(path: Path) -> PackageContents:
     """Parse the compiled model at `path`; PackageError (MILTextError for the program) if unusable."""
     path = Path(path)
     program_path = path / PROGRAM_FILE
+    if not path.is_dir():
+        raise PackageError(str(path), "not a compiled model folder")
     if not program_path.is_file():
-        raise PackageError(str(path), f"not a compiled model: no {PROGRAM_FILE}")
+        neural_network = any(path.glob("model*.espresso.*"))
+        kind = "a neural-network model (model.espresso.*), not an ML Program" if neural_network else "not an ML Program"
+        raise PackageError(str(path), f"no {PROGRAM_FILE}: {kind}; the portable runtime runs ML Programs only")
     try:
         text = program_path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
