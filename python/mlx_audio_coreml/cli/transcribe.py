@@ -46,7 +46,7 @@ def register(subparsers: Any) -> None:
     parser.add_argument("--word-timestamps", action="store_true", help="align each word (json and the API carry them)")
     parser.add_argument("--vad", action="store_true", help="decode only the speech Silero VAD finds (times stay on the original audio)")
     beams = _int_in(1, MAX_BEAMS)
-    parser.add_argument("--beam-size", type=beams, default=None, help=f"beam search with 1 to {MAX_BEAMS} beams (default: greedy)")
+    parser.add_argument("--beam-size", type=beams, default=None, help=f"beams at temperature 0, 1 to {MAX_BEAMS} (default: 5, as faster-whisper; 1 is greedy)")
     parser.add_argument("--best-of", type=beams, default=5, help="samples per window when falling back to temperature > 0")
     parser.add_argument("--temperature", type=_float_in(0.0, 1.0), default=0.0, help="first sampling temperature, 0 to 1")
     parser.add_argument(
