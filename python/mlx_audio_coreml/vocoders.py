@@ -9,9 +9,10 @@ four named inputs through any Core ML runtime, on the call path the encoder shar
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, fields
-from typing import Protocol, runtime_checkable
+from typing import Protocol, cast, runtime_checkable
 
 import mlx.core as mx
 
@@ -27,6 +28,9 @@ from .errors import (
 
 # Package metadata key a converted vocoder records its output rate under.
 SAMPLE_RATE_METADATA_KEY = "mlx_audio_coreml.sample_rate"
+# Package metadata key naming the package's input for each feature, as JSON ({"asr": "text", ...}),
+# when its names are not asr, f0, energy and style.
+INPUT_NAMES_METADATA_KEY = "mlx_audio_coreml.input_names"
 _ERRORS = CallErrors(VocoderShapeConversionFailed, VocoderCoreMLInferenceFailed)
 
 
@@ -111,8 +115,9 @@ class MLXVocoder:
 class CoreMLVocoder:
     """Runs a vocoder package with one output whose inputs are `VocoderFeatures`' four tensors.
 
-    The inputs are named asr, f0, energy and style unless `input_names` maps a feature to the name
-    the package uses. Features must have the package's fixed shapes (a session pads to the bucket).
+    The inputs are named asr, f0, energy and style unless `input_names` (or the package's metadata
+    under INPUT_NAMES_METADATA_KEY) maps a feature to the name the package uses. Features must have
+    the package's fixed shapes (a session pads to the bucket).
     Calls go through the path the encoder uses (coreml/call.py): per-call buffers, typed failures,
     NaN/Inf output as an inference failure. Thread-safe and lock-free; `close()` frees the model.
     """
@@ -123,7 +128,8 @@ class CoreMLVocoder:
         self, model: LoadedModel, *, sample_rate: int | None = None, input_names: Mapping[str, str] | None = None
     ) -> None:
         description = model.description
-        self.input_names = {f.name: (input_names or {}).get(f.name, f.name) for f in fields(VocoderFeatures)}
+        renamed = input_names or _declared_input_names(description.metadata)
+        self.input_names = {f.name: renamed.get(f.name, f.name) for f in fields(VocoderFeatures)}
         names = sorted(t.name for t in description.inputs)
         if names != sorted(self.input_names.values()) or len(description.outputs) != 1:
             raise VocoderShapeConversionFailed(
@@ -172,6 +178,19 @@ class CoreMLVocoder:
         model, self.model = self.model, None
         if model is not None:
             model.close()
+
+
+def _declared_input_names(metadata: Mapping[str, str]) -> dict[str, str]:
+    declared = metadata.get(INPUT_NAMES_METADATA_KEY)
+    if not declared:
+        return {}
+    try:
+        names: object = json.loads(declared)
+    except ValueError:
+        raise VocoderShapeConversionFailed([], [], f"{INPUT_NAMES_METADATA_KEY} is not JSON: {declared!r}") from None
+    if not isinstance(names, dict):
+        raise VocoderShapeConversionFailed([], [], f"{INPUT_NAMES_METADATA_KEY} is not a JSON object: {declared!r}")
+    return {str(k): str(v) for k, v in cast(dict[object, object], names).items()}
 
 
 class FallbackVocoder(FallbackSwitch[AudioVocoder, CoreMLVocoder]):

@@ -44,6 +44,20 @@ def _identity(array: Any) -> Any:
     return array
 
 
+def all_finite(array: mx.array) -> bool:
+    """No NaN or Inf in an evaluated array. Read through numpy (a view of MLX's memory on the CPU):
+    MLX's isfinite + all costs 10-40 ms on a large-v3 state on the CPU, numpy under 1 ms; float16 is
+    checked on its exponent bits (all ones: Inf or NaN), as numpy's isfinite widens it first."""
+    if array.dtype == mx.bfloat16:  # numpy has no bfloat16
+        return bool(mx.all(mx.isfinite(array)).item())
+    values = np.asarray(array)
+    if values.dtype == np.float16:
+        return not bool(np.any((values.view(np.uint16) & 0x7C00) == 0x7C00))
+    if values.dtype.kind != "f":
+        return True
+    return bool(np.isfinite(values).all())
+
+
 class CoreMLCall:
     """Feeds one loaded model and reads its outputs; holds no per-call state, so it is thread-safe."""
 
@@ -72,7 +86,7 @@ class CoreMLCall:
             else:
                 outputs = self._run_numpy(feeds, transform)
             for name, value in outputs.items():
-                if not bool(mx.all(mx.isfinite(value)).item()):
+                if not all_finite(value):
                     raise NonFiniteOutput(name)
             return outputs
 

@@ -103,8 +103,8 @@ class CoreMLSwitch(Protocol[C_contra]):
     def use_coreml(self, impl: C_contra) -> None: ...
 
 
-def _belongs(lookup: PackageLookup) -> str:
-    return ""
+def _fits(lookup: PackageLookup) -> str:
+    return ""  # no check: any package found is taken for this model
 
 
 @dataclass(frozen=True)
@@ -114,9 +114,10 @@ class ComponentSpec(Generic[C]):
     component: Component
     find_package: Callable[[], PackageLookup]  # is there a package? (may ask the hub; store/sources.py)
     fetch_package: Callable[[PackageLookup, FractionCallback], Path]  # its local path (downloads, converts)
-    build: Callable[[LoadedModel, str], C]  # wrap a loaded model (model, runtime name); MlxAudioCoreMLError or
-    # ValueError when the package does not fit the model
-    package_problem: Callable[[PackageLookup], str] = _belongs  # '' or why it is not this model's (before download)
+    # Wraps a loaded model (with the runtime's name) as the component's Core ML implementation;
+    # raises MlxAudioCoreMLError or ValueError when the package does not fit the model.
+    build: Callable[[LoadedModel, str], C]
+    package_problem: Callable[[PackageLookup], str] = _fits  # '' or why it is not this model's (before download)
 
 
 @dataclass(frozen=True)
