@@ -71,6 +71,10 @@ class Decoder(nn.Module):
         self, asr: mx.array, f0: mx.array, energy: mx.array, style: mx.array, key: mx.array | None
     ) -> mx.array:
         """hexgrad's Decoder.forward on plain arrays (asr channels first), without shape checks."""
+        return self.generator(self.frames(asr, f0, energy, style), style, f0, key)
+
+    def frames(self, asr: mx.array, f0: mx.array, energy: mx.array, style: mx.array) -> mx.array:
+        """The encode/decode blocks: -> the generator's input (B, 2F, upsample_initial_channel), channels last."""
         f0_frames = self.F0_conv(f0[..., None])  # (B, F, 1)
         n_frames = self.N_conv(energy[..., None])
         asr = asr.transpose(0, 2, 1)  # (B, F, dim_in)
@@ -82,7 +86,7 @@ class Decoder(nn.Module):
                 x = mx.concatenate([x, asr_res, f0_frames, n_frames], axis=-1)
             x = block(x, style)
             refeed = refeed and not block.upsample  # after the upsampling block the rates differ
-        return self.generator(x, style, f0, key)
+        return x
 
     def _check(self, features: VocoderFeatures) -> None:
         batch, channels, frames = features.asr.shape

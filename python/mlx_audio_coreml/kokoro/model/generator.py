@@ -104,14 +104,20 @@ class Generator(nn.Module):
         self.conv_post = Conv1d(channels, source_channels, 7, padding=3)
 
     def harmonic_spectrum(self, f0: mx.array, key: mx.array | None) -> mx.array:
-        """f0 (B, L) -> the source's STFT as (B, L * upsample_scale / hop + 1, 2 * bins): [magnitude | phase]."""
-        source = self.m_source(f0, key)  # (B, L * upsample_scale)
+        """f0 (B, L) -> the harmonic source's STFT (see `source_spectrum`); source noise from `key`."""
+        return self.source_spectrum(self.m_source(f0, key))
+
+    def source_spectrum(self, source: mx.array) -> mx.array:
+        """source (B, T) -> its STFT as (B, T / hop + 1, 2 * bins): [magnitude | phase]."""
         magnitude, phase = self.stft.transform(source)
         return mx.concatenate([magnitude, phase], axis=-1)
 
     def __call__(self, x: mx.array, s: mx.array, f0: mx.array, key: mx.array | None) -> mx.array:
         """x (B, L, C0), s (B, style_dim), f0 (B, L) -> audio (B, L * upsample_scale); source noise from `key`."""
-        har = self.harmonic_spectrum(f0, key)
+        return self.synthesize(x, s, self.harmonic_spectrum(f0, key))
+
+    def synthesize(self, x: mx.array, s: mx.array, har: mx.array) -> mx.array:
+        """x (B, L, C0), s (B, style_dim), the source's spectrum `har` -> audio (B, L * upsample_scale)."""
         last = len(self.ups) - 1
         for i, (up, noise_conv, noise_res) in enumerate(zip(self.ups, self.noise_convs, self.noise_res)):
             x = nn.leaky_relu(x, _STAGE_SLOPE)
