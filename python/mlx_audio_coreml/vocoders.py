@@ -34,7 +34,7 @@ INPUT_NAMES_METADATA_KEY = "mlx_audio_coreml.input_names"
 _ERRORS = CallErrors(VocoderShapeConversionFailed, VocoderCoreMLInferenceFailed)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)  # arrays compare elementwise: identity equality and hashing instead
 class VocoderFeatures:
     """Kokoro's decoder inputs for F text frames; F0 and energy run at twice the text frame rate.
 
