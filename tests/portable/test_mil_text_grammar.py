@@ -142,13 +142,17 @@ def test_a_function_written_per_opset_becomes_its_specializations():
 def test_types_with_unknown_dimensions_states_lists_and_tuples():
     text = """program(1.0)
 {
-    func main<ios18>(tensor<int32, [1, ?]> ids, state<tensor<fp16, [1, 2]>> cache, tensor<fp32, *> any)
+    func main<ios18>(tensor<int32, [1, ?]> ids, state<tensor<fp16, [1, 2]>> cache, tensor<fp32, *> any,
+                     list<tensor<fp32, [2]>, ?> items, list<int32, 3> fixed)
         [FlexibleShapeInformation = tuple<tuple<tensor<string, []>>>()] {
     } -> (ids);
 }
 """
     main = parse_program(text).functions["main"]
-    ids, cache, anything = main.inputs
+    ids, cache, anything, items, fixed = main.inputs
+    assert items.type.listType.length.WhichOneof("dimension") == "unknown"
+    assert items.type.listType.type.tensorType.dimensions[0].constant.size == 2
+    assert fixed.type.listType.length.constant.size == 3
     assert ids.type.tensorType.dimensions[1].WhichOneof("dimension") == "unknown"
     assert cache.type.stateType.wrappedType.tensorType.dataType == MIL_pb2.DataType.FLOAT16
     assert anything.type.tensorType.rank == -1
