@@ -23,7 +23,7 @@ Progress handlers may be called from worker threads (background loading, compile
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -47,6 +47,7 @@ from .encoder_layouts import detect_layout
 from .streaming import ListenEvent, ListenOptions, listen
 
 if TYPE_CHECKING:
+    from ..vad import VadOptions
     from .loading import WhisperBundle
     from .segments import Segment, TranscriptionInfo
     from .transcribe import ProgressCallback, TranscribeOptions, Transcriber
@@ -207,6 +208,7 @@ class WhisperSession:
         word_timestamps: bool | None = None,
         without_timestamps: bool | None = None,
         vad_filter: bool | None = None,
+        vad_parameters: VadOptions | Mapping[str, float] | None = None,
         no_repeat_ngram_size: int | None = None,
         hallucination_silence_threshold: float | None = None,
         seed: int | None = None,
@@ -226,7 +228,7 @@ class WhisperSession:
             "language": language, "task": task, "temperature": temperature, "beam_size": beam_size,
             "best_of": best_of, "initial_prompt": initial_prompt, "condition_on_previous_text": condition_on_previous_text,
             "word_timestamps": word_timestamps, "without_timestamps": without_timestamps, "vad_filter": vad_filter,
-            "no_repeat_ngram_size": no_repeat_ngram_size, "seed": seed,
+            "vad_parameters": vad_parameters, "no_repeat_ngram_size": no_repeat_ngram_size, "seed": seed,
             "hallucination_silence_threshold": hallucination_silence_threshold,
         }  # fmt: skip
         overrides = {name: value for name, value in given.items() if value is not None}
