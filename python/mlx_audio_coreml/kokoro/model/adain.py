@@ -16,6 +16,8 @@ import mlx.core as mx
 import mlx.nn as nn
 import numpy as np
 
+from . import host_blocks, host_conv
+
 _INSTANCE_NORM_EPS = 1e-5  # torch.nn.InstanceNorm1d's default
 _LEAKY_SLOPE = 0.2
 
@@ -94,4 +96,6 @@ class AdainResBlk1d(nn.Module):
         return self.conv2(x)
 
     def __call__(self, x: mx.array, s: mx.array) -> mx.array:
+        if host_conv.applies(x.dtype):  # MLX on the CPU: numpy + oneDNN (host_blocks.py)
+            return host_blocks.run_adain_resblk(self, x, s)
         return (self._residual(x, s) + self._shortcut(x)) * (1 / math.sqrt(2))

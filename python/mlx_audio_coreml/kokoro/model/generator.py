@@ -17,6 +17,7 @@ import numpy as np
 from mlx import nn
 
 from ..config import ISTFTNetConfig
+from . import host_conv, host_generator
 from .adain import AdaIN1d
 from .conv import Conv1d, ConvTranspose1d
 from .source import SourceModuleHnNSF
@@ -118,6 +119,8 @@ class Generator(nn.Module):
 
     def synthesize(self, x: mx.array, s: mx.array, har: mx.array) -> mx.array:
         """x (B, L, C0), s (B, style_dim), the source's spectrum `har` -> audio (B, L * upsample_scale)."""
+        if host_conv.applies(x.dtype):  # MLX on the CPU: numpy + oneDNN (host_generator.py)
+            return host_generator.run(self, x, s, har)
         last = len(self.ups) - 1
         for i, (up, noise_conv, noise_res) in enumerate(zip(self.ups, self.noise_convs, self.noise_res)):
             x = nn.leaky_relu(x, _STAGE_SLOPE)
