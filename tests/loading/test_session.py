@@ -222,6 +222,10 @@ def test_info_quantization_agrees_with_the_weights_note(tiny_model_dir, isolated
         info = session.info
         dtype = str(session.bundle.dtype).removeprefix("mlx.core.")
         assert info.quantization.value == dtype and f"MLX weights in {dtype}" in info.notes
+    int8 = WhisperSession.from_pretrained(tiny_model_dir, ModelLoadingOptions.mlx_only().with_(quantization=WhisperQuantization.INT8))
+    dtype = str(int8.bundle.dtype).removeprefix("mlx.core.")
+    assert int8.info.quantization is WhisperQuantization.INT8
+    assert f"MLX weights in int8 (other parameters in {dtype})" in int8.info.notes
 
 
 def test_transcribe_keywords_override_the_options_object(tiny_model_dir, isolated_home):

@@ -119,7 +119,8 @@ class WhisperSession:
 
         self._transcriber = Transcriber(bundle, self._switch)
         dtype = str(bundle.dtype).replace("mlx.core.", "")
-        self._recorder.update(notes=(*notes, f"MLX weights in {dtype}"), quantization=quantization)
+        weights = f"{quantization.value} (other parameters in {dtype})" if quantization.bits else dtype
+        self._recorder.update(notes=(*notes, f"MLX weights in {weights}"), quantization=quantization)
         self._encoder = CoreMLComponent(
             self._encoder_spec(resolved, bundle), self._switch, self.options, self.environment, self._recorder, self._emit
         )
