@@ -13,6 +13,7 @@ from loading_helpers import JFK, REAL_STORE
 
 from mlx_audio_coreml.coreml.runtime import ModelDescription, PredictResult, TensorSpec
 from mlx_audio_coreml.encoders import CoreMLAudioEncoder, FallbackEncoder
+from mlx_audio_coreml.errors import PredictionFailed
 from mlx_audio_coreml.options import ModelLoadingOptions
 from mlx_audio_coreml.whisper.encoder_layouts import detect_layout
 
@@ -30,10 +31,16 @@ class _SlowModel:
     def __init__(self) -> None:
         self.intervals: list[tuple[float, float]] = []
         self.buffers: list[int] = []
+        self.fail = False  # from now on, predictions fail at once
+        self.closed_at: float | None = None
+        self.entered = threading.Event()
         self._lock = threading.Lock()
 
     def predict(self, inputs, outputs=None):
+        if self.fail:
+            raise PredictionFailed("the Neural Engine went away")
         entered = time.monotonic()
+        self.entered.set()
         buffer = outputs["encoder_states"]
         buffer[...] = float(inputs["mel"][0, 0, 0])  # written in place, as Core ML does with backings
         time.sleep(0.3)
@@ -43,7 +50,16 @@ class _SlowModel:
         return PredictResult({"encoder_states": buffer}, written_in_place=frozenset({"encoder_states"}))
 
     def close(self) -> None:
-        pass
+        self.closed_at = time.monotonic()
+
+
+class _Zeros:
+    """The MLX side: zeros of the states' shape."""
+
+    backend = "mlx"
+
+    def encode(self, mel: mx.array) -> mx.array:
+        return mx.zeros((mel.shape[0], 1500, 64))
 
 
 def test_two_callers_encoder_calls_overlap_in_time():
@@ -65,6 +81,23 @@ def test_two_callers_encoder_calls_overlap_in_time():
     assert second_in < first_out  # the second call entered predict before the first left it
     assert len(set(model.buffers)) == 2  # each call wrote into its own output buffer
     assert float(results[1].max()) == 1.0 and float(results[2].min()) == 2.0  # and read back its own
+
+
+def test_a_model_switched_out_is_closed_only_after_its_calls_in_flight_return():
+    model = _SlowModel()
+    switch = FallbackEncoder(_Zeros())
+    switch.use_coreml(CoreMLAudioEncoder(model, layout=detect_layout(model.description)))
+    slow = threading.Thread(target=lambda: switch.encode(mx.ones((1, 80, 3000))))  # MLX streams are per thread
+    slow.start()
+    assert model.entered.wait(30)  # the slow call is inside predict now
+
+    model.fail = True
+    states = switch.encode(mx.ones((1, 80, 3000)))  # fails on Core ML: answered by MLX
+
+    assert switch.backend == "mlx" and float(mx.abs(states).max()) == 0.0
+    assert model.closed_at is None  # not closed under the prediction still running
+    slow.join()
+    assert model.closed_at is not None and model.closed_at >= model.intervals[0][1]
 
 
 @pytest.mark.realweights
