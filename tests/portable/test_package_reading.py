@@ -13,6 +13,7 @@ from mlx_audio_coreml.coreml.portable.blob import BlobFile
 from mlx_audio_coreml.coreml.portable.values import TensorType
 from mlx_audio_coreml.coreml.registry import availability, get_runtime
 from mlx_audio_coreml.coreml.runtime import CoreMLRuntime, LoadedModel
+from mlx_audio_coreml.errors import PackageError
 
 from coremltools.libmilstoragepython import _BlobStorageReader, _BlobStorageWriter  # noqa: E402
 from coremltools.proto import MIL_pb2  # noqa: E402
@@ -77,11 +78,11 @@ def test_blob_reader_matches_coremltools(tmp_path, kind):
     np.testing.assert_array_equal(ours, data)
 
 
-def test_package_without_manifest_is_read_from_the_conventional_path(tmp_path):
+def test_package_without_manifest_is_refused_as_core_ml_refuses_it(tmp_path):
     path = _fp16_model(tmp_path)
     (path / "Manifest.json").unlink()
-    x = np.ones((2, 8), np.float32)
-    np.testing.assert_allclose(next(iter(load(path).predict({"x": x}).outputs.values())), x @ W.T, rtol=1e-2, atol=1e-2)
+    with pytest.raises(PackageError, match="no Manifest.json"):
+        load(path)
 
 
 def test_registry_gives_the_portable_runtime(tmp_path):

@@ -1,7 +1,10 @@
 """Open a .mlpackage: Manifest.json, the model spec protobuf, the weights folder, the description.
 (`read_model` also opens a compiled .mlmodelc, through mil_text/.)
 
-Only ML Programs are read (spec.mlProgram); a neural-network or pipeline spec is a PackageError.
+Only ML Programs are read (spec.mlProgram); a neural-network or pipeline spec is a PackageError, and
+so is a package without Manifest.json (Core ML refuses those). Every weight blob the program names
+is checked when the graph is read (blob.py: sentinel, storage type, size against the declared
+shape, data inside the file), so a damaged package fails at load, not with garbage at run time.
 The description is taken from `spec.description`, with tensor shapes from the program's `main`
 function where the description leaves them open (-1 marks a flexible dimension). A stateful
 model's states (iOS18 `StateType`, listed apart from the inputs) become `description.states`.
@@ -28,7 +31,6 @@ _FEATURE_DTYPES: dict[int, str] = {
     _ARRAY.INT32: "int32",
     _ARRAY.INT8: "int8",
 }
-_DEFAULT_SPEC_PATH = Path("Data/com.apple.CoreML/model.mlmodel")
 
 
 @dataclass(frozen=True)
@@ -75,19 +77,24 @@ def read_model(path: Path) -> PackageContents:
 
 
 def _root_spec_path(package: Path) -> Path:
-    """The spec file the manifest names as root, or the conventional path when there is no manifest."""
+    """The spec file Manifest.json names as root. Core ML refuses a package without a manifest, so
+    the portable runtime does too: a package that runs here must run on a Mac."""
     manifest = package / "Manifest.json"
     if not manifest.is_file():
-        candidate = package / _DEFAULT_SPEC_PATH
-        if candidate.is_file():
-            return candidate
-        raise PackageError(str(package), "no Manifest.json and no Data/com.apple.CoreML/model.mlmodel")
+        raise PackageError(str(package), "no Manifest.json: not a complete .mlpackage (Core ML would refuse it); save or copy the package again")
     try:
         info = json.loads(manifest.read_text())
         root = info["itemInfoEntries"][info["rootModelIdentifier"]]
-        return package / "Data" / root["path"]
+        relative = str(root["path"])
     except (OSError, ValueError, KeyError, TypeError) as exc:
         raise PackageError(str(package), f"Manifest.json is unreadable or names no root model: {exc}") from exc
+    data = (package / "Data").resolve()
+    spec_path = (data / relative).resolve()
+    if data not in spec_path.parents:
+        raise PackageError(str(package), f"Manifest.json names a root model outside the package: {relative}")
+    if not spec_path.is_file():
+        raise PackageError(str(package), f"Manifest.json names Data/{relative}, which is missing")
+    return spec_path
 
 
 def _description(path: Path, spec: Model_pb2.Model) -> ModelDescription:
