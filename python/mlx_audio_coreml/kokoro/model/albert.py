@@ -16,6 +16,7 @@ import mlx.core as mx
 import mlx.nn as nn
 
 from ..config import PLBertConfig
+from . import host_albert, host_conv
 
 
 def gelu_new(x: mx.array) -> mx.array:
@@ -106,4 +107,6 @@ class CustomAlbert(nn.Module):
         self.encoder = AlbertTransformer(cfg)
 
     def __call__(self, input_ids: mx.array) -> mx.array:
+        if host_conv.applies(self.embeddings.word_embeddings.weight.dtype):  # MLX on the CPU: host_albert.py
+            return host_albert.run(self, input_ids)
         return self.encoder(self.embeddings(input_ids))

@@ -16,6 +16,8 @@ from __future__ import annotations
 import mlx.core as mx
 import mlx.nn as nn
 
+from . import host_conv, host_lstm
+
 
 class BiLSTM(nn.Module):
     """`(B, T, input_size) -> (B, T, 2 * hidden_size)`: forward states, then backward states."""
@@ -34,6 +36,8 @@ class BiLSTM(nn.Module):
         self.bias_hh_l0_reverse = mx.zeros((gates,))
 
     def __call__(self, x: mx.array) -> mx.array:
+        if host_conv.applies(x.dtype):  # MLX on the CPU: numpy recurrence (host_lstm.py)
+            return host_lstm.run(self, x)
         steps = x.shape[1]
         forward = mx.addmm(self.bias_ih_l0 + self.bias_hh_l0, x, self.weight_ih_l0.T)  # (B, T, 4H)
         backward = mx.addmm(self.bias_ih_l0_reverse + self.bias_hh_l0_reverse, x, self.weight_ih_l0_reverse.T)
