@@ -141,3 +141,12 @@ def test_load_state_names_every_missing_unexpected_and_misshapen_key(decoder):
     assert raised.value.missing == ["decoder.generator.conv_post.bias"]
     assert raised.value.unexpected == ["decoder.generator.extra.weight"]
     assert len(raised.value.shape_errors) == 1 and raised.value.shape_errors[0].startswith("decoder.F0_conv.weight")
+
+
+def test_a_batch_decodes_like_its_items_one_by_one(decoder):
+    one, two = features(5, seed=1), features(5, seed=2)
+    both = VocoderFeatures(*(mx.concatenate([a, b]) for a, b in zip(one.arrays().values(), two.arrays().values())))
+    batched = np.array(decoder(both))
+    assert batched.shape[0] == 2
+    np.testing.assert_allclose(batched[0], np.array(decoder(one))[0], atol=1e-4)
+    np.testing.assert_allclose(batched[1], np.array(decoder(two))[0], atol=1e-4)

@@ -87,3 +87,11 @@ def test_inverse_undoes_forward(length):
     stft = STFT(N_FFT, HOP)
     back = stft.inverse(*stft.transform(mx.array(signal)))
     np.testing.assert_allclose(np.array(back), signal, atol=1e-5)
+
+
+def test_empty_bins_have_zero_phase_whatever_the_rounding():
+    # A constant windowed frame has energy in bins 0 and 1 (the Hann window's own spectrum); the others
+    # are rounding noise (~1e-9) whose angle is arbitrary.
+    magnitude, phase = STFT(N_FFT, HOP).transform(mx.full((2, 200), 0.03))
+    assert np.all(np.array(magnitude)[:, :, 2:] < 1e-6) and np.all(np.array(phase)[:, :, 2:] == 0)
+    assert np.all(np.array(magnitude)[:, :, :2] > 0.1)

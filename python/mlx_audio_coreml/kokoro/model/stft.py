@@ -15,6 +15,8 @@ from functools import cached_property
 import mlx.core as mx
 import numpy as np
 
+SILENT_BIN = 1e-6  # magnitudes below are rounding noise: unit-scale frames leave ~1e-8 in empty bins
+
 
 def hann_window(length: int) -> np.ndarray:
     """The periodic Hann window (`torch.hann_window(length, periodic=True)`), float64."""
@@ -99,7 +101,9 @@ class STFT:
         magnitude = mx.sqrt(real * real + imag * imag)
         # torch.angle gives +pi on the negative real axis; atan2 gives -pi when imag is -0.0.
         phase = mx.where((imag == 0) & (real < 0), math.pi, mx.arctan2(imag, real))
-        return magnitude, phase
+        # A bin that is float32 rounding noise (a constant or silent frame) has no phase: its angle would
+        # depend on summation order (batch size, BLAS, device), so it is set to 0.
+        return magnitude, mx.where(magnitude < SILENT_BIN, 0.0, phase)
 
     def inverse(self, magnitude: mx.array, phase: mx.array) -> mx.array:
         """magnitude, phase (B, n_frames, bins) -> (B, (n_frames - 1) * hop) samples."""
