@@ -22,11 +22,13 @@ from types import FrameType
 from typing import Any
 
 from ..errors import BatchFailed, InvalidOption, MlxAudioCoreMLError
+from ..options import Component
 from ..whisper.writers import FORMATS, expand_formats, write_transcripts
 from .outputs import OutputPlan, distinct_inputs, plan_outputs, prepare_output_dir, readable_inputs
 from .progress_bar import ProgressBar
+from .session_args import SessionFlags, add_session_flags, report, show_kernel_log
 
-BACKENDS = {"auto": "AUTO", "mlx": "MLX", "coreml": "CORE_ML"}
+BACKENDS = {"auto": "AUTO", "mlx": "MLX", "coreml": "CORE_ML"}  # (listen.py's flags)
 DTYPES = ("float16", "float32", "int8", "int4")
 MAX_BEAMS = 64  # beams or samples per window: past this only time and memory grow
 MAX_TEMPERATURES = 100  # rungs on the fallback ladder
@@ -55,8 +57,7 @@ def register(subparsers: Any) -> None:
     )  # fmt: skip
     parser.add_argument("--initial-prompt", default=None, help="text that sets vocabulary or style for the first window")
     parser.add_argument("--no-condition-on-previous-text", dest="condition_on_previous_text", action="store_false")
-    parser.add_argument("--backend", choices=tuple(BACKENDS), default="auto", help="who runs the encoder")
-    parser.add_argument("--dtype", choices=DTYPES, default="float16", help="MLX weights precision or quantization")
+    add_session_flags(parser, Component.ENCODER, dtype=True)
     parser.add_argument("--progress", action="store_true", help="draw the progress bar even when stderr is not a terminal")
     parser.set_defaults(func=run)
 
@@ -128,9 +129,7 @@ def run(args: argparse.Namespace) -> int:
         raise BatchFailed(failures, len(files))
     previous = signal.signal(signal.SIGTERM, _interrupt)
     try:
-        session = load_session(args.model, args.backend, args.dtype)
-        if args.backend == "coreml" and session.info.did_fallback:  # asked for Core ML, got MLX: say why
-            print("note: " + "; ".join(session.info.fallback_reasons), file=sys.stderr)
+        session = load_session(args.model, flags=SessionFlags.from_args(args, Component.ENCODER))
         for path in inputs:
             try:
                 transcribe_file(session, path, options, plan, show_name=len(files) > 1, progress=args.progress)
@@ -154,15 +153,16 @@ def _formats(args: argparse.Namespace) -> tuple[str, ...]:
     return expand_formats(args.output_format or "txt")
 
 
-def load_session(model: str, backend: str, dtype: str) -> Any:
-    """A WhisperSession for `model` with the encoder backend and weights precision asked for."""
-    from ..options import BackendPreference, ModelLoadingOptions, WhisperQuantization
+def load_session(model: str, backend: str = "auto", dtype: str = "float16", *, flags: SessionFlags | None = None) -> Any:
+    """A WhisperSession for `model` with the session flags asked for (or just a backend and a
+    precision); says on stderr what runs the encoder and why, and raises CoreMLRequired under --strict."""
     from ..whisper.session import WhisperSession
 
-    options = ModelLoadingOptions.default().with_(
-        backend=BackendPreference[BACKENDS[backend]], quantization=WhisperQuantization(dtype)
-    )
-    return WhisperSession.from_pretrained(model, options)
+    flags = flags or SessionFlags(backend=backend, dtype=dtype)
+    session = WhisperSession.from_pretrained(model, flags.options())
+    report(session.info, flags)
+    show_kernel_log()
+    return session
 
 
 def transcribe_file(
@@ -174,6 +174,8 @@ def transcribe_file(
     bar = ProgressBar(Path(path).name, enabled=ProgressBar.wanted(progress))
     with bar:
         segments_iter, info = session.transcribe(path, progress=bar.update, **options)
+        if info.all_language_probs is not None:  # detected, not given or implied by an English-only model
+            print(f"Detected language: {info.language} ({info.language_probability:.2f})", file=sys.stderr)
         segments = []
         for segment in segments_iter:
             segments.append(segment)

@@ -17,6 +17,7 @@ from .audio import AudioWriteError, UnsupportedAudioFormat, AudioEncoderUnavaila
 from .inputs import ImplausibleSampleRate, DuplicateInput, BatchFailed
 from .kokoro import KokoroError, KokoroConfigError, KokoroStateMismatch, KokoroInputError, KokoroTextError, EmptyText, UnknownPhoneme, WordTooLong, PhonemizerUnavailable, UnsupportedLanguage, SpeedOutOfRange, KokoroWeightsError, UnsupportedKokoroFormat, UnsafePickle, KokoroGraphError, UnknownVoice, InvalidVoiceSpec
 from .vad import VadError, VadModelMissing, VadUnavailable
+from .session import CoreMLRequired
 from .serve import ServeError, InvalidRequest, ModelNotServed, UploadTooLarge, QueueFull, Unauthorized, ShuttingDown
 
 __all__ = [
@@ -112,4 +113,5 @@ __all__ = [
     "QueueFull",
     "Unauthorized",
     "ShuttingDown",
+    "CoreMLRequired",
 ]

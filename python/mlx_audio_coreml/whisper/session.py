@@ -32,6 +32,7 @@ import numpy as np
 
 from ..cancel import CancelToken
 from ..coreml.runtime import LoadedModel
+from ..cpu import report as cpu_report
 from ..encoders import CoreMLAudioEncoder, FallbackEncoder, MLXAudioEncoder
 from ..errors import CoreMLError, QuantizationFailed
 from ..info import SessionInfo, SessionRecorder
@@ -224,7 +225,8 @@ class WhisperSession:
         Safe to call from many threads at once on one session.
         """
         self.wait_ready()
-        assert self._transcriber is not None
+        assert self._transcriber is not None and self.bundle is not None
+        cpu_report.log_once(self.bundle.dtype, self.bundle.model.host_int8)  # the first call says which kernels run
         given = {
             "language": language, "task": task, "temperature": temperature, "beam_size": beam_size,
             "best_of": best_of, "initial_prompt": initial_prompt, "condition_on_previous_text": condition_on_previous_text,
