@@ -228,3 +228,77 @@ def test_compiling_ane_and_ane_compiled_only_where_a_neural_engine_compile_can_h
         info = recorder.snapshot()
         assert info.vocoder_backend is CORE_ML and info.vocoder_runtime == "apple"
         assert not events.of(CompilingANE) and info.ane_compiled is False
+
+
+class _Buckets:
+    """A vocoder made of several fixed-shape ones (the session's pad-and-trim wrapper stands here)."""
+
+    backend = "coreML"
+
+    def __init__(self, vocoders) -> None:
+        self.vocoders = list(vocoders)
+        self.neural_engine_compiled = False
+        self.warmed = 0
+
+    def prewarm(self) -> None:
+        for vocoder in self.vocoders:
+            vocoder.prewarm()
+            self.warmed += 1
+
+    def decode(self, features: VocoderFeatures) -> mx.array:
+        return self.vocoders[0].decode(features)
+
+    def close(self) -> None:
+        for vocoder in self.vocoders:
+            vocoder.close()
+
+
+def _bucket_folder(vocoder_package: Path, tmp_path: Path) -> Path:
+    import shutil
+
+    for frames in (5, 10):  # two "buckets" (the same tiny program twice)
+        shutil.copytree(vocoder_package, tmp_path / "buckets" / f"AudioVocoder-{frames}.mlpackage")
+    return tmp_path / "buckets"
+
+
+def test_a_component_of_several_packages_loads_builds_and_warms_them_all(vocoder_package, tmp_path):
+    loader, switch, _, recorder, _ = _loader(_bucket_folder(vocoder_package, tmp_path), PORTABLE)
+    spec = loader.spec
+    loader.spec = ComponentSpec(
+        VOCODER, spec.find_package, spec.fetch_package, spec.build,
+        packages=lambda folder: sorted(folder.glob("*.mlpackage")), assemble=_Buckets,
+    )  # fmt: skip
+    loader.prepare()
+
+    assert loader.warm(None, timeout_s=60) is True
+
+    assert isinstance(switch.coreml, _Buckets) and len(switch.coreml.vocoders) == 2 and switch.coreml.warmed == 2
+    assert recorder.snapshot().vocoder_backend is CORE_ML
+    assert np.array_equal(np.array(switch.decode(features())), PACKAGE_OUTPUT.astype(np.float32))
+
+
+def test_a_package_that_does_not_fit_closes_every_package_loaded(vocoder_package, tmp_path):
+    loader, switch, events, recorder, _ = _loader(_bucket_folder(vocoder_package, tmp_path), PORTABLE)
+    closed: list[object] = []
+    builds: list[object] = []
+    spec = loader.spec
+
+    def build(model, runtime):
+        original = model.close
+        model.close = lambda: closed.append(model) or original()
+        builds.append(model)
+        if len(builds) == 2:  # the second bucket does not fit
+            raise ValueError("bucket 10 does not fit")
+        return spec.build(model, runtime)
+
+    loader.spec = ComponentSpec(
+        VOCODER, spec.find_package, spec.fetch_package, build,
+        packages=lambda folder: sorted(folder.glob("*.mlpackage")), assemble=_Buckets,
+    )  # fmt: skip
+    loader.prepare()
+
+    assert loader.warm(None, timeout_s=60) is False
+
+    assert len(closed) == 2 and switch.backend == "mlx"  # the one built and the one refused
+    assert "bucket 10 does not fit" in events.of(CoreMLUnavailable)[-1].reason
+    assert recorder.snapshot().did_fallback

@@ -29,7 +29,8 @@ Usage (a session, for one component):
 
 `backend_overrides[component]`, `SessionInfo.<component>_backend`, the progress events, warm-up,
 cancel and timeouts all come from here; a session only supplies the `ComponentSpec` (where its
-package is, how to wrap a loaded model) and the switch its pipeline calls.
+package is, how to wrap a loaded model) and the switch its pipeline calls. A component made of
+several packages (a vocoder's frame buckets) sets `ComponentSpec.packages` and `assemble`.
 
 What it records (info.py): `did_fallback` only when Core ML was chosen or demanded and then could
 not run; a component auto selection never tried on Core ML keeps its reason without a fallback;
@@ -45,7 +46,7 @@ import asyncio
 import functools
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Generic, Protocol, TypeVar
@@ -64,7 +65,7 @@ from ..progress import (
     DownloadingCoreML,
     WhisperProgress,
 )
-from .deadline import load_with_deadline
+from .packages import load_packages
 from .selection import BackendDecision, LoadEnvironment, PackageLookup, Rule, compile_now_allowed, select_backend
 
 _MLX = BackendPreference.MLX
@@ -118,6 +119,11 @@ class ComponentSpec(Generic[C]):
     # raises MlxAudioCoreMLError or ValueError when the package does not fit the model.
     build: Callable[[LoadedModel, str], C]
     package_problem: Callable[[PackageLookup], str] = _fits  # '' or why it is not this model's (before download)
+    # A component made of several packages (a vocoder's frame buckets): `packages` lists them from
+    # the fetched path, each is loaded (one deadline for all) and built, and `assemble` makes the
+    # one implementation the switch runs. Unset: the fetched path is the component's one package.
+    packages: Callable[[Path], Sequence[Path]] | None = None
+    assemble: Callable[[Sequence[C]], C] | None = None
 
 
 @dataclass(frozen=True)
@@ -259,26 +265,33 @@ class CoreMLComponent(Generic[C]):
             self.progress(CompilingANE(0.0))
         started = time.monotonic()
         try:
+            paths = self.spec.packages(plan.package) if self.spec.packages else (plan.package,)
             runtime = self.environment.runtimes.create(plan.runtime)
-            loaded = load_with_deadline(
-                runtime, plan.package, self.options.compute_units, timeout_s=timeout_s, cancel=cancel, on_tick=on_tick
+            loaded = load_packages(
+                runtime, paths, self.options.compute_units, timeout_s=timeout_s, cancel=cancel, on_tick=on_tick
             )
         except ANECompilationCancelled as exc:  # not a failure of Core ML: the plan stays for a later warm()
             self._compile_s = time.monotonic() - started
             reason = "warmup cancelled before the Core ML compile finished; running on MLX (warmup() retries)"
             self._record(plan.decision, reason, reason, plan.package)
             return exc
-        except (MlxAudioCoreMLError, OSError) as exc:
+        except (MlxAudioCoreMLError, OSError, ValueError) as exc:
             self._compile_s = time.monotonic() - started
             return self._drop_plan(plan, exc, CompilationFailed(exc), f"Core ML compile failed: {exc}")
         self._compile_s = time.monotonic() - started
         return self._switch_in(plan, loaded, ane)
 
-    def _switch_in(self, plan: _Plan, loaded: LoadedModel, ane: bool) -> BaseException | None:
+    def _switch_in(self, plan: _Plan, loaded: Sequence[LoadedModel], ane: bool) -> BaseException | None:
+        built: list[C] = []
         try:
-            impl = self.spec.build(loaded, plan.runtime)
-        except (MlxAudioCoreMLError, ValueError) as exc:  # the package does not fit the model
-            loaded.close()
+            for model in loaded:
+                built.append(self.spec.build(model, plan.runtime))
+            impl = self._assemble(built)
+        except (MlxAudioCoreMLError, ValueError) as exc:  # a package does not fit the model
+            for done in built:
+                done.close()
+            for model in loaded[len(built) :]:
+                model.close()
             return self._drop_plan(plan, exc, CoreMLUnavailable(str(exc)), str(exc))
         try:
             impl.prewarm()
@@ -289,6 +302,13 @@ class CoreMLComponent(Generic[C]):
         self._plan = None
         self._record(plan.decision, plan.decision.reason, None, plan.package, _CORE_ML, plan.runtime, ane and impl.neural_engine_compiled)
         return None
+
+    def _assemble(self, built: list[C]) -> C:
+        if self.spec.assemble is not None:
+            return self.spec.assemble(built)
+        if len(built) != 1:
+            raise ValueError(f"{len(built)} {self.component.value} packages need ComponentSpec.assemble")
+        return built[0]
 
     # --- Bookkeeping --------------------------------------------------------------------------
 
