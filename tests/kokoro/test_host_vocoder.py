@@ -14,6 +14,7 @@ from mlx_audio_coreml.kokoro.model import host_conv, host_generator
 from mlx_audio_coreml.kokoro.model.adain import AdainResBlk1d
 from mlx_audio_coreml.kokoro.model.conv import Conv1d, ConvTranspose1d
 from mlx_audio_coreml.kokoro.model.decoder import Decoder
+from mlx_audio_coreml.kokoro.model.host_conv_int8 import HostConv1dInt8
 from mlx_audio_coreml.vocoders import VocoderFeatures
 
 pytestmark = pytest.mark.skipif(not host_conv.applies(mx.float32), reason="host path needs MLX on the CPU and oneDNN")
@@ -123,3 +124,32 @@ def test_host_path_is_off_without_onednn_or_off_the_cpu(monkeypatch):
     assert not host_conv.applies(mx.float32)
     monkeypatch.undo()
     assert not host_conv.applies(mx.float16)
+
+
+def test_int8_conv_is_close_to_float32_and_exact_on_its_own_grid():
+    conv = Conv1d(16, 12, 5, dilation=2, padding=4)
+    x = host_conv.padded(np.random.default_rng(15).standard_normal((300, 16)).astype(np.float32), 4)
+    exact, approx = host_conv.HostConv1d(conv)(x), HostConv1dInt8(conv)(x)
+    assert np.linalg.norm(approx - exact) / np.linalg.norm(exact) < 0.03
+    # inputs already on the int8 grid (and weights quantized alike) lose nothing but the weight rounding
+    grid = np.rint(x / np.abs(x).max() * 127) * (np.abs(x).max() / 127)
+    int8 = HostConv1dInt8(conv)
+    weights = (int8.weight.astype(np.float32) * int8.scales[:, None]).reshape(12, 5, 16)
+    reference = host_conv.HostConv1d(conv)
+    reference.weight = np.ascontiguousarray(weights.reshape(12, -1))
+    np.testing.assert_allclose(int8(grid.astype(np.float32)), reference(grid.astype(np.float32)), rtol=1e-4, atol=1e-4)
+
+
+def test_generator_int8_is_opt_in_and_close(decoder):
+    generator = decoder.generator
+    x, style = _random((1, 20, 8), 16), _random((1, STYLE), 17)
+    harmonics = generator.harmonic_spectrum(mx.array(150 + 30 * np.random.default_rng(18).random((1, 20)), mx.float32), None)
+    exact = np.array(host_generator.run(generator, x, style, harmonics))
+    generator.host_int8 = True
+    try:
+        approx = np.array(host_generator.run(generator, x, style, harmonics))
+    finally:
+        generator.host_int8 = False
+    assert not np.array_equal(approx, exact)
+    assert np.linalg.norm(approx - exact) / np.linalg.norm(exact) < 0.1
+    np.testing.assert_array_equal(np.array(host_generator.run(generator, x, style, harmonics)), exact)

@@ -116,11 +116,11 @@ class HostAdainResBlk1d:
 
 class HostAdaINResBlock1:
     """kokoro.model.generator.AdaINResBlock1 on numpy: three (AdaIN, Snake, dilated conv, AdaIN, Snake, conv)
-    residual steps, (L, C) -> (L, C)."""
+    residual steps, (L, C) -> (L, C); `conv` builds the convolutions (HostConv1dInt8 for int8 products)."""
 
-    def __init__(self, block: Any) -> None:
-        self.convs1 = [HostConv1d(c) for c in block.convs1]
-        self.convs2 = [HostConv1d(c) for c in block.convs2]
+    def __init__(self, block: Any, conv: Callable[[Any], HostConv1d] = HostConv1d) -> None:
+        self.convs1 = [conv(c) for c in block.convs1]
+        self.convs2 = [conv(c) for c in block.convs2]
         self.adain1 = [HostAdaIN(n) for n in block.adain1]
         self.adain2 = [HostAdaIN(n) for n in block.adain2]
         self.alpha1 = [np.asarray(a, np.float32).reshape(-1) for a in block.alpha1]

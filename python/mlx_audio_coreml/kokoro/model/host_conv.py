@@ -34,27 +34,30 @@ def applies(dtype: mx.Dtype) -> bool:
     return host_math.available(dtype) and onednn.available()
 
 
-def prepared(module: Any, build: Callable[[Any], H], sources: Sequence[mx.array]) -> H:
+def prepared(module: Any, build: Callable[[Any], H], sources: Sequence[mx.array], slot: str = "_host") -> H:
     """The host form of an MLX module, built on first use and rebuilt once any of `sources` (weights
-    whose identity changes when `load_state` replaces them) is a different array."""
-    cached = getattr(module, "_host", None)
+    whose identity changes when `load_state` replaces them) is a different array; `slot` names the
+    attribute it is kept in (one per variant, such as int8)."""
+    cached = getattr(module, slot, None)
     if cached is None or len(cached[0]) != len(sources) or any(a is not b for a, b in zip(cached[0], sources)):
         mx.eval(module.parameters())
         cached = (list(sources), build(module))
-        object.__setattr__(module, "_host", cached)  # not a parameter: kept off the module tree
+        object.__setattr__(module, slot, cached)  # not a parameter: kept off the module tree
     return cached[1]
 
 
 class _Scratch(threading.local):
-    """One reusable im2col buffer per thread (fresh large allocations cost page faults every call)."""
+    """Reusable im2col buffers per thread and dtype (fresh large allocations cost page faults every call)."""
 
     def __init__(self) -> None:
-        self.buffer = np.empty(0, np.float32)
+        self.buffers: dict[str, np.ndarray] = {}
 
-    def get(self, rows: int, cols: int) -> np.ndarray:
-        if self.buffer.size < rows * cols:
-            self.buffer = np.empty(rows * cols, np.float32)
-        return self.buffer[: rows * cols].reshape(rows, cols)
+    def get(self, rows: int, cols: int, dtype: type = np.float32) -> np.ndarray:
+        key = np.dtype(dtype).str
+        buffer = self.buffers.get(key)
+        if buffer is None or buffer.size < rows * cols:
+            buffer = self.buffers[key] = np.empty(rows * cols, dtype)
+        return buffer[: rows * cols].reshape(rows, cols)
 
 
 _scratch = _Scratch()
@@ -104,18 +107,20 @@ class HostConv1d:
         host_pool.run_all(lambda rows: self._rows(x_padded, rows, result[rows]), host_pool.row_blocks(length, ROWS))
         return result
 
-    def _rows(self, x: np.ndarray, rows: slice, out: np.ndarray) -> None:
-        count = rows.stop - rows.start
+    def columns(self, x: np.ndarray, rows: slice) -> np.ndarray:
+        """The im2col block of output frames `rows`: (rows, k * in), tap-major, in x's dtype (a scratch buffer)."""
         if self.kernel == 1 and self.stride == 1:
-            columns = np.ascontiguousarray(x[rows])
-        else:
-            columns = _scratch.get(count, self.kernel * self.in_channels)
-            first = rows.start * self.stride
-            last = (rows.stop - 1) * self.stride + 1
-            for tap in range(self.kernel):  # tap j reads frame t * stride + j * dilation
-                offset = tap * self.dilation
-                columns[:, tap * self.in_channels : (tap + 1) * self.in_channels] = x[first + offset : last + offset : self.stride]
-        onednn.sgemm(columns, self.weight, out, b_transposed=True)
+            return np.ascontiguousarray(x[rows])
+        columns = _scratch.get(rows.stop - rows.start, self.kernel * self.in_channels, x.dtype.type)
+        first = rows.start * self.stride
+        last = (rows.stop - 1) * self.stride + 1
+        for tap in range(self.kernel):  # tap j reads frame t * stride + j * dilation
+            offset = tap * self.dilation
+            columns[:, tap * self.in_channels : (tap + 1) * self.in_channels] = x[first + offset : last + offset : self.stride]
+        return columns
+
+    def _rows(self, x: np.ndarray, rows: slice, out: np.ndarray) -> None:
+        onednn.sgemm(self.columns(x, rows), self.weight, out, b_transposed=True)
         if self.bias is not None:
             out += self.bias
 

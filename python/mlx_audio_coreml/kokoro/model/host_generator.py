@@ -18,6 +18,7 @@ import numpy as np
 
 from .host_blocks import HostAdaINResBlock1
 from .host_conv import HostConv1d, HostConvTranspose1d, leaky_relu, padded, prepared
+from .host_conv_int8 import HostConv1dInt8
 
 _STAGE_SLOPE, _POST_SLOPE = 0.1, 0.01  # generator.py's LeakyReLU slopes
 
@@ -25,12 +26,13 @@ _STAGE_SLOPE, _POST_SLOPE = 0.1, 0.01  # generator.py's LeakyReLU slopes
 class HostGenerator:
     """A prepared `Generator`: decoder features (L, C0), source spectrum, style -> audio samples."""
 
-    def __init__(self, generator: Any) -> None:
+    def __init__(self, generator: Any, int8: bool = False) -> None:
         self.num_kernels = generator.num_kernels
         self.ups = [HostConvTranspose1d(u) for u in generator.ups]
         self.noise_convs = [HostConv1d(c) for c in generator.noise_convs]
-        self.noise_res = [HostAdaINResBlock1(b) for b in generator.noise_res]
-        self.resblocks = [HostAdaINResBlock1(b) for b in generator.resblocks]
+        conv = HostConv1dInt8 if int8 else HostConv1d  # the residual blocks hold ~97% of the products
+        self.noise_res = [HostAdaINResBlock1(b, conv) for b in generator.noise_res]
+        self.resblocks = [HostAdaINResBlock1(b, conv) for b in generator.resblocks]
         self.conv_post = HostConv1d(generator.conv_post)
         stft = generator.stft
         self.bins, self.hop, self.n_fft = stft.bins, stft.hop, stft.n_fft
@@ -80,9 +82,11 @@ def _overlap_add(frames: np.ndarray, hop: int) -> np.ndarray:
 def run(generator: Any, x: mx.array, style: mx.array, harmonics: mx.array) -> mx.array:
     """x (B, L, C0), style (B, style_dim), harmonics (B, 12 L + 1, 2 bins) -> audio (B, L * 300).
 
-    Callers check `host_conv.applies(x.dtype)` first."""
+    Callers check `host_conv.applies(x.dtype)` first. `generator.host_int8 = True` (opt-in) runs the
+    residual blocks' convolutions with int8 products (host_conv_int8.py), as ONNX Runtime's int8 graph does."""
     sources = [generator.ups[0].weight, generator.conv_post.weight, generator.resblocks[0].convs1[0].weight]
-    host = prepared(generator, HostGenerator, sources)
+    int8 = bool(getattr(generator, "host_int8", False))
+    host = prepared(generator, lambda g: HostGenerator(g, int8), sources, slot="_host_int8" if int8 else "_host")
     mx.eval(x, style, harmonics)
     audio = [
         host.audio(np.array(x[b], np.float32), np.array(harmonics[b], np.float32), np.array(style[b], np.float32))
