@@ -81,12 +81,10 @@ def _function(cursor: Cursor, program: MIL_pb2.Program) -> None:
         cursor.expect(">", "after the opset")
     inputs = _parameters(cursor)
     attributes = _attributes(cursor)
-    scope = {i.name for i in inputs}
-    block = _block(cursor, scope)
     function = _specialize(cursor, program, name, opset, inputs)
-    function.block_specializations[opset].CopyFrom(block)
     for key, value in attributes.items():
         function.attributes[key].CopyFrom(value)
+    _block(cursor, {i.name for i in inputs}, function.block_specializations[opset])  # built in place: no copy
 
 
 def _specialize(cursor: Cursor, program: MIL_pb2.Program, name: Token, opset: str,
@@ -125,12 +123,11 @@ def _typed_name(cursor: Cursor) -> MIL_pb2.NamedValueType:
     return MIL_pb2.NamedValueType(name=name.text, type=value_type)
 
 
-def _block(cursor: Cursor, scope: set[str]) -> MIL_pb2.Block:
-    """`{ op* } -> (outputs);` with every name read defined before (in `scope`, which grows)."""
-    block = MIL_pb2.Block()
+def _block(cursor: Cursor, scope: set[str], block: MIL_pb2.Block) -> None:
+    """`{ op* } -> (outputs);` into `block`, every name read defined before (in `scope`, which grows)."""
     cursor.expect("{", "to open a function body")
     while not cursor.at("}"):
-        block.operations.append(_operation(cursor, scope))
+        _operation(cursor, scope, block.operations.add())
     cursor.next()
     cursor.expect("->", "after a function body")
     cursor.expect("(", "to open the function's outputs")
@@ -140,12 +137,10 @@ def _block(cursor: Cursor, scope: set[str]) -> MIL_pb2.Block:
             cursor.expect(",", "between outputs")
     cursor.next()
     cursor.expect(";", "after the function's outputs")
-    return block
 
 
-def _operation(cursor: Cursor, scope: set[str]) -> MIL_pb2.Operation:
+def _operation(cursor: Cursor, scope: set[str], op: MIL_pb2.Operation) -> None:
     start = cursor.peek()
-    op = MIL_pb2.Operation()
     if not (cursor.peek().kind == "name" and cursor.at("(", 1) and not starts_literal(cursor)):
         op.outputs.extend(_outputs(cursor))
         cursor.expect("=", "after an op's outputs")
@@ -167,7 +162,6 @@ def _operation(cursor: Cursor, scope: set[str]) -> MIL_pb2.Operation:
         if output.name in scope:
             raise cursor.error(f"'{output.name}' is defined twice", start)
         scope.add(output.name)
-    return op
 
 
 def _outputs(cursor: Cursor) -> list[MIL_pb2.NamedValueType]:
