@@ -17,7 +17,9 @@ from typing import Any, BinaryIO
 
 import numpy as np
 
-from .transcribe import BACKENDS, DTYPES, load_session
+from ..options import Component
+from .session_args import SessionFlags, add_session_flags
+from .transcribe import load_session
 
 CHUNK_SAMPLES = 1600  # 100 ms at 16 kHz
 _DIM, _RESET, _CLEAR = "\x1b[2m", "\x1b[0m", "\x1b[K"
@@ -30,8 +32,7 @@ def register(subparsers: Any) -> None:
     parser.add_argument("--language", default=None)
     parser.add_argument("--step", type=float, default=1.0, help="seconds of new audio between hypotheses")
     parser.add_argument("--min-silence-ms", type=int, default=600, help="silence that ends an utterance")
-    parser.add_argument("--backend", choices=tuple(BACKENDS), default="auto")
-    parser.add_argument("--dtype", choices=DTYPES, default="float16")
+    add_session_flags(parser, Component.ENCODER, dtype=True)
     parser.add_argument("--timestamps", action="store_true", help="prefix each utterance with its start time")
     parser.set_defaults(func=run)
 
@@ -40,7 +41,7 @@ def run(args: argparse.Namespace) -> int:
     from ..whisper.streaming import ListenOptions, listen
 
     chunks = stdin_chunks(sys.stdin.buffer) if args.source == "-" else microphone_chunks()
-    session = load_session(args.model, args.backend, args.dtype)
+    session = load_session(args.model, flags=SessionFlags.from_args(args, Component.ENCODER))
     transcribe = {"language": args.language} if args.language else {}
     options = ListenOptions(step_s=args.step, min_silence_ms=args.min_silence_ms, transcribe=transcribe)
     show = Display(sys.stdout, sys.stdout.isatty(), args.timestamps)

@@ -10,7 +10,9 @@ import os
 import sys
 from typing import Any
 
-from .transcribe import BACKENDS, DTYPES, load_session
+from ..options import Component
+from .session_args import SessionFlags, add_session_flags
+from .transcribe import load_session
 
 
 def register(subparsers: Any) -> None:
@@ -23,8 +25,7 @@ def register(subparsers: Any) -> None:
         "--api-key", default=os.environ.get("MLX_AUDIO_COREML_API_KEY"),
         help="require 'Authorization: Bearer KEY' on /v1 (default: $MLX_AUDIO_COREML_API_KEY; none: open)",
     )  # fmt: skip
-    parser.add_argument("--backend", choices=tuple(BACKENDS), default="auto", help="who runs the Whisper encoder")
-    parser.add_argument("--dtype", choices=DTYPES, default="float16", help="Whisper weights precision or quantization")
+    add_session_flags(parser, Component.ENCODER, dtype=True)  # the Whisper encoder's; vocoder=PATH for --tts-model
     parser.add_argument("--max-upload-mb", type=float, default=25.0, help="largest accepted request body")
     parser.add_argument("--max-queued", type=int, default=8, help="requests waiting per model before 429")
     parser.add_argument("--workers", type=int, default=1, help="requests run at once per model")
@@ -44,8 +45,8 @@ def run(args: argparse.Namespace) -> int:
     transcription = {}
     for name in names:
         print(f"loading {name} ...", file=sys.stderr)
-        transcription[name] = load_session(name, args.backend, args.dtype)
-    speech = {args.tts_model: _load_tts(args.tts_model)} if args.tts_model else {}
+        transcription[name] = load_session(name, flags=SessionFlags.from_args(args, Component.ENCODER))
+    speech = {args.tts_model: _load_tts(args.tts_model, args)} if args.tts_model else {}
     models = ServedModels(transcription=transcription, speech=speech)
     limits = ServeLimits(
         max_upload_bytes=int(args.max_upload_mb * 1024 * 1024), max_queued=args.max_queued,
@@ -58,10 +59,11 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _load_tts(name: str) -> Any:
+def _load_tts(name: str, args: argparse.Namespace) -> Any:
     try:
         from ..kokoro.session import KokoroSession
     except ImportError as exc:
         raise SystemExit(f"error: text to speech is not available in this build ({exc})") from exc
     print(f"loading {name} ...", file=sys.stderr)
-    return KokoroSession.from_pretrained(name)
+    given = SessionFlags.from_args(args, Component.ENCODER)  # --runtime and a vocoder=PATH package apply here too
+    return KokoroSession.from_pretrained(name, SessionFlags(Component.VOCODER, runtime=given.runtime, packages=given.packages).options())

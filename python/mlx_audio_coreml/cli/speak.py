@@ -24,9 +24,9 @@ import numpy as np
 
 from ..audio.write import FORMATS, check_format, format_from_path, mp3_encoder, write_audio
 from ..errors import AudioEncoderUnavailable
+from ..options import Component
 from .progress_bar import ProgressBar
-
-BACKENDS = {"auto": "AUTO", "mlx": "MLX", "coreml": "CORE_ML"}
+from .session_args import SessionFlags, add_session_flags, report
 
 
 def register(subparsers: Any) -> None:
@@ -43,7 +43,7 @@ def register(subparsers: Any) -> None:
     )
     parser.add_argument("--phonemes", action="store_true", help="the input is Kokoro phonemes (skip G2P)")
     parser.add_argument("--model", default="kokoro", help="model name under the models home, or a model folder")
-    parser.add_argument("--backend", choices=tuple(BACKENDS), default="auto", help="who runs the vocoder")
+    add_session_flags(parser, Component.VOCODER, dtype=False)
     parser.add_argument("--list-voices", action="store_true", help="print the installed voices and exit")
     parser.add_argument("--progress", action="store_true", help="draw the progress bar even when stderr is no terminal")
     parser.set_defaults(func=run)
@@ -107,15 +107,12 @@ def _read_source(args: argparse.Namespace) -> str | None:
 
 
 def load_session(args: argparse.Namespace) -> Any:
-    """A KokoroSession for --model, with the vocoder backend asked for."""
+    """A KokoroSession for --model, with the session flags asked for (--backend, --runtime, ...)."""
     from ..kokoro.session import KokoroSession
-    from ..options import BackendPreference, Component, ModelLoadingOptions
 
-    preference = BackendPreference[BACKENDS[args.backend]]
-    options = ModelLoadingOptions.default().with_(backend_overrides={Component.VOCODER: preference})
-    session = KokoroSession.from_pretrained(args.model, options, language=args.language, g2p=args.g2p)
-    if args.backend == "coreml" and session.info.did_fallback:  # asked for Core ML, got MLX: say why
-        print("note: " + "; ".join(session.info.fallback_reasons), file=sys.stderr)
+    flags = SessionFlags.from_args(args, Component.VOCODER)
+    session = KokoroSession.from_pretrained(args.model, flags.options(), language=args.language, g2p=args.g2p)
+    report(session.info, flags)  # what runs the vocoder and why; CoreMLRequired under --strict
     return session
 
 

@@ -28,8 +28,6 @@ from .outputs import OutputPlan, distinct_inputs, plan_outputs, prepare_output_d
 from .progress_bar import ProgressBar
 from .session_args import SessionFlags, add_session_flags, report, show_kernel_log
 
-BACKENDS = {"auto": "AUTO", "mlx": "MLX", "coreml": "CORE_ML"}  # (listen.py's flags)
-DTYPES = ("float16", "float32", "int8", "int4")
 MAX_BEAMS = 64  # beams or samples per window: past this only time and memory grow
 MAX_TEMPERATURES = 100  # rungs on the fallback ladder
 
