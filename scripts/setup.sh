@@ -32,8 +32,7 @@ system_packages() {  # libraries loaded at run time: BLAS, OpenMP, audio I/O, ff
 
 virtualenv() {
   if [ -x .venv/bin/python ]; then echo "    .venv exists"; return; fi
-  "${PYTHON:-python3}" -m venv .venv
-  .venv/bin/python -m pip install -q --upgrade pip
+  "${PYTHON:-python3}" -m venv .venv  # its bundled pip is new enough (editable installs: pip >= 21.3)
 }
 
 package() {  # editable install; skipped while pyproject.toml, CMakeLists.txt and the shim's sources are unchanged
@@ -45,8 +44,8 @@ package() {  # editable install; skipped while pyproject.toml, CMakeLists.txt an
   fi
   command -v swiftc >/dev/null 2>&1 && echo "    building the Swift shim with $(command -v swiftc)"
   # kokoro-convert (onnx) reads Kokoro's ONNX export once, in the weights step below.
-  .venv/bin/python -m pip install -e ".[kokoro-convert]" | awk '
-    /^Collecting / { if (!started) printf "    collecting:"; started = 1; printf " %s", $2; fflush() }
+  PYTHONUNBUFFERED=1 .venv/bin/python -m pip install -e ".[kokoro-convert]" | awk '
+    /^Collecting / { if (!started) printf "    collecting:"; started = 1; name = $2; sub(/[<>=!~;[].*/, "", name); printf " %s", name; fflush() }
     /Building editable for|Building wheel for/ { print ""; print "    building the package (and the shim)"; started = 0; fflush() }
     /^Successfully installed/ { print ""; print "    installed " NF - 2 " packages"; fflush() }'
   echo "$inputs" > "$stamp"

@@ -158,3 +158,13 @@ def test_cli_strict_fails_plainly_without_a_core_ml_runtime(
     assert _transcribe(model, tmp_path, "--coreml-package", str(package), "--runtime", "apple", "--strict") == 1
     err = capsys.readouterr().err.strip().splitlines()
     assert err[-1].startswith("error: Core ML was required for the encoder (--strict) but MLX runs it: ")
+
+
+def test_a_package_given_as_the_model_says_where_it_goes(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    folder = tmp_path / "converted"
+    (folder / "tiny.en-encoder.mlpackage").mkdir(parents=True)
+    audio = tmp_path / "a.wav"
+    sf.write(audio, np.zeros(1600, np.float32), 16000)
+    assert main(["transcribe", str(audio), "--model", str(folder)]) == 1
+    err = capsys.readouterr().err
+    assert "tiny.en-encoder.mlpackage is a Core ML package, not a model" in err and "--coreml-package" in err

@@ -22,10 +22,15 @@ class UnsupportedModelFormat(ModelError):
     def __init__(self, path: str, found: Sequence[str]) -> None:
         self.path = str(path)
         self.found = list(found)
+        packages = [n for n in (self.path.rstrip("/"), *self.found) if n.endswith((".mlpackage", ".mlmodelc"))]
+        hint = (  # a converted package handed over as the model: say where it goes instead
+            f"; {packages[0]} is a Core ML package, not a model: give it as coreml_sources "
+            "(CLI: --coreml-package) and the Whisper model it was converted from as the model"
+        ) if packages else ""
         super().__init__(
             f"no supported Whisper weights in {path} (found {self.found}); expected MLX "
             "(config.json + weights.npz/.safetensors), transformers (model.safetensors) or "
-            "CTranslate2 (model.bin)"
+            f"CTranslate2 (model.bin){hint}"
         )
 
 class WeightsMismatch(ModelError):
