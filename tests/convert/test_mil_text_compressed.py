@@ -17,6 +17,17 @@ logging.getLogger("coremltools").setLevel(logging.ERROR)
 cto = pytest.importorskip("coremltools.optimize.coreml")
 from coremltools.converters.mil import Builder as mb  # noqa: E402
 
+
+@pytest.fixture(autouse=True)
+def _private_compiled_cache(tmp_path_factory, monkeypatch):
+    """Parsed text programs are kept in the compiled-model cache: this test's, not the user's
+    (MLX_AUDIO_COREML_HOME stays, so installed real weights are still found)."""
+    from mlx_audio_coreml import config
+
+    cache = tmp_path_factory.mktemp("compiled")
+    monkeypatch.setattr(config, "compiled_dir", lambda environ=None: cache)
+
+
 rng = np.random.default_rng(3)
 W = rng.standard_normal((64, 128)).astype(np.float32)  # above coremltools' 2048-element compression threshold
 X = rng.standard_normal((3, 128)).astype(np.float32)

@@ -17,6 +17,16 @@ from mlx_audio_coreml.coreml.registry import get_runtime
 from mlx_audio_coreml.coreml.runtime import ComputeUnits
 
 
+@pytest.fixture(autouse=True)
+def _private_compiled_cache(tmp_path_factory, monkeypatch):
+    """Parsed text programs are kept in the compiled-model cache: this test's, not the user's
+    (MLX_AUDIO_COREML_HOME stays, so installed real weights are still found)."""
+    from mlx_audio_coreml import config
+
+    cache = tmp_path_factory.mktemp("compiled")
+    monkeypatch.setattr(config, "compiled_dir", lambda environ=None: cache)
+
+
 def _normalized(text: str) -> str:
     return " ".join("".join(ch for ch in text.lower() if ch.isalnum() or ch == " ").split())
 

@@ -19,6 +19,16 @@ from mlx_audio_coreml.coreml.portable.package import read_package
 from mlx_audio_coreml.errors import ConversionDestinationExists, ConversionFailed
 
 
+@pytest.fixture(autouse=True)
+def _private_compiled_cache(tmp_path_factory, monkeypatch):
+    """Parsed text programs are kept in the compiled-model cache: this test's, not the user's
+    (MLX_AUDIO_COREML_HOME stays, so installed real weights are still found)."""
+    from mlx_audio_coreml import config
+
+    cache = tmp_path_factory.mktemp("compiled")
+    monkeypatch.setattr(config, "compiled_dir", lambda environ=None: cache)
+
+
 def _outputs(path, mel: np.ndarray) -> dict[str, np.ndarray]:
     model = PortableRuntime().load(path)
     spec = model.description.inputs[0]

@@ -11,6 +11,17 @@ import pytest
 from mlx_audio_coreml.errors import PackageError
 from mlx_audio_coreml.store.archives import is_compiled_archive, unpack_compiled, unpacked_path
 
+
+@pytest.fixture(autouse=True)
+def _private_compiled_cache(tmp_path_factory, monkeypatch):
+    """Parsed text programs are kept in the compiled-model cache: this test's, not the user's
+    (MLX_AUDIO_COREML_HOME stays, so installed real weights are still found)."""
+    from mlx_audio_coreml import config
+
+    cache = tmp_path_factory.mktemp("compiled")
+    monkeypatch.setattr(config, "compiled_dir", lambda environ=None: cache)
+
+
 PROGRAM = """program(1.3)
 {
     func main<ios17>(tensor<fp32, [1, 4]> logmel_data) {

@@ -8,7 +8,18 @@ import numpy as np
 import pytest
 from mil_text_helpers import compiled_folder, feature, load, weight_file
 
-from mlx_audio_coreml.errors import MILTextError, PackageError
+from mlx_audio_coreml.errors import MILTextError, ModelLoadFailed, PackageError
+
+
+@pytest.fixture(autouse=True)
+def _private_compiled_cache(tmp_path_factory, monkeypatch):
+    """Parsed text programs are kept in the compiled-model cache: this test's, not the user's
+    (MLX_AUDIO_COREML_HOME stays, so installed real weights are still found)."""
+    from mlx_audio_coreml import config
+
+    cache = tmp_path_factory.mktemp("compiled")
+    monkeypatch.setattr(config, "compiled_dir", lambda environ=None: cache)
+
 
 # the shape of a coremlc 34xx (program 1.0, iOS16) product, with its metadata.json
 PRODUCT_IOS16 = """program(1.0)
@@ -168,3 +179,21 @@ def test_a_compiled_neural_network_is_refused_with_the_reason(tmp_path):
         load(folder)
     with pytest.raises(PackageError, match="not a compiled model folder"):
         load(tmp_path / "Missing.mlmodelc")
+
+
+def test_a_text_program_is_parsed_once_per_content(tmp_path, monkeypatch):
+    from mlx_audio_coreml.coreml.portable.mil_text import cache
+
+    folder = compiled_folder(tmp_path, "product", PRODUCT_IOS16)
+    load(folder)
+    assert cache.cache_file(PRODUCT_IOS16).is_file()
+
+    def no_parse(*args, **kwargs):
+        raise AssertionError("parsed again")
+
+    monkeypatch.setattr(cache, "parse_program", no_parse)
+    x = np.ones((1, 4), np.float16)
+    assert load(folder).predict({"x": x, "y": x}).outputs["var_5"].tolist() == [[0.5] * 4]
+    (folder / "model.mil").write_text(PRODUCT_IOS16.replace("0x1p-1", "0x1p-2"))  # new content: parsed anew
+    with pytest.raises(ModelLoadFailed, match="parsed again"):  # the runtime wraps what it did not expect
+        load(folder)

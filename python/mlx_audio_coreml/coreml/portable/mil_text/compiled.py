@@ -4,7 +4,8 @@ A compiled ML Program holds `model.mil` (the program as text), `weights/weight.b
 a .mlpackage has too), `metadata.json` (a one-element list: inputSchema, outputSchema,
 stateSchema, userDefinedMetadata, ...) and `coremldata.bin` (Core ML's binary description, not
 read here). The description comes from metadata.json where it has one, checked against the
-program's `main` signature, and from the signature alone when there is none.
+program's `main` signature, and from the signature alone when there is none. The parsed program
+is kept as a proto (cache.py), so the text is parsed once per content.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from ...runtime import ModelDescription, TensorSpec
 from .._proto import MIL_pb2, Model_pb2
 from ..package import PackageContents
 from ..values import NUMPY_DTYPES, TensorType, state_tensor_type, tensor_type
-from .parser import parse_program
+from .cache import parse_cached
 
 PROGRAM_FILE = "model.mil"
 METADATA_FILE = "metadata.json"
@@ -55,7 +56,7 @@ def read_compiled(path: Path) -> PackageContents:
         text = program_path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
         raise PackageError(str(path), f"cannot read {PROGRAM_FILE}: {exc}") from exc
-    program = parse_program(text, program_path)
+    program = parse_cached(text, program_path)
     if "main" not in program.functions:
         raise PackageError(str(path), f"the program has no 'main' function (found {sorted(program.functions)})")
     spec = Model_pb2.Model()
