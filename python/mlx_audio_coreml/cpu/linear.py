@@ -25,6 +25,7 @@ _INT8_MAX = np.float32(127.0)
 _SPLIT_ROWS = 256  # inputs from this many rows are split between cores by rows
 _SPLIT_MIN = 4_000_000  # weights from this size (one or a few rows in) are split between cores
 _FEW_ROWS = 8  # "a few rows": a greedy step's one, a beam search's five
+_PIECES_PER_WORKER = 4  # column pieces of a split product per worker
 _TINY = np.float32(1e-30)  # an all-zero row keeps scale 1e-30 / 127: its integers are all 0 anyway
 
 
@@ -107,7 +108,8 @@ class HostLinear:
         """part(output channels) for all of them: split between the workers for a few rows against a
         large weight (memory-bound: every core reads its share), else at once."""
         if self.weight.size >= _SPLIT_MIN and rows.shape[0] <= _FEW_ROWS:
-            host_pool.run_all(part, host_pool.even_ranges(self.out_features))
+            # a few pieces per worker: one that no helper started in time, the caller takes
+            host_pool.run_all(part, host_pool.even_ranges(self.out_features, _PIECES_PER_WORKER * host_pool.worker_count()))
         else:
             part(slice(None))
 
