@@ -1,8 +1,9 @@
 """A new user's first minutes: `pip install` of this checkout (a built wheel, no extras) into a
 fresh venv, then the sample transcribed with the installed command.
 
-Slow (minutes: a venv, the wheel build with the Swift shim when swiftc is around, the downloads
-from PyPI); .ci/run runs it after the default suite. The checkout is copied first (tracked and
+Slow (a venv, the wheel build with the Swift shim when swiftc is around, the downloads from PyPI:
+both tests 288 s on the shared 2-core machine at load average ~12-20); .ci/run runs it after the
+default suite. The checkout is copied first (tracked and
 untracked files git does not ignore) because the build writes the shim next to native.py.
 """
 
