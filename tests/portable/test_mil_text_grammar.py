@@ -245,3 +245,16 @@ def test_unknown_opset_and_missing_program_header_are_located():
     error = _error("\n\n  func main<ios18>() {} -> ();")
     assert (error.line, error.column) == (3, 3)
     assert "expected 'program'" in error.reason
+
+
+def test_function_attributes_this_reader_cannot_hold_are_skipped():
+    text = """program(1.0)
+{
+    func main<ios17>(tensor<int32, [1, ?]> input_ids)[FlexibleShapeInformation = tuple<tuple<tensor<string, []>, dict<tensor<string, []>, tensor<int32, [?]>>>, tuple<tensor<string, []>, dict<tensor<string, []>, list<tensor<int32, [2]>, ?>>>>((("DefaultShapes", {{"input_ids", [1, 1]}}), ("RangeDims", {{"input_ids", [[1, 1], [1, 448]]}}))), note = string("kept")] {
+        tensor<int32, [1, ?]> y = identity(x = input_ids)[name = string("y")];
+    } -> (y);
+}
+"""
+    main = parse_program(text).functions["main"]
+    assert list(main.attributes) == ["note"]
+    assert main.block_specializations["CoreML7"].operations[0].type == "identity"

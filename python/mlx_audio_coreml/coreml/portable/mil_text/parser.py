@@ -17,6 +17,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from ....errors import MILTextError
 from .._proto import MIL_pb2
 from .cursor import Cursor, describe
 from .grammar import proto_opset
@@ -50,8 +51,10 @@ def parse_program(text: str, path: Path | str = "model.mil") -> MIL_pb2.Program:
     return program
 
 
-def _attributes(cursor: Cursor) -> dict[str, MIL_pb2.Value]:
-    """`[key = literal, ...]`, or nothing."""
+def _attributes(cursor: Cursor, lenient: bool = False) -> dict[str, MIL_pb2.Value]:
+    """`[key = literal, ...]`, or nothing. `lenient`: a value this reader cannot represent (a
+    function's FlexibleShapeInformation nests tuples of dictionaries of lists) is skipped, not an
+    error: nothing here reads function attributes."""
     found: dict[str, MIL_pb2.Value] = {}
     if not cursor.accept("["):
         return found
@@ -62,11 +65,32 @@ def _attributes(cursor: Cursor) -> dict[str, MIL_pb2.Value]:
         cursor.expect("=", f"after attribute '{key.text}'")
         if not starts_literal(cursor):
             raise cursor.error(f"expected a literal value for attribute '{key.text}', found {describe(cursor.peek())}")
-        found[key.text] = parse_value(cursor)
+        start = cursor.index
+        try:
+            found[key.text] = parse_value(cursor)
+        except MILTextError:
+            if not lenient:
+                raise
+            cursor.index = start
+            _skip_value(cursor)
         if not cursor.at("]"):
             cursor.expect(",", "between attributes")
     cursor.next()
     return found
+
+
+def _skip_value(cursor: Cursor) -> None:
+    """Move past one value: to the ',' or ']' outside every bracket it opens."""
+    start = cursor.peek()
+    depth = 0
+    while depth > 0 or not (cursor.at(",") or cursor.at("]")):
+        token = cursor.next()
+        if token.kind == "end":
+            raise cursor.error("an attribute value is never closed", start)
+        if token.kind == "punct" and token.text in "([{<":
+            depth += 1
+        elif token.kind == "punct" and token.text in ")]}>":
+            depth -= 1
 
 
 def _function(cursor: Cursor, program: MIL_pb2.Program) -> None:
@@ -80,7 +104,7 @@ def _function(cursor: Cursor, program: MIL_pb2.Program) -> None:
             raise cursor.error(f"unknown opset '{token.text}' (expected ios15 to ios18, or ios26)", token)
         cursor.expect(">", "after the opset")
     inputs = _parameters(cursor)
-    attributes = _attributes(cursor)
+    attributes = _attributes(cursor, lenient=True)
     function = _specialize(cursor, program, name, opset, inputs)
     for key, value in attributes.items():
         function.attributes[key].CopyFrom(value)
