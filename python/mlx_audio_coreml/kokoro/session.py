@@ -25,6 +25,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+import mlx.core as mx
 import numpy as np
 
 from ..cancel import CancelToken
@@ -40,7 +41,7 @@ from ..store import sources as store_sources
 from ..store.hub import HubSettings
 from ..vocoders import AudioVocoder, FallbackVocoder, MLXVocoder
 from .config import KokoroConfig
-from .model import KokoroModel
+from .model import KokoroModel, host_conv
 from .pipeline import SAMPLE_RATE, KokoroPipeline, SpokenChunk, check_speed
 from .sources import DEFAULT_MODEL, companion_search, resolve_model
 from .text import DEFAULT_LANGUAGE, TextChunk, TextFrontend, resolve_language
@@ -147,7 +148,11 @@ class KokoroSession:
         mlx_vocoder = MLXVocoder(model.decoder)
         self._switch = FallbackVocoder(mlx_vocoder)
         self.pipeline = KokoroPipeline(model, self._switch)
-        self._recorder.update(quantization=WhisperQuantization.FLOAT32, notes=(f"weights: {weights.format}, float32",))
+        int8 = self.options.quantization == WhisperQuantization.INT8 and host_conv.applies(mx.float32)
+        model.decoder.generator.host_int8 = int8  # CPU host path: the generator's products in int8 (opt-in)
+        precision = "float32, generator products int8" if int8 else "float32"
+        self._recorder.update(quantization=WhisperQuantization.INT8 if int8 else WhisperQuantization.FLOAT32,
+                              notes=(f"weights: {weights.format}, {precision}",))  # fmt: skip
         self._vocoder = CoreMLComponent(
             self._vocoder_spec(resolved, mlx_vocoder),
             self._switch, self.options, self.environment, self._recorder, self._emit,
