@@ -72,6 +72,11 @@ class _Endpointer:
         self.in_speech = False
         self.run = 0  # consecutive frames of speech (idle) or silence (in speech)
 
+    @property
+    def pausing(self) -> bool:
+        """In speech, but the latest frames are silent."""
+        return self.in_speech and self.run > 0
+
     def push(self, frame: int, prob: float) -> tuple[str, int] | None:
         """("start", first speech frame) or ("end", first silent frame) when one happens."""
         if not self.in_speech:
@@ -122,8 +127,8 @@ class LiveTranscriber:
             self._forget(self._heard - int(self.options.speech_pad_ms * SAMPLE_RATE / 1000))
         elif self._heard - self._start >= self.options.max_utterance_s * SAMPLE_RATE:
             events += self._final(self._heard)
-        elif self._heard - self._decoded_at >= self._step:
-            events += self._hypothesis()
+        elif self._heard - self._decoded_at >= self._step and not self._endpoint.pausing:
+            events += self._hypothesis()  # not in a pause: the utterance may be ending, keep free for the final
         return events
 
     def finish(self) -> list[ListenEvent]:
@@ -176,7 +181,9 @@ class LiveTranscriber:
         audio = self._audio[start - self._origin : end - self._origin]
         if audio.size < SAMPLE_RATE // 10:
             return []
-        options = {"temperature": 0.0, "condition_on_previous_text": False, **self.options.transcribe}
+        # text only (no timestamp tokens to decode), greedy, no fallback ladder: as fast as Whisper goes
+        options = {"temperature": 0.0, "condition_on_previous_text": False, "without_timestamps": True,
+                   **self.options.transcribe}  # fmt: skip
         segments, _info = self.session.transcribe(audio, **options)
         return "".join(s.text for s in segments).split()
 
