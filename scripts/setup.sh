@@ -44,9 +44,11 @@ package() {  # editable install; skipped while pyproject.toml, CMakeLists.txt an
   fi
   command -v swiftc >/dev/null 2>&1 && echo "    building the Swift shim with $(command -v swiftc)"
   # kokoro-convert (onnx) reads Kokoro's ONNX export once, in the weights step below.
-  PYTHONUNBUFFERED=1 .venv/bin/python -m pip install -e ".[kokoro-convert]" | awk '
+  # --no-compile: byte-compiling every dependency (sympy alone is ~1,500 files) took most of this
+  # step; Python compiles the modules actually imported on first use instead.
+  PYTHONUNBUFFERED=1 .venv/bin/python -m pip install --no-compile -e ".[kokoro-convert]" | awk '
     /^Collecting / { if (!started) printf "    collecting:"; started = 1; name = $2; sub(/[<>=!~;[].*/, "", name); printf " %s", name; fflush() }
-    /Building editable for|Building wheel for/ { print ""; print "    building the package (and the shim)"; started = 0; fflush() }
+    /Building (editable|wheel) for .*started/ { print ""; print "    building the package (and the shim)"; started = 0; fflush() }
     /^Successfully installed/ { print ""; print "    installed " NF - 2 " packages"; fflush() }'
   echo "$inputs" > "$stamp"
 }
