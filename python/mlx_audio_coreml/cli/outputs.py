@@ -2,7 +2,8 @@
 
 Everything that can be known before decoding is checked here, so an hour of work is never lost to
 a bad `--output-dir`: the folder is made if missing and a file is created and removed in it; an
-input named twice is refused; inputs that are missing, folders or devices are reported at once.
+input named twice is refused; inputs that are missing, folders, devices, unreadable or claim an
+implausible sample rate are reported at once (their headers are read, no samples).
 Two inputs with the same file name (a/talk.wav, b/talk.mp3) never overwrite each other: the first
 keeps `talk.*`, later ones get `talk-2.*`, `talk-3.*` ... (by their order on the command line, and
 never a name another input owns), and the command says so.
@@ -15,7 +16,7 @@ import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..audio.stream import check_file
+from ..audio.stream import open_stream
 from ..errors import DuplicateInput, MlxAudioCoreMLError, OutputWriteError
 
 
@@ -56,11 +57,11 @@ def distinct_inputs(files: list[str]) -> list[str]:
 
 
 def readable_inputs(files: list[str]) -> tuple[list[str], list[tuple[str, MlxAudioCoreMLError]]]:
-    """(inputs that are non-empty regular files, (input, error) for the others)."""
+    """(inputs whose header reads with a plausible sample rate, (input, error) for the others)."""
     good, bad = [], []
     for name in files:
         try:
-            check_file(Path(name))
+            open_stream(Path(name))  # the header only: no sample is decoded here
         except MlxAudioCoreMLError as exc:
             bad.append((name, exc))
         else:

@@ -77,10 +77,10 @@ def _reflect_pad(samples: mx.array, width: int) -> mx.array:
     return mx.concatenate([head, samples, tail])
 
 
-_FRAMES_PER_BLOCK = 6000  # 60 s per STFT block: an hour of audio never holds all its frames at once
+FRAMES_PER_BLOCK = 6000  # 60 s per STFT block: an hour of audio never holds all its frames at once
 
 
-def _mel_power(padded: mx.array, start: int, count: int, n_mels: int) -> mx.array:
+def mel_power(padded: mx.array, start: int, count: int, n_mels: int) -> mx.array:
     """Mel power (count, n_mels) of frames start .. start + count - 1."""
     window, filters_t = _mlx_constants(n_mels)
     frames = mx.as_strided(padded, shape=(count, N_FFT), strides=(HOP_LENGTH, 1), offset=start * HOP_LENGTH)  # (count, 400)
@@ -104,12 +104,12 @@ def log_mel_spectrogram(audio: Any, n_mels: int = 80, padding: int = 0) -> mx.ar
         samples = mx.pad(samples, [(0, padding)])
     n_frames = samples.shape[0] // HOP_LENGTH
     padded = _reflect_pad(samples, N_FFT // 2)
-    if n_frames <= _FRAMES_PER_BLOCK:
-        mel = _mel_power(padded, 0, n_frames, n_mels)
+    if n_frames <= FRAMES_PER_BLOCK:
+        mel = mel_power(padded, 0, n_frames, n_mels)
     else:
         blocks = []
-        for start in range(0, n_frames, _FRAMES_PER_BLOCK):
-            blocks.append(_mel_power(padded, start, min(_FRAMES_PER_BLOCK, n_frames - start), n_mels))
+        for start in range(0, n_frames, FRAMES_PER_BLOCK):
+            blocks.append(mel_power(padded, start, min(FRAMES_PER_BLOCK, n_frames - start), n_mels))
             mx.eval(blocks[-1])  # free this block's frames and spectrum before the next
         mel = mx.concatenate(blocks, axis=0)  # (n_frames, n_mels)
     log_spec = mx.log10(mx.maximum(mel, 1e-10))

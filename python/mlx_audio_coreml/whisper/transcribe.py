@@ -14,12 +14,13 @@ from typing import Any, Protocol
 
 import mlx.core as mx
 
+from ..audio.stream import open_stream
 from ..errors import InvalidOption
-from .audio import FRAMES_PER_SECOND, N_FRAMES, N_SAMPLES, SAMPLE_RATE, load_audio, pad_or_trim
+from .audio import FRAMES_PER_SECOND, N_FRAMES, SAMPLE_RATE
 from .decoding import DecodingResult, DecodingTask, detect_language, sot_sequence
 from .fallback import decode_with_fallback, rung_seed
 from .hallucination import HallucinationCut, cut_hallucinations
-from .mel import log_mel_spectrogram
+from .mel_windows import MelWindows
 from .segments import Segment, TokenSpan, TranscriptionInfo, cut_window
 from .timing import attach_words, find_alignment
 from .tokenizer import LANGUAGES, TO_LANGUAGE_CODE, get_tokenizer
@@ -194,12 +195,7 @@ class Transcriber:
         Segments are decoded lazily, window by window, as the iterator is read.
         """
         options = self._checked(merge_options(options, overrides))
-        samples = load_audio(audio, sample_rate)
-        duration = len(samples) / SAMPLE_RATE
-        speech = SpeechOnly.of(samples, vad_options(options.vad_parameters)) if options.vad_filter else None
-        if speech is not None:
-            samples = speech.samples  # may be empty: then no window is decoded
-        mel = log_mel_spectrogram(samples, self.dims.n_mels, padding=N_SAMPLES)  # (n_mels, frames + 3000)
+        mel, duration, speech = self._mel_windows(audio, sample_rate, options)
         run = WindowDecoding(self, options, mel)
         language, probability, all_probs = options.language or "en", 1.0, None
         if self.multilingual and options.language is None:
@@ -210,6 +206,19 @@ class Transcriber:
         info = TranscriptionInfo(language, probability, duration, options, all_probs)
         segments = self._segments(run, progress)
         return (speech.restore(segments) if speech is not None else segments), info
+
+    def _mel_windows(self, audio: Any, sample_rate: int | None, options: TranscribeOptions) -> tuple[MelWindows, float, SpeechOnly | None]:
+        """The audio's mel windows (read in bounded memory: mel_windows.py), its duration and, with
+        the VAD filter, the speech kept (which needs the samples whole)."""
+        stream = open_stream(audio, sample_rate)
+        if not options.vad_filter:
+            mel = MelWindows.measure(lambda: stream.blocks(SAMPLE_RATE), self.dims.n_mels, stream.name)
+            return mel, mel.total_samples / SAMPLE_RATE, None
+        samples = stream.read_all(SAMPLE_RATE)
+        speech = SpeechOnly.of(samples, vad_options(options.vad_parameters))
+        kept = speech.samples  # may be empty: then no window is decoded
+        mel = MelWindows.measure(lambda: iter([kept]), self.dims.n_mels) if kept.size else MelWindows.empty(self.dims.n_mels)
+        return mel, len(samples) / SAMPLE_RATE, speech
 
     def _segments(self, run: WindowDecoding, progress: ProgressCallback | None) -> Iterator[Segment]:
         options, tokenizer = run.options, run.tokenizer
@@ -240,11 +249,11 @@ class WindowDecoding:
     """One transcription's model work per window: features (encoded once per seek), decoding with
     temperature fallback, and word alignment. `SeekLoop` calls it; it never decides where to seek."""
 
-    def __init__(self, transcriber: Transcriber, options: TranscribeOptions, mel: mx.array) -> None:
+    def __init__(self, transcriber: Transcriber, options: TranscribeOptions, mel: MelWindows) -> None:
         self.transcriber = transcriber
         self.options = options
-        self.mel = mel  # (n_mels, frames + 3000): the audio's mel plus 30 s of padding
-        self.content_frames = mel.shape[-1] - N_FRAMES
+        self.mel = mel  # each 30 s window's log-mel, computed when the seek loop reaches it
+        self.content_frames = mel.content_frames
         self.language = options.language or "en"
         self.tokenizer: Any = None
         self._features: dict[int, mx.array] = {}
@@ -258,7 +267,7 @@ class WindowDecoding:
         """Encoder output (1, n_ctx, D) for the window at `seek`, computed once."""
         if seek not in self._features:
             n_frames = min(N_FRAMES, self.content_frames - seek)
-            window = pad_or_trim(self.mel[:, seek : seek + n_frames], N_FRAMES)  # (n_mels, 3000): zeros past the end
+            window = self.mel.window(seek, n_frames)  # (n_mels, 3000): zeros past the end
             self._features = {seek: self.transcriber.encoder.encode(window[None])}  # keep only the latest
         return self._features[seek]
 
