@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import re
 import shutil
 import sys
 from pathlib import Path
@@ -21,6 +22,7 @@ from mlx_audio_coreml.errors import CoreMLRequired, InvalidOption
 from mlx_audio_coreml.info import ComponentInfo, SessionInfo
 from mlx_audio_coreml.options import BackendPreference, Component, WhisperQuantization
 from mlx_audio_coreml.whisper.model_names import local_store
+from speech_data import JFK
 
 
 def _flags(argv: list[str], component: Component = Component.ENCODER) -> SessionFlags:
@@ -168,3 +170,12 @@ def test_a_package_given_as_the_model_says_where_it_goes(tmp_path: Path, capsys:
     assert main(["transcribe", str(audio), "--model", str(folder)]) == 1
     err = capsys.readouterr().err
     assert "tiny.en-encoder.mlpackage is a Core ML package, not a model" in err and "--coreml-package" in err
+
+
+@pytest.mark.realweights
+def test_transcribe_prints_the_detected_language_once(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    if not (local_store() / "base" / "model.bin").is_file():
+        pytest.skip("real base weights not installed: bash scripts/fetch_models.sh base")
+    assert main(["transcribe", str(JFK), "--model", str(local_store() / "base"), "--beam-size", "1"]) == 0
+    detected = [line for line in capsys.readouterr().err.splitlines() if line.startswith("Detected language:")]
+    assert len(detected) == 1 and re.fullmatch(r"Detected language: en \([01]\.\d\d\)", detected[0]), detected
