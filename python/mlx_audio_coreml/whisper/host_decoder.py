@@ -7,6 +7,9 @@ float32, oneDNN's int8 products for int8 models) and the per-head products one b
 matmul each. What is left is reading weights from memory: tiny.en's 51864-row logits product
 is 80 MB in float32 (3.5 ms on 2 idle cores here) and 20 MB in int8 (0.5 ms).
 
+The self-attention keys and values stay on the host between steps (`host_cache.HostKV`, a buffer
+each step writes its token's row into) rather than being joined and copied into MLX every step.
+
 Used only when `host_math.available` (MLX on the CPU, float32), for one new token per row (greedy:
 one row; beam search: a row per beam) whose cache already holds the audio keys and values, with
 plain `nn.Linear` layers (MLX-quantized models stay in MLX). Inputs and outputs are MLX arrays in the layout
@@ -25,6 +28,7 @@ import numpy as np
 from ..cpu import host_math
 from ..cpu import linear as host_linear
 from ..cpu.linear import HostLinear
+from .host_cache import HostKV
 
 # Per-head products are numpy's batched matmul: one call for all heads (their sizes keep numpy's
 # BLAS on one thread); the weight products go through `HostLinear`.
@@ -68,7 +72,7 @@ class _LayerWeights:
         self.qkv = host_linear.fused([attn.query, attn.key, attn.value], int8)  # one (3 D, D) product
         self.cross_kv = host_linear.fused([cross.key, cross.value], int8)  # audio keys | values (prompt)
         layers = (attn.out, cross.query, cross.out, block.mlp1, block.mlp2)
-        self.out, self.cross_q, self.cross_out, self.mlp1, self.mlp2 = (host_linear.from_layer(l, int8) for l in layers)
+        self.out, self.cross_q, self.cross_out, self.mlp1, self.mlp2 = (host_linear.from_layer(layer, int8) for layer in layers)
         self.norms = [host_math.norm_params(n) for n in (block.attn_ln, block.cross_attn_ln, block.mlp_ln)]
         self.heads = attn.n_head
 
@@ -94,14 +98,22 @@ def _heads(rows: np.ndarray, heads: int) -> np.ndarray:
     return rows.reshape(batch, heads, 1, width // heads)  # (B, H, 1, Dh)
 
 
-def _self_attention(w: _LayerWeights, h: np.ndarray, cache: tuple[mx.array, mx.array]) -> tuple[np.ndarray, tuple[np.ndarray, np.ndarray]]:
+def _grown(cached: HostKV | mx.array, rows: np.ndarray, limit: int) -> HostKV:
+    """Cached keys or values with this step's rows after them (in place in a HostKV's buffer; the
+    prefill's MLX arrays are copied into one once)."""
+    if isinstance(cached, HostKV):
+        return cached.appended(rows, limit)
+    return HostKV.from_rows(np.concatenate([_array(cached), rows], axis=2), limit)
+
+
+def _self_attention(w: _LayerWeights, h: np.ndarray, cache: tuple[Any, Any], limit: int) -> tuple[np.ndarray, tuple[HostKV, HostKV]]:
     batch, width = h.shape
     qkv = w.qkv(h)  # (B, 3 D)
     q = _heads(qkv[:, :width], w.heads) * np.float32((width // w.heads) ** -0.5)
-    k = np.concatenate([_array(cache[0]), _heads(qkv[:, width : 2 * width], w.heads)], axis=2)  # (B, H, T + 1, Dh)
-    v = np.concatenate([_array(cache[1]), _heads(qkv[:, 2 * width :], w.heads)], axis=2)
-    weights = host_math.softmax_last_(np.matmul(q, k.transpose(0, 1, 3, 2)))  # (B, H, 1, T + 1)
-    y = np.matmul(weights, v).reshape(batch, width)  # (B, H, 1, Dh) -> heads side by side
+    k = _grown(cache[0], _heads(qkv[:, width : 2 * width], w.heads), limit)  # (B, H, T + 1, Dh)
+    v = _grown(cache[1], _heads(qkv[:, 2 * width :], w.heads), limit)
+    weights = host_math.softmax_last_(np.matmul(q, k.view().transpose(0, 1, 3, 2)))  # (B, H, 1, T + 1)
+    y = np.matmul(weights, v.view()).reshape(batch, width)  # (B, H, 1, Dh) -> heads side by side
     return w.out(y), (k, v)
 
 
@@ -114,8 +126,8 @@ def _cross_attention(w: _LayerWeights, h: np.ndarray, cache: tuple[mx.array, mx.
     return w.cross_out(np.matmul(weights, v).reshape(batch, width)), scores
 
 
-def _block(w: _LayerWeights, x: np.ndarray, cache: Any) -> tuple[np.ndarray, tuple[np.ndarray, np.ndarray], np.ndarray]:
-    y, self_kv = _self_attention(w, host_math.layer_norm(x, w.norms[0]), cache[0])
+def _block(w: _LayerWeights, x: np.ndarray, cache: Any, limit: int) -> tuple[np.ndarray, tuple[HostKV, HostKV], np.ndarray]:
+    y, self_kv = _self_attention(w, host_math.layer_norm(x, w.norms[0]), cache[0], limit)
     x = x + y
     y, scores = _cross_attention(w, host_math.layer_norm(x, w.norms[1]), cache[1])
     x = x + y
@@ -127,14 +139,15 @@ def decode_step(decoder: Any, tokens: mx.array, kv_cache: Any, offset: int) -> t
     """One new token per row, tokens (B, 1), through the decoder -> (logits (B, 1, V) float32, new
     cache, cross scores (B, H, 1, n_ctx) per layer). Beams are rows."""
     layers, logits_layer = prepared_weights(decoder, int8=decoder.host_int8)
-    mx.eval(tokens, kv_cache)
+    mx.eval(tokens, kv_cache)  # HostKV leaves are skipped
     ids = np.asarray(tokens)[:, 0]
+    limit = decoder.positional_embedding.shape[0]
     x = _array(decoder.token_embedding.weight)[ids] + _array(decoder.positional_embedding)[offset]  # (B, D)
     new_cache, cross_qk = [], []
     with host_math.decoder_blas_threads():
         for w, layer_cache in zip(layers, kv_cache):
-            x, (k, v), scores = _block(w, x, layer_cache)
-            new_cache.append(((mx.array(k), mx.array(v)), layer_cache[1]))  # (B, H, T + 1, Dh)
+            x, self_kv, scores = _block(w, x, layer_cache, limit)
+            new_cache.append((self_kv, layer_cache[1]))  # (B, H, T + 1, Dh) each
             cross_qk.append(mx.array(scores))  # (B, H, 1, n_ctx)
         logits = logits_layer(host_math.layer_norm(x, host_math.norm_params(decoder.ln)))  # (B, V)
     return mx.array(logits[:, None, :]), new_cache, cross_qk

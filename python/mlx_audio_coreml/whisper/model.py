@@ -21,7 +21,7 @@ import numpy as np
 
 from ..cpu import host_math
 from ..errors import ShapeConversionFailed
-from . import host_decoder, host_encoder, host_prefill
+from . import host_cache, host_decoder, host_encoder, host_prefill
 
 LayerCache = tuple[tuple[mx.array, mx.array] | None, tuple[mx.array, mx.array] | None]
 KVCache = list[LayerCache]
@@ -202,6 +202,7 @@ class TextDecoder(nn.Module):
             return host_decoder.decode_step(self, tokens, kv_cache, offset)
         if host_prefill.applies(self, tokens, kv_cache, audio_features):
             return host_prefill.prefill(self, tokens, audio_features)
+        kv_cache = host_cache.to_mlx(kv_cache)  # keys/values the host steps kept, for the MLX ops
         x = self.token_embedding(tokens) + self.positional_embedding[offset : offset + length]
         xa = audio_features.astype(x.dtype)
         mask = _causal_mask(length, offset, x.dtype) if length > 1 else None

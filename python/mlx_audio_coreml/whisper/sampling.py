@@ -14,6 +14,7 @@ from typing import Any
 import mlx.core as mx
 import numpy as np
 
+from .host_cache import HostKV
 from .logit_filters import LogitFilter, apply_filters, apply_filters_np
 from .model import reorder_kv_cache
 
@@ -157,6 +158,8 @@ def repeat_rows(tree: Any, repeats: int) -> Any:
         return tree
     if isinstance(tree, mx.array):
         return mx.repeat(tree, repeats, axis=0)
+    if isinstance(tree, HostKV):  # keys/values kept by the CPU host decoder
+        return tree.repeat(repeats)
     if isinstance(tree, (list, tuple)):
         return type(tree)(repeat_rows(t, repeats) for t in tree)
     return tree

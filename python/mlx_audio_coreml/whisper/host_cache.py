@@ -1,0 +1,98 @@
+"""Self-attention keys or values of the CPU host decoder, kept in a buffer that grows in place.
+
+Why: a decoder step used to join each layer's cached keys and values with the new token's
+(`np.concatenate`) and copy the result into a fresh MLX array: two copies of the whole cache per
+layer per step, O(T) per token, O(T^2) per window. With a previous-text prompt (up to 224 tokens)
+and 5 beams that is most of what a long-form step moves. Here a step writes its token's row into
+spare room of a buffer (which doubles when full) and reads a view of the filled rows.
+
+`HostKV` stands where the cache layout of `model.py` has an MLX (B, H, T, Dh) array: it has that
+`shape`, row selection (`kv[rows]`, beam search's reorder) and `repeat` (one row per beam), and
+`to_mlx()` for the MLX decoder path. It behaves as a value: appending to one that is not the
+buffer's newest (a step taken twice from the same cache) copies instead of writing over the other.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import mlx.core as mx
+import numpy as np
+
+_FIRST_ROOM = 64  # token rows reserved at first; doubled whenever full (at most the context)
+
+
+class _Buffer:
+    """Storage (B, H, capacity, Dh) and how many token rows of it some HostKV already claimed."""
+
+    def __init__(self, data: np.ndarray, filled: int) -> None:
+        self.data = data
+        self.filled = filled
+
+
+class HostKV:
+    """The first `length` token rows of a shared buffer: keys or values (B, H, length, Dh)."""
+
+    def __init__(self, buffer: _Buffer, length: int) -> None:
+        self._buffer = buffer
+        self.length = length
+
+    @classmethod
+    def from_rows(cls, rows: np.ndarray, limit: int, extra: int = 0) -> HostKV:
+        """A copy of (B, H, T, Dh) rows with room for at least `extra` more, and to grow up to `limit`."""
+        batch, heads, length, head_dim = rows.shape
+        room = max(min(max(_FIRST_ROOM, 2 * length), limit), length + extra)
+        data = np.empty((batch, heads, room, head_dim), np.float32)
+        data[:, :, :length] = rows
+        return cls(_Buffer(data, length), length)
+
+    @property
+    def shape(self) -> tuple[int, int, int, int]:
+        batch, heads, _, head_dim = self._buffer.data.shape
+        return batch, heads, self.length, head_dim
+
+    def view(self) -> np.ndarray:
+        """The filled rows (B, H, length, Dh): a view into the buffer, not a copy."""
+        return self._buffer.data[:, :, : self.length]
+
+    def appended(self, rows: np.ndarray, limit: int) -> HostKV:
+        """This cache with new token rows (B, H, n, Dh) after it, written in place when this is the
+        buffer's newest value and it has room; else into a copy with room to grow."""
+        buffer, length, new = self._buffer, self.length, rows.shape[2]
+        if buffer.filled != length or length + new > buffer.data.shape[2]:
+            buffer = HostKV.from_rows(self.view(), limit, extra=new)._buffer
+        buffer.data[:, :, length : length + new] = rows
+        buffer.filled = length + new
+        return HostKV(buffer, length + new)
+
+    def __getitem__(self, rows: Any) -> HostKV:
+        """The batch rows `rows` (an index array: beam search's survivors), copied."""
+        picked = self.view()[np.asarray(rows)]
+        return HostKV.from_rows(picked, self._buffer.data.shape[2])
+
+    def repeat(self, repeats: int) -> HostKV:
+        """Row i becomes rows i*r .. i*r+r-1 (one per beam or sample), copied."""
+        return HostKV.from_rows(np.repeat(self.view(), repeats, axis=0), self._buffer.data.shape[2])
+
+    def to_mlx(self) -> mx.array:
+        return mx.array(self.view())
+
+    def __array__(self, dtype: Any = None, copy: bool | None = None) -> np.ndarray:
+        """`np.array(kv)` reads the filled rows, as it would an MLX array of the same layout."""
+        view = self.view()
+        return np.array(view, dtype=dtype) if copy or dtype is not None else view
+
+
+def as_numpy(value: HostKV | mx.array) -> np.ndarray:
+    """Cached keys or values as a numpy (B, H, T, Dh) array (a view where possible)."""
+    return value.view() if isinstance(value, HostKV) else np.asarray(value)
+
+
+def to_mlx(kv_cache: Any) -> Any:
+    """The cache with every HostKV as an MLX array (for the MLX decoder path); others unchanged."""
+    if not kv_cache or not any(isinstance(self_kv[0], HostKV) for self_kv, _ in kv_cache if self_kv):
+        return kv_cache
+    return [
+        (None if self_kv is None else tuple(v.to_mlx() if isinstance(v, HostKV) else v for v in self_kv), cross)
+        for self_kv, cross in kv_cache
+    ]
