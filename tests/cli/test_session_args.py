@@ -95,6 +95,12 @@ def test_an_unused_package_gets_the_portable_hint(tmp_path: Path) -> None:
     assert not explain(info, _flags([]))[-1].startswith("hint:")
 
 
+def test_session_notes_follow_the_component_lines() -> None:
+    info = _info(BackendPreference.MLX, "backend preference is mlx")
+    info = SessionInfo.from_components(info.components, load_duration_s=0.1, quantization=info.quantization, model="m", notes=("MLX weights in float32",))
+    assert explain(info) == ["encoder: MLX (backend preference is mlx)", "note: MLX weights in float32"]
+
+
 def test_kernel_line_is_logged_once_and_shown_on_stderr(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
     monkeypatch.setattr(cpu_report, "_logged", set())
     logger = logging.getLogger("mlx_audio_coreml.cpu.report")

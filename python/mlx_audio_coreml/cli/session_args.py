@@ -129,7 +129,7 @@ def explain(info: SessionInfo, flags: SessionFlags | None = None) -> list[str]:
     unused = [c for c in info.components if c.component in flags.packages and c.reason.startswith(no_native)]
     if unused and flags.runtime is None:
         lines.append("hint: no Neural Engine or native Core ML here; --runtime portable runs the package with MLX")
-    return lines
+    return lines + [f"note: {note}" for note in info.notes]  # e.g. the weights' real precision
 
 
 def report(info: SessionInfo, flags: SessionFlags, *, out: Any = None) -> None:
