@@ -34,6 +34,7 @@ class ListenOptions:
     min_speech_ms: int = 96  # VAD: shorter blips do not start one
     speech_pad_ms: int = 300  # audio kept before the first speech frame
     max_utterance_s: float = 25.0  # longer speech is finalized here (one Whisper window)
+    max_hypothesis_s: float = 2.0  # a hypothesis slower than this ends hypotheses for the utterance
     transcribe: dict[str, Any] = field(default_factory=dict)  # extra options for session.transcribe
 
 
@@ -150,6 +151,8 @@ class LiveTranscriber:
         # stream keeps pace and the final decode at the utterance's end starts without a backlog
         spent = time.monotonic() - began
         self._step = max(int(self.options.step_s * SAMPLE_RATE), int(2 * spent * SAMPLE_RATE))
+        if spent > self.options.max_hypothesis_s:  # the next one would delay the final too long: none
+            self._step = int(self.options.max_utterance_s * SAMPLE_RATE) + 1
         agreed = common_prefix(self._previous, words)
         self._previous = words
         events = []
