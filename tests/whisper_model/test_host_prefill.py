@@ -1,0 +1,34 @@
+"""The host prefill's per-head products (whisper/host_prefill.py): a long prompt's attention goes
+head by head through oneDNN, and still returns what the MLX decoder returns."""
+
+from __future__ import annotations
+
+import mlx.core as mx
+import numpy as np
+import pytest
+from model_helpers import random_mel, random_model, tiny_dims
+
+from mlx_audio_coreml.cpu import host_math, onednn
+from mlx_audio_coreml.whisper import host_prefill
+
+
+@pytest.mark.skipif(not onednn.available(), reason="oneDNN not installed")
+def test_a_prompt_through_the_per_head_products_matches_mlx(monkeypatch):
+    monkeypatch.setattr(host_prefill, "_LARGE", 0)  # every product takes the oneDNN route
+    model = random_model(tiny_dims(n_audio_ctx=40, n_text_ctx=48))
+    features = model.encoder(random_mel(model.dims))
+    tokens = mx.array(np.random.default_rng(5).integers(0, 300, (1, 30)), dtype=mx.int32)
+    host = model.decoder(tokens, features)
+    with host_math.disabled():
+        plain = model.decoder(tokens, features)
+    np.testing.assert_allclose(np.array(host[0]), np.array(plain[0]), atol=5e-5, rtol=1e-4)
+    for ours, reference in zip(host[2], plain[2], strict=True):  # word-timing scores
+        np.testing.assert_allclose(np.array(ours), np.array(reference), atol=5e-5, rtol=1e-4)
+
+
+def test_per_head_products_equal_numpy_for_plain_and_transposed_operands(monkeypatch):
+    monkeypatch.setattr(host_prefill, "_LARGE", 0)
+    rng = np.random.default_rng(6)
+    a, b, c = (rng.standard_normal(shape).astype(np.float32) for shape in ((3, 7, 5), (3, 5, 9), (3, 9, 5)))
+    np.testing.assert_allclose(host_prefill._per_head(a, b), np.matmul(a, b), rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(host_prefill._per_head(a, c, b_transposed=True), np.matmul(a, c.transpose(0, 2, 1)), rtol=1e-5, atol=1e-5)
