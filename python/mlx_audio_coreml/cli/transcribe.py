@@ -47,6 +47,7 @@ def register(subparsers: Any) -> None:
     parser.add_argument("--vad", action="store_true", help="decode only the speech Silero VAD finds (times stay on the original audio)")
     beams = _int_in(1, MAX_BEAMS)
     parser.add_argument("--beam-size", type=beams, default=None, help=f"beams at temperature 0, 1 to {MAX_BEAMS} (default: 5, as faster-whisper; 1 is greedy)")
+    parser.add_argument("--batch-size", type=int, default=None, help="decode VAD chunks of up to 30 s this many at a time (faster; no previous-text prompts)")
     parser.add_argument("--best-of", type=beams, default=5, help="samples per window when falling back to temperature > 0")
     parser.add_argument("--temperature", type=_float_in(0.0, 1.0), default=0.0, help="first sampling temperature, 0 to 1")
     parser.add_argument(
@@ -110,6 +111,7 @@ def transcribe_options(args: argparse.Namespace) -> dict[str, Any]:
         "condition_on_previous_text": args.condition_on_previous_text,
         "word_timestamps": args.word_timestamps,
         "vad_filter": args.vad,
+        "batch_size": args.batch_size,
     }
 
 

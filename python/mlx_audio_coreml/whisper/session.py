@@ -216,8 +216,11 @@ class WhisperSession:
         seed: int | None = None,
         progress: ProgressCallback | None = None,
         sample_rate: int | None = None,
+        batch_size: int | None = None,
     ) -> tuple[Iterator[Segment], TranscriptionInfo]:
         """`segments, info = session.transcribe(audio, language="en", word_timestamps=True)`.
+
+        `batch_size`: VAD chunks decoded `batch_size` at a time (batched.py), not window by window.
 
         `options` (TranscribeOptions) holds every decoding option (thresholds, punctuation, VAD
         parameters, ...); a keyword left at None keeps its value there (faster-whisper's names).
@@ -235,6 +238,11 @@ class WhisperSession:
             "hallucination_silence_threshold": hallucination_silence_threshold,
         }  # fmt: skip
         overrides = {name: value for name, value in given.items() if value is not None}
+        if batch_size is not None:  # decoded here, all at once (batched.py)
+            from .batched import BatchedTranscriber
+
+            batched = BatchedTranscriber(self._transcriber).transcribe_many([audio], options, batch_size=batch_size, sample_rate=sample_rate, **overrides)
+            return iter(batched[0][0]), batched[0][1]
         return self._transcriber.transcribe(audio, options=options, progress=progress, sample_rate=sample_rate, **overrides)
 
     def listen(self, chunks: Iterable[Any], options: ListenOptions | None = None) -> Iterator[ListenEvent]:
