@@ -23,6 +23,7 @@ from typing import Any, TypeVar
 
 from .. import config
 from . import onednn
+from .teardown import release_streams_at_thread_exit
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -55,6 +56,7 @@ def in_worker() -> bool:
 def _start_worker() -> None:
     _worker.active = True
     onednn.use_one_thread_here()
+    release_streams_at_thread_exit()  # MLX work handed to a worker must not abort the exit
 
 
 @lru_cache(maxsize=1)

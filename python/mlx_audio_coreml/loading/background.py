@@ -17,6 +17,8 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable
 
+from ..cpu.teardown import release_streams_at_thread_exit
+
 
 class LoadState:
     """Whether a session is usable, and the error its load ended with."""
@@ -52,6 +54,7 @@ class LoadState:
         return True
 
     def _run(self, load: Callable[[], None]) -> None:
+        release_streams_at_thread_exit()  # the load runs MLX on this thread (cpu/teardown.py)
         try:
             load()
         except BaseException as exc:  # handed to the caller (foreground) or to first use (background)

@@ -15,6 +15,7 @@ from typing import Any, Protocol
 import mlx.core as mx
 
 from ..audio.stream import open_stream
+from ..cpu.teardown import release_streams_at_thread_exit
 from ..errors import InvalidOption
 from .audio import FRAMES_PER_SECOND, N_FRAMES, SAMPLE_RATE
 from .decoding import DecodingResult, DecodingTask, detect_language, sot_sequence
@@ -195,6 +196,7 @@ class Transcriber:
         Segments are decoded lazily, window by window, as the iterator is read.
         """
         options = self._checked(merge_options(options, overrides))
+        release_streams_at_thread_exit()  # this caller's thread gets MLX streams: clear them at its end
         mel, duration, speech = self._mel_windows(audio, sample_rate, options)
         run = WindowDecoding(self, options, mel)
         language, probability, all_probs = options.language or "en", 1.0, None
