@@ -1,6 +1,6 @@
 """Transcription speed on this CPU: mlx-audio-coreml vs faster-whisper (CTranslate2 int8 and float32).
 
-Same audio, same model size, same decoding (greedy, English, no word timestamps), same thread count,
+Same audio, same model size, same decoding (greedy or --beam-size N for both, English, no word timestamps), same thread count,
 in one run. Engines take turns, one transcription each per round (after one warm-up each), so a
 noisy shared CPU slows them alike. Prints a table of medians, real-time factors and ratios (against
 faster-whisper at the same precision, and against its fastest), plus the machine, versions, BLAS
@@ -41,7 +41,7 @@ def _time_in_turns(runs: dict[str, Callable[[], str]], repeats: int) -> dict[str
     return {name: (statistics.median(seconds[name]), texts[name]) for name in runs}
 
 
-def ours(model: str, audio: str, dtype: str) -> Callable[[], str]:
+def ours(model: str, audio: str, dtype: str, beam_size: int) -> Callable[[], str]:
     import mlx_audio_coreml  # noqa: F401  (loads OpenBLAS before MLX)
     from mlx_audio_coreml.options import ModelLoadingOptions, WhisperQuantization
     from mlx_audio_coreml.whisper.session import WhisperSession
@@ -51,13 +51,13 @@ def ours(model: str, audio: str, dtype: str) -> Callable[[], str]:
     session = WhisperSession.from_pretrained(model, options)
 
     def run() -> str:
-        segments, _info = session.transcribe(audio, language="en", beam_size=None, temperature=0.0)
+        segments, _info = session.transcribe(audio, language="en", beam_size=beam_size, temperature=0.0)
         return " ".join(s.text.strip() for s in segments)
 
     return run
 
 
-def faster_whisper(model: str, audio: str, compute_type: str, threads: int) -> Callable[[], str]:
+def faster_whisper(model: str, audio: str, compute_type: str, threads: int, beam_size: int) -> Callable[[], str]:
     from faster_whisper import WhisperModel
 
     from mlx_audio_coreml.whisper.model_names import local_store
@@ -65,7 +65,7 @@ def faster_whisper(model: str, audio: str, compute_type: str, threads: int) -> C
     fw = WhisperModel(str(local_store() / model), device="cpu", compute_type=compute_type, cpu_threads=threads)
 
     def run() -> str:
-        segments, _info = fw.transcribe(audio, language="en", beam_size=1, temperature=0.0,
+        segments, _info = fw.transcribe(audio, language="en", beam_size=beam_size, temperature=0.0,
                                         condition_on_previous_text=True, vad_filter=False)
         return " ".join(s.text.strip() for s in segments)
 
@@ -87,7 +87,7 @@ def _machine(threads: int) -> list[str]:
 
     cpu = platform.processor() or platform.machine()
     try:
-        cpu = next(l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name"))
+        cpu = next(line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name"))
     except (OSError, StopIteration):
         pass
     return [
@@ -104,6 +104,7 @@ def main() -> int:
     parser.add_argument("--audio", default=str(ROOT / "samples" / "jfk.wav"))
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--beam-size", type=int, default=1, help="1: greedy; 5: faster-whisper's default beam search")
     parser.add_argument("--dtypes", nargs="+", default=["float32", "float16"], help="our MLX dtypes to time")
     parser.add_argument("--openai-whisper", action="store_true", help="also time openai-whisper on torch (bench extra)")
     parser.add_argument("--out", default=str(ROOT / "bench" / "results" / "transcribe_cpu.md"))
@@ -117,12 +118,12 @@ def main() -> int:
     load_before = os.getloadavg()[0]
     rows = []
     for model in args.models:
-        runs = {f"faster-whisper {c}": faster_whisper(model, args.audio, c, args.threads) for c in ("int8", "float32")}
+        runs = {f"faster-whisper {c}": faster_whisper(model, args.audio, c, args.threads, args.beam_size) for c in ("int8", "float32")}
         if args.openai_whisper:  # the original PyTorch implementation, on our weights (bench/peers)
             from peers.openai_whisper import openai_whisper
 
             runs["openai-whisper float32 (torch)"] = openai_whisper(model, args.audio, args.threads)
-        runs.update({f"mlx-audio-coreml {d}": ours(model, args.audio, d) for d in args.dtypes})
+        runs.update({f"mlx-audio-coreml {d}": ours(model, args.audio, d, args.beam_size) for d in args.dtypes})
         timed = _time_in_turns(runs, args.repeats)
         best_fw = min(s for name, (s, _t) in timed.items() if name.startswith("faster"))
         for name, (s, text) in timed.items():
@@ -131,7 +132,7 @@ def main() -> int:
             rows.append((model, name, s, s / duration, text, same, best_fw / s))
 
     lines = _machine(args.threads) + [
-        f"audio: {Path(args.audio).name} ({duration:.1f} s), greedy, English, engines in turns, median of {args.repeats} after 1 warm-up each",
+        f"audio: {Path(args.audio).name} ({duration:.1f} s), {'greedy' if args.beam_size == 1 else f'beam {args.beam_size}'}, English, engines in turns, median of {args.repeats} after 1 warm-up each",
         f"load average (1 min) before / after: {load_before:.2f} / {os.getloadavg()[0]:.2f}",
         "",
         "| model | engine | median s | RTF | speed vs faster-whisper, same precision | speed vs fastest faster-whisper |",

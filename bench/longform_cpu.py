@@ -1,0 +1,210 @@
+"""Long-form transcription speed and accuracy on this CPU: mlx-audio-coreml vs faster-whisper.
+
+The audio: 10+ minutes of real speech made by concatenating the real clips we have (samples/jfk.wav
+and the LibriVox clips of Debian's pocketsphinx-testdata), 0.5 s of silence after each, in that
+order, repeated until long enough. Its reference text is the clips' texts in the same order, so
+each engine gets a word error rate. Both engines load the same weights once (a session / a
+WhisperModel), warm up on jfk.wav, then take turns on the long audio, the order alternating each
+round, for each setting:
+- greedy int8: beam 1, temperature 0 only, previous-text conditioning on (both defaults);
+- beam 5 float32: beam 5, temperature 0 only;
+- defaults: each engine exactly as a user calls it, `transcribe(audio)` after loading the model
+  with its defaults (ours: ModelLoadingOptions() on the CPU; faster-whisper: compute_type="default").
+Prints (and writes to bench/results/longform_cpu.md) the CPU model, versions, load average before
+and after, and a table of medians, real-time factors, WERs and ratios: of wall time, and of CPU time
+(all threads of the process), which a crowded machine distorts less than wall time.
+
+    .venv/bin/python bench/longform_cpu.py --minutes 10 --repeats 1 --settings greedy-int8 beam5-float32 defaults
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import os
+import re
+import resource
+import statistics
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+SETTINGS = ("greedy-int8", "beam5-float32", "defaults")
+_GAP = 0.5  # seconds of silence after each clip
+
+
+def long_speech(min_seconds: float) -> tuple[np.ndarray, str, str]:
+    """(16 kHz float32 audio, reference text, how it was built) of at least `min_seconds`."""
+    import soundfile
+
+    from speech_data import JFK, JFK_TEXT, librivox_clips
+
+    clips = [(JFK, JFK_TEXT), *librivox_clips()]
+    parts, texts, total, passes = [], [], 0.0, 0
+    gap = np.zeros(int(16000 * _GAP), np.float32)
+    while total < min_seconds:
+        passes += 1
+        for path, text in clips:
+            audio, rate = soundfile.read(path, dtype="float32")
+            if rate != 16000 or audio.ndim != 1:
+                raise ValueError(f"{path}: expected 16 kHz mono, got {rate} Hz, shape {audio.shape}")
+            parts += [audio, gap]
+            texts.append(text)
+            total += (len(audio) + len(gap)) / 16000
+    how = (f"{len(clips)} real clips (jfk.wav + {len(clips) - 1} LibriVox clips of pocketsphinx-testdata), "
+           f"{_GAP} s of silence after each, {passes} passes: {total / 60:.1f} min")  # fmt: skip
+    return np.concatenate(parts), " ".join(texts), how
+
+
+def _words(text: str) -> list[str]:
+    text = text.lower().replace("mr.", "mister").replace("-", " ")
+    return re.sub(r"[^\w\s']", " ", text).split()
+
+
+def word_error_rate(reference: str, hypothesis: str) -> float:
+    """(substitutions + deletions + insertions) / reference words, case and punctuation aside."""
+    ref, hyp = _words(reference), _words(hypothesis)
+    previous = list(range(len(hyp) + 1))
+    for i, word in enumerate(ref, 1):
+        current = [i] + [0] * len(hyp)
+        for j, other in enumerate(hyp, 1):
+            current[j] = min(previous[j] + 1, current[j - 1] + 1, previous[j - 1] + (word != other))
+        previous = current
+    return previous[-1] / max(len(ref), 1)
+
+
+def ours(model: str, setting: str) -> Callable[[object], str]:
+    import mlx_audio_coreml  # noqa: F401  (loads OpenBLAS before MLX)
+    from mlx_audio_coreml.options import ModelLoadingOptions, WhisperQuantization
+    from mlx_audio_coreml.whisper.session import WhisperSession
+
+    if setting == "defaults":
+        session, kwargs = WhisperSession.from_pretrained(model), {}
+    else:
+        quant = WhisperQuantization.INT8 if setting == "greedy-int8" else WhisperQuantization.FLOAT32
+        options = dataclasses.replace(ModelLoadingOptions.mlx_only(), quantization=quant)
+        session = WhisperSession.from_pretrained(model, options)
+        kwargs = {"beam_size": 1 if setting == "greedy-int8" else 5, "temperature": 0.0, "language": "en"}
+
+    def run(audio: object) -> str:
+        segments, _info = session.transcribe(audio, **kwargs)
+        return " ".join(s.text.strip() for s in segments)
+
+    return run
+
+
+def faster_whisper(model: str, setting: str, threads: int) -> Callable[[object], str]:
+    from faster_whisper import WhisperModel
+
+    from mlx_audio_coreml.whisper.model_names import local_store
+
+    compute = {"greedy-int8": "int8", "beam5-float32": "float32"}.get(setting, "default")
+    fw = WhisperModel(str(local_store() / model), device="cpu", compute_type=compute, cpu_threads=threads)
+    kwargs = {} if setting == "defaults" else {"beam_size": 1 if setting == "greedy-int8" else 5, "temperature": 0.0, "language": "en"}
+
+    def run(audio: object) -> str:
+        segments, _info = fw.transcribe(audio, **kwargs)
+        return " ".join(s.text.strip() for s in segments)
+
+    return run
+
+
+def _cpu_seconds() -> float:
+    """CPU time of this process, every thread (both engines run in it, one at a time)."""
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
+def _in_turns(runs: dict[str, Callable[[object], str]], audio: np.ndarray, warm: str, repeats: int) -> dict[str, tuple[list[float], list[float], str]]:
+    """name -> (wall seconds per round, CPU seconds per round, text); one warm-up each on `warm`,
+    order alternating per round."""
+    for fn in runs.values():
+        fn(warm)
+    seconds: dict[str, list[float]] = {name: [] for name in runs}
+    cpu: dict[str, list[float]] = {name: [] for name in runs}
+    texts: dict[str, str] = {}
+    for round_index in range(repeats):
+        names = list(runs) if round_index % 2 == 0 else list(reversed(runs))
+        for name in names:
+            start, start_cpu = time.perf_counter(), _cpu_seconds()
+            texts[name] = runs[name](audio)
+            seconds[name].append(time.perf_counter() - start)
+            cpu[name].append(_cpu_seconds() - start_cpu)
+    return {name: (seconds[name], cpu[name], texts[name]) for name in runs}
+
+
+def _cpu_model() -> str:
+    try:
+        return next(line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name"))
+    except (OSError, StopIteration):
+        return "unknown CPU"
+
+
+def _cpu_flags() -> str:
+    try:
+        flags = next(line.split(":", 1)[1].split() for line in open("/proc/cpuinfo") if line.startswith("flags"))
+    except (OSError, StopIteration):
+        return "?"
+    wanted = ("avx2", "avx512f", "avx512_vnni", "avx_vnni", "amx_int8")
+    return ", ".join(f for f in wanted if f in flags) or "none of avx2/avx512/vnni/amx"
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--model", default="tiny.en")
+    parser.add_argument("--minutes", type=float, default=10.0)
+    parser.add_argument("--repeats", type=int, default=1)
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--settings", nargs="+", default=list(SETTINGS), choices=SETTINGS)
+    parser.add_argument("--out", default=str(ROOT / "bench" / "results" / "longform_cpu.md"))
+    args = parser.parse_args()
+    for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+        os.environ[var] = str(args.threads)
+    sys.path[:0] = [str(ROOT / "python"), str(ROOT / "tests")]
+    import ctranslate2
+    import faster_whisper as fw_pkg
+    import mlx.core as mx
+
+    audio, reference, how = long_speech(args.minutes * 60)
+    duration = len(audio) / 16000
+    header = [
+        f"CPU: {_cpu_model()} ({_cpu_flags()}), {os.cpu_count()} cores, threads={args.threads}",
+        f"versions: mlx {mx.__version__}, ctranslate2 {ctranslate2.__version__}, faster-whisper {fw_pkg.__version__}",
+        f"model: {args.model}; audio: {how}",
+        f"load average (1 min) before: {os.getloadavg()[0]:.2f}",
+    ]
+    print("\n".join(header), flush=True)
+    rows = []
+    for setting in args.settings:
+        runs = {"mlx-audio-coreml": ours(args.model, setting), "faster-whisper": faster_whisper(args.model, setting, args.threads)}
+        timed = _in_turns(runs, audio, str(ROOT / "samples" / "jfk.wav"), args.repeats)
+        ratios = [f / o for o, f in zip(timed["mlx-audio-coreml"][0], timed["faster-whisper"][0], strict=True)]
+        cpu_ratios = [f / o for o, f in zip(timed["mlx-audio-coreml"][1], timed["faster-whisper"][1], strict=True)]
+        for name, (seconds, cpu, text) in timed.items():
+            wer = word_error_rate(reference, text)
+            ours_row = name == "mlx-audio-coreml"
+            ratio = f"{statistics.median(ratios):.2f}x" if ours_row else ""
+            cpu_ratio = f"{statistics.median(cpu_ratios):.2f}x" if ours_row else ""
+            rows.append(f"| {setting} | {name} | {statistics.median(seconds):.1f} | {' '.join(f'{s:.1f}' for s in seconds)} | "
+                        f"{statistics.median(seconds) / duration:.3f} | {statistics.median(cpu):.1f} | {100 * wer:.1f}% | {ratio} | {cpu_ratio} |")  # fmt: skip
+            print(rows[-1], f"(load {os.getloadavg()[0]:.1f})", flush=True)
+    lines = header + [
+        f"load average (1 min) after: {os.getloadavg()[0]:.2f}",
+        "",
+        "| setting | engine | median wall s | each round wall s | RTF | median CPU s | WER | wall speed vs faster-whisper | CPU-time speed vs faster-whisper |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+        *rows,
+    ]
+    report = "\n".join(lines)
+    print(report)
+    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+    Path(args.out).write_text(report + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
