@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from .._version import __version__
 from ..errors import MlxAudioCoreMLError
 
-_COMMANDS = ("info", "transcribe", "convert", "serve", "listen", "speak")
+_COMMANDS = ("info", "transcribe", "convert", "serve", "listen", "speak", "batch")
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -17,6 +17,7 @@ from .audio import AudioWriteError, UnsupportedAudioFormat, AudioEncoderUnavaila
 from .inputs import ImplausibleSampleRate, DuplicateInput, BatchFailed
 from .kokoro import KokoroError, KokoroConfigError, KokoroStateMismatch, KokoroInputError, KokoroTextError, EmptyText, UnknownPhoneme, WordTooLong, PhonemizerUnavailable, UnsupportedLanguage, SpeedOutOfRange, KokoroWeightsError, UnsupportedKokoroFormat, UnsafePickle, KokoroGraphError, UnknownVoice, InvalidVoiceSpec
 from .vad import VadError, VadModelMissing, VadUnavailable
+from .batch import BatchError, ManifestError, RayUnavailable
 from .session import CoreMLRequired
 from .serve import ServeError, InvalidRequest, ModelNotServed, UploadTooLarge, QueueFull, Unauthorized, ShuttingDown
 
@@ -106,6 +107,9 @@ __all__ = [
     "VadError",
     "VadModelMissing",
     "VadUnavailable",
+    "BatchError",
+    "ManifestError",
+    "RayUnavailable",
     "ServeError",
     "InvalidRequest",
     "ModelNotServed",
