@@ -21,10 +21,10 @@ def tiny_en():
 
 @pytest.fixture(scope="session")
 def short_clip(tmp_path_factory) -> str:
-    """The first 2.6 s of jfk.wav: "And so my fellow Americans"."""
+    """The first 7.8 s of jfk.wav: "And so my fellow Americans, ask not what your country can do for you"."""
     samples, rate = sf.read(JFK, dtype="float32")
-    path = tmp_path_factory.mktemp("clips") / "fellow_americans.wav"
-    sf.write(path, samples[: int(2.6 * rate)], rate)
+    path = tmp_path_factory.mktemp("clips") / "ask_not.wav"
+    sf.write(path, samples[: int(7.8 * rate)], rate)
     return str(path)
 
 

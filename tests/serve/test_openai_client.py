@@ -15,7 +15,7 @@ from speech_data import text_similarity as similarity
 
 pytestmark = pytest.mark.realweights
 
-FELLOW = "And so my fellow Americans"
+FELLOW = "And so my fellow Americans, ask not what your country can do for you"
 
 
 def test_json_transcription_gives_the_text(client, short_clip):
@@ -48,11 +48,11 @@ def test_verbose_json_carries_segments_and_word_timestamps(client, short_clip):
             file=f, model="tiny.en", response_format="verbose_json", timestamp_granularities=["word", "segment"]
         )
     assert result.language == "english"
-    assert result.duration == pytest.approx(2.6, abs=0.01)
+    assert result.duration == pytest.approx(7.8, abs=0.01)
     assert result.segments and result.segments[0].start == 0.0
-    assert [w.word for w in result.words][:3] == ["And", "so", "my"]
+    assert [w.word.strip(",.") for w in result.words][:3] == ["And", "so", "my"]
     times = [t for w in result.words for t in (w.start, w.end)]
-    assert times == sorted(times) and 0.0 <= times[0] and times[-1] <= 2.7
+    assert times == sorted(times) and 0.0 <= times[0] and times[-1] <= 7.9
 
 
 def test_words_without_segments_when_only_words_are_asked(client, short_clip):
