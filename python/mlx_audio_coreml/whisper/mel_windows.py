@@ -107,6 +107,11 @@ class MelWindows:
             raise EmptyAudio(name)
         return cls(reopen, n_mels, buffer.available, maximum)
 
+    @property
+    def held_samples(self) -> int:
+        """Samples the window buffer holds now (bounded: about a window and a block)."""
+        return 0 if self._buffer is None else self._buffer.available - self._buffer.first_kept
+
     @classmethod
     def empty(cls, n_mels: int) -> MelWindows:
         """No audio (the VAD found no speech): no window to decode; window(0, 0) is all zeros."""
