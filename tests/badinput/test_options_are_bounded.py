@@ -38,7 +38,7 @@ def test_out_of_range_options_are_one_line_before_the_model_loads(option, value,
 def test_a_tiny_increment_is_refused_without_building_the_ladder(stand_in, capsys):
     assert main(["transcribe", str(JFK), "--temperature-increment-on-fallback", "1e-9"]) == 1
     err = capsys.readouterr().err
-    assert "temperature_increment_on_fallback" in err and f"at most {MAX_TEMPERATURES}" in err
+    assert "temperature_increment_on_fallback" in err and f"more than {MAX_TEMPERATURES} temperatures" in err
     assert not stand_in.loaded
 
 
@@ -49,6 +49,14 @@ def test_the_ladder_is_bounded_and_unchanged_for_sane_steps():
         temperatures(0.0, 1e-9)
     with pytest.raises(InvalidOption):
         temperatures(float("nan"), 0.2)
+
+
+def test_the_cli_bounds_are_the_apis():
+    from mlx_audio_coreml.cli import transcribe as cli_transcribe
+    from mlx_audio_coreml.whisper import transcribe_options
+
+    assert cli_transcribe.MAX_BEAMS == transcribe_options.MAX_BEAM_SIZE
+    assert cli_transcribe.MAX_TEMPERATURES == transcribe_options.MAX_TEMPERATURES
 
 
 def test_the_api_refuses_the_same_values(tiny_random_dir):

@@ -21,15 +21,17 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
-from ..errors import BatchFailed, InvalidOption, MlxAudioCoreMLError
+from ..errors import BatchFailed, MlxAudioCoreMLError
 from ..options import Component
 from ..whisper.writers import FORMATS, expand_formats, write_transcripts
 from .outputs import OutputPlan, distinct_inputs, plan_outputs, prepare_output_dir, readable_inputs
 from .progress_bar import ProgressBar
 from .session_args import SessionFlags, add_session_flags, report, show_kernel_log
 
-MAX_BEAMS = 64  # beams or samples per window: past this only time and memory grow
-MAX_TEMPERATURES = 100  # rungs on the fallback ladder
+# TranscribeOptions' bounds (whisper/transcribe_options.py, which needs MLX to import), checked here
+# by argparse so a bad value is one line before anything loads; a test keeps the two equal.
+MAX_BEAMS = 64
+MAX_TEMPERATURES = 100
 
 
 def register(subparsers: Any) -> None:
@@ -88,16 +90,10 @@ def _int_in(low: int, high: int) -> Callable[[str], int]:
 
 
 def temperatures(start: float, increment: float) -> tuple[float, ...]:
-    """The fallback ladder start, start + increment, ... up to 1.0; InvalidOption past MAX_TEMPERATURES rungs."""
-    if not (math.isfinite(start) and math.isfinite(increment)) or start < 0 or increment < 0:
-        raise InvalidOption("temperature", (start, increment), "give finite numbers >= 0")
-    if increment == 0:
-        return (start,)
-    steps = int(round((1.0 - start) / increment)) if start < 1.0 else 0
-    if steps + 1 > MAX_TEMPERATURES:
-        reason = f"gives {steps + 1} temperatures; at most {MAX_TEMPERATURES} (use an increment >= {1 / (MAX_TEMPERATURES - 1):.3g})"
-        raise InvalidOption("temperature_increment_on_fallback", increment, reason)
-    return tuple(round(start + i * increment, 6) for i in range(steps + 1))
+    """The fallback ladder start, start + increment, ... up to 1.0 (InvalidOption past MAX_TEMPERATURES)."""
+    from ..whisper.transcribe_options import fallback_temperatures
+
+    return fallback_temperatures(start, increment)
 
 
 def transcribe_options(args: argparse.Namespace) -> dict[str, Any]:
