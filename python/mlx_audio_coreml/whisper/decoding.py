@@ -24,7 +24,8 @@ from .logit_filters import (
     SuppressBlank,
     SuppressTokens,
 )
-from .sampling import DecoderStep, repeat_rows, sample_tokens
+from . import gpu_step
+from .sampling import repeat_rows, sample_tokens
 from .segments import TIME_PRECISION
 
 TASKS = ("transcribe", "translate")
@@ -226,7 +227,7 @@ class DecodingTask:
         sot_logits, last_logits, cache = self._prefill(prefix, audio_features)
         no_speech = mx.softmax(sot_logits, axis=-1)[:, self.tokenizer.no_speech]
         group = self.options.beam_size or self.options.best_of or 1
-        step = DecoderStep(self.model, mx.repeat(audio_features, group, axis=0) if group > 1 else audio_features)
+        step = gpu_step.decoder_step(self.model, mx.repeat(audio_features, group, axis=0) if group > 1 else audio_features)  # static + compiled on a GPU
         last = repeat_rows(last_logits, group)
         cache = repeat_rows(cache, group)
         start = repeat_rows(prefix, group)

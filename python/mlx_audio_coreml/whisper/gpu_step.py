@@ -1,0 +1,141 @@
+"""A compiled text-decoder step with a preallocated (static) KV cache, for decoding on a GPU.
+
+At batch 1 on a GPU the dynamic step (`sampling.DecoderStep`) is bound by launches and host work:
+every step builds a fresh graph whose cache grows by a concatenation per layer, so MLX cannot reuse
+a compiled graph. Here the self-attention keys and values live in arrays of the decoder's full
+context (n_text_ctx positions, 448), the new token's keys and values are written in place at a
+position held on the device, and positions not yet written are masked out, so every step has the
+same shapes and one `mx.compile`d function serves the whole window. The step returns the same
+logits as the dynamic one (masked keys weigh exactly zero), so greedy decoding picks the same
+tokens; `StaticDecoderStep` is a drop-in for `DecoderStep` in `sampling.sample_tokens` and
+`BeamSearch` (it has `reorder`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import mlx.core as mx
+
+from ..errors import ShapeConversionFailed
+from . import host_cache
+from .model import KVCache, ResidualAttentionBlock, TextDecoder, reorder_kv_cache
+from .sampling import DecoderStep
+
+ENABLED = True  # the product's switch: False keeps the dynamic step everywhere
+
+
+@dataclass(frozen=True)
+class StaticCache:
+    """Per layer: self keys/values (B, H, capacity, Dh), audio keys^T (B, H, Dh, n_ctx) and values."""
+
+    self_k: tuple[mx.array, ...]
+    self_v: tuple[mx.array, ...]
+    cross_k_t: tuple[mx.array, ...]
+    cross_v: tuple[mx.array, ...]
+    offset: mx.array  # int32 scalar on the device: where the next token's keys go
+    length: int  # the same count on the host, to bound the context without a read-back
+
+    def take(self, rows: mx.array) -> StaticCache:
+        """The cache of batch rows `rows` (the audio keys/values kept: beams share their window)."""
+        return StaticCache(
+            tuple(k[rows] for k in self.self_k), tuple(v[rows] for v in self.self_v),
+            self.cross_k_t, self.cross_v, self.offset, self.length,
+        )  # fmt: skip
+
+
+def applies() -> bool:
+    """The static step is used on a GPU, where launches and graph building dominate a step."""
+    return ENABLED and mx.default_device() != mx.cpu
+
+
+def to_static(cache: KVCache, capacity: int) -> StaticCache:
+    """A prefill's dynamic cache (`model.TextDecoder`'s layout) copied into arrays of `capacity` positions."""
+    layers = host_cache.to_mlx(cache)
+    length = layers[0][0][0].shape[2]
+    if length > capacity:
+        raise ShapeConversionFailed([layers[0][0][0].shape[0], capacity], [layers[0][0][0].shape[0], length], "decoder context")
+    keys, values = [], []
+    for (k, v), _ in layers:
+        batch, heads, _, head_dim = k.shape
+        empty = mx.zeros((batch, heads, capacity, head_dim), dtype=k.dtype)
+        keys.append(mx.slice_update(empty, k, mx.array([0]), axes=(2,)))
+        values.append(mx.slice_update(empty, v, mx.array([0]), axes=(2,)))
+    cross = [c for _, c in layers]
+    return StaticCache(
+        tuple(keys), tuple(values), tuple(c[0] for c in cross), tuple(c[1] for c in cross),
+        mx.array(length, dtype=mx.int32), length,
+    )  # fmt: skip
+
+
+def _self_attend(block: ResidualAttentionBlock, x: mx.array, keys: mx.array, values: mx.array, offset: mx.array, mask: mx.array) -> tuple[mx.array, mx.array, mx.array]:
+    """One token's self-attention against the static cache; its keys/values written at `offset`."""
+    attn = block.attn
+    h = block.attn_ln(x)
+    q, k, v = attn._heads(attn.query(h)), attn._heads(attn.key(h)), attn._heads(attn.value(h))
+    keys = mx.slice_update(keys, k, offset[None], axes=(2,))
+    values = mx.slice_update(values, v, offset[None], axes=(2,))
+    y = mx.fast.scaled_dot_product_attention(q, keys, values, scale=q.shape[-1] ** -0.5, mask=mask)
+    return x + attn._merge(y), keys, values
+
+
+def _step(decoder: TextDecoder, tokens: mx.array, offset: mx.array, self_k: list[mx.array], self_v: list[mx.array], cross_k_t: list[mx.array], cross_v: list[mx.array]) -> tuple[mx.array, ...]:
+    """tokens (B, 1) at position `offset` -> (last logits (B, V) float32, offset + 1, keys..., values...)."""
+    capacity = self_k[0].shape[2]
+    x = decoder.token_embedding(tokens) + mx.take(decoder.positional_embedding, offset[None], axis=0)
+    mask = mx.where(mx.arange(capacity) <= offset, 0.0, -mx.inf).astype(x.dtype)[None, None, None]  # keys not yet written weigh 0
+    new_k, new_v = [], []
+    for i, block in enumerate(decoder.blocks):
+        x, k, v = _self_attend(block, x, self_k[i], self_v[i], offset, mask)
+        new_k.append(k)
+        new_v.append(v)
+        y, _, _ = block.cross_attn.cross_attend(block.cross_attn_ln(x), x, (cross_k_t[i], cross_v[i]))
+        x = x + y
+        x = x + block._mlp(x)
+    logits = decoder.token_embedding.as_linear(decoder.ln(x)).astype(mx.float32)
+    return (logits[:, -1, :], offset + 1, *new_k, *new_v)
+
+
+class StaticDecoderStep:
+    """`sampling.DecoderStep` with a static KV cache and a compiled step (same logits, same tokens).
+
+    The first call converts the prefill's cache (`to_static`); later calls take and return a
+    `StaticCache`. `compiled=False` runs the same function eagerly (tests compare the two)."""
+
+    def __init__(self, model: Any, audio_features: mx.array, *, compiled: bool = True) -> None:
+        self.decoder: TextDecoder = model.decoder
+        self.audio_features = audio_features
+        self.capacity = self.decoder.positional_embedding.shape[0]
+        n_layer = len(self.decoder.blocks)
+
+        def flat_step(tokens: mx.array, offset: mx.array, *arrays: mx.array) -> tuple[mx.array, ...]:
+            parts = [list(arrays[i * n_layer : (i + 1) * n_layer]) for i in range(4)]
+            return _step(self.decoder, tokens, offset, *parts)
+
+        self._run = mx.compile(flat_step) if compiled else flat_step
+
+    def __call__(self, tokens: mx.array, cache: KVCache | StaticCache) -> tuple[mx.array, StaticCache]:
+        if not isinstance(cache, StaticCache):
+            cache = to_static(cache, self.capacity)
+        batch, length = tokens.shape
+        if length != 1 or cache.length + 1 > self.capacity:
+            raise ShapeConversionFailed([batch, self.capacity], [batch, cache.length + length], "decoder context")
+        out = self._run(tokens, cache.offset, *cache.self_k, *cache.self_v, *cache.cross_k_t, *cache.cross_v)
+        n_layer = len(cache.self_k)
+        logits, offset = out[0], out[1]
+        keys, values = tuple(out[2 : 2 + n_layer]), tuple(out[2 + n_layer :])
+        return logits, StaticCache(keys, values, cache.cross_k_t, cache.cross_v, offset, cache.length + 1)
+
+    def reorder(self, cache: KVCache | StaticCache, rows: mx.array) -> KVCache | StaticCache:
+        """The cache of the rows `rows` (beam search's survivors, each from a beam of its own window)."""
+        if isinstance(cache, StaticCache):
+            return cache.take(rows)
+        return reorder_kv_cache(cache, rows, same_audio_rows=True)
+
+
+def decoder_step(model: Any, audio_features: mx.array) -> Any:
+    """The step the decoding loop should use here: static and compiled on a GPU, else the dynamic one."""
+    if applies():
+        return StaticDecoderStep(model, audio_features)
+    return DecoderStep(model, audio_features)
