@@ -47,6 +47,8 @@ class Comparison:
     steps: list[StepReport]
     reference_no_speech: float
     our_no_speech: float
+    reference_avg_logprob: float  # faster-whisper's: score * length / (length + 1), length penalty 1
+    our_avg_logprob: float | None
 
     @property
     def first_disagreement(self) -> int | None:
@@ -117,9 +119,14 @@ def compare(bundle, ct2_model, path: str, *, task: str, language: str | None, be
     prompt = list(ours.initial_tokens)
     reference = reference_generate(ct2_model, features, prompt, beam=beam, temperature=temperature)
     reference_tokens = list(reference.sequences_ids[0])
-    our_tokens = None if temperature > 0 else list(ours.run(features)[0].tokens)
+    our_result = None if temperature > 0 else ours.run(features)[0]
+    our_tokens = None if our_result is None else list(our_result.tokens)
     steps = teacher_forced_steps(ours, features, reference_tokens, reference.logits[0]) if beam == 1 else []
-    return Comparison(prompt, reference_tokens, our_tokens, steps, float(reference.no_speech_prob), _no_speech(ours, features))
+    n = len(reference_tokens)
+    return Comparison(
+        prompt, reference_tokens, our_tokens, steps, float(reference.no_speech_prob), _no_speech(ours, features),
+        reference.scores[0] * n / (n + 1), None if our_result is None else our_result.avg_logprob,
+    )  # fmt: skip
 
 
 def _no_speech(task: DecodingTask, features: mx.array) -> float:

@@ -23,8 +23,9 @@ def result(temperature, avg_logprob, ratio=1.5, no_speech=0.01, text="w1"):
     return DecodingResult((1,), text, "en", avg_logprob, avg_logprob * 2, no_speech, temperature, ratio)
 
 
-def ladder(outcomes, options=TranscribeOptions()):
+def ladder(outcomes, options=None):
     """Run the fallback over canned results, one per rung; returns (kept, rungs tried)."""
+    options = options or TranscribeOptions()
     tried = []
 
     def decode_at(temperature, rung):
