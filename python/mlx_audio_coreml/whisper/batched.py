@@ -12,7 +12,9 @@ a chunk joins the speech spans of a stretch of audio, dropping the silence betwe
 the VAD defaults are faster-whisper's batched ones (spans at most 30 s, silences of 160 ms split).
 Each chunk is decoded at temperature 0 in the batch; a chunk whose text loops or is unlikely is
 decoded again alone on the rest of the temperature ladder (fallback.py). Chunks never overlap
-and are cut at pauses, so no word is heard twice or lost at a seam (tests/whisper_batched).
+and are cut at pauses; a decode that closes before its chunk's speech ends (Whisper does, near a
+window's end) has its tail decoded as one more chunk, as the seek loop's next window would. So no
+word is heard twice or lost at a seam (tests/whisper_batched).
 """
 
 from __future__ import annotations
@@ -38,6 +40,7 @@ from .transcribe_options import TranscribeOptions, merge_options
 from .vad_filter import SpeechOnly
 
 CHUNK_SECONDS = 30  # one encoder window
+TAIL_S = 1.0  # speech left after a chunk's last timestamp that is decoded again
 BATCH_VAD = VadOptions(max_speech_duration_s=CHUNK_SECONDS, min_silence_duration_ms=160)  # faster-whisper's batched defaults
 
 
@@ -90,6 +93,28 @@ def chunk_spans(tokens: Sequence[int], timestamp_begin: int, n_frames: int) -> l
     return spans
 
 
+def cut_off_tail(chunk: SpeechOnly, tokens: Sequence[int], timestamp_begin: int, vad: VadOptions) -> SpeechOnly | None:
+    """The chunk's speech after its decode's last timestamp, when the VAD heard over TAIL_S more
+    (Whisper sometimes closes a window early, as the seek loop's next window would catch: the
+    tail is decoded as a chunk of its own); None when the decode reached the speech's end."""
+    stamps = [t for t in tokens if t >= timestamp_begin]
+    if not stamps:
+        return None  # without timestamps: one segment for the whole chunk
+    heard = (max(stamps) - timestamp_begin) * 0.02
+    speech_end = len(chunk.samples) / SAMPLE_RATE - vad.speech_pad_ms / 1000
+    if speech_end - heard < TAIL_S:
+        return None
+    start = round(heard * SAMPLE_RATE)
+    spans, offsets = [], []
+    for span, offset in zip(chunk.spans, chunk.offsets):
+        if offset + span.end - span.start <= start:
+            continue
+        skip = max(start - offset, 0)
+        spans.append(SpeechSpan(span.start + skip, span.end))
+        offsets.append(offset + skip - start)
+    return SpeechOnly(chunk.samples[start:], tuple(spans), tuple(offsets))
+
+
 @dataclass
 class _Recording:
     """One input: its chunks, duration, language and, once decoded, its segments."""
@@ -133,20 +158,31 @@ class BatchedTranscriber:
         for audio in audios:
             samples = open_stream(audio, sample_rate).read_all(SAMPLE_RATE)
             recordings.append(_Recording(speech_chunks(samples, vad), len(samples) / SAMPLE_RATE))
-        rows = [_Row(r, c) for r, rec in enumerate(recordings) for c in range(len(rec.chunks))]
+        queue = [_Row(r, c) for r, rec in enumerate(recordings) for c in range(len(rec.chunks))]
+        tails: set[_Row] = set()
         decoded: dict[_Row, list[Segment]] = {}
-        for start in range(0, len(rows), batch_size):
-            batch = rows[start : start + batch_size]
-            decoded.update(self._decode_batch(batch, recordings, options))
+        while queue:
+            batch, queue = queue[:batch_size], queue[batch_size:]
+            for row, (segments, tail) in self._decode_batch(batch, recordings, options, vad).items():
+                decoded[row] = segments
+                if tail is not None and row not in tails:  # one more pass over a cut-off tail, not more
+                    chunks = recordings[row.recording].chunks
+                    chunks.append(tail)
+                    tails.add(_Row(row.recording, len(chunks) - 1))
+                    queue.append(_Row(row.recording, len(chunks) - 1))
         results = []
         for r, rec in enumerate(recordings):
-            segments = [s for c in range(len(rec.chunks)) for s in decoded[_Row(r, c)]]
+            segments = sorted((s for c in range(len(rec.chunks)) for s in decoded[_Row(r, c)]), key=lambda s: s.start)
             segments = [replace(s, id=i) for i, s in enumerate(segments)]
             info = TranscriptionInfo(rec.language, rec.language_probability, rec.duration, options, rec.all_language_probs)
             results.append((segments, info))
         return results
 
-    def _decode_batch(self, batch: list[_Row], recordings: list[_Recording], options: TranscribeOptions) -> dict[_Row, list[Segment]]:
+    def _decode_batch(
+        self, batch: list[_Row], recordings: list[_Recording], options: TranscribeOptions, vad: VadOptions
+    ) -> dict[_Row, tuple[list[Segment], SpeechOnly | None]]:
+        """Each row's segments and, when its decode stopped well before its speech did, the
+        cut-off tail of its chunk (to be decoded as one more chunk)."""
         chunks = [recordings[row.recording].chunks[row.chunk] for row in batch]
         mels = mx.stack([log_mel_spectrogram(c.samples, self.n_mels, padding=N_SAMPLES)[:, :N_FRAMES] for c in chunks])
         features = self.transcriber.encoder.encode(mels)  # (B, n_ctx, D)
@@ -159,7 +195,9 @@ class BatchedTranscriber:
         for i, row in enumerate(batch):
             feature = features[i : i + 1]
             result = self._with_fallback(feature, first[i] if first else None, tokenizer, options, languages[i], prompt, row)
-            out[row] = self._segments(result, chunks[i], feature, tokenizer, options, languages[i])
+            segments = self._segments(result, chunks[i], feature, tokenizer, options, languages[i])
+            tail = None if is_silence(result, options) else cut_off_tail(chunks[i], result.tokens, tokenizer.timestamp_begin, vad)
+            out[row] = (segments, tail)
         return out
 
     def _detect_languages(self, batch: list[_Row], recordings: list[_Recording], features: mx.array, options: TranscribeOptions) -> None:
