@@ -36,6 +36,7 @@ from mlx_audio_coreml.encoders import MLXAudioEncoder
 from mlx_audio_coreml.cpu import host_math
 from mlx_audio_coreml.whisper.logit_filters import ApplyTimestampRules, SuppressBlank, SuppressTokens
 from mlx_audio_coreml.whisper.model import ModelDimensions, Whisper
+from mlx_audio_coreml.whisper.gpu_step import StaticDecoderStep
 from mlx_audio_coreml.whisper.sampling import DecoderStep, sample_tokens
 
 import mlx.core as mx  # isort: skip
@@ -141,8 +142,9 @@ def our_encoder(model: Whisper, d: ModelDimensions, batch: int, args: argparse.N
         return eager, not_available(exc)
 
 
-def our_decoder(model: Whisper, d: ModelDimensions, args: argparse.Namespace) -> tuple[Result, Result]:
-    """(product token loop, plain step loop) ms per token at batch 1, prefill excluded."""
+def our_decoder(model: Whisper, d: ModelDimensions, args: argparse.Namespace) -> tuple[Result, ...]:
+    """ms per token at batch 1, prefill excluded: the product loop with the dynamic step and with the
+    static compiled step (whisper/gpu_step.py), a plain dynamic step loop, a static step loop."""
     features = mx.random.normal((1, d.n_audio_ctx, d.n_audio_state)).astype(model.dtype)
     prompt, steps = prompt_tokens(d), args.steps
     prefix = mx.array([prompt], dtype=mx.int32)
@@ -153,11 +155,13 @@ def our_decoder(model: Whisper, d: ModelDimensions, args: argparse.Namespace) ->
         mx.eval(logits, cache)
         return logits[:, -1, :], cache
 
-    def product_loop() -> float:
+    static_step = StaticDecoderStep(model, features)  # one compiled graph for every run
+
+    def product_loop(step: Callable = DecoderStep(model, features)) -> float:
         last, cache = prefill()
         filters = product_filters(d, len(prompt))
         start = time.perf_counter()  # steps + 1 token choices, `steps` decoder calls: EOT -1 never stops it
-        tokens, _ = sample_tokens(DecoderStep(model, features), last, cache, prefix, filters, temperature=0.0, eot=-1, n_steps=steps + 1)
+        tokens, _ = sample_tokens(step, last, cache, prefix, filters, temperature=0.0, eot=-1, n_steps=steps + 1)
         elapsed = (time.perf_counter() - start) * 1e3
         if tokens.shape != (1, len(prompt) + steps + 1):
             raise RuntimeError(f"the product loop made {tokens.shape[1] - len(prompt)} tokens, expected {steps + 1}")
@@ -175,11 +179,28 @@ def our_decoder(model: Whisper, d: ModelDimensions, args: argparse.Namespace) ->
             token.item()  # read back, as a loop checking for EOT must
         return (time.perf_counter() - start) * 1e3 / steps
 
-    try:
-        product: Result = median_ms(product_loop, args.warmup_decoder, args.repeats_decoder)
-    except Exception as exc:  # DECODE's loop may change its signature: say so, measure the rest
-        product = not_available(exc)
-    return product, median_ms(step_loop, args.warmup_decoder, args.repeats_decoder)
+    def static_loop(read_every: int = 32) -> float:
+        """Static compiled step, greedy argmax on the device, async eval, a read-back every N tokens."""
+        last, cache = prefill()
+        token = mx.argmax(last, axis=-1).astype(mx.int32)[:, None]
+        mx.eval(token)
+        start = time.perf_counter()
+        for i in range(steps):
+            logits, cache = static_step(token, cache)
+            token = mx.argmax(logits, axis=-1).astype(mx.int32)[:, None]
+            mx.async_eval(token)
+            if (i + 1) % read_every == 0:
+                token.item()
+        token.item()
+        return (time.perf_counter() - start) * 1e3 / steps
+
+    rows: list[Result] = []
+    for run in (product_loop, lambda: product_loop(static_step), step_loop, static_loop):
+        try:
+            rows.append(median_ms(run, args.warmup_decoder, args.repeats_decoder))
+        except Exception as exc:  # DECODE's loop may change its signature: say so, measure the rest
+            rows.append(not_available(exc))
+    return tuple(rows)
 
 
 def load_peer(d: ModelDimensions, dtype_name: str) -> tuple | str:
@@ -275,13 +296,15 @@ def measure_all(model: Whisper, path: str, peer: tuple | str, args: argparse.Nam
         rows.append((f"encoder b{batch} per window: MLXAudioEncoder eager / sdpa", eager, peer_ms, "encoder", target))
         rows.append((f"encoder b{batch} per window: mx.compile'd / sdpa", compiled, peer_ms, "encoder", target))
     mx.clear_cache()  # hand MLX's cached GPU memory back before the peer's decoder allocates
-    product, step_loop = our_decoder(model, d, args)
+    product, product_static, step_loop, static_loop = our_decoder(model, d, args)
     try:
         peer_gen, peer_loop = (peer, peer) if isinstance(peer, str) else peer_decoder(peer, d, args)
     except Exception as exc:  # report, keep our numbers
         peer_gen = peer_loop = not_available(exc)
     rows.append(("decoder b1 per token: product loop (sample_tokens + filters) / generate()", product, peer_gen, "decoder", TARGET_DECODER_MS))
     rows.append(("decoder b1 per token: step loop, eval + read back / hand loop with cache", step_loop, peer_loop, "decoder", TARGET_DECODER_MS))
+    rows.append(("decoder b1 per token: product loop with gpu_step.StaticDecoderStep / generate()", product_static, peer_gen, "decoder", TARGET_DECODER_MS))
+    rows.append(("decoder b1 per token: static compiled step, argmax on device, read back / 32 / hand loop", static_loop, peer_loop, "decoder", TARGET_DECODER_MS))
     return rows
 
 

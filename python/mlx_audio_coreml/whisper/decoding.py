@@ -15,6 +15,7 @@ import mlx.core as mx
 import numpy as np
 
 from ..errors import InvalidOption
+from . import gpu_step
 from .beam import BeamSearch
 from .logit_filters import (
     ApplyTimestampRules,
@@ -24,7 +25,6 @@ from .logit_filters import (
     SuppressBlank,
     SuppressTokens,
 )
-from . import gpu_step
 from .sampling import repeat_rows, sample_tokens
 from .segments import TIME_PRECISION
 
