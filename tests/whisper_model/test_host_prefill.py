@@ -14,7 +14,7 @@ from mlx_audio_coreml.whisper import host_prefill
 
 @pytest.mark.skipif(not onednn.available(), reason="oneDNN not installed")
 def test_a_prompt_through_the_per_head_products_matches_mlx(monkeypatch):
-    monkeypatch.setattr(host_prefill, "_LARGE", 0)  # every product takes the oneDNN route
+    monkeypatch.setattr(host_prefill, "_FEW_ROWS", 0)  # every product takes the oneDNN route
     model = random_model(tiny_dims(n_audio_ctx=40, n_text_ctx=48))
     features = model.encoder(random_mel(model.dims))
     tokens = mx.array(np.random.default_rng(5).integers(0, 300, (1, 30)), dtype=mx.int32)
@@ -27,7 +27,7 @@ def test_a_prompt_through_the_per_head_products_matches_mlx(monkeypatch):
 
 
 def test_per_head_products_equal_numpy_for_plain_and_transposed_operands(monkeypatch):
-    monkeypatch.setattr(host_prefill, "_LARGE", 0)
+    monkeypatch.setattr(host_prefill, "_FEW_ROWS", 0)
     rng = np.random.default_rng(6)
     a, b, c = (rng.standard_normal(shape).astype(np.float32) for shape in ((3, 7, 5), (3, 5, 9), (3, 9, 5)))
     np.testing.assert_allclose(host_prefill._per_head(a, b), np.matmul(a, b), rtol=1e-5, atol=1e-5)

@@ -43,7 +43,7 @@ def _merge(per_head: np.ndarray) -> np.ndarray:
     return merged
 
 
-_LARGE = 16 * 1500  # per-head outputs from this size go through oneDNN (a prompt's rows x audio positions)
+_FEW_ROWS = 8  # prompts shorter than this (a plain window's 1-3 tokens) keep numpy's products
 
 
 def _per_head(a: np.ndarray, b: np.ndarray, *, b_transposed: bool = False) -> np.ndarray:
@@ -52,10 +52,11 @@ def _per_head(a: np.ndarray, b: np.ndarray, *, b_transposed: bool = False) -> np
     Why not np.matmul for large ones: numpy's own OpenBLAS threads them. With a previous-text prompt
     (up to 224 tokens) against 1500 audio positions, (6, 200, 64) @ (6, 64, 1500) took 473 ms on
     this busy 2-core machine through np.matmul against 30 ms head by head in oneDNN's single-threaded
-    sgemm, spread over the host workers. Small ones (a plain window's 1-3 prompt tokens) stay in numpy."""
+    sgemm, spread over the host workers; (6, 100, 64) @ (6, 64, 100) was as slow. A plain window's
+    1-3 prompt tokens stay in numpy."""
     heads, rows = a.shape[:2]
     cols = b.shape[1] if b_transposed else b.shape[2]
-    if rows * cols < _LARGE or not onednn.available():
+    if rows < _FEW_ROWS or not onednn.available():
         return np.matmul(a, b.transpose(0, 2, 1) if b_transposed else b)
     out = np.empty((heads, rows, cols), np.float32)
     plain_a, plain_b = np.ascontiguousarray(a, np.float32), np.ascontiguousarray(b, np.float32)
