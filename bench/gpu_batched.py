@@ -24,13 +24,12 @@ import argparse
 import statistics
 import sys
 import time
+import wave
 from collections.abc import Callable
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import gpu_whisper as gw  # noqa: E402  (the shapes, the random models and the report helpers)
-
-from mlx_audio_coreml.whisper.audio import load_audio  # noqa: E402
 from mlx_audio_coreml.whisper.gpu_step import StaticDecoderStep  # noqa: E402
 from mlx_audio_coreml.whisper.mel import log_mel_spectrogram  # noqa: E402
 from mlx_audio_coreml.whisper.sampling import DecoderStep, sample_tokens  # noqa: E402
@@ -44,7 +43,10 @@ JFK = Path(__file__).resolve().parents[1] / "samples" / "jfk.wav"
 
 def long_audio(chunks: int) -> np.ndarray:
     """Real speech (jfk.wav) repeated to exactly `chunks` x 30 s, float32 16 kHz."""
-    clip = load_audio(str(JFK))
+    with wave.open(str(JFK)) as wav:  # 16 kHz mono int16; the product's reader needs soundfile, absent on the GPU machine
+        if (wav.getframerate(), wav.getnchannels(), wav.getsampwidth()) != (SAMPLE_RATE, 1, 2):
+            raise RuntimeError(f"{JFK} is not 16 kHz mono 16-bit")
+        clip = np.frombuffer(wav.readframes(wav.getnframes()), dtype=np.int16).astype(np.float32) / 32768.0
     total = chunks * CHUNK_S * SAMPLE_RATE
     return np.tile(clip, total // len(clip) + 1)[:total].astype(np.float32)
 

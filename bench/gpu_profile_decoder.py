@@ -18,7 +18,6 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import gpu_whisper as gw  # noqa: E402
-
 from mlx_audio_coreml.whisper.gpu_step import StaticDecoderStep  # noqa: E402
 from mlx_audio_coreml.whisper.sampling import DecoderStep, sample_tokens  # noqa: E402
 
