@@ -28,14 +28,14 @@ def prefilled(batch: int, seed: int, prefix_len: int = 3) -> tuple:
     return model, features, prefix, logits[:, -1, :], cache
 
 
-@pytest.mark.parametrize("compiled", [True, False])
-def test_static_step_logits_equal_the_dynamic_steps_at_every_position(compiled: bool) -> None:
-    model, features, _, _, cache = prefilled(batch=2, seed=3)
+@pytest.mark.parametrize(("compiled", "batch"), [(True, 2), (False, 2), (True, 6)])  # 6 rows: written by slice_update
+def test_static_step_logits_equal_the_dynamic_steps_at_every_position(compiled: bool, batch: int) -> None:
+    model, features, _, _, cache = prefilled(batch=batch, seed=3)
     dynamic, static = DecoderStep(model, features), StaticDecoderStep(model, features, compiled=compiled)
     rng = np.random.default_rng(5)
     dyn_cache, st_cache = cache, cache
     for _ in range(12):
-        token = mx.array(rng.integers(0, model.dims.n_vocab, (2, 1)).astype(np.int32))
+        token = mx.array(rng.integers(0, model.dims.n_vocab, (batch, 1)).astype(np.int32))
         want, dyn_cache = dynamic(token, dyn_cache)
         got, st_cache = static(token, st_cache)
         assert isinstance(st_cache, StaticCache)
