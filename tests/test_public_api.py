@@ -11,6 +11,11 @@ def test_every_public_name_resolves():
         assert getattr(mlx_audio_coreml, name) is not None, name
 
 
+def test_all_lists_the_lazy_table_and_the_version():
+    # __all__ is spelled out as a literal for type checkers; it must not drift from the lazy table
+    assert mlx_audio_coreml.__all__ == sorted(mlx_audio_coreml._PUBLIC) + ["__version__"]
+
+
 def test_unknown_attribute_raises_attribute_error():
     try:
         mlx_audio_coreml.no_such_thing  # noqa: B018

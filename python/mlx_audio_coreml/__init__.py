@@ -13,9 +13,11 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
-from .cpu import blas as _blas  # noqa: F401  (must run before mlx.core is first imported)
+# Loads an optimized BLAS; must run before mlx.core is first imported. Imported by name because
+# nothing here uses the module itself.
+importlib.import_module(f"{__name__}.cpu.blas")
 
-from ._version import __version__
+from ._version import __version__ as __version__  # noqa: E402
 
 # public name -> module that defines it
 _PUBLIC: dict[str, str] = {
@@ -50,7 +52,39 @@ _PUBLIC: dict[str, str] = {
     "TranscriptionInfo": "whisper.segments",
 }
 
-__all__ = sorted(_PUBLIC) + ["__version__"]
+# A literal list so type checkers read it; tests/test_public_api.py keeps it equal to _PUBLIC.
+__all__ = [
+    "AudioEncoder",
+    "AudioVocoder",
+    "BackendPreference",
+    "CancelToken",
+    "CompilationFailed",
+    "CompilingANE",
+    "Component",
+    "ComputeUnits",
+    "CoreMLAudioEncoder",
+    "CoreMLUnavailable",
+    "CoreMLVocoder",
+    "DownloadFailed",
+    "Downloading",
+    "DownloadingCoreML",
+    "KokoroSession",
+    "Loading",
+    "MLXAudioEncoder",
+    "MLXVocoder",
+    "ModelLoadingOptions",
+    "Segment",
+    "SessionInfo",
+    "SynthesisInfo",
+    "TranscribeOptions",
+    "TranscriptionInfo",
+    "WhisperProgress",
+    "WhisperQuantization",
+    "WhisperSession",
+    "Word",
+    "transcribe",
+    "__version__",
+]
 
 
 def __getattr__(name: str) -> Any:
@@ -63,23 +97,82 @@ def __getattr__(name: str) -> Any:
 
 
 if TYPE_CHECKING:
-    from .cancel import CancelToken
-    from .coreml.runtime import ComputeUnits
-    from .encoders import AudioEncoder, CoreMLAudioEncoder, MLXAudioEncoder
-    from .info import SessionInfo
-    from .kokoro.session import KokoroSession, SynthesisInfo
-    from .options import BackendPreference, Component, ModelLoadingOptions, WhisperQuantization
-    from .progress import (
-        CompilationFailed,
-        CompilingANE,
-        CoreMLUnavailable,
-        DownloadFailed,
-        Downloading,
-        DownloadingCoreML,
-        Loading,
-        WhisperProgress,
+    from .cancel import CancelToken as CancelToken
+    from .coreml.runtime import ComputeUnits as ComputeUnits
+    from .encoders import (
+        AudioEncoder as AudioEncoder,
     )
-    from .vocoders import AudioVocoder, CoreMLVocoder, MLXVocoder
-    from .whisper.segments import Segment, TranscriptionInfo, Word
-    from .whisper.session import WhisperSession, transcribe
-    from .whisper.transcribe import TranscribeOptions
+    from .encoders import (
+        CoreMLAudioEncoder as CoreMLAudioEncoder,
+    )
+    from .encoders import (
+        MLXAudioEncoder as MLXAudioEncoder,
+    )
+    from .info import SessionInfo as SessionInfo
+    from .kokoro.session import (
+        KokoroSession as KokoroSession,
+    )
+    from .kokoro.session import (
+        SynthesisInfo as SynthesisInfo,
+    )
+    from .options import (
+        BackendPreference as BackendPreference,
+    )
+    from .options import (
+        Component as Component,
+    )
+    from .options import (
+        ModelLoadingOptions as ModelLoadingOptions,
+    )
+    from .options import (
+        WhisperQuantization as WhisperQuantization,
+    )
+    from .progress import (
+        CompilationFailed as CompilationFailed,
+    )
+    from .progress import (
+        CompilingANE as CompilingANE,
+    )
+    from .progress import (
+        CoreMLUnavailable as CoreMLUnavailable,
+    )
+    from .progress import (
+        DownloadFailed as DownloadFailed,
+    )
+    from .progress import (
+        Downloading as Downloading,
+    )
+    from .progress import (
+        DownloadingCoreML as DownloadingCoreML,
+    )
+    from .progress import (
+        Loading as Loading,
+    )
+    from .progress import (
+        WhisperProgress as WhisperProgress,
+    )
+    from .vocoders import (
+        AudioVocoder as AudioVocoder,
+    )
+    from .vocoders import (
+        CoreMLVocoder as CoreMLVocoder,
+    )
+    from .vocoders import (
+        MLXVocoder as MLXVocoder,
+    )
+    from .whisper.segments import (
+        Segment as Segment,
+    )
+    from .whisper.segments import (
+        TranscriptionInfo as TranscriptionInfo,
+    )
+    from .whisper.segments import (
+        Word as Word,
+    )
+    from .whisper.session import (
+        WhisperSession as WhisperSession,
+    )
+    from .whisper.session import (
+        transcribe as transcribe,
+    )
+    from .whisper.transcribe import TranscribeOptions as TranscribeOptions

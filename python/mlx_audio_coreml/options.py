@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import MappingProxyType
-from typing import Any
+from typing import Any, cast
 
 __all__ = [
     "BackendPreference",
@@ -82,6 +82,12 @@ def _freeze(mapping: Mapping[Any, Any] | None) -> Mapping[Any, Any]:
     return MappingProxyType(dict(mapping or {}))
 
 
+def _hashable(value: object) -> object:
+    if isinstance(value, Mapping):  # the frozen mappings hash by their items, in a fixed order
+        return tuple(sorted(cast("Mapping[object, object]", value).items(), key=repr))
+    return value
+
+
 @dataclass(frozen=True)
 class ModelLoadingOptions:
     """Every choice a caller can make about loading; the defaults are the seed's `.default`."""
@@ -91,7 +97,7 @@ class ModelLoadingOptions:
     fallback_to_float16: bool = True  # a quantization that fails to load falls back to float16
     backend: BackendPreference = BackendPreference.AUTO
     # Per-component preference; beats `backend` for that component.
-    backend_overrides: Mapping[Component, BackendPreference] = field(default_factory=dict)
+    backend_overrides: Mapping[Component, BackendPreference] = field(default_factory=dict[Component, BackendPreference])
     compile_timeout_s: float = DEFAULT_COMPILE_TIMEOUT_S  # Core ML compile + load + specialization
     # The seed's "user accepts compilation delay": under AUTO, off means a package that is not
     # compiled yet is left to `warmup()` (MLX runs meanwhile) instead of compiling during the load.
@@ -101,7 +107,7 @@ class ModelLoadingOptions:
     coreml_runtime: str | None = None
     # Where a component's Core ML package comes from: a local .mlpackage path or a Hugging Face repo
     # id. Unset components use the companion repo `<model repo>-coreml`.
-    coreml_sources: Mapping[Component, str | Path] = field(default_factory=dict)
+    coreml_sources: Mapping[Component, str | Path] = field(default_factory=dict[Component, str | Path])
     # No package anywhere: convert the MLX encoder now (coremltools, seconds to minutes) and keep
     # the result in the local store for later sessions. ARCHITECTURE's "conversion on the spot".
     convert_missing: bool = False
@@ -116,12 +122,13 @@ class ModelLoadingOptions:
         self._check()
 
     def _check(self) -> None:
-        for component, preference in self.backend_overrides.items():
+        # Checked at run time too: callers without a type checker may pass plain strings.
+        for component, preference in cast("Mapping[object, object]", self.backend_overrides).items():
             if not isinstance(component, Component) or not isinstance(preference, BackendPreference):
                 raise TypeError(
                     f"backend_overrides maps Component to BackendPreference, got {component!r}: {preference!r}"
                 )
-        for component in self.coreml_sources:
+        for component in cast("Mapping[object, object]", self.coreml_sources):
             if not isinstance(component, Component):
                 raise TypeError(f"coreml_sources is keyed by Component, got {component!r}")
         if not self.compile_timeout_s > 0:
@@ -132,12 +139,7 @@ class ModelLoadingOptions:
             raise ValueError(f"coreml_runtime must be None or one of {list(RUNTIME_NAMES)}, got {self.coreml_runtime!r}")
 
     def __hash__(self) -> int:
-        return hash(
-            tuple(
-                tuple(sorted(v.items(), key=repr)) if isinstance(v, Mapping) else v
-                for v in (getattr(self, f.name) for f in dataclasses.fields(self))
-            )
-        )
+        return hash(tuple(_hashable(getattr(self, f.name)) for f in dataclasses.fields(self)))
 
     # --- The seed's presets ---------------------------------------------------------------------
 

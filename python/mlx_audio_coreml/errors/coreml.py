@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from ._base import MlxAudioCoreMLError, _shape
+from ._base import MlxAudioCoreMLError, int_shape
 
 
 class CoreMLError(MlxAudioCoreMLError):
@@ -81,8 +81,8 @@ class TensorValidationError(CoreMLError):
 
 class TensorShapeMismatch(TensorValidationError):
     def __init__(self, name: str, expected: Sequence[int], got: Sequence[int]) -> None:
-        self.expected = _shape(expected)
-        self.got = _shape(got)
+        self.expected = int_shape(expected)
+        self.got = int_shape(got)
         super().__init__(name, f"shape mismatch: expected {self.expected}, got {self.got}")
 
 class TensorDtypeMismatch(TensorValidationError):

@@ -40,7 +40,7 @@ class WeightsMismatch(ModelError):
         self.missing = sorted(missing)
         self.unexpected = sorted(unexpected)
         self.shape_errors = list(shape_errors)
-        parts = []
+        parts: list[str] = []
         if self.missing:
             parts.append(f"missing {self.missing}")
         if self.unexpected:

@@ -5,16 +5,16 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from ._base import MlxAudioCoreMLError, _ShapeConversion, _InferenceFailure
+from ._base import InferenceFailureBase, MlxAudioCoreMLError, ShapeConversionBase
 
 
 class EncoderError(MlxAudioCoreMLError):
     """An `AudioEncoder` could not encode the mel it was given."""
 
-class ShapeConversionFailed(_ShapeConversion, EncoderError):
+class ShapeConversionFailed(ShapeConversionBase, EncoderError):
     """The mel's shape (or dtype) cannot be handed to the encoder's model."""
 
-class CoreMLInferenceFailed(_InferenceFailure, EncoderError):
+class CoreMLInferenceFailed(InferenceFailureBase, EncoderError):
     """Core ML (or the runtime standing in for it) failed while running the encoder."""
 
 class ANENotAvailable(EncoderError):
@@ -34,10 +34,10 @@ class ModelNotLoaded(EncoderError):
 class VocoderError(MlxAudioCoreMLError):
     """An `AudioVocoder` could not decode the features it was given."""
 
-class VocoderShapeConversionFailed(_ShapeConversion, VocoderError):
+class VocoderShapeConversionFailed(ShapeConversionBase, VocoderError):
     """The features' shape cannot be handed to the vocoder's model."""
 
-class VocoderCoreMLInferenceFailed(_InferenceFailure, VocoderError):
+class VocoderCoreMLInferenceFailed(InferenceFailureBase, VocoderError):
     """Core ML failed while running the vocoder."""
 
 class UnsupportedSampleRate(VocoderError):

@@ -81,7 +81,8 @@ def _mlx() -> tuple[str, str, str]:
         gpu = "Metal"
     elif getattr(mx, "cuda", None) is not None and mx.cuda.is_available():
         gpu = "CUDA"
-    return mx.__version__, str(mx.default_device()), gpu
+    version = str(getattr(mx, "__version__", ""))  # not in MLX's type stubs
+    return version, str(mx.default_device()), gpu
 
 
 def _runtime(name: str) -> RuntimeRow:

