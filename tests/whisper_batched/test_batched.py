@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-
 from clips import joined_clips, word_error_rate, words
+
 from mlx_audio_coreml.errors import InvalidOption
 from mlx_audio_coreml.whisper.batched import BATCH_VAD, batch_vad_options, chunk_spans, speech_chunks, transcribe_files
 from mlx_audio_coreml.whisper.segments import join_text
