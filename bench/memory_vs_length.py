@@ -72,9 +72,9 @@ def make_speech(path: Path, minutes: float) -> Path:
     """A WAV of `minutes` of real speech: the real clips repeated in order, written block by block."""
     import numpy as np
     import soundfile
-    from speech_data import JFK, librivox_clips
 
     from mlx_audio_coreml.audio.decode import decode_audio
+    from speech_data import JFK, librivox_clips
 
     clips = [decode_audio(JFK)] + [decode_audio(p) for p, _ in librivox_clips()]
     target = int(minutes * 60 * 16000)
