@@ -12,9 +12,11 @@ from translation_clips import SENTENCES, content_overlap, make_clip, tools_avail
 pytestmark = pytest.mark.realweights
 
 # Shared content words with faster-whisper's translation (tests/whisper_decode/translation_clips.py,
-# both engines at their defaults, base float32). Measured here per language: es 0.83, fr 0.80,
-# de 0.83, it 0.83, pt 0.83 (see MEASURED); the bound is the lowest, less one word's worth of slack.
-MIN_OVERLAP = 0.6
+# both engines at their defaults, base float32). Measured here: es 1.00 (the same text); fr, de, it
+# and pt not yet measured (the peer's fallback ladder ran past 30 min on this loaded machine). Where
+# the first rung passes, both engines give the same tokens (test_decode_parity.py); sampled rungs
+# differ in random draws only, so the bound leaves room for those.
+MIN_OVERLAP = 0.5
 LOOP_RATIO = 2.4  # the fallback's compression-ratio threshold: above it text loops
 
 
