@@ -53,3 +53,9 @@ def test_work_inside_work_completes() -> None:
         return sum(host_pool.run_all(lambda j: i * j, range(4)))
 
     assert host_pool.run_all(outer, range(6)) == [6 * i for i in range(6)]
+
+
+def test_work_inside_an_item_runs_inline_whichever_thread_claims_it() -> None:
+    seen = host_pool.run_all(lambda _i: host_pool.in_worker(), range(8))
+    assert seen == [True] * 8  # the caller too: nested splits never depend on who ran the item
+    assert not host_pool.in_worker()

@@ -49,7 +49,8 @@ _worker = _Worker()
 
 
 def in_worker() -> bool:
-    """True on one of the pool's threads (work handed out there runs inline)."""
+    """True on one of the pool's threads, or on a caller running a batch's items (work handed out
+    there runs inline)."""
     return _worker.active
 
 
@@ -106,7 +107,11 @@ def run_all(work: Callable[[T], R], items: Iterable[T]) -> list[R]:
     pool = _pool()
     for _ in range(min(worker_count() - 1, len(items) - 1)):
         pool.submit(batch.drain)
-    batch.drain()
+    _worker.active = True  # work inside an item runs inline on any thread: the same pieces, the same float sums
+    try:
+        batch.drain()
+    finally:
+        _worker.active = False
     batch.finished.wait()  # only pieces a helper is running now remain
     for error in batch.errors:
         if error is not None:
