@@ -51,10 +51,14 @@ def faster_whisper_batched(model: str, batch_size: int, beam_size: int, threads:
 
     from mlx_audio_coreml.whisper.model_names import local_store
 
-    pipeline = BatchedInferencePipeline(WhisperModel(str(local_store() / model), device="cpu", compute_type="float32", cpu_threads=threads))
+    pipeline = BatchedInferencePipeline(
+        WhisperModel(str(local_store() / model), device="cpu", compute_type="float32", cpu_threads=threads)
+    )
 
     def run(audio: object) -> str:
-        segments, _info = pipeline.transcribe(audio, batch_size=batch_size, beam_size=beam_size, temperature=0.0, language="en")
+        segments, _info = pipeline.transcribe(
+            audio, batch_size=batch_size, beam_size=beam_size, temperature=0.0, language="en"
+        )
         return " ".join(s.text.strip() for s in segments)
 
     return run
@@ -101,7 +105,9 @@ def main() -> int:
     for name, (walls, cpus, text) in results.items():
         wall = statistics.median(walls)
         wer = word_error_rate(reference, text)
-        lines.append(f"| {name} | {wall:.1f} | {statistics.median(cpus):.1f} | {wall / duration:.3f} | {100 * wer:.2f}% | {fw_wall / wall:.2f}x |")
+        lines.append(
+            f"| {name} | {wall:.1f} | {statistics.median(cpus):.1f} | {wall / duration:.3f} | {100 * wer:.2f}% | {fw_wall / wall:.2f}x |"
+        )
     report = "\n".join(lines) + "\n"
     print(report)
     args.out.parent.mkdir(parents=True, exist_ok=True)

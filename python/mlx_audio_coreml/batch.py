@@ -137,7 +137,9 @@ def result_columns(paths: list[str], results: list[tuple[list[Any], Any]]) -> di
     }
 
 
-def run_batch(manifest: str | Path, out_dir: str | Path, settings: BatchSettings | None = None, *, address: str | None = None) -> BatchReport:
+def run_batch(
+    manifest: str | Path, out_dir: str | Path, settings: BatchSettings | None = None, *, address: str | None = None
+) -> BatchReport:
     """Transcribe every file of `manifest` not yet in `out_dir`; Ray at `address` (None: the
     running one, else a new local instance; "ray://host:10001" for a cluster)."""
     settings = settings or BatchSettings()
@@ -163,7 +165,11 @@ def _results(ray: Any, todo: list[str], settings: BatchSettings) -> Iterator[dic
     dataset = ray.data.from_items([{"path": p} for p in todo]).map(decode_file)
     transcribed = dataset.map_batches(
         TranscribeActor,
-        fn_constructor_kwargs={"model": settings.model, "options": settings.options, "chunk_batch_size": settings.chunk_batch_size},
+        fn_constructor_kwargs={
+            "model": settings.model,
+            "options": settings.options,
+            "chunk_batch_size": settings.chunk_batch_size,
+        },
         batch_size=settings.files_per_batch,
         concurrency=settings.actors,
         num_gpus=settings.gpus_per_actor,

@@ -24,7 +24,18 @@ def test_ray_batch_equals_single_process_and_resumes(tmp_path, capsys):
     manifest = tmp_path / "files.txt"
     manifest.write_text("\n".join(files) + "\n")
     out = tmp_path / "out"
-    args = ["batch", str(manifest), "--out", str(out), "--model", str(model), "--beam-size", "1", "--files-per-batch", "2"]
+    args = [
+        "batch",
+        str(manifest),
+        "--out",
+        str(out),
+        "--model",
+        str(model),
+        "--beam-size",
+        "1",
+        "--files-per-batch",
+        "2",
+    ]
     ray.init(num_cpus=2, include_dashboard=False)
     try:
         assert main(args) == 0
@@ -46,7 +57,9 @@ def test_ray_batch_equals_single_process_and_resumes(tmp_path, capsys):
     for path, (segments, info) in zip(files, expected):
         assert rows[path]["text"] == "".join(s.text for s in segments).strip()
         got = json.loads(rows[path]["segments"])
-        assert [(g["start"], g["end"], g["text"], g["tokens"]) for g in got] == [(s.start, s.end, s.text, list(s.tokens)) for s in segments]
+        assert [(g["start"], g["end"], g["text"], g["tokens"]) for g in got] == [
+            (s.start, s.end, s.text, list(s.tokens)) for s in segments
+        ]
         # batches differ (2 files per actor call here, 4 in one call there): float sums differ in the last bits
         assert [g["avg_logprob"] for g in got] == pytest.approx([s.avg_logprob for s in segments], abs=1e-4)
         assert rows[path]["duration"] == pytest.approx(info.duration)

@@ -26,8 +26,12 @@ def two_chunks(tiny_session):
 
 def _alone(transcriber, tokenizer, features, options, prompts):
     return [
-        DecodingTask(transcriber.model, tokenizer, DecodingOptions(beam_size=options.beam_size, prompt=p or None), transcriber.config)
-        .run(features[i : i + 1])[0]
+        DecodingTask(
+            transcriber.model,
+            tokenizer,
+            DecodingOptions(beam_size=options.beam_size, prompt=p or None),
+            transcriber.config,
+        ).run(features[i : i + 1])[0]
         for i, p in enumerate(prompts)
     ]
 

@@ -35,6 +35,12 @@ def run(args: argparse.Namespace) -> int:
         options={k: v for k, v in options.items() if v is not None},
     )  # fmt: skip
     report = run_batch(args.manifest, args.out, settings, address=args.address)
-    print(json.dumps({"files": report.total, "skipped": report.skipped, "transcribed": report.transcribed, "out": report.out_dir}))
-    print(f"{report.transcribed} transcribed, {report.skipped} already done, results in {report.out_dir}", file=sys.stderr)
+    print(
+        json.dumps(
+            {"files": report.total, "skipped": report.skipped, "transcribed": report.transcribed, "out": report.out_dir}
+        )
+    )
+    print(
+        f"{report.transcribed} transcribed, {report.skipped} already done, results in {report.out_dir}", file=sys.stderr
+    )
     return 0

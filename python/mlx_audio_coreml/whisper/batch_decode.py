@@ -83,7 +83,9 @@ def _languages(model: Any, tokenizer: Any, features: mx.array, options: Decoding
     return [max(p, key=p.__getitem__) for p in detect_language(model, features, tokenizer)]
 
 
-def _decode_group(task: DecodingTask, features: mx.array, prefixes: list[list[int]], languages: list[str | None]) -> list[DecodingResult]:
+def _decode_group(
+    task: DecodingTask, features: mx.array, prefixes: list[list[int]], languages: list[str | None]
+) -> list[DecodingResult]:
     """Rows whose prefixes have one length: prefill them together, then search."""
     prefix = mx.array(np.array(prefixes, dtype=np.int32))  # (n, T0)
     sot_logits, last_logits, cache = _prefill(task, prefix, features)
@@ -99,7 +101,9 @@ def _decode_group(task: DecodingTask, features: mx.array, prefixes: list[list[in
         )  # fmt: skip
         best = [max(c, key=lambda c: length_penalized(c[1], len(c[0]), options.length_penalty)) for c in found]
     else:
-        best = greedy_rows(task.model, features, last_logits, cache, np.array(prefixes, np.int32), task.filters, eot, task.sample_len)
+        best = greedy_rows(
+            task.model, features, last_logits, cache, np.array(prefixes, np.int32), task.filters, eot, task.sample_len
+        )
     return [_result(task, tokens, total, lang, ns) for (tokens, total), lang, ns in zip(best, languages, no_speech)]
 
 
@@ -114,7 +118,7 @@ def _prefill(task: DecodingTask, prefix: mx.array, features: mx.array) -> tuple[
     if prefix.shape[0] > 1 and host_prefill.applies(decoder, prefix[:1], None, features[:1]):
         parts = [_prefill_rows(task, prefix[i : i + 1], features[i : i + 1]) for i in range(prefix.shape[0])]
         sot_logits, last_logits, caches = zip(*parts)
-        return mx.concatenate(sot_logits), mx.concatenate(last_logits), _joined(caches)
+        return mx.concatenate(list(sot_logits)), mx.concatenate(list(last_logits)), _joined(caches)
     return _prefill_rows(task, prefix, features)
 
 
@@ -129,6 +133,7 @@ def _prefill_rows(task: DecodingTask, prefix: mx.array, features: mx.array) -> t
 
 def _joined(caches: Sequence[Any]) -> Any:
     """Per-row caches (each a list of ((k, v), (k_t, v)) with batch 1) as one batch cache."""
+
     def join(pairs: Sequence[tuple[Any, Any]]) -> tuple[mx.array, mx.array]:
         return mx.concatenate([mx.array(p[0]) for p in pairs]), mx.concatenate([mx.array(p[1]) for p in pairs])
 
@@ -172,7 +177,9 @@ def greedy_rows(
     return [(tokens, float(total)) for tokens, total in zip(sampled, sums)]
 
 
-def _result(task: DecodingTask, tokens: list[int], sum_logprob: float, language: str | None, no_speech: float) -> DecodingResult:
+def _result(
+    task: DecodingTask, tokens: list[int], sum_logprob: float, language: str | None, no_speech: float
+) -> DecodingResult:
     text = task.tokenizer.decode([t for t in tokens if t < task.tokenizer.eot])
     return DecodingResult(
         tokens=tuple(tokens), text=text, language=language, avg_logprob=sum_logprob / (len(tokens) + 1),

@@ -41,7 +41,9 @@ from .vad_filter import SpeechOnly
 
 CHUNK_SECONDS = 30  # one encoder window
 TAIL_S = 1.0  # speech left after a chunk's last timestamp that is decoded again
-BATCH_VAD = VadOptions(max_speech_duration_s=CHUNK_SECONDS, min_silence_duration_ms=160)  # faster-whisper's batched defaults
+BATCH_VAD = VadOptions(
+    max_speech_duration_s=CHUNK_SECONDS, min_silence_duration_ms=160
+)  # faster-whisper's batched defaults
 
 
 def batch_vad_options(parameters: VadOptions | dict[str, Any] | None) -> VadOptions:
@@ -49,7 +51,11 @@ def batch_vad_options(parameters: VadOptions | dict[str, Any] | None) -> VadOpti
     never exceed one window."""
     if parameters is None:
         return BATCH_VAD
-    given = parameters if isinstance(parameters, dict) else {f.name: getattr(parameters, f.name) for f in fields(VadOptions)}
+    given = (
+        parameters
+        if isinstance(parameters, dict)
+        else {f.name: getattr(parameters, f.name) for f in fields(VadOptions)}
+    )
     known = {f.name for f in fields(VadOptions)}
     unknown = sorted(set(given) - known)
     if unknown:
@@ -152,8 +158,10 @@ class BatchedTranscriber:
         """(segments, info) per recording of `audios` (paths or sample arrays at `sample_rate`)."""
         if batch_size < 1:
             raise InvalidOption("batch_size", batch_size, "must be >= 1")
-        options = self.transcriber._checked(merge_options(options, overrides))  # language names, task, ladder
-        vad = batch_vad_options(options.vad_parameters)
+        checked: TranscribeOptions = self.transcriber._checked(
+            merge_options(options, overrides)
+        )  # language names, task, ladder
+        vad = batch_vad_options(checked.vad_parameters)
         recordings = []
         for audio in audios:
             samples = open_stream(audio, sample_rate).read_all(SAMPLE_RATE)
@@ -163,7 +171,7 @@ class BatchedTranscriber:
         decoded: dict[_Row, list[Segment]] = {}
         while queue:
             batch, queue = queue[:batch_size], queue[batch_size:]
-            for row, (segments, tail) in self._decode_batch(batch, recordings, options, vad).items():
+            for row, (segments, tail) in self._decode_batch(batch, recordings, checked, vad).items():
                 decoded[row] = segments
                 if tail is not None and row not in tails:  # one more pass over a cut-off tail, not more
                     chunks = recordings[row.recording].chunks
@@ -174,7 +182,9 @@ class BatchedTranscriber:
         for r, rec in enumerate(recordings):
             segments = sorted((s for c in range(len(rec.chunks)) for s in decoded[_Row(r, c)]), key=lambda s: s.start)
             segments = [replace(s, id=i) for i, s in enumerate(segments)]
-            info = TranscriptionInfo(rec.language, rec.language_probability, rec.duration, options, rec.all_language_probs)
+            info = TranscriptionInfo(
+                rec.language, rec.language_probability, rec.duration, checked, rec.all_language_probs
+            )
             results.append((segments, info))
         return results
 
@@ -194,13 +204,21 @@ class BatchedTranscriber:
         out = {}
         for i, row in enumerate(batch):
             feature = features[i : i + 1]
-            result = self._with_fallback(feature, first[i] if first else None, tokenizer, options, languages[i], prompt, row)
+            result = self._with_fallback(
+                feature, first[i] if first else None, tokenizer, options, languages[i], prompt, row
+            )
             segments = self._segments(result, chunks[i], feature, tokenizer, options, languages[i])
-            tail = None if is_silence(result, options) else cut_off_tail(chunks[i], result.tokens, tokenizer.timestamp_begin, vad)
+            tail = (
+                None
+                if is_silence(result, options)
+                else cut_off_tail(chunks[i], result.tokens, tokenizer.timestamp_begin, vad)
+            )
             out[row] = (segments, tail)
         return out
 
-    def _detect_languages(self, batch: list[_Row], recordings: list[_Recording], features: mx.array, options: TranscribeOptions) -> None:
+    def _detect_languages(
+        self, batch: list[_Row], recordings: list[_Recording], features: mx.array, options: TranscribeOptions
+    ) -> None:
         """A recording's language is detected on its first chunk (as the sequential path does on its first window)."""
         if not self.transcriber.multilingual or options.language is not None:
             for row in batch:
@@ -217,14 +235,27 @@ class BatchedTranscriber:
             rec.all_language_probs = tuple(ranked)
 
     def _first_rung(
-        self, features: mx.array, tokenizer: Any, options: TranscribeOptions, languages: list[str], prompt: tuple[int, ...]
+        self,
+        features: mx.array,
+        tokenizer: Any,
+        options: TranscribeOptions,
+        languages: list[str],
+        prompt: tuple[int, ...],
     ) -> list[DecodingResult] | None:
         """The whole batch decoded at temperature 0 (None when the ladder starts hotter)."""
         if options.temperatures[0] != 0:
             return None
         decoding = options.decoding_options(0.0, None, None)  # languages go per row (token ids are shared)
         per_row = [lang if self.transcriber.multilingual else None for lang in languages]
-        return decode_rows(self.model, tokenizer, features, decoding, [prompt] * features.shape[0], self.transcriber.config, languages=per_row)
+        return decode_rows(
+            self.model,
+            tokenizer,
+            features,
+            decoding,
+            [prompt] * features.shape[0],
+            self.transcriber.config,
+            languages=per_row,
+        )
 
     def _with_fallback(
         self,
@@ -276,13 +307,25 @@ class BatchedTranscriber:
         return list(chunk.restore(segments))
 
     def _align(
-        self, segments: list[Segment], feature: mx.array, tokenizer: Any, options: TranscribeOptions, language: str, n_frames: int
+        self,
+        segments: list[Segment],
+        feature: mx.array,
+        tokenizer: Any,
+        options: TranscribeOptions,
+        language: str,
+        n_frames: int,
     ) -> list[Segment]:
         start_tokens = sot_sequence(tokenizer, self.transcriber.multilingual, language, options.task)
         text_tokens = [t for s in segments for t in s.tokens if t < tokenizer.eot]
         alignment = find_alignment(self.model, tokenizer, start_tokens, text_tokens, feature, n_frames)
         return attach_words(
-            segments, alignment, 0.0, 0.0, tokenizer.timestamp_begin, options.prepend_punctuations, options.append_punctuations
+            segments,
+            alignment,
+            0.0,
+            0.0,
+            tokenizer.timestamp_begin,
+            options.prepend_punctuations,
+            options.append_punctuations,
         )
 
 
