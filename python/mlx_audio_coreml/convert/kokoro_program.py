@@ -57,7 +57,9 @@ class _Masks:
         nonzero = mb.cast(x=mb.greater(x=energy, y=0.0, name=n()), dtype="fp32", name=n())
         after = mb.cumsum(x=nonzero, axis=2, reverse=True, name=n())  # real frames at or after each frame
         self.text = mb.cast(x=mb.greater(x=after, y=0.0, name=n()), dtype="fp32", name=n())
-        self.count = mb.reduce_sum(x=self.text, axes=[2], keep_dims=True, name=n())  # n, (1, 1, 1)
+        # n, (1, 1, 1); at least 1 so that all-zero features (a warm-up call) give silence, not NaN
+        real = mb.reduce_sum(x=self.text, axes=[2], keep_dims=True, name=n())
+        self.count = mb.maximum(x=real, y=1.0, name=n())
         self.ops = ops
         self.frames = frames
         self._cache: dict[int, tuple[Var, Var]] = {1: (self.text, self.count)}
