@@ -16,8 +16,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from coremltools.proto import MIL_pb2, Model_pb2
-
+from ..coreml.portable._proto import MIL_pb2, Model_pb2
 from ..coreml.portable.mil_text.grammar import text_opset
 from ..coreml.portable.package import read_package
 from ..coreml.runtime import ModelDescription, TensorSpec

@@ -14,14 +14,15 @@ published guidance, and which ops Core ML actually places on the ANE needs `MLCo
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import cast
 
 import numpy as np
-from coremltools.converters.mil import Builder as mb
 from coremltools.converters.mil.mil import Function, Program, Var, types
 
 from ..whisper.encoder_layouts import N_FRAMES, EncoderLayout
+from ._builder import mb
 from .encoder_weights import BlockWeights, EncoderWeights, Linear, Norm
 
 LAYER_NORM_EPS = 1e-5  # PyTorch's and MLX's LayerNorm default, which Whisper was trained with
@@ -128,7 +129,7 @@ def _per_head_attention(q: Var, k: Var, v: Var, n_head: int, head_dim: int, name
 
 def _batched_attention(q: Var, k: Var, v: Var, n_head: int, head_dim: int, name: str) -> Var:
     """All heads in one (1, H, S, S) score tensor."""
-    seq = q.shape[2]
+    seq = cast("Sequence[int]", q.shape)[2]  # coremltools annotates Var.shape as a 1-tuple, Tuple[int]
     by_head = [1, n_head, head_dim, seq]
     q = mb.reshape(x=q, shape=by_head, name=f"{name}_q_by_head")  # (1, H, Dh, S)
     k = mb.reshape(x=k, shape=by_head, name=f"{name}_k_by_head")

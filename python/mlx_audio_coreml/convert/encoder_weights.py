@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal, overload
 
 import numpy as np
 
@@ -117,6 +117,10 @@ class _Reader:
         self.used: set[str] = set()
         self.model_name = model_name
 
+    @overload
+    def take(self, name: str, required: Literal[True] = True) -> np.ndarray: ...
+    @overload
+    def take(self, name: str, required: bool) -> np.ndarray | None: ...
     def take(self, name: str, required: bool = True) -> np.ndarray | None:
         if name not in self.flat:
             if required:

@@ -14,8 +14,8 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-from coremltools.proto import MIL_pb2
 
+from ..coreml.portable._proto import MIL_pb2
 from ..coreml.portable.mil_text.grammar import DTYPE_NAMES, escape_string, format_float, text_opset
 from ..coreml.portable.values import decode_immediate_tensor, tensor_type
 from ..errors import ConversionFailed

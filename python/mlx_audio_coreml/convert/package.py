@@ -11,7 +11,7 @@ import contextlib
 import threading
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import coremltools as ct
 from coremltools.converters.mil.mil import Program
@@ -48,7 +48,8 @@ def convert_program(
     """
     try:
         with _passes_reported_to(on_fraction):
-            return ct.convert(
+            # ct.convert returns a Program or an MLModel by `convert_to`; mlprogram gives an MLModel
+            model = ct.convert(
                 program,
                 convert_to="mlprogram",
                 minimum_deployment_target=DEPLOYMENT_TARGETS[deployment_target],
@@ -56,6 +57,7 @@ def convert_program(
                 skip_model_load=True,  # loading needs Core ML (macOS); the package is checked elsewhere
                 package_dir=str(package_dir),
             )
+            return cast("ct.models.MLModel", model)
     except (ValueError, TypeError, RuntimeError, NotImplementedError, AssertionError) as exc:
         raise ConversionFailed("converting the MIL program", str(exc), exc) from exc
 

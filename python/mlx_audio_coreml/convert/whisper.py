@@ -250,7 +250,7 @@ def package_metadata(weights: EncoderWeights, source: SourceInfo, options: Conve
         "n_layer": str(weights.n_layer),
         "version": __version__,
         "coremltools_version": ct.__version__,
-        "mlx_version": mx.__version__,
+        "mlx_version": str(getattr(mx, "__version__", "")),  # not in MLX's type stubs
     }
     return {prefix + key: value for key, value in values.items()}
 

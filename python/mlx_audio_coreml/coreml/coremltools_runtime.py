@@ -20,8 +20,8 @@ from typing import Any, ClassVar
 import numpy as np
 
 from ..cancel import CancelToken
-from ..loading.deadline import run_with_deadline
 from ..errors import ANECompilationCancelled, ModelLoadFailed, PackageError, PredictionFailed
+from ..loading.deadline import run_with_deadline
 from .runtime import (
     Availability,
     ComputeUnits,

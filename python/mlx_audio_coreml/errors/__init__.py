@@ -9,17 +9,97 @@ a `Vocoder` prefix so both can be imported side by side. Import them from here
 from __future__ import annotations
 
 from ._base import MlxAudioCoreMLError
-from .seed import EncoderError, ShapeConversionFailed, CoreMLInferenceFailed, ANENotAvailable, ModelNotLoaded, VocoderError, VocoderShapeConversionFailed, VocoderCoreMLInferenceFailed, UnsupportedSampleRate
-from .coreml import CoreMLError, CoreMLRuntimeUnavailable, NativeError, NativeLibraryUnavailable, ABIVersionMismatch, ModelLoadFailed, ANECompilationError, ANECompilationTimeout, ANECompilationCancelled, TensorValidationError, TensorShapeMismatch, TensorDtypeMismatch, TensorLayoutError, TensorBufferTooSmall, TensorNullPointer, UnknownTensorName, MissingTensor, StateError, StateRequired, StateMismatch, PredictionFailed, NonFiniteOutput, PackageError, UnsupportedOp, MILTextError, UnknownEncoderLayout, CPUKernelFailed
-from .models import ModelError, ModelNotFound, UnsupportedModelFormat, WeightsMismatch, QuantizationFailed, CorruptModelFile, DownloadError, NetworkError, CorruptDownload, AudioError, AudioDecodeError, EmptyAudio, NonFiniteAudio
-from .conversion import ConversionError, UnsupportedModelForConversion, ConversionFailed, ConversionValidationFailed, ConversionDestinationExists, InvalidConversionOption, DecodingError, InvalidOption, OutputWriteError
-from .audio import AudioWriteError, UnsupportedAudioFormat, AudioEncoderUnavailable
-from .inputs import ImplausibleSampleRate, DuplicateInput, BatchFailed
-from .kokoro import KokoroError, KokoroConfigError, KokoroStateMismatch, KokoroInputError, KokoroTextError, EmptyText, UnknownPhoneme, WordTooLong, PhonemizerUnavailable, UnsupportedLanguage, SpeedOutOfRange, KokoroWeightsError, UnsupportedKokoroFormat, UnsafePickle, KokoroGraphError, UnknownVoice, InvalidVoiceSpec
-from .vad import VadError, VadModelMissing, VadUnavailable
+from .audio import AudioEncoderUnavailable, AudioWriteError, UnsupportedAudioFormat
 from .batch import BatchError, ManifestError, RayUnavailable
+from .conversion import (
+    ConversionDestinationExists,
+    ConversionError,
+    ConversionFailed,
+    ConversionValidationFailed,
+    DecodingError,
+    InvalidConversionOption,
+    InvalidOption,
+    OutputWriteError,
+    UnsupportedModelForConversion,
+)
+from .coreml import (
+    ABIVersionMismatch,
+    ANECompilationCancelled,
+    ANECompilationError,
+    ANECompilationTimeout,
+    CoreMLError,
+    CoreMLRuntimeUnavailable,
+    CPUKernelFailed,
+    MILTextError,
+    MissingTensor,
+    ModelLoadFailed,
+    NativeError,
+    NativeLibraryUnavailable,
+    NonFiniteOutput,
+    PackageError,
+    PredictionFailed,
+    StateError,
+    StateMismatch,
+    StateRequired,
+    TensorBufferTooSmall,
+    TensorDtypeMismatch,
+    TensorLayoutError,
+    TensorNullPointer,
+    TensorShapeMismatch,
+    TensorValidationError,
+    UnknownEncoderLayout,
+    UnknownTensorName,
+    UnsupportedOp,
+)
+from .inputs import BatchFailed, DuplicateInput, ImplausibleSampleRate
+from .kokoro import (
+    EmptyText,
+    InvalidVoiceSpec,
+    KokoroConfigError,
+    KokoroError,
+    KokoroGraphError,
+    KokoroInputError,
+    KokoroStateMismatch,
+    KokoroTextError,
+    KokoroWeightsError,
+    PhonemizerUnavailable,
+    SpeedOutOfRange,
+    UnknownPhoneme,
+    UnknownVoice,
+    UnsafePickle,
+    UnsupportedKokoroFormat,
+    UnsupportedLanguage,
+    WordTooLong,
+)
+from .models import (
+    AudioDecodeError,
+    AudioError,
+    CorruptDownload,
+    CorruptModelFile,
+    DownloadError,
+    EmptyAudio,
+    ModelError,
+    ModelNotFound,
+    NetworkError,
+    NonFiniteAudio,
+    QuantizationFailed,
+    UnsupportedModelFormat,
+    WeightsMismatch,
+)
+from .seed import (
+    ANENotAvailable,
+    CoreMLInferenceFailed,
+    EncoderError,
+    ModelNotLoaded,
+    ShapeConversionFailed,
+    UnsupportedSampleRate,
+    VocoderCoreMLInferenceFailed,
+    VocoderError,
+    VocoderShapeConversionFailed,
+)
+from .serve import InvalidRequest, ModelNotServed, QueueFull, ServeError, ShuttingDown, Unauthorized, UploadTooLarge
 from .session import CoreMLRequired
-from .serve import ServeError, InvalidRequest, ModelNotServed, UploadTooLarge, QueueFull, Unauthorized, ShuttingDown
+from .vad import VadError, VadModelMissing, VadUnavailable
 
 __all__ = [
     "MlxAudioCoreMLError",

@@ -36,7 +36,6 @@ sets the Neural Engine the stand-in reports (default 16; 0 for none). tests/nati
 from __future__ import annotations
 
 from .abi import ABI_VERSION
-from .jobs import JobState, LoadJob
 from .binding import (
     ENV_LIBRARY,
     POLL_INTERVAL_S,
@@ -49,6 +48,7 @@ from .binding import (
     library_status,
     runtime_facts,
 )
+from .jobs import JobState, LoadJob
 from .model import DescriptorReport, ModelInfo, NativeModel
 from .tensors import TensorDescriptor
 

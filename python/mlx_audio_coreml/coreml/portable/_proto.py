@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import sys
+from typing import TYPE_CHECKING
 
 if "coremltools" not in sys.modules:
     _logger = logging.getLogger("coremltools")
@@ -19,6 +20,12 @@ if "coremltools" not in sys.modules:
     finally:
         _logger.setLevel(_previous)
 
-from coremltools.proto import FeatureTypes_pb2, MIL_pb2, Model_pb2  # noqa: E402
+if TYPE_CHECKING:
+    # coremltools ships no stubs for its protoc output; _pb2_any.pyi types every name as Any.
+    from . import _pb2_any as FeatureTypes_pb2
+    from . import _pb2_any as MIL_pb2
+    from . import _pb2_any as Model_pb2
+else:
+    from coremltools.proto import FeatureTypes_pb2, MIL_pb2, Model_pb2
 
 __all__ = ["FeatureTypes_pb2", "MIL_pb2", "Model_pb2"]

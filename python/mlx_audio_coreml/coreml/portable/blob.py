@@ -13,6 +13,7 @@ from __future__ import annotations
 import mmap
 import struct
 from pathlib import Path
+from typing import NoReturn
 
 import numpy as np
 
@@ -93,5 +94,5 @@ class BlobFile:
             self._fail(offset, f"offset outside the file ({self._buffer.size} bytes): the file is truncated")
         return _METADATA.unpack_from(self._map, offset)
 
-    def _fail(self, offset: int, reason: str) -> None:
+    def _fail(self, offset: int, reason: str) -> NoReturn:
         raise PackageError(str(self.path), f"weight blob at offset {offset}: {reason}")

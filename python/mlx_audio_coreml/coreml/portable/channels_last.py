@@ -97,7 +97,10 @@ class _LayoutPass:
     def perm(self, name: str | None) -> Perm | None:
         return self.stored[name][1] if name in self.stored else None
 
-    def stored_binding(self, name: str) -> list[Binding]:
+    def stored_binding(self, name: str | None) -> list[Binding]:
+        """The binding of a value `perm` found stored (callers check that first, so never None)."""
+        if name is None:
+            raise KeyError("a literal input has no stored value")
         return [Binding(name=self.stored[name][0])]
 
     def outputs(self, node: Node, perm: Perm) -> tuple[str, ...]:
@@ -157,9 +160,10 @@ class _LayoutPass:
     def _unary(self, node: Node) -> Node | None:
         x = tensor_input(node, "x")
         others = [b for key, bindings in node.params.items() if key != "x" for b in bindings]
-        if self.perm(x) is None or any(_tensor_valued(self.graph.constant_of(b)) for b in others):
+        perm = self.perm(x)
+        if perm is None or any(_tensor_valued(self.graph.constant_of(b)) for b in others):
             return None
-        return self._with(node, {"x": self.stored_binding(x)}, {}, self.perm(x))
+        return self._with(node, {"x": self.stored_binding(x)}, {}, perm)
 
     def _binary(self, node: Node) -> Node | None:
         x, y = tensor_input(node, "x"), tensor_input(node, "y")
@@ -170,6 +174,8 @@ class _LayoutPass:
             return self._with(node, {"x": self.stored_binding(x), "y": self.stored_binding(y)}, {}, px)
         key, other = ("x", "y") if px is not None else ("y", "x")
         perm = px or py
+        if perm is None:  # neither input is stored
+            return None
         constant = self.graph.known(node, other)
         if constant is UNKNOWN or constant is None or declared_rank(node) != len(perm):
             return None
@@ -215,13 +221,15 @@ class _LayoutPass:
         perms = {self.perm(n) for n in names}
         interleave = self.graph.known(node, "interleave", False)
         axis = self.graph.known(node, "axis")
-        if len(perms) != 1 or None in perms or interleave is UNKNOWN or np.asarray(interleave).any():
+        if len(perms) != 1 or interleave is UNKNOWN or np.asarray(interleave).any():
             return None
         perm = perms.pop()
+        if perm is None:
+            return None
         axis = as_axis(axis, len(perm))
         if axis is None:
             return None
-        values = [Binding(name=self.stored[n][0]) for n in names]
+        values = [b for n in names for b in self.stored_binding(n)]
         return self._with(node, {"values": values}, {"axis": np.int32(perm.index(axis))}, perm)
 
     def _squeeze(self, node: Node) -> Node | None:
@@ -230,6 +238,9 @@ class _LayoutPass:
         if perm is None or axes is UNKNOWN or axes is None:
             return None
         logical = {as_axis(a, len(perm)) for a in np.asarray(axes).reshape(-1)}
+        if None in logical:
+            return None
+        logical = {a for a in logical if a is not None}  # narrowed for the type checker
         stored_axes = np.array(sorted(perm.index(a) for a in logical), dtype=np.int32)
         return self._with(node, {"x": self.stored_binding(x)}, {"axes": stored_axes}, squeezed_perm(perm, logical))
 
@@ -239,7 +250,10 @@ class _LayoutPass:
         if perm is None or axes is UNKNOWN or axes is None:
             return None
         out_rank = len(perm) + np.asarray(axes).size
-        new = sorted(as_axis(a, out_rank) for a in np.asarray(axes).reshape(-1))
+        found = [as_axis(a, out_rank) for a in np.asarray(axes).reshape(-1)]
+        new = sorted(a for a in found if a is not None)
+        if len(new) != len(found):
+            return None
         out_perm = expanded_perm(perm, new)
         stored_axes = np.array(sorted(out_perm.index(a) for a in new), dtype=np.int32)
         return self._with(node, {"x": self.stored_binding(x)}, {"axes": stored_axes}, out_perm)
@@ -251,7 +265,10 @@ class _LayoutPass:
         perm, order = self.perm(x), self.graph.known(node, "perm")
         if perm is None or order is UNKNOWN or order is None:
             return None
-        logical = [as_axis(a, len(perm)) for a in np.asarray(order).reshape(-1)]
+        found = [as_axis(a, len(perm)) for a in np.asarray(order).reshape(-1)]
+        logical = [a for a in found if a is not None]
+        if len(logical) != len(found):
+            return None
         moved = np.array([perm.index(a) for a in logical], dtype=np.int32)
         return self._with(node, {"x": self.stored_binding(x)}, {"perm": moved}, tuple(range(len(perm))))
 

@@ -60,16 +60,21 @@ def _match(concat: Node, graph: GraphIndex) -> tuple[Node, set[int]] | None:
     if axis not in (1, 2):
         return None
     channels_first = axis == 1
-    heads = [_head(b.name, graph, channels_first) for b in values]
-    if any(h is None for h in heads) or len({h.scale for h in heads}) != 1:
+    found = [_head(b.name, graph, channels_first) for b in values]
+    heads = [h for h in found if h is not None]
+    if len(heads) != len(found) or len({h.scale for h in heads}) != 1:
         return None
     splits = _common_splits(heads, graph, axis)
     if splits is None:
         return None
     consumed = {id(n) for h in heads for n in h.nodes} | {id(s) for s in splits}
+    inputs = [tensor_input(s, "x") for s in splits]  # never None: _common_splits checked them
+    bound = {role: bind(name) for role, name in zip(("query", "key", "value"), inputs) if name is not None}
+    if len(bound) != 3:
+        return None
     node = derived_node(
         concat, fused.MULTI_HEAD_ATTENTION,
-        {role: bind(tensor_input(s, "x")) for role, s in zip(("query", "key", "value"), splits)},
+        bound,
         {"heads": len(heads), "scale": heads[0].scale, "channels_first": channels_first},
     )
     return node, consumed
@@ -97,8 +102,9 @@ def _head(mixed: str | None, graph: GraphIndex, channels_first: bool) -> _Head |
     if not _flags(graph, scores, transpose_x=channels_first, transpose_y=not channels_first):
         return None
     names = (tensor_input(scores, "x"), tensor_input(scores, "y"), tensor_input(mix, value_role))
-    sources = tuple(graph.producer.get(n) if graph.read_once(n) else None for n in names)
-    if any(s is None or s[0].op.name != "split" for s in sources):
+    found = [graph.producer.get(n) if n is not None and graph.read_once(n) else None for n in names]
+    sources = tuple(s for s in found if s is not None and s[0].op.name == "split")
+    if len(sources) != len(found):
         return None
     chain = (mix, softmax, scores) + ((scale_node,) if scale_node is not None else ())
     if not _one_float_dtype([declared(n) for n in chain] + [declared(s[0], s[1]) for s in sources]):
@@ -107,9 +113,10 @@ def _head(mixed: str | None, graph: GraphIndex, channels_first: bool) -> _Head |
 
 
 def _one_float_dtype(types: list[TensorType | None]) -> bool:
-    if any(t is None for t in types):
+    known = [t for t in types if t is not None]
+    if len(known) != len(types):
         return False
-    dtypes = {t.dtype for t in types}
+    dtypes = {t.dtype for t in known}
     return len(dtypes) == 1 and next(iter(dtypes)).kind == "f"
 
 
@@ -150,11 +157,13 @@ def _common_splits(heads: list[_Head], graph: GraphIndex, axis: int) -> tuple[No
             return None
         if len(split.outputs) != len(heads) or as_axis(graph.known(split, "axis"), 3) != axis:
             return None
-        shapes = {declared(split, i).shape if declared(split, i) else None for i in range(len(heads))}
-        if len(shapes) != 1 or None in shapes or -1 in next(iter(shapes)) or tensor_input(split, "x") is None:
+        shapes = {t.shape if t else None for t in (declared(split, i) for i in range(len(heads)))}
+        shape = next(iter(shapes), None)
+        if len(shapes) != 1 or shape is None or -1 in shape or tensor_input(split, "x") is None:
             return None
         splits.append(split)
-    head_dims = {declared(s).shape[1] if axis == 1 else declared(s).shape[2] for s in splits}
-    if len({id(s) for s in splits}) != 3 or len(head_dims) != 1:
+    out_shapes = [t.shape if t else None for t in (declared(s) for s in splits)]
+    head_dims = {shape[1] if axis == 1 else shape[2] for shape in out_shapes if shape is not None}
+    if None in out_shapes or len({id(s) for s in splits}) != 3 or len(head_dims) != 1:
         return None
     return splits[0], splits[1], splits[2]

@@ -13,9 +13,9 @@ from typing import Any
 
 import mlx.core as mx
 import numpy as np
-from ._proto import MIL_pb2
 
 from ...errors import PackageError, UnsupportedOp
+from ._proto import MIL_pb2
 from .blob import BlobFile
 from .ops import OpContext, OpDef, lookup
 from .values import TensorType, decode_immediate_tensor, state_tensor_type, tensor_type

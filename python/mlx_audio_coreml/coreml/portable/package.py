@@ -16,11 +16,11 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
-from ._proto import FeatureTypes_pb2, MIL_pb2, Model_pb2
 from google.protobuf.message import DecodeError
 
 from ...errors import PackageError
 from ..runtime import ModelDescription, TensorSpec
+from ._proto import FeatureTypes_pb2, MIL_pb2, Model_pb2
 from .values import NUMPY_DTYPES, tensor_type
 
 _ARRAY = FeatureTypes_pb2.ArrayFeatureType

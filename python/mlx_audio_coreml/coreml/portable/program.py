@@ -13,7 +13,7 @@ prediction stays a pure function of arrays (and compiles like any other).
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import Any, cast
 
 import mlx.core as mx
 import numpy as np
@@ -189,15 +189,19 @@ class Executor:
         # unseeded random ops draw from MLX's global generator: its state must be an input and an
         # output of the compiled function, or every prediction would repeat the traced draw
         self._random = _draws_random(program.block)
-        rng = dict(inputs=mx.random.state, outputs=mx.random.state) if self._random else {}
-        self._compiled_fn = mx.compile(self._run_positional, **rng) if compile else None
+        self._compiled_fn = None
+        if compile and self._random:
+            self._compiled_fn = mx.compile(self._run_positional, inputs=mx.random.state, outputs=mx.random.state)
+        elif compile:
+            self._compiled_fn = mx.compile(self._run_positional)
 
     def _run_positional(self, *inputs: mx.array) -> list[mx.array]:
         return self.program.run(dict(zip(self.program.input_names, inputs)))
 
     def __call__(self, feeds: Mapping[str, mx.array]) -> list[mx.array]:
         if self._compiled_fn is not None:
-            key = np.array(mx.random.state[0]) if self._random else None
+            # MLX's stubs type the generator state as object; it is a list holding the key array
+            key = np.array(cast("list[mx.array]", mx.random.state)[0]) if self._random else None
             try:
                 with host.tracing():  # ops with a host path keep to plain MLX inside the trace
                     return self._compiled_fn(*(feeds[name] for name in self.program.input_names))

@@ -60,7 +60,7 @@ class GraphIndex:
         if name is None:
             return tuple(np.shape(bindings[0].host))
         value = self.constants.device.get(name)
-        return tuple(value.shape) if hasattr(value, "shape") else None
+        return tuple(value.shape) if value is not None and hasattr(value, "shape") else None
 
     def constant_of(self, binding: Binding) -> Any:
         if binding.name is None:

@@ -42,12 +42,11 @@ from ..runtime import (
     TensorSpec,
 )
 from ..validation import check_buffers, checked_inputs
-from .package import read_model
 from .ops import host
+from .package import read_model
 from .program import Executor, Program
 from .state import PortableState
 from .values import mx_dtype
-
 
 # MLX keeps freed buffers for reuse up to a cache limit (32 MiB on the CPU here). An eager tiny.en
 # window frees more than that between its layers, and every buffer made anew after that costs page
@@ -67,7 +66,7 @@ class PortableModel:
 
     neural_engine_compiled: bool = False
 
-    def __init__(self, program: Program, description: ModelDescription, device: mx.Device, compile: bool = True):
+    def __init__(self, program: Program, description: ModelDescription, device: mx.Device | mx.DeviceType, compile: bool = True):
         self.description = description
         self.program = program
         self.device = device

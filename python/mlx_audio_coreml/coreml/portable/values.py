@@ -12,6 +12,7 @@ from typing import Any
 
 import mlx.core as mx
 import numpy as np
+
 from ._proto import MIL_pb2
 
 _DT = MIL_pb2.DataType

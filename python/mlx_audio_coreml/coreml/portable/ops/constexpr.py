@@ -49,12 +49,12 @@ def _along_axis(param: np.ndarray, rank: int, axis: int) -> np.ndarray:
     return param.reshape(shape)
 
 
-_STATIC_ALL = dict(static=("quantized_data", "zero_point", "scale", "axis", "source_val", "output_dtype",
-                           "indices", "lut", "shape", "nonzero_data", "mask", "data", "offset",
-                           "vector_axis", "indices_mask", "indices_nonzero_data", "data_mask"))
+_STATIC_ALL = ("quantized_data", "zero_point", "scale", "axis", "source_val", "output_dtype",
+               "indices", "lut", "shape", "nonzero_data", "mask", "data", "offset",
+               "vector_axis", "indices_mask", "indices_nonzero_data", "data_mask")
 
 
-@register("constexpr_affine_dequantize", **_STATIC_ALL)
+@register("constexpr_affine_dequantize", static=_STATIC_ALL)
 def affine_dequantize(ctx: OpContext, quantized_data, zero_point, scale, axis) -> mx.array:
     q = _np(quantized_data)
     axis = as_int(axis)
@@ -63,7 +63,7 @@ def affine_dequantize(ctx: OpContext, quantized_data, zero_point, scale, axis) -
     return _dense(ctx, ((q.astype(np.float32) - zero) * s.astype(np.float32)).astype(s.dtype))
 
 
-@register("constexpr_cast", **_STATIC_ALL)
+@register("constexpr_cast", static=_STATIC_ALL)
 def constexpr_cast(ctx: OpContext, source_val, output_dtype) -> mx.array:
     return _dense(ctx, _np(source_val).astype(CAST_DTYPES[as_str(output_dtype)]))
 
@@ -79,17 +79,20 @@ def lut_to_dense_blocks(indices: np.ndarray, lut: np.ndarray, vector_axis: int |
     """iOS18 palettization: per-block tables lut (*blocks, 2^nbits, vector_size)."""
     vector_size = lut.shape[-1]
     rank = indices.ndim
+    axis = -1
     if vector_size > 1:
+        if vector_axis is None:
+            raise ValueError("a lut with vectors (vector_size > 1) needs vector_axis")
         axis = vector_axis % rank
         indices = np.swapaxes(indices, -1, axis)
         lut = np.swapaxes(lut, -3, axis)
     tables = _repeat_blocks(lut, indices.shape)  # (*indices.shape, 2^nbits, vector_size)
     picked = np.take_along_axis(tables, indices.astype(np.int64)[..., None, None], axis=-2)[..., 0, :]
     out = picked.reshape(indices.shape[:-1] + (indices.shape[-1] * vector_size,))
-    return np.swapaxes(out, -1, vector_axis % rank) if vector_size > 1 else out
+    return np.swapaxes(out, -1, axis) if vector_size > 1 else out
 
 
-@register("constexpr_lut_to_dense", **_STATIC_ALL)
+@register("constexpr_lut_to_dense", static=_STATIC_ALL)
 def lut_to_dense(ctx: OpContext, indices, lut, shape=None, vector_axis=None) -> mx.array:
     lut = _np(lut)
     if shape is not None:  # iOS16: packed uint8 indices into one flat table
@@ -104,7 +107,7 @@ def sparse_to_dense_values(nonzero_data: np.ndarray, mask: np.ndarray) -> np.nda
     return dense
 
 
-@register("constexpr_sparse_to_dense", **_STATIC_ALL)
+@register("constexpr_sparse_to_dense", static=_STATIC_ALL)
 def sparse_to_dense(ctx: OpContext, nonzero_data, mask, shape=None) -> mx.array:
     data, mask = _np(nonzero_data), _np(mask)
     if shape is not None:  # iOS16: a packed uint8 bit mask over the flattened output
@@ -121,12 +124,12 @@ def shift_scale(data: np.ndarray, scale: np.ndarray, offset: np.ndarray | None) 
     return (values * _repeat_blocks(scale.astype(np.float32), data.shape)).astype(scale.dtype)
 
 
-@register("constexpr_blockwise_shift_scale", **_STATIC_ALL)
+@register("constexpr_blockwise_shift_scale", static=_STATIC_ALL)
 def blockwise_shift_scale(ctx: OpContext, data, scale, offset=None) -> mx.array:
     return _dense(ctx, shift_scale(_np(data), _np(scale), None if offset is None else _np(offset)))
 
 
-@register("constexpr_lut_to_sparse", **_STATIC_ALL)
+@register("constexpr_lut_to_sparse", static=_STATIC_ALL)
 def lut_to_sparse(ctx: OpContext, indices_mask, indices_nonzero_data, lut, vector_axis=None):
     mask, lut = _np(indices_mask), _np(lut)
     axis = None if vector_axis is None else as_int(vector_axis)
@@ -136,7 +139,7 @@ def lut_to_sparse(ctx: OpContext, indices_mask, indices_nonzero_data, lut, vecto
     return mx.array(mask.astype(np.uint8)), mx.array(_as_computable(dense[mask != 0]))
 
 
-@register("constexpr_sparse_blockwise_shift_scale", **_STATIC_ALL)
+@register("constexpr_sparse_blockwise_shift_scale", static=_STATIC_ALL)
 def sparse_blockwise_shift_scale(ctx: OpContext, data_mask, nonzero_data, scale, offset=None):
     mask = _np(data_mask)
     dense = shift_scale(sparse_to_dense_values(_np(nonzero_data), mask), _np(scale),

@@ -175,7 +175,7 @@ def _transpose_crops(pad_type, pad, output_shape, spatial, strides, full) -> lis
     pads = as_ints(pad) if pad_type == "custom" and pad is not None else [0] * (2 * n)
     crops = []
     for i, size in enumerate(full):
-        if pad_type == "same":
+        if pad_type == "same" and wanted is not None:  # "same" always sets wanted
             total = size - wanted[i]
             crops.append((total // 2, total - total // 2))
         elif wanted is not None:

@@ -82,6 +82,8 @@ def crop_resize(ctx: OpContext, x: mx.array, roi: mx.array | None = None, boxes:
                   box_mode=as_str(box_coordinate_mode), sampling=as_str(sampling_mode), pad_value=as_float(pad_value))
     size = (as_int(target_height), as_int(target_width))
     if roi is None:  # iOS17: (N, 4) boxes, each from the image box_indices[n]
+        if boxes is None:
+            raise ValueError("crop_resize needs roi (iOS16) or boxes (iOS17)")
         indices = box_indices if box_indices is not None else mx.arange(boxes.shape[0])
         return _crop(x, boxes, indices, size, params)
     rows = roi.reshape(roi.shape[0], -1)  # (N, 4) or (N, 5)

@@ -68,7 +68,7 @@ def handles(node: Any) -> bool:
     return name in HOST_OPS
 
 
-def wanted(nodes: Iterable[Any], device: mx.Device) -> bool:
+def wanted(nodes: Iterable[Any], device: mx.Device | mx.DeviceType) -> bool:
     """Whether a program of these nodes (nested blocks included) would use host math on `device`;
     such a program is run eagerly, as a compiled one would leave host math out."""
     with mx.stream(device):
@@ -151,8 +151,8 @@ def onednn_multi_head_attention(
 
     def fill(merged: np.ndarray) -> None:  # (B, Sq, D): heads side by side
         for b in range(q.shape[0]):
-            by_head = [_by_head(t[b], heads, channels_first) for t in (q, k, v)]
-            host_attention.attend(*by_head, host_attention.split_heads(merged[b], heads), scale)
+            qh, kh, vh = (_by_head(t[b], heads, channels_first) for t in (q, k, v))
+            host_attention.attend(qh, kh, vh, host_attention.split_heads(merged[b], heads), scale)
 
     return filled((q.shape[0], length, width), fill)
 

@@ -73,7 +73,8 @@ def linear(
         if activation is None:
             layer(flat, out=result)  # splits many rows between the workers itself
             return
-        host_pool.run_all(lambda block: activation(layer(flat[block], out=result[block])), _row_blocks(len(flat)))
+        act = activation  # bound here: the lambda below would not see the narrowing
+        host_pool.run_all(lambda block: act(layer(flat[block], out=result[block])), _row_blocks(len(flat)))
 
     return host.filled(x.shape[:-1] + (layer.out_features,), fill)
 

@@ -23,6 +23,7 @@ float16 programs (iOS17+) compute in float32 on the CPU (see `compute_dtype`).
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from typing import overload
 
 import mlx.core as mx
 
@@ -59,7 +60,17 @@ def _direction(value, allowed: Sequence[str]) -> str:
     return direction
 
 
-def _prepared(ctx: OpContext, name: str, value: mx.array | None, dtype: mx.Dtype, transpose: bool = False):
+@overload
+def _prepared(ctx: OpContext, name: str, value: mx.array, dtype: mx.Dtype, transpose: bool = False) -> mx.array: ...
+@overload
+def _prepared(ctx: OpContext, name: str, value: None, dtype: mx.Dtype, transpose: bool = False) -> None: ...
+@overload
+def _prepared(
+    ctx: OpContext, name: str, value: mx.array | None, dtype: mx.Dtype, transpose: bool = False
+) -> mx.array | None: ...
+def _prepared(
+    ctx: OpContext, name: str, value: mx.array | None, dtype: mx.Dtype, transpose: bool = False
+) -> mx.array | None:
     """A weight or bias in the compute dtype (a weight transposed to (In, G*H) so steps run
     `v @ w`), made once per node when it is a constant, as coremltools requires it to be."""
     if value is None:
@@ -196,6 +207,8 @@ def _lstm_pass(
         _prepared(ctx, name + suffix, params[name + suffix], dtype, transpose=name.startswith("weight"))
         for name in ("weight_ih", "weight_hh", "bias", "peephole")
     )
+    if w_ih is None or w_hh is None:
+        raise ValueError(f"lstm needs weight_ih{suffix} and weight_hh{suffix}")
     return _scan(_lstm_step(w_hh, peephole, clip, acts), _project(x, w_ih, bias), state, reverse)
 
 
