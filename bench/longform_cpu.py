@@ -192,6 +192,12 @@ def main() -> int:
             rows.append(f"| {setting} | {name} | {statistics.median(seconds):.1f} | {' '.join(f'{s:.1f}' for s in seconds)} | "
                         f"{statistics.median(seconds) / duration:.3f} | {statistics.median(cpu):.1f} | {100 * wer:.1f}% | {ratio} | {cpu_ratio} |")  # fmt: skip
             print(rows[-1], f"(load {os.getloadavg()[0]:.1f})", flush=True)
+        _write(Path(args.out), header, rows)  # after each setting: a long run stopped early keeps what it measured
+    print(_write(Path(args.out), header, rows))
+    return 0
+
+
+def _write(out: Path, header: list[str], rows: list[str]) -> str:
     lines = header + [
         f"load average (1 min) after: {os.getloadavg()[0]:.2f}",
         "",
@@ -200,10 +206,9 @@ def main() -> int:
         *rows,
     ]
     report = "\n".join(lines)
-    print(report)
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text(report + "\n")
-    return 0
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(report + "\n")
+    return report
 
 
 if __name__ == "__main__":

@@ -4,8 +4,9 @@ Parameter names follow openai-whisper and mlx-examples' `mlx_whisper` (encoder.b
 ...), so MLX-format weights load without renaming. The decoder's KV cache is a returned value: a
 list with one entry per layer, `((self_k, self_v), (cross_k_t, cross_v))`, batch on axis 0 of
 every array. self_k, self_v and cross_v are (B, H, T, Dh); cross_k_t is stored transposed,
-(B, H, Dh, n_ctx), so each step multiplies by it without a transpose. Use `kv_cache_length` and
-`reorder_kv_cache` rather than these details. On the CPU in float32, the softmax and GELU of the
+(B, H, Dh, n_ctx), so each step multiplies by it without a transpose. After a CPU host step,
+self_k and self_v are `host_cache.HostKV` (the same shape, kept in a host buffer that grows in place).
+Use `kv_cache_length` and `reorder_kv_cache` rather than these details. On the CPU in float32, the softmax and GELU of the
 encoder and the logits product go through `host_math` (numpy), several times faster there.
 """
 
