@@ -57,6 +57,7 @@ def test_rows_picked_and_repeated_are_copies_in_the_asked_order():
     np.testing.assert_array_equal(kv[mx.array([2, 2, 0])].view(), rows[[2, 2, 0]])
     np.testing.assert_array_equal(repeat_rows(kv, 2).view(), np.repeat(rows, 2, axis=0))
     np.testing.assert_array_equal(np.array(kv.to_mlx()), rows)
+    np.testing.assert_array_equal(np.array(mx.array(kv)), rows)  # as an MLX cache entry converts
 
 
 def _plain_step(model, tokens, features, cache):

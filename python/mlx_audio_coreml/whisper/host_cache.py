@@ -77,6 +77,10 @@ class HostKV:
     def to_mlx(self) -> mx.array:
         return mx.array(self.view())
 
+    def __mlx_array__(self) -> mx.array:
+        """`mx.array(kv)` works as on an MLX cache entry (batch_decode joins per-row caches so)."""
+        return self.to_mlx()
+
     def __array__(self, dtype: Any = None, copy: bool | None = None) -> np.ndarray:
         """`np.array(kv)` reads the filled rows, as it would an MLX array of the same layout."""
         view = self.view()
