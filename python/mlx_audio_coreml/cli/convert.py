@@ -37,6 +37,9 @@ def register(subparsers: Any) -> None:
         help="also write the package as a compiled-model folder (.mlmodelc: text MIL) beside it, for the portable runtime",
     )
     whisper.set_defaults(func=run_whisper)
+    from .convert_kokoro import register as register_kokoro
+
+    register_kokoro(kinds)
 
 
 def run_whisper(args: argparse.Namespace) -> int:
