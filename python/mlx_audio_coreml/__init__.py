@@ -5,7 +5,7 @@
     session = mac.WhisperSession.from_pretrained("tiny.en", mac.ModelLoadingOptions.default())
 
 Public names are imported on first use, so `import mlx_audio_coreml` stays cheap and loads an
-optimized BLAS before anything imports MLX (see _blas.py).
+optimized BLAS before anything imports MLX (see cpu/blas.py).
 """
 
 from __future__ import annotations

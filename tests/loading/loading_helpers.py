@@ -12,7 +12,7 @@ from speech_data import REPO as REPO_ROOT  # noqa: F401
 
 REAL_STORE = Path.home() / ".cache" / "mlx-audio-coreml" / "models"
 
-# The seed's model and its companion repo (whisper/models.py maps the short name to this repo).
+# The seed's model and its companion repo (whisper/model_names.py maps the short name to this repo).
 TURBO = "large-v3-turbo"
 TURBO_REPO = "mlx-community/whisper-large-v3-turbo"
 TURBO_COREML_REPO = TURBO_REPO + "-coreml"

@@ -1,4 +1,4 @@
-"""compile_job: a runtime's load bounded by a deadline and a cancel token, abandoned, never waited on.
+"""loading/deadline.py: a runtime's load bounded by a deadline and a cancel token, abandoned, never waited on.
 
 The "runtime" here is a stand-in class whose load sleeps (ignoring its cancel token, as Core ML
 does): it exercises the waiting logic only. The real runtimes under it are tested in

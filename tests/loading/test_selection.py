@@ -1,4 +1,4 @@
-"""The seed's selectBackend rules (selection.py) and device facts (devices.py), with injected facts."""
+"""The seed's selectBackend rules (loading/selection.py) and device facts (loading/devices.py), with injected facts."""
 
 from __future__ import annotations
 

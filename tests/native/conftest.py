@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-import mlx_audio_coreml  # noqa: F401  (loads the BLAS before mlx.core, see _blas.py)
+import mlx_audio_coreml  # noqa: F401  (loads the BLAS before mlx.core, see cpu/blas.py)
 from mlx_audio_coreml import native
 
 from native_support import STANDIN

@@ -1,5 +1,5 @@
 """On the CPU in float32 the portable runtime hands softmax, exact GELU and the fused attention to
-whisper/host_math.py (numpy on MLX's buffers; float32 attention to whisper/host_attention.py's
+cpu/host_math.py (numpy on MLX's buffers; float32 attention to cpu/attention.py's
 oneDNN kernels when installed): same results as the plain MLX ops, no value of the
 program (or the caller's input) overwritten, and no host math inside an mx.compile trace."""
 

@@ -1,6 +1,6 @@
 """On the CPU in float32 with oneDNN, the portable runtime multiplies by constant weights through
-whisper/host_linear.py (linear, matmul by a constant 2-D y) and runs unmasked attention through
-whisper/host_attention.py, the product encoder's kernels: same results as the plain MLX ops,
+cpu/linear.py (linear, matmul by a constant 2-D y) and runs unmasked attention through
+cpu/attention.py, the product encoder's kernels: same results as the plain MLX ops,
 weights prepared once per node, and everything else (non-constant or batched products, masks,
 float16 programs, compiled traces) left to MLX."""
 

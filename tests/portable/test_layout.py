@@ -1,4 +1,4 @@
-"""The load-time channels-last pass (coreml/portable/layout.py): the permutation rules agree with
+"""The load-time channels-last pass (coreml/portable/channels_last.py): the permutation rules agree with
 numpy, Neural-Engine-style programs run channels-last with unchanged outputs, and values that
 leave the supported ops are handed back in their declared layout."""
 

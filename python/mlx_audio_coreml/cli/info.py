@@ -1,4 +1,4 @@
-"""`mlx-audio-coreml info`: what this machine can run (see diagnostics.py), as text or JSON."""
+"""`mlx-audio-coreml info`: what this machine can run (see loading/diagnostics.py), as text or JSON."""
 
 from __future__ import annotations
 

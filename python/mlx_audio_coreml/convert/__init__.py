@@ -1,7 +1,7 @@
 """MLX weights to Core ML packages through coremltools' MIL builder (no torch).
 
 `convert_whisper(model, out_dir, options, progress)` builds the Whisper encoder as a .mlpackage in
-one of the layouts of `coreml/layouts.py`, records its provenance in the package metadata, checks
+one of the layouts of `whisper/encoder_layouts.py`, records its provenance in the package metadata, checks
 it through the portable runtime against MLX, and can wrap it as a companion-repo folder.
 Needs the `convert` extra (coremltools).
 """

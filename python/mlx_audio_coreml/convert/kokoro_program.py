@@ -23,7 +23,7 @@ from coremltools.converters.mil import Builder as mb
 from coremltools.converters.mil.mil import Function, Program, Var, types
 from mlx.utils import tree_flatten
 
-from .kokoro_ops import Namer, Ops, atan2
+from .kokoro_ops import Namer, Ops
 
 # The float16 traps: the harmonic phase (cumulative sum, then sin) and the last stage's chained
 # Snake blocks feeding exp. Names of the scopes kept in float32 by default.

@@ -50,7 +50,7 @@ ProgressCallback = Callable[[ConversionStage, float], None]
 
 @dataclass(frozen=True)
 class ConvertOptions:
-    layout: str = "default"  # "default" | "whispercpp" | "whisperkit" (coreml/layouts.py)
+    layout: str = "default"  # "default" | "whispercpp" | "whisperkit" (whisper/encoder_layouts.py)
     precision: str = "float16"  # compute precision: "float16" | "float32"
     deployment_target: str = "macOS13"  # first with float16 I/O; see package.DEPLOYMENT_TARGETS
     split_heads: bool = True  # per-head attention, as the Neural Engine prefers

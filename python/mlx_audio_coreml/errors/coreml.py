@@ -172,7 +172,7 @@ class MILTextError(PackageError):
         self.reason = reason
 
 class UnknownEncoderLayout(CoreMLError):
-    """A package's inputs and outputs match none of the encoder layouts in coreml/layouts.py."""
+    """A package's inputs and outputs match none of the encoder layouts in whisper/encoder_layouts.py."""
 
     def __init__(self, found: str, reason: str) -> None:
         self.found = found  # the package's tensors, e.g. "inputs: mel [1, 80, 3000] float16; outputs: ..."

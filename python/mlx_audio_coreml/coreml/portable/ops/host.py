@@ -1,6 +1,6 @@
-"""When the portable ops hand softmax, exact GELU and attention to whisper/host_math.py (numpy on
+"""When the portable ops hand softmax, exact GELU and attention to cpu/host_math.py (numpy on
 MLX's own buffers), as the product's MLX encoder does on the CPU in float32; and, for float32
-values with oneDNN installed, attention to whisper/host_attention.py, the product encoder's own
+values with oneDNN installed, attention to cpu/attention.py, the product encoder's own
 per-head oneDNN kernels (matrix products by constant weights: host_products.py).
 
 Why: MLX's CPU exp and erf run one element at a time here, so a Whisper encoder spends most of

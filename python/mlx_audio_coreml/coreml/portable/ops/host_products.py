@@ -1,8 +1,8 @@
 """Matrix products by constant weights (linear, 1x1 convs, matmul by a constant 2-D y) on the CPU
-host path: whisper/host_linear.py's HostLinear, the product encoder's own oneDNN route.
+host path: cpu/linear.py's HostLinear, the product encoder's own oneDNN route.
 
 Why: MLX sends CPU products to OpenBLAS, whose kernels ran the encoder's shapes at about half the
-speed of oneDNN's here (onednn.py has the measurements); HostLinear also splits many rows between
+speed of oneDNN's here (cpu/onednn.py has the measurements); HostLinear also splits many rows between
 the host workers. When: `applies`: float32 values with oneDNN (host.onednn_applies, so never in a
 compiled trace, on a GPU or for float16 programs) and every weight parameter a constant of the
 program. The prepared HostLinear (weights laid out once) is kept on the node for later predictions.
