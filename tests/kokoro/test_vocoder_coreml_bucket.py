@@ -1,19 +1,18 @@
 """A converted tiny vocoder package behind BucketedCoreMLVocoder / CoreMLVocoder through the portable runtime:
-short chunks match the MLX vocoder (noise off), the trim point adds no click, and the seed's VocoderError cases."""
+short chunks match the MLX vocoder (noise off), the trim point adds no click, shape-conversion and sample-rate errors."""
 
 from __future__ import annotations
 
-import mlx.core as mx
 import numpy as np
 import pytest
 from kokoro_tiny_package import DIM_IN, SAMPLES_PER_FRAME, STYLE, convert_tiny, tiny_decoder
 
 from mlx_audio_coreml.convert.kokoro_validate import snr_db, validation_features
 from mlx_audio_coreml.coreml.registry import get_runtime
-from mlx_audio_coreml.errors import UnsupportedSampleRate, VocoderCoreMLInferenceFailed, VocoderShapeConversionFailed
+from mlx_audio_coreml.errors import UnsupportedSampleRate, VocoderShapeConversionFailed
 from mlx_audio_coreml.kokoro.vocoder_bucket import BucketedCoreMLVocoder
 from mlx_audio_coreml.options import ComputeUnits
-from mlx_audio_coreml.vocoders import CoreMLVocoder, MLXVocoder, VocoderFeatures
+from mlx_audio_coreml.vocoders import CoreMLVocoder, MLXVocoder
 
 BUCKET = 12
 
@@ -68,20 +67,6 @@ def test_shape_conversion_failed_names_expected_and_got(loaded):
     with pytest.raises(VocoderShapeConversionFailed) as caught:
         vocoder.decode(features)
     assert list(caught.value.expected) == [1, DIM_IN, BUCKET] and list(caught.value.got) == [1, DIM_IN, BUCKET - 2]
-
-
-def test_inference_failure_carries_the_underlying_error(loaded, monkeypatch):
-    vocoder = CoreMLVocoder(loaded)
-    boom = RuntimeError("the runtime broke")
-
-    def fail(*args, **kwargs):
-        raise boom
-
-    monkeypatch.setattr(loaded, "predict", fail)
-    zeros = VocoderFeatures(**{name: mx.zeros(vocoder.input_shape(name)) for name in ("asr", "f0", "energy", "style")})
-    with pytest.raises(VocoderCoreMLInferenceFailed) as caught:
-        vocoder.decode(zeros)
-    assert "the runtime broke" in str(caught.value.underlying)
 
 
 def test_package_refuses_another_sample_rate(loaded):
