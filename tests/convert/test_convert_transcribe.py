@@ -3,6 +3,8 @@ feeding the MLX decoder, transcribes real speech exactly as the all-MLX path doe
 
 from __future__ import annotations
 
+import re
+
 import mlx.core as mx
 import pytest
 from convert_helpers import JFK, JFK_TEXT, real_model_dir
@@ -14,6 +16,10 @@ from mlx_audio_coreml.coreml.runtime import ComputeUnits
 from mlx_audio_coreml.encoders import MLXAudioEncoder
 
 _available, _reason = validation_runtime_available("portable")
+
+
+def _words(text: str) -> str:
+    return re.sub(r"[^\w\s]", "", text).lower()
 
 
 def _text(segments) -> str:
@@ -45,4 +51,4 @@ def test_transcript_through_converted_encoder_equals_the_mlx_transcript(tmp_path
 
     assert coreml_text == mlx_text
     assert "ask not what your country can do for you" in coreml_text
-    assert coreml_text.lower().startswith(JFK_TEXT.lower()[:20])
+    assert _words(coreml_text).startswith(_words(JFK_TEXT)[:20])  # beam search may add a comma
