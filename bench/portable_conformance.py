@@ -2,7 +2,7 @@
 
     .venv/bin/python bench/portable_conformance.py [--fp32] [--files test_ios14_conv ...] [--fresh]
 
-Each coremltools test file is wrapped by tests/conformance/test_<opset>_<name>.py; the
+Each coremltools test file is wrapped by tests/coreml/conformance/test_<opset>_<name>.py; the
 conftest there routes predictions to PortableRuntime. Outcomes per file: passed, failed,
 unsupported (the package uses an op the portable runtime lacks), skipped (skipped by coremltools
 itself, e.g. needs TensorFlow or macOS-only behaviour), xfailed (coremltools marks it a known
@@ -23,7 +23,7 @@ from collections import Counter, defaultdict
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-SUITE = ROOT / "tests" / "conformance"
+SUITE = ROOT / "tests" / "coreml" / "conformance"
 RESULTS = ROOT / "bench" / "results"
 COLUMNS = ("passed", "failed", "unsupported", "skipped", "xfailed")
 

@@ -3,7 +3,7 @@
 - Loads the package first, so its BLAS preload runs before any test imports mlx.core (cpu/blas.py
   explains why the order matters).
 - The default run (`-m 'not slow'`) does not even collect coremltools' op conformance suite
-  (tests/conformance: ~10,000 generated cases, all slow); `-m slow` or naming the folder runs it.
+  (tests/coreml/conformance: ~10,000 generated cases, all slow); `-m slow` or naming the folder runs it.
 - The summary ends with one line saying what was left out and how to run it.
 """
 
@@ -15,7 +15,7 @@ import pytest
 
 import mlx_audio_coreml  # noqa: F401
 
-_CONFORMANCE = Path(__file__).parent / "conformance"
+_CONFORMANCE = Path(__file__).parent / "coreml" / "conformance"
 
 
 def _default_run(config: pytest.Config) -> bool:
@@ -35,6 +35,6 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter, config: p
     deselected = len(terminalreporter.stats.get("deselected", []))
     terminalreporter.write_line(
         f"Not in this run: {deselected} slow tests (real weights on long audio, base-model accuracy, "
-        "multilingual translation) and coremltools' op conformance suite (tests/conformance). "
+        "multilingual translation) and coremltools' op conformance suite (tests/coreml/conformance). "
         "Run them with: bash scripts/test.sh -m slow"
     )

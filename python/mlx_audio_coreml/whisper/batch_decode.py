@@ -9,7 +9,7 @@ batch; a per-row prompt of another length makes another group), and in greedy de
 emits EOT leaves the batch: its cache rows are dropped, so later steps cost only the rows still
 running. Beam search runs `beam.BeamSearch` over the group's windows (a window's beams stay on
 its own audio). The prompt rules, logit filters and result numbers are those of `DecodingTask`,
-so a chunk decoded here gives the tokens it gives alone (checked by tests/whisper_batched).
+so a chunk decoded here gives the tokens it gives alone (checked by tests/whisper/batched).
 """
 
 from __future__ import annotations

@@ -14,7 +14,7 @@ Each chunk is decoded at temperature 0 in the batch; a chunk whose text loops or
 decoded again alone on the rest of the temperature ladder (fallback.py). Chunks never overlap
 and are cut at pauses; a decode that closes before its chunk's speech ends (Whisper does, near a
 window's end) has its tail decoded as one more chunk, as the seek loop's next window would. So no
-word is heard twice or lost at a seam (tests/whisper_batched).
+word is heard twice or lost at a seam (tests/whisper/batched).
 """
 
 from __future__ import annotations

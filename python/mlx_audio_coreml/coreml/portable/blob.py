@@ -1,7 +1,7 @@
 """The MIL weight blob file (weights/weight.bin): a memory-mapped reader with bounds checks.
 
 Layout (MIL storage format version 2, little-endian), as written by coremltools'
-`_BlobStorageWriter` and checked against its reader in tests/portable:
+`_BlobStorageWriter` and checked against its reader in tests/coreml/portable:
 - file header, 64 bytes: u32 blob count, u32 version (2), padding;
 - per blob, a 64-byte metadata record at the offset the spec names: u32 sentinel 0xDEADBEEF,
   u32 storage dtype, u64 size in bytes, u64 data offset, u32 padding bits in the last byte

@@ -11,7 +11,7 @@ from translation_clips import SENTENCES, content_overlap, make_clip, tools_avail
 
 pytestmark = pytest.mark.realweights
 
-# Shared content words with faster-whisper's translation (tests/whisper_decode/translation_clips.py,
+# Shared content words with faster-whisper's translation (tests/whisper/decode/translation_clips.py,
 # both engines at their defaults, base float32), measured here: es 1.00, de 1.00, it 1.00, pt 1.00
 # (the same text as faster-whisper's; compression ratios 1.21, 2.09, 1.24, 2.29) and fr 0.00 (both
 # engines mistranslate this robotic French clip, each keeping its own sampled rung). The bound leaves

@@ -7,7 +7,7 @@ our decoder is fed the same tokens (teacher forcing) and we compare, step by ste
 - the logits: log-softmax over the allowed tokens (max absolute difference);
 - the choice: our argmax against CTranslate2's token (greedy), and the whole token sequence.
 
-    .venv/bin/python tests/whisper_decode/ct2_steps.py base /tmp/de.wav --task translate [--beam 5] [--temperature 0.6]
+    .venv/bin/python tests/whisper/decode/ct2_steps.py base /tmp/de.wav --task translate [--beam 5] [--temperature 0.6]
 """
 
 from __future__ import annotations

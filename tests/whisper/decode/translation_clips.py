@@ -2,7 +2,7 @@
 (robotic, but Whisper base recognizes each language), resampled to 16 kHz with sox; and how close
 two English translations are (shared content words).
 
-    .venv/bin/python tests/whisper_decode/translation_clips.py [es fr ...]   # prints ours vs faster-whisper
+    .venv/bin/python tests/whisper/decode/translation_clips.py [es fr ...]   # prints ours vs faster-whisper
 """
 
 from __future__ import annotations
@@ -58,7 +58,7 @@ def main() -> int:
     import sys
     import tempfile
 
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+    sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
     import mlx_audio_coreml  # noqa: F401
 
     import mlx.core as mx
