@@ -17,11 +17,10 @@ import platform
 import statistics
 import time
 
-import mlx_audio_coreml  # noqa: F401  (loads OpenBLAS before mlx.core)
-from mlx_audio_coreml.cpu import blas as _blas
-
 import mlx.core as mx  # noqa: E402
 
+import mlx_audio_coreml  # noqa: F401  (loads OpenBLAS before mlx.core)
+from mlx_audio_coreml.cpu import blas as _blas
 from mlx_audio_coreml.encoders import MLXAudioEncoder  # noqa: E402
 from mlx_audio_coreml.whisper.audio import N_FRAMES, load_audio, pad_or_trim  # noqa: E402
 from mlx_audio_coreml.whisper.decoding import DecodingOptions, DecodingTask  # noqa: E402
@@ -79,11 +78,15 @@ def main() -> None:
     loop_ms = (t_loop - t_prefix) / n_tokens * 1e3
     bare_ms = (t_bare - t_prefix) / n_tokens * 1e3
     print(f"machine: {platform.machine()} {platform.processor() or ''}, mlx {mx.__version__}, BLAS: {_blas.blas_note}")
-    print(f"model {args.model} ({bundle.dtype}), audio {args.audio}, {n_tokens} tokens decoded, median of {args.repeat}")
+    print(
+        f"model {args.model} ({bundle.dtype}), audio {args.audio}, {n_tokens} tokens decoded, median of {args.repeat}"
+    )
     print(f"{'':24}{'ms/token':>10}")
     print(f"{'decoding loop':24}{loop_ms:10.2f}")
     print(f"{'bare decoder step':24}{bare_ms:10.2f}")
-    print(f"{'loop overhead':24}{overhead:10.2f}   ({overhead / bare_ms * 100:+.1f}% of a bare step; median of per-round differences)")
+    print(
+        f"{'loop overhead':24}{overhead:10.2f}   ({overhead / bare_ms * 100:+.1f}% of a bare step; median of per-round differences)"
+    )
     print(f"prefix step: {t_prefix * 1e3:.1f} ms; whole window decode: {t_loop * 1e3:.1f} ms")
 
 

@@ -26,7 +26,9 @@ KINDS = (  # (kind, substrings of the kernel name), first match wins
 
 
 def kind_of(name: str) -> str:
-    return next((kind for kind, keys in KINDS if any(k in name for k in keys)), "other elementwise, copy, gather, reduce")
+    return next(
+        (kind for kind, keys in KINDS if any(k in name for k in keys)), "other elementwise, copy, gather, reduce"
+    )
 
 
 def main() -> int:
@@ -50,8 +52,10 @@ def main() -> int:
             time_by[kind_of(names[i])] += micros[i] / len(spans)
             count_by[kind_of(names[i])] += 1 / len(spans)
     per_token = [sum(micros[a:b]) for a, b in spans]
-    print(f"{len(spans)} tokens: {statistics.median(b - a for a, b in spans)} kernels and "
-          f"{statistics.median(per_token):.0f} us of kernel time per token (median)\n")
+    print(
+        f"{len(spans)} tokens: {statistics.median(b - a for a, b in spans)} kernels and "
+        f"{statistics.median(per_token):.0f} us of kernel time per token (median)\n"
+    )
     print("| kernels of | per token | us per token |\n| --- | --- | --- |")
     for kind in sorted(time_by, key=lambda k: -time_by[k]):
         print(f"| {kind} | {count_by[kind]:.0f} | {time_by[kind]:.0f} |")

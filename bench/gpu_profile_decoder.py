@@ -43,8 +43,16 @@ def main() -> int:
         logits, cache, _ = model.decoder(prefix, features)
         mx.eval(logits, cache)
         start = time.perf_counter()
-        tokens, _ = sample_tokens(step, logits[:, -1, :], cache, prefix, gw.product_filters(d, len(prompt)),
-                                  temperature=0.0, eot=-1, n_steps=args.tokens)
+        tokens, _ = sample_tokens(
+            step,
+            logits[:, -1, :],
+            cache,
+            prefix,
+            gw.product_filters(d, len(prompt)),
+            temperature=0.0,
+            eot=-1,
+            n_steps=args.tokens,
+        )
         elapsed = (time.perf_counter() - start) * 1e3 / args.tokens
         log.info("%s %s: %d tokens, %.3f ms per token", args.step, label, tokens.shape[1] - len(prompt), elapsed)
     return 0

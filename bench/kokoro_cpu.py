@@ -109,7 +109,9 @@ def worker_ort(voice: str, threads: int) -> None:
 
     options = ort.SessionOptions()
     options.intra_op_num_threads = threads
-    session = ort.InferenceSession(str(_model_dir() / "kokoro-v1.0.int8.onnx"), options, providers=["CPUExecutionProvider"])
+    session = ort.InferenceSession(
+        str(_model_dir() / "kokoro-v1.0.int8.onnx"), options, providers=["CPUExecutionProvider"]
+    )
     pack = np.load(_model_dir() / "voices" / f"{voice}.npy")
 
     def run(request: dict[str, Any]) -> dict[str, Any]:
@@ -177,7 +179,9 @@ def _load() -> str:
     return " ".join(f"{x:.2f}" for x in os.getloadavg())
 
 
-def _turns(workers: dict[str, Worker], cases: dict[str, list[list[int]]], repeats: int) -> dict[tuple[str, str], list[dict[str, Any]]]:
+def _turns(
+    workers: dict[str, Worker], cases: dict[str, list[list[int]]], repeats: int
+) -> dict[tuple[str, str], list[dict[str, Any]]]:
     results: dict[tuple[str, str], list[dict[str, Any]]] = {}
     for worker in workers.values():
         worker.ask(cmd="run", chunks=next(iter(cases.values())))  # warm-up: first-call costs are not speed
@@ -188,8 +192,11 @@ def _turns(workers: dict[str, Worker], cases: dict[str, list[list[int]]], repeat
     return results
 
 
-def _table(results: dict[tuple[str, str], list[dict[str, Any]]], cases: dict[str, list[list[int]]],
-           streams: dict[str, list[dict[str, Any]]]) -> list[str]:
+def _table(
+    results: dict[tuple[str, str], list[dict[str, Any]]],
+    cases: dict[str, list[list[int]]],
+    streams: dict[str, list[dict[str, Any]]],
+) -> list[str]:
     lines = ["| case | tokens | engine | audio s | seconds (median) | RTF | onnxruntime time / ours |",
              "| --- | --- | --- | --- | --- | --- | --- |"]  # fmt: skip
     for case, chunks in cases.items():

@@ -19,7 +19,6 @@ import platform
 import statistics
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -88,13 +87,18 @@ def main() -> None:
     tree = Path("/tmp") / f"mlx-audio-coreml-{args.old}"
     if not tree.exists():
         subprocess.run(["git", "worktree", "add", "--detach", str(tree), args.old], cwd=ROOT, check=True)
-    new_commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True).stdout.strip()
+    new_commit = subprocess.run(
+        ["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True
+    ).stdout.strip()
     lines = [f"CPU: {_cpu()}; load average before: {_load()}", "",
              f"| model | beam | old ({args.old}) s | new ({new_commit}) s | new / old | same text |",
              "| --- | --- | --- | --- | --- | --- |"]  # fmt: skip
     for model in args.models:
         for beam in args.beam_sizes:
-            workers = {"old": _worker(str(tree / "python"), model, args.audio, beam), "new": _worker("-", model, args.audio, beam)}
+            workers = {
+                "old": _worker(str(tree / "python"), model, args.audio, beam),
+                "new": _worker("-", model, args.audio, beam),
+            }
             times: dict[str, list[float]] = {name: [] for name in workers}
             texts: dict[str, str] = {}
             for _ in range(args.repeats):
@@ -106,8 +110,13 @@ def main() -> None:
                 proc.stdin.close()  # type: ignore[union-attr]
                 proc.wait()
             old, new = statistics.median(times["old"]), statistics.median(times["new"])
-            lines.append(f"| {model} | {beam} | {old:.3f} | {new:.3f} | {new / old:.2f}x | {texts['old'] == texts['new']} |")
-    lines += ["", f"Load average after: {_load()}; medians of {args.repeats} interleaved runs, float32, jfk.wav, English."]
+            lines.append(
+                f"| {model} | {beam} | {old:.3f} | {new:.3f} | {new / old:.2f}x | {texts['old'] == texts['new']} |"
+            )
+    lines += [
+        "",
+        f"Load average after: {_load()}; medians of {args.repeats} interleaved runs, float32, jfk.wav, English.",
+    ]
     table = "\n".join(lines)
     print(table)
     out = ROOT / "bench" / "results" / "layout_before_after.md"

@@ -104,7 +104,11 @@ def faster_whisper(model: str, setting: str, threads: int) -> Callable[[object],
 
     compute = {"greedy-int8": "int8", "beam5-float32": "float32"}.get(setting, "default")
     fw = WhisperModel(str(local_store() / model), device="cpu", compute_type=compute, cpu_threads=threads)
-    kwargs = {} if setting == "defaults" else {"beam_size": 1 if setting == "greedy-int8" else 5, "temperature": 0.0, "language": "en"}
+    kwargs = (
+        {}
+        if setting == "defaults"
+        else {"beam_size": 1 if setting == "greedy-int8" else 5, "temperature": 0.0, "language": "en"}
+    )
 
     def run(audio: object) -> str:
         segments, _info = fw.transcribe(audio, **kwargs)
@@ -119,7 +123,9 @@ def _cpu_seconds() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
-def _in_turns(runs: dict[str, Callable[[object], str]], audio: np.ndarray, warm: str, repeats: int) -> dict[str, tuple[list[float], list[float], str]]:
+def _in_turns(
+    runs: dict[str, Callable[[object], str]], audio: np.ndarray, warm: str, repeats: int
+) -> dict[str, tuple[list[float], list[float], str]]:
     """name -> (wall seconds per round, CPU seconds per round, text); one warm-up each on `warm`,
     order alternating per round."""
     for fn in runs.values():
@@ -180,7 +186,10 @@ def main() -> int:
     print("\n".join(header), flush=True)
     rows = []
     for setting in args.settings:
-        runs = {"mlx-audio-coreml": ours(args.model, setting), "faster-whisper": faster_whisper(args.model, setting, args.threads)}
+        runs = {
+            "mlx-audio-coreml": ours(args.model, setting),
+            "faster-whisper": faster_whisper(args.model, setting, args.threads),
+        }
         timed = _in_turns(runs, audio, str(ROOT / "samples" / "jfk.wav"), args.repeats)
         ratios = [f / o for o, f in zip(timed["mlx-audio-coreml"][0], timed["faster-whisper"][0], strict=True)]
         cpu_ratios = [f / o for o, f in zip(timed["mlx-audio-coreml"][1], timed["faster-whisper"][1], strict=True)]

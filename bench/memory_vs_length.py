@@ -109,8 +109,11 @@ def main() -> None:
     if model is None:
         raise SystemExit("tiny.en is not installed (scripts/fetch_models.sh tiny.en)")
     print(f"Resident memory (MB), tiny.en on MLX CPU, first {args.windows} windows decoded per run", flush=True)
-    print(f"{'audio':>8} | {'after load':>10} | {'after measuring pass':>20} | {'max over windows':>16} | "
-          f"{'peak (windowed)':>15} | {'measure s':>9} | {'whole clip held':>15} | {'whole clip peak':>15}", flush=True)
+    print(
+        f"{'audio':>8} | {'after load':>10} | {'after measuring pass':>20} | {'max over windows':>16} | "
+        f"{'peak (windowed)':>15} | {'measure s':>9} | {'whole clip held':>15} | {'whole clip peak':>15}",
+        flush=True,
+    )
     with tempfile.TemporaryDirectory() as folder:
         for minutes in args.minutes:  # a row as soon as it is measured: the 2 h one takes long
             wav = make_speech(Path(folder) / f"speech_{minutes:g}min.wav", minutes)
@@ -119,8 +122,12 @@ def main() -> None:
             wav.unlink()
             held = f"{whole['held']:15.0f}" if whole else f"{'-':>15}"
             peak = f"{whole['peak']:15.0f}" if whole else f"{'-':>15}"
-            print(f"{minutes:>6g} m | {w['loaded']:10.0f} | {w['measured']:20.0f} | {w['windows_max']:16.0f} | "
-                  f"{w['peak']:15.0f} | {w['measure_s']:9.1f} | {held} | {peak}", flush=True)
+            print(
+                f"{minutes:>6g} m | {w['loaded']:10.0f} | {w['measured']:20.0f} | {w['windows_max']:16.0f} | "
+                f"{w['peak']:15.0f} | {w['measure_s']:9.1f} | {held} | {peak}",
+                flush=True,
+            )
+
 
 if __name__ == "__main__":
     main()

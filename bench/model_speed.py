@@ -77,7 +77,9 @@ def time_decoder(bundle, host: bool, features: mx.array, steps: int) -> float:
         return run()
 
 
-def ct2_timers(model_dir, mel_np: np.ndarray, steps: int, prompt: list[int], never: list[int]) -> dict[str, tuple[Callable[[], float], Callable[[], float]]]:
+def ct2_timers(
+    model_dir, mel_np: np.ndarray, steps: int, prompt: list[int], never: list[int]
+) -> dict[str, tuple[Callable[[], float], Callable[[], float]]]:
     try:
         import ctranslate2
     except ImportError:
@@ -124,7 +126,11 @@ def main() -> None:
     mx.eval(features)
     first = next(iter(ours.values()))[0]
     never = [first.tokenizer.eot, first.tokenizer.sot]
-    ct2 = {k: v for k, v in ct2_timers(model_dir, mel_np, args.steps, prompt_of(first), never).items() if not any(s in k for s in skip)}
+    ct2 = {
+        k: v
+        for k, v in ct2_timers(model_dir, mel_np, args.steps, prompt_of(first), never).items()
+        if not any(s in k for s in skip)
+    }
     enc: dict[str, list[float]] = {name: [] for name in [*ours, *ct2]}
     dec: dict[str, list[float]] = {name: [] for name in [*ours, *ct2]}
     for round_index in range(args.rounds + 1):  # round 0 warms up and is dropped
@@ -140,10 +146,14 @@ def main() -> None:
 
 
 def print_table(args: argparse.Namespace, enc: dict[str, list[float]], dec: dict[str, list[float]]) -> None:
-    print(f"model {args.model}; {platform.processor() or platform.machine()}; MLX {mx.__version__}; BLAS: {_blas.blas_note}")
+    print(
+        f"model {args.model}; {platform.processor() or platform.machine()}; MLX {mx.__version__}; BLAS: {_blas.blas_note}"
+    )
     print(f"medians of {args.rounds} interleaved rounds; decoder: {args.steps} greedy steps with KV cache, batch 1")
     base = "ct2 float32" if "ct2 float32" in enc else None
-    print(f"{'variant':<16} {'encoder ms/window':>18} {'decoder ms/token':>17} {'enc vs ct2 f32':>15} {'dec vs ct2 f32':>15}")
+    print(
+        f"{'variant':<16} {'encoder ms/window':>18} {'decoder ms/token':>17} {'enc vs ct2 f32':>15} {'dec vs ct2 f32':>15}"
+    )
     for name in enc:
         e, d = statistics.median(enc[name]) * 1000, statistics.median(dec[name]) * 1000
         re = f"{e / (statistics.median(enc[base]) * 1000):.2f}x" if base else "-"

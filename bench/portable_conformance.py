@@ -43,12 +43,32 @@ def run_file(path: Path, fp32: bool, report: Path, timeout_s: int) -> float:
     env = dict(os.environ, PORTABLE_CONFORMANCE_REPORT=str(report))
     if fp32:
         env["PORTABLE_CONFORMANCE_FP32"] = "1"
-    command = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-p", "no:warnings",
-               "-m", "slow or not slow", "--timeout", "120", str(path)]
+    command = [
+        sys.executable,
+        "-m",
+        "pytest",
+        "-q",
+        "-p",
+        "no:cacheprovider",
+        "-p",
+        "no:warnings",
+        "-m",
+        "slow or not slow",
+        "--timeout",
+        "120",
+        str(path),
+    ]
     start = time.perf_counter()
     try:
-        subprocess.run(command, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                       timeout=timeout_s, check=False)
+        subprocess.run(
+            command,
+            cwd=ROOT,
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            timeout=timeout_s,
+            check=False,
+        )
     except subprocess.TimeoutExpired:
         pass  # what finished is in the report; the table says the file timed out
     return time.perf_counter() - start
@@ -70,11 +90,17 @@ def tabulate(records: list[dict], seconds: dict[str, float]) -> tuple[str, dict]
         total.update(row)
         cells = " | ".join(str(row.get(c, 0)) for c in COLUMNS)
         lines.append(f"| {name} | {cells} | {seconds[name]:.0f} |")
-    lines.append("| **total** | " + " | ".join(str(total.get(c, 0)) for c in COLUMNS) + f" | {sum(seconds.values()):.0f} |")
+    lines.append(
+        "| **total** | " + " | ".join(str(total.get(c, 0)) for c in COLUMNS) + f" | {sum(seconds.values()):.0f} |"
+    )
     lines += ["", "Unsupported, by the op (or feature) the package needs:", "", "| op | tests |", "|---|---|"]
     lines += [f"| {op} | {n} |" for op, n in _unsupported_ops(records).most_common()] or ["| (none) | 0 |"]
-    failed = [(name, item.removeprefix("failed: ")) for name, items in sorted(failures.items())
-              for item in items if item.startswith("failed: ")]
+    failed = [
+        (name, item.removeprefix("failed: "))
+        for name, items in sorted(failures.items())
+        for item in items
+        if item.startswith("failed: ")
+    ]
     if failed:
         lines += ["", "Failed, with the last line of the failure:", "", "| file | test and reason |", "|---|---|"]
         lines += [f"| {name} | {item.replace('|', '/')[:300]} |" for name, item in failed]

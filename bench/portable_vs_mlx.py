@@ -31,10 +31,10 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-import mlx_audio_coreml  # noqa: F401  (fast BLAS before MLX)
 import mlx.core as mx
 import numpy as np
 
+import mlx_audio_coreml  # noqa: F401  (fast BLAS before MLX)
 from mlx_audio_coreml.coreml.portable import PortableRuntime
 from mlx_audio_coreml.coreml.runtime import ComputeUnits
 
@@ -150,9 +150,12 @@ def bench_precision(args, precision: str) -> list[tuple[str, float, float]]:
     reference = np.array(mlx_out.astype(mx.float32))
     got = np.array(next(iter(model.predict_mlx({name: feed}).values())).astype(mx.float32)).reshape(reference.shape)
     error = float(np.abs(got - reference).max() / np.abs(reference).max())
-    print(f"[{precision}] {source}: {model.program.opset}, {len(model.program.block.nodes)} ops to run, "
-          f"rewrites {model.program.rewrites}, compiled={model.compiled}, MLX output {mlx_out.dtype}, "
-          f"max relative error vs MLX {error:.2e}", file=sys.stderr)
+    print(
+        f"[{precision}] {source}: {model.program.opset}, {len(model.program.block.nodes)} ops to run, "
+        f"rewrites {model.program.rewrites}, compiled={model.compiled}, MLX output {mlx_out.dtype}, "
+        f"max relative error vs MLX {error:.2e}",
+        file=sys.stderr,
+    )
     medians = interleaved_medians({"mlx": run_mlx, "mlx plain": run_mlx_plain, **portable}, args.rounds)
     plain = medians["mlx plain"]
     return [(f"{precision} {variant}", ms, ms / plain) for variant, ms in medians.items()]

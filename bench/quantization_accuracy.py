@@ -89,7 +89,10 @@ def evaluate(name: str, real: bool) -> None:
     reference = load_whisper(folder, dtype=mx.float32)
     tokenizer = reference.get_tokenizer(language="en") if reference.model.is_multilingual else reference.tokenizer
     prompt = list(tokenizer.sot_sequence_including_notimestamps)
-    mels = [(path, text, log_mel_spectrogram(load_audio(path), reference.dims.n_mels, N_SAMPLES)[:, :N_FRAMES].T) for path, text in clips()]
+    mels = [
+        (path, text, log_mel_spectrogram(load_audio(path), reference.dims.n_mels, N_SAMPLES)[:, :N_FRAMES].T)
+        for path, text in clips()
+    ]
     base_tokens = [greedy(reference.model, mel, prompt, tokenizer.eot) for _, _, mel in mels]
     rows = [("float32", base_tokens)]
     for bits in (8, 4):
@@ -108,7 +111,9 @@ def evaluate(name: str, real: bool) -> None:
     print(f"\n{name}: {len(mels)} clips, greedy, first 30 s window")
     print(f"{'weights':<9} {'WER':>7} {'token agreement vs float32':>28}")
     for label, tokens in rows:
-        errors = sum(edit_distance(normalize(tokenizer.decode(t)), normalize(text)) for t, (_, text, _) in zip(tokens, mels))
+        errors = sum(
+            edit_distance(normalize(tokenizer.decode(t)), normalize(text)) for t, (_, text, _) in zip(tokens, mels)
+        )
         words = sum(len(normalize(text)) for _, text, _ in mels)
         agreement = 1 - sum(edit_distance(t, b) for t, b in zip(tokens, base_tokens)) / sum(len(b) for b in base_tokens)
         print(f"{label:<9} {errors / words:>7.1%} {agreement:>28.1%}")
@@ -118,7 +123,9 @@ def evaluate(name: str, real: bool) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--models", default="tiny.en,base")
-    parser.add_argument("--real", action="store_true", help="also run the real quantized kernels on one clip (slow on CPU)")
+    parser.add_argument(
+        "--real", action="store_true", help="also run the real quantized kernels on one clip (slow on CPU)"
+    )
     args = parser.parse_args()
     for name in args.models.split(","):
         evaluate(name, args.real)

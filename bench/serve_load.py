@@ -112,7 +112,9 @@ def calibrate(url: str, clips: list, model: str, n: int) -> float:
     return statistics.median(seconds)
 
 
-def overload(url: str, clips: list, args: argparse.Namespace, rate: float, pid: int) -> tuple[list[Outcome], list[float]]:
+def overload(
+    url: str, clips: list, args: argparse.Namespace, rate: float, pid: int
+) -> tuple[list[Outcome], list[float]]:
     """`args.requests` requests arriving at `rate` per second; RSS sampled every 100 sent."""
     local = threading.local()
     outcomes: list[Outcome] = []
@@ -150,14 +152,20 @@ def report(outcomes: list[Outcome], rss: list[float], service_s: float, rate: fl
     load = os.getloadavg() if hasattr(os, "getloadavg") else (float("nan"),) * 3
     print(f"\nmachine: {platform.machine()} {platform.system()}, {os.cpu_count()} cores, load avg {load[0]:.2f}")
     print(f"model {args.model}, workers {args.workers}, queue {args.max_queued}, clients {args.clients}")
-    print(f"service time (1 at a time, median): {service_s:.3f} s -> sustainable {1 / service_s * args.workers:.2f} req/s")
+    print(
+        f"service time (1 at a time, median): {service_s:.3f} s -> sustainable {1 / service_s * args.workers:.2f} req/s"
+    )
     print(f"offered: {rate:.2f} req/s ({args.overload:g}x) for {args.requests} requests over {span:.1f} s")
     print("\n| status | count |\n| --- | --- |")
     for status, n in sorted(counts.items()):
         print(f"| {status if status else 'lost'} | {n} |")
-    print(f"\nlatency of 200s (s): p50 {percentile(ok, 50):.3f}  p95 {percentile(ok, 95):.3f}  p99 {percentile(ok, 99):.3f}")
+    print(
+        f"\nlatency of 200s (s): p50 {percentile(ok, 50):.3f}  p95 {percentile(ok, 95):.3f}  p99 {percentile(ok, 99):.3f}"
+    )
     print(f"throughput: {len(ok) / span:.2f} answered req/s ({len(ok)} x 200 in {span:.1f} s)")
-    print(f"server RSS (MiB): before {rss[0]:.1f}, every 100 requests {[round(r) for r in rss[1:-1]]}, after {rss[-1]:.1f}")
+    print(
+        f"server RSS (MiB): before {rss[0]:.1f}, every 100 requests {[round(r) for r in rss[1:-1]]}, after {rss[-1]:.1f}"
+    )
     print(f"RSS growth after the first 100 requests: {growth:+.1f} MiB (allowed {args.rss_slack_mb:g})")
     held = server_errors == 0 and lost == 0 and growth <= args.rss_slack_mb
     print(f"\n5xx: {server_errors}, lost: {lost} -> {'HELD' if held else 'FAILED'}")

@@ -46,7 +46,9 @@ def ours(model: str, audio: str, dtype: str, beam_size: int) -> Callable[[], str
     from mlx_audio_coreml.options import ModelLoadingOptions, WhisperQuantization
     from mlx_audio_coreml.whisper.session import WhisperSession
 
-    quant = {"float32": WhisperQuantization.FLOAT32, "int8": WhisperQuantization.INT8}.get(dtype, WhisperQuantization.FLOAT16)
+    quant = {"float32": WhisperQuantization.FLOAT32, "int8": WhisperQuantization.INT8}.get(
+        dtype, WhisperQuantization.FLOAT16
+    )
     options = dataclasses.replace(ModelLoadingOptions.mlx_only(), quantization=quant)
     session = WhisperSession.from_pretrained(model, options)
 
@@ -65,8 +67,14 @@ def faster_whisper(model: str, audio: str, compute_type: str, threads: int, beam
     fw = WhisperModel(str(local_store() / model), device="cpu", compute_type=compute_type, cpu_threads=threads)
 
     def run() -> str:
-        segments, _info = fw.transcribe(audio, language="en", beam_size=beam_size, temperature=0.0,
-                                        condition_on_previous_text=True, vad_filter=False)
+        segments, _info = fw.transcribe(
+            audio,
+            language="en",
+            beam_size=beam_size,
+            temperature=0.0,
+            condition_on_previous_text=True,
+            vad_filter=False,
+        )
         return " ".join(s.text.strip() for s in segments)
 
     return run
@@ -118,7 +126,10 @@ def main() -> int:
     load_before = os.getloadavg()[0]
     rows = []
     for model in args.models:
-        runs = {f"faster-whisper {c}": faster_whisper(model, args.audio, c, args.threads, args.beam_size) for c in ("int8", "float32")}
+        runs = {
+            f"faster-whisper {c}": faster_whisper(model, args.audio, c, args.threads, args.beam_size)
+            for c in ("int8", "float32")
+        }
         if args.openai_whisper:  # the original PyTorch implementation, on our weights (bench/peers)
             from peers.openai_whisper import openai_whisper
 

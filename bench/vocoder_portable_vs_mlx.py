@@ -61,7 +61,9 @@ def main() -> None:
     t_mlx, want = _timed(lambda: mlx_vocoder.decode(features), args.repeats)
     t_portable, got = _timed(lambda: portable.decode(features), args.repeats)
     snr = snr_db(np.asarray(got), np.asarray(want))
-    print(f"device {args.device}, {features.frames} frames in bucket {bucket} ({manifest['components']['vocoder']['precision']})")
+    print(
+        f"device {args.device}, {features.frames} frames in bucket {bucket} ({manifest['components']['vocoder']['precision']})"
+    )
     print(f"MLX decoder        {t_mlx * 1000:9.1f} ms / call")
     print(f"portable package   {t_portable * 1000:9.1f} ms / call  overhead {100 * (t_portable / t_mlx - 1):+.1f}%")
     print(f"SNR portable vs MLX {snr:.1f} dB")

@@ -55,7 +55,9 @@ def test_the_readme_has_python_blocks_and_known_markers() -> None:
     blocks = readme_blocks()
     assert len(blocks) >= 3
     for block in blocks:
-        assert block.marker == "" or block.marker.startswith(("skip (", "needs ")), f"line {block.line}: {block.marker!r}"
+        assert block.marker == "" or block.marker.startswith(("skip (", "needs ")), (
+            f"line {block.line}: {block.marker!r}"
+        )
 
 
 def _scratch(tmp_path: Path) -> Path:
@@ -64,7 +66,17 @@ def _scratch(tmp_path: Path) -> Path:
 
 
 def _convert_tiny_en(folder: Path) -> None:
-    command = [sys.executable, "-m", "mlx_audio_coreml", "convert", "whisper", "--model", "tiny.en", "--out", "converted"]
+    command = [
+        sys.executable,
+        "-m",
+        "mlx_audio_coreml",
+        "convert",
+        "whisper",
+        "--model",
+        "tiny.en",
+        "--out",
+        "converted",
+    ]
     done = subprocess.run(command, cwd=folder, capture_output=True, text=True, timeout=900)
     assert done.returncode == 0, done.stderr[-3000:]
 
@@ -78,7 +90,9 @@ def test_readme_python_block_runs_and_prints(block: Block, tmp_path: Path) -> No
     folder = _scratch(tmp_path)
     if block.needs:
         _convert_tiny_en(folder)
-        assert (folder / block.needs).exists(), f"README line {block.line} needs {block.needs}, which the conversion did not write"
+        assert (folder / block.needs).exists(), (
+            f"README line {block.line} needs {block.needs}, which the conversion did not write"
+        )
     done = subprocess.run([sys.executable, "-c", block.code], cwd=folder, capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, f"README line {block.line} failed:\n{done.stderr[-3000:]}"
     assert done.stdout.strip(), f"README line {block.line} printed nothing"

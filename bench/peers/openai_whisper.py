@@ -54,7 +54,9 @@ def openai_state_dict(model: Any) -> dict[str, Any]:
     """Our MLX `Whisper`'s tensors as a float32 torch state_dict for openai-whisper's `Whisper`."""
     import torch
 
-    state = {torch_name(name): torch.from_numpy(_to_numpy(name, value)) for name, value in tree_flatten(model.parameters())}
+    state = {
+        torch_name(name): torch.from_numpy(_to_numpy(name, value)) for name, value in tree_flatten(model.parameters())
+    }
     positions = model.encoder._positional_embedding  # (n_audio_ctx, n_audio_state)
     state["encoder.positional_embedding"] = torch.from_numpy(_to_numpy("", positions))
     return state
@@ -74,6 +76,7 @@ def load_openai_model(model: str) -> Any:
 def openai_whisper(model: str, audio: str, threads: int) -> Callable[[], str]:
     """A function transcribing `audio` with openai-whisper: greedy, English, no word timestamps."""
     import torch
+
     import whisper
 
     torch.set_num_threads(threads)

@@ -53,7 +53,9 @@ class MLXAudioEncoder:
         if mel.ndim == 2:
             mel = mel[None]
         if mel.ndim != 3 or mel.shape[1] != self.n_mels or mel.shape[2] != self.n_frames:
-            raise ShapeConversionFailed([mel.shape[0] if mel.ndim == 3 else 1, self.n_mels, self.n_frames], list(mel.shape))
+            raise ShapeConversionFailed(
+                [mel.shape[0] if mel.ndim == 3 else 1, self.n_mels, self.n_frames], list(mel.shape)
+            )
         return self.module(mx.transpose(mel, (0, 2, 1)))  # (B, n_frames, n_mels)
 
 

@@ -136,7 +136,9 @@ class ModelLoadingOptions:
         if isinstance(self.coreml_runtime, CoreMLRuntimeName):
             object.__setattr__(self, "coreml_runtime", self.coreml_runtime.value)
         if self.coreml_runtime is not None and self.coreml_runtime not in RUNTIME_NAMES:
-            raise ValueError(f"coreml_runtime must be None or one of {list(RUNTIME_NAMES)}, got {self.coreml_runtime!r}")
+            raise ValueError(
+                f"coreml_runtime must be None or one of {list(RUNTIME_NAMES)}, got {self.coreml_runtime!r}"
+            )
 
     def __hash__(self) -> int:
         return hash(tuple(_hashable(getattr(self, f.name)) for f in dataclasses.fields(self)))

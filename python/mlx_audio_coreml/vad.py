@@ -129,7 +129,9 @@ class SileroVad:
         """The process-wide instance (loaded on first use)."""
         return _shared_model()
 
-    def run(self, blocks: np.ndarray, state: tuple[np.ndarray, np.ndarray]) -> tuple[np.ndarray, tuple[np.ndarray, np.ndarray]]:
+    def run(
+        self, blocks: np.ndarray, state: tuple[np.ndarray, np.ndarray]
+    ) -> tuple[np.ndarray, tuple[np.ndarray, np.ndarray]]:
         """Probabilities for `blocks` (n, 64 + 512) and the LSTM state after them."""
         probs, h, c = self._session.run(None, {"input": blocks, "h": state[0], "c": state[1]})
         return np.asarray(probs, dtype=np.float32).reshape(-1), (h, c)
@@ -198,7 +200,9 @@ class VadStream:
 # --- Speech timestamps ----------------------------------------------------------------------------
 
 
-def speech_timestamps(audio: Any, options: VadOptions | None = None, model: SileroVad | None = None) -> list[SpeechSpan]:
+def speech_timestamps(
+    audio: Any, options: VadOptions | None = None, model: SileroVad | None = None
+) -> list[SpeechSpan]:
     """Speech spans of 16 kHz mono float32 `audio`, in samples, padded and in order."""
     samples = np.asarray(audio, dtype=np.float32).reshape(-1)
     options = (options or VadOptions()).validated()

@@ -142,7 +142,9 @@ class CoreMLVocoder:
         declared = description.metadata.get(SAMPLE_RATE_METADATA_KEY)
         package_rate = int(declared) if declared else None
         if package_rate is None and sample_rate is None:
-            raise ValueError(f"the package does not record its sample rate ({SAMPLE_RATE_METADATA_KEY}); pass sample_rate")
+            raise ValueError(
+                f"the package does not record its sample rate ({SAMPLE_RATE_METADATA_KEY}); pass sample_rate"
+            )
         # A package produces audio at one rate only: asking for another is the seed's unsupportedSampleRate.
         self.sample_rate = _check_rate(sample_rate or package_rate, (package_rate or sample_rate,))  # type: ignore[arg-type]
         self._call = CoreMLCall(model, _ERRORS)

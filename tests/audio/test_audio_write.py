@@ -76,7 +76,9 @@ def test_format_comes_from_the_suffix() -> None:
         encode(_tone(), RATE, "aiff")
 
 
-def test_failed_rename_keeps_the_old_file_and_leaves_no_temporary(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_failed_rename_keeps_the_old_file_and_leaves_no_temporary(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     target = tmp_path / "out.wav"
     target.write_bytes(b"old")
 
@@ -91,8 +93,9 @@ def test_failed_rename_keeps_the_old_file_and_leaves_no_temporary(tmp_path: Path
     assert os.listdir(tmp_path) == ["out.wav"]
 
 
-@pytest.mark.parametrize(("audio", "error"), [(np.array([0.0, np.nan], np.float32), NonFiniteAudio),
-                                              (np.zeros(0, np.float32), EmptyAudio)])
+@pytest.mark.parametrize(
+    ("audio", "error"), [(np.array([0.0, np.nan], np.float32), NonFiniteAudio), (np.zeros(0, np.float32), EmptyAudio)]
+)
 def test_bad_samples_are_refused_before_any_file_exists(tmp_path: Path, audio: np.ndarray, error: type) -> None:
     with pytest.raises(error):
         write_audio(tmp_path / "out.flac", audio, RATE)

@@ -54,7 +54,9 @@ def tiny_package(tiny_random_dir: Path, tmp_path_factory: pytest.TempPathFactory
     bundle = load_whisper(tiny_random_dir, dtype=mx.float32)
     source = SourceInfo("local/whisper-tiny-random", "local", bundle.weights_sha256, bundle.source_format)
     options = ConvertOptions(precision="float32", validate=False)
-    result = convert_encoder(bundle.model.encoder, bundle.dims.n_audio_head, source, tmp_path_factory.mktemp("pkg"), options)
+    result = convert_encoder(
+        bundle.model.encoder, bundle.dims.n_audio_head, source, tmp_path_factory.mktemp("pkg"), options
+    )
     return Path(result.package)
 
 

@@ -63,7 +63,9 @@ SESSION_THREADS = textwrap.dedent(
 def _run_many(script: str, *args: str, timeout: float, runs: int = RUNS) -> list[tuple[int, str]]:
     failures = []
     for _ in range(runs):
-        done = subprocess.run([sys.executable, "-c", script, *args], cwd=REPO, capture_output=True, text=True, timeout=timeout)
+        done = subprocess.run(
+            [sys.executable, "-c", script, *args], cwd=REPO, capture_output=True, text=True, timeout=timeout
+        )
         if done.returncode != 0:
             failures.append((done.returncode, done.stderr.strip()[-300:]))
     return failures

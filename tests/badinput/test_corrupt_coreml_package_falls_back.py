@@ -18,12 +18,16 @@ from mlx_audio_coreml.options import BackendPreference, Component, ModelLoadingO
 from mlx_audio_coreml.whisper.session import WhisperSession
 from speech_data import JFK
 
-M1_MAC = DeviceFacts(os_name="Darwin", os_version="14.5", chip="Apple M1", coreml_available=True, has_neural_engine=True)
+M1_MAC = DeviceFacts(
+    os_name="Darwin", os_version="14.5", chip="Apple M1", coreml_available=True, has_neural_engine=True
+)
 _SENTINEL = struct.pack("<I", 0xDEADBEEF)
 
 
 def _session(model_dir, package) -> WhisperSession:
-    options = ModelLoadingOptions.default().with_(coreml_runtime="portable", coreml_sources={Component.ENCODER: package})
+    options = ModelLoadingOptions.default().with_(
+        coreml_runtime="portable", coreml_sources={Component.ENCODER: package}
+    )
     return WhisperSession.from_pretrained(model_dir, options, environment=LoadEnvironment(M1_MAC, RuntimeProvider()))
 
 

@@ -35,14 +35,18 @@ def test_windows_equal_slices_of_the_whole_clip_mel(seconds):
     assert mel.content_frames == whole.shape[-1] - N_FRAMES
     for seek in sorted({0, 1, 1500, max(mel.content_frames - 10, 0), 3000} & set(range(mel.content_frames + 1))):
         n_frames = min(N_FRAMES, mel.content_frames - seek)
-        assert mx.allclose(mel.window(seek, n_frames), pad_or_trim(whole[:, seek : seek + n_frames], N_FRAMES), rtol=0, atol=1e-5)
+        assert mx.allclose(
+            mel.window(seek, n_frames), pad_or_trim(whole[:, seek : seek + n_frames], N_FRAMES), rtol=0, atol=1e-5
+        )
 
 
 def test_real_speech_windows_equal_the_whole_clip_mel():
     whole = log_mel_spectrogram(load_audio(JFK), 80, padding=N_SAMPLES)
     stream = open_stream(JFK)
     mel = MelWindows.measure(lambda: stream.blocks(SAMPLE_RATE), 80, str(JFK))
-    assert mx.allclose(mel.window(0, mel.content_frames), pad_or_trim(whole[:, : mel.content_frames], N_FRAMES), rtol=0, atol=1e-5)
+    assert mx.allclose(
+        mel.window(0, mel.content_frames), pad_or_trim(whole[:, : mel.content_frames], N_FRAMES), rtol=0, atol=1e-5
+    )
 
 
 def test_the_window_buffer_stays_one_window_and_a_block_whatever_the_length():

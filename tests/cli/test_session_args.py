@@ -32,8 +32,12 @@ def _flags(argv: list[str], component: Component = Component.ENCODER) -> Session
 
 
 def _info(backend: BackendPreference, reason: str, *, runtime: str = "mlx", fallback: str | None = None) -> SessionInfo:
-    component = ComponentInfo(Component.ENCODER, BackendPreference.AUTO, backend, runtime, reason, fallback_reason=fallback)
-    return SessionInfo.from_components((component,), load_duration_s=0.1, quantization=WhisperQuantization.FLOAT32, model="m")
+    component = ComponentInfo(
+        Component.ENCODER, BackendPreference.AUTO, backend, runtime, reason, fallback_reason=fallback
+    )
+    return SessionInfo.from_components(
+        (component,), load_duration_s=0.1, quantization=WhisperQuantization.FLOAT32, model="m"
+    )
 
 
 def test_flags_become_the_api_loading_options(tmp_path: Path) -> None:
@@ -72,7 +76,9 @@ def test_strict_implies_coreml_and_refuses_mlx() -> None:
 
 
 def test_report_says_what_runs_and_strict_fails_on_mlx(capsys: pytest.CaptureFixture[str]) -> None:
-    info = _info(BackendPreference.MLX, "No Core ML runtime: apple: not here", fallback="No Core ML runtime: apple: not here")
+    info = _info(
+        BackendPreference.MLX, "No Core ML runtime: apple: not here", fallback="No Core ML runtime: apple: not here"
+    )
     report(info, _flags([]))
     assert capsys.readouterr().err.strip() == "encoder: MLX (Core ML failed: No Core ML runtime: apple: not here)"
     with pytest.raises(CoreMLRequired) as failed:
@@ -97,11 +103,19 @@ def test_an_unused_package_gets_the_portable_hint(tmp_path: Path) -> None:
 
 def test_session_notes_follow_the_component_lines() -> None:
     info = _info(BackendPreference.MLX, "backend preference is mlx")
-    info = SessionInfo.from_components(info.components, load_duration_s=0.1, quantization=info.quantization, model="m", notes=("MLX weights in float32",))
+    info = SessionInfo.from_components(
+        info.components,
+        load_duration_s=0.1,
+        quantization=info.quantization,
+        model="m",
+        notes=("MLX weights in float32",),
+    )
     assert explain(info) == ["encoder: MLX (backend preference is mlx)", "note: MLX weights in float32"]
 
 
-def test_kernel_line_is_logged_once_and_shown_on_stderr(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+def test_kernel_line_is_logged_once_and_shown_on_stderr(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
     monkeypatch.setattr(cpu_report, "_logged", set())
     logger = logging.getLogger("mlx_audio_coreml.cpu.report")
     monkeypatch.setattr(logger, "handlers", [])
@@ -136,7 +150,11 @@ def tiny_with_package(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, P
     bundle = load_whisper(folder, dtype=mx.float32)
     source = SourceInfo("local/whisper-tiny-random", "local", bundle.weights_sha256, bundle.source_format)
     result = convert_encoder(
-        bundle.model.encoder, dims.n_audio_head, source, tmp_path_factory.mktemp("package"), ConvertOptions(validate=False)
+        bundle.model.encoder,
+        dims.n_audio_head,
+        source,
+        tmp_path_factory.mktemp("package"),
+        ConvertOptions(validate=False),
     )
     return folder, Path(result.package)
 

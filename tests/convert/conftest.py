@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import mlx_audio_coreml  # noqa: F401  (BLAS first)
 import mlx.core as mx
 import pytest
 from convert_helpers import TINY_HEADS
 
+import mlx_audio_coreml  # noqa: F401  (BLAS first)
 from mlx_audio_coreml.convert import SourceInfo
 from mlx_audio_coreml.whisper.model import WhisperEncoder
 

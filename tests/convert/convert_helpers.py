@@ -4,11 +4,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import mlx_audio_coreml  # noqa: F401  (BLAS first)
 import pytest
 
+import mlx_audio_coreml  # noqa: F401  (BLAS first)
 from mlx_audio_coreml.coreml.runtime import ModelDescription, TensorSpec
-
 from speech_data import JFK, JFK_TEXT, REPO  # noqa: F401
 from speech_data import real_model_dir as _installed
 

@@ -53,7 +53,9 @@ def hub(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
 def test_a_hub_model_is_downloaded_and_its_repo_and_revision_recorded(hub, random_model_files, tmp_path):
     repo = hub.add(FakeRepo(RANDOM_REPO, random_model_files))
     stages = []
-    result = convert_whisper(RANDOM_REPO, tmp_path / "out", ConvertOptions(validate=False), lambda s, f: stages.append(s))
+    result = convert_whisper(
+        RANDOM_REPO, tmp_path / "out", ConvertOptions(validate=False), lambda s, f: stages.append(s)
+    )
     assert stages[0] == ConversionStage.DOWNLOADING
     assert result.metadata["mlx_audio_coreml.source_model"] == RANDOM_REPO
     assert result.metadata["mlx_audio_coreml.source_revision"] == repo.commit

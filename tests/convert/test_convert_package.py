@@ -8,11 +8,11 @@ from pathlib import Path
 import mlx.core as mx
 import numpy as np
 import pytest
+from convert_helpers import TINY_HEADS, package_description
 
 from mlx_audio_coreml.convert import ConversionStage, ConvertOptions, convert_encoder, convert_whisper
 from mlx_audio_coreml.convert.companion import file_hashes
 from mlx_audio_coreml.convert.encoder_weights import weights_from_mlx
-from mlx_audio_coreml.whisper.encoder_layouts import LAYOUTS, detect_layout, get_layout
 from mlx_audio_coreml.errors import (
     ConversionDestinationExists,
     ConversionError,
@@ -20,9 +20,8 @@ from mlx_audio_coreml.errors import (
     InvalidConversionOption,
     UnsupportedModelForConversion,
 )
+from mlx_audio_coreml.whisper.encoder_layouts import LAYOUTS, detect_layout, get_layout
 from mlx_audio_coreml.whisper.model import WhisperEncoder
-
-from convert_helpers import TINY_HEADS, package_description
 
 NO_CHECK = ConvertOptions(validate=False)
 
@@ -51,7 +50,11 @@ def test_each_layout_writes_its_published_io_and_metadata(tiny_package, tiny_sou
     assert meta["mlx_audio_coreml.layout"] == layout_name
     assert meta["mlx_audio_coreml.precision"] == precision
     assert meta["mlx_audio_coreml.weights_sha256"] == tiny_source.weights_sha256
-    assert (meta["mlx_audio_coreml.n_mels"], meta["mlx_audio_coreml.n_ctx"], meta["mlx_audio_coreml.d_model"]) == ("80", "1500", "64")
+    assert (meta["mlx_audio_coreml.n_mels"], meta["mlx_audio_coreml.n_ctx"], meta["mlx_audio_coreml.d_model"]) == (
+        "80",
+        "1500",
+        "64",
+    )
     assert meta["mlx_audio_coreml.coremltools_version"] and meta["mlx_audio_coreml.mlx_version"] == mx.__version__
     assert result.validation is None and "skipped" in result.validation_note
     assert sorted(p.name for p in result.package.parent.iterdir()) == [result.package.name]
@@ -62,7 +65,11 @@ def test_companion_folder_has_card_and_manifest_hashing_every_file(tiny_encoder,
     result = convert_encoder(tiny_encoder, TINY_HEADS, tiny_source, tmp_path, options)
     assert result.companion_dir == tmp_path / "tiny-random-coreml"
     manifest = json.loads((result.companion_dir / "manifest.json").read_text())
-    assert manifest["components"]["encoder"] == {"path": "AudioEncoder.mlpackage", "layout": "whisperkit", "precision": "float16"}
+    assert manifest["components"]["encoder"] == {
+        "path": "AudioEncoder.mlpackage",
+        "layout": "whisperkit",
+        "precision": "float16",
+    }
     assert manifest["source"]["weights_sha256"] == tiny_source.weights_sha256
     assert manifest["files"] == file_hashes(result.companion_dir)
     assert "AudioEncoder.mlpackage/Data/com.apple.CoreML/weights/weight.bin" in manifest["files"]
@@ -75,9 +82,13 @@ class InjectedFailure(Exception):
     pass
 
 
-@pytest.mark.parametrize("failing_stage", [ConversionStage.BUILDING, ConversionStage.CONVERTING, ConversionStage.SAVING])
+@pytest.mark.parametrize(
+    "failing_stage", [ConversionStage.BUILDING, ConversionStage.CONVERTING, ConversionStage.SAVING]
+)
 @pytest.mark.parametrize("companion", [False, True])
-def test_failure_mid_conversion_leaves_no_package_and_no_litter(tiny_encoder, tiny_source, tmp_path, failing_stage, companion):
+def test_failure_mid_conversion_leaves_no_package_and_no_litter(
+    tiny_encoder, tiny_source, tmp_path, failing_stage, companion
+):
     def progress(stage: ConversionStage, fraction: float) -> None:
         if stage == failing_stage and fraction >= 0.5:
             raise InjectedFailure(stage)
@@ -88,7 +99,9 @@ def test_failure_mid_conversion_leaves_no_package_and_no_litter(tiny_encoder, ti
     assert list(tmp_path.iterdir()) == []
 
 
-def test_disk_error_in_the_companion_files_is_typed_and_leaves_nothing(tiny_encoder, tiny_source, tmp_path, monkeypatch):
+def test_disk_error_in_the_companion_files_is_typed_and_leaves_nothing(
+    tiny_encoder, tiny_source, tmp_path, monkeypatch
+):
     from mlx_audio_coreml.convert import companion
 
     def disk_full(*args, **kwargs):
@@ -109,7 +122,9 @@ def test_failure_while_replacing_keeps_the_old_package(tiny_encoder, tiny_source
             raise InjectedFailure(stage)
 
     with pytest.raises(InjectedFailure):
-        convert_encoder(tiny_encoder, TINY_HEADS, tiny_source, tmp_path, ConvertOptions(validate=False, overwrite=True), progress)
+        convert_encoder(
+            tiny_encoder, TINY_HEADS, tiny_source, tmp_path, ConvertOptions(validate=False, overwrite=True), progress
+        )
     assert file_hashes(first.package) == before
     assert sorted(p.name for p in tmp_path.iterdir()) == [first.package.name]
 
@@ -118,16 +133,31 @@ def test_existing_destination_is_replaced_only_when_asked(tiny_encoder, tiny_sou
     first = convert_encoder(tiny_encoder, TINY_HEADS, tiny_source, tmp_path, NO_CHECK)
     with pytest.raises(ConversionDestinationExists):
         convert_encoder(tiny_encoder, TINY_HEADS, tiny_source, tmp_path, NO_CHECK)
-    again = convert_encoder(tiny_encoder, TINY_HEADS, tiny_source, tmp_path, ConvertOptions(validate=False, overwrite=True))
+    again = convert_encoder(
+        tiny_encoder, TINY_HEADS, tiny_source, tmp_path, ConvertOptions(validate=False, overwrite=True)
+    )
     assert again.package == first.package and again.package.is_dir()
     assert sorted(p.name for p in tmp_path.iterdir()) == [first.package.name]
 
 
 def test_progress_reports_each_stage_in_order_with_rising_fractions(tiny_encoder, tiny_source, tmp_path):
     seen: list[tuple[ConversionStage, float]] = []
-    convert_encoder(tiny_encoder, TINY_HEADS, tiny_source, tmp_path, ConvertOptions(validate=False, companion=True), lambda s, f: seen.append((s, f)))
+    convert_encoder(
+        tiny_encoder,
+        TINY_HEADS,
+        tiny_source,
+        tmp_path,
+        ConvertOptions(validate=False, companion=True),
+        lambda s, f: seen.append((s, f)),
+    )
     stages = list(dict.fromkeys(stage for stage, _ in seen))
-    assert stages == [ConversionStage.LOADING, ConversionStage.BUILDING, ConversionStage.CONVERTING, ConversionStage.SAVING, ConversionStage.PUBLISHING]
+    assert stages == [
+        ConversionStage.LOADING,
+        ConversionStage.BUILDING,
+        ConversionStage.CONVERTING,
+        ConversionStage.SAVING,
+        ConversionStage.PUBLISHING,
+    ]
     for stage in stages:
         fractions = [f for s, f in seen if s == stage]
         assert fractions == sorted(fractions) and fractions[-1] == 1.0
@@ -168,7 +198,6 @@ def test_invalid_options_raise_before_any_work(tiny_encoder, tiny_source, tmp_pa
         convert_encoder(tiny_encoder, TINY_HEADS, tiny_source, tmp_path, options)
     assert info.value.name == field
     assert list(tmp_path.iterdir()) == []
-
 
 
 def _op_types(package: Path) -> list[str]:

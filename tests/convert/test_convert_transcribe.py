@@ -36,7 +36,9 @@ def test_transcript_through_converted_encoder_equals_the_mlx_transcript(tmp_path
     from mlx_audio_coreml.whisper.transcribe import Transcriber
 
     model_dir = real_model_dir("tiny.en")
-    result = convert_whisper(model_dir, tmp_path, ConvertOptions(layout=layout_name, precision="float16", validate=False))
+    result = convert_whisper(
+        model_dir, tmp_path, ConvertOptions(layout=layout_name, precision="float16", validate=False)
+    )
     bundle = load_whisper(model_dir, dtype=mx.float32)
     mlx_segments, _ = Transcriber(bundle, MLXAudioEncoder(bundle.model.encoder, bundle.dims.n_mels)).transcribe(JFK)
     mlx_text = _text(mlx_segments)

@@ -20,10 +20,10 @@ from mlx_audio_coreml.convert.validate import (
     validation_mel,
     validation_runtime_available,
 )
-from mlx_audio_coreml.whisper.encoder_layouts import LAYOUTS, detect_layout
 from mlx_audio_coreml.coreml.registry import get_runtime
 from mlx_audio_coreml.coreml.runtime import ComputeUnits
 from mlx_audio_coreml.errors import ConversionValidationFailed
+from mlx_audio_coreml.whisper.encoder_layouts import LAYOUTS, detect_layout
 
 _available, _reason = validation_runtime_available("portable")
 pytestmark = pytest.mark.skipif(not _available, reason=f"portable runtime unavailable: {_reason}")
@@ -50,7 +50,11 @@ def test_each_layout_round_trips_and_agrees_with_mlx(tiny_encoder, tiny_package,
 def test_batched_attention_agrees_with_per_head_attention(tiny_encoder, tiny_package, tiny_source, tmp_path):
     per_head = tiny_package("default", "float32")
     batched = convert_encoder(
-        tiny_encoder, TINY_HEADS, tiny_source, tmp_path, ConvertOptions(precision="float32", split_heads=False, validate=False)
+        tiny_encoder,
+        TINY_HEADS,
+        tiny_source,
+        tmp_path,
+        ConvertOptions(precision="float32", split_heads=False, validate=False),
     )
     mel = validation_mel(80)
     _, a = _run_through_portable(per_head.package, mel)
@@ -61,7 +65,9 @@ def test_batched_attention_agrees_with_per_head_attention(tiny_encoder, tiny_pac
 def test_validation_reports_to_progress_and_a_failed_check_leaves_nothing(tiny_encoder, tiny_source, tmp_path):
     seen = []
     options = ConvertOptions(validate=True)
-    result = convert_encoder(tiny_encoder, TINY_HEADS, tiny_source, tmp_path / "ok", options, lambda s, f: seen.append(s))
+    result = convert_encoder(
+        tiny_encoder, TINY_HEADS, tiny_source, tmp_path / "ok", options, lambda s, f: seen.append(s)
+    )
     assert ConversionStage.VALIDATING in seen
     assert result.validation is not None and result.validation.passed and result.validation.runtime == "portable"
     impossible = ConvertOptions(validate=True, tolerance=1e-12)  # float16 cannot meet this

@@ -10,13 +10,13 @@ import pytest
 from mlx_audio_coreml.coreml.portable import PortableRuntime
 from mlx_audio_coreml.coreml.runtime import ComputeUnits
 from mlx_audio_coreml.encoders import CoreMLAudioEncoder
-from mlx_audio_coreml.whisper.encoder_layouts import detect_layout
 from mlx_audio_coreml.errors import (
     CoreMLInferenceFailed,
     PredictionFailed,
     ShapeConversionFailed,
     TensorShapeMismatch,
 )
+from mlx_audio_coreml.whisper.encoder_layouts import detect_layout
 
 
 def _encoder(model) -> CoreMLAudioEncoder:

@@ -82,7 +82,10 @@ def test_metadata_and_manifest_record_rate_buckets_precision_and_hash(packages):
 
     folder = packages["float16"][8].parent
     manifest = json.loads((folder / "manifest.json").read_text())
-    assert manifest["components"]["vocoder"]["packages"] == {"8": "AudioVocoder-8.mlpackage", "16": "AudioVocoder-16.mlpackage"}
+    assert manifest["components"]["vocoder"]["packages"] == {
+        "8": "AudioVocoder-8.mlpackage",
+        "16": "AudioVocoder-16.mlpackage",
+    }
     spec = ct.utils.load_spec(str(packages["float16"][16]))
     meta = dict(spec.description.metadata.userDefined)
     assert meta["mlx_audio_coreml.sample_rate"] == "24000"
@@ -123,7 +126,9 @@ def test_a_folder_that_is_not_kokoro_is_an_unsupported_model(tmp_path):
 
 def test_progress_reaches_every_stage_and_ends_complete(decoder, tmp_path):
     seen: list[tuple[str, float]] = []
-    convert_decoder(decoder, "tiny", tmp_path, KokoroConvertOptions(buckets=(4, 8)), lambda s, f: seen.append((s.value, f)))
+    convert_decoder(
+        decoder, "tiny", tmp_path, KokoroConvertOptions(buckets=(4, 8)), lambda s, f: seen.append((s.value, f))
+    )
     stages = [s for s, _ in seen]
     for stage in ("building the MIL program", "running coremltools passes", "saving the package", "validating"):
         assert stage in stages

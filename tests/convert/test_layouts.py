@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-import mlx_audio_coreml  # noqa: F401  (BLAS first)
 import mlx.core as mx
 import numpy as np
 import pytest
 
-from mlx_audio_coreml.whisper.encoder_layouts import LAYOUT_METADATA_KEY, LAYOUTS, detect_layout, get_layout
+import mlx_audio_coreml  # noqa: F401  (BLAS first)
 from mlx_audio_coreml.coreml.runtime import ModelDescription, TensorSpec
 from mlx_audio_coreml.errors import UnknownEncoderLayout
+from mlx_audio_coreml.whisper.encoder_layouts import LAYOUT_METADATA_KEY, LAYOUTS, detect_layout, get_layout
 
 
 def _description(layout_name: str, n_mels: int = 80, d_model: int = 384, dtype: str = "float16", **metadata: str):
@@ -56,14 +56,18 @@ def test_input_and_output_round_trip_numpy_and_mlx(name):
 
 
 def test_unknown_names_raise_with_the_tensors_found():
-    description = ModelDescription((TensorSpec("x", "float32", (1, 80, 3000)),), (TensorSpec("y", "float32", (1, 1500, 384)),))
+    description = ModelDescription(
+        (TensorSpec("x", "float32", (1, 80, 3000)),), (TensorSpec("y", "float32", (1, 1500, 384)),)
+    )
     with pytest.raises(UnknownEncoderLayout) as info:
         detect_layout(description)
     assert "x [1, 80, 3000]" in info.value.found
 
 
 def test_known_names_with_wrong_shapes_raise():
-    wrong_ctx = ModelDescription((TensorSpec("logmel_data", "float32", (1, 80, 3000)),), (TensorSpec("output", "float32", (1, 1400, 384)),))
+    wrong_ctx = ModelDescription(
+        (TensorSpec("logmel_data", "float32", (1, 80, 3000)),), (TensorSpec("output", "float32", (1, 1400, 384)),)
+    )
     with pytest.raises(UnknownEncoderLayout, match="1400"):
         detect_layout(wrong_ctx)
     wrong_rank = ModelDescription(

@@ -35,14 +35,26 @@ W = rng.standard_normal((64, 128)).astype(np.float32)  # above coremltools' 2048
 X = rng.standard_normal((3, 128)).astype(np.float32)
 
 CASES = {
-    "affine_dequantize_ios16": (ct.target.iOS16, lambda: cto.OpLinearQuantizerConfig(mode="linear_symmetric", dtype="int8"),
-                                "constexpr_affine_dequantize"),
-    "lut_to_dense_ios16": (ct.target.iOS16, lambda: cto.OpPalettizerConfig(mode="uniform", nbits=4),
-                           "constexpr_lut_to_dense"),
-    "sparse_to_dense_ios16": (ct.target.iOS16, lambda: cto.OpMagnitudePrunerConfig(target_sparsity=0.5),
-                              "constexpr_sparse_to_dense"),
-    "blockwise_shift_scale_ios18": (ct.target.iOS18, lambda: cto.OpLinearQuantizerConfig(
-        mode="linear", dtype="int4", granularity="per_block", block_size=16), "constexpr_blockwise_shift_scale"),
+    "affine_dequantize_ios16": (
+        ct.target.iOS16,
+        lambda: cto.OpLinearQuantizerConfig(mode="linear_symmetric", dtype="int8"),
+        "constexpr_affine_dequantize",
+    ),
+    "lut_to_dense_ios16": (
+        ct.target.iOS16,
+        lambda: cto.OpPalettizerConfig(mode="uniform", nbits=4),
+        "constexpr_lut_to_dense",
+    ),
+    "sparse_to_dense_ios16": (
+        ct.target.iOS16,
+        lambda: cto.OpMagnitudePrunerConfig(target_sparsity=0.5),
+        "constexpr_sparse_to_dense",
+    ),
+    "blockwise_shift_scale_ios18": (
+        ct.target.iOS18,
+        lambda: cto.OpLinearQuantizerConfig(mode="linear", dtype="int4", granularity="per_block", block_size=16),
+        "constexpr_blockwise_shift_scale",
+    ),
 }
 
 
@@ -52,10 +64,14 @@ def test_compressed_weights_written_as_text_mil_decompress_the_same(tmp_path, na
     program = mb.program(input_specs=[mb.TensorSpec(shape=X.shape)], opset_version=opset)(
         lambda x: mb.linear(x=x, weight=W)
     )
-    dense = ct.convert(program, convert_to="mlprogram", minimum_deployment_target=opset,
-                       compute_precision=ct.precision.FLOAT32)
-    compressed = cto.linear_quantize_weights if "dequantize" in op_type or "shift" in op_type else (
-        cto.palettize_weights if "lut" in op_type else cto.prune_weights)
+    dense = ct.convert(
+        program, convert_to="mlprogram", minimum_deployment_target=opset, compute_precision=ct.precision.FLOAT32
+    )
+    compressed = (
+        cto.linear_quantize_weights
+        if "dequantize" in op_type or "shift" in op_type
+        else (cto.palettize_weights if "lut" in op_type else cto.prune_weights)
+    )
     model = compressed(dense, cto.OptimizationConfig(global_config=config()))
     package = tmp_path / f"{name}.mlpackage"
     model.save(str(package))
@@ -77,8 +93,12 @@ def test_a_stateful_ios18_package_round_trips_with_its_state(tmp_path):
 
     specs = [mb.StateTensorSpec((2, 3), dtype=types.fp16), mb.TensorSpec((2, 3), dtype=types.fp16)]
     program = mb.program(input_specs=specs, opset_version=ct.target.iOS18)(build)
-    model = ct.convert(program, convert_to="mlprogram", minimum_deployment_target=ct.target.iOS18,
-                       compute_precision=ct.precision.FLOAT32)
+    model = ct.convert(
+        program,
+        convert_to="mlprogram",
+        minimum_deployment_target=ct.target.iOS18,
+        compute_precision=ct.precision.FLOAT32,
+    )
     package = tmp_path / "acc.mlpackage"
     model.save(str(package))
     compiled = write_compiled(package, tmp_path / "acc.mlmodelc")

@@ -40,7 +40,9 @@ def test_compiled_whisperkit_encoder_transcribes_like_the_package(tmp_path):
     from mlx_audio_coreml.whisper.transcribe import Transcriber
 
     model_dir = real_model_dir("tiny.en")
-    result = convert_whisper(model_dir, tmp_path, ConvertOptions(layout="whisperkit", precision="float16", validate=False))
+    result = convert_whisper(
+        model_dir, tmp_path, ConvertOptions(layout="whisperkit", precision="float16", validate=False)
+    )
     compiled = write_compiled(result.package, tmp_path / "openai_whisper-tiny.en" / "AudioEncoder.mlmodelc")
     bundle = load_whisper(model_dir, dtype=mx.float32)
     runtime = get_runtime("portable")

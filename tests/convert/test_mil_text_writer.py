@@ -54,8 +54,9 @@ def assert_same_model(package, compiled, mel: np.ndarray) -> None:
             np.testing.assert_allclose(got[name], want[name], rtol=1e-5, atol=1e-5)
 
 
-@pytest.mark.parametrize("layout, precision", [("default", "float16"), ("whisperkit", "float16"),
-                                               ("whispercpp", "float32")])
+@pytest.mark.parametrize(
+    "layout, precision", [("default", "float16"), ("whisperkit", "float16"), ("whispercpp", "float32")]
+)
 def test_encoder_written_as_text_mil_matches_the_package(tiny_package, tmp_path, layout, precision):
     package = tiny_package(layout, precision).package
     compiled = write_compiled(package, tmp_path / "AudioEncoder.mlmodelc")
@@ -129,7 +130,9 @@ def test_cli_compiled_flag_writes_the_mlmodelc_beside_the_package(tmp_path, caps
     from mlx_audio_coreml.cli import main
 
     model_dir = real_model_dir("tiny.en")
-    code = main(["convert", "whisper", "--model", str(model_dir), "--out", str(tmp_path), "--no-validate", "--compiled"])
+    code = main(
+        ["convert", "whisper", "--model", str(model_dir), "--out", str(tmp_path), "--no-validate", "--compiled"]
+    )
     assert code == 0
     package = tmp_path / "tiny.en-encoder-default-float16.mlpackage"
     compiled = package.with_suffix(".mlmodelc")

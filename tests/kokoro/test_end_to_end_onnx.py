@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import json
 
-import mlx_audio_coreml  # noqa: F401  (BLAS first)
 import mlx.core as mx
 import numpy as np
 import pytest
@@ -25,6 +24,7 @@ from audio_distance import aligned_log_mel_distance
 from onnx_reference import OnnxReference
 from text_support import needs_espeak
 
+import mlx_audio_coreml  # noqa: F401  (BLAS first)
 from mlx_audio_coreml.kokoro.config import KokoroConfig
 from mlx_audio_coreml.kokoro.model.kokoro_model import KokoroModel
 from mlx_audio_coreml.kokoro.text import TextFrontend

@@ -30,7 +30,10 @@ def _session(folder: Path, quantization: WhisperQuantization) -> KokoroSession:
 
 
 def test_int8_quantization_turns_on_the_generators_int8_products(tiny_folder: Path) -> None:
-    float_session, int8_session = _session(tiny_folder, WhisperQuantization.FLOAT32), _session(tiny_folder, WhisperQuantization.INT8)
+    float_session, int8_session = (
+        _session(tiny_folder, WhisperQuantization.FLOAT32),
+        _session(tiny_folder, WhisperQuantization.INT8),
+    )
     assert float_session.info.quantization == WhisperQuantization.FLOAT32
     assert int8_session.info.quantization == WhisperQuantization.INT8
     assert any("int8" in note for note in int8_session.info.notes)

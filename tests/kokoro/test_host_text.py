@@ -23,7 +23,10 @@ TINY_BERT = PLBertConfig(hidden_size=16, num_attention_heads=4, intermediate_siz
 
 def _randomize(module, seed: int, scale: float = 0.5) -> None:
     rng = np.random.default_rng(seed)
-    flat = [(k, mx.array((rng.standard_normal(v.shape) * scale).astype(np.float32))) for k, v in tree_flatten(module.parameters())]
+    flat = [
+        (k, mx.array((rng.standard_normal(v.shape) * scale).astype(np.float32)))
+        for k, v in tree_flatten(module.parameters())
+    ]
     module.update(tree_unflatten(flat))
     mx.eval(module.parameters())
 

@@ -54,7 +54,9 @@ def decoder() -> Decoder:
     return model
 
 
-@pytest.mark.parametrize(("kernel", "stride", "dilation", "padding"), [(3, 1, 1, 1), (5, 1, 3, 6), (8, 4, 1, 2), (1, 1, 1, 0)])
+@pytest.mark.parametrize(
+    ("kernel", "stride", "dilation", "padding"), [(3, 1, 1, 1), (5, 1, 3, 6), (8, 4, 1, 2), (1, 1, 1, 0)]
+)
 def test_host_conv_equals_mlx_conv(kernel, stride, dilation, padding):
     conv = Conv1d(5, 7, kernel, stride=stride, dilation=dilation, padding=padding)
     x = _random((1, 600, 5), 1)  # several row blocks
@@ -98,7 +100,10 @@ def test_whole_decoder_on_the_host_path_equals_mlx(decoder):
     f0 = 120 + 60 * rng.random((1, 24))
     f0[0, :4] = 0.0
     features = VocoderFeatures(
-        asr=_random((1, DIM_IN, 12), 10), f0=mx.array(f0, mx.float32), energy=_random((1, 24), 11), style=_random((1, STYLE), 12)
+        asr=_random((1, DIM_IN, 12), 10),
+        f0=mx.array(f0, mx.float32),
+        energy=_random((1, 24), 11),
+        style=_random((1, STYLE), 12),
     )
     with host_math.disabled():
         reference = decoder(features)
@@ -143,7 +148,9 @@ def test_int8_conv_is_close_to_float32_and_exact_on_its_own_grid():
 def test_generator_int8_is_opt_in_and_close(decoder):
     generator = decoder.generator
     x, style = _random((1, 20, 8), 16), _random((1, STYLE), 17)
-    harmonics = generator.harmonic_spectrum(mx.array(150 + 30 * np.random.default_rng(18).random((1, 20)), mx.float32), None)
+    harmonics = generator.harmonic_spectrum(
+        mx.array(150 + 30 * np.random.default_rng(18).random((1, 20)), mx.float32), None
+    )
     exact = np.array(host_generator.run(generator, x, style, harmonics))
     generator.host_int8 = True
     try:

@@ -59,7 +59,8 @@ def test_a_sentence_over_the_limit_is_cut_at_clauses() -> None:
     sentence = "The first clause is here, the second clause follows it, and the third one ends the sentence."
     chunks = list(frontend.chunks(sentence))
     assert [c.text for c in chunks] == [
-        "The first clause is here, the second clause follows it,", "and the third one ends the sentence."
+        "The first clause is here, the second clause follows it,",
+        "and the third one ends the sentence.",
     ]
     assert all(len(c.token_ids) <= 60 for c in chunks)
 

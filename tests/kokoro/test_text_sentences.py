@@ -14,7 +14,10 @@ from mlx_audio_coreml.kokoro.text.sentences import (
 
 def test_sentences_split_at_terminal_marks_and_keep_them() -> None:
     assert split_sentences("Hello there. How are you? Fine! Well…") == [
-        "Hello there.", "How are you?", "Fine!", "Well…"
+        "Hello there.",
+        "How are you?",
+        "Fine!",
+        "Well…",
     ]
 
 
@@ -35,19 +38,21 @@ def test_abbreviations_decimals_and_quoted_questions_do_not_end_a_sentence(text:
 
 
 def test_closing_quote_after_the_period_stays_with_its_sentence() -> None:
-    assert split_sentences('She said “Go home.” Then she left.') == ["She said “Go home.”", "Then she left."]
+    assert split_sentences("She said “Go home.” Then she left.") == ["She said “Go home.”", "Then she left."]
 
 
 def test_line_breaks_end_sentences_unless_the_next_line_continues_lowercase() -> None:
     text = "Chapter One\nIt was the best of times, it was the\nworst of times.\n\nThe end"
-    assert split_sentences(text) == [
-        "Chapter One", "It was the best of times, it was the worst of times.", "The end"
-    ]
+    assert split_sentences(text) == ["Chapter One", "It was the best of times, it was the worst of times.", "The end"]
 
 
 def test_clauses_split_after_commas_semicolons_colons_and_dashes() -> None:
     assert split_clauses("First, second; third: fourth — fifth.") == [
-        "First,", "second;", "third:", "fourth —", "fifth."
+        "First,",
+        "second;",
+        "third:",
+        "fourth —",
+        "fifth.",
     ]
 
 
@@ -61,10 +66,17 @@ def test_normalize_maps_marks_to_kokoro_forms() -> None:
 
 
 def test_pieces_keep_abbreviation_periods_in_words_and_split_marks() -> None:
-    got = [(p.text, p.is_mark, p.space_after) for p in pieces('Dr. Who said, “Hi!” (twice)')]
+    got = [(p.text, p.is_mark, p.space_after) for p in pieces("Dr. Who said, “Hi!” (twice)")]
     assert got == [
-        ("Dr. Who said", False, False), (",", True, True), ("“", True, False), ("Hi", False, False),
-        ("!", True, False), ("”", True, True), ("(", True, False), ("twice", False, False), (")", True, False),
+        ("Dr. Who said", False, False),
+        (",", True, True),
+        ("“", True, False),
+        ("Hi", False, False),
+        ("!", True, False),
+        ("”", True, True),
+        ("(", True, False),
+        ("twice", False, False),
+        (")", True, False),
     ]
 
 

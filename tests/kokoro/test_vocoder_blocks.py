@@ -3,13 +3,13 @@ random configs, loaded from PyTorch-layout weights as the canonical state holds 
 
 from __future__ import annotations
 
-import mlx_audio_coreml  # noqa: F401  (BLAS first)
 import mlx.core as mx
 import numpy as np
 import pytest
 import vocoder_reference as ref
 from mlx.utils import tree_flatten
 
+import mlx_audio_coreml  # noqa: F401  (BLAS first)
 from mlx_audio_coreml.kokoro.model.conv import Conv1d, ConvTranspose1d
 from mlx_audio_coreml.kokoro.model.generator import AdaINResBlock1, snake
 from mlx_audio_coreml.kokoro.model.state import load_canonical_state

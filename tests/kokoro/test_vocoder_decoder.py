@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import mlx_audio_coreml  # noqa: F401  (BLAS first)
 import mlx.core as mx
 import numpy as np
 import pytest
 from mlx.utils import tree_flatten
 
+import mlx_audio_coreml  # noqa: F401  (BLAS first)
 from mlx_audio_coreml.errors import KokoroStateMismatch, UnsupportedSampleRate, VocoderShapeConversionFailed
 from mlx_audio_coreml.kokoro.config import ISTFTNetConfig
 from mlx_audio_coreml.kokoro.model.decoder import Decoder

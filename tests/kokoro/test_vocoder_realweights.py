@@ -14,13 +14,13 @@ from __future__ import annotations
 
 import json
 
-import mlx_audio_coreml  # noqa: F401  (BLAS first)
 import mlx.core as mx
 import numpy as np
 import pytest
 from audio_distance import log_mel_distance
 from onnx_reference import OnnxReference
 
+import mlx_audio_coreml  # noqa: F401  (BLAS first)
 from mlx_audio_coreml.kokoro.config import KokoroConfig
 from mlx_audio_coreml.kokoro.model.decoder import Decoder
 from mlx_audio_coreml.kokoro.weights.safetensors_io import read_safetensors

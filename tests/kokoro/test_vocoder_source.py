@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import mlx_audio_coreml  # noqa: F401  (BLAS first)
 import mlx.core as mx
 import numpy as np
 import vocoder_reference as ref
 
+import mlx_audio_coreml  # noqa: F401  (BLAS first)
 from mlx_audio_coreml.kokoro.model.source import SineGen, SourceModuleHnNSF, harmonic_phase
 
 RATE, UP, HARMONICS = 24000, 300, 9

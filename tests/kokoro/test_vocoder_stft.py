@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import mlx_audio_coreml  # noqa: F401  (BLAS first)
 import mlx.core as mx
 import numpy as np
 import pytest
 
+import mlx_audio_coreml  # noqa: F401  (BLAS first)
 from mlx_audio_coreml.kokoro.model.stft import STFT, hann_window, overlap_add
 
 N_FFT, HOP = 20, 5

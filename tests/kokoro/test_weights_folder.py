@@ -55,7 +55,7 @@ def test_hexgrad_folder_written_by_torch_gives_the_same_state(kokoro_dir: Path, 
         tensors = {rest: value}
         if value.ndim == 3 and not any(s in key for s in NOT_WEIGHT_NORMED) and rest.endswith(".weight"):
             g = np.linalg.norm(value.reshape(value.shape[0], -1), axis=1).reshape(-1, 1, 1)
-            tensors = {rest[:-len("weight")] + "weight_g": g, rest[:-len("weight")] + "weight_v": value}
+            tensors = {rest[: -len("weight")] + "weight_g": g, rest[: -len("weight")] + "weight_v": value}
         for name, array in tensors.items():
             parts.setdefault(part, {})[f"module.{name}"] = torch.from_numpy(np.ascontiguousarray(array))
     torch.save(parts, tmp_path / "kokoro-v1_0.pth")
@@ -66,7 +66,9 @@ def test_hexgrad_folder_written_by_torch_gives_the_same_state(kokoro_dir: Path, 
     assert weights.format == "pth" and set(weights.state) == set(installed)
     for key, value in installed.items():
         np.testing.assert_allclose(weights.state[key], value, rtol=1e-5, atol=1e-6, err_msg=key)
-    np.testing.assert_array_equal(weights.voice_library().get("jf_nezumi"), np.load(kokoro_dir / "voices" / "jf_nezumi.npy"))
+    np.testing.assert_array_equal(
+        weights.voice_library().get("jf_nezumi"), np.load(kokoro_dir / "voices" / "jf_nezumi.npy")
+    )
 
 
 @pytest.mark.slow
@@ -83,4 +85,6 @@ def test_installer_rebuilds_the_same_folder_and_is_idempotent(kokoro_dir: Path, 
     assert sorted(p.name for p in dest.parent.iterdir()) == ["kokoro"]  # no .partial / .old left behind
     assert json.loads((dest / "config.json").read_text(encoding="utf-8")) == config
     assert (dest / "model.safetensors").read_bytes() == (kokoro_dir / "model.safetensors").read_bytes()
-    assert sorted(p.name for p in (dest / "voices").iterdir()) == sorted(p.name for p in (kokoro_dir / "voices").iterdir())
+    assert sorted(p.name for p in (dest / "voices").iterdir()) == sorted(
+        p.name for p in (kokoro_dir / "voices").iterdir()
+    )

@@ -31,15 +31,28 @@ def _hexgrad_parts(config: dict, decoder: bool = True) -> dict[str, torch.nn.Mod
     parts = {
         "bert": modules.CustomAlbert(transformers.AlbertConfig(vocab_size=config["n_token"], **config["plbert"])),
         "bert_encoder": torch.nn.Linear(config["plbert"]["hidden_size"], config["hidden_dim"]),
-        "predictor": modules.ProsodyPredictor(style_dim=config["style_dim"], d_hid=config["hidden_dim"],
-                                              nlayers=config["n_layer"], max_dur=config["max_dur"],
-                                              dropout=config["dropout"]),
-        "text_encoder": modules.TextEncoder(channels=config["hidden_dim"], kernel_size=config["text_encoder_kernel_size"],
-                                            depth=config["n_layer"], n_symbols=config["n_token"]),
+        "predictor": modules.ProsodyPredictor(
+            style_dim=config["style_dim"],
+            d_hid=config["hidden_dim"],
+            nlayers=config["n_layer"],
+            max_dur=config["max_dur"],
+            dropout=config["dropout"],
+        ),
+        "text_encoder": modules.TextEncoder(
+            channels=config["hidden_dim"],
+            kernel_size=config["text_encoder_kernel_size"],
+            depth=config["n_layer"],
+            n_symbols=config["n_token"],
+        ),
     }
     if decoder:
-        parts["decoder"] = istftnet.Decoder(dim_in=config["hidden_dim"], style_dim=config["style_dim"],
-                                              dim_out=config["n_mels"], disable_complex=True, **config["istftnet"])
+        parts["decoder"] = istftnet.Decoder(
+            dim_in=config["hidden_dim"],
+            style_dim=config["style_dim"],
+            dim_out=config["n_mels"],
+            disable_complex=True,
+            **config["istftnet"],
+        )
     return parts
 
 
@@ -57,8 +70,12 @@ def test_canonical_keys_are_hexgrads_less_unused_tensors() -> None:
     config = json.loads(CONFIG.read_text(encoding="utf-8"))
     hexgrad = _hexgrad_state_shapes(config)
     ours = canonical_shapes(config)
-    unused = {k for k in hexgrad if k.startswith(("bert.pooler.", "decoder.generator.stft."))
-              or k.endswith((".norm.weight", ".norm.bias", "position_ids"))}
+    unused = {
+        k
+        for k in hexgrad
+        if k.startswith(("bert.pooler.", "decoder.generator.stft."))
+        or k.endswith((".norm.weight", ".norm.bias", "position_ids"))
+    }
     assert {k: s for k, s in hexgrad.items() if k not in unused} == ours
 
 
@@ -69,7 +86,8 @@ def _load_into(parts: dict[str, torch.nn.Module], state: dict[str, np.ndarray]) 
         for key, value in module.state_dict().items():
             name = f"{part}.{key}"
             folded = name.replace(".parametrizations.weight.original0", ".weight").replace(
-                ".parametrizations.weight.original1", ".weight")
+                ".parametrizations.weight.original1", ".weight"
+            )
             if name.endswith("original0"):
                 w = state[folded]
                 new[key] = torch.from_numpy(np.linalg.norm(w.reshape(w.shape[0], -1), axis=1).reshape(value.shape))

@@ -16,8 +16,11 @@ from mlx_audio_coreml.kokoro.weights.onnx_graph import module_path
 from mlx_audio_coreml.kokoro.weights.safetensors_io import read_safetensors
 
 # hexgrad/Kokoro-82M config.json, less its vocabulary
-HEXGRAD_CONFIG = {k: v for k, v in json.loads(
-    (Path(__file__).with_name("hexgrad_config.json")).read_text(encoding="utf-8")).items() if k != "vocab"}
+HEXGRAD_CONFIG = {
+    k: v
+    for k, v in json.loads((Path(__file__).with_name("hexgrad_config.json")).read_text(encoding="utf-8")).items()
+    if k != "vocab"
+}
 
 TEXT = "/encoder/text_encoder"
 ALBERT = "/encoder/bert/encoder/albert_layer_groups.0/albert_layers.0"
@@ -29,15 +32,20 @@ BLOCKS = {  # name: (input, output) of one block in the graph
 }
 
 
-@pytest.mark.parametrize(("node", "path"), [
-    ("/encoder/F0.1/conv1/Conv_quant", "predictor.F0.1.conv1"),
-    ("/encoder/shared/LSTM_quant", "predictor.shared"),
-    ("/encoder/text_encoder/cnn.2/cnn.2.0/Conv_quant", "text_encoder.cnn.2.0"),
-    ("/decoder/decoder/asr_res/asr_res.0/Conv_quant", "decoder.asr_res.0"),
-    ("/encoder/bert/encoder/albert_layer_groups.0/albert_layers.0/attention/query_7/MatMul_quant",
-     "bert.encoder.albert_layer_groups.0.albert_layers.0.attention.query"),
-    ("/decoder/decoder/generator/ups.1/ConvTranspose", "decoder.generator.ups.1"),
-])
+@pytest.mark.parametrize(
+    ("node", "path"),
+    [
+        ("/encoder/F0.1/conv1/Conv_quant", "predictor.F0.1.conv1"),
+        ("/encoder/shared/LSTM_quant", "predictor.shared"),
+        ("/encoder/text_encoder/cnn.2/cnn.2.0/Conv_quant", "text_encoder.cnn.2.0"),
+        ("/decoder/decoder/asr_res/asr_res.0/Conv_quant", "decoder.asr_res.0"),
+        (
+            "/encoder/bert/encoder/albert_layer_groups.0/albert_layers.0/attention/query_7/MatMul_quant",
+            "bert.encoder.albert_layer_groups.0.albert_layers.0.attention.query",
+        ),
+        ("/decoder/decoder/generator/ups.1/ConvTranspose", "decoder.generator.ups.1"),
+    ],
+)
 def test_module_path_follows_the_exported_node_names(node: str, path: str) -> None:
     assert module_path(node) == path
 

@@ -85,8 +85,9 @@ def _write_hexgrad_checkpoint(path: Path, modules: dict[str, torch.nn.Module]) -
         for key, value in module.state_dict().items():
             name = f"module.{rest}.{key}" if rest else f"module.{key}"
             parts.setdefault(part, OrderedDict())[name] = value
-    parts["bert"] = OrderedDict({"module.pooler.weight": torch.ones(2, 2),
-                                 "module.embeddings.position_ids": torch.arange(4)[None]})
+    parts["bert"] = OrderedDict(
+        {"module.pooler.weight": torch.ones(2, 2), "module.embeddings.position_ids": torch.arange(4)[None]}
+    )
     torch.save(parts, path)
 
 
@@ -95,11 +96,16 @@ def test_hexgrad_checkpoint_becomes_the_canonical_state(tmp_path: Path) -> None:
     modules = _hexgrad_modules()
     _write_hexgrad_checkpoint(tmp_path / "kokoro-v1_0.pth", modules)
     expected = {  # canonical: weight norm folded, pooler / position ids / InstanceNorm affine dropped
-        "decoder.encode.conv1.weight": (4, 6, 3), "decoder.encode.conv1.bias": (4,),
-        "decoder.generator.ups.0.weight": (4, 2, 6), "decoder.generator.ups.0.bias": (2,),
-        "predictor.F0.1.pool.weight": (4, 1, 3), "predictor.F0.1.pool.bias": (4,),
-        "predictor.F0_proj.weight": (1, 4, 1), "predictor.F0_proj.bias": (1,),
-        "bert_encoder.weight": (2, 4), "bert_encoder.bias": (2,),
+        "decoder.encode.conv1.weight": (4, 6, 3),
+        "decoder.encode.conv1.bias": (4,),
+        "decoder.generator.ups.0.weight": (4, 2, 6),
+        "decoder.generator.ups.0.bias": (2,),
+        "predictor.F0.1.pool.weight": (4, 1, 3),
+        "predictor.F0.1.pool.bias": (4,),
+        "predictor.F0_proj.weight": (1, 4, 1),
+        "predictor.F0_proj.bias": (1,),
+        "bert_encoder.weight": (2, 4),
+        "bert_encoder.bias": (2,),
         **{f"predictor.lstm.{name}": tuple(p.shape) for name, p in modules["predictor.lstm"].named_parameters()},
     }
     state = load_pth_state(tmp_path / "kokoro-v1_0.pth", expected)
@@ -108,7 +114,9 @@ def test_hexgrad_checkpoint_becomes_the_canonical_state(tmp_path: Path) -> None:
         folded = modules[prefix].weight.detach().numpy()  # torch's own weight norm
         np.testing.assert_allclose(state[f"{prefix}.weight"], folded, rtol=1e-5, atol=1e-6)
     lstm = modules["predictor.lstm"]
-    np.testing.assert_array_equal(state["predictor.lstm.weight_hh_l0_reverse"], lstm.weight_hh_l0_reverse.detach().numpy())
+    np.testing.assert_array_equal(
+        state["predictor.lstm.weight_hh_l0_reverse"], lstm.weight_hh_l0_reverse.detach().numpy()
+    )
 
 
 def test_a_non_identity_instance_norm_is_refused(tmp_path: Path) -> None:

@@ -32,8 +32,10 @@ def test_write_then_read_is_exact(tmp_path: Path) -> None:
 def test_mlx_audio_layout_maps_back_to_canonical(tmp_path: Path) -> None:
     v = _rand(4, 6, 3)  # a weight-normed conv (out, in, k) in PyTorch layout
     g = np.linalg.norm(v.reshape(4, -1), axis=1).reshape(4, 1, 1) * 0.5
-    lstm = {name: _rand(*shape) for name, shape in
-            {"Wx": (12, 5), "Wh": (12, 3), "bias_ih": (12,), "bias_hh": (12,)}.items()}
+    lstm = {
+        name: _rand(*shape)
+        for name, shape in {"Wx": (12, 5), "Wh": (12, 3), "bias_ih": (12,), "bias_hh": (12,)}.items()
+    }
     mlx_audio = {
         "decoder.encode.conv1.weight_v": v.transpose(0, 2, 1),  # mlx-audio saves convs channels-last
         "decoder.encode.conv1.weight_g": g,
@@ -44,23 +46,36 @@ def test_mlx_audio_layout_maps_back_to_canonical(tmp_path: Path) -> None:
         "bert.pooler.weight": _rand(2, 2),  # unused by Kokoro: dropped
         **{f"predictor.lstm.{k}_{d}": val for k, val in lstm.items() for d in ("forward", "backward")},
     }
-    mx.save_safetensors(str(tmp_path / "kokoro-v1_0.safetensors"),
-                        {k: mx.array(a).astype(mx.bfloat16) for k, a in mlx_audio.items()})
+    mx.save_safetensors(
+        str(tmp_path / "kokoro-v1_0.safetensors"), {k: mx.array(a).astype(mx.bfloat16) for k, a in mlx_audio.items()}
+    )
     expected = {
-        "decoder.encode.conv1.weight": (4, 6, 3), "decoder.encode.conv1.bias": (4,),
-        "predictor.F0_proj.weight": (1, 8, 1), "text_encoder.cnn.0.1.gamma": (8,), "text_encoder.cnn.0.1.beta": (8,),
-        **{f"predictor.lstm.{n}{s}": shape for n, shape in
-           {"weight_ih_l0": (12, 5), "weight_hh_l0": (12, 3), "bias_ih_l0": (12,), "bias_hh_l0": (12,)}.items()
-           for s in ("", "_reverse")},
+        "decoder.encode.conv1.weight": (4, 6, 3),
+        "decoder.encode.conv1.bias": (4,),
+        "predictor.F0_proj.weight": (1, 8, 1),
+        "text_encoder.cnn.0.1.gamma": (8,),
+        "text_encoder.cnn.0.1.beta": (8,),
+        **{
+            f"predictor.lstm.{n}{s}": shape
+            for n, shape in {
+                "weight_ih_l0": (12, 5),
+                "weight_hh_l0": (12, 3),
+                "bias_ih_l0": (12,),
+                "bias_hh_l0": (12,),
+            }.items()
+            for s in ("", "_reverse")
+        },
     }
     state = load_safetensors_state(tmp_path / "kokoro-v1_0.safetensors", expected)
     assert {k: v.shape for k, v in state.items()} == expected
     folded = g * v / np.linalg.norm(v.reshape(4, -1), axis=1).reshape(4, 1, 1)
     np.testing.assert_allclose(state["decoder.encode.conv1.weight"], folded, rtol=2e-2, atol=2e-2)  # bfloat16
-    np.testing.assert_allclose(state["predictor.F0_proj.weight"][0, :, 0], mlx_audio["predictor.F0_proj.weight"][0, 0],
-                               rtol=1e-2, atol=1e-2)
-    np.testing.assert_allclose(state["text_encoder.cnn.0.1.gamma"], mlx_audio["text_encoder.cnn.0.1.weight"],
-                               rtol=1e-2, atol=1e-2)
+    np.testing.assert_allclose(
+        state["predictor.F0_proj.weight"][0, :, 0], mlx_audio["predictor.F0_proj.weight"][0, 0], rtol=1e-2, atol=1e-2
+    )
+    np.testing.assert_allclose(
+        state["text_encoder.cnn.0.1.gamma"], mlx_audio["text_encoder.cnn.0.1.weight"], rtol=1e-2, atol=1e-2
+    )
     np.testing.assert_allclose(state["predictor.lstm.weight_hh_l0_reverse"], lstm["Wh"], rtol=1e-2, atol=1e-2)
 
 

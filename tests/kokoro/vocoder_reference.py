@@ -49,7 +49,9 @@ def adain_resblock1(x: np.ndarray, s: np.ndarray, state: dict[str, np.ndarray], 
     for j, d in enumerate(dilations):
         xt = adain(x, s, state[f"adain1.{j}.fc.weight"], state[f"adain1.{j}.fc.bias"])
         xt = snake(xt, state[f"alpha1.{j}"])
-        xt = conv1d(xt, state[f"convs1.{j}.weight"], state[f"convs1.{j}.bias"], padding=(kernel * d - d) // 2, dilation=d)
+        xt = conv1d(
+            xt, state[f"convs1.{j}.weight"], state[f"convs1.{j}.bias"], padding=(kernel * d - d) // 2, dilation=d
+        )
         xt = adain(xt, s, state[f"adain2.{j}.fc.weight"], state[f"adain2.{j}.fc.bias"])
         xt = snake(xt, state[f"alpha2.{j}"])
         xt = conv1d(xt, state[f"convs2.{j}.weight"], state[f"convs2.{j}.bias"], padding=(kernel - 1) // 2)

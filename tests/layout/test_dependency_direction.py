@@ -33,7 +33,9 @@ def _imports(path: Path) -> set[str]:
     found: set[str] = set()
     for node in ast.walk(ast.parse(path.read_text())):
         if isinstance(node, ast.Import):
-            found |= {a.name.removeprefix("mlx_audio_coreml.") for a in node.names if a.name.startswith("mlx_audio_coreml.")}
+            found |= {
+                a.name.removeprefix("mlx_audio_coreml.") for a in node.names if a.name.startswith("mlx_audio_coreml.")
+            }
         elif isinstance(node, ast.ImportFrom):
             if node.level:
                 base = package[: len(package) - (node.level - 1)]

@@ -6,14 +6,15 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
-import mlx_audio_coreml  # noqa: F401  (BLAS first)
 import mlx.core as mx
 import pytest
 from loading_fakehub import FakeHub, FakeRepo
 from loading_helpers import M1_MAC, REAL_STORE, TURBO_COREML_REPO, TURBO_REPO, files_of
 
-from mlx_audio_coreml.store.hub import HubSettings
+import mlx_audio_coreml  # noqa: F401  (BLAS first)
 from mlx_audio_coreml.loading.selection import LoadEnvironment, RuntimeProvider
+from mlx_audio_coreml.store.hub import HubSettings
+
 
 @pytest.fixture(scope="session")
 def tiny_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:

@@ -160,7 +160,9 @@ class FakeHub:
             return
         request.wfile.write(body)
 
-    def _file_headers(self, request: BaseHTTPRequestHandler, repo: FakeRepo, file: str, data: bytes, start: int) -> None:
+    def _file_headers(
+        self, request: BaseHTTPRequestHandler, repo: FakeRepo, file: str, data: bytes, start: int
+    ) -> None:
         sibling = repo.sibling(file)
         request.send_response(206 if start else 200)
         request.send_header("X-Repo-Commit", repo.commit)

@@ -6,7 +6,6 @@ from __future__ import annotations
 from pathlib import Path
 
 from mlx_audio_coreml.loading.devices import DeviceFacts
-
 from speech_data import JFK  # noqa: F401
 from speech_data import REPO as REPO_ROOT  # noqa: F401
 
@@ -19,7 +18,9 @@ TURBO_COREML_REPO = TURBO_REPO + "-coreml"
 TINY_REPO = "mlx-community/whisper-tiny-mlx"
 
 # The seed's devices. An M1 Mac has a Neural Engine; the A11 (iPhone X) counts as none.
-M1_MAC = DeviceFacts(os_name="Darwin", os_version="14.5", chip="Apple M1", coreml_available=True, has_neural_engine=True)
+M1_MAC = DeviceFacts(
+    os_name="Darwin", os_version="14.5", chip="Apple M1", coreml_available=True, has_neural_engine=True
+)
 A11_IPHONE = DeviceFacts(
     os_name="iOS", os_version="16.7", chip="Apple A11 Bionic", coreml_available=True, has_neural_engine=False
 )

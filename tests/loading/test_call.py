@@ -5,11 +5,11 @@ from __future__ import annotations
 
 import math
 
-import mlx_audio_coreml  # noqa: F401  (BLAS first)
 import mlx.core as mx
 import numpy as np
 import pytest
 
+import mlx_audio_coreml  # noqa: F401  (BLAS first)
 from mlx_audio_coreml.coreml.call import CallErrors, CoreMLCall, all_finite
 from mlx_audio_coreml.coreml.runtime import ModelDescription, PredictResult, TensorSpec
 from mlx_audio_coreml.errors import (

@@ -14,9 +14,9 @@ from pathlib import Path
 import pytest
 
 from mlx_audio_coreml.cancel import CancelToken
-from mlx_audio_coreml.loading.deadline import load_with_deadline, run_with_deadline
 from mlx_audio_coreml.coreml.runtime import ComputeUnits, LoadStage, ModelDescription
 from mlx_audio_coreml.errors import ANECompilationCancelled, ANECompilationTimeout, ModelLoadFailed
+from mlx_audio_coreml.loading.deadline import load_with_deadline, run_with_deadline
 
 
 class _Model:

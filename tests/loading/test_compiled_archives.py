@@ -42,11 +42,14 @@ def _archive(folder: Path, members: dict[str, str], name: str = "ggml-tiny-encod
 def test_a_zipped_compiled_model_unpacks_once_and_loads(tmp_path):
     from mlx_audio_coreml.coreml.portable import PortableRuntime
 
-    archive = _archive(tmp_path, {
-        "ggml-tiny-encoder.mlmodelc/model.mil": PROGRAM,
-        "ggml-tiny-encoder.mlmodelc/weights/": "",
-        "__MACOSX/ggml-tiny-encoder.mlmodelc/._model.mil": "resource fork",
-    })
+    archive = _archive(
+        tmp_path,
+        {
+            "ggml-tiny-encoder.mlmodelc/model.mil": PROGRAM,
+            "ggml-tiny-encoder.mlmodelc/weights/": "",
+            "__MACOSX/ggml-tiny-encoder.mlmodelc/._model.mil": "resource fork",
+        },
+    )
     assert is_compiled_archive(archive)
     cache = tmp_path / "compiled"
     model_dir = unpack_compiled(archive, cache)
@@ -60,12 +63,15 @@ def test_a_zipped_compiled_model_unpacks_once_and_loads(tmp_path):
     assert [p.name for p in cache.rglob("*.partial")] == []
 
 
-@pytest.mark.parametrize("members, words", [
-    ({"ggml-tiny-encoder.mlmodelc/../../evil.txt": "x"}, "points outside"),
-    ({"/abs/model.mil": "x"}, "points outside"),
-    ({"a.mlmodelc/model.mil": PROGRAM, "b.mlmodelc/model.mil": PROGRAM}, "expected one .mlmodelc folder"),
-    ({"model.mil": PROGRAM}, "expected one .mlmodelc folder"),
-])
+@pytest.mark.parametrize(
+    "members, words",
+    [
+        ({"ggml-tiny-encoder.mlmodelc/../../evil.txt": "x"}, "points outside"),
+        ({"/abs/model.mil": "x"}, "points outside"),
+        ({"a.mlmodelc/model.mil": PROGRAM, "b.mlmodelc/model.mil": PROGRAM}, "expected one .mlmodelc folder"),
+        ({"model.mil": PROGRAM}, "expected one .mlmodelc folder"),
+    ],
+)
 def test_archives_that_are_not_one_compiled_model_are_refused(tmp_path, members, words):
     archive = _archive(tmp_path, members)
     with pytest.raises(PackageError, match=words):

@@ -43,9 +43,17 @@ def compiled_encoders(tiny_model_dir: Path, tmp_path_factory: pytest.TempPathFac
     source = SourceInfo(TURBO_REPO, "local", bundle.weights_sha256, bundle.source_format)
     root = tmp_path_factory.mktemp("published")
     built = {}
-    for layout, name in (("whisperkit", "AudioEncoder.mlmodelc"), ("whispercpp", "ggml-large-v3-turbo-encoder.mlmodelc")):
-        package = convert_encoder(bundle.model.encoder, bundle.dims.n_audio_head, source, root / layout,
-                                  ConvertOptions(layout=layout, validate=False)).package
+    for layout, name in (
+        ("whisperkit", "AudioEncoder.mlmodelc"),
+        ("whispercpp", "ggml-large-v3-turbo-encoder.mlmodelc"),
+    ):
+        package = convert_encoder(
+            bundle.model.encoder,
+            bundle.dims.n_audio_head,
+            source,
+            root / layout,
+            ConvertOptions(layout=layout, validate=False),
+        ).package
         built[layout] = write_compiled(package, root / f"{layout}-compiled" / name)
     return built
 
@@ -70,7 +78,10 @@ def test_sizes_map_to_the_published_names():
     assert published_encoders.short_name("/models/base", Path("/models/base")) == "base"
     assert published_encoders.short_name("my-finetune") is None
     assert published_encoders.package_names("tiny") == (
-        "openai_whisper-tiny/AudioEncoder.mlmodelc", "ggml-tiny-encoder.mlmodelc", "ggml-tiny-encoder.mlmodelc.zip")
+        "openai_whisper-tiny/AudioEncoder.mlmodelc",
+        "ggml-tiny-encoder.mlmodelc",
+        "ggml-tiny-encoder.mlmodelc.zip",
+    )
     assert published_encoders.whisperkit_names("large-v3-turbo")[0] == f"{WHISPERKIT_FOLDER}/AudioEncoder.mlmodelc"
 
 
@@ -79,9 +90,13 @@ def test_whisperkit_encoder_on_the_hub_runs_when_there_is_no_companion_repo(
 ):
     fake_hub.add(FakeRepo(TURBO_REPO, files_of(tiny_model_dir)))
     compiled = compiled_encoders["whisperkit"]
-    fake_hub.add(FakeRepo(published_encoders.WHISPERKIT_REPO, {
-        f"{WHISPERKIT_FOLDER}/AudioEncoder.mlmodelc/{path}": data for path, data in files_of(compiled).items()
-    } | {"openai_whisper-tiny/AudioEncoder.mlmodelc/model.mil": b"not this one"}))
+    fake_hub.add(
+        FakeRepo(
+            published_encoders.WHISPERKIT_REPO,
+            {f"{WHISPERKIT_FOLDER}/AudioEncoder.mlmodelc/{path}": data for path, data in files_of(compiled).items()}
+            | {"openai_whisper-tiny/AudioEncoder.mlmodelc/model.mil": b"not this one"},
+        )
+    )
 
     session = WhisperSession.from_pretrained(TURBO, PORTABLE, environment=m1_portable)
 
@@ -96,9 +111,15 @@ def test_whispercpp_zipped_encoder_on_the_hub_is_unpacked_and_runs(
     fake_hub, hub_settings, tiny_model_dir, compiled_encoders, m1_portable
 ):
     fake_hub.add(FakeRepo(TURBO_REPO, files_of(tiny_model_dir)))
-    fake_hub.add(FakeRepo(published_encoders.WHISPERCPP_REPO, {
-        WHISPERCPP_ZIP: _zipped(compiled_encoders["whispercpp"]), "ggml-large-v3-turbo.bin": b"unused ggml weights",
-    }))
+    fake_hub.add(
+        FakeRepo(
+            published_encoders.WHISPERCPP_REPO,
+            {
+                WHISPERCPP_ZIP: _zipped(compiled_encoders["whispercpp"]),
+                "ggml-large-v3-turbo.bin": b"unused ggml weights",
+            },
+        )
+    )
 
     session = WhisperSession.from_pretrained(TURBO, PORTABLE, environment=m1_portable)
 

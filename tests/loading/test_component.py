@@ -9,12 +9,12 @@ import math
 import time
 from pathlib import Path
 
-import mlx_audio_coreml  # noqa: F401  (BLAS first)
 import mlx.core as mx
 import numpy as np
 import pytest
 from loading_helpers import A11_IPHONE, M1_MAC, features
 
+import mlx_audio_coreml  # noqa: F401  (BLAS first)
 from mlx_audio_coreml.cancel import CancelToken
 from mlx_audio_coreml.coreml.portable import PortableRuntime
 from mlx_audio_coreml.coreml.runtime import Availability
@@ -78,14 +78,18 @@ class Events(list):
         return [e for e in self if isinstance(e, kind)]
 
 
-def _loader(package: Path | None, options: ModelLoadingOptions, device=M1_MAC, runtimes=None, *, ane_claim: bool = False):
+def _loader(
+    package: Path | None, options: ModelLoadingOptions, device=M1_MAC, runtimes=None, *, ane_claim: bool = False
+):
     """A vocoder switch (MLX first) and its lifecycle, as a Kokoro session builds them."""
     events, recorder = Events(), SessionRecorder("kokoro-test")
     looked_up: list[int] = []
 
     def find() -> PackageLookup:
         looked_up.append(1)
-        return PackageLookup(True, str(package), location=package) if package else PackageLookup(False, "no vocoder here")
+        return (
+            PackageLookup(True, str(package), location=package) if package else PackageLookup(False, "no vocoder here")
+        )
 
     def fetch(lookup: PackageLookup, on_fraction) -> Path:
         on_fraction(1.0)
@@ -117,7 +121,9 @@ def test_vocoder_moves_to_coreml_and_info_says_so(vocoder_package):
 
 
 def test_an_mlx_override_for_the_vocoder_asks_for_nothing(vocoder_package):
-    loader, switch, events, recorder, looked_up = _loader(vocoder_package, PORTABLE.with_(backend_overrides={VOCODER: MLX}))
+    loader, switch, events, recorder, looked_up = _loader(
+        vocoder_package, PORTABLE.with_(backend_overrides={VOCODER: MLX})
+    )
 
     loader.prepare()
 
@@ -176,7 +182,9 @@ def test_a_warmup_that_gives_nan_falls_back_with_compilation_failed(vocoder_pack
     assert loader.warm(None, timeout_s=60) is False
 
     [failed] = events.of(CompilationFailed)
-    assert isinstance(failed.error, VocoderCoreMLInferenceFailed) and isinstance(failed.error.underlying, NonFiniteOutput)
+    assert isinstance(failed.error, VocoderCoreMLInferenceFailed) and isinstance(
+        failed.error.underlying, NonFiniteOutput
+    )
     info = recorder.snapshot()
     assert info.vocoder_backend is MLX and info.did_fallback and "warm-up" in info.fallback_reasons[0]
     assert switch.backend == "mlx" and loader.warm(None, timeout_s=60) is False  # not retried
@@ -197,7 +205,9 @@ def test_nan_output_while_running_moves_the_vocoder_to_mlx(vocoder_package):
 
 
 def test_cancel_returns_at_once_and_a_later_warm_succeeds(vocoder_package):
-    loader, switch, events, recorder, _ = _loader(vocoder_package, ModelLoadingOptions.default(), runtimes=_NeuralEngineRuntimes(1.0))
+    loader, switch, events, recorder, _ = _loader(
+        vocoder_package, ModelLoadingOptions.default(), runtimes=_NeuralEngineRuntimes(1.0)
+    )
     loader.prepare()
     token = CancelToken()
     token.cancel()

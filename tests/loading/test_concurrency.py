@@ -6,11 +6,11 @@ from __future__ import annotations
 import threading
 import time
 
-import mlx_audio_coreml  # noqa: F401  (BLAS first)
 import mlx.core as mx
 import pytest
 from loading_helpers import JFK, REAL_STORE
 
+import mlx_audio_coreml  # noqa: F401  (BLAS first)
 from mlx_audio_coreml.coreml.runtime import ModelDescription, PredictResult, TensorSpec
 from mlx_audio_coreml.encoders import CoreMLAudioEncoder, FallbackEncoder
 from mlx_audio_coreml.errors import PredictionFailed

@@ -3,14 +3,13 @@ layout gives (B, n_ctx, D) like MLX, shapes are checked as the seed says, failur
 
 from __future__ import annotations
 
-import mlx_audio_coreml  # noqa: F401  (BLAS first)
 import mlx.core as mx
 import numpy as np
 import pytest
 
+import mlx_audio_coreml  # noqa: F401  (BLAS first)
 from mlx_audio_coreml.coreml.portable import PortableRuntime
-from mlx_audio_coreml.encoders import CoreMLAudioEncoder, FallbackEncoder
-from mlx_audio_coreml.encoders import MLXAudioEncoder
+from mlx_audio_coreml.encoders import CoreMLAudioEncoder, FallbackEncoder, MLXAudioEncoder
 from mlx_audio_coreml.errors import CoreMLInferenceFailed, ModelNotLoaded, PredictionFailed, ShapeConversionFailed
 from mlx_audio_coreml.whisper.encoder_layouts import detect_layout
 

@@ -16,11 +16,11 @@ import signal
 import subprocess
 from pathlib import Path
 
-import mlx_audio_coreml  # noqa: F401  (BLAS first)
 import pytest
-from loading_helpers import TURBO, TURBO_COREML_REPO
 from loading_fakehub import Fault
+from loading_helpers import TURBO, TURBO_COREML_REPO
 
+import mlx_audio_coreml  # noqa: F401  (BLAS first)
 from mlx_audio_coreml.errors import CorruptDownload, DownloadError, NetworkError
 from mlx_audio_coreml.options import BackendPreference, ModelLoadingOptions
 from mlx_audio_coreml.progress import DownloadFailed, DownloadingCoreML
@@ -97,7 +97,9 @@ def test_server_error_on_the_repo_lookup_falls_back(turbo_on_hub, hub_settings, 
     assert not events.of(DownloadingCoreML)  # it failed before any byte was asked for
 
 
-def test_connection_dropped_mid_file_falls_back_and_resumes_later(turbo_on_hub, hub_settings, isolated_home, m1_portable, events):
+def test_connection_dropped_mid_file_falls_back_and_resumes_later(
+    turbo_on_hub, hub_settings, isolated_home, m1_portable, events
+):
     companion = turbo_on_hub[1]
     companion.faults[WEIGHTS] = Fault(drop_after=100_000)  # every attempt ends at byte 100 000
 
@@ -154,9 +156,13 @@ def test_disk_full_falls_back_and_leaves_no_partial_file(
 @contextlib.contextmanager
 def _full_disk(folder: Path, limit_bytes: int):
     """A tmpfs of `limit_bytes` over `folder` when we may mount; else RLIMIT_FSIZE for this process."""
-    mounted = os.geteuid() == 0 and subprocess.run(
-        ["mount", "-t", "tmpfs", "-o", f"size={limit_bytes}", "tmpfs", str(folder)], capture_output=True
-    ).returncode == 0
+    mounted = (
+        os.geteuid() == 0
+        and subprocess.run(
+            ["mount", "-t", "tmpfs", "-o", f"size={limit_bytes}", "tmpfs", str(folder)], capture_output=True
+        ).returncode
+        == 0
+    )
     if mounted:
         try:
             yield "tmpfs"

@@ -33,7 +33,12 @@ def _seed_fields(options: ModelLoadingOptions) -> tuple:
 
 
 def test_default_preset_equals_the_seed():
-    assert _seed_fields(ModelLoadingOptions.default()) == (WhisperQuantization.FLOAT16, False, True, BackendPreference.AUTO)
+    assert _seed_fields(ModelLoadingOptions.default()) == (
+        WhisperQuantization.FLOAT16,
+        False,
+        True,
+        BackendPreference.AUTO,
+    )
     assert ModelLoadingOptions.default() == ModelLoadingOptions()  # the field defaults are the preset
 
 
@@ -43,11 +48,20 @@ def test_max_performance_preset_equals_the_seed():
 
 
 def test_mlx_only_preset_equals_the_seed():
-    assert _seed_fields(ModelLoadingOptions.mlx_only()) == (WhisperQuantization.FLOAT16, False, True, BackendPreference.MLX)
+    assert _seed_fields(ModelLoadingOptions.mlx_only()) == (
+        WhisperQuantization.FLOAT16,
+        False,
+        True,
+        BackendPreference.MLX,
+    )
 
 
 def test_presets_have_no_overrides_automatic_runtime_and_ten_minute_timeout():
-    for preset in (ModelLoadingOptions.default(), ModelLoadingOptions.max_performance(), ModelLoadingOptions.mlx_only()):
+    for preset in (
+        ModelLoadingOptions.default(),
+        ModelLoadingOptions.max_performance(),
+        ModelLoadingOptions.mlx_only(),
+    ):
         assert dict(preset.backend_overrides) == {}
         assert preset.coreml_runtime is None
         assert preset.compute_units is ComputeUnits.ALL
@@ -69,11 +83,17 @@ def test_with_merges_changes_and_keeps_the_rest():
     assert changed.backend_overrides[Component.ENCODER] is BackendPreference.MLX
     assert changed.compile_timeout_s == 30
     assert _seed_fields(changed) == _seed_fields(base)
-    assert hash(changed) != hash(base) and changed == base.with_(**changes) and hash(changed) == hash(base.with_(**changes))
+    assert (
+        hash(changed) != hash(base)
+        and changed == base.with_(**changes)
+        and hash(changed) == hash(base.with_(**changes))
+    )
 
 
 def test_override_is_the_preference_for_its_component_only():
-    options = ModelLoadingOptions(backend=BackendPreference.CORE_ML, backend_overrides={Component.VOCODER: BackendPreference.MLX})
+    options = ModelLoadingOptions(
+        backend=BackendPreference.CORE_ML, backend_overrides={Component.VOCODER: BackendPreference.MLX}
+    )
     assert options.preference_for(Component.VOCODER) is BackendPreference.MLX
     assert options.preference_for(Component.ENCODER) is BackendPreference.CORE_ML
 

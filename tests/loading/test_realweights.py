@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import mlx_audio_coreml  # noqa: F401  (BLAS first)
 import pytest
 from loading_helpers import JFK, M1_MAC, REAL_STORE
 
+import mlx_audio_coreml  # noqa: F401  (BLAS first)
+from mlx_audio_coreml.loading.selection import LoadEnvironment
 from mlx_audio_coreml.options import BackendPreference, Component, ModelLoadingOptions
 from mlx_audio_coreml.progress import CoreMLUnavailable
-from mlx_audio_coreml.loading.selection import LoadEnvironment
 from mlx_audio_coreml.whisper.session import WhisperSession, transcribe
 
 pytestmark = pytest.mark.realweights
@@ -46,7 +46,9 @@ def test_real_tiny_en_encoder_package_transcribes_like_mlx(tiny_en, tmp_path):
     options = ModelLoadingOptions(coreml_runtime="portable", coreml_sources={Component.ENCODER: package})
     coreml = WhisperSession.from_pretrained(tiny_en, options, environment=LoadEnvironment(device=M1_MAC))
     mlx = WhisperSession.from_pretrained(tiny_en, ModelLoadingOptions.mlx_only())
-    assert coreml.info.encoder_backend is BackendPreference.CORE_ML and mlx.info.encoder_backend is BackendPreference.MLX
+    assert (
+        coreml.info.encoder_backend is BackendPreference.CORE_ML and mlx.info.encoder_backend is BackendPreference.MLX
+    )
 
     via_package = _text(coreml.transcribe(JFK, temperature=0.0)[0])
     via_mlx = _text(mlx.transcribe(JFK, temperature=0.0)[0])

@@ -8,16 +8,16 @@ explicitly, as it must be, and it never claims a Neural Engine. The slow-compile
 
 from __future__ import annotations
 
-import mlx_audio_coreml  # noqa: F401  (BLAS first)
 import mlx.core as mx
 import numpy as np
 import pytest
-from loading_helpers import A11_IPHONE, TINY_REPO, TURBO, TURBO_COREML_REPO, files_of
 from loading_fakehub import FakeRepo
+from loading_helpers import A11_IPHONE, TINY_REPO, TURBO, TURBO_COREML_REPO, files_of
 
-from mlx_audio_coreml.encoders import CoreMLAudioEncoder
-from mlx_audio_coreml.encoders import MLXAudioEncoder
+import mlx_audio_coreml  # noqa: F401  (BLAS first)
+from mlx_audio_coreml.encoders import CoreMLAudioEncoder, MLXAudioEncoder
 from mlx_audio_coreml.errors import NetworkError, ShapeConversionFailed
+from mlx_audio_coreml.loading.selection import LoadEnvironment
 from mlx_audio_coreml.options import BackendPreference, ModelLoadingOptions
 from mlx_audio_coreml.progress import (
     CompilingANE,
@@ -26,7 +26,6 @@ from mlx_audio_coreml.progress import (
     Downloading,
     DownloadingCoreML,
 )
-from mlx_audio_coreml.loading.selection import LoadEnvironment
 from mlx_audio_coreml.whisper.model_names import local_store
 from mlx_audio_coreml.whisper.session import WhisperSession
 

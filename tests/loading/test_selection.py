@@ -8,11 +8,18 @@ import pytest
 from loading_helpers import A11_IPHONE, M1_MAC
 
 from mlx_audio_coreml.coreml.runtime import Availability
-from mlx_audio_coreml.loading.devices import DeviceFacts, chip_has_neural_engine, read_device_facts
 from mlx_audio_coreml.errors import NetworkError
+from mlx_audio_coreml.loading.devices import DeviceFacts, chip_has_neural_engine, read_device_facts
+from mlx_audio_coreml.loading.selection import (
+    LoadEnvironment,
+    PackageLookup,
+    Rule,
+    RuntimeProvider,
+    choose_runtime,
+    select_backend,
+)
 from mlx_audio_coreml.options import BackendPreference, Component, ModelLoadingOptions
 from mlx_audio_coreml.progress import CoreMLUnavailable, DownloadFailed
-from mlx_audio_coreml.loading.selection import LoadEnvironment, PackageLookup, Rule, RuntimeProvider, choose_runtime, select_backend
 
 AUTO, CORE_ML, MLX = BackendPreference.AUTO, BackendPreference.CORE_ML, BackendPreference.MLX
 ENCODER, VOCODER = Component.ENCODER, Component.VOCODER
@@ -50,7 +57,9 @@ MISSING = PackageLookup(False, "no Core ML repo org/model-coreml on the hub")
 MAC = LoadEnvironment(device=M1_MAC, runtimes=Runtimes({"apple": True, "coremltools": True, "portable": True}))
 
 
-def decide(options: ModelLoadingOptions, lookup: PackageLookup = FOUND, environment: LoadEnvironment = MAC, component=ENCODER):
+def decide(
+    options: ModelLoadingOptions, lookup: PackageLookup = FOUND, environment: LoadEnvironment = MAC, component=ENCODER
+):
     lookups = Lookups(lookup)
     return select_backend(component, options, environment=environment, find_package=lookups), lookups
 
@@ -104,7 +113,9 @@ def test_override_mlx_beats_a_coreml_preference():
 
 def test_override_coreml_beats_an_mlx_preference_and_skips_the_ane_rule():
     options = ModelLoadingOptions(backend=MLX, backend_overrides={ENCODER: CORE_ML})
-    intel_mac = LoadEnvironment(device=DeviceFacts("Darwin", "13.6", "Intel(R) Core(TM) i7", True, False), runtimes=MAC.runtimes)
+    intel_mac = LoadEnvironment(
+        device=DeviceFacts("Darwin", "13.6", "Intel(R) Core(TM) i7", True, False), runtimes=MAC.runtimes
+    )
     decision, _ = decide(options, environment=intel_mac)
     assert decision.backend is CORE_ML and decision.requested is CORE_ML
     assert "override" in decision.reason
@@ -131,7 +142,9 @@ def test_portable_is_never_chosen_automatically_only_when_named():
     named = ModelLoadingOptions(coreml_runtime="portable")
     assert choose_runtime(named, runtimes).name == "portable"
     # Named, it does not need a Neural Engine (it never uses one), so it runs on a plain Linux box.
-    linux = LoadEnvironment(device=read_device_facts() if platform.system() == "Linux" else A11_IPHONE, runtimes=runtimes)
+    linux = LoadEnvironment(
+        device=read_device_facts() if platform.system() == "Linux" else A11_IPHONE, runtimes=runtimes
+    )
     decision, _ = decide(named, environment=linux)
     assert decision.backend is CORE_ML and decision.runtime == "portable"
 

@@ -8,12 +8,12 @@ import json
 import shutil
 import time
 
-import mlx_audio_coreml  # noqa: F401  (BLAS first)
 import mlx.core as mx
 import pytest
-from loading_helpers import JFK, TURBO, TURBO_COREML_REPO, TURBO_REPO, files_of
 from loading_fakehub import FakeRepo
+from loading_helpers import JFK, TURBO, TURBO_COREML_REPO, TURBO_REPO, files_of
 
+import mlx_audio_coreml  # noqa: F401  (BLAS first)
 from mlx_audio_coreml.errors import ModelNotFound, PredictionFailed, QuantizationFailed
 from mlx_audio_coreml.options import BackendPreference, Component, ModelLoadingOptions, WhisperQuantization
 from mlx_audio_coreml.progress import CoreMLUnavailable, DownloadingCoreML, Loading
@@ -28,7 +28,9 @@ def test_load_in_background_returns_at_once_and_loads_on_a_worker(turbo_on_hub, 
     turbo_on_hub[0].api_stall_s = 1.0  # the model's hub lookup takes a second
     started = time.monotonic()
 
-    session = WhisperSession.from_pretrained(TURBO, PORTABLE.with_(load_in_background=True), events, environment=m1_portable)
+    session = WhisperSession.from_pretrained(
+        TURBO, PORTABLE.with_(load_in_background=True), events, environment=m1_portable
+    )
 
     assert time.monotonic() - started < 0.5 and not session.ready
     assert session.wait_ready(timeout_s=60) and session.ready  # usable on MLX from here on
@@ -113,7 +115,9 @@ def test_local_companion_beside_the_installed_model_is_used_without_the_hub(
     assert events.of(DownloadingCoreML) == [DownloadingCoreML(1.0)]
 
 
-def test_configured_package_path_overrides_the_companion(tiny_model_dir, tiny_companion_dir, isolated_home, m1_portable):
+def test_configured_package_path_overrides_the_companion(
+    tiny_model_dir, tiny_companion_dir, isolated_home, m1_portable
+):
     package = tiny_companion_dir / "AudioEncoder.mlpackage"
     options = PORTABLE.with_(coreml_sources={Component.ENCODER: package})
 
@@ -218,11 +222,15 @@ def test_nan_encoder_states_move_the_encoder_to_mlx(turbo_on_hub, hub_settings, 
 
 def test_info_quantization_agrees_with_the_weights_note(tiny_model_dir, isolated_home):
     for wanted in (WhisperQuantization.FLOAT16, WhisperQuantization.FLOAT32):
-        session = WhisperSession.from_pretrained(tiny_model_dir, ModelLoadingOptions.mlx_only().with_(quantization=wanted))
+        session = WhisperSession.from_pretrained(
+            tiny_model_dir, ModelLoadingOptions.mlx_only().with_(quantization=wanted)
+        )
         info = session.info
         dtype = str(session.bundle.dtype).removeprefix("mlx.core.")
         assert info.quantization.value == dtype and f"MLX weights in {dtype}" in info.notes
-    int8 = WhisperSession.from_pretrained(tiny_model_dir, ModelLoadingOptions.mlx_only().with_(quantization=WhisperQuantization.INT8))
+    int8 = WhisperSession.from_pretrained(
+        tiny_model_dir, ModelLoadingOptions.mlx_only().with_(quantization=WhisperQuantization.INT8)
+    )
     dtype = str(int8.bundle.dtype).removeprefix("mlx.core.")
     assert int8.info.quantization is WhisperQuantization.INT8
     assert f"MLX weights in int8 (other parameters in {dtype})" in int8.info.notes
@@ -274,5 +282,7 @@ def test_convert_missing_converts_once_and_keeps_the_package(tiny_model_dir, iso
     second = WhisperSession.from_pretrained(folder, options, environment=m1_portable)
     assert second.info.encoder_backend is CORE_ML and second.info.components[0].package == str(package)
     assert manifest.stat().st_mtime_ns == written  # found, not converted again
-    plain = WhisperSession.from_pretrained(tmp_path / "my-whisper", PORTABLE.with_(coreml_sources={}), environment=m1_portable)
+    plain = WhisperSession.from_pretrained(
+        tmp_path / "my-whisper", PORTABLE.with_(coreml_sources={}), environment=m1_portable
+    )
     assert plain.info.encoder_backend is CORE_ML  # without the option, the kept package is still found

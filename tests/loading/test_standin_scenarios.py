@@ -16,18 +16,18 @@ import threading
 import time
 from pathlib import Path
 
-import mlx_audio_coreml  # noqa: F401  (BLAS first)
 import mlx.core as mx
 import pytest
-from loading_helpers import REPO_ROOT, TURBO, TURBO_COREML_REPO, M1_MAC
 from loading_fakehub import FakeRepo
+from loading_helpers import M1_MAC, REPO_ROOT, TURBO, TURBO_COREML_REPO
 
+import mlx_audio_coreml  # noqa: F401  (BLAS first)
 from mlx_audio_coreml.cancel import CancelToken
 from mlx_audio_coreml.encoders import CoreMLAudioEncoder
 from mlx_audio_coreml.errors import ANECompilationTimeout
+from mlx_audio_coreml.loading.selection import LoadEnvironment
 from mlx_audio_coreml.options import BackendPreference, ModelLoadingOptions
 from mlx_audio_coreml.progress import CompilationFailed, CompilingANE
-from mlx_audio_coreml.loading.selection import LoadEnvironment
 from mlx_audio_coreml.whisper.session import WhisperSession
 
 pytestmark = pytest.mark.standin
@@ -63,7 +63,9 @@ def _compiles(tmp_path: Path) -> int:
     return sum(line.startswith("compile") for line in log.read_text().splitlines()) if log.exists() else 0
 
 
-def test_auto_selects_coreml_when_available_on_the_apple_runtime(turbo_on_hub, fake_hub, hub_settings, standin, events, tmp_path):
+def test_auto_selects_coreml_when_available_on_the_apple_runtime(
+    turbo_on_hub, fake_hub, hub_settings, standin, events, tmp_path
+):
     _serve_standin_companion(fake_hub, tmp_path)
 
     session = WhisperSession.from_pretrained(TURBO, ModelLoadingOptions.default(), events, environment=standin)
@@ -96,7 +98,9 @@ def test_ane_compilation_timeout(turbo_on_hub, fake_hub, hub_settings, standin, 
     assert session.warmup() is False  # a timed-out compile is not retried
 
 
-def test_compile_timeout_during_load_falls_back_without_raising(turbo_on_hub, fake_hub, hub_settings, standin, events, tmp_path):
+def test_compile_timeout_during_load_falls_back_without_raising(
+    turbo_on_hub, fake_hub, hub_settings, standin, events, tmp_path
+):
     _serve_standin_companion(fake_hub, tmp_path, load_delay_s=20)
     options = ModelLoadingOptions.default().with_(compile_timeout_s=0.5)
 
@@ -108,7 +112,9 @@ def test_compile_timeout_during_load_falls_back_without_raising(turbo_on_hub, fa
 
 def test_warmup_cancellation(turbo_on_hub, fake_hub, hub_settings, standin, events, tmp_path):
     _serve_standin_companion(fake_hub, tmp_path, compile_delay_s=3)
-    session = WhisperSession.from_pretrained(TURBO, ModelLoadingOptions.default(), events, environment=standin, warmup=False)
+    session = WhisperSession.from_pretrained(
+        TURBO, ModelLoadingOptions.default(), events, environment=standin, warmup=False
+    )
 
     async def scenario() -> tuple[object, float]:
         warmup_task = asyncio.create_task(session.warmup_async())
@@ -132,7 +138,9 @@ def test_sync_warmup_cancellation_then_retry_adopts_the_abandoned_compile(
     turbo_on_hub, fake_hub, hub_settings, standin, events, tmp_path
 ):
     _serve_standin_companion(fake_hub, tmp_path, compile_delay_s=2)
-    session = WhisperSession.from_pretrained(TURBO, ModelLoadingOptions.default(), events, environment=standin, warmup=False)
+    session = WhisperSession.from_pretrained(
+        TURBO, ModelLoadingOptions.default(), events, environment=standin, warmup=False
+    )
     token = CancelToken()
     threading.Timer(0.3, token.cancel).start()
 

@@ -5,11 +5,12 @@ from __future__ import annotations
 
 import platform
 
-import mlx_audio_coreml  # noqa: F401  (BLAS first)
 import mlx.core as mx
 import numpy as np
 import pytest
+from loading_helpers import features
 
+import mlx_audio_coreml  # noqa: F401  (BLAS first)
 from mlx_audio_coreml.coreml import registry
 from mlx_audio_coreml.coreml.coremltools_runtime import CoremltoolsRuntime, describe_spec
 from mlx_audio_coreml.coreml.portable import PortableRuntime
@@ -20,7 +21,6 @@ from mlx_audio_coreml.errors import (
     VocoderShapeConversionFailed,
 )
 from mlx_audio_coreml.vocoders import AudioVocoder, CoreMLVocoder, MLXVocoder, VocoderFeatures
-from loading_helpers import features
 
 
 def test_coreml_vocoder_decodes_through_the_package(vocoder_package):

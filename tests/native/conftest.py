@@ -8,11 +8,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from native_support import STANDIN
 
 import mlx_audio_coreml  # noqa: F401  (loads the BLAS before mlx.core, see cpu/blas.py)
 from mlx_audio_coreml import native
-
-from native_support import STANDIN
 
 
 @pytest.fixture(scope="session")
@@ -45,11 +44,11 @@ def make_package(tmp_path: Path) -> Callable[..., Path]:
         package = tmp_path / f"{name}.mlpackage"
         package.mkdir(exist_ok=True)
         spec.setdefault("inputs", [{"name": "x", "dtype": "float32", "shape": [1, 4, 6]}])
-        spec.setdefault("outputs", [{"name": "y", "dtype": "float32", "shape": [1, 4, 6],
-                                     "from": "x", "scale": 2.0, "bias": 1.0}])
+        spec.setdefault(
+            "outputs", [{"name": "y", "dtype": "float32", "shape": [1, 4, 6], "from": "x", "scale": 2.0, "bias": 1.0}]
+        )
         spec.setdefault("call_log", str(tmp_path / f"{name}.calls.log"))
         (package / "standin.json").write_text(json.dumps(spec))
         return package
 
     return make
-

@@ -10,12 +10,11 @@ from pathlib import Path
 
 import cffi
 import pytest
+from native_support import HEADER
 
 from mlx_audio_coreml import native
 from mlx_audio_coreml.errors import ABIVersionMismatch
 from mlx_audio_coreml.native import abi
-
-from native_support import HEADER
 
 
 def header_block() -> str:
@@ -34,19 +33,36 @@ def compile_header(compiler: str, source: str, suffix: str, tmp_path: Path, *fla
         pytest.skip(f"{compiler} not installed")
     main = tmp_path / f"include_header{suffix}"
     main.write_text(source)
-    result = subprocess.run([compiler, "-fsyntax-only", *flags, f"-I{HEADER.parent}", str(main)],
-                            capture_output=True, text=True)
+    result = subprocess.run(
+        [compiler, "-fsyntax-only", *flags, f"-I{HEADER.parent}", str(main)], capture_output=True, text=True
+    )
     assert result.returncode == 0, result.stderr
 
 
 def test_header_compiles_as_strict_c99(tmp_path: Path) -> None:
-    compile_header("gcc", '#include "macb.h"\nint main(void) { return MACB_OK; }\n', ".c", tmp_path,
-                   "-std=c99", "-Wall", "-Wextra", "-Werror", "-pedantic")
+    compile_header(
+        "gcc",
+        '#include "macb.h"\nint main(void) { return MACB_OK; }\n',
+        ".c",
+        tmp_path,
+        "-std=c99",
+        "-Wall",
+        "-Wextra",
+        "-Werror",
+        "-pedantic",
+    )
 
 
 def test_header_compiles_as_cxx(tmp_path: Path) -> None:
-    compile_header("g++", '#include "macb.h"\nint main() { return macb_abi_version() == 0; }\n', ".cpp",
-                   tmp_path, "-Wall", "-Wextra", "-Werror")
+    compile_header(
+        "g++",
+        '#include "macb.h"\nint main() { return macb_abi_version() == 0; }\n',
+        ".cpp",
+        tmp_path,
+        "-Wall",
+        "-Wextra",
+        "-Werror",
+    )
 
 
 def test_cffi_parses_the_header_block() -> None:
@@ -84,7 +100,7 @@ def test_c_compiler_and_cffi_agree_on_struct_layouts(tmp_path: Path) -> None:
     match what a C compiler lays out."""
     if shutil.which("gcc") is None:
         pytest.skip("gcc not installed")
-    lines = ['#include <stdio.h>', '#include <stddef.h>', '#include "macb.h"', "int main(void) {"]
+    lines = ["#include <stdio.h>", "#include <stddef.h>", '#include "macb.h"', "int main(void) {"]
     for struct, fields in STRUCT_FIELDS.items():
         lines.append(f'  printf("{struct} %zu\\n", sizeof({struct}));')
         lines += [f'  printf("{struct}.{f} %zu\\n", offsetof({struct}, {f}));' for f in fields]
@@ -92,8 +108,10 @@ def test_c_compiler_and_cffi_agree_on_struct_layouts(tmp_path: Path) -> None:
     source, program = tmp_path / "layout.c", tmp_path / "layout"
     source.write_text("\n".join(lines))
     subprocess.run(["gcc", "-std=c99", f"-I{HEADER.parent}", str(source), "-o", str(program)], check=True)
-    from_c = dict(line.split() for line in subprocess.run([str(program)], capture_output=True, text=True,
-                                                          check=True).stdout.splitlines())
+    from_c = dict(
+        line.split()
+        for line in subprocess.run([str(program)], capture_output=True, text=True, check=True).stdout.splitlines()
+    )
     ffi = cffi.FFI()
     ffi.cdef(abi.CDEF)
     for struct, fields in STRUCT_FIELDS.items():
@@ -107,8 +125,10 @@ def test_a_library_speaking_another_abi_version_is_refused(tmp_path: Path) -> No
     if shutil.which("gcc") is None:
         pytest.skip("gcc not installed")
     source, library = tmp_path / "old.c", tmp_path / "libmacb-old.so"
-    source.write_text('unsigned int macb_abi_version(void) { return 999; }\n'
-                      'const char *macb_build_info(void) { return "an old build"; }\n')
+    source.write_text(
+        "unsigned int macb_abi_version(void) { return 999; }\n"
+        'const char *macb_build_info(void) { return "an old build"; }\n'
+    )
     subprocess.run(["gcc", "-shared", "-fPIC", str(source), "-o", str(library)], check=True)
     with pytest.raises(ABIVersionMismatch) as caught:
         native.library(library)

@@ -27,6 +27,8 @@ print("mapped" if str(path) in open("/proc/self/maps").read() else "unmapped")
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc/self/maps")
 def test_closing_the_cffi_handle_leaves_the_shim_mapped(standin_path) -> None:
-    done = subprocess.run([sys.executable, "-c", SCRIPT, str(standin_path)], capture_output=True, text=True, timeout=120)
+    done = subprocess.run(
+        [sys.executable, "-c", SCRIPT, str(standin_path)], capture_output=True, text=True, timeout=120
+    )
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "mapped"

@@ -17,10 +17,23 @@ from mlx_audio_coreml.errors import CoreMLRuntimeUnavailable, NativeError
 pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="Linux build only")
 
 EXPORTS = {
-    "macb_abi_version", "macb_build_info", "macb_runtime_facts_get", "macb_load_begin", "macb_job_wait",
-    "macb_job_state_get", "macb_job_cancel", "macb_job_take_model", "macb_job_free", "macb_model_feature_count",
-    "macb_model_feature", "macb_model_metadata_count", "macb_model_metadata", "macb_model_info_get",
-    "macb_predict", "macb_model_free", "macb_validate_tensors",
+    "macb_abi_version",
+    "macb_build_info",
+    "macb_runtime_facts_get",
+    "macb_load_begin",
+    "macb_job_wait",
+    "macb_job_state_get",
+    "macb_job_cancel",
+    "macb_job_take_model",
+    "macb_job_free",
+    "macb_model_feature_count",
+    "macb_model_feature",
+    "macb_model_metadata_count",
+    "macb_model_metadata",
+    "macb_model_info_get",
+    "macb_predict",
+    "macb_model_free",
+    "macb_validate_tensors",
 }
 
 
@@ -82,8 +95,9 @@ def test_bad_arguments_are_statuses_not_crashes(real_library) -> None:
 def test_release_library_exports_only_the_c_abi(real_library) -> None:
     if shutil.which("nm") is None:
         pytest.skip("nm not installed")
-    listing = subprocess.run(["nm", "-D", "--defined-only", str(real_library.path)],
-                             capture_output=True, text=True, check=True).stdout
+    listing = subprocess.run(
+        ["nm", "-D", "--defined-only", str(real_library.path)], capture_output=True, text=True, check=True
+    ).stdout
     functions = {line.split()[-1] for line in listing.splitlines() if " T " in line}
     assert functions == EXPORTS
 
@@ -95,8 +109,10 @@ def test_release_library_loads_without_a_swift_runtime_on_the_path(real_library)
         assert "swift" not in deps.lower() and "dispatch" not in deps.lower()
     env = {k: v for k, v in os.environ.items() if k != "LD_LIBRARY_PATH"}
     env["PATH"] = "/usr/bin:/bin"
-    code = ("import cffi; f = cffi.FFI(); f.cdef('unsigned int macb_abi_version(void);');"
-            f"print(f.dlopen({str(real_library.path)!r}).macb_abi_version())")
+    code = (
+        "import cffi; f = cffi.FFI(); f.cdef('unsigned int macb_abi_version(void);');"
+        f"print(f.dlopen({str(real_library.path)!r}).macb_abi_version())"
+    )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env)
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == str(native.ABI_VERSION)

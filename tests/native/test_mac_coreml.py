@@ -23,8 +23,10 @@ from mlx_audio_coreml.native import TensorDescriptor
 
 pytestmark = [
     pytest.mark.mac,
-    pytest.mark.skipif(sys.platform != "darwin" or platform.machine() != "arm64",
-                       reason="needs macOS on Apple silicon (runs in .github/workflows/macos.yml)"),
+    pytest.mark.skipif(
+        sys.platform != "darwin" or platform.machine() != "arm64",
+        reason="needs macOS on Apple silicon (runs in .github/workflows/macos.yml)",
+    ),
 ]
 
 LOAD_TIMEOUT_S = 300.0  # a hang becomes ANECompilationTimeout instead of a stuck job
@@ -38,13 +40,19 @@ def build_package(path, half: bool):
 
     scalar = np.float16 if half else np.float32
 
-    @mb.program(input_specs=[mb.TensorSpec(shape=(1, 4, 6), dtype=types.fp16 if half else types.fp32)],
-                opset_version=ct.target.macOS13)
+    @mb.program(
+        input_specs=[mb.TensorSpec(shape=(1, 4, 6), dtype=types.fp16 if half else types.fp32)],
+        opset_version=ct.target.macOS13,
+    )
     def program(x):
         return mb.add(x=mb.mul(x=x, y=scalar(2.0)), y=scalar(1.0), name="y")
 
-    model = ct.convert(program, convert_to="mlprogram", minimum_deployment_target=ct.target.macOS13,
-                       compute_precision=ct.precision.FLOAT16 if half else ct.precision.FLOAT32)
+    model = ct.convert(
+        program,
+        convert_to="mlprogram",
+        minimum_deployment_target=ct.target.macOS13,
+        compute_precision=ct.precision.FLOAT16 if half else ct.precision.FLOAT32,
+    )
     model.user_defined_metadata["source"] = "tests/native/test_mac_coreml.py"
     model.save(str(path))
     return path
@@ -53,8 +61,10 @@ def build_package(path, half: bool):
 @pytest.fixture(scope="module")
 def packages(tmp_path_factory):
     folder = tmp_path_factory.mktemp("mac")
-    return {"float32": build_package(folder / "f32.mlpackage", False),
-            "float16": build_package(folder / "f16.mlpackage", True)}
+    return {
+        "float32": build_package(folder / "f32.mlpackage", False),
+        "float16": build_package(folder / "f16.mlpackage", True),
+    }
 
 
 @pytest.fixture()

@@ -26,8 +26,9 @@ def _compiled_model(tmp_path: Path) -> tuple[Path, Path]:
     log = tmp_path / "calls.log"
     spec = {
         "inputs": [{"name": "melspectrogram_features", "dtype": "float16", "shape": [1, 80, 1, 3000]}],
-        "outputs": [{"name": "encoder_output_embeds", "dtype": "float16", "shape": [1, 384, 1, 1500],
-                     "scale": 0.0, "bias": 1.0}],
+        "outputs": [
+            {"name": "encoder_output_embeds", "dtype": "float16", "shape": [1, 384, 1, 1500], "scale": 0.0, "bias": 1.0}
+        ],
         "call_log": str(log),
     }
     (folder / "standin.json").write_text(json.dumps(spec))

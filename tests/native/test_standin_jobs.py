@@ -116,8 +116,13 @@ def test_two_loads_at_once_share_one_compile(runtime, make_package) -> None:
 def test_stages_arrive_in_order_on_the_calling_thread(runtime, make_package) -> None:
     seen: list[tuple[LoadStage, int]] = []
     model = runtime.load(make_package(), on_stage=lambda stage: seen.append((stage, threading.get_ident())))
-    assert [stage for stage, _ in seen] == [LoadStage.QUEUED, LoadStage.COMPILING, LoadStage.LOADING,
-                                            LoadStage.PREWARMING, LoadStage.READY]
+    assert [stage for stage, _ in seen] == [
+        LoadStage.QUEUED,
+        LoadStage.COMPILING,
+        LoadStage.LOADING,
+        LoadStage.PREWARMING,
+        LoadStage.READY,
+    ]
     assert {thread for _, thread in seen} == {threading.get_ident()}
     model.close()
 
@@ -191,8 +196,10 @@ def test_a_failing_prewarm_fails_the_load(runtime, make_package) -> None:
 
 
 def test_a_feature_that_is_not_a_multiarray_is_unsupported(runtime, make_package) -> None:
-    package = make_package(inputs=[{"name": "image", "dtype": "image", "shape": [1, 3, 8, 8]}],
-                           outputs=[{"name": "y", "dtype": "float32", "shape": [2]}])
+    package = make_package(
+        inputs=[{"name": "image", "dtype": "image", "shape": [1, 3, 8, 8]}],
+        outputs=[{"name": "y", "dtype": "float32", "shape": [2]}],
+    )
     with pytest.raises(PackageError, match="'image' is not a multi-array"):
         runtime.load(package)
 

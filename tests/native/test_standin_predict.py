@@ -9,11 +9,11 @@ backings, and writing nothing when a descriptor is refused.
 
 from __future__ import annotations
 
+import mlx.core as mx
 import numpy as np
 import pytest
 from native_support import calls
 
-import mlx.core as mx
 from mlx_audio_coreml.coreml.apple import AppleRuntime
 from mlx_audio_coreml.errors import (
     ModelNotLoaded,

@@ -31,10 +31,12 @@ def model(standin_path, make_package, tmp_path):
     padded = [SHAPE[1] * 264, 264, 1]  # float16 output with padded rows: the shim copies and converts
     package = make_package(
         inputs=[{"name": "x", "dtype": "float32", "shape": list(SHAPE)}],
-        outputs=[{"name": "y", "dtype": "float32", "shape": list(SHAPE), "from": "x", "scale": 2.0, "bias": 1.0},
-                 {"name": "h", "dtype": "float16", "shape": list(SHAPE), "from": "x", "scale": -1.0,
-                  "strides": padded}],
-        call_log=None)
+        outputs=[
+            {"name": "y", "dtype": "float32", "shape": list(SHAPE), "from": "x", "scale": 2.0, "bias": 1.0},
+            {"name": "h", "dtype": "float16", "shape": list(SHAPE), "from": "x", "scale": -1.0, "strides": padded},
+        ],
+        call_log=None,
+    )
     runtime = AppleRuntime(library_path=standin_path, cache_dir=tmp_path / "compiled")
     loaded = runtime.load(package)
     yield loaded

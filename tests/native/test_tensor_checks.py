@@ -28,8 +28,11 @@ OUTPUTS = [TensorSpec("y", "float16", (1, 6, 4))]
 
 @pytest.fixture()
 def arrays() -> dict[str, np.ndarray]:
-    return {"x": np.zeros((1, 4, 6), np.float32), "mask": np.zeros((1, 4), np.int32),
-            "y": np.zeros((1, 6, 4), np.float16)}
+    return {
+        "x": np.zeros((1, 4, 6), np.float32),
+        "mask": np.zeros((1, 4), np.int32),
+        "y": np.zeros((1, 6, 4), np.float16),
+    }
 
 
 def check(lib, inputs, outputs=()) -> None:
@@ -58,8 +61,13 @@ def test_float_inputs_of_another_float_dtype_pass(real_library, arrays) -> None:
 
 def test_padded_strides_pass(real_library) -> None:
     padded = np.zeros((1, 4, 8), np.float32)  # rows of 6 laid out every 8 elements
-    check(real_library, [TensorDescriptor("x", "float32", (1, 4, 6), (32, 8, 1), padded),
-                         TensorDescriptor.of("mask", np.zeros((1, 4), np.int32))])
+    check(
+        real_library,
+        [
+            TensorDescriptor("x", "float32", (1, 4, 6), (32, 8, 1), padded),
+            TensorDescriptor.of("mask", np.zeros((1, 4), np.int32)),
+        ],
+    )
 
 
 def test_wrong_rank_carries_expected_and_got(real_library, arrays) -> None:

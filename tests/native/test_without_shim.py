@@ -29,9 +29,11 @@ def shim_absent(monkeypatch) -> None:
 
 @pytest.mark.skipif(not Path("/proc/self/maps").exists(), reason="reads /proc/self/maps")
 def test_importing_the_package_never_loads_the_library() -> None:
-    code = ("import mlx_audio_coreml, mlx_audio_coreml.native, mlx_audio_coreml.coreml.apple, "
-            "mlx_audio_coreml.loading.diagnostics, mlx_audio_coreml.cli.info\n"
-            "print('libmacb' in open('/proc/self/maps').read())")
+    code = (
+        "import mlx_audio_coreml, mlx_audio_coreml.native, mlx_audio_coreml.coreml.apple, "
+        "mlx_audio_coreml.loading.diagnostics, mlx_audio_coreml.cli.info\n"
+        "print('libmacb' in open('/proc/self/maps').read())"
+    )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert result.stdout.strip() == "False"
 
@@ -72,20 +74,39 @@ def test_a_wheel_built_without_swift_installs_and_runs_info(tmp_path) -> None:
     without dependencies into a folder, and runs `info` from there (needs PyPI for build deps)."""
     dist, target = tmp_path / "dist", tmp_path / "site"
     # A build folder of its own: the option must not stick in the editable install's CMake cache.
-    built = subprocess.run([sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "-w", str(dist),
-                            "-C", "cmake.define.MACB_BUILD_NATIVE=OFF", "-C", f"build-dir={tmp_path / 'build'}",
-                            str(REPO)], capture_output=True, text=True)
+    built = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "wheel",
+            "-q",
+            "--no-deps",
+            "-w",
+            str(dist),
+            "-C",
+            "cmake.define.MACB_BUILD_NATIVE=OFF",
+            "-C",
+            f"build-dir={tmp_path / 'build'}",
+            str(REPO),
+        ],
+        capture_output=True,
+        text=True,
+    )
     if built.returncode != 0 and "connection" in built.stderr.lower():
         pytest.skip("PyPI unreachable: the build dependencies cannot be fetched")
     assert built.returncode == 0, built.stderr
     wheel = next(dist.glob("mlx_audio_coreml-*.whl"))
     assert not [n for n in zipfile.ZipFile(wheel).namelist() if "libmacb" in n]
-    subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--target", str(target),
-                    str(wheel)], check=True)
-    code = ("import sys; sys.meta_path[:] = [f for f in sys.meta_path if 'editable' not in type(f).__module__];"
-            f"sys.path.insert(0, {str(target)!r}); import mlx_audio_coreml;"
-            f"assert mlx_audio_coreml.__file__.startswith({str(target)!r}), mlx_audio_coreml.__file__;"
-            "from mlx_audio_coreml.cli import main; sys.exit(main(['info']))")
+    subprocess.run(
+        [sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--target", str(target), str(wheel)], check=True
+    )
+    code = (
+        "import sys; sys.meta_path[:] = [f for f in sys.meta_path if 'editable' not in type(f).__module__];"
+        f"sys.path.insert(0, {str(target)!r}); import mlx_audio_coreml;"
+        f"assert mlx_audio_coreml.__file__.startswith({str(target)!r}), mlx_audio_coreml.__file__;"
+        "from mlx_audio_coreml.cli import main; sys.exit(main(['info']))"
+    )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
     assert "native:         not built" in result.stdout

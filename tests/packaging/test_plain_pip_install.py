@@ -48,7 +48,11 @@ def installed(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str,
     root = tmp_path_factory.mktemp("plain_pip")
     source = _copy_checkout(root / "src")
     subprocess.run([sys.executable, "-m", "venv", str(root / "venv")], check=True, timeout=300)
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("VIRTUAL_ENV", "PYTHONPATH", "MLX_AUDIO_COREML_ONEDNN"))}
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("VIRTUAL_ENV", "PYTHONPATH", "MLX_AUDIO_COREML_ONEDNN"))
+    }
     if Path("/opt/swift/usr/bin/swiftc").exists():  # as scripts/setup.sh: the shim is built when Swift is found
         env["PATH"] = f"/opt/swift/usr/bin:{env.get('PATH', '')}"
     bin_dir = root / "venv" / "bin"
@@ -67,7 +71,9 @@ def test_plain_install_is_a_wheel_without_torch(installed: tuple[Path, dict[str,
     assert no_torch == "True", "the default dependencies pulled torch"
 
 
-def test_plain_install_transcribes_the_sample_on_the_fast_path(installed: tuple[Path, dict[str, str]], tmp_path: Path) -> None:
+def test_plain_install_transcribes_the_sample_on_the_fast_path(
+    installed: tuple[Path, dict[str, str]], tmp_path: Path
+) -> None:
     if real_model_dir("tiny.en") is None:
         pytest.skip("real tiny.en weights not installed: bash scripts/fetch_models.sh tiny.en")
     bin_dir, env = installed

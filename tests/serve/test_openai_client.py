@@ -39,7 +39,9 @@ def test_text_srt_and_vtt_formats(client, short_clip):
     assert bodies["srt"].startswith("1\n00:00:00,000 --> 00:00:0")
     assert bodies["vtt"].startswith("WEBVTT\n\n00:00:00.000 --> 00:00:0")
     for fmt in ("srt", "vtt"):
-        assert similarity(FELLOW, bodies[fmt].split("\n", 3)[-1] if fmt == "vtt" else bodies[fmt].split("\n", 2)[2]) >= 0.8
+        assert (
+            similarity(FELLOW, bodies[fmt].split("\n", 3)[-1] if fmt == "vtt" else bodies[fmt].split("\n", 2)[2]) >= 0.8
+        )
 
 
 def test_verbose_json_carries_segments_and_word_timestamps(client, short_clip):

@@ -87,7 +87,7 @@ def test_upload_over_the_limit_is_413(client, server_url):
     assert info.value.status_code == 413 and _error(info.value)["code"] == "upload_too_large"
 
     def chunks():  # no Content-Length: the bound is counted as the body arrives
-        yield b"--b\r\nContent-Disposition: form-data; name=\"file\"; filename=\"a.wav\"\r\n\r\n"
+        yield b'--b\r\nContent-Disposition: form-data; name="file"; filename="a.wav"\r\n\r\n'
         for _ in range(48):
             yield bytes(64 * 1024)
         yield b"\r\n--b--\r\n"

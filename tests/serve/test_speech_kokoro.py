@@ -22,7 +22,9 @@ def test_kokoro_speech_is_transcribed_back_to_its_text(tiny_en, tmp_path):
 
     if real_kokoro_dir() is None:
         pytest.skip(KOKORO_MISSING)
-    models = ServedModels(transcription={"tiny.en": tiny_en}, speech={"kokoro": KokoroSession.from_pretrained("kokoro")})
+    models = ServedModels(
+        transcription={"tiny.en": tiny_en}, speech={"kokoro": KokoroSession.from_pretrained("kokoro")}
+    )
     with BackgroundServer(create_app(models)) as url:
         client = openai.OpenAI(base_url=url + "/v1", api_key="none", max_retries=0, timeout=600)
         speech = client.audio.speech.create(model="tts-1", voice="jf_alpha", input=SENTENCE, response_format="wav")

@@ -133,7 +133,12 @@ def test_spans_follow_faster_whisper_rules_for_the_same_probabilities(vad_model,
 
 @pytest.mark.parametrize(
     "options",
-    [VadOptions(threshold=1.5), VadOptions(neg_threshold=0.9), VadOptions(speech_pad_ms=-1), VadOptions(max_speech_duration_s=0)],
+    [
+        VadOptions(threshold=1.5),
+        VadOptions(neg_threshold=0.9),
+        VadOptions(speech_pad_ms=-1),
+        VadOptions(max_speech_duration_s=0),
+    ],
 )
 def test_bad_options_raise_invalid_option(options):
     with pytest.raises(InvalidOption):

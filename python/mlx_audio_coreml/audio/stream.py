@@ -127,7 +127,9 @@ def _as_numpy(source: Any) -> np.ndarray:
         except Exception as exc:  # noqa: BLE001  (anything unconvertible is a decode error)
             raise AudioDecodeError("<array>", f"cannot use a {type(source).__name__}: {exc}; {_ENCODED_HINT}") from exc
     if array.dtype.kind not in "fiu":
-        raise AudioDecodeError("<array>", f"cannot use a {type(source).__name__} of dtype {array.dtype}; {_ENCODED_HINT}")
+        raise AudioDecodeError(
+            "<array>", f"cannot use a {type(source).__name__} of dtype {array.dtype}; {_ENCODED_HINT}"
+        )
     if array.ndim not in (1, 2):
         raise AudioDecodeError("<array>", f"expected 1-D or 2-D samples, got shape {array.shape}")
     return array
@@ -241,7 +243,18 @@ def _probe_rate(path: Path) -> int | None:
     """The first audio stream's sample rate per ffprobe, or None (then ffmpeg resamples to DEFAULT_RATE)."""
     if shutil.which("ffprobe") is None:
         return None
-    command = ["ffprobe", "-v", "error", "-select_streams", "a:0", "-show_entries", "stream=sample_rate", "-of", "csv=p=0", str(path)]
+    command = [
+        "ffprobe",
+        "-v",
+        "error",
+        "-select_streams",
+        "a:0",
+        "-show_entries",
+        "stream=sample_rate",
+        "-of",
+        "csv=p=0",
+        str(path),
+    ]
     try:
         done = subprocess.run(command, capture_output=True, check=False, timeout=60)
         return int(done.stdout.decode().strip().splitlines()[0]) if done.returncode == 0 else None

@@ -51,7 +51,7 @@ def check_format(fmt: str) -> str:
 
 
 def mp3_encoder() -> str | None:
-    """"soundfile" or "ffmpeg" (the one mp3 would use here), or None when neither can."""
+    """ "soundfile" or "ffmpeg" (the one mp3 would use here), or None when neither can."""
     if "MP3" in sf.available_formats():
         return "soundfile"
     return "ffmpeg" if shutil.which("ffmpeg") else None

@@ -33,7 +33,8 @@ def register(subparsers: Any) -> None:
         "--batched-attention", action="store_true", help="one attention op for all heads instead of one per head"
     )
     whisper.add_argument(
-        "--compiled", action="store_true",
+        "--compiled",
+        action="store_true",
         help="also write the package as a compiled-model folder (.mlmodelc: text MIL) beside it, for the portable runtime",
     )
     whisper.set_defaults(func=run_whisper)

@@ -48,5 +48,7 @@ def run_kokoro(args: argparse.Namespace) -> int:
     bar.finish()
     print(f"wrote {result.folder} ({len(result.packages)} buckets) in {result.seconds:.1f} s")
     for frames, check in sorted(result.validations.items()):
-        print(f"bucket {frames}: {check.runtime} runtime vs MLX, SNR {check.snr_db:.1f} dB ({check.chunk_frames} frames)")
+        print(
+            f"bucket {frames}: {check.runtime} runtime vs MLX, SNR {check.snr_db:.1f} dB ({check.chunk_frames} frames)"
+        )
     return 0

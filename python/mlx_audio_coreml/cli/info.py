@@ -10,7 +10,8 @@ from ..loading.diagnostics import Diagnostics, collect
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
-        "info", help="show the platform, MLX, BLAS, native shim, Core ML and Neural Engine status")
+        "info", help="show the platform, MLX, BLAS, native shim, Core ML and Neural Engine status"
+    )
     parser.add_argument("--json", action="store_true", help="print the same facts as JSON")
     parser.set_defaults(func=run)
 
@@ -34,8 +35,11 @@ def _native_line(found: Diagnostics) -> str:
 
 
 def render(found: Diagnostics) -> str:
-    mlx = f"{found.mlx_version}, default device {found.mlx_device}, GPU: {found.gpu}" if found.mlx_version \
+    mlx = (
+        f"{found.mlx_version}, default device {found.mlx_device}, GPU: {found.gpu}"
+        if found.mlx_version
         else found.mlx_device
+    )
     lines = [
         f"mlx-audio-coreml {found.package_version}",
         f"platform:       {found.platform} ({found.machine}), Python {found.python}",

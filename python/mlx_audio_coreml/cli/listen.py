@@ -27,7 +27,9 @@ _DIM, _RESET, _CLEAR = "\x1b[2m", "\x1b[0m", "\x1b[K"
 
 def register(subparsers: Any) -> None:
     parser = subparsers.add_parser("listen", help="live transcription from the microphone or stdin PCM")
-    parser.add_argument("source", nargs="?", default=None, help="'-': 16 kHz mono s16le PCM on stdin (default: microphone)")
+    parser.add_argument(
+        "source", nargs="?", default=None, help="'-': 16 kHz mono s16le PCM on stdin (default: microphone)"
+    )
     parser.add_argument("--model", default="tiny.en")
     parser.add_argument("--language", default=None)
     parser.add_argument("--step", type=float, default=1.0, help="seconds of new audio between hypotheses")
@@ -90,7 +92,9 @@ def microphone_chunks(samples: int = CHUNK_SAMPLES) -> Iterator[np.ndarray]:
     try:
         import sounddevice
     except (ImportError, OSError) as exc:  # OSError: the PortAudio library itself is missing
-        raise SystemExit(f"error: the microphone needs sounddevice (pip install 'mlx-audio-coreml[mic]'): {exc}") from exc
+        raise SystemExit(
+            f"error: the microphone needs sounddevice (pip install 'mlx-audio-coreml[mic]'): {exc}"
+        ) from exc
     pieces: queue.Queue[np.ndarray] = queue.Queue()
     callback = lambda data, _frames, _time, _status: pieces.put(data[:, 0].copy())  # noqa: E731
     with sounddevice.InputStream(samplerate=16000, channels=1, dtype="float32", blocksize=samples, callback=callback):

@@ -28,7 +28,10 @@ class OutputPlan:
     renamed: tuple[tuple[str, str], ...] = ()
 
     def notes(self) -> list[str]:
-        return [f"{name} shares its file name with an earlier input: its outputs are named {stem}.*" for name, stem in self.renamed]
+        return [
+            f"{name} shares its file name with an earlier input: its outputs are named {stem}.*"
+            for name, stem in self.renamed
+        ]
 
 
 def prepare_output_dir(output_dir: Path) -> Path:

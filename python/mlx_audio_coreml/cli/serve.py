@@ -1,6 +1,6 @@
 """`mlx-audio-coreml serve`: the OpenAI-compatible audio API on uvicorn, loopback by default.
 
-    mlx-audio-coreml serve --model tiny.en [--tts-model kokoro] [--api-key KEY] [--port 8000]
+mlx-audio-coreml serve --model tiny.en [--tts-model kokoro] [--api-key KEY] [--port 8000]
 """
 
 from __future__ import annotations
@@ -19,7 +19,9 @@ def register(subparsers: Any) -> None:
     parser = subparsers.add_parser("serve", help="serve OpenAI's audio API (transcriptions, translations, speech)")
     parser.add_argument("--host", default="127.0.0.1", help="address to listen on (default: loopback only)")
     parser.add_argument("--port", type=int, default=8000)
-    parser.add_argument("--model", action="append", default=None, help="Whisper model to serve (repeatable; default tiny.en)")
+    parser.add_argument(
+        "--model", action="append", default=None, help="Whisper model to serve (repeatable; default tiny.en)"
+    )
     parser.add_argument("--tts-model", default=None, help="text-to-speech model to serve (kokoro)")
     parser.add_argument(
         "--api-key", default=os.environ.get("MLX_AUDIO_COREML_API_KEY"),
@@ -53,7 +55,9 @@ def run(args: argparse.Namespace) -> int:
         workers=args.workers, api_key=args.api_key,
     )  # fmt: skip
     try:
-        uvicorn.Server(config(create_app(models, limits), args.host, args.port, limits.shutdown_grace_s, args.log_level)).run()
+        uvicorn.Server(
+            config(create_app(models, limits), args.host, args.port, limits.shutdown_grace_s, args.log_level)
+        ).run()
     finally:
         models.close()
     return 0
@@ -66,4 +70,6 @@ def _load_tts(name: str, args: argparse.Namespace) -> Any:
         raise SystemExit(f"error: text to speech is not available in this build ({exc})") from exc
     print(f"loading {name} ...", file=sys.stderr)
     given = SessionFlags.from_args(args, Component.ENCODER)  # --runtime and a vocoder=PATH package apply here too
-    return KokoroSession.from_pretrained(name, SessionFlags(Component.VOCODER, runtime=given.runtime, packages=given.packages).options())
+    return KokoroSession.from_pretrained(
+        name, SessionFlags(Component.VOCODER, runtime=given.runtime, packages=given.packages).options()
+    )

@@ -114,7 +114,9 @@ def describe_component(c: ComponentInfo) -> str:
     """One line: what runs the component, and why (the selection rule or the failure)."""
     if c.backend is BackendPreference.CORE_ML:
         compiled = "; Neural Engine compile done" if c.ane_compiled else ""
-        return f"{c.component.value}: Core ML, runtime {c.runtime} ({c.reason}{compiled})"  # the reason names the package
+        return (
+            f"{c.component.value}: Core ML, runtime {c.runtime} ({c.reason}{compiled})"  # the reason names the package
+        )
     why = f"Core ML failed: {c.fallback_reason}" if c.fallback_reason else c.reason
     return f"{c.component.value}: MLX ({why})"
 

@@ -37,8 +37,12 @@ MAX_TEMPERATURES = 100
 def register(subparsers: Any) -> None:
     parser = subparsers.add_parser("transcribe", help="transcribe audio files with Whisper")
     parser.add_argument("files", nargs="+", metavar="FILE", help="audio files (WAV, FLAC, OGG; anything ffmpeg reads)")
-    parser.add_argument("--model", default="tiny.en", help="short name (tiny.en, base ...), hub repo id or model folder")
-    parser.add_argument("--language", default=None, help="language code or name; default: detect (English-only models: en)")
+    parser.add_argument(
+        "--model", default="tiny.en", help="short name (tiny.en, base ...), hub repo id or model folder"
+    )
+    parser.add_argument(
+        "--language", default=None, help="language code or name; default: detect (English-only models: en)"
+    )
     parser.add_argument("--task", choices=("transcribe", "translate"), default="transcribe")
     parser.add_argument(
         "--output-format", "-f", default=None, choices=(*FORMATS, "all"),
@@ -46,20 +50,40 @@ def register(subparsers: Any) -> None:
     )  # fmt: skip
     parser.add_argument("--output-dir", "-o", type=Path, default=None, help="folder for the output files (default: .)")
     parser.add_argument("--word-timestamps", action="store_true", help="align each word (json and the API carry them)")
-    parser.add_argument("--vad", action="store_true", help="decode only the speech Silero VAD finds (times stay on the original audio)")
+    parser.add_argument(
+        "--vad", action="store_true", help="decode only the speech Silero VAD finds (times stay on the original audio)"
+    )
     beams = _int_in(1, MAX_BEAMS)
-    parser.add_argument("--beam-size", type=beams, default=None, help=f"beams at temperature 0, 1 to {MAX_BEAMS} (default: 5, as faster-whisper; 1 is greedy)")
-    parser.add_argument("--batch-size", type=int, default=None, help="decode VAD chunks of up to 30 s this many at a time (faster; no previous-text prompts)")
-    parser.add_argument("--best-of", type=beams, default=5, help="samples per window when falling back to temperature > 0")
-    parser.add_argument("--temperature", type=_float_in(0.0, 1.0), default=0.0, help="first sampling temperature, 0 to 1")
+    parser.add_argument(
+        "--beam-size",
+        type=beams,
+        default=None,
+        help=f"beams at temperature 0, 1 to {MAX_BEAMS} (default: 5, as faster-whisper; 1 is greedy)",
+    )
+    parser.add_argument(
+        "--batch-size",
+        type=int,
+        default=None,
+        help="decode VAD chunks of up to 30 s this many at a time (faster; no previous-text prompts)",
+    )
+    parser.add_argument(
+        "--best-of", type=beams, default=5, help="samples per window when falling back to temperature > 0"
+    )
+    parser.add_argument(
+        "--temperature", type=_float_in(0.0, 1.0), default=0.0, help="first sampling temperature, 0 to 1"
+    )
     parser.add_argument(
         "--temperature-increment-on-fallback", type=_float_in(0.0, 1.0), default=0.2,
         help=f"step up to 1.0 when a window's text loops or is unlikely; 0 disables fallback (at most {MAX_TEMPERATURES} steps)",
     )  # fmt: skip
-    parser.add_argument("--initial-prompt", default=None, help="text that sets vocabulary or style for the first window")
+    parser.add_argument(
+        "--initial-prompt", default=None, help="text that sets vocabulary or style for the first window"
+    )
     parser.add_argument("--no-condition-on-previous-text", dest="condition_on_previous_text", action="store_false")
     add_session_flags(parser, Component.ENCODER, dtype=True)
-    parser.add_argument("--progress", action="store_true", help="draw the progress bar even when stderr is not a terminal")
+    parser.add_argument(
+        "--progress", action="store_true", help="draw the progress bar even when stderr is not a terminal"
+    )
     parser.set_defaults(func=run)
 
 
@@ -149,7 +173,9 @@ def _formats(args: argparse.Namespace) -> tuple[str, ...]:
     return expand_formats(args.output_format or "txt")
 
 
-def load_session(model: str, backend: str = "auto", dtype: str = "float16", *, flags: SessionFlags | None = None) -> Any:
+def load_session(
+    model: str, backend: str = "auto", dtype: str = "float16", *, flags: SessionFlags | None = None
+) -> Any:
     """A WhisperSession for `model` with the session flags asked for (or just a backend and a
     precision); says on stderr what runs the encoder and why, and raises CoreMLRequired under --strict."""
     from ..whisper.session import WhisperSession

@@ -96,18 +96,18 @@ tags: [whisper, coreml, speech-recognition]
 # {source}: Core ML audio encoder
 
 The Whisper audio encoder of `{source}` as a Core ML ML Program, built by
-`mlx-audio-coreml convert whisper` from the MLX weights (sha256 `{get('mlx_audio_coreml.weights_sha256', '?')}`,
-revision `{get('mlx_audio_coreml.source_revision', '?')}`). The text decoder stays on MLX.
+`mlx-audio-coreml convert whisper` from the MLX weights (sha256 `{get("mlx_audio_coreml.weights_sha256", "?")}`,
+revision `{get("mlx_audio_coreml.source_revision", "?")}`). The text decoder stays on MLX.
 
 | | |
 | --- | --- |
-| layout | `{get('mlx_audio_coreml.layout', '?')}` |
-| input | `{get('mlx_audio_coreml.input_name', '?')}` {get('mlx_audio_coreml.input_shape', '?')} {get('mlx_audio_coreml.io_dtype', '?')} (log-mel, 30 s) |
-| output | `{get('mlx_audio_coreml.output_name', '?')}` {get('mlx_audio_coreml.output_shape', '?')} {get('mlx_audio_coreml.io_dtype', '?')} |
-| compute precision | {get('mlx_audio_coreml.precision', '?')} |
-| minimum deployment target | {get('mlx_audio_coreml.deployment_target', '?')} |
-| n_mels / n_ctx / d_model | {get('mlx_audio_coreml.n_mels', '?')} / {get('mlx_audio_coreml.n_ctx', '?')} / {get('mlx_audio_coreml.d_model', '?')} |
-| tools | mlx-audio-coreml {get('mlx_audio_coreml.version', '?')}, coremltools {get('mlx_audio_coreml.coremltools_version', '?')}, mlx {get('mlx_audio_coreml.mlx_version', '?')} |
+| layout | `{get("mlx_audio_coreml.layout", "?")}` |
+| input | `{get("mlx_audio_coreml.input_name", "?")}` {get("mlx_audio_coreml.input_shape", "?")} {get("mlx_audio_coreml.io_dtype", "?")} (log-mel, 30 s) |
+| output | `{get("mlx_audio_coreml.output_name", "?")}` {get("mlx_audio_coreml.output_shape", "?")} {get("mlx_audio_coreml.io_dtype", "?")} |
+| compute precision | {get("mlx_audio_coreml.precision", "?")} |
+| minimum deployment target | {get("mlx_audio_coreml.deployment_target", "?")} |
+| n_mels / n_ctx / d_model | {get("mlx_audio_coreml.n_mels", "?")} / {get("mlx_audio_coreml.n_ctx", "?")} / {get("mlx_audio_coreml.d_model", "?")} |
+| tools | mlx-audio-coreml {get("mlx_audio_coreml.version", "?")}, coremltools {get("mlx_audio_coreml.coremltools_version", "?")}, mlx {get("mlx_audio_coreml.mlx_version", "?")} |
 
 ## Check
 

@@ -27,8 +27,12 @@ from .mil_text import program_text
 _STAGE = "writing the compiled model folder"
 _MODEL_PATH = "@model_path/"
 _SCHEMA_DTYPES = {"float16": "Float16", "float32": "Float32", "float64": "Double", "int32": "Int32", "int8": "Int8"}
-_DESCRIPTIVE = {"shortDescription": "shortDescription", "author": "author", "license": "license",
-                "versionString": "version"}
+_DESCRIPTIVE = {
+    "shortDescription": "shortDescription",
+    "author": "author",
+    "license": "license",
+    "versionString": "version",
+}
 
 
 def write_compiled(package: Path, destination: Path, *, overwrite: bool = False) -> Path:
@@ -60,7 +64,7 @@ def _weight_files(program: MIL_pb2.Program) -> list[str]:
     for value in _values(program):
         if value.WhichOneof("value") == "blobFileValue":
             name = value.blobFileValue.fileName
-            relative = name[len(_MODEL_PATH):] if name.startswith(_MODEL_PATH) else name
+            relative = name[len(_MODEL_PATH) :] if name.startswith(_MODEL_PATH) else name
             if not relative or Path(relative).is_absolute() or ".." in Path(relative).parts:
                 raise ConversionFailed(_STAGE, f"weight file {name!r} is not inside the model folder")
             found.add(relative)

@@ -60,7 +60,9 @@ def _function(name: str, function: MIL_pb2.Function, style: _Style) -> list[str]
 
 def _operation(op: MIL_pb2.Operation, style: _Style) -> str:
     if op.blocks:
-        raise ConversionFailed(_STAGE, f"op '{op.type}' has nested blocks (control flow), which are not written as text")
+        raise ConversionFailed(
+            _STAGE, f"op '{op.type}' has nested blocks (control flow), which are not written as text"
+        )
     outputs = ", ".join(f"{format_type(o.type, style)} {o.name}" for o in op.outputs)
     params = ", ".join(
         f"{key} = {_arguments(op.inputs[key], style)}" for key in sorted(op.inputs) if op.inputs[key].arguments
@@ -88,7 +90,9 @@ def format_type(value_type: MIL_pb2.ValueType, style: _Style) -> str:
             return f"tensor<{dtype}, *>"
         if tensor.rank == 0 and not style.legacy:
             return dtype
-        dims = ", ".join(str(d.constant.size) if d.WhichOneof("dimension") == "constant" else "?" for d in tensor.dimensions)
+        dims = ", ".join(
+            str(d.constant.size) if d.WhichOneof("dimension") == "constant" else "?" for d in tensor.dimensions
+        )
         return f"tensor<{dtype}, [{dims}]>"
     if kind == "stateType":
         return f"state<{format_type(value_type.stateType.wrappedType, style)}>"

@@ -159,7 +159,9 @@ def check_options(options: ConvertOptions) -> None:
     if options.precision not in package.PRECISIONS:
         raise InvalidConversionOption("precision", options.precision, sorted(package.PRECISIONS))
     if options.deployment_target not in package.DEPLOYMENT_TARGETS:
-        raise InvalidConversionOption("deployment_target", options.deployment_target, sorted(package.DEPLOYMENT_TARGETS))
+        raise InvalidConversionOption(
+            "deployment_target", options.deployment_target, sorted(package.DEPLOYMENT_TARGETS)
+        )
 
 
 def _build_package(

@@ -86,8 +86,9 @@ class AppleRuntime:
     name: ClassVar[str] = "apple"
     claims_neural_engine: ClassVar[bool] = True
 
-    def __init__(self, library_path: str | os.PathLike[str] | None = None,
-                 cache_dir: str | os.PathLike[str] | None = None) -> None:
+    def __init__(
+        self, library_path: str | os.PathLike[str] | None = None, cache_dir: str | os.PathLike[str] | None = None
+    ) -> None:
         self.library_path = library_path
         self.cache_dir = Path(cache_dir) if cache_dir is not None else default_cache_dir()
 
@@ -142,8 +143,9 @@ class AppleRuntime:
             raise CoreMLRuntimeUnavailable(self.name, f"native: {exc.reason}") from exc
 
 
-def _wait(job: native.LoadJob, timeout_s: float | None, cancel: CancelToken | None,
-          on_stage: StageCallback | None) -> None:
+def _wait(
+    job: native.LoadJob, timeout_s: float | None, cancel: CancelToken | None, on_stage: StageCallback | None
+) -> None:
     """Polls the job until ready; reports stages on this thread; abandons it on timeout or cancel."""
     deadline = None if timeout_s is None else time.monotonic() + timeout_s
 

@@ -91,7 +91,9 @@ class CoreMLCall:
             return outputs
 
     def _run_numpy(self, feeds: Mapping[str, mx.array], transform: Transform) -> dict[str, mx.array]:
-        arrays = [a.astype(mx.float32) if a.dtype == mx.bfloat16 else a for a in feeds.values()]  # numpy has no bfloat16
+        arrays = [
+            a.astype(mx.float32) if a.dtype == mx.bfloat16 else a for a in feeds.values()
+        ]  # numpy has no bfloat16
         mx.eval(*arrays)
         numpy_feeds = {
             name: np.ascontiguousarray(np.asarray(array), dtype=self._input_dtype(name, array))  # a view when it can

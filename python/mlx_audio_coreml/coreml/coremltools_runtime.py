@@ -97,7 +97,9 @@ class CoremltoolsRuntime:
     @classmethod
     def availability(cls) -> Availability:
         if platform.system() != "Darwin":
-            return Availability(False, f"coremltools runs Core ML predictions only on macOS (this is {platform.system()})")
+            return Availability(
+                False, f"coremltools runs Core ML predictions only on macOS (this is {platform.system()})"
+            )
         try:
             import coremltools  # noqa: F401
         except ImportError as exc:
@@ -119,7 +121,9 @@ class CoremltoolsRuntime:
         if not package.exists():
             raise ModelLoadFailed(str(package), "no such package")
         if package.suffix == ".mlmodelc":
-            raise PackageError(str(package), "the coremltools runtime needs a .mlpackage or .mlmodel, not a compiled .mlmodelc")
+            raise PackageError(
+                str(package), "the coremltools runtime needs a .mlpackage or .mlmodel, not a compiled .mlmodelc"
+            )
         if cancel is not None and cancel.cancelled:
             raise ANECompilationCancelled(LoadStage.QUEUED.value)
         if on_stage is not None:
@@ -152,7 +156,9 @@ def _compute_unit(ct: Any, units: ComputeUnits) -> Any:
     }[ComputeUnits(units)]
 
 
-def _checked_inputs(description: ModelDescription, inputs: Mapping[str, Any]) -> tuple[dict[str, np.ndarray], list[str]]:
+def _checked_inputs(
+    description: ModelDescription, inputs: Mapping[str, Any]
+) -> tuple[dict[str, np.ndarray], list[str]]:
     """Validate names, shapes and dtypes before anything reaches Core ML; convert dtype if needed."""
     feed, copies = {}, []
     for spec, value in checked_inputs(description, inputs, convert_same_kind=True):

@@ -48,7 +48,7 @@ class FallbackSwitch(Generic[M, C]):
 
     @property
     def backend(self) -> str:
-        """"coreML" or "mlx": what runs the next call."""
+        """ "coreML" or "mlx": what runs the next call."""
         return "coreML" if self.coreml is not None else "mlx"
 
     def use_coreml(self, impl: C) -> None:

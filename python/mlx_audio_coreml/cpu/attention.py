@@ -32,7 +32,12 @@ def attend(q: np.ndarray, k: np.ndarray, v: np.ndarray, out: np.ndarray, scale: 
     strided view (such as `split_heads` of a wider block). Heads go to the host workers.
     """
     heads, length, head_dim = q.shape
-    if k.shape[:1] != (heads,) or k.shape[2] != head_dim or v.shape[:2] != k.shape[:2] or out.shape != (heads, length, v.shape[2]):
+    if (
+        k.shape[:1] != (heads,)
+        or k.shape[2] != head_dim
+        or v.shape[:2] != k.shape[:2]
+        or out.shape != (heads, length, v.shape[2])
+    ):
         raise ValueError(f"attention shapes do not chain: q {q.shape}, k {k.shape}, v {v.shape}, out {out.shape}")
     host_pool.run_all(lambda h: _attend_head(q[h], k[h], v[h], out[h], scale), range(heads))
     return out
@@ -42,7 +47,9 @@ def _plain(block: np.ndarray, scale: float = 1.0) -> np.ndarray:
     """A C-contiguous float32 copy of a 2-D block (times `scale`); the block itself when already so."""
     if scale == 1.0:
         return np.ascontiguousarray(block, np.float32)
-    return np.multiply(block, np.float32(scale), out=np.empty(block.shape, np.float32))  # never in place: q may be shared
+    return np.multiply(
+        block, np.float32(scale), out=np.empty(block.shape, np.float32)
+    )  # never in place: q may be shared
 
 
 def _attend_head(q: np.ndarray, k: np.ndarray, v: np.ndarray, out: np.ndarray, scale: float) -> None:

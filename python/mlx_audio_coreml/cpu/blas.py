@@ -37,7 +37,7 @@ def _load() -> None:
     if "mlx.core" in sys.modules:
         blas_note = "mlx.core was imported first: MLX's bundled BLAS (import mlx_audio_coreml earlier)"
         return
-    for path in ([wanted] if wanted else list(_CANDIDATES)):
+    for path in [wanted] if wanted else list(_CANDIDATES):
         if os.path.exists(path):
             try:
                 ctypes.CDLL(path, mode=ctypes.RTLD_GLOBAL)

@@ -82,7 +82,9 @@ class HostLinear:
         elif rows.shape[0] == 1 or not onednn.available():
             result[:] = host_math.matvec(self.weight, rows[0]) if rows.shape[0] == 1 else rows @ self.weight.T
         else:
-            self._by_columns(rows, lambda cols: onednn.sgemm(rows, self.weight[cols], result[:, cols], b_transposed=True))
+            self._by_columns(
+                rows, lambda cols: onednn.sgemm(rows, self.weight[cols], result[:, cols], b_transposed=True)
+            )
         if self.bias is not None:
             result += self.bias
         return result.reshape(-1) if x.ndim == 1 else result
@@ -109,7 +111,9 @@ class HostLinear:
         large weight (memory-bound: every core reads its share), else at once."""
         if self.weight.size >= _SPLIT_MIN and rows.shape[0] <= _FEW_ROWS:
             # a few pieces per worker: one that no helper started in time, the caller takes
-            host_pool.run_all(part, host_pool.even_ranges(self.out_features, _PIECES_PER_WORKER * host_pool.worker_count()))
+            host_pool.run_all(
+                part, host_pool.even_ranges(self.out_features, _PIECES_PER_WORKER * host_pool.worker_count())
+            )
         else:
             part(slice(None))
 
@@ -134,4 +138,6 @@ def fused(layers: Sequence[Any], int8: bool, scales: Sequence[float] | None = No
         bias = np.zeros(weight.shape[0], np.float32) if bias is None else np.asarray(bias)
         biases.append(bias * np.float32(scale) if scale != 1.0 else bias)
     weight = weights[0] if len(weights) == 1 else np.concatenate(weights)
-    return HostLinear(weight, (biases[0] if len(biases) == 1 else np.concatenate(biases)) if any_bias else None, int8=int8)
+    return HostLinear(
+        weight, (biases[0] if len(biases) == 1 else np.concatenate(biases)) if any_bias else None, int8=int8
+    )

@@ -74,8 +74,27 @@ def _declare(library: Any) -> None:
         "dnnl_stream_wait": [handle],
         "dnnl_memory_desc_create_with_tag": [pointer, ctypes.c_int, ctypes.POINTER(_dim), ctypes.c_int, ctypes.c_int],
         "dnnl_memory_desc_destroy": [handle],
-        "dnnl_eltwise_forward_primitive_desc_create": [pointer, handle, ctypes.c_int, ctypes.c_int, handle, handle, _float, _float, handle],
-        "dnnl_softmax_forward_primitive_desc_create": [pointer, handle, ctypes.c_int, ctypes.c_int, handle, handle, ctypes.c_int, handle],
+        "dnnl_eltwise_forward_primitive_desc_create": [
+            pointer,
+            handle,
+            ctypes.c_int,
+            ctypes.c_int,
+            handle,
+            handle,
+            _float,
+            _float,
+            handle,
+        ],
+        "dnnl_softmax_forward_primitive_desc_create": [
+            pointer,
+            handle,
+            ctypes.c_int,
+            ctypes.c_int,
+            handle,
+            handle,
+            ctypes.c_int,
+            handle,
+        ],
         "dnnl_primitive_desc_destroy": [handle],
         "dnnl_primitive_create": [pointer, handle],
         "dnnl_primitive_destroy": [handle],
@@ -146,11 +165,15 @@ def _check(name: str, status: int) -> None:
 def _rows(matrix: np.ndarray, dtype: type) -> int:
     """The row stride in elements of a 2-D matrix whose rows are each contiguous (its leading dimension)."""
     if matrix.ndim != 2 or matrix.dtype != dtype or matrix.strides[1] != matrix.itemsize:
-        raise ValueError(f"need a 2-D {np.dtype(dtype).name} matrix with contiguous rows, got {matrix.dtype} {matrix.strides}")
+        raise ValueError(
+            f"need a 2-D {np.dtype(dtype).name} matrix with contiguous rows, got {matrix.dtype} {matrix.strides}"
+        )
     return max(matrix.strides[0] // matrix.itemsize, matrix.shape[1], 1)
 
 
-def sgemm(a: np.ndarray, b: np.ndarray, out: np.ndarray, *, b_transposed: bool = False, accumulate: bool = False) -> np.ndarray:
+def sgemm(
+    a: np.ndarray, b: np.ndarray, out: np.ndarray, *, b_transposed: bool = False, accumulate: bool = False
+) -> np.ndarray:
     """out = a @ b (b (K, N)) or a @ b.T (b (N, K) when `b_transposed`), float32; `accumulate` adds to out."""
     m, k = a.shape
     n = b.shape[0] if b_transposed else b.shape[1]

@@ -53,7 +53,10 @@ _lock = threading.Lock()
 def _stream() -> Any:
     if _streams.stream is None:
         stream = _handle()
-        onednn._check("dnnl_stream_create", onednn._library().dnnl_stream_create(ctypes.byref(stream), _engine(), _IN_ORDER_STREAM))
+        onednn._check(
+            "dnnl_stream_create",
+            onednn._library().dnnl_stream_create(ctypes.byref(stream), _engine(), _IN_ORDER_STREAM),
+        )
         _streams.stream = stream
     return _streams.stream
 
@@ -63,7 +66,10 @@ def _make(kind: str, rows: int, cols: int) -> tuple[Any, Any]:
     library = onednn._library()
     desc, primitive_desc, primitive = _handle(), _handle(), _handle()
     dims = (ctypes.c_int64 * 2)(rows, cols)
-    onednn._check("dnnl_memory_desc_create_with_tag", library.dnnl_memory_desc_create_with_tag(ctypes.byref(desc), 2, dims, _F32, _TAG_AB))
+    onednn._check(
+        "dnnl_memory_desc_create_with_tag",
+        library.dnnl_memory_desc_create_with_tag(ctypes.byref(desc), 2, dims, _F32, _TAG_AB),
+    )
     if kind == "gelu":
         status = library.dnnl_eltwise_forward_primitive_desc_create(
             ctypes.byref(primitive_desc), _engine(), _FORWARD_INFERENCE, _GELU_ERF, desc, desc,
@@ -102,7 +108,10 @@ def _run(kind: str, block: np.ndarray) -> np.ndarray:
     onednn.use_one_thread_here()
     primitive, desc, temporary = _primitive(kind, *block.shape)
     memory = _handle()
-    onednn._check("dnnl_memory_create", library.dnnl_memory_create(ctypes.byref(memory), desc, _engine(), _handle(block.ctypes.data)))
+    onednn._check(
+        "dnnl_memory_create",
+        library.dnnl_memory_create(ctypes.byref(memory), desc, _engine(), _handle(block.ctypes.data)),
+    )
     try:
         args = (_ExecArg * 2)(_ExecArg(_ARG_SRC, memory), _ExecArg(_ARG_DST, memory))  # in place
         onednn._check(f"{kind} execute", library.dnnl_primitive_execute(primitive, _stream(), 2, args))

@@ -8,8 +8,10 @@ from collections.abc import Sequence
 class MlxAudioCoreMLError(Exception):
     """Base of every error this package raises on purpose."""
 
+
 def int_shape(values: Sequence[int]) -> list[int]:
     return [int(v) for v in values]
+
 
 class ShapeConversionBase(MlxAudioCoreMLError):
     """Fields and message shared by the encoder's and the vocoder's shape conversion failures."""
@@ -20,6 +22,7 @@ class ShapeConversionBase(MlxAudioCoreMLError):
         self.detail = detail
         extra = f": {detail}" if detail else ""
         super().__init__(f"shape conversion failed: expected {self.expected}, got {self.got}{extra}")
+
 
 class InferenceFailureBase(MlxAudioCoreMLError):
     """Fields and message shared by the encoder's and the vocoder's Core ML inference failures."""

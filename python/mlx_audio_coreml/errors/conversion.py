@@ -10,6 +10,7 @@ from ._base import MlxAudioCoreMLError
 class ConversionError(MlxAudioCoreMLError):
     """Building a Core ML package failed; nothing was left at the destination."""
 
+
 class UnsupportedModelForConversion(ConversionError):
     """The model cannot be converted: another architecture, or a shape the converter does not build."""
 
@@ -17,6 +18,7 @@ class UnsupportedModelForConversion(ConversionError):
         self.model = model
         self.reason = reason
         super().__init__(f"cannot convert {model}: {reason}")
+
 
 class ConversionFailed(ConversionError):
     """A conversion stage failed; `stage` names it, `cause` is the underlying exception."""
@@ -26,6 +28,7 @@ class ConversionFailed(ConversionError):
         self.message = message
         self.cause = cause
         super().__init__(f"conversion failed while {stage}: {message}")
+
 
 class ConversionValidationFailed(ConversionError):
     """The converted package's output differs from the MLX encoder's by more than the tolerance."""
@@ -39,12 +42,14 @@ class ConversionValidationFailed(ConversionError):
             f"{self.relative_error:.3g} > tolerance {self.tolerance:.3g}"
         )
 
+
 class ConversionDestinationExists(ConversionError):
     """The output path already holds something and overwriting was not asked for."""
 
     def __init__(self, path: str) -> None:
         self.path = str(path)
         super().__init__(f"{path} already exists (pass overwrite=True / --overwrite to replace it)")
+
 
 class InvalidConversionOption(ConversionError):
     """A conversion option's value is not one the converter offers."""
@@ -55,8 +60,10 @@ class InvalidConversionOption(ConversionError):
         self.choices = list(choices)
         super().__init__(f"invalid {name}={value!r}; choose one of {self.choices}")
 
+
 class DecodingError(MlxAudioCoreMLError):
     """Decoding or transcription could not run with what it was given."""
+
 
 class InvalidOption(DecodingError):
     """An option's value is out of range, conflicts with another option, or does not suit the model."""
@@ -66,6 +73,7 @@ class InvalidOption(DecodingError):
         self.value = value
         self.reason = reason
         super().__init__(f"invalid {name}={value!r}: {reason}")
+
 
 class OutputWriteError(MlxAudioCoreMLError):
     """A transcript file could not be written; nothing was left at `path`."""

@@ -10,6 +10,7 @@ from ._base import MlxAudioCoreMLError, int_shape
 class CoreMLError(MlxAudioCoreMLError):
     """A Core ML runtime (apple, coremltools or portable) failed."""
 
+
 class CoreMLRuntimeUnavailable(CoreMLError):
     """A runtime cannot run on this machine; `reason` says why in words fit for a user."""
 
@@ -17,6 +18,7 @@ class CoreMLRuntimeUnavailable(CoreMLError):
         self.runtime = runtime
         self.reason = reason
         super().__init__(f"Core ML runtime '{runtime}' unavailable: {reason}")
+
 
 class NativeError(CoreMLError):
     """A status other than OK from the Swift shim, with the shim's own message."""
@@ -28,12 +30,14 @@ class NativeError(CoreMLError):
         where = f"{function}: " if function else ""
         super().__init__(f"{where}{message} (status {self.status})")
 
+
 class NativeLibraryUnavailable(CoreMLError):
     """The shim is not built here, or could not be loaded."""
 
     def __init__(self, reason: str) -> None:
         self.reason = reason
         super().__init__(f"native library unavailable: {reason}")
+
 
 class ABIVersionMismatch(CoreMLError):
     """The shim on disk speaks another version of the C ABI than this Python code."""
@@ -44,6 +48,7 @@ class ABIVersionMismatch(CoreMLError):
         self.path = path
         super().__init__(f"native ABI version mismatch: expected {expected}, got {got} ({path})")
 
+
 class ModelLoadFailed(CoreMLError):
     """Compiling or loading a Core ML package failed."""
 
@@ -52,8 +57,10 @@ class ModelLoadFailed(CoreMLError):
         self.message = message
         super().__init__(f"could not load {path}: {message}")
 
+
 class ANECompilationError(CoreMLError):
     """The Neural Engine compile (Core ML compile + load + specialization) did not complete."""
+
 
 class ANECompilationTimeout(ANECompilationError):
     """The seed's `ANECompilationError.timeout`: the compile outlasted `timeout_s`."""
@@ -64,12 +71,14 @@ class ANECompilationTimeout(ANECompilationError):
         at = f" during {stage}" if stage else ""
         super().__init__(f"Neural Engine compilation timed out after {self.timeout_s:g} s{at}")
 
+
 class ANECompilationCancelled(ANECompilationError):
     """The compile was cancelled by the caller; the native work is abandoned, not stopped."""
 
     def __init__(self, stage: str = "") -> None:
         self.stage = stage
         super().__init__("Neural Engine compilation cancelled" + (f" during {stage}" if stage else ""))
+
 
 class TensorValidationError(CoreMLError):
     """A tensor handed to predict does not fit the model's description; nothing was written."""
@@ -79,11 +88,13 @@ class TensorValidationError(CoreMLError):
         self.message = message
         super().__init__(f"tensor '{name}': {message}")
 
+
 class TensorShapeMismatch(TensorValidationError):
     def __init__(self, name: str, expected: Sequence[int], got: Sequence[int]) -> None:
         self.expected = int_shape(expected)
         self.got = int_shape(got)
         super().__init__(name, f"shape mismatch: expected {self.expected}, got {self.got}")
+
 
 class TensorDtypeMismatch(TensorValidationError):
     def __init__(self, name: str, expected: str, got: str) -> None:
@@ -91,8 +102,10 @@ class TensorDtypeMismatch(TensorValidationError):
         self.got = got
         super().__init__(name, f"dtype mismatch: expected {expected}, got {got}")
 
+
 class TensorLayoutError(TensorValidationError):
     """Strides negative, overlapping or not matching the buffer; or a non-contiguous array."""
+
 
 class TensorBufferTooSmall(TensorValidationError):
     def __init__(self, name: str, needed: int, got: int) -> None:
@@ -100,23 +113,28 @@ class TensorBufferTooSmall(TensorValidationError):
         self.got = int(got)
         super().__init__(name, f"buffer too small: needs {needed} bytes, has {got}")
 
+
 class TensorNullPointer(TensorValidationError):
     """A descriptor's data pointer was NULL (only raw descriptors can send one)."""
 
     def __init__(self, name: str) -> None:
         super().__init__(name, "data pointer is NULL")
 
+
 class UnknownTensorName(TensorValidationError):
     def __init__(self, name: str, known: Sequence[str]) -> None:
         self.known = list(known)
         super().__init__(name, f"unknown name; the model has {self.known}")
 
+
 class MissingTensor(TensorValidationError):
     def __init__(self, name: str) -> None:
         super().__init__(name, "required input is missing")
 
+
 class StateError(CoreMLError):
     """A stateful model's prediction got no state, or a state it cannot use; nothing was run."""
+
 
 class StateRequired(StateError):
     """A stateful model was predicted without `state=`: its states must come from `make_state()`."""
@@ -125,12 +143,14 @@ class StateRequired(StateError):
         self.states = list(states)
         super().__init__(f"the model is stateful (states {self.states}): pass state=model.make_state()")
 
+
 class StateMismatch(StateError):
     """The state given to predict was made by another model, or the model has no states."""
 
     def __init__(self, message: str) -> None:
         self.message = message
         super().__init__(f"unusable state: {message}")
+
 
 class PredictionFailed(CoreMLError):
     """The runtime accepted the tensors but the prediction itself failed."""
@@ -139,12 +159,14 @@ class PredictionFailed(CoreMLError):
         self.message = message
         super().__init__(f"prediction failed: {message}")
 
+
 class NonFiniteOutput(PredictionFailed):
     """A prediction finished but an output holds NaN or Inf (e.g. a broken Neural Engine compile)."""
 
     def __init__(self, output: str) -> None:
         self.output = output
         super().__init__(f"output '{output}' holds NaN or Inf")
+
 
 class PackageError(CoreMLError):
     """A .mlpackage is unreadable, corrupt, or uses what the portable runtime cannot run."""
@@ -154,6 +176,7 @@ class PackageError(CoreMLError):
         self.reason = reason
         super().__init__(f"{path}: {reason}")
 
+
 class UnsupportedOp(PackageError):
     """The ML Program uses an op the portable runtime does not implement (raised at load)."""
 
@@ -161,6 +184,7 @@ class UnsupportedOp(PackageError):
         self.op = op
         self.opset = opset
         super().__init__(path, f"unsupported op '{op}' (opset {opset})")
+
 
 class MILTextError(PackageError):
     """A compiled model's text MIL program (model.mil) is malformed: where, and what was expected."""
@@ -171,6 +195,7 @@ class MILTextError(PackageError):
         super().__init__(path, f"model.mil line {line}, column {column}: {reason}")
         self.reason = reason
 
+
 class UnknownEncoderLayout(CoreMLError):
     """A package's inputs and outputs match none of the encoder layouts in whisper/encoder_layouts.py."""
 
@@ -178,6 +203,7 @@ class UnknownEncoderLayout(CoreMLError):
         self.found = found  # the package's tensors, e.g. "inputs: mel [1, 80, 3000] float16; outputs: ..."
         self.reason = reason
         super().__init__(f"not a known Whisper encoder layout ({found}): {reason}")
+
 
 class CPUKernelFailed(MlxAudioCoreMLError):
     """A CPU matrix-product library (oneDNN) returned an error status for a call."""

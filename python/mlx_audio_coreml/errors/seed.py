@@ -11,11 +11,14 @@ from ._base import InferenceFailureBase, MlxAudioCoreMLError, ShapeConversionBas
 class EncoderError(MlxAudioCoreMLError):
     """An `AudioEncoder` could not encode the mel it was given."""
 
+
 class ShapeConversionFailed(ShapeConversionBase, EncoderError):
     """The mel's shape (or dtype) cannot be handed to the encoder's model."""
 
+
 class CoreMLInferenceFailed(InferenceFailureBase, EncoderError):
     """Core ML (or the runtime standing in for it) failed while running the encoder."""
+
 
 class ANENotAvailable(EncoderError):
     """The Neural Engine was required but this machine has none."""
@@ -24,6 +27,7 @@ class ANENotAvailable(EncoderError):
         self.reason = reason
         super().__init__(reason)
 
+
 class ModelNotLoaded(EncoderError):
     """`encode` was called before the encoder's model finished loading (or after it was closed)."""
 
@@ -31,14 +35,18 @@ class ModelNotLoaded(EncoderError):
         self.what = what
         super().__init__(f"{what} model is not loaded")
 
+
 class VocoderError(MlxAudioCoreMLError):
     """An `AudioVocoder` could not decode the features it was given."""
+
 
 class VocoderShapeConversionFailed(ShapeConversionBase, VocoderError):
     """The features' shape cannot be handed to the vocoder's model."""
 
+
 class VocoderCoreMLInferenceFailed(InferenceFailureBase, VocoderError):
     """Core ML failed while running the vocoder."""
+
 
 class UnsupportedSampleRate(VocoderError):
     """The vocoder cannot produce audio at the requested sample rate."""

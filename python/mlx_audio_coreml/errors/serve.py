@@ -15,6 +15,7 @@ class ServeError(MlxAudioCoreMLError):
     code: str | None = None
     param: str | None = None
 
+
 class InvalidRequest(ServeError):
     """A field is missing or has a value we cannot use."""
 
@@ -22,6 +23,7 @@ class InvalidRequest(ServeError):
         self.param = param
         self.code = code
         super().__init__(message)
+
 
 class ModelNotServed(ServeError):
     """No loaded model answers to `model`; `available` lists those that do."""
@@ -37,6 +39,7 @@ class ModelNotServed(ServeError):
         served = ", ".join(self.available) or "none"
         super().__init__(f"The {what} '{model}' does not exist or is not served here (served: {served}).")
 
+
 class UploadTooLarge(ServeError):
     status = 413
     code = "upload_too_large"
@@ -45,6 +48,7 @@ class UploadTooLarge(ServeError):
     def __init__(self, limit_bytes: int) -> None:
         self.limit_bytes = int(limit_bytes)
         super().__init__(f"The request body is larger than this server accepts ({self.limit_bytes} bytes).")
+
 
 class QueueFull(ServeError):
     """Every queue slot is taken; try again after `retry_after_s`."""
@@ -58,6 +62,7 @@ class QueueFull(ServeError):
         self.retry_after_s = max(1, int(retry_after_s))
         super().__init__(f"The server is busy ({self.capacity} requests queued); retry after {self.retry_after_s} s.")
 
+
 class Unauthorized(ServeError):
     status = 401
     code = "invalid_api_key"
@@ -65,6 +70,7 @@ class Unauthorized(ServeError):
     def __init__(self, reason: str) -> None:
         self.reason = reason
         super().__init__(reason)
+
 
 class ShuttingDown(ServeError):
     status = 503

@@ -10,6 +10,7 @@ from ._base import MlxAudioCoreMLError
 class VadError(MlxAudioCoreMLError):
     """Voice activity detection could not run."""
 
+
 class VadModelMissing(VadError):
     """No Silero VAD model file was found; `searched` lists where we looked, `hint` how to get one."""
 
@@ -17,6 +18,7 @@ class VadModelMissing(VadError):
         self.searched = [str(s) for s in searched]
         self.hint = hint
         super().__init__(f"no Silero VAD model found (looked in {self.searched}). {hint}")
+
 
 class VadUnavailable(VadError):
     """The VAD runtime (onnxruntime) is missing or refused the model; `reason` says which."""

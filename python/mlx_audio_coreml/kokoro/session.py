@@ -258,26 +258,43 @@ class KokoroSession:
         names = self.voices()
         return DEFAULT_VOICE if DEFAULT_VOICE in names or not names else names[0]
 
-    def chunks(self, text: str | None = None, *, phonemes: str | None = None, language: str | None = None,
-               merge: bool = True) -> list[TextChunk]:
+    def chunks(
+        self, text: str | None = None, *, phonemes: str | None = None, language: str | None = None, merge: bool = True
+    ) -> list[TextChunk]:
         """The model calls `text` (or `phonemes`, G2P skipped) becomes: each <= 510 tokens."""
         self._ready()
         frontend: TextFrontend = self.frontend  # type: ignore[assignment]  # set by the load
         return list(frontend.chunks(text, phonemes=phonemes, language=language or self.language, merge=merge))
 
-    def synthesize(self, text: str | None = None, voice: str | None = None, speed: float = 1.0, *,
-                   phonemes: str | None = None, language: str | None = None,
-                   sample_rate: int = SAMPLE_RATE) -> tuple[np.ndarray, SynthesisInfo]:
+    def synthesize(
+        self,
+        text: str | None = None,
+        voice: str | None = None,
+        speed: float = 1.0,
+        *,
+        phonemes: str | None = None,
+        language: str | None = None,
+        sample_rate: int = SAMPLE_RATE,
+    ) -> tuple[np.ndarray, SynthesisInfo]:
         """All of `text` (or `phonemes`) spoken: (float32 samples at 24 kHz, SynthesisInfo)."""
         started = time.monotonic()
-        pieces = list(self.stream(text, voice, speed, phonemes=phonemes, language=language, sample_rate=sample_rate,
-                                  merge=True))
+        pieces = list(
+            self.stream(text, voice, speed, phonemes=phonemes, language=language, sample_rate=sample_rate, merge=True)
+        )
         audio = np.concatenate([p.audio for p in pieces]) if pieces else np.zeros(0, np.float32)
         return audio, self._synthesis_info(pieces, voice, speed, phonemes, language, time.monotonic() - started)
 
-    def stream(self, text: str | None = None, voice: str | None = None, speed: float = 1.0, *,
-               phonemes: str | None = None, language: str | None = None, sample_rate: int = SAMPLE_RATE,
-               merge: bool = False) -> Iterator[SpokenChunk]:
+    def stream(
+        self,
+        text: str | None = None,
+        voice: str | None = None,
+        speed: float = 1.0,
+        *,
+        phonemes: str | None = None,
+        language: str | None = None,
+        sample_rate: int = SAMPLE_RATE,
+        merge: bool = False,
+    ) -> Iterator[SpokenChunk]:
         """Audio sentence by sentence (`merge=True`: as many sentences per call as fit), each piece
         yielded as soon as it is made. Inputs are checked before this returns."""
         pipeline = self._ready()
@@ -288,8 +305,15 @@ class KokoroSession:
         chunks = self.chunks(text, phonemes=phonemes, language=language, merge=merge)
         return pipeline.run(chunks, pack, speed)
 
-    def _synthesis_info(self, pieces: list[SpokenChunk], voice: str | None, speed: float, phonemes: str | None,
-                        language: str | None, elapsed_s: float) -> SynthesisInfo:
+    def _synthesis_info(
+        self,
+        pieces: list[SpokenChunk],
+        voice: str | None,
+        speed: float,
+        phonemes: str | None,
+        language: str | None,
+        elapsed_s: float,
+    ) -> SynthesisInfo:
         code = resolve_language(language or self.language)
         g2p = "phonemes given" if phonemes is not None else self.frontend.g2p(code).name  # type: ignore[union-attr]
         return SynthesisInfo(

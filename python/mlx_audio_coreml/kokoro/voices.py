@@ -65,7 +65,9 @@ class VoiceLibrary:
         if name not in self._packs:
             pack = np.asarray(self._readers[name]())
             if pack.shape != PACK_SHAPE or not np.all(np.isfinite(pack)):
-                raise KokoroWeightsError(f"{self.source}:{name}", f"a voice pack must be finite {PACK_SHAPE}, got {pack.shape}")
+                raise KokoroWeightsError(
+                    f"{self.source}:{name}", f"a voice pack must be finite {PACK_SHAPE}, got {pack.shape}"
+                )
             self._packs[name] = pack.astype(np.float32)
         return self._packs[name]
 
@@ -81,7 +83,9 @@ def _folder_readers(folder: Path) -> dict[str, Callable[[], np.ndarray]]:
         return next(iter(tensors.values()))
 
     kinds: dict[str, Callable[[Path], np.ndarray]] = {
-        ".npy": lambda p: np.load(p, allow_pickle=False), ".pt": read_pth, ".safetensors": single,
+        ".npy": lambda p: np.load(p, allow_pickle=False),
+        ".pt": read_pth,
+        ".safetensors": single,
     }
     readers: dict[str, Callable[[], np.ndarray]] = {}
     for path in sorted(folder.iterdir()):

@@ -217,7 +217,11 @@ class CoreMLComponent(Generic[C]):
             if plan is None:
                 return self.switch.backend == "coreML"
             outcome = self._compile(plan, timeout_s, cancel)
-            if raise_errors and isinstance(outcome, ANECompilationError) and not isinstance(outcome, ANECompilationCancelled):
+            if (
+                raise_errors
+                and isinstance(outcome, ANECompilationError)
+                and not isinstance(outcome, ANECompilationCancelled)
+            ):
                 raise outcome
             return outcome is None
         finally:
@@ -300,7 +304,15 @@ class CoreMLComponent(Generic[C]):
             return self._drop_plan(plan, exc, CompilationFailed(exc), f"Core ML warm-up prediction failed: {exc}")
         self.switch.use_coreml(impl)
         self._plan = None
-        self._record(plan.decision, plan.decision.reason, None, plan.package, _CORE_ML, plan.runtime, ane and impl.neural_engine_compiled)
+        self._record(
+            plan.decision,
+            plan.decision.reason,
+            None,
+            plan.package,
+            _CORE_ML,
+            plan.runtime,
+            ane and impl.neural_engine_compiled,
+        )
         return None
 
     def _assemble(self, built: list[C]) -> C:
@@ -318,7 +330,9 @@ class CoreMLComponent(Generic[C]):
         self._give_up(plan.decision, event, reason, plan.package)
         return error
 
-    def _give_up(self, decision: BackendDecision, event: WhisperProgress, reason: str, package: Path | None = None) -> None:
+    def _give_up(
+        self, decision: BackendDecision, event: WhisperProgress, reason: str, package: Path | None = None
+    ) -> None:
         self.progress(event)
         self._record(decision, reason, reason, package)
 

@@ -124,7 +124,9 @@ def load_with_deadline(
     stage = [LoadStage.QUEUED]
 
     def load(token: CancelToken) -> LoadedModel:
-        return runtime.load(package, compute_units, timeout_s=timeout_s, cancel=token, on_stage=lambda s: stage.__setitem__(0, s))
+        return runtime.load(
+            package, compute_units, timeout_s=timeout_s, cancel=token, on_stage=lambda s: stage.__setitem__(0, s)
+        )
 
     return run_with_deadline(
         load,

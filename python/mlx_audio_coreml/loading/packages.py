@@ -28,7 +28,9 @@ def load_packages(
 ) -> list[LoadedModel]:
     """Every package loaded, in order; raises what `load_with_deadline` raises."""
     if len(packages) == 1:
-        return [load_with_deadline(runtime, packages[0], compute_units, timeout_s=timeout_s, cancel=cancel, on_tick=on_tick)]
+        return [
+            load_with_deadline(runtime, packages[0], compute_units, timeout_s=timeout_s, cancel=cancel, on_tick=on_tick)
+        ]
 
     def load_all(token: CancelToken) -> list[LoadedModel]:
         loaded: list[LoadedModel] = []

@@ -166,7 +166,9 @@ def select_backend(
 
     runtime = choose_runtime(options, environment.runtimes)
     forced = override is BackendPreference.CORE_ML
-    named_without_ane = options.coreml_runtime is not None and runtime.name is not None and not runtime.claims_neural_engine
+    named_without_ane = (
+        options.coreml_runtime is not None and runtime.name is not None and not runtime.claims_neural_engine
+    )
     if not (forced or named_without_ane):
         problem = environment.device.neural_engine_problem()
         if problem:
@@ -177,10 +179,15 @@ def select_backend(
     package = find_package()
     if package.error is not None:
         return decide(
-            BackendPreference.MLX, Rule.LOOKUP_FAILED, f"Core ML package lookup failed: {package.error}", package=package
+            BackendPreference.MLX,
+            Rule.LOOKUP_FAILED,
+            f"Core ML package lookup failed: {package.error}",
+            package=package,
         )
     if not package.found:
-        return decide(BackendPreference.MLX, Rule.MODEL_MISSING, f"{MODEL_NOT_AVAILABLE}: {package.detail}", package=package)
+        return decide(
+            BackendPreference.MLX, Rule.MODEL_MISSING, f"{MODEL_NOT_AVAILABLE}: {package.detail}", package=package
+        )
 
     why = f"override for {component.value}: coreML" if forced else f"preference {requested.value}"
     return decide(
@@ -205,4 +212,3 @@ def compile_now_allowed(
     if decision.runtime is not None and runtimes.is_precompiled(decision.runtime, package):
         return ""
     return "Core ML package not compiled yet and accept_compile_delay is off: MLX runs until warmup() compiles it"
-

@@ -207,7 +207,7 @@ CONSTANTS: dict[str, int] = {name: int(value) for name, value in re.findall(r"#d
 def _named(prefix: str) -> dict[int, str]:
     """code -> lower-case name for the constants MACB_<prefix>_*: MACB_DTYPE_FLOAT16 -> "float16"."""
     start = f"MACB_{prefix}_"
-    return {code: name[len(start):].lower() for name, code in CONSTANTS.items() if name.startswith(start)}
+    return {code: name[len(start) :].lower() for name, code in CONSTANTS.items() if name.startswith(start)}
 
 
 DTYPE_NAMES: dict[int, str] = _named("DTYPE")  # numpy dtype names

@@ -194,8 +194,13 @@ class NativeLibrary:
         """Starts (or adopts) the background load of `model_path`; see macb_load_begin."""
         from .jobs import LoadJob  # jobs.py builds on this module
 
-        return LoadJob(self, Path(model_path), None if compiled_path is None else Path(compiled_path),
-                       ComputeUnits(compute_units), prewarm)
+        return LoadJob(
+            self,
+            Path(model_path),
+            None if compiled_path is None else Path(compiled_path),
+            ComputeUnits(compute_units),
+            prewarm,
+        )
 
     def validate_tensors(
         self,
@@ -211,8 +216,18 @@ class NativeLibrary:
         fault = new_fault()
         call = NativeCall("macb_validate_tensors")
         status = self._lib.macb_validate_tensors(
-            in_specs, len(input_specs), out_specs, len(output_specs), in_descs, len(inputs), out_descs,
-            len(outputs), fault, call.msg, abi.MESSAGE_CAPACITY)
+            in_specs,
+            len(input_specs),
+            out_specs,
+            len(output_specs),
+            in_descs,
+            len(inputs),
+            out_descs,
+            len(outputs),
+            fault,
+            call.msg,
+            abi.MESSAGE_CAPACITY,
+        )
         raise_for_tensors(call, status, fault, inputs, outputs, input_specs, output_specs)
 
 
@@ -279,13 +294,15 @@ def raise_for_tensors(
     index = int(fault.index)
     sent = sent_list[index] if 0 <= index < len(sent_list) else None
     found = abi.TensorFault(
-        role=role, index=index, name=(sent.name if sent and sent.name else c_text(fault.name)),
+        role=role,
+        index=index,
+        name=(sent.name if sent and sent.name else c_text(fault.name)),
         expected_dtype=abi.DTYPE_NAMES.get(int(fault.expected_dtype), "unknown"),
         expected_shape=tuple(int(v) for v in fault.expected_shape[0 : int(fault.expected_rank)]),
-        needed_bytes=int(fault.needed_bytes))
+        needed_bytes=int(fault.needed_bytes),
+    )
     error = abi.tensor_error(status, call.message, found, sent.summary() if sent else None, [s.name for s in specs])
     raise error from call.native_error(status)
-
 
 
 class HandleGuard:

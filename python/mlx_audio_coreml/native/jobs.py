@@ -56,15 +56,18 @@ class LoadJob:
         self._user_data = ffi.new_handle(self._stages)  # referenced until the handle is freed
         model = ffi.new("char[]", os.fsencode(model_path))
         compiled = ffi.new("char[]", os.fsencode(compiled_path)) if compiled_path else ffi.NULL
-        params = ffi.new("macb_load_params *", {
-            "struct_size": ffi.sizeof("macb_load_params"),
-            "model_path": model,
-            "compiled_path": compiled,
-            "compute_units": int(compute_units),
-            "flags": abi.CONSTANTS["MACB_LOAD_PREWARM"] if prewarm else 0,
-            "on_stage": lib.stage_callback,
-            "user_data": self._user_data,
-        })
+        params = ffi.new(
+            "macb_load_params *",
+            {
+                "struct_size": ffi.sizeof("macb_load_params"),
+                "model_path": model,
+                "compiled_path": compiled,
+                "compute_units": int(compute_units),
+                "flags": abi.CONSTANTS["MACB_LOAD_PREWARM"] if prewarm else 0,
+                "on_stage": lib.stage_callback,
+                "user_data": self._user_data,
+            },
+        )
         out = ffi.new("macb_job **")
         call = NativeCall("macb_load_begin")
         call.check(lib.raw.macb_load_begin(params, out, call.msg, abi.MESSAGE_CAPACITY), path=str(model_path))

@@ -92,8 +92,9 @@ class NativeModel:
             if copied:
                 copies.add(name)
         given = dict(outputs or {})
-        buffers = {spec.name: output_buffer(spec, spec.name, given.pop(spec.name, None))
-                   for spec in self.description.outputs}
+        buffers = {
+            spec.name: output_buffer(spec, spec.name, given.pop(spec.name, None)) for spec in self.description.outputs
+        }
         buffers.update({name: output_buffer(None, name, value) for name, value in given.items()})
         out_descs = [TensorDescriptor.of(name, array, writable=True) for name, array in buffers.items()]
         report = self.predict_descriptors(in_descs, out_descs)
@@ -111,7 +112,8 @@ class NativeModel:
         call = NativeCall("macb_predict")
         with self._guard.use() as handle:
             status = self.library.raw.macb_predict(
-                handle, in_array, len(inputs), out_array, len(outputs), fault, call.msg, abi.MESSAGE_CAPACITY)
+                handle, in_array, len(inputs), out_array, len(outputs), fault, call.msg, abi.MESSAGE_CAPACITY
+            )
         raise_for_tensors(call, status, fault, inputs, outputs, self.description.inputs, self.description.outputs)
         return DescriptorReport(
             inputs_copied=tuple(bool(in_array[i].flags & _COPIED) for i in range(len(inputs))),

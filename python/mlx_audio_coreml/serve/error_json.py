@@ -44,7 +44,9 @@ def error_body(exc: BaseException) -> ErrorBody:
         return ErrorBody(exc.status, str(exc), exc.error_type, exc.param, exc.code)
     if isinstance(exc, AudioError):
         code = "empty_audio" if isinstance(exc, EmptyAudio) else "invalid_audio"
-        message = UPLOAD_PATH.sub("the uploaded file", str(exc))  # our temporary file's path means nothing to the client
+        message = UPLOAD_PATH.sub(
+            "the uploaded file", str(exc)
+        )  # our temporary file's path means nothing to the client
         return ErrorBody(400, f"The audio file could not be used: {message}", param="file", code=code)
     if isinstance(exc, InvalidOption):
         return ErrorBody(400, str(exc), param=exc.name, code="invalid_value")

@@ -50,4 +50,6 @@ async def get_model(request: Request, model_id: str) -> ModelCard:
 async def health(request: Request) -> Health:
     state = server(request)
     queues = state.queues.values()
-    return Health(models=state.models.names(), queued=sum(q.waiting for q in queues), running=sum(q.running for q in queues))
+    return Health(
+        models=state.models.names(), queued=sum(q.waiting for q in queues), running=sum(q.running for q in queues)
+    )

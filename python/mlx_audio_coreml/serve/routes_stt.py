@@ -88,7 +88,9 @@ def _stream(state: ServerState, name: str, session: object, audio: Path, job: Tr
             error = future.exception()
             if error is not None:
                 body = error_body(error)
-                yield sse({"error": {"message": body.message, "type": body.type, "param": body.param, "code": body.code}})
+                yield sse(
+                    {"error": {"message": body.message, "type": body.type, "param": body.param, "code": body.code}}
+                )
                 return
             yield sse({"type": "transcript.text.done", "text": future.result().text})
         finally:

@@ -17,7 +17,9 @@ import uvicorn
 LOOPBACK = "127.0.0.1"
 
 
-def config(app: Any, host: str = LOOPBACK, port: int = 8000, grace_s: float = 30.0, log_level: str = "info") -> uvicorn.Config:
+def config(
+    app: Any, host: str = LOOPBACK, port: int = 8000, grace_s: float = 30.0, log_level: str = "info"
+) -> uvicorn.Config:
     """uvicorn's settings for us: shutdown waits `grace_s` for requests in flight (drains)."""
     return uvicorn.Config(app, host=host, port=port, log_level=log_level, timeout_graceful_shutdown=int(grace_s))
 

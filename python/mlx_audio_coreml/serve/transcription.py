@@ -46,9 +46,13 @@ class TranscriptionRequest:
             raise InvalidRequest("response_format", f"response_format must be one of {list(RESPONSE_FORMATS)}")
         unknown = sorted(set(granularities) - set(GRANULARITIES))
         if unknown:
-            raise InvalidRequest("timestamp_granularities[]", f"unknown granularity {unknown[0]!r}; use word or segment")
+            raise InvalidRequest(
+                "timestamp_granularities[]", f"unknown granularity {unknown[0]!r}; use word or segment"
+            )
         if granularities and response_format != "verbose_json":
-            raise InvalidRequest("timestamp_granularities[]", "timestamp_granularities needs response_format=verbose_json")
+            raise InvalidRequest(
+                "timestamp_granularities[]", "timestamp_granularities needs response_format=verbose_json"
+            )
         stream = (_text(form, "stream") or "false").lower() in ("true", "1")
         if stream and response_format not in ("json", "text"):
             raise InvalidRequest("stream", "streaming answers only the json and text formats")

@@ -259,7 +259,9 @@ def _remove_partial(listing: RepoListing, remote: RemoteFile, settings: HubSetti
     if not etag:
         return
     if listing.real_files:  # local_dir mode keeps partial files in <local_dir>/.cache/huggingface/download/
-        partials = (_snapshot_dir(listing, settings) / ".cache" / "huggingface" / "download").rglob(f"*.{etag}.incomplete")
+        partials = (_snapshot_dir(listing, settings) / ".cache" / "huggingface" / "download").rglob(
+            f"*.{etag}.incomplete"
+        )
     else:
         partials = iter([_repo_folder(listing.repo_id, settings, False) / "blobs" / f"{etag}.incomplete"])
     for partial in partials:
@@ -276,7 +278,11 @@ def _require(listing: RepoListing, path: str) -> RemoteFile:
 def _is_transport_error(exc: BaseException) -> bool:
     """A connection, protocol or timeout error of whichever HTTP client huggingface_hub uses
     (httpx2 from 2.x, httpx in 1.x, requests before): its module is loaded if it raised."""
-    for module_name, class_name in (("httpx2", "RequestError"), ("httpx", "RequestError"), ("requests", "RequestException")):
+    for module_name, class_name in (
+        ("httpx2", "RequestError"),
+        ("httpx", "RequestError"),
+        ("requests", "RequestException"),
+    ):
         module = sys.modules.get(module_name)
         if module is not None and isinstance(exc, getattr(module, class_name, ())):
             return True

@@ -165,7 +165,11 @@ def find_package(
         path = Path(configured).expanduser()
         if path.exists():
             return _found_local(component, path, names)
-        if isinstance(configured, Path) or str(configured).endswith((".mlpackage", ".mlmodelc", ".zip")) or path.is_absolute():
+        if (
+            isinstance(configured, Path)
+            or str(configured).endswith((".mlpackage", ".mlmodelc", ".zip"))
+            or path.is_absolute()
+        ):
             return PackageLookup(False, f"the configured package {configured} does not exist")
         return _find_on_hub(component, str(configured), settings, names)
     for folder in _local_candidates(model, search):
@@ -251,7 +255,9 @@ def _names_from_manifest(component: Component, manifest: dict[str, Any]) -> tupl
 # --- Hub -----------------------------------------------------------------------------------------
 
 
-def _find_on_hub(component: Component, repo_id: str, settings: hub.HubSettings, names: tuple[str, ...]) -> PackageLookup:
+def _find_on_hub(
+    component: Component, repo_id: str, settings: hub.HubSettings, names: tuple[str, ...]
+) -> PackageLookup:
     try:
         listing = hub.list_repo(repo_id, settings, real_files=True)
         manifest = _hub_manifest(listing, settings)
@@ -266,12 +272,15 @@ def _find_on_hub(component: Component, repo_id: str, settings: hub.HubSettings, 
     for name in _names_from_manifest(component, manifest) or names:
         if listing.under(name):
             where = f"{repo_id}/{name}"
-            return PackageLookup(True, where, location=PackageSource(where, listing=listing, folder=name, manifest=manifest))
+            return PackageLookup(
+                True, where, location=PackageSource(where, listing=listing, folder=name, manifest=manifest)
+            )
     return PackageLookup(False, f"the repo {repo_id} has no {component.value} package")
 
 
-def _find_in_published(component: Component, repos: tuple[str, ...], settings: hub.HubSettings,
-                       names: tuple[str, ...]) -> PackageLookup | None:
+def _find_in_published(
+    component: Component, repos: tuple[str, ...], settings: hub.HubSettings, names: tuple[str, ...]
+) -> PackageLookup | None:
     """The first published repo holding the package; None when none does (an error or an absence
     there is not reported: the companion repo's answer stands)."""
     for repo_id in repos:

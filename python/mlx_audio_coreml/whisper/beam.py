@@ -60,7 +60,9 @@ class BeamSearch:
             next_sampled: list[list[int]] = []
             next_scores: list[float] = []
             for i in range(n_audio):
-                for row, token, score in self._extend(i, sampled, scores, top_ids, top_lps, finished[i], first=step == 0):
+                for row, token, score in self._extend(
+                    i, sampled, scores, top_ids, top_lps, finished[i], first=step == 0
+                ):
                     sources.append(row)
                     next_sampled.append(sampled[row] + [token])
                     next_scores.append(score)

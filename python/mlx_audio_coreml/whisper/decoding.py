@@ -227,7 +227,9 @@ class DecodingTask:
         sot_logits, last_logits, cache = self._prefill(prefix, audio_features)
         no_speech = mx.softmax(sot_logits, axis=-1)[:, self.tokenizer.no_speech]
         group = self.options.beam_size or self.options.best_of or 1
-        step = gpu_step.decoder_step(self.model, mx.repeat(audio_features, group, axis=0) if group > 1 else audio_features)  # static + compiled on a GPU
+        step = gpu_step.decoder_step(
+            self.model, mx.repeat(audio_features, group, axis=0) if group > 1 else audio_features
+        )  # static + compiled on a GPU
         last = repeat_rows(last_logits, group)
         cache = repeat_rows(cache, group)
         start = repeat_rows(prefix, group)

@@ -27,8 +27,8 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import UnknownEncoderLayout
 from ..coreml.runtime import ModelDescription, TensorSpec
+from ..errors import UnknownEncoderLayout
 
 # Whisper's fixed window: 30 s of 10 ms frames in, half as many encoder positions out.
 N_FRAMES = 3000

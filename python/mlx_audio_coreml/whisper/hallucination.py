@@ -73,11 +73,19 @@ def cut_hallucinations(
             continue
         if is_segment_anomaly(segment):
             following = _next_with_words(segments[index + 1 :])
-            next_start = following.words[0].start if following is not None and following.words else window_start + window_duration
-            silence_before = (
-                segment.start - previous_end > threshold or segment.start < threshold or segment.start - window_start < 2.0
+            next_start = (
+                following.words[0].start
+                if following is not None and following.words
+                else window_start + window_duration
             )
-            silence_after = next_start - segment.end > threshold or is_segment_anomaly(following) or window_end - segment.end < 2.0
+            silence_before = (
+                segment.start - previous_end > threshold
+                or segment.start < threshold
+                or segment.start - window_start < 2.0
+            )
+            silence_after = (
+                next_start - segment.end > threshold or is_segment_anomaly(following) or window_end - segment.end < 2.0
+            )
             if silence_before and silence_after:
                 seek_to = max(window_start + 1, segment.start)
                 if content_duration - segment.end < threshold:

@@ -46,7 +46,11 @@ def plain_float32_layers(decoder: Any) -> bool:
     if not host_math.available(decoder.token_embedding.weight.dtype):
         return False
     block = decoder.blocks[0]
-    return type(block.mlp1) is nn.Linear and type(block.attn.query) is nn.Linear and type(decoder.token_embedding) is nn.Embedding
+    return (
+        type(block.mlp1) is nn.Linear
+        and type(block.attn.query) is nn.Linear
+        and type(decoder.token_embedding) is nn.Embedding
+    )
 
 
 def _array(value: mx.array) -> np.ndarray:
@@ -72,7 +76,9 @@ class _LayerWeights:
         self.qkv = host_linear.fused([attn.query, attn.key, attn.value], int8)  # one (3 D, D) product
         self.cross_kv = host_linear.fused([cross.key, cross.value], int8)  # audio keys | values (prompt)
         layers = (attn.out, cross.query, cross.out, block.mlp1, block.mlp2)
-        self.out, self.cross_q, self.cross_out, self.mlp1, self.mlp2 = (host_linear.from_layer(layer, int8) for layer in layers)
+        self.out, self.cross_q, self.cross_out, self.mlp1, self.mlp2 = (
+            host_linear.from_layer(layer, int8) for layer in layers
+        )
         self.norms = [host_math.norm_params(n) for n in (block.attn_ln, block.cross_attn_ln, block.mlp_ln)]
         self.heads = attn.n_head
 
@@ -106,7 +112,9 @@ def _grown(cached: HostKV | mx.array, rows: np.ndarray, limit: int) -> HostKV:
     return HostKV.from_rows(np.concatenate([_array(cached), rows], axis=2), limit)
 
 
-def _self_attention(w: _LayerWeights, h: np.ndarray, cache: tuple[Any, Any], limit: int) -> tuple[np.ndarray, tuple[HostKV, HostKV]]:
+def _self_attention(
+    w: _LayerWeights, h: np.ndarray, cache: tuple[Any, Any], limit: int
+) -> tuple[np.ndarray, tuple[HostKV, HostKV]]:
     batch, width = h.shape
     qkv = w.qkv(h)  # (B, 3 D)
     q = _heads(qkv[:, :width], w.heads) * np.float32((width // w.heads) ** -0.5)
@@ -117,7 +125,9 @@ def _self_attention(w: _LayerWeights, h: np.ndarray, cache: tuple[Any, Any], lim
     return w.out(y), (k, v)
 
 
-def _cross_attention(w: _LayerWeights, h: np.ndarray, cache: tuple[mx.array, mx.array]) -> tuple[np.ndarray, np.ndarray]:
+def _cross_attention(
+    w: _LayerWeights, h: np.ndarray, cache: tuple[mx.array, mx.array]
+) -> tuple[np.ndarray, np.ndarray]:
     batch, width = h.shape
     q = _heads(w.cross_q(h), w.heads) * np.float32((width // w.heads) ** -0.5)
     k_t, v = _array(cache[0]), _array(cache[1])  # (B, H, Dh, n_ctx), (B, H, n_ctx, Dh)
@@ -126,7 +136,9 @@ def _cross_attention(w: _LayerWeights, h: np.ndarray, cache: tuple[mx.array, mx.
     return w.cross_out(np.matmul(weights, v).reshape(batch, width)), scores
 
 
-def _block(w: _LayerWeights, x: np.ndarray, cache: Any, limit: int) -> tuple[np.ndarray, tuple[HostKV, HostKV], np.ndarray]:
+def _block(
+    w: _LayerWeights, x: np.ndarray, cache: Any, limit: int
+) -> tuple[np.ndarray, tuple[HostKV, HostKV], np.ndarray]:
     y, self_kv = _self_attention(w, host_math.layer_norm(x, w.norms[0]), cache[0], limit)
     x = x + y
     y, scores = _cross_attention(w, host_math.layer_norm(x, w.norms[1]), cache[1])

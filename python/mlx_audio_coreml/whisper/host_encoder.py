@@ -47,7 +47,9 @@ class _BlockWeights:
         self.heads = attn.n_head
         q_scale = (attn.query.weight.shape[0] // self.heads) ** -0.5
         self.qkv = host_linear.fused([attn.query, attn.key, attn.value], int8, scales=[q_scale, 1.0, 1.0])
-        self.out, self.mlp1, self.mlp2 = (host_linear.from_layer(layer, int8) for layer in (attn.out, block.mlp1, block.mlp2))
+        self.out, self.mlp1, self.mlp2 = (
+            host_linear.from_layer(layer, int8) for layer in (attn.out, block.mlp1, block.mlp2)
+        )
         self.norms = [host_math.norm_params(block.attn_ln), host_math.norm_params(block.mlp_ln)]
 
     def current(self, block: Any, int8: bool) -> bool:

@@ -73,7 +73,9 @@ def _self_attention(w: Any, h: np.ndarray) -> tuple[np.ndarray, tuple[np.ndarray
     return w.out(_merge(_per_head(host_math.softmax_last_(scores), v))), (k, v)
 
 
-def _cross_attention(w: Any, h: np.ndarray, audio: np.ndarray) -> tuple[np.ndarray, tuple[np.ndarray, np.ndarray], np.ndarray]:
+def _cross_attention(
+    w: Any, h: np.ndarray, audio: np.ndarray
+) -> tuple[np.ndarray, tuple[np.ndarray, np.ndarray], np.ndarray]:
     width = h.shape[1]
     kv = w.cross_kv(audio)  # (n_ctx, 2 D): keys | values of every audio position
     k_t = np.ascontiguousarray(split_heads(kv[:, :width], w.heads).transpose(0, 2, 1))  # (H, Dh, n_ctx), one copy

@@ -131,7 +131,9 @@ def _prepare_host_paths(model: Whisper, dtype: mx.Dtype) -> None:
         host_decoder.prepare(model.decoder)
 
 
-def load_strict(model: Whisper, tensors: dict[str, Any], dtype: mx.Dtype, file_names: dict[str, str] | None = None) -> None:
+def load_strict(
+    model: Whisper, tensors: dict[str, Any], dtype: mx.Dtype, file_names: dict[str, str] | None = None
+) -> None:
     """Put `tensors` into `model`, or raise WeightsMismatch naming every difference.
 
     Missing keys are named as the model's parameters; unexpected and misshapen ones as the file

@@ -83,7 +83,9 @@ FRAMES_PER_BLOCK = 6000  # 60 s per STFT block: an hour of audio never holds all
 def mel_power(padded: mx.array, start: int, count: int, n_mels: int) -> mx.array:
     """Mel power (count, n_mels) of frames start .. start + count - 1."""
     window, filters_t = _mlx_constants(n_mels)
-    frames = mx.as_strided(padded, shape=(count, N_FFT), strides=(HOP_LENGTH, 1), offset=start * HOP_LENGTH)  # (count, 400)
+    frames = mx.as_strided(
+        padded, shape=(count, N_FFT), strides=(HOP_LENGTH, 1), offset=start * HOP_LENGTH
+    )  # (count, 400)
     spectrum = mx.fft.rfft(frames * window, axis=-1)  # (count, 201) complex64
     return mx.square(mx.abs(spectrum)) @ filters_t
 

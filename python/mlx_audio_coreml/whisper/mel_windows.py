@@ -86,7 +86,9 @@ class MelWindows:
     Built by `measure`, which reads the audio once; windows are then read from a second stream.
     """
 
-    def __init__(self, reopen: Callable[[], Iterator[np.ndarray]], n_mels: int, total_samples: int, maximum: float) -> None:
+    def __init__(
+        self, reopen: Callable[[], Iterator[np.ndarray]], n_mels: int, total_samples: int, maximum: float
+    ) -> None:
         self.n_mels = n_mels
         self.total_samples = total_samples
         self.content_frames = total_samples // HOP_LENGTH

@@ -198,7 +198,11 @@ class TextDecoder(nn.Module):
         offset = kv_cache_length(kv_cache)
         length = tokens.shape[-1]
         if offset + length > self.positional_embedding.shape[0]:
-            raise ShapeConversionFailed([tokens.shape[0], self.positional_embedding.shape[0]], [tokens.shape[0], offset + length], "decoder context")
+            raise ShapeConversionFailed(
+                [tokens.shape[0], self.positional_embedding.shape[0]],
+                [tokens.shape[0], offset + length],
+                "decoder context",
+            )
         if host_decoder.applies(self, tokens, kv_cache):
             return host_decoder.decode_step(self, tokens, kv_cache, offset)
         if host_prefill.applies(self, tokens, kv_cache, audio_features):
@@ -237,6 +241,7 @@ def reorder_kv_cache(kv_cache: KVCache, indices: mx.array, *, same_audio_rows: b
     `same_audio_rows`: every row comes from a row holding the same audio (beam search: a beam's
     source is a beam of its own window), so the audio keys/values are kept as they are. Gathering
     them anyway (5 beams x 4 layers x 2.3 MB for tiny.en, every step) cost ~30 ms per step here."""
+
     def take(pair: tuple[mx.array, mx.array] | None) -> tuple[mx.array, mx.array] | None:
         return None if pair is None else (pair[0][indices], pair[1][indices])
 
@@ -255,13 +260,19 @@ class Whisper(nn.Module):
         super().__init__()
         self.dims = dims
         self.host_int8 = False  # set by quantize.use_host_int8 (with the encoder's and decoder's)
-        self.encoder = WhisperEncoder(dims.n_mels, dims.n_audio_ctx, dims.n_audio_state, dims.n_audio_head, dims.n_audio_layer)
-        self.decoder = TextDecoder(dims.n_vocab, dims.n_text_ctx, dims.n_text_state, dims.n_text_head, dims.n_text_layer)
+        self.encoder = WhisperEncoder(
+            dims.n_mels, dims.n_audio_ctx, dims.n_audio_state, dims.n_audio_head, dims.n_audio_layer
+        )
+        self.decoder = TextDecoder(
+            dims.n_vocab, dims.n_text_ctx, dims.n_text_state, dims.n_text_head, dims.n_text_layer
+        )
         self.set_dtype(dtype)
         self.encoder._positional_embedding = self.encoder._positional_embedding.astype(dtype)
         # Default alignment heads: every head of the last half of the decoder (openai-whisper's default).
         first = dims.n_text_layer // 2
-        self.set_alignment_heads([(layer, head) for layer in range(first, dims.n_text_layer) for head in range(dims.n_text_head)])
+        self.set_alignment_heads(
+            [(layer, head) for layer in range(first, dims.n_text_layer) for head in range(dims.n_text_head)]
+        )
 
     @property
     def dtype(self) -> mx.Dtype:
@@ -275,7 +286,9 @@ class Whisper(nn.Module):
     def set_alignment_heads(self, heads: Any) -> None:
         table = np.asarray(heads, dtype=np.int32).reshape(-1, 2)
         if table.size and (table[:, 0].max() >= self.dims.n_text_layer or table[:, 1].max() >= self.dims.n_text_head):
-            raise ValueError(f"alignment heads {table.tolist()} outside {self.dims.n_text_layer} layers x {self.dims.n_text_head} heads")
+            raise ValueError(
+                f"alignment heads {table.tolist()} outside {self.dims.n_text_layer} layers x {self.dims.n_text_head} heads"
+            )
         self._alignment_heads = mx.array(table)
 
     @property

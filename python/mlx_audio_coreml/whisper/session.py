@@ -102,7 +102,9 @@ class WhisperSession:
         With `options.load_in_background` it returns at once and those errors surface on first use.
         """
         options = options or ModelLoadingOptions.default()
-        session = cls(model, options, progress_handler, environment or LoadEnvironment(), hub_settings or HubSettings.from_env())
+        session = cls(
+            model, options, progress_handler, environment or LoadEnvironment(), hub_settings or HubSettings.from_env()
+        )
         session._state.start(
             lambda: session._load(warmup), background=options.load_in_background, name="whisper-session-load"
         )
@@ -123,7 +125,12 @@ class WhisperSession:
         weights = f"{quantization.value} (other parameters in {dtype})" if quantization.bits else dtype
         self._recorder.update(notes=(*notes, f"MLX weights in {weights}"), quantization=quantization)
         self._encoder = CoreMLComponent(
-            self._encoder_spec(resolved, bundle), self._switch, self.options, self.environment, self._recorder, self._emit
+            self._encoder_spec(resolved, bundle),
+            self._switch,
+            self.options,
+            self.environment,
+            self._recorder,
+            self._emit,
         )
         self._encoder.prepare()
         self._recorder.update(duration_s=time.monotonic() - started)
@@ -132,7 +139,9 @@ class WhisperSession:
             self._encoder.warm(None, self.options.compile_timeout_s, raise_errors=False)
             self._recorder.update(duration_s=time.monotonic() - started)  # the compile was part of this load
 
-    def _encoder_spec(self, resolved: store_sources.ResolvedModel, bundle: WhisperBundle) -> ComponentSpec[CoreMLAudioEncoder]:
+    def _encoder_spec(
+        self, resolved: store_sources.ResolvedModel, bundle: WhisperBundle
+    ) -> ComponentSpec[CoreMLAudioEncoder]:
         """Where the encoder's package is, and how a loaded one becomes this model's encoder."""
         component = Component.ENCODER
         search = sources.companion_search(component, resolved)
@@ -147,7 +156,9 @@ class WhisperSession:
             return _source(lookup).weights_problem(bundle.weights_sha256)
 
         def build(model: LoadedModel, runtime: str) -> CoreMLAudioEncoder:
-            encoder = CoreMLAudioEncoder(model, layout=detect_layout(model.description), output_dtype=bundle.dtype, runtime=runtime)
+            encoder = CoreMLAudioEncoder(
+                model, layout=detect_layout(model.description), output_dtype=bundle.dtype, runtime=runtime
+            )
             dims = bundle.dims
             problem = encoder.fit_problem(dims.n_mels, dims.n_audio_ctx, dims.n_audio_state)
             if problem:
@@ -241,9 +252,13 @@ class WhisperSession:
         if batch_size is not None:  # decoded here, all at once (batched.py)
             from .batched import BatchedTranscriber
 
-            batched = BatchedTranscriber(self._transcriber).transcribe_many([audio], options, batch_size=batch_size, sample_rate=sample_rate, **overrides)
+            batched = BatchedTranscriber(self._transcriber).transcribe_many(
+                [audio], options, batch_size=batch_size, sample_rate=sample_rate, **overrides
+            )
             return iter(batched[0][0]), batched[0][1]
-        return self._transcriber.transcribe(audio, options=options, progress=progress, sample_rate=sample_rate, **overrides)
+        return self._transcriber.transcribe(
+            audio, options=options, progress=progress, sample_rate=sample_rate, **overrides
+        )
 
     def listen(self, chunks: Iterable[Any], options: ListenOptions | None = None) -> Iterator[ListenEvent]:
         """Live transcription: events ("confirmed", "tentative", "final") as 16 kHz mono pieces
@@ -278,7 +293,9 @@ def _source(lookup: PackageLookup) -> store_sources.PackageSource:
     return source
 
 
-def _load_bundle(path: Path, options: ModelLoadingOptions) -> tuple[WhisperBundle, WhisperQuantization, tuple[str, ...]]:
+def _load_bundle(
+    path: Path, options: ModelLoadingOptions
+) -> tuple[WhisperBundle, WhisperQuantization, tuple[str, ...]]:
     """The weights at the options' precision, the precision they really got, and notes.
 
     FLOAT16 asks for unquantized weights in MODEL's default dtype: float16 on a GPU, float32 on the

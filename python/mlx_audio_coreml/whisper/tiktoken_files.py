@@ -65,7 +65,8 @@ class TiktokenBackend:
             import tiktoken
         except ImportError as exc:
             raise ModelNotFound(
-                str(path), "Reading tiktoken rank files needs the tiktoken package: pip install 'mlx-audio-coreml[tiktoken]'"
+                str(path),
+                "Reading tiktoken rank files needs the tiktoken package: pip install 'mlx-audio-coreml[tiktoken]'",
             ) from exc
         ranks = read_ranks(path)
         self.path = Path(path)

@@ -77,7 +77,9 @@ def load_backend(model_dir: Path, multilingual: bool, num_languages: int = 99) -
 class Tokenizer:
     """Token ids and their meaning for one model, language and task (openai-whisper's members)."""
 
-    def __init__(self, backend: TokenizerBackend, num_languages: int = 99, language: str | None = None, task: str | None = None) -> None:
+    def __init__(
+        self, backend: TokenizerBackend, num_languages: int = 99, language: str | None = None, task: str | None = None
+    ) -> None:
         self.backend = backend
         self.num_languages = num_languages
         self.language = _language_code(language) if language else None

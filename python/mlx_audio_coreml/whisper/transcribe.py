@@ -83,8 +83,7 @@ class SeekLoop:
             n_frames = min(N_FRAMES, self.content_frames - seek)
             window = decode_window(seek, n_frames, self.all_tokens[self.prompt_start :])
             advance, segments = self._segments(window, seek, n_frames, next_id, align, last_speech_end)
-            for segment in segments:
-                yield segment
+            yield from segments
             if segments:
                 next_id = segments[-1].id + 1
                 last_speech_end = segments[-1].end
@@ -128,7 +127,9 @@ class SeekLoop:
             self.prompt_start = len(self.all_tokens)
         return advance, segments
 
-    def _cut_hallucinations(self, segments: list[Segment], seek: int, n_frames: int, last_speech_end: float) -> HallucinationCut:
+    def _cut_hallucinations(
+        self, segments: list[Segment], seek: int, n_frames: int, last_speech_end: float
+    ) -> HallucinationCut:
         threshold = self.options.hallucination_silence_threshold
         assert threshold is not None
         return cut_hallucinations(
@@ -151,10 +152,16 @@ class SeekLoop:
         kept = [(span, text) for span, text in zip(spans, texts) if text.strip() and span.end >= span.start]
         return [
             Segment(
-                id=first_id + i, seek=seek,
-                start=round(window_start + span.start, 3), end=round(window_start + span.end, 3),
-                text=text, tokens=span.tokens, temperature=result.temperature, avg_logprob=result.avg_logprob,
-                compression_ratio=result.compression_ratio, no_speech_prob=result.no_speech_prob,
+                id=first_id + i,
+                seek=seek,
+                start=round(window_start + span.start, 3),
+                end=round(window_start + span.end, 3),
+                text=text,
+                tokens=span.tokens,
+                temperature=result.temperature,
+                avg_logprob=result.avg_logprob,
+                compression_ratio=result.compression_ratio,
+                no_speech_prob=result.no_speech_prob,
             )  # fmt: skip
             for i, (span, text) in enumerate(kept)
         ]
@@ -209,7 +216,9 @@ class Transcriber:
         segments = self._segments(run, progress)
         return (speech.restore(segments) if speech is not None else segments), info
 
-    def _mel_windows(self, audio: Any, sample_rate: int | None, options: TranscribeOptions) -> tuple[MelWindows, float, SpeechOnly | None]:
+    def _mel_windows(
+        self, audio: Any, sample_rate: int | None, options: TranscribeOptions
+    ) -> tuple[MelWindows, float, SpeechOnly | None]:
         """The audio's mel windows (read in bounded memory: mel_windows.py), its duration and, with
         the VAD filter, the speech kept (which needs the samples whole)."""
         stream = open_stream(audio, sample_rate)
@@ -219,7 +228,11 @@ class Transcriber:
         samples = stream.read_all(SAMPLE_RATE)
         speech = SpeechOnly.of(samples, vad_options(options.vad_parameters))
         kept = speech.samples  # may be empty: then no window is decoded
-        mel = MelWindows.measure(lambda: iter([kept]), self.dims.n_mels) if kept.size else MelWindows.empty(self.dims.n_mels)
+        mel = (
+            MelWindows.measure(lambda: iter([kept]), self.dims.n_mels)
+            if kept.size
+            else MelWindows.empty(self.dims.n_mels)
+        )
         return mel, len(samples) / SAMPLE_RATE, speech
 
     def _segments(self, run: WindowDecoding, progress: ProgressCallback | None) -> Iterator[Segment]:
@@ -308,4 +321,3 @@ class WindowDecoding:
             segments, alignment, seek / FRAMES_PER_SECOND, last_speech_end, ts_begin,
             options.prepend_punctuations, options.append_punctuations,
         )  # fmt: skip
-

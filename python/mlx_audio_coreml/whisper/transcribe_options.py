@@ -47,7 +47,9 @@ class TranscribeOptions:
     suppress_blank: bool = True
     without_timestamps: bool = False
     max_initial_timestamp: float | None = 1.0
-    hallucination_silence_threshold: float | None = None  # seconds; skip silence around likely hallucinations (word_timestamps)
+    hallucination_silence_threshold: float | None = (
+        None  # seconds; skip silence around likely hallucinations (word_timestamps)
+    )
     seed: int = 0  # sampling at temperature > 0 draws from it: the same input gives the same text
     vad_filter: bool = False  # decode only the speech Silero VAD finds; times stay on the original audio
     vad_parameters: Any = None  # vad.VadOptions or a dict of its fields; None: faster-whisper's defaults
@@ -113,7 +115,9 @@ class TranscribeOptions:
             raise InvalidOption("compression_ratio_threshold", self.compression_ratio_threshold, "must be > 0 or None")
         if self.logprob_threshold is not None and not (_finite(self.logprob_threshold) and self.logprob_threshold <= 0):
             raise InvalidOption("logprob_threshold", self.logprob_threshold, "must be <= 0 or None")
-        if self.no_speech_threshold is not None and not (_finite(self.no_speech_threshold) and 0 <= self.no_speech_threshold <= 1):
+        if self.no_speech_threshold is not None and not (
+            _finite(self.no_speech_threshold) and 0 <= self.no_speech_threshold <= 1
+        ):
             raise InvalidOption("no_speech_threshold", self.no_speech_threshold, "must be in [0, 1] or None")
         if not (_finite(self.prompt_reset_on_temperature) and self.prompt_reset_on_temperature >= 0):
             raise InvalidOption("prompt_reset_on_temperature", self.prompt_reset_on_temperature, "must be >= 0")
@@ -134,10 +138,14 @@ def fallback_temperatures(start: float, increment: float | None) -> tuple[float,
     if increment is None or increment == 0:
         return (float(start),)
     if not _finite(increment) or increment < 0:
-        raise InvalidOption("temperature_increment_on_fallback", increment, "must be a finite number > 0, or 0 for no fallback")
+        raise InvalidOption(
+            "temperature_increment_on_fallback", increment, "must be a finite number > 0, or 0 for no fallback"
+        )
     steps = int(round((1.0 - start) / increment)) if start < 1.0 else 0
     if steps + 1 > MAX_TEMPERATURES:
-        raise InvalidOption("temperature_increment_on_fallback", increment, f"gives more than {MAX_TEMPERATURES} temperatures")
+        raise InvalidOption(
+            "temperature_increment_on_fallback", increment, f"gives more than {MAX_TEMPERATURES} temperatures"
+        )
     return tuple(round(start + i * increment, 6) for i in range(steps + 1))
 
 

@@ -93,7 +93,7 @@ FORMATTERS: dict[str, Callable[[Sequence[Segment], TranscriptionInfo | None], st
 
 
 def expand_formats(output_format: str) -> tuple[str, ...]:
-    """"all" or a comma-separated list -> formats, checked."""
+    """ "all" or a comma-separated list -> formats, checked."""
     if output_format == "all":
         return FORMATS
     names = tuple(dict.fromkeys(name.strip() for name in output_format.split(",") if name.strip()))

@@ -30,9 +30,9 @@ os.environ.setdefault("PYMIL_TEST_TARGETS", "mlprogram")
 if os.environ.get("PORTABLE_CONFORMANCE_FP32") == "1":
     os.environ["INCLUDE_MIL_FP32_UNIT_TESTS"] = "1"
 
-import mlx_audio_coreml  # noqa: E402,F401  (loads the fast BLAS before MLX)
 import numpy as np  # noqa: E402
 
+import mlx_audio_coreml  # noqa: E402,F401  (loads the fast BLAS before MLX)
 from mlx_audio_coreml.errors import PredictionFailed, UnsupportedOp  # noqa: E402
 
 UNSUPPORTED_PREFIX = "portable-unsupported:"
@@ -85,7 +85,9 @@ def portable_coremltools_backend(monkeypatch):
     import coremltools.models.utils as ct_utils
     from coremltools.converters.mil import testing_utils
 
-    fake_utils = types.SimpleNamespace(**{name: getattr(ct_utils, name) for name in dir(ct_utils) if not name.startswith("__")})
+    fake_utils = types.SimpleNamespace(
+        **{name: getattr(ct_utils, name) for name in dir(ct_utils) if not name.startswith("__")}
+    )
     fake_utils._macos_version = lambda: (15, 0)
     fake_utils._is_macos = lambda: True
     monkeypatch.setattr(testing_utils, "coremltoolsutils", fake_utils)
@@ -105,7 +107,12 @@ def pytest_runtest_logreport(report):
         reason = str(report.longrepr[2])
     elif report.failed:
         reason = str(report.longreprtext).strip().splitlines()[-1][:300] if report.longreprtext else ""
-    record = {"nodeid": report.nodeid, "when": report.when, "outcome": report.outcome, "reason": reason,
-              "xfail": hasattr(report, "wasxfail")}
+    record = {
+        "nodeid": report.nodeid,
+        "when": report.when,
+        "outcome": report.outcome,
+        "reason": reason,
+        "xfail": hasattr(report, "wasxfail"),
+    }
     with open(path, "a") as handle:
         handle.write(json.dumps(record) + "\n")

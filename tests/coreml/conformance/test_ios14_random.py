@@ -1,7 +1,6 @@
 """coremltools' iOS14 random op tests, predicting through the portable runtime (see conftest.py)."""
 
 import pytest
-
 from coremltools.converters.mil.mil.ops.tests.iOS14.test_random import *  # noqa: F401,F403
 
 pytestmark = pytest.mark.slow

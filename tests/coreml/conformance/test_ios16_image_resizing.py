@@ -1,7 +1,6 @@
 """coremltools' iOS16 image_resizing op tests, predicting through the portable runtime (see conftest.py)."""
 
 import pytest
-
 from coremltools.converters.mil.mil.ops.tests.iOS16.test_image_resizing import *  # noqa: F401,F403
 
 pytestmark = pytest.mark.slow

@@ -1,7 +1,6 @@
 """coremltools' iOS17 quantization op tests, predicting through the portable runtime (see conftest.py)."""
 
 import pytest
-
 from coremltools.converters.mil.mil.ops.tests.iOS17.test_quantization import *  # noqa: F401,F403
 
 pytestmark = pytest.mark.slow

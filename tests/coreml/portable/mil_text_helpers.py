@@ -12,8 +12,13 @@ import mlx_audio_coreml  # noqa: F401  (fast BLAS before MLX)
 from mlx_audio_coreml.coreml.portable import PortableModel, PortableRuntime
 
 # blob storage codes of the MIL weight file format (version 2)
-_STORAGE = {np.dtype(np.float16): 1, np.dtype(np.float32): 2, np.dtype(np.uint8): 3, np.dtype(np.int8): 4,
-            np.dtype(np.int32): 14}
+_STORAGE = {
+    np.dtype(np.float16): 1,
+    np.dtype(np.float32): 2,
+    np.dtype(np.uint8): 3,
+    np.dtype(np.int8): 4,
+    np.dtype(np.int32): 14,
+}
 
 
 def weight_file(arrays: list[np.ndarray], gap: int = 0) -> tuple[bytes, list[int]]:
@@ -34,8 +39,9 @@ def weight_file(arrays: list[np.ndarray], gap: int = 0) -> tuple[bytes, list[int
     return bytes(data), offsets
 
 
-def compiled_folder(root: Path, name: str, program: str, *, weights: bytes | None = None,
-                    metadata: object = None) -> Path:
+def compiled_folder(
+    root: Path, name: str, program: str, *, weights: bytes | None = None, metadata: object = None
+) -> Path:
     """Write `<root>/<name>.mlmodelc` with model.mil, optional weights/weight.bin and metadata.json."""
     folder = root / f"{name}.mlmodelc"
     (folder / "weights").mkdir(parents=True)
@@ -53,6 +59,13 @@ def load(folder: Path, **kwargs) -> PortableModel:
 
 def feature(name: str, data_type: str, shape: list[int]) -> dict[str, str]:
     """One metadata.json schema entry, as Apple's compiler writes it."""
-    return {"hasShapeFlexibility": "0", "isOptional": "0", "dataType": data_type, "shortDescription": "",
-            "shape": json.dumps(shape), "name": name, "type": "MultiArray",
-            "formattedType": f"MultiArray ({data_type} {' × '.join(map(str, shape))})"}
+    return {
+        "hasShapeFlexibility": "0",
+        "isOptional": "0",
+        "dataType": data_type,
+        "shortDescription": "",
+        "shape": json.dumps(shape),
+        "name": name,
+        "type": "MultiArray",
+        "formattedType": f"MultiArray ({data_type} {' × '.join(map(str, shape))})",
+    }

@@ -7,10 +7,10 @@ import logging
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-import mlx_audio_coreml  # noqa: F401  (fast BLAS before MLX)
 import numpy as np
 import pytest
 
+import mlx_audio_coreml  # noqa: F401  (fast BLAS before MLX)
 from mlx_audio_coreml.coreml.portable import PortableModel, PortableRuntime
 
 ct = pytest.importorskip("coremltools")
@@ -54,11 +54,13 @@ def load(path: Path, **kwargs) -> PortableModel:
     return PortableRuntime(**kwargs).load(path)
 
 
-def run_program(tmp_path: Path, build, inputs: Sequence[np.ndarray], *, precision: str = "fp32", opset=None,
-                input_dtypes=None) -> list[np.ndarray]:
+def run_program(
+    tmp_path: Path, build, inputs: Sequence[np.ndarray], *, precision: str = "fp32", opset=None, input_dtypes=None
+) -> list[np.ndarray]:
     """Build, save, load and predict; the outputs in the program's order."""
-    path = save_program(tmp_path, build, [x.shape for x in inputs], precision=precision, opset=opset,
-                        input_dtypes=input_dtypes)
+    path = save_program(
+        tmp_path, build, [x.shape for x in inputs], precision=precision, opset=opset, input_dtypes=input_dtypes
+    )
     model = load(path)
     feeds = {spec.name: np.asarray(x).astype(spec.dtype) for spec, x in zip(model.description.inputs, inputs)}
     result = model.predict(feeds)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from coremltools.proto import Model_pb2  # noqa: E402
 from portable_helpers import load, mb, save_program
 
 from mlx_audio_coreml.coreml.portable import PortableRuntime
@@ -17,8 +18,6 @@ from mlx_audio_coreml.errors import (
     UnknownTensorName,
     UnsupportedOp,
 )
-
-from coremltools.proto import Model_pb2  # noqa: E402
 
 W = np.random.default_rng(4).standard_normal((64, 32)).astype(np.float32)
 SPEC = "Data/com.apple.CoreML/model.mlmodel"

@@ -29,8 +29,18 @@ def reference(q: np.ndarray, k: np.ndarray, v: np.ndarray, scale: float, channel
     return out.swapaxes(1, 2) if channels_first else out
 
 
-def per_head(channels_first=True, scale=None, divide=False, softmax_axis=-1, sizes=None, order=None,
-             scales=None, mix_transpose=True, expose_scores=False, bias=None):
+def per_head(
+    channels_first=True,
+    scale=None,
+    divide=False,
+    softmax_axis=-1,
+    sizes=None,
+    order=None,
+    scales=None,
+    mix_transpose=True,
+    expose_scores=False,
+    bias=None,
+):
     """A builder of the per-head pattern with knobs that each break it in one place."""
     axis = 1 if channels_first else 2
 

@@ -13,8 +13,8 @@ import pytest
 from portable_helpers import load, mb, save_program
 
 from mlx_audio_coreml.coreml.portable.ops import host
-from mlx_audio_coreml.cpu import onednn
-from mlx_audio_coreml.cpu import attention as host_attention, host_math
+from mlx_audio_coreml.cpu import attention as host_attention
+from mlx_audio_coreml.cpu import host_math, onednn
 
 pytestmark = pytest.mark.skipif(not host_math.available(mx.float32), reason="host math runs on the CPU only")
 

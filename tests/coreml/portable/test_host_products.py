@@ -11,9 +11,9 @@ import numpy as np
 import pytest
 from portable_helpers import ct, load, mb, save_program
 
-from mlx_audio_coreml.cpu import onednn
 from mlx_audio_coreml.coreml.portable.ops import host, host_products
-from mlx_audio_coreml.cpu import attention as host_attention, host_math
+from mlx_audio_coreml.cpu import attention as host_attention
+from mlx_audio_coreml.cpu import host_math, onednn
 from mlx_audio_coreml.cpu.linear import HostLinear
 
 pytestmark = pytest.mark.skipif(
@@ -65,7 +65,9 @@ def assert_agree(got, want, rtol: float = 1e-5) -> None:
 def test_linear_by_a_constant_weight_runs_on_onednn_once_prepared(tmp_path, prepared, with_bias):
     weight = rng.standard_normal((48, 32)).astype(np.float32)
     bias = rng.standard_normal(48).astype(np.float32) if with_bias else None
-    build = (lambda x: mb.linear(x=x, weight=weight, bias=bias)) if with_bias else (lambda x: mb.linear(x=x, weight=weight))
+    build = (
+        (lambda x: mb.linear(x=x, weight=weight, bias=bias)) if with_bias else (lambda x: mb.linear(x=x, weight=weight))
+    )
     x = rng.standard_normal((2, 300, 32)).astype(np.float32)  # 600 rows: split between the workers
 
     got, want = host_and_plain(save_program(tmp_path, build, [x.shape]), {"x": x})
@@ -75,13 +77,21 @@ def test_linear_by_a_constant_weight_runs_on_onednn_once_prepared(tmp_path, prep
     assert_agree(got, [x @ weight.T + (bias if with_bias else 0)])
 
 
-@pytest.mark.parametrize("transpose_x, transpose_y, x_shape", [
-    (False, False, (3, 40, 24)), (False, True, (40, 24)), (True, False, (24, 40)), (False, False, (24,)),
-])
+@pytest.mark.parametrize(
+    "transpose_x, transpose_y, x_shape",
+    [
+        (False, False, (3, 40, 24)),
+        (False, True, (40, 24)),
+        (True, False, (24, 40)),
+        (False, False, (24,)),
+    ],
+)
 def test_matmul_by_a_constant_matrix_runs_on_onednn(tmp_path, prepared, transpose_x, transpose_y, x_shape):
     y = rng.standard_normal((16, 24) if transpose_y else (24, 16)).astype(np.float32)
     x = rng.standard_normal(x_shape).astype(np.float32)
-    path = save_program(tmp_path, lambda x: mb.matmul(x=x, y=y, transpose_x=transpose_x, transpose_y=transpose_y), [x.shape])
+    path = save_program(
+        tmp_path, lambda x: mb.matmul(x=x, y=y, transpose_x=transpose_x, transpose_y=transpose_y), [x.shape]
+    )
 
     got, want = host_and_plain(path, {"x": x})
 
@@ -95,7 +105,9 @@ def test_products_of_two_inputs_and_float16_programs_stay_in_mlx(tmp_path, prepa
     x, y = rng.standard_normal((2, 30, 24)).astype(np.float32), rng.standard_normal((2, 24, 16)).astype(np.float32)
     weight = rng.standard_normal((16, 24)).astype(np.float32)
 
-    got, want = host_and_plain(save_program(tmp_path, lambda x, y: mb.matmul(x=x, y=y), [x.shape, y.shape]), {"x": x, "y": y})
+    got, want = host_and_plain(
+        save_program(tmp_path, lambda x, y: mb.matmul(x=x, y=y), [x.shape, y.shape]), {"x": x, "y": y}
+    )
     fp16 = save_program(tmp_path, lambda x: mb.linear(x=x, weight=weight), [x.shape], precision="fp16")
     half, _ = host_and_plain(fp16, {"x": x}, predictions=1)  # float32 I/O, float16 inside
 

@@ -3,11 +3,11 @@ errors for names, shapes, dtypes and buffers, and the one policy in which the ru
 
 from __future__ import annotations
 
-import mlx_audio_coreml  # noqa: F401  (fast BLAS before MLX)
 import mlx.core as mx
 import numpy as np
 import pytest
 
+import mlx_audio_coreml  # noqa: F401  (fast BLAS before MLX)
 from mlx_audio_coreml.coreml.coremltools_runtime import _checked_inputs as coremltools_inputs
 from mlx_audio_coreml.coreml.runtime import ModelDescription, TensorSpec
 from mlx_audio_coreml.coreml.validation import check_buffers, checked_inputs, dtype_name

@@ -95,27 +95,32 @@ def test_scalars_have_rank_zero_in_both_spellings():
 
 def test_build_info_dictionary_keeps_its_pairs_and_escapes():
     info = parse_program(LITERALS).attributes["buildInfo"]
-    pairs = {p.key.immediateValue.tensor.strings.values[0]: p.value.immediateValue.tensor.strings.values[0]
-             for p in info.immediateValue.dictionary.values}
+    pairs = {
+        p.key.immediateValue.tensor.strings.values[0]: p.value.immediateValue.tensor.strings.values[0]
+        for p in info.immediateValue.dictionary.values
+    }
     assert pairs == {"coremlc-version": "3505.4.1", "note": 'a "quoted" value'}
 
 
 def test_legacy_dictionary_spelling_and_empty_dictionary():
     program = parse_program(
-        '''program(1.0)
+        """program(1.0)
 [buildInfo = dict<tensor<string, []>, tensor<string, []>>({{"coremltools-version", "8.1"}}), other = dict<string, string>({})]
 {
     func main<ios16>(tensor<fp16, [1, 10]> x) {
     } -> (x);
 }
-''')
+"""
+    )
     assert len(program.attributes["buildInfo"].immediateValue.dictionary.values) == 1
     assert len(program.attributes["other"].immediateValue.dictionary.values) == 0
     assert program.attributes["buildInfo"].type.dictionaryType.keyType.tensorType.dataType == MIL_pb2.DataType.STRING
 
 
-@pytest.mark.parametrize("opset, proto", [("ios15", "CoreML5"), ("ios16", "CoreML6"), ("ios17", "CoreML7"),
-                                          ("ios18", "CoreML8"), ("CoreML8", "CoreML8")])
+@pytest.mark.parametrize(
+    "opset, proto",
+    [("ios15", "CoreML5"), ("ios16", "CoreML6"), ("ios17", "CoreML7"), ("ios18", "CoreML8"), ("CoreML8", "CoreML8")],
+)
 def test_function_opsets_map_to_the_proto_opsets(opset, proto):
     program = parse_program(f"program(1.0) {{ func main<{opset}>(tensor<fp32, [1]> x) {{ }} -> (x); }}")
     assert program.functions["main"].opset == proto
@@ -171,8 +176,10 @@ def test_blob_file_values_take_either_scalar_spelling():
 """
     ops = parse_program(text).functions["main"].block_specializations["CoreML6"].operations
     blobs = [op.attributes["val"].blobFileValue for op in ops[:2]]
-    assert [(b.fileName, b.offset) for b in blobs] == [("@model_path/weights/weight.bin", 128),
-                                                       ("@model_path/weights/weight.bin", 4160)]
+    assert [(b.fileName, b.offset) for b in blobs] == [
+        ("@model_path/weights/weight.bin", 128),
+        ("@model_path/weights/weight.bin", 4160),
+    ]
 
 
 def test_multiple_outputs_in_both_spellings_and_tuple_arguments():
@@ -214,13 +221,22 @@ MALFORMED = [
     ('        tensor<fp32, [2]> y = relu(x = x)[name = string("y")]\n    } -> (y);\n}\n', "}", "expected ';'"),
     ("        tensor<fp33, [2]> y = relu(x = x);\n    } -> (y);\n}\n", "fp33", "unknown data type 'fp33'"),
     ("        tensor<fp32, [2]> y = relu(x = z);\n    } -> (y);\n}\n", "z)", "'z' is used before it is defined"),
-    ("        tensor<int32, [2]> y = const()[val = tensor<int32, [2]>([1, 2, 3])];\n    } -> (y);\n}\n", "[1, 2, 3]",
-     "3 values given for shape [2]"),
-    ("        tensor<int8, [1]> y = const()[val = tensor<int8, [1]>([200])];\n    } -> (y);\n}\n", "200",
-     "200 does not fit in int8"),
+    (
+        "        tensor<int32, [2]> y = const()[val = tensor<int32, [2]>([1, 2, 3])];\n    } -> (y);\n}\n",
+        "[1, 2, 3]",
+        "3 values given for shape [2]",
+    ),
+    (
+        "        tensor<int8, [1]> y = const()[val = tensor<int8, [1]>([200])];\n    } -> (y);\n}\n",
+        "200",
+        "200 does not fit in int8",
+    ),
     ('        string y = const()[val = string("open)];\n    } -> (y);\n}\n', '"open', "unterminated string"),
-    ("        tensor<fp32, [2]> y = relu(x = x);\n        tensor<fp16, [2]> y = relu(x = x);\n    } -> (y);\n}\n",
-     "tensor<fp16", "'y' is defined twice"),
+    (
+        "        tensor<fp32, [2]> y = relu(x = x);\n        tensor<fp16, [2]> y = relu(x = x);\n    } -> (y);\n}\n",
+        "tensor<fp16",
+        "'y' is defined twice",
+    ),
     ("        tensor<fp32, [2]> y = relu(x = x);\n    } -> (y)\n}\n", "}\n", "expected ';'"),
     ("        bool y = const()[val = bool(maybe)];\n    } -> (y);\n}\n", "maybe", "expected true or false"),
     ("        tensor<fp32, [2]> y = relu(x = x) extra;\n    } -> (y);\n}\n", "extra", "expected ';'"),

@@ -35,16 +35,25 @@ PRODUCT_IOS16 = """program(1.0)
 
 
 def test_a_coremlc_style_ios16_program_runs_with_its_metadata(tmp_path):
-    metadata = [{"metadataOutputVersion": "3.0", "specificationVersion": 7,
-                 "inputSchema": [feature("x", "Float16", [1, 4]), feature("y", "Float16", [1, 4])],
-                 "outputSchema": [feature("var_5", "Float16", [1, 4])],
-                 "userDefinedMetadata": {"com.github.apple.coremltools.version": "8.1"},
-                 "shortDescription": "x times y, halved"}]
+    metadata = [
+        {
+            "metadataOutputVersion": "3.0",
+            "specificationVersion": 7,
+            "inputSchema": [feature("x", "Float16", [1, 4]), feature("y", "Float16", [1, 4])],
+            "outputSchema": [feature("var_5", "Float16", [1, 4])],
+            "userDefinedMetadata": {"com.github.apple.coremltools.version": "8.1"},
+            "shortDescription": "x times y, halved",
+        }
+    ]
     model = load(compiled_folder(tmp_path, "product", PRODUCT_IOS16, metadata=metadata))
-    assert [(t.name, t.dtype, t.shape) for t in model.description.inputs] == [("x", "float16", (1, 4)),
-                                                                              ("y", "float16", (1, 4))]
-    assert model.description.metadata == {"com.github.apple.coremltools.version": "8.1",
-                                          "shortDescription": "x times y, halved"}
+    assert [(t.name, t.dtype, t.shape) for t in model.description.inputs] == [
+        ("x", "float16", (1, 4)),
+        ("y", "float16", (1, 4)),
+    ]
+    assert model.description.metadata == {
+        "com.github.apple.coremltools.version": "8.1",
+        "shortDescription": "x times y, halved",
+    }
     x = np.array([[1, 2, 3, 4]], np.float16)
     out = model.predict({"x": x, "y": x}).outputs["var_5"]
     np.testing.assert_array_equal(out, x * x / 2)

@@ -31,11 +31,14 @@ def test_int32_by_float16_matmul_gives_the_declared_int32(tmp_path):
     np.testing.assert_array_equal(out, x @ y.astype(np.int32))
 
 
-@pytest.mark.parametrize("opset,shape,expected", [
-    (IOS17, [1, 0, -1, 0], (1, 1, 2, 3)),  # zeros matched from the right; one past the input's rank is 1
-    (IOS17, [0, 3, 2], (1, 3, 2)),
-    (IOS16, [0, 0], (2, 3)),  # same rank: copied in place
-])
+@pytest.mark.parametrize(
+    "opset,shape,expected",
+    [
+        (IOS17, [1, 0, -1, 0], (1, 1, 2, 3)),  # zeros matched from the right; one past the input's rank is 1
+        (IOS17, [0, 3, 2], (1, 3, 2)),
+        (IOS16, [0, 0], (2, 3)),  # same rank: copied in place
+    ],
+)
 def test_reshape_zero_copies_input_dimensions(tmp_path, opset, shape, expected):
     x = np.arange(6, dtype=np.float32).reshape(2, 3)
     (out,) = run_program(tmp_path, lambda a: mb.reshape(x=a, shape=shape), [x], opset=opset)
@@ -63,8 +66,13 @@ def _scatter_model(tmp_path, opset, validate):
         return mb.scatter(data=data, indices=indices, updates=updates, mode="add", **kwargs)
 
     types = ct.converters.mil.mil.types
-    path = save_program(tmp_path, build, [DATA.shape, (2,), UPDATES.shape], opset=opset,
-                        input_dtypes=[types.fp32, types.int32, types.fp32])
+    path = save_program(
+        tmp_path,
+        build,
+        [DATA.shape, (2,), UPDATES.shape],
+        opset=opset,
+        input_dtypes=[types.fp32, types.int32, types.fp32],
+    )
     return load(path)
 
 

@@ -120,8 +120,14 @@ def test_reductions(tmp_path, precision):
         )
 
     got = run_program(tmp_path, build, [X], precision=precision)
-    wants = [X.sum(1, keepdims=True), X.mean(-1), X.max((0, 2)), X.argmax(-1),
-             np.sqrt((X**2).sum(-1)), np.log(np.exp(X).sum(1))]
+    wants = [
+        X.sum(1, keepdims=True),
+        X.mean(-1),
+        X.max((0, 2)),
+        X.argmax(-1),
+        np.sqrt((X**2).sum(-1)),
+        np.log(np.exp(X).sum(1)),
+    ]
     for g, w in zip(got, wants):
         assert_close(g, w, precision)
 

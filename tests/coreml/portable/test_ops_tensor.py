@@ -21,7 +21,9 @@ def test_shape_ops(tmp_path):
             mb.stack(values=(a, b), axis=0),
             mb.squeeze(x=mb.expand_dims(x=x, axes=[0, -1]), axes=[0]),
             mb.tile(x=x, reps=[1, 2, 1]),
-            mb.slice_by_index(x=x, begin=[0, 3, 0], end=[2, 0, 6], stride=[1, -2, 2], squeeze_mask=[True, False, False]),
+            mb.slice_by_index(
+                x=x, begin=[0, 3, 0], end=[2, 0, 6], stride=[1, -2, 2], squeeze_mask=[True, False, False]
+            ),
             mb.slice_by_size(x=x, begin=[1, 1, 2], size=[1, -1, 3]),
             mb.reverse(x=x, axes=[-1]),
             mb.band_part(x=x, lower=1, upper=0),
@@ -30,10 +32,18 @@ def test_shape_ops(tmp_path):
 
     got = run_program(tmp_path, build, [X])
     want = [
-        X.reshape(4, -1), X.transpose(2, 0, 1), np.concatenate([X, X], -1),
-        np.stack([X, X], 2).reshape(2, 8, 6), np.stack(np.split(X, 2, axis=1)), X[..., None],
-        np.tile(X, (1, 2, 1)), X[0, 3:0:-2, 0:6:2], X[1:2, 1:, 2:5], X[..., ::-1],
-        X * np.tril(np.triu(np.ones((4, 6)), -1), 0), X.reshape(8, 6),
+        X.reshape(4, -1),
+        X.transpose(2, 0, 1),
+        np.concatenate([X, X], -1),
+        np.stack([X, X], 2).reshape(2, 8, 6),
+        np.stack(np.split(X, 2, axis=1)),
+        X[..., None],
+        np.tile(X, (1, 2, 1)),
+        X[0, 3:0:-2, 0:6:2],
+        X[1:2, 1:, 2:5],
+        X[..., ::-1],
+        X * np.tril(np.triu(np.ones((4, 6)), -1), 0),
+        X.reshape(8, 6),
     ]
     for i, (g, w) in enumerate(zip(got, want)):
         assert g.shape == w.shape, f"output {i}: shape {g.shape} != {w.shape}"
@@ -58,18 +68,26 @@ def test_gather_family(tmp_path):
             mb.gather(x=x, indices=np.array([[1, 0], [2, 3]], dtype=np.int32), axis=1, batch_dims=1),
             mb.gather_along_axis(x=x, indices=along, axis=1),
             mb.gather_nd(x=x, indices=np.array([[0, 1], [1, 3]], dtype=np.int32)),
-            mb.scatter(data=x, indices=np.array([2, 0], dtype=np.int32), updates=np.ones((2, 2, 6), np.float32),
-                       axis=1, mode="add"),
+            mb.scatter(
+                data=x,
+                indices=np.array([2, 0], dtype=np.int32),
+                updates=np.ones((2, 2, 6), np.float32),
+                axis=1,
+                mode="add",
+            ),
         )
 
     got = run_program(tmp_path, build, [X])
     scattered = X.copy()
     scattered[:, [2, 0]] += 1
     want = [
-        np.take(X, indices, axis=1), np.stack([X[0][[1, 0]], X[1][[2, 3]]]),
-        np.take_along_axis(X, along, axis=1), X[[0, 1], [1, 3]], scattered,
+        np.take(X, indices, axis=1),
+        np.stack([X[0][[1, 0]], X[1][[2, 3]]]),
+        np.take_along_axis(X, along, axis=1),
+        X[[0, 1], [1, 3]],
+        scattered,
     ]
-    for i, (g, w) in enumerate(zip(got, want)):
+    for g, w in zip(got, want):
         assert_close(g, w)
 
 
@@ -141,8 +159,7 @@ def test_norms(tmp_path, precision):
     def norm(v, axes):
         return (v - v.mean(axes, keepdims=True)) / np.sqrt(v.var(axes, keepdims=True) + 1e-5)
 
-    want = [norm(X, -1) * gamma + beta, norm(X, (1, 2)),
-            (X - mean[:, None]) / np.sqrt(var[:, None] + 1e-5), norm(X, 2)]
+    want = [norm(X, -1) * gamma + beta, norm(X, (1, 2)), (X - mean[:, None]) / np.sqrt(var[:, None] + 1e-5), norm(X, 2)]
     for g, w in zip(got, want):
         assert_close(g, w, precision)
 

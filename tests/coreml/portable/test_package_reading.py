@@ -7,6 +7,8 @@ import shutil
 
 import numpy as np
 import pytest
+from coremltools.libmilstoragepython import _BlobStorageReader, _BlobStorageWriter  # noqa: E402
+from coremltools.proto import MIL_pb2  # noqa: E402
 from portable_helpers import ct, load, mb, save_program
 
 from mlx_audio_coreml.coreml.portable.blob import BlobFile
@@ -14,9 +16,6 @@ from mlx_audio_coreml.coreml.portable.values import TensorType
 from mlx_audio_coreml.coreml.registry import availability, get_runtime
 from mlx_audio_coreml.coreml.runtime import CoreMLRuntime, LoadedModel
 from mlx_audio_coreml.errors import PackageError
-
-from coremltools.libmilstoragepython import _BlobStorageReader, _BlobStorageWriter  # noqa: E402
-from coremltools.proto import MIL_pb2  # noqa: E402
 
 DT = MIL_pb2.DataType
 W = np.random.default_rng(3).standard_normal((16, 8)).astype(np.float32)
@@ -35,8 +34,14 @@ def test_description_names_dtypes_and_shapes(tmp_path):
 
 
 def test_float16_inputs_are_described_as_float16(tmp_path):
-    path = save_program(tmp_path, lambda x: mb.relu(x=x), [(3,)], precision="fp16", opset=ct.target.iOS16,
-                        input_dtypes=[ct.converters.mil.mil.types.fp16])
+    path = save_program(
+        tmp_path,
+        lambda x: mb.relu(x=x),
+        [(3,)],
+        precision="fp16",
+        opset=ct.target.iOS16,
+        input_dtypes=[ct.converters.mil.mil.types.fp16],
+    )
     model = load(path)
     assert model.description.inputs[0].dtype == "float16"
     got = model.predict({"x": np.array([-1, 0.5, 2], np.float16)}).outputs

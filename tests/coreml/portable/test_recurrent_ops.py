@@ -9,7 +9,7 @@ import pytest
 from portable_helpers import assert_close, ct, mb, run_program
 
 rng = np.random.default_rng(7)
-S, B, I, H = 4, 2, 3, 5  # sequence, batch, input size, hidden size
+S, B, IN, H = 4, 2, 3, 5  # sequence, batch, input size, hidden size
 
 
 def _rand(*shape: int) -> np.ndarray:
@@ -72,29 +72,37 @@ def ref_lstm(x, h, c, w_ih, w_hh, b, p, acts, clip, reverse):
     for x_t in _steps(x.astype(np.float64), reverse):
         g_i, g_f, g_o, g_z = np.split(x_t @ w_ih.T + h @ w_hh.T + b, 4, axis=-1)
         i = _act(gate, g_i + c * p[:H])
-        f = _act(gate, g_f + c * p[H:2 * H])
+        f = _act(gate, g_f + c * p[H : 2 * H])
         c = f * c + i * _act(cell, g_z)
         if clip is not None:
             c = np.clip(c, -clip, clip)
-        h = _act(gate, g_o + c * p[2 * H:]) * _act(out, c)
+        h = _act(gate, g_o + c * p[2 * H :]) * _act(out, c)
         hs.append(h)
     return hs, h, c
 
 
-RNN_W_IH, RNN_W_HH, RNN_B = _rand(H, I), _rand(H, H), _rand(H)
+RNN_W_IH, RNN_W_HH, RNN_B = _rand(H, IN), _rand(H, H), _rand(H)
 
 
 @pytest.mark.parametrize("reverse", [False, True])
 def test_rnn_matches_reference_for_each_activation(tmp_path, reverse):
     acts = ["tanh", "relu", "sigmoid", "sigmoid_hard", "scaled_tanh", "linear"]
     direction = "reverse" if reverse else "forward"
-    x, h0 = _rand(S, B, I), _rand(B, H)
+    x, h0 = _rand(S, B, IN), _rand(B, H)
 
     def build(x, h0):
         outs = []
         for index, act in enumerate(acts):
-            seq, last = mb.rnn(x=x, initial_h=h0, weight_ih=RNN_W_IH, weight_hh=RNN_W_HH, bias=RNN_B,
-                               direction=direction, output_sequence=index % 2 == 0, activation=act)
+            seq, last = mb.rnn(
+                x=x,
+                initial_h=h0,
+                weight_ih=RNN_W_IH,
+                weight_hh=RNN_W_HH,
+                bias=RNN_B,
+                direction=direction,
+                output_sequence=index % 2 == 0,
+                activation=act,
+            )
             outs += [seq, last]
         return tuple(outs)
 
@@ -107,16 +115,25 @@ def test_rnn_matches_reference_for_each_activation(tmp_path, reverse):
 
 @pytest.mark.parametrize("direction", ["forward", "reverse"])
 def test_gru_matches_reference_with_and_without_bias(tmp_path, direction):
-    w_ih, w_hh, b = _rand(3 * H, I), _rand(3 * H, H), _rand(3 * H)
-    x, h0 = _rand(S, B, I), _rand(B, H)
+    w_ih, w_hh, b = _rand(3 * H, IN), _rand(3 * H, H), _rand(3 * H)
+    x, h0 = _rand(S, B, IN), _rand(B, H)
     cases = [("tanh", "sigmoid", True), ("sigmoid", "tanh", False)]
 
     def build(x, h0):
         outs = []
         for act, gate_act, has_bias in cases:
             extra = {"bias": b} if has_bias else {}
-            outs += mb.gru(x=x, initial_h=h0, weight_ih=w_ih, weight_hh=w_hh, direction=direction,
-                           output_sequence=True, activation=act, recurrent_activation=gate_act, **extra)
+            outs += mb.gru(
+                x=x,
+                initial_h=h0,
+                weight_ih=w_ih,
+                weight_hh=w_hh,
+                direction=direction,
+                output_sequence=True,
+                activation=act,
+                recurrent_activation=gate_act,
+                **extra,
+            )
         return tuple(outs)
 
     got = run_program(tmp_path, build, [x, h0], opset=ct.target.iOS15)
@@ -128,14 +145,31 @@ def test_gru_matches_reference_with_and_without_bias(tmp_path, direction):
 
 
 def test_ios18_gru_reset_after_and_input_bias_match_reference(tmp_path):
-    w_ih, w_hh, b, b_in = _rand(3 * H, I), _rand(3 * H, H), _rand(3 * H), _rand(3 * H)
-    x, h0 = _rand(S, B, I), _rand(B, H)
+    w_ih, w_hh, b, b_in = _rand(3 * H, IN), _rand(3 * H, H), _rand(3 * H), _rand(3 * H)
+    x, h0 = _rand(S, B, IN), _rand(B, H)
 
     def build(x, h0):
-        after = mb.gru(x=x, initial_h=h0, weight_ih=w_ih, weight_hh=w_hh, bias=b, input_bias=b_in,
-                       reset_after=True, output_sequence=True)
-        before = mb.gru(x=x, initial_h=h0, weight_ih=w_ih, weight_hh=w_hh, bias=b, input_bias=b_in,
-                        reset_after=False, output_sequence=False, direction="reverse")
+        after = mb.gru(
+            x=x,
+            initial_h=h0,
+            weight_ih=w_ih,
+            weight_hh=w_hh,
+            bias=b,
+            input_bias=b_in,
+            reset_after=True,
+            output_sequence=True,
+        )
+        before = mb.gru(
+            x=x,
+            initial_h=h0,
+            weight_ih=w_ih,
+            weight_hh=w_hh,
+            bias=b,
+            input_bias=b_in,
+            reset_after=False,
+            output_sequence=False,
+            direction="reverse",
+        )
         return tuple(after) + tuple(before)
 
     got = run_program(tmp_path, build, [x, h0], opset=ct.target.iOS18)
@@ -148,19 +182,26 @@ def test_ios18_gru_reset_after_and_input_bias_match_reference(tmp_path):
 def test_ios18_gru_reset_after_matches_torch(tmp_path):
     torch = pytest.importorskip("torch")
     torch.manual_seed(0)
-    layer = torch.nn.GRU(I, H)  # torch stacks [reset, update, new]; MIL wants [reset, new, update]
+    layer = torch.nn.GRU(IN, H)  # torch stacks [reset, update, new]; MIL wants [reset, new, update]
     state = {k: v.detach().numpy() for k, v in layer.state_dict().items()}
 
     def mil_order(v: np.ndarray) -> np.ndarray:
         r, z, n = np.split(v, 3)
         return np.concatenate([r, n, z]).astype(np.float32)
 
-    x, h0 = _rand(S, B, I), _rand(B, H)
+    x, h0 = _rand(S, B, IN), _rand(B, H)
 
     def build(x, h0):
-        return mb.gru(x=x, initial_h=h0, weight_ih=mil_order(state["weight_ih_l0"]),
-                      weight_hh=mil_order(state["weight_hh_l0"]), input_bias=mil_order(state["bias_ih_l0"]),
-                      bias=mil_order(state["bias_hh_l0"]), reset_after=True, output_sequence=True)
+        return mb.gru(
+            x=x,
+            initial_h=h0,
+            weight_ih=mil_order(state["weight_ih_l0"]),
+            weight_hh=mil_order(state["weight_hh_l0"]),
+            input_bias=mil_order(state["bias_ih_l0"]),
+            bias=mil_order(state["bias_hh_l0"]),
+            reset_after=True,
+            output_sequence=True,
+        )
 
     got_seq, got_h = run_program(tmp_path, build, [x, h0], opset=ct.target.iOS18)
     with torch.no_grad():
@@ -171,18 +212,33 @@ def test_ios18_gru_reset_after_matches_torch(tmp_path):
 
 @pytest.mark.parametrize("direction", ["forward", "reverse"])
 def test_lstm_matches_reference_with_peephole_clip_and_activations(tmp_path, direction):
-    w_ih, w_hh, b, p = _rand(4 * H, I), _rand(4 * H, H), _rand(4 * H), _rand(3 * H)
-    x, h0, c0 = _rand(S, B, I), _rand(B, H), _rand(B, H)
-    cases = [(("sigmoid", "tanh", "tanh"), None, True), (("hard_sigmoid", "relu", "scaled_tanh"), 0.3, False),
-             (("sigmoid", "linear", "relu"), 0.05, True)]
+    w_ih, w_hh, b, p = _rand(4 * H, IN), _rand(4 * H, H), _rand(4 * H), _rand(3 * H)
+    x, h0, c0 = _rand(S, B, IN), _rand(B, H), _rand(B, H)
+    cases = [
+        (("sigmoid", "tanh", "tanh"), None, True),
+        (("hard_sigmoid", "relu", "scaled_tanh"), 0.3, False),
+        (("sigmoid", "linear", "relu"), 0.05, True),
+    ]
 
     def build(x, h0, c0):
         outs = []
         for acts, clip, seq in cases:
             extra = {} if clip is None else {"clip": np.float32(clip)}
-            outs += mb.lstm(x=x, initial_h=h0, initial_c=c0, weight_ih=w_ih, weight_hh=w_hh, bias=b,
-                            peephole=p, direction=direction, output_sequence=seq, recurrent_activation=acts[0],
-                            cell_activation=acts[1], activation=acts[2], **extra)
+            outs += mb.lstm(
+                x=x,
+                initial_h=h0,
+                initial_c=c0,
+                weight_ih=w_ih,
+                weight_hh=w_hh,
+                bias=b,
+                peephole=p,
+                direction=direction,
+                output_sequence=seq,
+                recurrent_activation=acts[0],
+                cell_activation=acts[1],
+                activation=acts[2],
+                **extra,
+            )
         return tuple(outs)
 
     got = run_program(tmp_path, build, [x, h0, c0], opset=ct.target.iOS15)
@@ -195,14 +251,26 @@ def test_lstm_matches_reference_with_peephole_clip_and_activations(tmp_path, dir
 
 @pytest.mark.parametrize("output_sequence", [True, False])
 def test_bidirectional_lstm_aligns_backward_states_with_their_time_steps(tmp_path, output_sequence):
-    fw = [_rand(4 * H, I), _rand(4 * H, H), _rand(4 * H), _rand(3 * H)]
-    bw = [_rand(4 * H, I), _rand(4 * H, H), _rand(4 * H), _rand(3 * H)]
-    x, h0, c0 = _rand(S, B, I), _rand(B, 2 * H), _rand(B, 2 * H)
+    fw = [_rand(4 * H, IN), _rand(4 * H, H), _rand(4 * H), _rand(3 * H)]
+    bw = [_rand(4 * H, IN), _rand(4 * H, H), _rand(4 * H), _rand(3 * H)]
+    x, h0, c0 = _rand(S, B, IN), _rand(B, 2 * H), _rand(B, 2 * H)
 
     def build(x, h0, c0):
-        return mb.lstm(x=x, initial_h=h0, initial_c=c0, weight_ih=fw[0], weight_hh=fw[1], bias=fw[2],
-                       peephole=fw[3], weight_ih_back=bw[0], weight_hh_back=bw[1], bias_back=bw[2],
-                       peephole_back=bw[3], direction="bidirectional", output_sequence=output_sequence)
+        return mb.lstm(
+            x=x,
+            initial_h=h0,
+            initial_c=c0,
+            weight_ih=fw[0],
+            weight_hh=fw[1],
+            bias=fw[2],
+            peephole=fw[3],
+            weight_ih_back=bw[0],
+            weight_hh_back=bw[1],
+            bias_back=bw[2],
+            peephole_back=bw[3],
+            direction="bidirectional",
+            output_sequence=output_sequence,
+        )
 
     got_seq, got_h, got_c = run_program(tmp_path, build, [x, h0, c0], opset=ct.target.iOS15)
     acts = ("sigmoid", "tanh", "tanh")
@@ -218,16 +286,16 @@ def test_bidirectional_lstm_aligns_backward_states_with_their_time_steps(tmp_pat
 
 
 def test_float16_programs_run_all_three_ops(tmp_path):
-    w4, u4, b4 = _rand(4 * H, I), _rand(4 * H, H), _rand(4 * H)
-    w3, u3, b3 = _rand(3 * H, I), _rand(3 * H, H), _rand(3 * H)
-    x, h0, c0 = _rand(S, B, I), _rand(B, H), _rand(B, H)
+    w4, u4, b4 = _rand(4 * H, IN), _rand(4 * H, H), _rand(4 * H)
+    w3, u3, b3 = _rand(3 * H, IN), _rand(3 * H, H), _rand(3 * H)
+    x, h0, c0 = _rand(S, B, IN), _rand(B, H), _rand(B, H)
 
     def build(x, h0, c0):
-        lstm_seq, _, _ = mb.lstm(x=x, initial_h=h0, initial_c=c0, weight_ih=w4, weight_hh=u4, bias=b4,
-                                 output_sequence=True)
+        lstm_seq, _, _ = mb.lstm(
+            x=x, initial_h=h0, initial_c=c0, weight_ih=w4, weight_hh=u4, bias=b4, output_sequence=True
+        )
         gru_seq, _ = mb.gru(x=x, initial_h=h0, weight_ih=w3, weight_hh=u3, bias=b3, output_sequence=True)
-        rnn_seq, _ = mb.rnn(x=x, initial_h=h0, weight_ih=RNN_W_IH, weight_hh=RNN_W_HH, bias=RNN_B,
-                            output_sequence=True)
+        rnn_seq, _ = mb.rnn(x=x, initial_h=h0, weight_ih=RNN_W_IH, weight_hh=RNN_W_HH, bias=RNN_B, output_sequence=True)
         return lstm_seq, gru_seq, rnn_seq
 
     got = run_program(tmp_path, build, [x, h0, c0], precision="fp16", opset=ct.target.iOS17)

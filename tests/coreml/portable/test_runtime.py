@@ -45,15 +45,17 @@ def test_mlx_arrays_are_accepted_and_returned(tmp_path):
     x = mx.array(rng.standard_normal((4, 8)).astype(np.float32))
     out = model.predict_mlx({"x": x})
     assert isinstance(next(iter(out.values())), mx.array)
-    np.testing.assert_allclose(np.array(next(iter(out.values()))),
-                               next(iter(model.predict({"x": np.array(x)}).outputs.values())), rtol=1e-6)
+    np.testing.assert_allclose(
+        np.array(next(iter(out.values()))), next(iter(model.predict({"x": np.array(x)}).outputs.values())), rtol=1e-6
+    )
 
 
 def test_data_dependent_control_flow_falls_back_to_eager(tmp_path):
     def build(x):
         total = mb.reduce_sum(x=x, axes=[0])
-        return mb.cond(pred=mb.greater(x=total, y=0.0), _true_fn=lambda: mb.mul(x=x, y=2.0),
-                       _false_fn=lambda: mb.mul(x=x, y=-1.0))
+        return mb.cond(
+            pred=mb.greater(x=total, y=0.0), _true_fn=lambda: mb.mul(x=x, y=2.0), _false_fn=lambda: mb.mul(x=x, y=-1.0)
+        )
 
     model = load(save_program(tmp_path, build, [(3,)], opset=ct.target.iOS17))
     positive = model.predict({"x": np.array([1, 2, 3], np.float32)}).outputs

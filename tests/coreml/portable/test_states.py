@@ -15,8 +15,12 @@ SHAPE = (2, 3)
 
 def _save(tmp_path, build, specs, name: str):
     program = mb.program(input_specs=specs, opset_version=ct.target.iOS18)(build)
-    model = ct.convert(program, convert_to="mlprogram", minimum_deployment_target=ct.target.iOS18,
-                       compute_precision=ct.precision.FLOAT32)
+    model = ct.convert(
+        program,
+        convert_to="mlprogram",
+        minimum_deployment_target=ct.target.iOS18,
+        compute_precision=ct.precision.FLOAT32,
+    )
     path = tmp_path / f"{name}.mlpackage"
     model.save(str(path))
     return path

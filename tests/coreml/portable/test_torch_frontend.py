@@ -59,7 +59,9 @@ def _convert_and_compare(tmp_path, module: nn.Module, example: np.ndarray, preci
     with torch.no_grad():
         want = module(torch.from_numpy(example)).numpy()
     model = ct.convert(
-        traced, inputs=[ct.TensorType(name="input", shape=example.shape)], convert_to="mlprogram",
+        traced,
+        inputs=[ct.TensorType(name="input", shape=example.shape)],
+        convert_to="mlprogram",
         minimum_deployment_target=opset or ct.target.iOS17,
         compute_precision=ct.precision.FLOAT16 if precision == "fp16" else ct.precision.FLOAT32,
     )

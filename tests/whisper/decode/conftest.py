@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import mlx_audio_coreml  # noqa: F401  (OpenBLAS before mlx.core)
-import pytest
-
 import mlx.core as mx
 import numpy as np
-
+import pytest
 from decode_helpers import FakeTokenizer, tiny_random_model
+
+import mlx_audio_coreml  # noqa: F401  (OpenBLAS before mlx.core)
 
 
 @pytest.fixture
@@ -24,7 +23,9 @@ def tiny_model():
 @pytest.fixture(scope="module")
 def audio_features(tiny_model):
     rng = np.random.default_rng(1)
-    return mx.array(rng.standard_normal((1, tiny_model.dims.n_audio_ctx, tiny_model.dims.n_audio_state)).astype(np.float32))
+    return mx.array(
+        rng.standard_normal((1, tiny_model.dims.n_audio_ctx, tiny_model.dims.n_audio_state)).astype(np.float32)
+    )
 
 
 def _bundle(name: str):
@@ -57,4 +58,3 @@ def tiny_en(tiny_en_bundle):
 @pytest.fixture(scope="session")
 def base_transcriber():
     return _transcriber(_bundle("base"))
-

@@ -17,11 +17,10 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-import mlx_audio_coreml  # noqa: F401  (OpenBLAS before mlx.core)
-
 import mlx.core as mx
 import numpy as np
 
+import mlx_audio_coreml  # noqa: F401  (OpenBLAS before mlx.core)
 from mlx_audio_coreml.whisper.audio import N_FRAMES, N_SAMPLES, load_audio, pad_or_trim
 from mlx_audio_coreml.whisper.decoding import DecodingOptions, DecodingTask
 from mlx_audio_coreml.whisper.logit_filters import apply_filters_np
@@ -66,7 +65,9 @@ def first_window_features(bundle, path: str) -> mx.array:
     return MLXAudioEncoder(bundle.model.encoder, bundle.dims.n_mels).encode(window[None])
 
 
-def reference_generate(ct2_model, features: mx.array, prompt: list[int], *, beam: int, temperature: float, seed: int = 1):
+def reference_generate(
+    ct2_model, features: mx.array, prompt: list[int], *, beam: int, temperature: float, seed: int = 1
+):
     """CTranslate2's decode of our encoder output, with faster-whisper's arguments."""
     import ctranslate2
 
@@ -83,7 +84,9 @@ def reference_generate(ct2_model, features: mx.array, prompt: list[int], *, beam
     )[0]  # fmt: skip
 
 
-def teacher_forced_steps(task: DecodingTask, features: mx.array, tokens: list[int], reference_logits) -> list[StepReport]:
+def teacher_forced_steps(
+    task: DecodingTask, features: mx.array, tokens: list[int], reference_logits
+) -> list[StepReport]:
     """Our filtered logits along `tokens` (+ EOT) compared with the reference's per-step logits."""
     prefix = mx.array([task.initial_tokens], dtype=mx.int32)
     logits, cache, _ = task.model.decoder(prefix, features)
@@ -97,7 +100,15 @@ def teacher_forced_steps(task: DecodingTask, features: mx.array, tokens: list[in
         our_forbidden = np.isneginf(ours)
         allowed = ~(our_forbidden | their_forbidden)
         diff = np.abs(_log_softmax(ours[allowed]) - _log_softmax(theirs[allowed]))
-        reports.append(StepReport(step, token, int(np.argmax(ours)), bool((their_forbidden == our_forbidden).all()), float(diff.max(initial=0.0))))
+        reports.append(
+            StepReport(
+                step,
+                token,
+                int(np.argmax(ours)),
+                bool((their_forbidden == our_forbidden).all()),
+                float(diff.max(initial=0.0)),
+            )
+        )
         history = np.concatenate([history, [[token]]], axis=1)
         last, cache = step_fn(mx.array([[token]], dtype=mx.int32), cache)
     return reports
@@ -109,12 +120,16 @@ def _log_softmax(values: np.ndarray) -> np.ndarray:
     return values - (top + np.log(np.exp(values - top).sum()))
 
 
-def compare(bundle, ct2_model, path: str, *, task: str, language: str | None, beam: int = 1, temperature: float = 0.0) -> Comparison:
+def compare(
+    bundle, ct2_model, path: str, *, task: str, language: str | None, beam: int = 1, temperature: float = 0.0
+) -> Comparison:
     """Decode the first window of `path` both ways (see the module docstring)."""
     features = first_window_features(bundle, path)
     multilingual = bundle.model.is_multilingual
     tokenizer = get_tokenizer(bundle, multilingual=multilingual, language=language, task=task)
-    options = DecodingOptions(task=task, language=language if multilingual else None, temperature=0.0, beam_size=beam if beam > 1 else None)
+    options = DecodingOptions(
+        task=task, language=language if multilingual else None, temperature=0.0, beam_size=beam if beam > 1 else None
+    )
     ours = DecodingTask(bundle.model, tokenizer, options, bundle.config)
     prompt = list(ours.initial_tokens)
     reference = reference_generate(ct2_model, features, prompt, beam=beam, temperature=temperature)
@@ -152,10 +167,14 @@ def main() -> int:
     bundle = load_whisper(path, dtype=mx.float32)
     ct2_model = ctranslate2.models.Whisper(str(path), device="cpu", compute_type="float32", intra_threads=2)
     language = args.language or ("en" if not bundle.model.is_multilingual else _detect(ct2_model, bundle, args.audio))
-    result = compare(bundle, ct2_model, args.audio, task=args.task, language=language, beam=args.beam, temperature=args.temperature)
+    result = compare(
+        bundle, ct2_model, args.audio, task=args.task, language=language, beam=args.beam, temperature=args.temperature
+    )
     decode = bundle.tokenizer.decode
     out = sys.stdout
-    out.write(f"prompt {result.prompt}  no_speech ours {result.our_no_speech:.4f} ctranslate2 {result.reference_no_speech:.4f}\n")
+    out.write(
+        f"prompt {result.prompt}  no_speech ours {result.our_no_speech:.4f} ctranslate2 {result.reference_no_speech:.4f}\n"
+    )
     out.write(f"ctranslate2: {decode([t for t in result.reference_tokens if t < bundle.tokenizer.eot])!r}\n")
     if result.our_tokens is not None:
         same = result.our_tokens == result.reference_tokens
@@ -163,7 +182,9 @@ def main() -> int:
         out.write(f"same tokens: {same} ({len(result.our_tokens)} vs {len(result.reference_tokens)})\n")
     out.write("step  ctranslate2  our_argmax  same_filters  max|dlogp|\n")
     for s in result.steps:
-        out.write(f"{s.step:4d}  {s.reference_token:11d}  {s.our_argmax:10d}  {s.same_forbidden!s:>12}  {s.max_logprob_diff:.2e}\n")
+        out.write(
+            f"{s.step:4d}  {s.reference_token:11d}  {s.our_argmax:10d}  {s.same_forbidden!s:>12}  {s.max_logprob_diff:.2e}\n"
+        )
     return 0
 
 

@@ -5,11 +5,10 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 
-import mlx_audio_coreml  # noqa: F401  (OpenBLAS before mlx.core)
-
 import mlx.core as mx
 import numpy as np
 
+import mlx_audio_coreml  # noqa: F401  (OpenBLAS before mlx.core)
 
 # --- A fake tokenizer with a tiny vocabulary laid out like Whisper's ------------------------------
 # text 0..99 | eot 100 | sot 101 | translate 102 | transcribe 103 | sot_lm 104 | sot_prev 105 |

@@ -13,8 +13,8 @@ import time
 import numpy as np
 import pytest
 import soundfile
-
 from decode_helpers import JFK, JFK_TEXT, REPO, librivox_clips, normalize
+
 from mlx_audio_coreml.cli import main
 from mlx_audio_coreml.cli.progress_bar import ProgressBar
 from mlx_audio_coreml.cli.transcribe import temperatures
@@ -44,7 +44,19 @@ def test_progress_bar_draws_only_when_enabled():
 
 @pytest.mark.realweights
 def test_cli_writes_every_format_and_prints_the_text(tmp_path, capsys, tiny_en_bundle):
-    rc = main(["transcribe", str(JFK), "--model", "tiny.en", "--output-format", "all", "--output-dir", str(tmp_path), "--word-timestamps"])
+    rc = main(
+        [
+            "transcribe",
+            str(JFK),
+            "--model",
+            "tiny.en",
+            "--output-format",
+            "all",
+            "--output-dir",
+            str(tmp_path),
+            "--word-timestamps",
+        ]
+    )
     assert rc == 0
     out = capsys.readouterr().out
     assert normalize(out) == normalize(JFK_TEXT)
@@ -86,7 +98,19 @@ def test_interrupted_run_leaves_no_partial_output(tmp_path, long_wav, signum, ti
     """Kill the CLI with a real signal while it transcribes its second file: the first file's outputs
     are complete, the second has none, and no temporary file is left behind."""
     out_dir = tmp_path / "out"
-    command = [sys.executable, "-u", "-m", "mlx_audio_coreml", "transcribe", str(JFK), str(long_wav), "-f", "all", "-o", str(out_dir)]
+    command = [
+        sys.executable,
+        "-u",
+        "-m",
+        "mlx_audio_coreml",
+        "transcribe",
+        str(JFK),
+        str(long_wav),
+        "-f",
+        "all",
+        "-o",
+        str(out_dir),
+    ]
     process = subprocess.Popen(command, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         deadline = time.monotonic() + 240

@@ -4,11 +4,10 @@ from __future__ import annotations
 
 from types import SimpleNamespace
 
-import mlx.core as mx
 import numpy as np
 import pytest
-
 from decode_helpers import FakeTokenizer, tiny_random_model
+
 from mlx_audio_coreml.encoders import MLXAudioEncoder
 from mlx_audio_coreml.errors import AudioDecodeError, EmptyAudio, InvalidOption, NonFiniteAudio
 from mlx_audio_coreml.whisper.decoding import DecodingOptions, DecodingTask
@@ -104,7 +103,9 @@ def test_transcribe_runs_end_to_end_on_a_random_model_and_decodes_lazily(transcr
     noise = np.random.default_rng(0).standard_normal(40 * 16000).astype(np.float32) * 0.1
     CountingEncoder.calls = 0
     seen = []
-    segments, info = transcriber.transcribe(noise, progress=lambda d, t: seen.append(d), temperature=0.0, no_speech_threshold=None, logprob_threshold=None)
+    segments, info = transcriber.transcribe(
+        noise, progress=lambda d, t: seen.append(d), temperature=0.0, no_speech_threshold=None, logprob_threshold=None
+    )
     assert CountingEncoder.calls == 0 and info.duration == pytest.approx(40.0)
     list(segments)
     assert CountingEncoder.calls == len(seen) >= 2

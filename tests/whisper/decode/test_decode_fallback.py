@@ -8,8 +8,8 @@ import math
 import mlx.core as mx
 import numpy as np
 import pytest
-
 from decode_helpers import FAKE_VOCAB, FakeTokenizer
+
 from mlx_audio_coreml.errors import InvalidOption
 from mlx_audio_coreml.whisper.decoding import DecodingOptions, DecodingResult, DecodingTask, compression_ratio
 from mlx_audio_coreml.whisper.fallback import decode_with_fallback, needs_fallback, rung_seed

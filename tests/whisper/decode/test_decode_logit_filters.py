@@ -7,8 +7,8 @@ import math
 import mlx.core as mx
 import numpy as np
 import pytest
-
 from decode_helpers import FAKE_VOCAB, FakeTokenizer
+
 from mlx_audio_coreml.whisper.decoding import DecodingOptions, DecodingTask
 from mlx_audio_coreml.whisper.logit_filters import ApplyTimestampRules, SuppressBlank, SuppressTokens
 
@@ -145,7 +145,11 @@ def test_max_initial_timestamp_is_converted_to_steps_of_20_ms(tiny_model, second
 
 def _random_history(rng: np.random.Generator, rows: int, length: int) -> np.ndarray:
     """Rows of <|startoftranscript|> then text and timestamps in random order, some rising, some not."""
-    sampled = np.where(rng.random((rows, length)) < 0.4, TS + rng.integers(0, 40, (rows, length)), rng.integers(0, T.eot, (rows, length)))
+    sampled = np.where(
+        rng.random((rows, length)) < 0.4,
+        TS + rng.integers(0, 40, (rows, length)),
+        rng.integers(0, T.eot, (rows, length)),
+    )
     return np.concatenate([np.full((rows, 1), T.sot), sampled], axis=1).astype(np.int32)
 
 
@@ -153,7 +157,11 @@ def _random_history(rng: np.random.Generator, rows: int, length: int) -> np.ndar
 def test_numpy_filters_equal_the_mlx_filters(seed):
     """`apply_np` (greedy decoding on the CPU) forbids and keeps exactly what `apply` does."""
     rng = np.random.default_rng(seed)
-    filters = [SuppressBlank([1, T.eot], FAKE_VOCAB), SuppressTokens([3, 7, T.no_speech], FAKE_VOCAB), rules(seed * 10 or None)]
+    filters = [
+        SuppressBlank([1, T.eot], FAKE_VOCAB),
+        SuppressTokens([3, 7, T.no_speech], FAKE_VOCAB),
+        rules(seed * 10 or None),
+    ]
     for step in range(6):
         logits = (rng.standard_normal((3, FAKE_VOCAB)) * 3).astype(np.float32)
         logits[:, TS:] += rng.uniform(-4, 4)  # timestamps sometimes outweigh the best text token

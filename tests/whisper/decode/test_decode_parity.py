@@ -11,12 +11,12 @@
 from __future__ import annotations
 
 import pytest
-
 from ct2_steps import compare
 from decode_helpers import JFK, librivox_clips
+from translation_clips import make_clip, tools_available
+
 from mlx_audio_coreml.whisper.fallback import needs_fallback
 from mlx_audio_coreml.whisper.transcribe_options import TranscribeOptions
-from translation_clips import make_clip, tools_available
 
 pytestmark = pytest.mark.realweights
 slow = pytest.mark.slow
@@ -112,8 +112,12 @@ STEPS = [
 @pytest.mark.parametrize("model, clip, task, temperature", STEPS)
 def test_filters_and_logprobs_agree_with_ctranslate2_at_every_step(engines, speech, model, clip, task, temperature):
     _, _, bundle, ct2_model = engines(model)
-    result = compare(bundle, ct2_model, clip_of(speech, clip), task=task, language=language_of(model, clip), temperature=temperature)
-    assert result.steps and all(s.same_forbidden for s in result.steps), [s for s in result.steps if not s.same_forbidden][:3]
+    result = compare(
+        bundle, ct2_model, clip_of(speech, clip), task=task, language=language_of(model, clip), temperature=temperature
+    )
+    assert result.steps and all(s.same_forbidden for s in result.steps), [
+        s for s in result.steps if not s.same_forbidden
+    ][:3]
     assert max(s.max_logprob_diff for s in result.steps) < LOGPROB_TOLERANCE
     assert result.our_no_speech == pytest.approx(result.reference_no_speech, abs=1e-4)
     if temperature == 0:  # greedy: every one of our choices is CTranslate2's
@@ -130,7 +134,10 @@ def test_beam_search_tokens_and_the_first_rungs_verdict_match_ctranslate2(engine
     result = compare(bundle, ct2_model, clip_of(speech, clip), task="translate", language=clip, beam=5)
     assert result.our_tokens == result.reference_tokens
     assert result.our_avg_logprob == pytest.approx(result.reference_avg_logprob, abs=LOGPROB_TOLERANCE)
-    ours, theirs = (_rung(result.our_avg_logprob, result.our_no_speech), _rung(result.reference_avg_logprob, result.reference_no_speech))
+    ours, theirs = (
+        _rung(result.our_avg_logprob, result.our_no_speech),
+        _rung(result.reference_avg_logprob, result.reference_no_speech),
+    )
     assert needs_fallback(ours, TranscribeOptions()) == needs_fallback(theirs, TranscribeOptions())
 
 
@@ -162,4 +169,3 @@ def test_word_timestamps_match_faster_whisper(engines):
     assert [w for w, _, _ in got] == [w for w, _, _ in expected]
     for (_, start, end), (_, ref_start, ref_end) in zip(got, expected):
         assert start == pytest.approx(ref_start, abs=0.021) and end == pytest.approx(ref_end, abs=0.021)
-

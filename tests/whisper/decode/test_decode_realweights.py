@@ -8,7 +8,6 @@ import subprocess
 import numpy as np
 import pytest
 import soundfile
-
 from decode_helpers import JFK, JFK_TEXT, librivox_clips, normalize, wer
 
 pytestmark = pytest.mark.realweights

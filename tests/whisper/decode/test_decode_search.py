@@ -5,12 +5,12 @@ from __future__ import annotations
 import mlx.core as mx
 import numpy as np
 import pytest
-
 from decode_helpers import FakeTokenizer
+
 from mlx_audio_coreml.whisper.beam import BeamSearch
 from mlx_audio_coreml.whisper.decoding import DecodingOptions, DecodingTask
-from mlx_audio_coreml.whisper.sampling import DecoderStep, repeat_rows, sample_tokens
 from mlx_audio_coreml.whisper.logit_filters import apply_filters
+from mlx_audio_coreml.whisper.sampling import DecoderStep, repeat_rows, sample_tokens
 
 T = FakeTokenizer()
 
@@ -37,8 +37,18 @@ def start(task, model, features, group=1, cached=True):
     logits, cache, _ = model.decoder(prefix, features)
     step_features = mx.repeat(features, group, axis=0)
     if cached:
-        return DecoderStep(model, step_features), repeat_rows(logits[:, -1], group), repeat_rows(cache, group), repeat_rows(prefix, group)
-    return FullPrefixStep(model, step_features), repeat_rows(logits[:, -1], group), repeat_rows(prefix, group), repeat_rows(prefix, group)
+        return (
+            DecoderStep(model, step_features),
+            repeat_rows(logits[:, -1], group),
+            repeat_rows(cache, group),
+            repeat_rows(prefix, group),
+        )
+    return (
+        FullPrefixStep(model, step_features),
+        repeat_rows(logits[:, -1], group),
+        repeat_rows(prefix, group),
+        repeat_rows(prefix, group),
+    )
 
 
 def teacher_forced_logprob(model, features, task, sampled):
@@ -103,7 +113,14 @@ def test_beam_of_one_is_greedy(tiny_model, audio_features):
     assert beam.sum_logprob == pytest.approx(greedy.sum_logprob, abs=1e-3)
 
 
-@pytest.mark.parametrize("options", [DecodingOptions(sample_len=20), DecodingOptions(beam_size=4, sample_len=20), DecodingOptions(beam_size=3, patience=2.0, sample_len=20)])
+@pytest.mark.parametrize(
+    "options",
+    [
+        DecodingOptions(sample_len=20),
+        DecodingOptions(beam_size=4, sample_len=20),
+        DecodingOptions(beam_size=3, patience=2.0, sample_len=20),
+    ],
+)
 def test_reported_logprob_matches_teacher_forcing(tiny_model, audio_features, options):
     task = DecodingTask(tiny_model, T, options)
     result = task.run(audio_features)[0]
@@ -173,6 +190,8 @@ def test_pipelined_and_step_by_step_loops_agree(tiny_model, audio_features, monk
     for pipelined in (True, False):
         monkeypatch.setattr(sampling, "pipelining_pays", lambda pipelined=pipelined: pipelined)
         step, logits, cache, prefix = start(task, tiny_model, audio_features)
-        outcomes.append(sample_tokens(step, logits, cache, prefix, task.filters, temperature=0.0, eot=T.eot, n_steps=30))
+        outcomes.append(
+            sample_tokens(step, logits, cache, prefix, task.filters, temperature=0.0, eot=T.eot, n_steps=30)
+        )
     np.testing.assert_array_equal(outcomes[0][0][:, : outcomes[1][0].shape[1]], outcomes[1][0])
     np.testing.assert_allclose(outcomes[0][1], outcomes[1][1], rtol=1e-6)

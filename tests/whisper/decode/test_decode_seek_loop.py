@@ -4,11 +4,11 @@ and writes Whisper-style timestamp tokens, so the seams between 30 s windows can
 from __future__ import annotations
 
 import pytest
-
 from decode_helpers import FakeTokenizer
+
 from mlx_audio_coreml.whisper.decoding import DecodingResult
-from mlx_audio_coreml.whisper.segments import cut_window
 from mlx_audio_coreml.whisper.fallback import needs_fallback
+from mlx_audio_coreml.whisper.segments import cut_window
 from mlx_audio_coreml.whisper.transcribe import SeekLoop, TranscribeOptions, WindowDecode
 
 T = FakeTokenizer()
@@ -16,7 +16,16 @@ STEP = 0.02  # seconds per timestamp token
 
 
 def result(tokens, *, temperature=0.0, avg_logprob=-0.2, no_speech_prob=0.01, compression_ratio=1.5):
-    return DecodingResult(tuple(tokens), T.decode(tokens), "en", avg_logprob, avg_logprob * (len(tokens) + 1), no_speech_prob, temperature, compression_ratio)
+    return DecodingResult(
+        tuple(tokens),
+        T.decode(tokens),
+        "en",
+        avg_logprob,
+        avg_logprob * (len(tokens) + 1),
+        no_speech_prob,
+        temperature,
+        compression_ratio,
+    )
 
 
 class WordWorld:
@@ -43,11 +52,14 @@ class WordWorld:
         return WindowDecode(result(tokens))
 
 
-def run_loop(world, options=TranscribeOptions(), **decode_kwargs):
+def run_loop(world, options=None, **decode_kwargs):
+    options = TranscribeOptions() if options is None else options
     frames = round(world.duration * 100)
     loop = SeekLoop(options, T, frames)
     progress = []
-    segments = list(loop.run(lambda s, n, p: world.decode(s, n, p, **decode_kwargs), progress=lambda d, t: progress.append((d, t))))
+    segments = list(
+        loop.run(lambda s, n, p: world.decode(s, n, p, **decode_kwargs), progress=lambda d, t: progress.append((d, t)))
+    )
     return segments, progress
 
 
@@ -117,7 +129,9 @@ def test_each_window_is_prompted_with_the_text_before_it():
     run_loop(world, options)
     assert world.calls[0][2] == []
     second_prompt = world.calls[1][2]
-    assert [t for t in second_prompt if t < T.eot] == [w[0] for w in world.words if w[2] <= world.calls[1][0] / 100 + STEP]
+    assert [t for t in second_prompt if t < T.eot] == [
+        w[0] for w in world.words if w[2] <= world.calls[1][0] / 100 + STEP
+    ]
 
 
 def test_no_prompt_without_conditioning_and_none_after_a_hot_window():

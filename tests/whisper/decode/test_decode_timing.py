@@ -18,8 +18,10 @@ def reference_dtw(cost):
     for i in range(1, n + 1):
         for j in range(1, m + 1):
             options = [(total[i - 1, j - 1], 0), (total[i - 1, j], 1), (total[i, j - 1], 2)]
-            best = options[0] if options[0][0] < options[1][0] and options[0][0] < options[2][0] else (
-                options[1] if options[1][0] < options[0][0] and options[1][0] < options[2][0] else options[2]
+            best = (
+                options[0]
+                if options[0][0] < options[1][0] and options[0][0] < options[2][0]
+                else (options[1] if options[1][0] < options[0][0] and options[1][0] < options[2][0] else options[2])
             )
             total[i, j] = cost[i - 1, j - 1] + best[0]
             move[i, j] = best[1]
@@ -71,22 +73,43 @@ def timing(word, start, end, n_tokens=1):
 
 
 def test_punctuation_joins_its_neighbouring_word():
-    words = [timing(" \"", 0, 0), timing("Hello", 0, 1), timing(",", 1, 1), timing(" world", 1, 2), timing(".", 2, 2), timing("\"", 2, 2)]
+    words = [
+        timing(' "', 0, 0),
+        timing("Hello", 0, 1),
+        timing(",", 1, 1),
+        timing(" world", 1, 2),
+        timing(".", 2, 2),
+        timing('"', 2, 2),
+    ]
     merge_punctuations(words)
-    assert [w.word for w in words if w.word] == [" \"Hello,", " world.\""]
+    assert [w.word for w in words if w.word] == [' "Hello,', ' world."']
     assert [len(w.tokens) for w in words if w.word] == [3, 3]  # the marks' tokens went with them
 
 
 def segment(start, end, tokens, seek=0):
-    return Segment(id=0, seek=seek, start=start, end=end, text="", tokens=tuple(tokens), temperature=0.0, avg_logprob=-0.2, compression_ratio=1.2, no_speech_prob=0.01)
+    return Segment(
+        id=0,
+        seek=seek,
+        start=start,
+        end=end,
+        text="",
+        tokens=tuple(tokens),
+        temperature=0.0,
+        avg_logprob=-0.2,
+        compression_ratio=1.2,
+        no_speech_prob=0.01,
+    )
 
 
 def test_words_are_monotonic_and_inside_their_segments():
     ts = 1000  # timestamp_begin of this made-up vocabulary
     segments = [segment(0.0, 2.0, [ts, 1, 2, 3, ts + 100]), segment(2.0, 4.0, [ts + 100, 4, 5, ts + 200])]
     alignment = [
-        timing(" a", 0.1, 0.6), timing(" b", 0.6, 1.2), timing(" c", 1.1, 2.3),  # c overlaps b and the end
-        timing(" d", 2.3, 3.0), timing(" e", 3.0, 4.6),  # e runs past its segment's end by > 0.5 s
+        timing(" a", 0.1, 0.6),
+        timing(" b", 0.6, 1.2),
+        timing(" c", 1.1, 2.3),  # c overlaps b and the end
+        timing(" d", 2.3, 3.0),
+        timing(" e", 3.0, 4.6),  # e runs past its segment's end by > 0.5 s
     ]
     out = attach_words(segments, alignment, window_start=10.0, last_speech_end=10.0, timestamp_begin=ts)
     all_words = [w for s in out for w in s.words]

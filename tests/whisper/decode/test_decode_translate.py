@@ -5,9 +5,9 @@ translation of the same clip on the same weights."""
 from __future__ import annotations
 
 import pytest
+from translation_clips import SENTENCES, content_overlap, make_clip, tools_available
 
 from mlx_audio_coreml.whisper.decoding import compression_ratio
-from translation_clips import SENTENCES, content_overlap, make_clip, tools_available
 
 pytestmark = pytest.mark.realweights
 
@@ -61,7 +61,10 @@ def test_the_same_clip_translated_five_times_gives_the_same_text(base_transcribe
 @pytest.mark.slow
 @pytest.mark.parametrize(
     "language",
-    [pytest.param(lang, marks=pytest.mark.xfail(reason=MISTRANSLATED[lang])) if lang in MISTRANSLATED else lang for lang in SENTENCES],
+    [
+        pytest.param(lang, marks=pytest.mark.xfail(reason=MISTRANSLATED[lang])) if lang in MISTRANSLATED else lang
+        for lang in SENTENCES
+    ],
 )
 def test_translation_is_english_without_loops_and_close_to_faster_whisper(base_transcriber, peer, clips, language):
     ours, info = translate(base_transcriber, clips[language])

@@ -36,7 +36,11 @@ def make_clip(folder: Path, language: str) -> Path:
     """`folder/<language>.wav`: SENTENCES[language] read by espeak-ng, 16 kHz mono."""
     raw, wav = folder / f"{language}.raw.wav", folder / f"{language}.wav"
     if not wav.is_file():
-        subprocess.run(["espeak-ng", "-v", language, "-s", "140", "-w", str(raw), SENTENCES[language]], check=True, capture_output=True)
+        subprocess.run(
+            ["espeak-ng", "-v", language, "-s", "140", "-w", str(raw), SENTENCES[language]],
+            check=True,
+            capture_output=True,
+        )
         subprocess.run(["sox", str(raw), "-r", "16000", "-c", "1", str(wav)], check=True, capture_output=True)
         raw.unlink()
     return wav
@@ -59,11 +63,10 @@ def main() -> int:
     import tempfile
 
     sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
-    import mlx_audio_coreml  # noqa: F401
-
     import mlx.core as mx
     from faster_whisper import WhisperModel
 
+    import mlx_audio_coreml  # noqa: F401
     from mlx_audio_coreml.encoders import MLXAudioEncoder
     from mlx_audio_coreml.whisper.decoding import compression_ratio
     from mlx_audio_coreml.whisper.loading import load_whisper
@@ -81,7 +84,10 @@ def main() -> int:
         mine = "".join(s.text for s in segments).strip()
         segments, _ = peer.transcribe(clip, task="translate")
         theirs = "".join(s.text for s in segments).strip()
-        print(f"{language}  overlap {content_overlap(mine, theirs):.2f}  ratio {compression_ratio(mine):.2f}\n  ours: {mine}\n  peer: {theirs}", flush=True)
+        print(
+            f"{language}  overlap {content_overlap(mine, theirs):.2f}  ratio {compression_ratio(mine):.2f}\n  ours: {mine}\n  peer: {theirs}",
+            flush=True,
+        )
     return 0
 
 

@@ -7,10 +7,10 @@ import sys
 import tarfile
 from pathlib import Path
 
-import mlx_audio_coreml  # noqa: F401  (OpenBLAS before mlx.core)
 import pytest
-
 from model_helpers import real_model_dir
+
+import mlx_audio_coreml  # noqa: F401  (OpenBLAS before mlx.core)
 
 
 @pytest.fixture(scope="session")
@@ -36,7 +36,19 @@ def openai_whisper_assets(tmp_path_factory: pytest.TempPathFactory) -> Path:
     Fetched from PyPI with pip; skips when PyPI cannot be reached. For `slow` tests only.
     """
     folder = tmp_path_factory.mktemp("openai-whisper-sdist")
-    command = [sys.executable, "-m", "pip", "download", "-q", "--no-deps", "--no-binary", ":all:", "-d", str(folder), "openai-whisper"]
+    command = [
+        sys.executable,
+        "-m",
+        "pip",
+        "download",
+        "-q",
+        "--no-deps",
+        "--no-binary",
+        ":all:",
+        "-d",
+        str(folder),
+        "openai-whisper",
+    ]
     try:
         subprocess.run(command, check=True, capture_output=True, timeout=180)
     except (subprocess.SubprocessError, OSError):

@@ -95,7 +95,9 @@ def write_ct2_folder(model: Whisper, folder: Path, config: dict | None = None) -
         "decoder/activation": np.array(1, np.int8), "decoder/pre_norm": np.array(1, np.int8),
     })  # fmt: skip
     variables = {k: (v.astype(np.float16) if v.dtype == np.float32 else v) for k, v in sorted(variables.items())}
-    write_model_bin(folder / "model.bin", "WhisperSpec", 3, variables, {"decoder/projection/weight": "decoder/embeddings/weight"})
+    write_model_bin(
+        folder / "model.bin", "WhisperSpec", 3, variables, {"decoder/projection/weight": "decoder/embeddings/weight"}
+    )
     heads = np.array(model.alignment_heads).tolist()
     (folder / "config.json").write_text(json.dumps({"alignment_heads": heads, **(config or {})}))
     return folder
@@ -107,8 +109,12 @@ def _ct2_layers(ours: dict[str, np.ndarray], stack: str, count: int) -> dict[str
         src, dst = f"{stack}.blocks.{i}.", f"{stack}/layer_{i}/"
         attn = src + "attn."
         zero_bias = np.zeros_like(ours[attn + "query.bias"])
-        out[dst + "self_attention/linear_0/weight"] = np.concatenate([ours[attn + n + ".weight"] for n in ("query", "key", "value")])
-        out[dst + "self_attention/linear_0/bias"] = np.concatenate([ours[attn + "query.bias"], zero_bias, ours[attn + "value.bias"]])
+        out[dst + "self_attention/linear_0/weight"] = np.concatenate(
+            [ours[attn + n + ".weight"] for n in ("query", "key", "value")]
+        )
+        out[dst + "self_attention/linear_0/bias"] = np.concatenate(
+            [ours[attn + "query.bias"], zero_bias, ours[attn + "value.bias"]]
+        )
         out.update(_pair(ours, src + "attn.out", dst + "self_attention/linear_1"))
         out.update(_norm(ours, src + "attn_ln", dst + "self_attention/layer_norm"))
         out.update(_pair(ours, src + "mlp1", dst + "ffn/linear_0"))
@@ -117,8 +123,12 @@ def _ct2_layers(ours: dict[str, np.ndarray], stack: str, count: int) -> dict[str
         if stack == "decoder":
             cross = src + "cross_attn."
             out.update(_pair(ours, cross + "query", dst + "attention/linear_0"))
-            out[dst + "attention/linear_1/weight"] = np.concatenate([ours[cross + "key.weight"], ours[cross + "value.weight"]])
-            out[dst + "attention/linear_1/bias"] = np.concatenate([np.zeros_like(ours[cross + "value.bias"]), ours[cross + "value.bias"]])
+            out[dst + "attention/linear_1/weight"] = np.concatenate(
+                [ours[cross + "key.weight"], ours[cross + "value.weight"]]
+            )
+            out[dst + "attention/linear_1/bias"] = np.concatenate(
+                [np.zeros_like(ours[cross + "value.bias"]), ours[cross + "value.bias"]]
+            )
             out.update(_pair(ours, cross + "out", dst + "attention/linear_2"))
             out.update(_norm(ours, src + "cross_attn_ln", dst + "attention/layer_norm"))
     return out
@@ -132,7 +142,9 @@ def _norm(ours: dict[str, np.ndarray], src: str, dst: str) -> dict[str, np.ndarr
     return {dst + "/gamma": ours[src + ".weight"], dst + "/beta": ours[src + ".bias"]}
 
 
-def greedy_tokens(model: Whisper, mel_frames_by_mels: mx.array, prompt: list[int], eot: int, max_tokens: int = 200) -> list[int]:
+def greedy_tokens(
+    model: Whisper, mel_frames_by_mels: mx.array, prompt: list[int], eot: int, max_tokens: int = 200
+) -> list[int]:
     """Plain argmax decoding with the KV cache (no suppression), for parity with CTranslate2."""
     features = model.encoder(mel_frames_by_mels[None])
     logits, cache, _ = model.decoder(mx.array([prompt]), features)

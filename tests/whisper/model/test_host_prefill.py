@@ -31,4 +31,6 @@ def test_per_head_products_equal_numpy_for_plain_and_transposed_operands(monkeyp
     rng = np.random.default_rng(6)
     a, b, c = (rng.standard_normal(shape).astype(np.float32) for shape in ((3, 7, 5), (3, 5, 9), (3, 9, 5)))
     np.testing.assert_allclose(host_prefill._per_head(a, b), np.matmul(a, b), rtol=1e-5, atol=1e-5)
-    np.testing.assert_allclose(host_prefill._per_head(a, c, b_transposed=True), np.matmul(a, c.transpose(0, 2, 1)), rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(
+        host_prefill._per_head(a, c, b_transposed=True), np.matmul(a, c.transpose(0, 2, 1)), rtol=1e-5, atol=1e-5
+    )

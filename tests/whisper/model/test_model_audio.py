@@ -9,10 +9,10 @@ import mlx.core as mx
 import numpy as np
 import pytest
 import soundfile
+from model_helpers import JFK
 
 from mlx_audio_coreml.errors import AudioDecodeError, EmptyAudio, NonFiniteAudio
 from mlx_audio_coreml.whisper.audio import N_SAMPLES, SAMPLE_RATE, load_audio, pad_or_trim, resample
-from model_helpers import JFK
 
 
 def tone(rate: int, seconds: float = 1.0, hz: float = 440.0, amplitude: float = 0.5) -> np.ndarray:

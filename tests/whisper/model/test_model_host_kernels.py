@@ -10,15 +10,15 @@ import mlx.core as mx
 import mlx.nn as nn
 import numpy as np
 import pytest
+from model_helpers import random_mel, random_model, tiny_dims
 
-from mlx_audio_coreml.cpu import onednn
+from mlx_audio_coreml.cpu import host_math, onednn
+from mlx_audio_coreml.cpu import pool as host_pool
+from mlx_audio_coreml.cpu.linear import HostLinear, quantize_rows
 from mlx_audio_coreml.errors import CPUKernelFailed
 from mlx_audio_coreml.whisper import host_encoder
-from mlx_audio_coreml.cpu import host_math, pool as host_pool
-from mlx_audio_coreml.cpu.linear import HostLinear, quantize_rows
 from mlx_audio_coreml.whisper.loading import load_whisper
 from mlx_audio_coreml.whisper.quantize import quantized_layers, use_host_int8
-from model_helpers import random_mel, random_model, tiny_dims
 
 X86_LINUX = sys.platform.startswith("linux") and platform.machine() == "x86_64"
 needs_onednn = pytest.mark.skipif(not onednn.available(), reason="onednn-cpu-gomp not installed")
@@ -231,9 +231,10 @@ def test_a_host_step_of_several_rows_matches_mlx_and_beams_keep_the_audio_cache(
 def test_an_int8_session_on_the_cpu_says_how_its_int8_runs(tmp_path):
     import dataclasses
 
+    from model_helpers import write_ct2_folder, write_tokenizer_json
+
     from mlx_audio_coreml.options import ModelLoadingOptions, WhisperQuantization
     from mlx_audio_coreml.whisper.session import WhisperSession
-    from model_helpers import write_ct2_folder, write_tokenizer_json
 
     folder = write_ct2_folder(random_model(tiny_dims(n_audio_state=64, n_text_state=64)), tmp_path / "m")
     write_tokenizer_json(folder / "tokenizer.json")

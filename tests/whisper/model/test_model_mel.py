@@ -12,10 +12,10 @@ import math
 import mlx.core as mx
 import numpy as np
 import pytest
+from model_helpers import JFK
 
 from mlx_audio_coreml.whisper.audio import N_SAMPLES, load_audio
 from mlx_audio_coreml.whisper.mel import log_mel_spectrogram, mel_filters
-from model_helpers import JFK
 
 
 def slaney_mel(hz: float) -> float:

@@ -5,11 +5,11 @@ from __future__ import annotations
 import mlx.core as mx
 import numpy as np
 import pytest
-
-from mlx_audio_coreml.errors import ShapeConversionFailed
-from mlx_audio_coreml.cpu import host_math
-from mlx_audio_coreml.whisper.model import Whisper, kv_cache_length, reorder_kv_cache, sinusoids
 from model_helpers import random_mel, random_model, tiny_dims
+
+from mlx_audio_coreml.cpu import host_math
+from mlx_audio_coreml.errors import ShapeConversionFailed
+from mlx_audio_coreml.whisper.model import Whisper, kv_cache_length, reorder_kv_cache, sinusoids
 
 
 @pytest.fixture(scope="module")

@@ -10,11 +10,11 @@ from __future__ import annotations
 import mlx.core as mx
 import numpy as np
 import pytest
+from model_helpers import JFK, greedy_tokens, librivox_clips
 
 from mlx_audio_coreml.whisper.audio import N_FRAMES, N_SAMPLES, load_audio
 from mlx_audio_coreml.whisper.loading import load_whisper
 from mlx_audio_coreml.whisper.mel import log_mel_spectrogram
-from model_helpers import JFK, greedy_tokens, librivox_clips
 
 ctranslate2 = pytest.importorskip("ctranslate2")
 pytestmark = pytest.mark.realweights
@@ -72,4 +72,7 @@ def test_jfk_greedy_text_is_the_known_sentence(tiny_en_dir):
     tokens = greedy_tokens(bundle.model, mx.array(first_window_mel(JFK, 80).T), prompt, bundle.tokenizer.eot)
     text = bundle.tokenizer.decode(tokens).strip().lower()
     words = "".join(c for c in text if c.isalpha() or c == " ").split()
-    assert words == "and so my fellow americans ask not what your country can do for you ask what you can do for your country".split()
+    assert (
+        words
+        == "and so my fellow americans ask not what your country can do for you ask what you can do for your country".split()
+    )

@@ -6,9 +6,9 @@ import mlx.core as mx
 import mlx.nn as nn
 import numpy as np
 import pytest
+from model_helpers import random_mel, random_model, tiny_dims
 
 from mlx_audio_coreml.whisper.quantize import QuantizationSpec, parse_quantization, quantize_model
-from model_helpers import random_mel, random_model, tiny_dims
 
 
 def test_quantization_names_parse():

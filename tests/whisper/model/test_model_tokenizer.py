@@ -5,10 +5,10 @@ from __future__ import annotations
 import json
 
 import pytest
+from model_helpers import write_tokenizer_json
 
 from mlx_audio_coreml.errors import ModelNotFound
 from mlx_audio_coreml.whisper.tokenizer import LANGUAGES, TO_LANGUAGE_CODE, Tokenizer, get_tokenizer
-from model_helpers import write_tokenizer_json
 
 pytestmark = pytest.mark.realweights  # the real vocabularies come with the installed weights
 
@@ -32,7 +32,12 @@ def test_english_only_special_tokens(english):
 
 
 def test_multilingual_special_and_language_tokens(multilingual):
-    assert (multilingual.eot, multilingual.sot, multilingual.no_timestamps, multilingual.timestamp_begin) == (50257, 50258, 50363, 50364)
+    assert (multilingual.eot, multilingual.sot, multilingual.no_timestamps, multilingual.timestamp_begin) == (
+        50257,
+        50258,
+        50363,
+        50364,
+    )
     assert multilingual.sot_sequence == (50258, multilingual.to_language_token("fr"), 50358)
     assert multilingual.to_language_token("en") == 50259 and multilingual.to_language_token("French") == 50265
     assert len(multilingual.all_language_tokens) == 99 and multilingual.all_language_codes[:3] == ("en", "zh", "de")
@@ -98,7 +103,11 @@ def test_a_folder_without_any_tokenizer_says_how_to_get_one(tmp_path, monkeypatc
     # brings it) or mlx_whisper whose bundled assets the lookup would otherwise find.
     monkeypatch.setenv("MLX_AUDIO_COREML_HOME", str(tmp_path / "home"))
     real_find_spec = importlib.util.find_spec
-    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name in ("whisper", "mlx_whisper") else real_find_spec(name, *a))
+    monkeypatch.setattr(
+        importlib.util,
+        "find_spec",
+        lambda name, *a: None if name in ("whisper", "mlx_whisper") else real_find_spec(name, *a),
+    )
     with pytest.raises(ModelNotFound) as raised:
         get_tokenizer(tmp_path)
     assert "tokenizer.json" in raised.value.hint
@@ -123,7 +132,9 @@ def test_tiktoken_rank_files_give_the_special_token_layout(tmp_path):
     pytest.importorskip("tiktoken")
     from mlx_audio_coreml.whisper.tiktoken_files import TiktokenBackend
 
-    tokenizer = Tokenizer(TiktokenBackend(write_rank_file(tmp_path / "multilingual.tiktoken"), True, 99), 99, "en", "transcribe")
+    tokenizer = Tokenizer(
+        TiktokenBackend(write_rank_file(tmp_path / "multilingual.tiktoken"), True, 99), 99, "en", "transcribe"
+    )
     assert (tokenizer.eot, tokenizer.sot, tokenizer.to_language_token("en")) == (258, 259, 260)
     assert tokenizer.no_timestamps == 258 + 2 + 99 + 5 and tokenizer.timestamp_begin == tokenizer.no_timestamps + 1
     assert tokenizer.encode("abc") == [257] and tokenizer.decode([257, 100]) == "abcd"
@@ -147,7 +158,16 @@ def test_openai_tiktoken_files_tokenize_like_tokenizer_json(openai_whisper_asset
         ranks = Tokenizer(TiktokenBackend(openai_whisper_assets / f"{name}.tiktoken", multilingual, 99))
         json_file = get_tokenizer(folder, multilingual=multilingual)
         assert ranks.encode(text) == json_file.encode(text)
-        for member in ("eot", "sot", "transcribe", "no_speech", "no_timestamps", "timestamp_begin", "all_language_tokens", "non_speech_tokens"):
+        for member in (
+            "eot",
+            "sot",
+            "transcribe",
+            "no_speech",
+            "no_timestamps",
+            "timestamp_begin",
+            "all_language_tokens",
+            "non_speech_tokens",
+        ):
             assert getattr(ranks, member) == getattr(json_file, member), member
 
 

@@ -12,14 +12,14 @@ import mlx.core as mx
 import numpy as np
 import pytest
 from mlx.utils import tree_flatten
+from model_helpers import random_mel, random_model, tiny_dims, write_ct2_folder, write_tokenizer_json
 
 from mlx_audio_coreml.errors import CorruptModelFile, ModelNotFound, UnsupportedModelFormat, WeightsMismatch
 from mlx_audio_coreml.whisper.loading import detect_format, load_whisper
+from mlx_audio_coreml.whisper.model import sinusoids
 from mlx_audio_coreml.whisper.weights import mlx as mlx_format
 from mlx_audio_coreml.whisper.weights import transformers as hf_format
 from mlx_audio_coreml.whisper.weights.ct2_binary import read_model_bin, write_model_bin
-from mlx_audio_coreml.whisper.model import sinusoids
-from model_helpers import random_mel, random_model, tiny_dims, write_ct2_folder, write_tokenizer_json
 
 
 def fp16_exact_model(seed: int = 0):

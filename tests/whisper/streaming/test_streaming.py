@@ -64,7 +64,12 @@ def test_endpointer_needs_min_speech_to_start_and_min_silence_to_end():
 
 def test_confirmed_words_are_those_successive_hypotheses_agree_on(vad):
     jfk, _ = sf.read(JFK, dtype="float32")
-    script = ["And so", "And so my fellow", "And so my fellow Americans ask", "And so my fellow Americans, ask not what"]
+    script = [
+        "And so",
+        "And so my fellow",
+        "And so my fellow Americans ask",
+        "And so my fellow Americans, ask not what",
+    ]
     session = ScriptedSession(script + ["And so my fellow Americans ask not what your country"] * 20)
     options = ListenOptions(step_s=1.0, min_silence_ms=1500)  # jfk pauses ~1 s after "Americans": one utterance
     events = list(listen(session, _pieces(_with_silence(jfk[: 16000 * 5])), options, vad))

@@ -72,8 +72,11 @@ class BlobFile:
         if stored != ttype.mil_dtype:
             self._fail(offset, f"blob holds storage type {storage}, the spec declares {dtype_name(ttype.mil_dtype)}")
         if data_offset + size > self._buffer.size:
-            self._fail(offset, f"blob data [{data_offset}, {data_offset + size}) runs past the end of the file "
-                       f"({self._buffer.size} bytes): the file is truncated")
+            self._fail(
+                offset,
+                f"blob data [{data_offset}, {data_offset + size}) runs past the end of the file "
+                f"({self._buffer.size} bytes): the file is truncated",
+            )
         raw = self._buffer[data_offset : data_offset + size]
         shape = ttype.shape or ()
         count = int(np.prod(shape, dtype=np.int64))

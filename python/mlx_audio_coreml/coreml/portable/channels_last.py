@@ -29,11 +29,41 @@ from .rewrite import UNKNOWN, GraphIndex, as_axis, declared_rank, derived_node, 
 
 Perm = tuple[int, ...]
 
-UNARY = frozenset({
-    "abs", "cast", "ceil", "clip", "cos", "elu", "erf", "exp", "floor", "gelu", "identity", "inverse",
-    "leaky_relu", "linear_activation", "log", "relu", "relu6", "round", "rsqrt", "scaled_tanh", "sigmoid",
-    "sigmoid_hard", "sign", "silu", "sin", "softplus", "softsign", "sqrt", "square", "tanh", "threshold",
-})
+UNARY = frozenset(
+    {
+        "abs",
+        "cast",
+        "ceil",
+        "clip",
+        "cos",
+        "elu",
+        "erf",
+        "exp",
+        "floor",
+        "gelu",
+        "identity",
+        "inverse",
+        "leaky_relu",
+        "linear_activation",
+        "log",
+        "relu",
+        "relu6",
+        "round",
+        "rsqrt",
+        "scaled_tanh",
+        "sigmoid",
+        "sigmoid_hard",
+        "sign",
+        "silu",
+        "sin",
+        "softplus",
+        "softsign",
+        "sqrt",
+        "square",
+        "tanh",
+        "threshold",
+    }
+)
 BINARY = frozenset({"add", "sub", "mul", "real_div", "maximum", "minimum", "pow"})
 
 
@@ -278,8 +308,13 @@ class _LayoutPass:
             return None
         rebind = {role: self.stored_binding(n) for role, n in zip(("query", "key", "value"), names)}
         flipped = not node.host_params["channels_first"]
-        return derived_node(node, node.op, {**node.params, **rebind}, {**node.host_params, "channels_first": flipped},
-                            self.outputs(node, (0, 2, 1)))
+        return derived_node(
+            node,
+            node.op,
+            {**node.params, **rebind},
+            {**node.host_params, "channels_first": flipped},
+            self.outputs(node, (0, 2, 1)),
+        )
 
     def _conv(self, node: Node) -> Node | None:
         """A spatial conv leaves its output channels-last (and reads channels-last input as is);
@@ -329,6 +364,8 @@ def _is_pointwise(node: Node, graph: GraphIndex, weight_shape: tuple[int, ...]) 
         return False
     unpadded = str(np.asarray(pad_type).reshape(-1)[0]) != "custom" or pad is None or not np.asarray(pad).any()
     return (
-        all(k == 1 for k in weight_shape[2:]) and int(np.asarray(groups).reshape(-1)[0]) == 1 and unpadded
+        all(k == 1 for k in weight_shape[2:])
+        and int(np.asarray(groups).reshape(-1)[0]) == 1
+        and unpadded
         and (strides is None or all(int(s) == 1 for s in np.asarray(strides).reshape(-1)))
     )

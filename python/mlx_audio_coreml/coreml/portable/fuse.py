@@ -73,7 +73,8 @@ def _match(concat: Node, graph: GraphIndex) -> tuple[Node, set[int]] | None:
     if len(bound) != 3:
         return None
     node = derived_node(
-        concat, fused.MULTI_HEAD_ATTENTION,
+        concat,
+        fused.MULTI_HEAD_ATTENTION,
         bound,
         {"heads": len(heads), "scale": heads[0].scale, "channels_first": channels_first},
     )

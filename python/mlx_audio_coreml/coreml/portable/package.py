@@ -81,7 +81,10 @@ def _root_spec_path(package: Path) -> Path:
     the portable runtime does too: a package that runs here must run on a Mac."""
     manifest = package / "Manifest.json"
     if not manifest.is_file():
-        raise PackageError(str(package), "no Manifest.json: not a complete .mlpackage (Core ML would refuse it); save or copy the package again")
+        raise PackageError(
+            str(package),
+            "no Manifest.json: not a complete .mlpackage (Core ML would refuse it); save or copy the package again",
+        )
     try:
         info = json.loads(manifest.read_text())
         root = info["itemInfoEntries"][info["rootModelIdentifier"]]

@@ -75,10 +75,7 @@ class Program:
         }
         node.ctx.constant_params = frozenset(constant)
         for name in node.op.static & constant:
-            values = [
-                self.constants.host(b.name) if b.name is not None else b.host
-                for b in node.params[name]
-            ]
+            values = [self.constants.host(b.name) if b.name is not None else b.host for b in node.params[name]]
             node.host_params[name] = values if name in node.op.variadic else values[0]
 
     def _fold(self, node: Node) -> None:
@@ -153,7 +150,9 @@ def run_node(node: Node, env: Mapping[str, Any]) -> list[Any]:
         return []
     outputs = list(result) if isinstance(result, (tuple, list)) and len(node.outputs) > 1 else [result]
     if len(outputs) != len(node.outputs):
-        raise PredictionFailed(f"op '{node.name}' gave {len(outputs)} outputs, the program declares {len(node.outputs)}")
+        raise PredictionFailed(
+            f"op '{node.name}' gave {len(outputs)} outputs, the program declares {len(node.outputs)}"
+        )
     return [_as_declared(value, node.ctx.output_types[i]) for i, value in enumerate(outputs)]
 
 

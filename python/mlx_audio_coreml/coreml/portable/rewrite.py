@@ -106,7 +106,10 @@ def as_axis(value: Any, rank: int) -> int | None:
 
 
 def derived_node(
-    template: Node, op: OpDef, params: dict[str, list[Binding]], host_params: dict[str, Any],
+    template: Node,
+    op: OpDef,
+    params: dict[str, list[Binding]],
+    host_params: dict[str, Any],
     outputs: tuple[str, ...] | None = None,
 ) -> Node:
     """A node running `op` in `template`'s place: same name and declared outputs, a fresh memo."""

@@ -66,7 +66,9 @@ class PortableModel:
 
     neural_engine_compiled: bool = False
 
-    def __init__(self, program: Program, description: ModelDescription, device: mx.Device | mx.DeviceType, compile: bool = True):
+    def __init__(
+        self, program: Program, description: ModelDescription, device: mx.Device | mx.DeviceType, compile: bool = True
+    ):
         self.description = description
         self.program = program
         self.device = device
@@ -76,8 +78,11 @@ class PortableModel:
         self._executor: Executor | None = Executor(program, compile=compile)
         self._lock = threading.Lock()
         if set(program.state_names) != {spec.name for spec in description.states}:
-            raise PackageError(str(program.path), f"the program's states {list(program.state_names)} are not "
-                               f"the description's {[spec.name for spec in description.states]}")
+            raise PackageError(
+                str(program.path),
+                f"the program's states {list(program.state_names)} are not "
+                f"the description's {[spec.name for spec in description.states]}",
+            )
 
     @property
     def compiled(self) -> bool:
@@ -90,8 +95,13 @@ class PortableModel:
             raise StateMismatch("the model has no states")
         return PortableState(self, self.description.states)
 
-    def predict(self, inputs: Mapping[str, Any], outputs: Mapping[str, np.ndarray] | None = None, *,
-                state: PortableState | None = None) -> PredictResult:
+    def predict(
+        self,
+        inputs: Mapping[str, Any],
+        outputs: Mapping[str, np.ndarray] | None = None,
+        *,
+        state: PortableState | None = None,
+    ) -> PredictResult:
         feeds, copies = self._validated_inputs(inputs)
         buffers = dict(outputs or {})
         check_buffers(self.description, buffers)
@@ -122,8 +132,10 @@ class PortableModel:
                 raise PredictionFailed("the model is closed")
             with mx.stream(self.device):
                 values = self._executor(feeds)
-            self._store_state(state, values[len(self.program.output_names):])
-        return {spec.name: _as_spec_dtype(values[self._output_index(spec.name)], spec) for spec in self.description.outputs}
+            self._store_state(state, values[len(self.program.output_names) :])
+        return {
+            spec.name: _as_spec_dtype(values[self._output_index(spec.name)], spec) for spec in self.description.outputs
+        }
 
     def close(self) -> None:
         with self._lock:
@@ -164,12 +176,16 @@ class PortableModel:
     def _output_index(self, name: str) -> int:
         return self.program.output_names.index(name)
 
-    def _collect(self, values: dict[str, mx.array], buffers: dict[str, np.ndarray], copies: frozenset[str]) -> PredictResult:
+    def _collect(
+        self, values: dict[str, mx.array], buffers: dict[str, np.ndarray], copies: frozenset[str]
+    ) -> PredictResult:
         results: dict[str, np.ndarray] = {}
         for spec in self.description.outputs:
             array = np.asarray(_as_spec_dtype(values[spec.name], spec))
             if tuple(array.shape) != spec.shape and -1 not in spec.shape and spec.shape:
-                raise PredictionFailed(f"output '{spec.name}' came out {list(array.shape)}, declared {list(spec.shape)}")
+                raise PredictionFailed(
+                    f"output '{spec.name}' came out {list(array.shape)}, declared {list(spec.shape)}"
+                )
             if spec.name in buffers:
                 np.copyto(buffers[spec.name], array.reshape(buffers[spec.name].shape))
                 array = buffers[spec.name]

@@ -116,9 +116,7 @@ def tensor_type(value_type: MIL_pb2.ValueType) -> TensorType | None:
     t = value_type.tensorType
     if t.rank < 0:
         return TensorType(t.dataType, None)
-    dims = tuple(
-        int(d.constant.size) if d.WhichOneof("dimension") == "constant" else -1 for d in t.dimensions
-    )
+    dims = tuple(int(d.constant.size) if d.WhichOneof("dimension") == "constant" else -1 for d in t.dimensions)
     return TensorType(t.dataType, dims)
 
 

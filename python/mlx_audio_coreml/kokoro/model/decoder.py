@@ -67,9 +67,7 @@ class Decoder(nn.Module):
         self._check(features)
         return self.forward(features.asr, features.f0, features.energy, features.style, key)
 
-    def forward(
-        self, asr: mx.array, f0: mx.array, energy: mx.array, style: mx.array, key: mx.array | None
-    ) -> mx.array:
+    def forward(self, asr: mx.array, f0: mx.array, energy: mx.array, style: mx.array, key: mx.array | None) -> mx.array:
         """hexgrad's Decoder.forward on plain arrays (asr channels first), without shape checks."""
         return self.generator(self.frames(asr, f0, energy, style), style, f0, key)
 

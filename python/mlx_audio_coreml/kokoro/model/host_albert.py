@@ -53,7 +53,9 @@ class HostAlbert:
         attention = layer.attention
         self.heads = attention.num_heads
         head_dim = attention.query.weight.shape[0] // self.heads
-        self.qkv = host_linear.fused([attention.query, attention.key, attention.value], False, scales=[head_dim**-0.5, 1.0, 1.0])
+        self.qkv = host_linear.fused(
+            [attention.query, attention.key, attention.value], False, scales=[head_dim**-0.5, 1.0, 1.0]
+        )
         self.dense = host_linear.from_layer(attention.dense, int8=False)
         self.ffn = host_linear.from_layer(layer.ffn, int8=False)
         self.ffn_output = host_linear.from_layer(layer.ffn_output, int8=False)

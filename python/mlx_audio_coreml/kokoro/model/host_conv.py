@@ -116,7 +116,9 @@ class HostConv1d:
         last = (rows.stop - 1) * self.stride + 1
         for tap in range(self.kernel):  # tap j reads frame t * stride + j * dilation
             offset = tap * self.dilation
-            columns[:, tap * self.in_channels : (tap + 1) * self.in_channels] = x[first + offset : last + offset : self.stride]
+            columns[:, tap * self.in_channels : (tap + 1) * self.in_channels] = x[
+                first + offset : last + offset : self.stride
+            ]
         return columns
 
     def _rows(self, x: np.ndarray, rows: slice, out: np.ndarray) -> None:
@@ -143,7 +145,9 @@ class HostConvTranspose1d:
         """(L, in) -> ((L - 1) stride + k - 2 padding, out)."""
         length, stride, kernel = x.shape[0], self.stride, self.kernel
         pieces = -(-kernel // stride)
-        spread = np.zeros((length, pieces * stride * self.out_channels), np.float32)  # (L, k' * out), k' = pieces * stride
+        spread = np.zeros(
+            (length, pieces * stride * self.out_channels), np.float32
+        )  # (L, k' * out), k' = pieces * stride
         used = spread[:, : kernel * self.out_channels]
         host_pool.run_all(
             lambda rows: onednn.sgemm(np.ascontiguousarray(x[rows]), self.weight, used[rows], b_transposed=True),

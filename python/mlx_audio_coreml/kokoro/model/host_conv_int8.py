@@ -52,7 +52,9 @@ class HostConv1dInt8(HostConv1d):
         result = np.empty((length, self.out_channels), np.float32) if out is None else out
         quantized, scale = quantize(x_padded)
         factors = (self.scales * scale).astype(np.float32)  # (out,): both scales at once
-        host_pool.run_all(lambda rows: self._int8_rows(quantized, rows, result[rows], factors), host_pool.row_blocks(length, ROWS))
+        host_pool.run_all(
+            lambda rows: self._int8_rows(quantized, rows, result[rows], factors), host_pool.row_blocks(length, ROWS)
+        )
         return result
 
     def _int8_rows(self, x: np.ndarray, rows: slice, out: np.ndarray, factors: np.ndarray) -> None:

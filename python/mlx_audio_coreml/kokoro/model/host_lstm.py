@@ -32,7 +32,9 @@ class HostBiLSTM:
         biases = [lstm.bias_ih_l0 + lstm.bias_hh_l0, lstm.bias_ih_l0_reverse + lstm.bias_hh_l0_reverse]
         self.bias = np.concatenate([np.asarray(b, np.float32) for b in biases])  # (8H,)
         # (H, 4H) each: h @ w_hh.T as a row times a plain matrix
-        self.w_hh_t = [np.ascontiguousarray(np.asarray(w, np.float32).T) for w in (lstm.weight_hh_l0, lstm.weight_hh_l0_reverse)]
+        self.w_hh_t = [
+            np.ascontiguousarray(np.asarray(w, np.float32).T) for w in (lstm.weight_hh_l0, lstm.weight_hh_l0_reverse)
+        ]
         # sigmoid(x) = 0.5 tanh(x / 2) + 0.5 for i, f, o; tanh itself for g: one tanh over all gates
         half = np.full(4 * hidden, 0.5, np.float32)
         half[2 * hidden : 3 * hidden] = 1.0
@@ -60,7 +62,12 @@ class HostBiLSTM:
             np.tanh(gates, out=gates)
             gates *= self.post
             gates += self.shift
-            i, f, g, o = gates[:, :hidden], gates[:, hidden : 2 * hidden], gates[:, 2 * hidden : 3 * hidden], gates[:, 3 * hidden :]
+            i, f, g, o = (
+                gates[:, :hidden],
+                gates[:, hidden : 2 * hidden],
+                gates[:, 2 * hidden : 3 * hidden],
+                gates[:, 3 * hidden :],
+            )
             c *= f
             c += i * g
             np.multiply(o, np.tanh(c), out=h)

@@ -64,8 +64,13 @@ PHONEME_SPLITTERS = Splitters(
 class Chunker:
     """Cuts sources into `TextChunk`s with one phonemizer and one vocabulary."""
 
-    def __init__(self, phonemize: Phonemize, vocab: Vocab, splitters: Splitters = TEXT_SPLITTERS,
-                 max_tokens: int = MAX_PHONEME_TOKENS) -> None:
+    def __init__(
+        self,
+        phonemize: Phonemize,
+        vocab: Vocab,
+        splitters: Splitters = TEXT_SPLITTERS,
+        max_tokens: int = MAX_PHONEME_TOKENS,
+    ) -> None:
         self.phonemize = phonemize
         self.vocab = vocab
         self.splitters = splitters
@@ -110,8 +115,11 @@ class Chunker:
         if first is None or len(first.token_ids) + 1 + len(second.token_ids) > self.max_tokens:
             return None
         space = tuple(tokenize(" ", self.vocab))
-        return TextChunk(f"{first.text} {second.text}", f"{first.phonemes} {second.phonemes}",
-                         first.token_ids + space + second.token_ids)
+        return TextChunk(
+            f"{first.text} {second.text}",
+            f"{first.phonemes} {second.phonemes}",
+            first.token_ids + space + second.token_ids,
+        )
 
     def _fit(self, text: str, level: int) -> list[TextChunk]:
         """`text` as chunks within the limit: itself, else its clauses (level 1), else words."""

@@ -44,8 +44,9 @@ class TextFrontend:
         """Phonemes for `text` in Kokoro's symbols, without chunking."""
         return self.g2p(language)(text)
 
-    def chunks(self, text: str | None = None, *, phonemes: str | None = None, language: str | None = None,
-               merge: bool = True) -> Iterator[TextChunk]:
+    def chunks(
+        self, text: str | None = None, *, phonemes: str | None = None, language: str | None = None, merge: bool = True
+    ) -> Iterator[TextChunk]:
         """Chunks of `text`, or of `phonemes` given directly (G2P skipped); exactly one of the two."""
         if (text is None) == (phonemes is None):
             raise ValueError("give either text or phonemes, not both")

@@ -25,8 +25,15 @@ _FLAG = re.compile(r"\([^()]*\)")
 _SYLLABIC_CONSONANT = re.compile(r"(\S)" + SYLLABIC)
 
 _TIED_ANY_LANGUAGE = {
-    "a^ɪ": "I", "a^ʊ": "W", "e^ɪ": "A", "ɔ^ɪ": "Y",
-    "d^ʒ": "ʤ", "t^ʃ": "ʧ", "d^z": "ʣ", "t^s": "ʦ", "s^s": "S",
+    "a^ɪ": "I",
+    "a^ʊ": "W",
+    "e^ɪ": "A",
+    "ɔ^ɪ": "Y",
+    "d^ʒ": "ʤ",
+    "t^ʃ": "ʧ",
+    "d^z": "ʣ",
+    "t^s": "ʦ",
+    "s^s": "S",
 }
 _OTHER_LANGUAGES = {**_TIED_ANY_LANGUAGE, "o^ʊ": "O", "ə^ʊ": "Q"}
 
@@ -35,10 +42,18 @@ _ENGLISH_TIED = {**_TIED_ANY_LANGUAGE, "ə^l": "ᵊl"}  # espeak 1.51's syllabic
 _AMERICAN_TIED = {"o^ʊ": "O", "ə^ʊ": "O"}
 _BRITISH_TIED = {"e^ə": "ɛː", "ə^ʊ": "Q", "o^ʊ": "Q"}
 _ENGLISH_PLAIN = {
-    "ʔˌn" + SYLLABIC: "tᵊn", "ʔn" + SYLLABIC: "tᵊn",  # "button": glottal stop + syllabic n
-    "ʲo": "jo", "ʲə": "jə", "ʲ": "",
-    "ɚ": "əɹ", "ɝ": "ɜɹ", "ɐ": "ə",
-    "r": "ɹ", "x": "k", "ç": "k", "ɬ": "l",
+    "ʔˌn" + SYLLABIC: "tᵊn",
+    "ʔn" + SYLLABIC: "tᵊn",  # "button": glottal stop + syllabic n
+    "ʲo": "jo",
+    "ʲə": "jə",
+    "ʲ": "",
+    "ɚ": "əɹ",
+    "ɝ": "ɜɹ",
+    "ɐ": "ə",
+    "r": "ɹ",
+    "x": "k",
+    "ç": "k",
+    "ɬ": "l",
     NASAL: "",
 }
 _AMERICAN_PLAIN = {"ɜːɹ": "ɜɹ", "ɜː": "ɜɹ", "ɪə": "iə"}

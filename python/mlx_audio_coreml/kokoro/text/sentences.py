@@ -25,16 +25,77 @@ LEADING = frozenset('(“"')
 TRAILING = frozenset(';:,.!?—…")”')
 
 # Titles before a name: a period after them never ends a sentence.
-TITLES = frozenset({
-    "mr", "mrs", "ms", "dr", "prof", "sr", "jr", "st", "mt", "rev", "hon", "gen", "col", "capt", "lt", "sgt",
-    "gov", "pres", "sen", "rep", "fr", "messrs", "mme", "mlle",
-})
+TITLES = frozenset(
+    {
+        "mr",
+        "mrs",
+        "ms",
+        "dr",
+        "prof",
+        "sr",
+        "jr",
+        "st",
+        "mt",
+        "rev",
+        "hon",
+        "gen",
+        "col",
+        "capt",
+        "lt",
+        "sgt",
+        "gov",
+        "pres",
+        "sen",
+        "rep",
+        "fr",
+        "messrs",
+        "mme",
+        "mlle",
+    }
+)
 # Other abbreviations: their period stays with the word (espeak reads "e.g." as "for example").
-ABBREVIATIONS = frozenset({
-    "e.g", "i.e", "etc", "vs", "cf", "al", "approx", "dept", "est", "fig", "inc", "ltd", "co", "corp", "no",
-    "nos", "vol", "vols", "pp", "ch", "sec", "ca", "min", "max", "jan", "feb", "mar", "apr", "jun", "jul", "aug",
-    "sep", "sept", "oct", "nov", "dec", "a.m", "p.m",
-})
+ABBREVIATIONS = frozenset(
+    {
+        "e.g",
+        "i.e",
+        "etc",
+        "vs",
+        "cf",
+        "al",
+        "approx",
+        "dept",
+        "est",
+        "fig",
+        "inc",
+        "ltd",
+        "co",
+        "corp",
+        "no",
+        "nos",
+        "vol",
+        "vols",
+        "pp",
+        "ch",
+        "sec",
+        "ca",
+        "min",
+        "max",
+        "jan",
+        "feb",
+        "mar",
+        "apr",
+        "jun",
+        "jul",
+        "aug",
+        "sep",
+        "sept",
+        "oct",
+        "nov",
+        "dec",
+        "a.m",
+        "p.m",
+    }
+)
 
 _REPLACEMENTS = (
     (re.compile(r"\r\n?"), "\n"),
@@ -45,11 +106,16 @@ _REPLACEMENTS = (
     (re.compile(r"\u00bb"), "”"),
     (re.compile(r"[\[{]"), "("),
     (re.compile(r"[\]}]"), ")"),
-    (re.compile(r"[。．](?!\s)"), ". "), (re.compile(r"[。．]"), "."),  # full-width marks (CJK text)
-    (re.compile(r"[、，](?!\s)"), ", "), (re.compile(r"[、，]"), ","),
-    (re.compile(r"！(?!\s)"), "! "), (re.compile(r"！"), "!"),
-    (re.compile(r"？(?!\s)"), "? "), (re.compile(r"？"), "?"),
-    (re.compile(r"；"), "; "), (re.compile(r"："), ": "),
+    (re.compile(r"[。．](?!\s)"), ". "),
+    (re.compile(r"[。．]"), "."),  # full-width marks (CJK text)
+    (re.compile(r"[、，](?!\s)"), ", "),
+    (re.compile(r"[、，]"), ","),
+    (re.compile(r"！(?!\s)"), "! "),
+    (re.compile(r"！"), "!"),
+    (re.compile(r"？(?!\s)"), "? "),
+    (re.compile(r"？"), "?"),
+    (re.compile(r"；"), "; "),
+    (re.compile(r"："), ": "),
     (re.compile(r"[¿¡]"), ""),  # Spanish opening marks: no token, and espeak reads the closing one
     (re.compile(r"[ \t\f\v\u00a0]+"), " "),
 )

@@ -1,6 +1,6 @@
 """Kokoro-82M weights: every format read into one canonical state (see KOKORO.md), and the installer.
 
-    weights = load_kokoro_folder(path)     # KokoroWeights(config, state, vocab, voices, format)
+weights = load_kokoro_folder(path)     # KokoroWeights(config, state, vocab, voices, format)
 """
 
 from __future__ import annotations

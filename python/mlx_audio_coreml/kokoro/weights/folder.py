@@ -54,7 +54,9 @@ def load_kokoro_folder(path: str | Path) -> KokoroWeights:
     if config_path.is_file() and (len(safetensors) == 1 or (folder / "model.safetensors").is_file()):
         config = _read_json(config_path)
         source = folder / "model.safetensors" if (folder / "model.safetensors").is_file() else safetensors[0]
-        return _weights(config, load_safetensors_state(source, canonical_shapes(config)), _voices(folder), "safetensors")
+        return _weights(
+            config, load_safetensors_state(source, canonical_shapes(config)), _voices(folder), "safetensors"
+        )
     if config_path.is_file() and len(pths) == 1:
         config = _read_json(config_path)
         return _weights(config, load_pth_state(pths[0], canonical_shapes(config)), _voices(folder), "pth")

@@ -52,7 +52,9 @@ def load_safetensors_state(path: Path, expected: Shapes) -> dict[str, np.ndarray
     """Ours (canonical) or mlx-audio's layout; the names are mapped back before the strict check."""
     tensors = read_safetensors(path)
     if any(k.endswith((".scales", ".biases")) for k in tensors):
-        raise KokoroWeightsError(str(path), "quantized MLX weights (scales/biases) are not read; use a bf16 or fp32 file")
+        raise KokoroWeightsError(
+            str(path), "quantized MLX weights (scales/biases) are not read; use a bf16 or fp32 file"
+        )
     return canonicalize({_from_mlx_audio(k): v for k, v in tensors.items()}, expected, str(path))
 
 

@@ -58,7 +58,9 @@ def _write_voices(npz_path: Path, folder: Path) -> None:
         for name in packs.files:
             pack = np.asarray(packs[name], dtype=np.float32)
             if pack.shape != VOICE_SHAPE:
-                raise KokoroWeightsError(str(npz_path), f"voice {name!r} has shape {pack.shape}, expected {VOICE_SHAPE}")
+                raise KokoroWeightsError(
+                    str(npz_path), f"voice {name!r} has shape {pack.shape}, expected {VOICE_SHAPE}"
+                )
             np.save(folder / f"{name}.npy", pack)
 
 

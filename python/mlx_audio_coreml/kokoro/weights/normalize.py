@@ -51,7 +51,9 @@ def drop_unused(state: Mapping[str, np.ndarray], source: str) -> dict[str, np.nd
         if key.endswith((".norm.weight", ".norm.bias")):  # only AdaIN1d has a `.norm` child
             identity = 1.0 if key.endswith(".weight") else 0.0
             if not np.allclose(value, identity):
-                raise KokoroWeightsError(source, f"{key} is not the identity; the model's InstanceNorm has no affine part")
+                raise KokoroWeightsError(
+                    source, f"{key} is not the identity; the model's InstanceNorm has no affine part"
+                )
             continue
         out[key] = value
     return out
@@ -62,7 +64,12 @@ def fix_layouts(state: Mapping[str, np.ndarray], expected: Mapping[str, tuple[in
     out: dict[str, np.ndarray] = {}
     for key, value in state.items():
         want = expected.get(key)
-        if want is not None and value.ndim == 3 and tuple(value.shape) != want and value.shape == (want[0], want[2], want[1]):
+        if (
+            want is not None
+            and value.ndim == 3
+            and tuple(value.shape) != want
+            and value.shape == (want[0], want[2], want[1])
+        ):
             value = value.transpose(0, 2, 1)
         out[key] = np.ascontiguousarray(value, dtype=np.float32)
     return out

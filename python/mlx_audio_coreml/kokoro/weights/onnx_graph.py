@@ -157,9 +157,14 @@ class OnnxGraph:
 
 
 _KINDS = {
-    "Conv": "conv", "ConvInteger": "conv", "ConvTranspose": "conv",
-    "MatMul": "linear", "MatMulInteger": "linear", "Gemm": "linear",
-    "LSTM": "lstm", "DynamicQuantizeLSTM": "lstm",
+    "Conv": "conv",
+    "ConvInteger": "conv",
+    "ConvTranspose": "conv",
+    "MatMul": "linear",
+    "MatMulInteger": "linear",
+    "Gemm": "linear",
+    "LSTM": "lstm",
+    "DynamicQuantizeLSTM": "lstm",
     "Gather": "embedding",
 }
 
@@ -186,9 +191,9 @@ def module_path(node_name: str) -> str:
 def torch_name(initializer: str) -> str | None:
     """A float initializer's canonical key ('encoder.bert.x' -> 'bert.x'), or None for graph constants."""
     if initializer.startswith("encoder."):
-        return initializer[len("encoder."):]
+        return initializer[len("encoder.") :]
     if initializer.startswith("decoder.decoder."):
-        return "decoder." + initializer[len("decoder.decoder."):]
+        return "decoder." + initializer[len("decoder.decoder.") :]
     return None
 
 

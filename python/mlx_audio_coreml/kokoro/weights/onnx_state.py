@@ -26,7 +26,9 @@ def load_onnx_state(path: str | Path) -> dict[str, np.ndarray]:
     try:
         import onnx
     except ImportError as exc:
-        raise KokoroWeightsError(str(path), "reading ONNX graphs needs `onnx` (pip install 'mlx-audio-coreml[kokoro-convert]')") from exc
+        raise KokoroWeightsError(
+            str(path), "reading ONNX graphs needs `onnx` (pip install 'mlx-audio-coreml[kokoro-convert]')"
+        ) from exc
     try:
         model = onnx.load(str(path))
     except Exception as exc:  # onnx raises DecodeError, OSError, ... for a broken file
@@ -76,8 +78,11 @@ def torch_lstm_to_onnx(state: Mapping[str, np.ndarray], prefix: str) -> tuple[np
     for suffix in ("", "_reverse"):
         ws.append(onnx_gates(state[f"{prefix}.weight_ih_l0{suffix}"]))
         rs.append(onnx_gates(state[f"{prefix}.weight_hh_l0{suffix}"]))
-        bs.append(np.concatenate([onnx_gates(state[f"{prefix}.bias_ih_l0{suffix}"]),
-                                  onnx_gates(state[f"{prefix}.bias_hh_l0{suffix}"])]))
+        bs.append(
+            np.concatenate(
+                [onnx_gates(state[f"{prefix}.bias_ih_l0{suffix}"]), onnx_gates(state[f"{prefix}.bias_hh_l0{suffix}"])]
+            )
+        )
     return np.stack(ws), np.stack(rs), np.stack(bs)
 
 

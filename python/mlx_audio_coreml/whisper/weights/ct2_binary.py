@@ -60,7 +60,9 @@ def read_model_bin(path: Path) -> CT2Model:
     cursor = _Cursor(memoryview(data), path)
     (version,) = cursor.unpack("<I")
     if version not in SUPPORTED_VERSIONS:
-        raise CorruptModelFile(str(path), f"unsupported CTranslate2 binary version {version} (known {SUPPORTED_VERSIONS})")
+        raise CorruptModelFile(
+            str(path), f"unsupported CTranslate2 binary version {version} (known {SUPPORTED_VERSIONS})"
+        )
     spec = cursor.string()
     (revision,) = cursor.unpack("<I")
     (count,) = cursor.unpack("<I")
@@ -94,7 +96,9 @@ def _read_variable(cursor: _Cursor, data: np.ndarray) -> tuple[str, np.ndarray]:
         raise CorruptModelFile(str(cursor.path), f"variable {name}: unknown dtype code {code}")
     expected = int(np.prod(dims, dtype=np.int64)) * np.dtype(dtype).itemsize
     if expected != nbytes:
-        raise CorruptModelFile(str(cursor.path), f"variable {name}: {nbytes} bytes for shape {list(dims)} of {np.dtype(dtype)}")
+        raise CorruptModelFile(
+            str(cursor.path), f"variable {name}: {nbytes} bytes for shape {list(dims)} of {np.dtype(dtype)}"
+        )
     array = data[start : start + nbytes].view(dtype).reshape(dims)
     return name, _bf16_to_float32(array) if code == _BF16 else array
 
@@ -103,7 +107,9 @@ def _bf16_to_float32(bits: np.ndarray) -> np.ndarray:
     return (bits.astype(np.uint32) << 16).view(np.float32)
 
 
-def write_model_bin(path: Path, spec: str, revision: int, variables: dict[str, np.ndarray], aliases: dict[str, str] | None = None) -> None:
+def write_model_bin(
+    path: Path, spec: str, revision: int, variables: dict[str, np.ndarray], aliases: dict[str, str] | None = None
+) -> None:
     """Write a version-6 model.bin atomically (temp file, then rename)."""
     codes = {np.dtype(t): c for c, t in _DTYPES.items()}
     parts = [struct.pack("<I", 6), _pack_string(spec), struct.pack("<I", revision), struct.pack("<I", len(variables))]

@@ -124,7 +124,9 @@ def _split_fused(prefix: str, value: np.ndarray, names: tuple[str, ...], field: 
     return {f"{prefix}.{n}.{field}": p for n, p in zip(names, parts) if not (n == "key" and field == "bias")}
 
 
-def _dimensions(tensors: dict[str, np.ndarray], positions: np.ndarray | None, scalars: dict[str, Any], path: Path) -> ModelDimensions:
+def _dimensions(
+    tensors: dict[str, np.ndarray], positions: np.ndarray | None, scalars: dict[str, Any], path: Path
+) -> ModelDimensions:
     try:
         conv1 = tensors["encoder.conv1.weight"]  # (out, k, in)
         embedding = tensors["decoder.token_embedding.weight"]

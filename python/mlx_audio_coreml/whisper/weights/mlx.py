@@ -58,7 +58,9 @@ def read(model_dir: Path) -> WeightsFile:
     return WeightsFile(FORMAT, dims, tensors, [path], extra, quantization=quantization)
 
 
-def save(model: Whisper, out_dir: Path, *, file_name: str = "weights.safetensors", quantization: dict[str, int] | None = None) -> Path:
+def save(
+    model: Whisper, out_dir: Path, *, file_name: str = "weights.safetensors", quantization: dict[str, int] | None = None
+) -> Path:
     """Write `model` as an MLX-format folder, the way mlx-examples' convert.py lays it out.
 
     The folder appears whole or not at all (written beside it, then renamed). `quantization` is

@@ -33,8 +33,12 @@ _SCHEMA_DTYPES: dict[str, str] = {
     "Int32": "int32",
     "Int8": "int8",
 }
-_DESCRIPTIVE_KEYS = {"shortDescription": "shortDescription", "author": "author", "license": "license",
-                     "version": "versionString"}
+_DESCRIPTIVE_KEYS = {
+    "shortDescription": "shortDescription",
+    "author": "author",
+    "license": "license",
+    "version": "versionString",
+}
 
 
 def is_compiled_model(path: Path) -> bool:
@@ -106,7 +110,9 @@ def _description(path: Path, main: MIL_pb2.Function, metadata: Mapping[str, Any]
     )
 
 
-def _tensors(path: Path, role: str, program_types: Mapping[str, TensorType | None], schema: Any) -> tuple[TensorSpec, ...]:
+def _tensors(
+    path: Path, role: str, program_types: Mapping[str, TensorType | None], schema: Any
+) -> tuple[TensorSpec, ...]:
     """The tensors in the schema's order, checked against the program; the program's when no schema."""
     if not schema:
         return tuple(_from_program(path, role, name, t) for name, t in program_types.items())

@@ -61,7 +61,7 @@ def proto_opset(text: str) -> str | None:
     """`ios17` -> `CoreML7`; a `CoreML<N>` spelling passes through; None for anything else."""
     if text in _PROTO_OPSETS:
         return _PROTO_OPSETS[text]
-    if text.startswith("CoreML") and text[len("CoreML"):].isdigit():
+    if text.startswith("CoreML") and text[len("CoreML") :].isdigit():
         return text
     return None
 

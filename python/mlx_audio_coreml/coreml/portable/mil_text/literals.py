@@ -106,7 +106,9 @@ def encode_tensor(cursor: Cursor, out: MIL_pb2.TensorValue, dtype: int, items: l
         out.bools.values.extend(_bool(cursor, t) for t in items)
         return
     if dtype not in NUMPY_DTYPES:
-        raise cursor.error(f"literal values of type {DTYPE_NAMES.get(dtype, dtype)} are not supported", items[0] if items else None)
+        raise cursor.error(
+            f"literal values of type {DTYPE_NAMES.get(dtype, dtype)} are not supported", items[0] if items else None
+        )
     array = _numbers(cursor, dtype, items)
     field = _LIST_FIELDS.get(dtype, "bytes")
     getattr(out, field).SetInParent()  # an empty tensor still says which field it would use

@@ -111,8 +111,9 @@ def _function(cursor: Cursor, program: MIL_pb2.Program) -> None:
     _block(cursor, {i.name for i in inputs}, function.block_specializations[opset])  # built in place: no copy
 
 
-def _specialize(cursor: Cursor, program: MIL_pb2.Program, name: Token, opset: str,
-                inputs: list[MIL_pb2.NamedValueType]) -> MIL_pb2.Function:
+def _specialize(
+    cursor: Cursor, program: MIL_pb2.Program, name: Token, opset: str, inputs: list[MIL_pb2.NamedValueType]
+) -> MIL_pb2.Function:
     """The function `name`, made on its first appearance; later ones add an opset specialization."""
     if name.text not in program.functions:
         function = program.functions[name.text]
@@ -221,4 +222,3 @@ def _reference(cursor: Cursor, scope: set[str]) -> str:
     if token.text not in scope:
         raise cursor.error(f"'{token.text}' is used before it is defined", token)
     return token.text
-

@@ -49,9 +49,25 @@ def _along_axis(param: np.ndarray, rank: int, axis: int) -> np.ndarray:
     return param.reshape(shape)
 
 
-_STATIC_ALL = ("quantized_data", "zero_point", "scale", "axis", "source_val", "output_dtype",
-               "indices", "lut", "shape", "nonzero_data", "mask", "data", "offset",
-               "vector_axis", "indices_mask", "indices_nonzero_data", "data_mask")
+_STATIC_ALL = (
+    "quantized_data",
+    "zero_point",
+    "scale",
+    "axis",
+    "source_val",
+    "output_dtype",
+    "indices",
+    "lut",
+    "shape",
+    "nonzero_data",
+    "mask",
+    "data",
+    "offset",
+    "vector_axis",
+    "indices_mask",
+    "indices_nonzero_data",
+    "data_mask",
+)
 
 
 @register("constexpr_affine_dequantize", static=_STATIC_ALL)
@@ -142,8 +158,9 @@ def lut_to_sparse(ctx: OpContext, indices_mask, indices_nonzero_data, lut, vecto
 @register("constexpr_sparse_blockwise_shift_scale", static=_STATIC_ALL)
 def sparse_blockwise_shift_scale(ctx: OpContext, data_mask, nonzero_data, scale, offset=None):
     mask = _np(data_mask)
-    dense = shift_scale(sparse_to_dense_values(_np(nonzero_data), mask), _np(scale),
-                        None if offset is None else _np(offset))
+    dense = shift_scale(
+        sparse_to_dense_values(_np(nonzero_data), mask), _np(scale), None if offset is None else _np(offset)
+    )
     return mx.array(mask.astype(np.uint8)), mx.array(_as_computable(dense[mask != 0]))
 
 

@@ -31,8 +31,12 @@ def same_padding(
 
 
 def resolve_padding(
-    pad_type: str, pad: Sequence[int] | None, spatial: Sequence[int], kernel: Sequence[int],
-    strides: Sequence[int], dilations: Sequence[int],
+    pad_type: str,
+    pad: Sequence[int] | None,
+    spatial: Sequence[int],
+    kernel: Sequence[int],
+    strides: Sequence[int],
+    dilations: Sequence[int],
 ) -> list[tuple[int, int]]:
     if pad_type in ("same", "same_lower"):
         return same_padding(pad_type, spatial, kernel, strides, dilations)
@@ -51,13 +55,24 @@ def channels_first(x: mx.array) -> mx.array:
 
 def _spatial_params(x: mx.array, strides, dilations) -> tuple[int, list[int], list[int]]:
     n = x.ndim - 2
-    return n, as_ints(strides) if strides is not None else [1] * n, as_ints(dilations) if dilations is not None else [1] * n
+    return (
+        n,
+        as_ints(strides) if strides is not None else [1] * n,
+        as_ints(dilations) if dilations is not None else [1] * n,
+    )
 
 
 @register("conv", static=("strides", "pad_type", "pad", "dilations", "groups"))
 def conv(
-    ctx: OpContext, x: mx.array, weight: mx.array, bias: mx.array | None = None, strides=None,
-    pad_type="valid", pad=None, dilations=None, groups=1,
+    ctx: OpContext,
+    x: mx.array,
+    weight: mx.array,
+    bias: mx.array | None = None,
+    strides=None,
+    pad_type="valid",
+    pad=None,
+    dilations=None,
+    groups=1,
 ) -> mx.array:
     kernel = weight.shape[2:]
     pointwise = all(k == 1 for k in kernel) and as_int(groups) == 1
@@ -68,17 +83,27 @@ def conv(
 
 
 def conv_channels_last(
-    ctx: OpContext, x: mx.array, weight: mx.array, bias: mx.array | None = None, strides=None,
-    pad_type="valid", pad=None, dilations=None, groups=1,
+    ctx: OpContext,
+    x: mx.array,
+    weight: mx.array,
+    bias: mx.array | None = None,
+    strides=None,
+    pad_type="valid",
+    pad=None,
+    dilations=None,
+    groups=1,
 ) -> mx.array:
     """conv on channels-last x (N, *D, C_in) -> channels-last (N, *D', C_out); MIL's weight layout."""
     n = x.ndim - 2
     strides, dilations = _ints_or_ones(strides, n), _ints_or_ones(dilations, n)
     kernel = list(weight.shape[2:])
-    pads = resolve_padding(as_str(pad_type), as_ints(pad) if pad is not None else None,
-                           x.shape[1:-1], kernel, strides, dilations)
+    pads = resolve_padding(
+        as_str(pad_type), as_ints(pad) if pad is not None else None, x.shape[1:-1], kernel, strides, dilations
+    )
     dtype = compute_dtype(x.dtype)
-    w = ctx.derived("weight", "weight", lambda: mx.contiguous(mx.moveaxis(weight, 1, -1).astype(dtype)))  # (C_out, *K, C_in/g)
+    w = ctx.derived(
+        "weight", "weight", lambda: mx.contiguous(mx.moveaxis(weight, 1, -1).astype(dtype))
+    )  # (C_out, *K, C_in/g)
     # spatial axes of size 1 that the kernel does not move along (the unit axis of (N, C, 1, S)
     # programs) are dropped: a 1-D convolution is cheaper than the same work as a 2-D one
     unit = [x.shape[1 + i] == 1 and kernel[i] == 1 and strides[i] == 1 and pads[i] == (0, 0) for i in range(n)]
@@ -86,7 +111,10 @@ def conv_channels_last(
     x_kept = x.reshape((x.shape[0],) + tuple(x.shape[1 + i] for i in keep) + (x.shape[-1],))  # (N, *D_kept, C)
     w_kept = w.reshape((w.shape[0],) + tuple(kernel[i] for i in keep) + (w.shape[-1],))
     y = grouped_conv(
-        x_kept.astype(dtype), w_kept, as_int(groups), stride=[strides[i] for i in keep],
+        x_kept.astype(dtype),
+        w_kept,
+        as_int(groups),
+        stride=[strides[i] for i in keep],
         padding=([pads[i][0] for i in keep], [pads[i][1] for i in keep]),
         kernel_dilation=[dilations[i] for i in keep],
     )
@@ -135,8 +163,16 @@ def _transpose_weight(weight: mx.array, groups: int) -> mx.array:
 
 @register("conv_transpose", static=("pad", "output_shape", "pad_type", "strides", "dilations", "groups"))
 def conv_transpose(
-    ctx: OpContext, x: mx.array, weight: mx.array, bias: mx.array | None = None, pad=None,
-    output_shape=None, pad_type="valid", strides=None, dilations=None, groups=1,
+    ctx: OpContext,
+    x: mx.array,
+    weight: mx.array,
+    bias: mx.array | None = None,
+    pad=None,
+    output_shape=None,
+    pad_type="valid",
+    strides=None,
+    dilations=None,
+    groups=1,
 ) -> mx.array:
     n, strides, dilations = _spatial_params(x, strides, dilations)
     groups = as_int(groups)
@@ -152,8 +188,14 @@ def conv_transpose(
     dtype = compute_dtype(x.dtype)
     w = ctx.derived("weight", "weight", lambda: mx.contiguous(_transpose_weight(weight, groups).astype(dtype)))
     y = grouped_conv(
-        channels_last(x.astype(dtype)), w, groups, stride=1, padding=(lo, hi), kernel_dilation=dilations,
-        input_dilation=strides, flip=True,
+        channels_last(x.astype(dtype)),
+        w,
+        groups,
+        stride=1,
+        padding=(lo, hi),
+        kernel_dilation=dilations,
+        input_dilation=strides,
+        flip=True,
     )
     if any(t != (0, 0) for t in trims):
         y = y[(slice(None),) + tuple(slice(b, y.shape[1 + i] - e) for i, (b, e) in enumerate(trims))]

@@ -72,14 +72,39 @@ def _crop(x: mx.array, boxes: mx.array, indices: mx.array, size: tuple[int, int]
     return mx.where(outside[:, None], mx.array(params["pad_value"], dtype=values.dtype), values)
 
 
-@register("crop_resize", static=("target_height", "target_width", "normalized_coordinates", "spatial_scale",
-                                 "box_coordinate_mode", "sampling_mode", "pad_value"))
-def crop_resize(ctx: OpContext, x: mx.array, roi: mx.array | None = None, boxes: mx.array | None = None,
-                box_indices: mx.array | None = None, target_height=1, target_width=1, normalized_coordinates=False,
-                spatial_scale=1.0, box_coordinate_mode="CORNERS_HEIGHT_FIRST", sampling_mode="DEFAULT",
-                pad_value=0.0) -> mx.array:
-    params = dict(normalized=as_bool(normalized_coordinates), spatial_scale=as_float(spatial_scale),
-                  box_mode=as_str(box_coordinate_mode), sampling=as_str(sampling_mode), pad_value=as_float(pad_value))
+@register(
+    "crop_resize",
+    static=(
+        "target_height",
+        "target_width",
+        "normalized_coordinates",
+        "spatial_scale",
+        "box_coordinate_mode",
+        "sampling_mode",
+        "pad_value",
+    ),
+)
+def crop_resize(
+    ctx: OpContext,
+    x: mx.array,
+    roi: mx.array | None = None,
+    boxes: mx.array | None = None,
+    box_indices: mx.array | None = None,
+    target_height=1,
+    target_width=1,
+    normalized_coordinates=False,
+    spatial_scale=1.0,
+    box_coordinate_mode="CORNERS_HEIGHT_FIRST",
+    sampling_mode="DEFAULT",
+    pad_value=0.0,
+) -> mx.array:
+    params = dict(
+        normalized=as_bool(normalized_coordinates),
+        spatial_scale=as_float(spatial_scale),
+        box_mode=as_str(box_coordinate_mode),
+        sampling=as_str(sampling_mode),
+        pad_value=as_float(pad_value),
+    )
     size = (as_int(target_height), as_int(target_width))
     if roi is None:  # iOS17: (N, 4) boxes, each from the image box_indices[n]
         if boxes is None:

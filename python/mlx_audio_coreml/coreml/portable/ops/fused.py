@@ -38,7 +38,12 @@ def _join_heads(t: mx.array, channels_first_output: bool) -> mx.array:
 
 
 def multi_head_attention(
-    ctx: OpContext, query: mx.array, key: mx.array, value: mx.array, heads: int, scale: float,
+    ctx: OpContext,
+    query: mx.array,
+    key: mx.array,
+    value: mx.array,
+    heads: int,
+    scale: float,
     channels_first: bool,
 ) -> mx.array:
     """softmax(scale * q_h k_h^T) v_h for every head h, heads laid side by side on the channel axis.
@@ -66,8 +71,14 @@ def pointwise_channels_last(ctx: OpContext, x: mx.array, weight: mx.array, bias:
     return mx.addmm(bias.astype(dtype), x.astype(dtype), w.T).astype(x.dtype)  # bias added by the GEMM
 
 
-def conv_to_channels_last(ctx: OpContext, x: mx.array, weight: mx.array, bias: mx.array | None = None,
-                          input_channels_last: bool = False, **params: Any) -> mx.array:
+def conv_to_channels_last(
+    ctx: OpContext,
+    x: mx.array,
+    weight: mx.array,
+    bias: mx.array | None = None,
+    input_channels_last: bool = False,
+    **params: Any,
+) -> mx.array:
     """MIL's conv with its output left channels-last (and its input already so, when flagged)."""
     x_last = x if input_channels_last else mx.moveaxis(x, 1, -1)  # (N, *D, C)
     return conv_channels_last(ctx, x_last, weight, bias, **params)
@@ -81,7 +92,9 @@ def product_gelu(ctx: OpContext, product: str, **params: Any) -> mx.array:
     x, weight, bias = params["x"], params["weight"], params.get("bias")
     if product != CONV_TO_CHANNELS_LAST.name and host_products.applies(ctx, x, {"weight": weight, "bias": bias}):
         return host_products.linear(ctx, x, weight, bias, activation=host_math.gelu_np_)
-    first = {"linear": linear, POINTWISE_CHANNELS_LAST.name: pointwise_channels_last}.get(product, conv_to_channels_last)
+    first = {"linear": linear, POINTWISE_CHANNELS_LAST.name: pointwise_channels_last}.get(
+        product, conv_to_channels_last
+    )
     out = first(ctx, **params)
     if host.applies(out.dtype):
         return host_math.gelu_(out)  # our own new array: nothing else reads it
@@ -94,7 +107,10 @@ def permute(ctx: OpContext, x: mx.array, perm: tuple[int, ...]) -> mx.array:
 
 MULTI_HEAD_ATTENTION = internal_op("portable.multi_head_attention", multi_head_attention)
 POINTWISE_CHANNELS_LAST = internal_op("portable.pointwise_channels_last", pointwise_channels_last)
-CONV_TO_CHANNELS_LAST = internal_op("portable.conv_to_channels_last", conv_to_channels_last,
-                                    static=("strides", "pad_type", "pad", "dilations", "groups"))
+CONV_TO_CHANNELS_LAST = internal_op(
+    "portable.conv_to_channels_last",
+    conv_to_channels_last,
+    static=("strides", "pad_type", "pad", "dilations", "groups"),
+)
 PERMUTE = internal_op("portable.permute", permute)
 PRODUCT_GELU = internal_op("portable.product_gelu", product_gelu, static=tuple(sorted(CONV_TO_CHANNELS_LAST.static)))

@@ -79,8 +79,12 @@ def _scatter_into(data: mx.array, index: tuple, updates: mx.array, mode: str) ->
         return out
     target = data.at[index]
     actions = {
-        "add": target.add, "sub": target.subtract, "mul": target.multiply,
-        "div": target.divide, "max": target.maximum, "min": target.minimum,
+        "add": target.add,
+        "sub": target.subtract,
+        "mul": target.multiply,
+        "div": target.divide,
+        "max": target.maximum,
+        "min": target.minimum,
     }
     if mode not in actions:
         raise ValueError(f"scatter mode '{mode}' is not supported")
@@ -119,8 +123,9 @@ def _drop_scratch(data: mx.array, axis: int) -> mx.array:
 
 
 @register("scatter", static=("axis", "mode", "validate_indices"))
-def scatter(ctx: OpContext, data: mx.array, indices: mx.array, updates: mx.array, axis=0, mode="add",
-            validate_indices=None) -> mx.array:
+def scatter(
+    ctx: OpContext, data: mx.array, indices: mx.array, updates: mx.array, axis=0, mode="add", validate_indices=None
+) -> mx.array:
     axis = norm_axis(as_int(axis), data.ndim)
     size = data.shape[axis]
     index = _checked(ctx, indices, [size], validate_indices)
@@ -135,8 +140,9 @@ def scatter(ctx: OpContext, data: mx.array, indices: mx.array, updates: mx.array
 
 
 @register("scatter_along_axis", static=("axis", "mode", "validate_indices"))
-def scatter_along_axis(ctx: OpContext, data: mx.array, indices: mx.array, updates: mx.array, axis=0, mode="add",
-                       validate_indices=None) -> mx.array:
+def scatter_along_axis(
+    ctx: OpContext, data: mx.array, indices: mx.array, updates: mx.array, axis=0, mode="add", validate_indices=None
+) -> mx.array:
     axis = norm_axis(as_int(axis), data.ndim)
     size = data.shape[axis]
     along = _checked(ctx, indices, [size], validate_indices)
@@ -156,8 +162,9 @@ def scatter_along_axis(ctx: OpContext, data: mx.array, indices: mx.array, update
 
 
 @register("scatter_nd", static=("mode", "validate_indices"))
-def scatter_nd(ctx: OpContext, data: mx.array, indices: mx.array, updates: mx.array, mode="add",
-               validate_indices=None) -> mx.array:
+def scatter_nd(
+    ctx: OpContext, data: mx.array, indices: mx.array, updates: mx.array, mode="add", validate_indices=None
+) -> mx.array:
     sizes = list(data.shape[: indices.shape[-1]])
     indices = _checked(ctx, indices, sizes, validate_indices)
     if ctx.opset < _IOS17:

@@ -26,9 +26,7 @@ def _swap_last(a: mx.array) -> mx.array:
 
 
 @register("matmul", static=("transpose_x", "transpose_y"))
-def matmul(
-    ctx: OpContext, x: mx.array, y: mx.array, transpose_x: bool = False, transpose_y: bool = False
-) -> mx.array:
+def matmul(ctx: OpContext, x: mx.array, y: mx.array, transpose_x: bool = False, transpose_y: bool = False) -> mx.array:
     if as_bool(transpose_x):
         x = _swap_last(x)
     if as_bool(transpose_y):

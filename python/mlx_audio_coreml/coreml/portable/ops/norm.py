@@ -19,8 +19,13 @@ def _eps(epsilon, default: float) -> float:
 
 @register("batch_norm", static=("epsilon",))
 def batch_norm(
-    ctx: OpContext, x: mx.array, mean: mx.array, variance: mx.array, gamma: mx.array | None = None,
-    beta: mx.array | None = None, epsilon=None,
+    ctx: OpContext,
+    x: mx.array,
+    mean: mx.array,
+    variance: mx.array,
+    gamma: mx.array | None = None,
+    beta: mx.array | None = None,
+    epsilon=None,
 ) -> mx.array:
     scale = mx.rsqrt(variance.astype(mx.float32) + _eps(epsilon, 1e-5))
     if gamma is not None:
@@ -52,7 +57,11 @@ def _normalize(x: mx.array, axes: tuple[int, ...], eps: float) -> mx.array:
 
 @register("layer_norm", static=("axes", "epsilon"))
 def layer_norm(
-    ctx: OpContext, x: mx.array, axes=None, gamma: mx.array | None = None, beta: mx.array | None = None,
+    ctx: OpContext,
+    x: mx.array,
+    axes=None,
+    gamma: mx.array | None = None,
+    beta: mx.array | None = None,
     epsilon=None,
 ) -> mx.array:
     eps = _eps(epsilon, 1e-5)

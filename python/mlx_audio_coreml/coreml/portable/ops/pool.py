@@ -42,20 +42,29 @@ def _pool(x, kernel_sizes, strides, pad_type, pad, ceil_mode, fill: float):
     kernel = as_ints(kernel_sizes)
     n = len(kernel)
     strides = as_ints(strides) if strides is not None else [1] * n
-    pads = resolve_padding(as_str(pad_type).lower(), as_ints(pad) if pad is not None else None,
-                           x.shape[2:], kernel, strides, [1] * n)
+    pads = resolve_padding(
+        as_str(pad_type).lower(), as_ints(pad) if pad is not None else None, x.shape[2:], kernel, strides, [1] * n
+    )
     ceil_mode = as_bool(ceil_mode) if ceil_mode is not None else False
     out = [_out_size(d, k, s, b, a, ceil_mode) for d, k, s, (b, a) in zip(x.shape[2:], kernel, strides, pads)]
     # overflow: what the last window needs beyond the explicit padding (ceil mode only)
-    extra = [max(0, (o - 1) * s + k - (d + b + a)) for o, s, k, d, (b, a) in zip(out, strides, kernel, x.shape[2:], pads)]
+    extra = [
+        max(0, (o - 1) * s + k - (d + b + a)) for o, s, k, d, (b, a) in zip(out, strides, kernel, x.shape[2:], pads)
+    ]
     widths = [(0, 0), (0, 0)] + [(b, a + e) for (b, a), e in zip(pads, extra)]
     padded = mx.pad(x, widths, constant_values=fill)
     ones = mx.ones((1, 1) + tuple(x.shape[2:]), dtype=mx.float32)
     real = mx.pad(ones, widths)
-    explicit = mx.pad(mx.pad(ones, [(0, 0), (0, 0)] + pads, constant_values=1.0), [(0, 0), (0, 0)] + [(0, e) for e in extra])
+    explicit = mx.pad(
+        mx.pad(ones, [(0, 0), (0, 0)] + pads, constant_values=1.0), [(0, 0), (0, 0)] + [(0, e) for e in extra]
+    )
     axes = tuple(range(2 + n, 2 + 2 * n))
-    return (_windows(padded, kernel, strides, out), _windows(real, kernel, strides, out),
-            _windows(explicit, kernel, strides, out), axes)
+    return (
+        _windows(padded, kernel, strides, out),
+        _windows(real, kernel, strides, out),
+        _windows(explicit, kernel, strides, out),
+        axes,
+    )
 
 
 @register("max_pool", static=("kernel_sizes", "strides", "pad_type", "pad", "ceil_mode"))
@@ -64,9 +73,19 @@ def max_pool(ctx: OpContext, x: mx.array, kernel_sizes, pad_type, strides=None, 
     return mx.max(windows, axis=axes)
 
 
-@register("avg_pool", static=("kernel_sizes", "strides", "pad_type", "pad", "ceil_mode", "exclude_padding_from_average"))
-def avg_pool(ctx: OpContext, x: mx.array, kernel_sizes, pad_type, strides=None, pad=None, ceil_mode=None,
-             exclude_padding_from_average=False) -> mx.array:
+@register(
+    "avg_pool", static=("kernel_sizes", "strides", "pad_type", "pad", "ceil_mode", "exclude_padding_from_average")
+)
+def avg_pool(
+    ctx: OpContext,
+    x: mx.array,
+    kernel_sizes,
+    pad_type,
+    strides=None,
+    pad=None,
+    ceil_mode=None,
+    exclude_padding_from_average=False,
+) -> mx.array:
     windows, real, explicit, axes = _pool(x, kernel_sizes, strides, pad_type, pad, ceil_mode, 0.0)
     counted = real if as_bool(exclude_padding_from_average) else explicit
     total = mx.sum(windows.astype(mx.float32), axis=axes)

@@ -24,8 +24,9 @@ def _along(param: mx.array, x: mx.array, axis) -> mx.array:
 
 
 @register("quantize", static=("axis", "output_dtype"))
-def quantize(ctx: OpContext, input: mx.array, scale: mx.array, output_dtype="int8", zero_point: mx.array | None = None,
-             axis=None) -> mx.array:
+def quantize(
+    ctx: OpContext, input: mx.array, scale: mx.array, output_dtype="int8", zero_point: mx.array | None = None, axis=None
+) -> mx.array:
     dtype, low, high = _RANGES[as_str(output_dtype)]
     q = mx.round(input.astype(mx.float32) / _along(scale, input, axis).astype(mx.float32))
     if zero_point is not None:
@@ -34,8 +35,9 @@ def quantize(ctx: OpContext, input: mx.array, scale: mx.array, output_dtype="int
 
 
 @register("dequantize", static=("axis",))
-def dequantize(ctx: OpContext, input: mx.array, scale: mx.array, zero_point: mx.array | None = None,
-               axis=None) -> mx.array:
+def dequantize(
+    ctx: OpContext, input: mx.array, scale: mx.array, zero_point: mx.array | None = None, axis=None
+) -> mx.array:
     x = input.astype(mx.float32)
     if zero_point is not None:
         x = x - _along(zero_point, input, axis).astype(mx.float32)

@@ -103,15 +103,25 @@ def _sequence(hidden: list[mx.array], output_sequence) -> mx.array:
 
 @register("rnn", static=_STATIC)
 def rnn(
-    ctx: OpContext, x: mx.array, initial_h: mx.array, weight_ih: mx.array, weight_hh: mx.array,
-    bias: mx.array | None = None, direction="forward", output_sequence=False, activation="tanh",
+    ctx: OpContext,
+    x: mx.array,
+    initial_h: mx.array,
+    weight_ih: mx.array,
+    weight_hh: mx.array,
+    bias: mx.array | None = None,
+    direction="forward",
+    output_sequence=False,
+    activation="tanh",
 ) -> tuple[mx.array, mx.array]:
     dtype = compute_dtype(x.dtype)
     act = _activation(activation)
     reverse = _direction(direction, ("forward", "reverse")) == "reverse"
     w_hh = _prepared(ctx, "weight_hh", weight_hh, dtype, transpose=True)
-    projected = _project(x.astype(dtype), _prepared(ctx, "weight_ih", weight_ih, dtype, transpose=True),
-                         _prepared(ctx, "bias", bias, dtype))
+    projected = _project(
+        x.astype(dtype),
+        _prepared(ctx, "weight_ih", weight_ih, dtype, transpose=True),
+        _prepared(ctx, "bias", bias, dtype),
+    )
 
     def step(p: mx.array, state: State) -> State:
         return (act(p + state[0] @ w_hh),)
@@ -125,21 +135,21 @@ def _gru_step(
 ) -> Step:
     """One GRU step; `w_hh` (H, 3H) holds the [reset, output, update] columns."""
     size = w_hh.shape[0]
-    w_gates = mx.concatenate([w_hh[:, :size], w_hh[:, 2 * size:]], axis=1)  # (H, 2H): reset, update
-    w_out = w_hh[:, size:2 * size]  # (H, H)
+    w_gates = mx.concatenate([w_hh[:, :size], w_hh[:, 2 * size :]], axis=1)  # (H, 2H): reset, update
+    w_out = w_hh[:, size : 2 * size]  # (H, H)
 
     def step(p: mx.array, state: State) -> State:
         h = state[0]
         if reset_after:
             recurrent = h @ w_hh if hidden_bias is None else mx.addmm(hidden_bias, h, w_hh)  # (B, 3H)
             r = gate_act(p[:, :size] + recurrent[:, :size])
-            z = gate_act(p[:, 2 * size:] + recurrent[:, 2 * size:])
-            o = act(p[:, size:2 * size] + r * recurrent[:, size:2 * size])
+            z = gate_act(p[:, 2 * size :] + recurrent[:, 2 * size :])
+            o = act(p[:, size : 2 * size] + r * recurrent[:, size : 2 * size])
         else:
             recurrent = h @ w_gates  # (B, 2H)
             r = gate_act(p[:, :size] + recurrent[:, :size])
-            z = gate_act(p[:, 2 * size:] + recurrent[:, size:])
-            o = act(p[:, size:2 * size] + (r * h) @ w_out)
+            z = gate_act(p[:, 2 * size :] + recurrent[:, size:])
+            o = act(p[:, size : 2 * size] + (r * h) @ w_out)
         return ((1 - z) * o + z * h,)
 
     return step
@@ -147,9 +157,18 @@ def _gru_step(
 
 @register("gru", static=_STATIC + ("recurrent_activation", "reset_after"))
 def gru(
-    ctx: OpContext, x: mx.array, initial_h: mx.array, weight_ih: mx.array, weight_hh: mx.array,
-    bias: mx.array | None = None, direction="forward", output_sequence=False,
-    recurrent_activation="sigmoid", activation="tanh", reset_after=False, input_bias: mx.array | None = None,
+    ctx: OpContext,
+    x: mx.array,
+    initial_h: mx.array,
+    weight_ih: mx.array,
+    weight_hh: mx.array,
+    bias: mx.array | None = None,
+    direction="forward",
+    output_sequence=False,
+    recurrent_activation="sigmoid",
+    activation="tanh",
+    reset_after=False,
+    input_bias: mx.array | None = None,
 ) -> tuple[mx.array, mx.array]:
     dtype = compute_dtype(x.dtype)
     reverse = _direction(direction, ("forward", "reverse")) == "reverse"
@@ -171,9 +190,7 @@ def _sum_optional(a: mx.array | None, b: mx.array | None) -> mx.array | None:
     return a + b
 
 
-def _lstm_step(
-    w_hh: mx.array, peephole: mx.array | None, clip: float | None, acts: tuple[Activation, ...]
-) -> Step:
+def _lstm_step(w_hh: mx.array, peephole: mx.array | None, clip: float | None, acts: tuple[Activation, ...]) -> Step:
     """One LSTM step; `w_hh` (H, 4H) holds the [input, forget, output, cell] columns, `peephole`
     (3H,) the [input, forget, output] ones."""
     gate_act, cell_act, out_act = acts
@@ -182,24 +199,30 @@ def _lstm_step(
     def step(p: mx.array, state: State) -> State:
         h, c = state
         gates = p + h @ w_hh  # (B, 4H)
-        pre_i, pre_f = gates[:, :size], gates[:, size:2 * size]
-        pre_o, pre_z = gates[:, 2 * size:3 * size], gates[:, 3 * size:]
+        pre_i, pre_f = gates[:, :size], gates[:, size : 2 * size]
+        pre_o, pre_z = gates[:, 2 * size : 3 * size], gates[:, 3 * size :]
         if peephole is not None:
             pre_i = pre_i + c * peephole[:size]
-            pre_f = pre_f + c * peephole[size:2 * size]
+            pre_f = pre_f + c * peephole[size : 2 * size]
         c = gate_act(pre_f) * c + gate_act(pre_i) * cell_act(pre_z)
         if clip is not None:
             c = mx.clip(c, -clip, clip)
         if peephole is not None:
-            pre_o = pre_o + c * peephole[2 * size:]
+            pre_o = pre_o + c * peephole[2 * size :]
         return gate_act(pre_o) * out_act(c), c
 
     return step
 
 
 def _lstm_pass(
-    ctx: OpContext, suffix: str, x: mx.array, state: State, params: dict[str, mx.array | None],
-    acts: tuple[Activation, ...], clip: float | None, reverse: bool,
+    ctx: OpContext,
+    suffix: str,
+    x: mx.array,
+    state: State,
+    params: dict[str, mx.array | None],
+    acts: tuple[Activation, ...],
+    clip: float | None,
+    reverse: bool,
 ) -> tuple[list[mx.array], State]:
     """One direction's pass with the weights named `weight_ih{suffix}` etc."""
     dtype = x.dtype
@@ -214,19 +237,39 @@ def _lstm_pass(
 
 @register("lstm", static=_STATIC + ("recurrent_activation", "cell_activation", "clip"))
 def lstm(
-    ctx: OpContext, x: mx.array, initial_h: mx.array, initial_c: mx.array, weight_ih: mx.array,
-    weight_hh: mx.array, bias: mx.array | None = None, peephole: mx.array | None = None,
-    weight_ih_back: mx.array | None = None, weight_hh_back: mx.array | None = None,
-    bias_back: mx.array | None = None, peephole_back: mx.array | None = None, direction="forward",
-    output_sequence=False, recurrent_activation="sigmoid", cell_activation="tanh", activation="tanh", clip=None,
+    ctx: OpContext,
+    x: mx.array,
+    initial_h: mx.array,
+    initial_c: mx.array,
+    weight_ih: mx.array,
+    weight_hh: mx.array,
+    bias: mx.array | None = None,
+    peephole: mx.array | None = None,
+    weight_ih_back: mx.array | None = None,
+    weight_hh_back: mx.array | None = None,
+    bias_back: mx.array | None = None,
+    peephole_back: mx.array | None = None,
+    direction="forward",
+    output_sequence=False,
+    recurrent_activation="sigmoid",
+    cell_activation="tanh",
+    activation="tanh",
+    clip=None,
 ) -> tuple[mx.array, mx.array, mx.array]:
     dtype = compute_dtype(x.dtype)
     direction = _direction(direction, ("forward", "reverse", "bidirectional"))
     acts = tuple(_activation(a) for a in (recurrent_activation, cell_activation, activation))
     limit = None if clip is None else as_float(clip)
-    params = dict(weight_ih=weight_ih, weight_hh=weight_hh, bias=bias, peephole=peephole,
-                  weight_ih_back=weight_ih_back, weight_hh_back=weight_hh_back, bias_back=bias_back,
-                  peephole_back=peephole_back)
+    params = dict(
+        weight_ih=weight_ih,
+        weight_hh=weight_hh,
+        bias=bias,
+        peephole=peephole,
+        weight_ih_back=weight_ih_back,
+        weight_hh_back=weight_hh_back,
+        bias_back=bias_back,
+        peephole_back=peephole_back,
+    )
     xs, h0, c0 = x.astype(dtype), initial_h.astype(dtype), initial_c.astype(dtype)
     if direction != "bidirectional":
         hidden, (h, c) = _lstm_pass(ctx, "", xs, (h0, c0), params, acts, limit, direction == "reverse")

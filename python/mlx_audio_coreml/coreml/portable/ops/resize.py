@@ -71,15 +71,25 @@ def _scale(value, default: float = 1.0) -> float:
 
 
 @register("upsample_nearest_neighbor", static=("scale_factor_height", "scale_factor_width"))
-def upsample_nearest_neighbor(ctx: OpContext, x: mx.array, scale_factor_height=None, scale_factor_width=None) -> mx.array:
+def upsample_nearest_neighbor(
+    ctx: OpContext, x: mx.array, scale_factor_height=None, scale_factor_width=None
+) -> mx.array:
     sh, sw = _scale(scale_factor_height), _scale(scale_factor_width)
     y = _nearest_axis(x, x.ndim - 2, math.floor(x.shape[-2] * sh))
     return _nearest_axis(y, x.ndim - 1, math.floor(x.shape[-1] * sw))
 
 
-@register("upsample_bilinear", static=("scale_factor_height", "scale_factor_width", "align_corners", "half_pixel_centers"))
-def upsample_bilinear(ctx: OpContext, x: mx.array, scale_factor_height=None, scale_factor_width=None,
-                      align_corners=None, half_pixel_centers=None) -> mx.array:
+@register(
+    "upsample_bilinear", static=("scale_factor_height", "scale_factor_width", "align_corners", "half_pixel_centers")
+)
+def upsample_bilinear(
+    ctx: OpContext,
+    x: mx.array,
+    scale_factor_height=None,
+    scale_factor_width=None,
+    align_corners=None,
+    half_pixel_centers=None,
+) -> mx.array:
     align = True if align_corners is None else as_bool(align_corners)
     half_pixel = (not align) if half_pixel_centers is None else as_bool(half_pixel_centers)
     mode = "STRICT_ALIGN_CORNERS" if align else ("UNALIGN_CORNERS" if half_pixel else "DEFAULT")
@@ -95,16 +105,18 @@ def resize_nearest_neighbor(ctx: OpContext, x: mx.array, target_size_height, tar
 
 
 @register("resize_bilinear", static=("target_size_height", "target_size_width", "sampling_mode"))
-def resize_bilinear(ctx: OpContext, x: mx.array, target_size_height=1, target_size_width=1,
-                    sampling_mode="DEFAULT") -> mx.array:
+def resize_bilinear(
+    ctx: OpContext, x: mx.array, target_size_height=1, target_size_width=1, sampling_mode="DEFAULT"
+) -> mx.array:
     mode = as_str(sampling_mode)
     y = _linear_axis(x, x.ndim - 2, as_int(target_size_height), mode)
     return _linear_axis(y, x.ndim - 1, as_int(target_size_width), mode)
 
 
 @register("resize", static=("shape", "resized_dims", "interpolation_mode", "sampling_mode"))
-def resize(ctx: OpContext, x: mx.array, shape, resized_dims, interpolation_mode="LINEAR",
-           sampling_mode="DEFAULT") -> mx.array:
+def resize(
+    ctx: OpContext, x: mx.array, shape, resized_dims, interpolation_mode="LINEAR", sampling_mode="DEFAULT"
+) -> mx.array:
     target = as_ints(shape)
     count = as_int(resized_dims)
     mode = as_str(sampling_mode)

@@ -59,6 +59,7 @@ def sample(x: mx.array, py: mx.array, px: mx.array, method: str, padding: str, p
         y0, x0 = mx.floor(py), mx.floor(px)
         fy, fx = (py - y0)[:, None, :], (px - x0)[:, None, :]
         y0, x0 = y0.astype(mx.int32), x0.astype(mx.int32)
+
         def row(y: mx.array) -> mx.array:  # (B, C, P): the two taps of row y, blended along x
             return _tap(image, y, x0, padding, pad_value) * (1 - fx) + _tap(image, y, x0 + 1, padding, pad_value) * fx
 
@@ -92,8 +93,16 @@ _GRID_PARAMS = ("sampling_mode", "padding_mode", "padding_value", "coordinates_m
 
 
 @register("resample", static=_GRID_PARAMS)
-def resample(ctx: OpContext, x: mx.array, coordinates: mx.array, sampling_mode, padding_mode, padding_value,
-             coordinates_mode, align_corners) -> mx.array:
+def resample(
+    ctx: OpContext,
+    x: mx.array,
+    coordinates: mx.array,
+    sampling_mode,
+    padding_mode,
+    padding_value,
+    coordinates_mode,
+    align_corners,
+) -> mx.array:
     """coordinates (B, Ho, Wo, 2) as (x, y) pairs: output (B, C, Ho, Wo)."""
     mode, align = as_str(coordinates_mode), as_bool(align_corners)
     coords = coordinates.astype(mx.float32)
@@ -103,8 +112,18 @@ def resample(ctx: OpContext, x: mx.array, coordinates: mx.array, sampling_mode, 
 
 
 @register("affine", static=("output_height", "output_width") + _GRID_PARAMS)
-def affine(ctx: OpContext, x: mx.array, transform_matrix: mx.array, output_height, output_width, sampling_mode,
-           padding_mode, padding_value, coordinates_mode, align_corners) -> mx.array:
+def affine(
+    ctx: OpContext,
+    x: mx.array,
+    transform_matrix: mx.array,
+    output_height,
+    output_width,
+    sampling_mode,
+    padding_mode,
+    padding_value,
+    coordinates_mode,
+    align_corners,
+) -> mx.array:
     """Output pixel (h, w) samples x at [a0 a1 a2; b0 b1 b2] @ (w', h', 1), in coordinates_mode units."""
     mode, align = as_str(coordinates_mode), as_bool(align_corners)
     out_h, out_w = as_int(output_height), as_int(output_width)

@@ -32,7 +32,9 @@ def _zeros_from_right(dims: list[int], shape: tuple[int, ...]) -> list[int]:
     return [d if d != 0 else (shape[i + offset] if i + offset >= 0 else 1) for i, d in enumerate(dims)]
 
 
-@register("reshape_like", static=("begins", "ends", "end_masks"), variadic=("ref_tensors", "begins", "ends", "end_masks"))
+@register(
+    "reshape_like", static=("begins", "ends", "end_masks"), variadic=("ref_tensors", "begins", "ends", "end_masks")
+)
 def reshape_like(ctx: OpContext, x: mx.array, ref_tensors, begins, ends, end_masks) -> mx.array:
     dims: list[int] = []
     for ref, begin, end, end_mask in zip(ref_tensors, begins, ends, end_masks):
@@ -135,7 +137,14 @@ def slice_by_index(
 
 @register("slice_update", static=("begin", "end", "stride", "begin_mask", "end_mask", "squeeze_mask"))
 def slice_update(
-    ctx: OpContext, x: mx.array, update: mx.array, begin, end, stride=None, begin_mask=None, end_mask=None,
+    ctx: OpContext,
+    x: mx.array,
+    update: mx.array,
+    begin,
+    end,
+    stride=None,
+    begin_mask=None,
+    end_mask=None,
     squeeze_mask=None,
 ) -> mx.array:
     slices, squeezed = index_slices(x.shape, begin, end, stride, begin_mask, end_mask, squeeze_mask)
@@ -193,9 +202,7 @@ def reverse(ctx: OpContext, x: mx.array, axes=None) -> mx.array:
 @register("reverse_sequence", static=("seq_axis", "batch_axis"))
 def reverse_sequence(ctx: OpContext, x: mx.array, lengths: mx.array, seq_axis=0, batch_axis=0) -> mx.array:
     seq_axis, batch_axis = norm_axis(as_int(seq_axis), x.ndim), norm_axis(as_int(batch_axis), x.ndim)
-    positions = mx.arange(x.shape[seq_axis]).reshape(
-        [x.shape[seq_axis] if i == seq_axis else 1 for i in range(x.ndim)]
-    )
+    positions = mx.arange(x.shape[seq_axis]).reshape([x.shape[seq_axis] if i == seq_axis else 1 for i in range(x.ndim)])
     lengths = lengths.astype(mx.int32).reshape([x.shape[batch_axis] if i == batch_axis else 1 for i in range(x.ndim)])
     source = mx.where(positions < lengths, lengths - 1 - positions, positions)
     return mx.take_along_axis(x, mx.broadcast_to(source, x.shape), axis=seq_axis)

@@ -31,8 +31,16 @@ def argsort(ctx: OpContext, x: mx.array, axis=-1, ascending=False) -> mx.array:
 
 
 @register("topk", static=("k", "axis", "ascending", "sort", "return_indices", "output_indices_dtype"))
-def topk(ctx: OpContext, x: mx.array, k=1, axis=-1, ascending=False, sort=True, return_indices=True,
-         output_indices_dtype="int32"):
+def topk(
+    ctx: OpContext,
+    x: mx.array,
+    k=1,
+    axis=-1,
+    ascending=False,
+    sort=True,
+    return_indices=True,
+    output_indices_dtype="int32",
+):
     axis = norm_axis(as_int(axis), x.ndim)
     k = as_int(k)
     k = x.shape[axis] if k == -1 else k
