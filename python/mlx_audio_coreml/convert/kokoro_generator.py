@@ -12,11 +12,11 @@ import math
 from typing import Any
 
 import numpy as np
-from coremltools.converters.mil import Builder as mb
 from coremltools.converters.mil.mil import Var
 
 from ..kokoro.model.source import _interpolation_weights
 from ..kokoro.model.stft import SILENT_BIN
+from ._builder import mb
 from .kokoro_ops import Ops, atan2
 
 _STAGE_SLOPE = 0.1

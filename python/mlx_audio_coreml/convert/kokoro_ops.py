@@ -14,8 +14,9 @@ import math
 from collections.abc import Iterator, Mapping
 
 import numpy as np
-from coremltools.converters.mil import Builder as mb
 from coremltools.converters.mil.mil import Var
+
+from ._builder import mb
 
 INSTANCE_NORM_EPS = 1e-5  # torch.nn.InstanceNorm1d's default, as the MLX decoder uses
 

@@ -19,10 +19,10 @@ from collections.abc import Callable
 from typing import Any
 
 import numpy as np
-from coremltools.converters.mil import Builder as mb
 from coremltools.converters.mil.mil import Function, Program, Var, types
 from mlx.utils import tree_flatten
 
+from ._builder import mb
 from .kokoro_ops import Namer, Ops
 
 # The float16 traps: the harmonic phase (cumulative sum, then sin) and the last stage's chained
