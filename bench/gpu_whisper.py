@@ -32,11 +32,11 @@ from collections.abc import Callable
 from pathlib import Path
 
 import mlx_audio_coreml  # noqa: F401  (loads a fast BLAS before MLX on the CPU)
-from mlx_audio_coreml.encoders import MLXAudioEncoder
 from mlx_audio_coreml.cpu import host_math
+from mlx_audio_coreml.encoders import MLXAudioEncoder
+from mlx_audio_coreml.whisper.gpu_step import StaticDecoderStep
 from mlx_audio_coreml.whisper.logit_filters import ApplyTimestampRules, SuppressBlank, SuppressTokens
 from mlx_audio_coreml.whisper.model import ModelDimensions, Whisper
-from mlx_audio_coreml.whisper.gpu_step import StaticDecoderStep
 from mlx_audio_coreml.whisper.sampling import DecoderStep, sample_tokens
 
 import mlx.core as mx  # isort: skip
@@ -109,8 +109,14 @@ def product_filters(d: ModelDimensions, sample_begin: int) -> list:
     return [
         SuppressBlank([220, eot], d.n_vocab),
         SuppressTokens([1, 2, 7, 8, 9, 10, 14, 25, 26, 27, 28, 29, 31, 58, 59, 60, 61, 62, 63, eot + 1], d.n_vocab),
-        ApplyTimestampRules(eot=eot, no_timestamps=ts_begin - 1, timestamp_begin=ts_begin, n_vocab=d.n_vocab,
-                            sample_begin=sample_begin, max_initial_timestamp_index=50),
+        ApplyTimestampRules(
+            eot=eot,
+            no_timestamps=ts_begin - 1,
+            timestamp_begin=ts_begin,
+            n_vocab=d.n_vocab,
+            sample_begin=sample_begin,
+            max_initial_timestamp_index=50,
+        ),
     ]
 
 
@@ -118,26 +124,34 @@ def build_ours(d: ModelDimensions, dtype: mx.Dtype) -> tuple[Whisper, str]:
     """Our model with random weights, every floating parameter checked to be `dtype`; and its path."""
     model = Whisper(d, dtype)
     mx.eval(model.parameters())
-    wrong = [name for name, p in tree_flatten(model.parameters()) if mx.issubdtype(p.dtype, mx.floating) and p.dtype != dtype]
+    wrong = [
+        name for name, p in tree_flatten(model.parameters()) if mx.issubdtype(p.dtype, mx.floating) and p.dtype != dtype
+    ]
     if wrong:
         raise RuntimeError(f"parameters not {dtype}: {wrong[:5]}")
     path = "host math (numpy softmax/GELU, CPU float32)" if host_math.available(dtype) else "pure MLX ops"
     return model, path
 
 
-def our_encoder(model: Whisper, d: ModelDimensions, batch: int, args: argparse.Namespace, path: str) -> tuple[Result, Result]:
+def our_encoder(
+    model: Whisper, d: ModelDimensions, batch: int, args: argparse.Namespace, path: str
+) -> tuple[Result, Result]:
     """(eager, compiled) ms per window of the product's encoder call."""
     encoder = MLXAudioEncoder(model.encoder, d.n_mels)
     mel = mx.random.normal((batch, d.n_mels, N_FRAMES))  # float32, as log_mel_spectrogram gives
     out = encoder.encode(mel)
-    check_finite(bool(mx.all(mx.isfinite(out)).item()) and out.shape == (batch, d.n_audio_ctx, d.n_audio_state), "our encoder")
+    check_finite(
+        bool(mx.all(mx.isfinite(out)).item()) and out.shape == (batch, d.n_audio_ctx, d.n_audio_state), "our encoder"
+    )
     eager = median_ms(lambda: clock(lambda: encoder.encode(mel), mlx_done), args.warmup, args.repeats) / batch
     if path != "pure MLX ops":
         return eager, "n/a: the host-math path evaluates mid-graph"
     try:
         compiled_encode = mx.compile(encoder.encode)
         check_finite(bool(mx.all(mx.isfinite(compiled_encode(mel))).item()), "our compiled encoder")
-        return eager, median_ms(lambda: clock(lambda: compiled_encode(mel), mlx_done), args.warmup, args.repeats) / batch
+        return eager, median_ms(
+            lambda: clock(lambda: compiled_encode(mel), mlx_done), args.warmup, args.repeats
+        ) / batch
     except Exception as exc:  # report, keep measuring the rest
         return eager, not_available(exc)
 
@@ -156,8 +170,9 @@ def our_decoder(model: Whisper, d: ModelDimensions, args: argparse.Namespace) ->
         return logits[:, -1, :], cache
 
     static_step = StaticDecoderStep(model, features)  # one compiled graph for every run
+    dynamic_step = DecoderStep(model, features)
 
-    def product_loop(step: Callable = DecoderStep(model, features)) -> float:
+    def product_loop(step: Callable = dynamic_step) -> float:
         last, cache = prefill()
         filters = product_filters(d, len(prompt))
         start = time.perf_counter()  # steps + 1 token choices, `steps` decoder calls: EOT -1 never stops it
@@ -214,15 +229,24 @@ def load_peer(d: ModelDimensions, dtype_name: str) -> tuple | str:
     transformers.logging.set_verbosity_error()
     w = d.n_audio_state
     config = WhisperConfig(
-        vocab_size=d.n_vocab, num_mel_bins=d.n_mels, d_model=w, max_source_positions=d.n_audio_ctx,
-        encoder_layers=d.n_audio_layer, encoder_attention_heads=d.n_audio_head, encoder_ffn_dim=4 * w,
-        decoder_layers=d.n_text_layer, decoder_attention_heads=d.n_text_head, decoder_ffn_dim=4 * w,
+        vocab_size=d.n_vocab,
+        num_mel_bins=d.n_mels,
+        d_model=w,
+        max_source_positions=d.n_audio_ctx,
+        encoder_layers=d.n_audio_layer,
+        encoder_attention_heads=d.n_audio_head,
+        encoder_ffn_dim=4 * w,
+        decoder_layers=d.n_text_layer,
+        decoder_attention_heads=d.n_text_head,
+        decoder_ffn_dim=4 * w,
         max_target_positions=d.n_text_ctx,
     )
     device = "cuda" if torch.cuda.is_available() else "cpu"
     try:
         with torch.device(device):
-            model = WhisperForConditionalGeneration._from_config(config, attn_implementation="sdpa", dtype=getattr(torch, dtype_name))
+            model = WhisperForConditionalGeneration._from_config(
+                config, attn_implementation="sdpa", dtype=getattr(torch, dtype_name)
+            )
     except Exception as exc:
         return not_available(exc)
     return torch, model.eval(), device
@@ -248,10 +272,14 @@ def peer_decoder(peer: tuple, d: ModelDimensions, args: argparse.Namespace) -> t
     done = (lambda _: torch.cuda.synchronize()) if device == "cuda" else (lambda _: None)
     features = torch.randn(1, d.n_audio_ctx, d.n_audio_state, device=device, dtype=model.dtype)
     prefix, steps, decoder = torch.tensor([prompt_tokens(d)], device=device), args.steps, model.model.decoder
-    cache_arg = "cache" if "cache" in inspect.signature(decoder.forward).parameters else "past_key_values"  # renamed in 5.x
+    cache_arg = (
+        "cache" if "cache" in inspect.signature(decoder.forward).parameters else "past_key_values"
+    )  # renamed in 5.x
 
     def next_token(tokens, cache):  # the cache object is updated in place
-        hidden = decoder(input_ids=tokens, encoder_hidden_states=features, use_cache=True, **{cache_arg: cache}).last_hidden_state
+        hidden = decoder(
+            input_ids=tokens, encoder_hidden_states=features, use_cache=True, **{cache_arg: cache}
+        ).last_hidden_state
         return model.proj_out(hidden[:, -1:]).argmax(-1)  # (1, 1)
 
     def hand_loop() -> float:
@@ -264,19 +292,31 @@ def peer_decoder(peer: tuple, d: ModelDimensions, args: argparse.Namespace) -> t
             token.item()  # read back (and sync), as a loop checking for EOT must
         elapsed = (time.perf_counter() - start) * 1e3
         if cache.get_seq_length() != prefix.shape[1] + steps:
-            raise RuntimeError(f"transformers' cache holds {cache.get_seq_length()} tokens, expected {prefix.shape[1] + steps}")
+            raise RuntimeError(
+                f"transformers' cache holds {cache.get_seq_length()} tokens, expected {prefix.shape[1] + steps}"
+            )
         return elapsed / steps
 
     def generate(n: int) -> None:
-        out = GenerationMixin.generate(model, encoder_outputs=BaseModelOutput(last_hidden_state=features), decoder_input_ids=prefix,
-                                       max_new_tokens=n, min_new_tokens=n, do_sample=False, num_beams=1)
+        out = GenerationMixin.generate(
+            model,
+            encoder_outputs=BaseModelOutput(last_hidden_state=features),
+            decoder_input_ids=prefix,
+            max_new_tokens=n,
+            min_new_tokens=n,
+            do_sample=False,
+            num_beams=1,
+        )
         if out.shape[1] != prefix.shape[1] + n:
             raise RuntimeError(f"generate made {out.shape[1] - prefix.shape[1]} tokens, expected {n}")
 
     with torch.inference_mode():
         loop = median_ms(hand_loop, args.warmup_decoder, args.repeats_decoder)
         try:
-            full, one = (median_ms(lambda n=n: clock(lambda: generate(n), done), args.warmup_decoder, args.repeats_decoder) for n in (steps, 1))
+            full, one = (
+                median_ms(lambda n=n: clock(lambda: generate(n), done), args.warmup_decoder, args.repeats_decoder)
+                for n in (steps, 1)
+            )
             gen: Result = (full - one) / (steps - 1)
         except Exception as exc:
             gen = not_available(exc)
@@ -301,10 +341,42 @@ def measure_all(model: Whisper, path: str, peer: tuple | str, args: argparse.Nam
         peer_gen, peer_loop = (peer, peer) if isinstance(peer, str) else peer_decoder(peer, d, args)
     except Exception as exc:  # report, keep our numbers
         peer_gen = peer_loop = not_available(exc)
-    rows.append(("decoder b1 per token: product loop (sample_tokens + filters) / generate()", product, peer_gen, "decoder", TARGET_DECODER_MS))
-    rows.append(("decoder b1 per token: step loop, eval + read back / hand loop with cache", step_loop, peer_loop, "decoder", TARGET_DECODER_MS))
-    rows.append(("decoder b1 per token: product loop with gpu_step.StaticDecoderStep / generate()", product_static, peer_gen, "decoder", TARGET_DECODER_MS))
-    rows.append(("decoder b1 per token: static compiled step, argmax on device, read back / 32 / hand loop", static_loop, peer_loop, "decoder", TARGET_DECODER_MS))
+    rows.append(
+        (
+            "decoder b1 per token: product loop (sample_tokens + filters) / generate()",
+            product,
+            peer_gen,
+            "decoder",
+            TARGET_DECODER_MS,
+        )
+    )
+    rows.append(
+        (
+            "decoder b1 per token: step loop, eval + read back / hand loop with cache",
+            step_loop,
+            peer_loop,
+            "decoder",
+            TARGET_DECODER_MS,
+        )
+    )
+    rows.append(
+        (
+            "decoder b1 per token: product loop with gpu_step.StaticDecoderStep / generate()",
+            product_static,
+            peer_gen,
+            "decoder",
+            TARGET_DECODER_MS,
+        )
+    )
+    rows.append(
+        (
+            "decoder b1 per token: static compiled step, argmax on device, read back / 32 / hand loop",
+            static_loop,
+            peer_loop,
+            "decoder",
+            TARGET_DECODER_MS,
+        )
+    )
     return rows
 
 
@@ -323,7 +395,9 @@ def table(rows: list[tuple], work: dict[str, tuple[float, float, str]]) -> list[
         amount, floor, unit = work[kind]
         ratio = f"{ours / peer:.2f}" if isinstance(ours, float) and isinstance(peer, float) else "-"
         goal = f"<= {target:g}" if target else "-"
-        lines.append(f"| {label} | {cell(ours, amount, unit)} | {cell(peer, amount, unit)} | {ratio} | {floor:.3f} | {goal} |")
+        lines.append(
+            f"| {label} | {cell(ours, amount, unit)} | {cell(peer, amount, unit)} | {ratio} | {floor:.3f} | {goal} |"
+        )
     return lines
 
 
@@ -378,17 +452,22 @@ def main() -> int:
     model, path = build_ours(d, dtype)
     peer = "n/a: --no-peer" if args.no_peer else load_peer(d, args.dtype)
     flops, step_bytes = encoder_flops(d), decoder_bytes(d, dtype.size, len(prompt_tokens(d)) + args.steps // 2)
-    work = {"encoder": (flops, flops / (PEAK_TFLOPS * 1e9), "TFLOP/s"), "decoder": (step_bytes, step_bytes / (PEAK_TBPS * 1e9), "GB/s")}
+    work = {
+        "encoder": (flops, flops / (PEAK_TFLOPS * 1e9), "TFLOP/s"),
+        "decoder": (step_bytes, step_bytes / (PEAK_TBPS * 1e9), "GB/s"),
+    }
     rows = measure_all(model, path, peer, args)
     header = [
-        f"# Whisper {args.dims} ({args.dtype}, random weights): our MLX vs PyTorch + transformers", "",
+        f"# Whisper {args.dims} ({args.dtype}, random weights): our MLX vs PyTorch + transformers",
+        "",
         *environment(peer),
         f"- our encoder path: {path}; all weights {args.dtype} (checked); the product runs the encoder eagerly",
         f"- peer: {peer if isinstance(peer, str) else 'transformers WhisperForConditionalGeneration, random init'}",
         f"- timing: median of {args.repeats} (decoder {args.repeats_decoder}) after warm-up; "
         f"decoder {args.steps} tokens per run after a {len(prompt_tokens(d))}-token prefill",
         f"- floors at PERF.md's H100 rates: encoder {flops / 1e12:.2f} TFLOP/window at {PEAK_TFLOPS:g} TFLOP/s; "
-        f"decoder {step_bytes / 1e6:.0f} MB/token at {PEAK_TBPS:g} TB/s", "",
+        f"decoder {step_bytes / 1e6:.0f} MB/token at {PEAK_TBPS:g} TB/s",
+        "",
     ]
     text = "\n".join(header + table(rows, work)) + "\n"
     print(text)

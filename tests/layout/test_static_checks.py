@@ -66,13 +66,11 @@ def _ruff() -> str:
     return ruff
 
 
-@pytest.mark.xfail(strict=False, reason="coordinator formats the tree at the end")
 def test_ruff_finds_no_lint_error() -> None:
     out = _run([_ruff(), "check", "python", "tests", "bench"], timeout_s=300)
     assert out.returncode == 0, out.stdout[-4000:]
 
 
-@pytest.mark.xfail(strict=False, reason="coordinator formats the tree at the end")
 def test_ruff_format_leaves_the_tree_unchanged() -> None:
     out = _run([_ruff(), "format", "--check", "python", "tests", "bench"], timeout_s=300)
     assert out.returncode == 0, out.stdout[-4000:]
