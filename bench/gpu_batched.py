@@ -43,7 +43,9 @@ JFK = Path(__file__).resolve().parents[1] / "samples" / "jfk.wav"
 
 def long_audio(chunks: int) -> np.ndarray:
     """Real speech (jfk.wav) repeated to exactly `chunks` x 30 s, float32 16 kHz."""
-    with wave.open(str(JFK)) as wav:  # 16 kHz mono int16; the product's reader needs soundfile, absent on the GPU machine
+    with wave.open(
+        str(JFK)
+    ) as wav:  # 16 kHz mono int16; the product's reader needs soundfile, absent on the GPU machine
         if (wav.getframerate(), wav.getnchannels(), wav.getsampwidth()) != (SAMPLE_RATE, 1, 2):
             raise RuntimeError(f"{JFK} is not 16 kHz mono 16-bit")
         clip = np.frombuffer(wav.readframes(wav.getnframes()), dtype=np.int16).astype(np.float32) / 32768.0
@@ -51,7 +53,9 @@ def long_audio(chunks: int) -> np.ndarray:
     return np.tile(clip, total // len(clip) + 1)[:total].astype(np.float32)
 
 
-def ours(model: gw.Whisper, d: gw.ModelDimensions, audio: np.ndarray, args: argparse.Namespace, static: bool) -> tuple[float, float]:
+def ours(
+    model: gw.Whisper, d: gw.ModelDimensions, audio: np.ndarray, args: argparse.Namespace, static: bool
+) -> tuple[float, float]:
     """(seconds in all, seconds of which were the log-mel) for every chunk through our pipeline."""
     prompt = gw.prompt_tokens(d)
     start = time.perf_counter()
@@ -67,7 +71,9 @@ def ours(model: gw.Whisper, d: gw.ModelDimensions, audio: np.ndarray, args: argp
         logits, cache, _ = model.decoder(prefix, features)
         step = StaticDecoderStep(model, features) if static else DecoderStep(model, features)
         filters = gw.product_filters(d, len(prompt))
-        tokens, _ = sample_tokens(step, logits[:, -1, :], cache, prefix, filters, temperature=0.0, eot=-1, n_steps=args.tokens)
+        tokens, _ = sample_tokens(
+            step, logits[:, -1, :], cache, prefix, filters, temperature=0.0, eot=-1, n_steps=args.tokens
+        )
         made += tokens.shape[0] * (tokens.shape[1] - len(prompt))
     mx.synchronize()
     if made != args.chunks * args.tokens:
@@ -90,8 +96,15 @@ def peer(bundle: tuple, d: gw.ModelDimensions, audio: np.ndarray, args: argparse
     with torch.inference_mode():
         for first in range(0, args.chunks, args.batch):
             batch = feats[first : first + args.batch].to(device, dtype=model.dtype)
-            out = GenerationMixin.generate(model, input_features=batch, decoder_input_ids=prefix.repeat(batch.shape[0], 1),
-                                           max_new_tokens=args.tokens, min_new_tokens=args.tokens, do_sample=False, num_beams=1)
+            out = GenerationMixin.generate(
+                model,
+                input_features=batch,
+                decoder_input_ids=prefix.repeat(batch.shape[0], 1),
+                max_new_tokens=args.tokens,
+                min_new_tokens=args.tokens,
+                do_sample=False,
+                num_beams=1,
+            )
             made += out.shape[0] * (out.shape[1] - prefix.shape[1])
     torch.cuda.synchronize() if device == "cuda" else None
     if made != args.chunks * args.tokens:
@@ -134,18 +147,22 @@ def main() -> int:
     peer_name = "transformers generate (fp16, sdpa)"
     peer_full, peer_model = median_pair(times[peer_name]) if peer_name in times else (float("nan"), float("nan"))
     lines = [
-        f"# Whisper {args.dims} ({args.dtype}, random weights): batched throughput, {audio_s / 60:.0f} min of real speech", "",
+        f"# Whisper {args.dims} ({args.dtype}, random weights): batched throughput, {audio_s / 60:.0f} min of real speech",
+        "",
         *gw.environment(bundle),
         f"- {args.chunks} non-overlapping 30 s chunks of samples/jfk.wav repeated, batch {args.batch}, "
         f"{args.tokens} tokens per chunk on both sides; median of {args.rounds} rounds after a warm-up, engines in turns",
-        f"- transformers: {bundle if isinstance(bundle, str) else 'WhisperFeatureExtractor (CPU) + GenerationMixin.generate'}", "",
+        f"- transformers: {bundle if isinstance(bundle, str) else 'WhisperFeatureExtractor (CPU) + GenerationMixin.generate'}",
+        "",
         "| engine | s in all | audio s / s | x transformers | s without mel | audio s / s without mel | x transformers |",
         "| --- | --- | --- | --- | --- | --- | --- |",
     ]
     for name, runs in times.items():
         full, model_only = median_pair(runs)
-        lines.append(f"| {name} | {full:.3f} | {audio_s / full:.0f} | {peer_full / full:.2f} | {model_only:.3f} | "
-                     f"{audio_s / model_only:.0f} | {peer_model / model_only:.2f} |")
+        lines.append(
+            f"| {name} | {full:.3f} | {audio_s / full:.0f} | {peer_full / full:.2f} | {model_only:.3f} | "
+            f"{audio_s / model_only:.0f} | {peer_model / model_only:.2f} |"
+        )
     text = "\n".join(lines) + "\n"
     print(text)
     print(f"written to {gw.write_result(args.out, text)}")

@@ -58,7 +58,9 @@ def to_static(cache: KVCache, capacity: int) -> StaticCache:
     layers = host_cache.to_mlx(cache)
     length = layers[0][0][0].shape[2]
     if length > capacity:
-        raise ShapeConversionFailed([layers[0][0][0].shape[0], capacity], [layers[0][0][0].shape[0], length], "decoder context")
+        raise ShapeConversionFailed(
+            [layers[0][0][0].shape[0], capacity], [layers[0][0][0].shape[0], length], "decoder context"
+        )
     keys, values = [], []
     for (k, v), _ in layers:
         batch, heads, _, head_dim = k.shape
@@ -84,7 +86,15 @@ def fused_qkv(block: ResidualAttentionBlock) -> tuple[mx.array, mx.array] | None
     return weight, bias
 
 
-def _self_attend(block: ResidualAttentionBlock, fused: tuple[mx.array, mx.array] | None, x: mx.array, keys: mx.array, values: mx.array, offset: mx.array, mask: mx.array) -> tuple[mx.array, mx.array, mx.array]:
+def _self_attend(
+    block: ResidualAttentionBlock,
+    fused: tuple[mx.array, mx.array] | None,
+    x: mx.array,
+    keys: mx.array,
+    values: mx.array,
+    offset: mx.array,
+    mask: mx.array,
+) -> tuple[mx.array, mx.array, mx.array]:
     """One token's self-attention against the static cache; its keys/values written at `offset`."""
     attn = block.attn
     h = block.attn_ln(x)
@@ -118,11 +128,22 @@ def _cross_attend(block: ResidualAttentionBlock, x: mx.array, keys: mx.array, va
     return x + attn._merge(mx.fast.scaled_dot_product_attention(q, keys, values, scale=q.shape[-1] ** -0.5))
 
 
-def _step(decoder: TextDecoder, fused: list, tokens: mx.array, offset: mx.array, self_k: list[mx.array], self_v: list[mx.array], cross_k: list[mx.array], cross_v: list[mx.array]) -> tuple[mx.array, ...]:
+def _step(
+    decoder: TextDecoder,
+    fused: list,
+    tokens: mx.array,
+    offset: mx.array,
+    self_k: list[mx.array],
+    self_v: list[mx.array],
+    cross_k: list[mx.array],
+    cross_v: list[mx.array],
+) -> tuple[mx.array, ...]:
     """tokens (B, 1) at position `offset` -> (last logits (B, V) float32, offset + 1, keys..., values...)."""
     capacity = self_k[0].shape[2]
     x = decoder.token_embedding(tokens) + mx.take(decoder.positional_embedding, offset[None], axis=0)
-    mask = mx.where(mx.arange(capacity) <= offset, 0.0, -mx.inf).astype(x.dtype)[None, None, None]  # keys not yet written weigh 0
+    mask = mx.where(mx.arange(capacity) <= offset, 0.0, -mx.inf).astype(x.dtype)[
+        None, None, None
+    ]  # keys not yet written weigh 0
     new_k, new_v = [], []
     for i, block in enumerate(decoder.blocks):
         x, k, v = _self_attend(block, fused[i], x, self_k[i], self_v[i], offset, mask)
