@@ -59,3 +59,28 @@ def test_work_inside_an_item_runs_inline_whichever_thread_claims_it() -> None:
     seen = host_pool.run_all(lambda _i: host_pool.in_worker(), range(8))
     assert seen == [True] * 8  # the caller too: nested splits never depend on who ran the item
     assert not host_pool.in_worker()
+
+
+def test_an_interrupt_while_waiting_is_raised_only_after_the_helpers_finish(monkeypatch):
+    """Ctrl-C during the caller's wait must not unwind under a helper still writing its buffers."""
+    import threading
+    import time
+
+    from mlx_audio_coreml.cpu import pool as host_pool
+
+    finished = threading.Event()
+    calls = {"n": 0}
+    real_wait = finished.wait
+
+    def interrupted_wait(timeout=None):
+        calls["n"] += 1
+        if calls["n"] == 1:
+            threading.Timer(0.2, finished.set).start()  # the helper ends a little later
+            raise KeyboardInterrupt
+        return real_wait(timeout)
+
+    monkeypatch.setattr(finished, "wait", interrupted_wait)
+    start = time.monotonic()
+    with pytest.raises(KeyboardInterrupt):
+        host_pool._wait_out(finished)
+    assert finished.is_set() and time.monotonic() - start >= 0.15

@@ -112,11 +112,25 @@ def run_all(work: Callable[[T], R], items: Iterable[T]) -> list[R]:
         batch.drain()
     finally:
         _worker.active = False
-    batch.finished.wait()  # only pieces a helper is running now remain
+    _wait_out(batch.finished)  # only pieces a helper is running now remain
     for error in batch.errors:
         if error is not None:
             raise error
     return batch.results
+
+
+def _wait_out(finished: threading.Event) -> None:
+    """Wait for the helpers' pieces even through Ctrl-C: they write into the caller's buffers, so
+    unwinding (and freeing those) under them corrupts the heap ('corrupted size vs. prev_size' at
+    the exit of an interrupted CLI run). The interrupt is raised once they are done."""
+    interrupt: BaseException | None = None
+    while not finished.is_set():
+        try:
+            finished.wait()
+        except BaseException as caught:  # KeyboardInterrupt, SystemExit from a signal handler
+            interrupt = interrupt or caught
+    if interrupt is not None:
+        raise interrupt
 
 
 def even_ranges(count: int, pieces: int | None = None) -> list[slice]:
