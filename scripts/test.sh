@@ -25,6 +25,7 @@ EOF
   echo "[test] dev extras: done in $((SECONDS - t0)) s"
 }
 dev_extras
+bash scripts/fetch_models.sh base  # multilingual weights: translation, language detection and parity tests
 
 [ -x /opt/swift/usr/bin/swiftc ] && export PATH="/opt/swift/usr/bin:$PATH"
 if command -v swiftc >/dev/null 2>&1; then bash scripts/build_standin.sh; fi
