@@ -92,6 +92,10 @@ def long_wav(tmp_path_factory):
     return path
 
 
+# Slow until a known exit race is fixed: in 2 of 3 full-suite runs on a 2-core machine the
+# interrupted process did not exit cleanly (once heap corruption at exit, once a hang after SIGTERM
+# for over 60 s), while 4 of 4 runs of this test alone passed. See the closing note of issue #16.
+@pytest.mark.slow
 @pytest.mark.realweights
 @pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
 def test_interrupted_run_leaves_no_partial_output(tmp_path, long_wav, signum, tiny_en_bundle):
