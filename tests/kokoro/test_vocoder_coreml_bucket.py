@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from kokoro_tiny_package import DIM_IN, SAMPLES_PER_FRAME, STYLE, convert_tiny, tiny_decoder
 
+from kokoro_tiny import DIM_IN, SAMPLES_PER_FRAME, STYLE, convert_tiny, tiny_decoder
 from mlx_audio_coreml.convert.kokoro_validate import snr_db, validation_features
 from mlx_audio_coreml.coreml.registry import get_runtime
 from mlx_audio_coreml.errors import UnsupportedSampleRate, VocoderShapeConversionFailed
