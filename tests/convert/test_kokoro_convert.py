@@ -7,8 +7,8 @@ import json
 
 import numpy as np
 import pytest
-from kokoro_tiny import DIM_IN, STYLE, convert_tiny, tiny_decoder
 
+from kokoro_tiny import DIM_IN, STYLE, convert_tiny, tiny_decoder
 from mlx_audio_coreml.convert.kokoro import KokoroConvertOptions, convert_decoder, convert_kokoro
 from mlx_audio_coreml.convert.kokoro_validate import padded_inputs, snr_db, validation_features
 from mlx_audio_coreml.coreml.registry import get_runtime

@@ -69,10 +69,10 @@ def _ruff() -> str:
 
 
 def test_ruff_finds_no_lint_error() -> None:
-    out = _run([_ruff(), "check", "python", "tests", "bench"], timeout_s=300)
+    out = _run([_ruff(), "check", "--no-cache", "python", "tests", "bench"], timeout_s=300)
     assert out.returncode == 0, out.stdout[-4000:]
 
 
 def test_ruff_format_leaves_the_tree_unchanged() -> None:
-    out = _run([_ruff(), "format", "--check", "python", "tests", "bench"], timeout_s=300)
+    out = _run([_ruff(), "format", "--check", "--no-cache", "python", "tests", "bench"], timeout_s=300)
     assert out.returncode == 0, out.stdout[-4000:]
