@@ -16,7 +16,7 @@ from __future__ import annotations
 import mlx.core as mx
 import mlx.nn as nn
 
-from . import host_conv, host_lstm
+from . import host_conv, host_lstm, lstm_recurrence
 
 
 class BiLSTM(nn.Module):
@@ -38,19 +38,10 @@ class BiLSTM(nn.Module):
     def __call__(self, x: mx.array) -> mx.array:
         if host_conv.applies(x.dtype):  # MLX on the CPU: numpy recurrence (host_lstm.py)
             return host_lstm.run(self, x)
-        steps = x.shape[1]
         forward = mx.addmm(self.bias_ih_l0 + self.bias_hh_l0, x, self.weight_ih_l0.T)  # (B, T, 4H)
         backward = mx.addmm(self.bias_ih_l0_reverse + self.bias_hh_l0_reverse, x, self.weight_ih_l0_reverse.T)
         # Both directions advance together: row 0 reads frame t, row 1 reads frame T-1-t.
         gx = mx.stack([forward, backward[:, ::-1]])  # (2, B, T, 4H)
         w_hh = mx.stack([self.weight_hh_l0.T, self.weight_hh_l0_reverse.T])  # (2, H, 4H)
-        h = mx.zeros((2, x.shape[0], self.hidden_size), dtype=x.dtype)
-        c = mx.zeros_like(h)
-        outs = []
-        for t in range(steps):
-            i, f, g, o = mx.split(gx[:, :, t] + h @ w_hh, 4, axis=-1)
-            c = mx.sigmoid(f) * c + mx.sigmoid(i) * mx.tanh(g)
-            h = mx.sigmoid(o) * mx.tanh(c)
-            outs.append(h)
-        hs = mx.stack(outs, axis=2)  # (2, B, T, H)
+        hs = lstm_recurrence.run(gx, w_hh)  # (2, B, T, H): one CUDA kernel, or a compiled cell per step
         return mx.concatenate([hs[0], hs[1][:, ::-1]], axis=-1)
