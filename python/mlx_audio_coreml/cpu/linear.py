@@ -22,6 +22,7 @@ from . import host_math, onednn
 from . import pool as host_pool
 
 _INT8_MAX = np.float32(127.0)
+_INPUT_SHIFT = 128  # quantized inputs (-127..127) go to oneDNN shifted to unsigned bytes (1..255)
 _SPLIT_ROWS = 256  # inputs from this many rows are split between cores by rows
 _SPLIT_MIN = 4_000_000  # weights from this size (one or a few rows in) are split between cores
 _FEW_ROWS = 8  # "a few rows": a greedy step's one, a beam search's five
@@ -64,9 +65,12 @@ class HostLinear:
         self.int8 = int8
         self.out_features, self.in_features = weight.shape
         self.bias = None if bias is None else np.ascontiguousarray(bias, np.float32)
+        self.offsets: np.ndarray | None = None
         if int8:
             # weights are oneDNN's second operand: 7 bits on CPUs whose int8 products would saturate
             self.weight, self.scales = quantize_rows(np.asarray(weight, np.float32), onednn.int8_weight_limit())
+            # inputs go in as unsigned bytes q + 128 (oneDNN's faster kernels); this takes the 128s back out
+            self.offsets = (-_INPUT_SHIFT * self.weight.sum(axis=1, dtype=np.int32)).astype(np.int32)
         else:
             self.weight, self.scales = np.ascontiguousarray(weight, np.float32), None
 
@@ -94,12 +98,15 @@ class HostLinear:
         scaled = _scratch.get("scaled", rows.shape, np.float32)
         np.multiply(rows, np.reciprocal(row_scales), out=scaled)
         np.rint(scaled, out=scaled)
-        quantized = _scratch.get("q", rows.shape, np.int8)
-        np.copyto(quantized, scaled, casting="unsafe")  # exact: the values are integers in [-127, 127]
+        scaled += _INPUT_SHIFT
+        quantized = _scratch.get("q", rows.shape, np.uint8)
+        np.copyto(quantized, scaled, casting="unsafe")  # exact: the values are integers in [1, 255]
         sums = _scratch.get("sums", result.shape, np.int32)
+        offsets = self.offsets
+        assert offsets is not None  # set with the int8 weights
 
         def part(cols: slice) -> None:  # output channels `cols`: weight rows, a column block of the sums
-            onednn.gemm_int8(quantized, self.weight[cols], sums[:, cols])
+            onednn.gemm_u8s8(quantized, self.weight[cols], sums[:, cols], offsets[cols])
             # int32 -> float32 times both scales, in two passes over the block
             np.multiply(sums[:, cols], row_scales, out=result[:, cols], dtype=np.float32)
             result[:, cols] *= self.scales[cols]

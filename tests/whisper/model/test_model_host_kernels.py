@@ -59,6 +59,22 @@ def test_int8_gemm_gives_exact_integer_sums_within_the_cpus_weight_limit():
 
 
 @needs_onednn
+def test_unsigned_by_signed_gemm_gives_exact_sums_plus_the_column_offsets():
+    rng = np.random.default_rng(7)
+    limit = onednn.int8_weight_limit()
+    a = rng.integers(0, 256, (4, 300), dtype=np.uint8)
+    b = rng.integers(-limit, limit + 1, (70, 300), dtype=np.int8)
+    b[0, :], a[0, :] = limit, 255  # the worst case for saturating pair sums
+    offsets = rng.integers(-(10**6), 10**6, 70).astype(np.int32)
+    out = onednn.gemm_u8s8(a, b, np.empty((4, 70), np.int32), offsets)
+    np.testing.assert_array_equal(out, a.astype(np.int64) @ b.astype(np.int64).T + offsets)
+    part = np.zeros((4, 70), np.int32)  # a column block, as the host linear layers split them
+    onednn.gemm_u8s8(a, b[10:30], part[:, 10:30], offsets[10:30])
+    np.testing.assert_array_equal(part[:, 10:30], out[:, 10:30])
+    assert not part[:, :10].any() and not part[:, 30:].any()
+
+
+@needs_onednn
 def test_the_weight_limit_is_full_int8_only_where_full_int8_sums_are_exact():
     a = np.full((1, 64), 127, np.int8)
     b = np.full((1, 64), 127, np.int8)
