@@ -15,7 +15,7 @@ import numpy as np
 from coremltools.converters.mil.mil import Var
 
 from ..kokoro.model.source import _interpolation_weights
-from ..kokoro.model.stft import SILENT_BIN
+from ..kokoro.model.stft import BRANCH_CUT, SILENT_BIN
 from ._builder import mb
 from .kokoro_ops import Ops, atan2
 
@@ -78,6 +78,14 @@ def _stft(ops: Ops, stft: Any, masks: Any, source: Var, samples: int, factor: in
     re, im = ops.slice_axis(spectrum, 1, 0, bins), ops.slice_axis(spectrum, 1, bins, 2 * bins)
     magnitude = mb.sqrt(x=ops.add(ops.mul(re, re), ops.mul(im, im)), name=n())
     phase = atan2(ops, im, re)
+    # stft.STFT.transform's rules: +pi where the imaginary part is rounding on the negative real axis
+    # (its sign would follow summation order), 0 where the whole bin is rounding.
+    on_cut = mb.logical_and(
+        x=mb.less(x=re, y=0.0, name=n()),
+        y=mb.less_equal(x=mb.abs(x=im, name=n()), y=ops.mul(magnitude, BRANCH_CUT), name=n()),
+        name=n(),
+    )
+    phase = mb.select(cond=on_cut, a=math.pi, b=phase, name=n())
     silent = mb.less(x=magnitude, y=SILENT_BIN, name=n())
     phase = mb.select(cond=silent, a=0.0, b=phase, name=n())
     mask, _ = masks.with_first(factor)

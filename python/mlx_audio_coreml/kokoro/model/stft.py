@@ -16,6 +16,7 @@ import mlx.core as mx
 import numpy as np
 
 SILENT_BIN = 1e-6  # magnitudes below are rounding noise: unit-scale frames leave ~1e-8 in empty bins
+BRANCH_CUT = 1e-5  # |imag| / magnitude below this on the negative real axis is rounding noise
 
 
 def hann_window(length: int) -> np.ndarray:
@@ -99,8 +100,11 @@ class STFT:
         spectrum = frames @ self._analysis  # (B, T', 2 * bins)
         real, imag = spectrum[..., : self.bins], spectrum[..., self.bins :]
         magnitude = mx.sqrt(real * real + imag * imag)
-        # torch.angle gives +pi on the negative real axis; atan2 gives -pi when imag is -0.0.
-        phase = mx.where((imag == 0) & (real < 0), math.pi, mx.arctan2(imag, real))
+        # torch.angle gives +pi on the negative real axis. A bin there whose imaginary part is rounding
+        # (bin 1 of a constant stretch of the source: the clamped last frame, unvoiced frames) would get
+        # +pi or -pi by summation order alone; it gets +pi, the angle of its exact value.
+        on_cut = (real < 0) & (mx.abs(imag) <= BRANCH_CUT * magnitude)
+        phase = mx.where(on_cut, math.pi, mx.arctan2(imag, real))
         # A bin that is float32 rounding noise (a constant or silent frame) has no phase: its angle would
         # depend on summation order (batch size, BLAS, device), so it is set to 0.
         return magnitude, mx.where(magnitude < SILENT_BIN, 0.0, phase)
