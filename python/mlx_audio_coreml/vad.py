@@ -134,7 +134,7 @@ class SileroVad:
     ) -> tuple[np.ndarray, tuple[np.ndarray, np.ndarray]]:
         """Probabilities for `blocks` (n, 64 + 512) and the LSTM state after them."""
         probs, h, c = self._session.run(None, {"input": blocks, "h": state[0], "c": state[1]})
-        return np.asarray(probs, dtype=np.float32).reshape(-1), (h, c)
+        return np.asarray(probs, dtype=np.float32).reshape(-1), (np.asarray(h), np.asarray(c))
 
     def stream(self) -> VadStream:
         return VadStream(self)

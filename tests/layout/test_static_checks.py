@@ -21,7 +21,8 @@ PACKAGE = ROOT / "python" / "mlx_audio_coreml"
 # [tool.pyright].strict to them whatever paths it is given.
 CHECKED_MODULES = [
     "__init__.py", "_version.py", "config.py", "options.py", "progress.py", "info.py", "cancel.py",
-    "encoders.py", "vocoders.py", "errors", "loading", "store", "coreml", "native",
+    "encoders.py", "vocoders.py", "errors", "loading", "store", "coreml", "native", "serve", "vad.py", "batch.py",
+    "audio",
 ]  # fmt: skip
 
 

@@ -10,6 +10,7 @@ Each piece of work goes through the model's bounded queue like any HTTP request.
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
@@ -55,7 +56,7 @@ async def live(websocket: WebSocket, model: str = "whisper-1", language: str | N
         await websocket.close(code=1011 if body.status >= 500 else 1008)
 
 
-def _pcm(message: dict[str, Any]) -> np.ndarray | None:
+def _pcm(message: Mapping[str, Any]) -> np.ndarray | None:
     """The samples of a binary message; None for the end-of-input text message."""
     data = message.get("bytes")
     if data is not None:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, File, Form, Request, UploadFile
 from fastapi.responses import Response, StreamingResponse
@@ -76,7 +76,10 @@ def _stream(state: ServerState, name: str, session: object, audio: Path, job: Tr
     loop = asyncio.get_running_loop()
     deltas: asyncio.Queue = asyncio.Queue()
     token = CancelToken()
-    on_segment = lambda segment: loop.call_soon_threadsafe(deltas.put_nowait, segment.text)  # noqa: E731
+
+    def on_segment(segment: Any) -> None:  # on the worker thread: hand the text to the event loop
+        loop.call_soon_threadsafe(deltas.put_nowait, segment.text)
+
     future = state.queues[name].submit(transcribe_job(session, audio, job, on_segment), token)
     future.add_done_callback(lambda _f: deltas.put_nowait(_END))
     future.add_done_callback(retrieve_error)  # a client that left never reads the job's error

@@ -11,6 +11,7 @@ import asyncio
 from collections.abc import AsyncIterator
 from typing import Literal
 
+import numpy as np
 from fastapi import APIRouter, Request
 from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, Field
@@ -46,7 +47,10 @@ async def speech(request: Request, body: SpeechRequest) -> StreamingResponse:
     loop = asyncio.get_running_loop()
     pieces: asyncio.Queue = asyncio.Queue()
     token = CancelToken()
-    deliver = lambda piece: loop.call_soon_threadsafe(pieces.put_nowait, piece)  # noqa: E731  (from the worker)
+
+    def deliver(piece: np.ndarray) -> None:  # on the worker thread: hand the piece to the event loop
+        loop.call_soon_threadsafe(pieces.put_nowait, piece)
+
     future = state.queues[name].submit(synthesis_job(session, body.input, body.voice, body.speed, deliver), token)
     future.add_done_callback(lambda _f: pieces.put_nowait(_END))
     future.add_done_callback(retrieve_error)  # a client that left never reads the job's error
