@@ -14,6 +14,7 @@ from collections.abc import Sequence
 
 import mlx.core as mx
 
+from . import host_conv
 from .registry import OpContext, as_int, as_ints, as_str, compute_dtype, register
 
 
@@ -100,28 +101,47 @@ def conv_channels_last(
     pads = resolve_padding(
         as_str(pad_type), as_ints(pad) if pad is not None else None, x.shape[1:-1], kernel, strides, dilations
     )
-    dtype = compute_dtype(x.dtype)
-    w = ctx.derived(
-        "weight", "weight", lambda: mx.contiguous(mx.moveaxis(weight, 1, -1).astype(dtype))
-    )  # (C_out, *K, C_in/g)
     # spatial axes of size 1 that the kernel does not move along (the unit axis of (N, C, 1, S)
     # programs) are dropped: a 1-D convolution is cheaper than the same work as a 2-D one
     unit = [x.shape[1 + i] == 1 and kernel[i] == 1 and strides[i] == 1 and pads[i] == (0, 0) for i in range(n)]
     keep = [i for i in range(n) if not unit[i]] or [n - 1]
     x_kept = x.reshape((x.shape[0],) + tuple(x.shape[1 + i] for i in keep) + (x.shape[-1],))  # (N, *D_kept, C)
+    if len(keep) == 1 and host_conv.applies(ctx, x, bias, as_int(groups)):
+        i = keep[0]
+        y = host_conv.conv(ctx, x_kept, weight, bias, strides[i], dilations[i], pads[i])
+    else:
+        y = _mlx_conv(ctx, x_kept, weight, bias, keep, kernel, strides, pads, dilations, as_int(groups))
+    spatial = [y.shape[1 + keep.index(i)] if i in keep else 1 for i in range(n)]
+    return y.reshape((y.shape[0],) + tuple(spatial) + (y.shape[-1],)).astype(x.dtype)  # (N, *D', C_out)
+
+
+def _mlx_conv(
+    ctx: OpContext,
+    x_kept: mx.array,
+    weight: mx.array,
+    bias: mx.array | None,
+    keep: list[int],
+    kernel: list[int],
+    strides: list[int],
+    pads: list[tuple[int, int]],
+    dilations: list[int],
+    groups: int,
+) -> mx.array:
+    """The convolution over the kept spatial axes by MLX: (N, *D_kept, C_in) -> (N, *D_kept', C_out)."""
+    dtype = compute_dtype(x_kept.dtype)
+    w = ctx.derived(
+        "weight", "weight", lambda: mx.contiguous(mx.moveaxis(weight, 1, -1).astype(dtype))
+    )  # (C_out, *K, C_in/g)
     w_kept = w.reshape((w.shape[0],) + tuple(kernel[i] for i in keep) + (w.shape[-1],))
     y = grouped_conv(
         x_kept.astype(dtype),
         w_kept,
-        as_int(groups),
+        groups,
         stride=[strides[i] for i in keep],
         padding=([pads[i][0] for i in keep], [pads[i][1] for i in keep]),
         kernel_dilation=[dilations[i] for i in keep],
     )
-    if bias is not None:
-        y = y + bias.astype(y.dtype)
-    spatial = [y.shape[1 + keep.index(i)] if i in keep else 1 for i in range(n)]
-    return y.reshape((y.shape[0],) + tuple(spatial) + (y.shape[-1],)).astype(x.dtype)  # (N, *D', C_out)
+    return y + bias.astype(y.dtype) if bias is not None else y
 
 
 def _ints_or_ones(values, n: int) -> list[int]:
@@ -179,6 +199,9 @@ def conv_transpose(
     kernel = list(weight.shape[2:])
     full = [(i - 1) * s + (k - 1) * d + 1 for i, s, k, d in zip(x.shape[2:], strides, kernel, dilations)]
     crops = _transpose_crops(as_str(pad_type), pad, output_shape, x.shape[2:], strides, full)
+    if n == 1 and groups == 1 and dilations == [1] and min(crops[0]) >= 0:
+        y = _transpose_1d(ctx, channels_last(x), weight, bias, strides[0], crops[0])
+        return channels_first(y).astype(x.dtype)
     lo, hi, trims = [], [], []
     for k, d, (begin, end) in zip(kernel, dilations, crops):
         edge = d * (k - 1)
@@ -202,6 +225,37 @@ def conv_transpose(
     if bias is not None:
         y = y + bias.astype(y.dtype)
     return channels_first(y).astype(x.dtype)
+
+
+def _transpose_1d(
+    ctx: OpContext, x: mx.array, weight: mx.array, bias: mx.array | None, stride: int, crop: tuple[int, int]
+) -> mx.array:
+    """A 1-D transposed conv (no groups, dilation 1) on channels-last x (N, L, C_in) as one product and
+    an overlap-add (host kernels on the CPU): MLX's own route, an input-dilated convolution, is a
+    naive loop on the CPU."""
+    if host_conv.applies(ctx, x, bias, 1):
+        return host_conv.conv_transpose(ctx, x, weight, bias, stride, crop)
+    dtype = compute_dtype(x.dtype)
+    c_in, c_out, kernel = weight.shape
+    pieces = -(-kernel // stride)
+    # (C_in, pieces * stride * C_out): column j * C_out + o is tap j of output o; taps past k are zero
+    w = ctx.derived(
+        "transpose_1d",
+        "weight",
+        lambda: mx.pad(
+            mx.moveaxis(weight, 1, 2).astype(dtype), [(0, 0), (0, pieces * stride - kernel), (0, 0)]
+        ).reshape(c_in, -1),
+    )
+    n, length = x.shape[0], x.shape[1]
+    spread = mx.matmul(x.astype(dtype), w).reshape(n, length, pieces, stride * c_out)
+    full = None
+    for piece in range(pieces):  # piece c of frame t lands at frame t + c (in units of `stride` samples)
+        shifted = mx.pad(spread[:, :, piece], [(0, 0), (piece, pieces - 1 - piece), (0, 0)])
+        full = shifted if full is None else full + shifted
+    assert full is not None
+    full = full.reshape(n, -1, c_out)[:, : (length - 1) * stride + kernel]
+    y = full[:, crop[0] : full.shape[1] - crop[1]]
+    return y + bias.astype(y.dtype) if bias is not None else y
 
 
 def _transpose_crops(pad_type, pad, output_shape, spatial, strides, full) -> list[tuple[int, int]]:

@@ -31,7 +31,9 @@ from ....cpu import host_math, onednn
 _tracing: ContextVar[bool] = ContextVar("portable_tracing", default=False)
 
 # The ops (MIL names, the fused attention of fuse.py, the product + GELU of fuse_gelu.py) with a host path.
-HOST_OPS = frozenset({"softmax", "gelu", "portable.multi_head_attention", "portable.product_gelu"})
+HOST_OPS = frozenset({"softmax", "gelu", "portable.multi_head_attention", "portable.product_gelu", "portable.snake"})
+# Convolutions with one spatial axis (host_conv.py: cpu/conv1d.py's kernels).
+CONV_OPS = frozenset({"conv", "conv_transpose", "portable.conv_to_channels_last"})
 
 
 @contextmanager
@@ -56,8 +58,9 @@ def onednn_applies(dtype: mx.Dtype) -> bool:
 
 
 def handles(node: Any) -> bool:
-    """Whether a program node has a host path: by op name, constant parameters (gelu's mode) and,
-    for scaled_dot_product_attention, no mask and float32 values (the oneDNN route)."""
+    """Whether a program node has a host path: by op name, constant parameters (gelu's mode),
+    for scaled_dot_product_attention no mask and float32 values (the oneDNN route), for a
+    convolution one spatial axis and oneDNN present."""
     name, host_params = node.op.name, node.host_params
     if name == "gelu":
         return str(host_params.get("mode", "EXACT")) == "EXACT"
@@ -65,6 +68,10 @@ def handles(node: Any) -> bool:
         declared = node.ctx.output_types[0] if node.ctx.output_types else None
         float32 = declared is not None and not declared.is_string and declared.dtype == np.float32
         return "attn_mask" not in node.params and float32 and onednn.available()
+    if name in CONV_OPS:
+        declared = node.ctx.output_types[0] if node.ctx.output_types else None
+        one_axis = declared is not None and declared.shape is not None and len(declared.shape) == 3
+        return one_axis and onednn.available()
     return name in HOST_OPS
 
 

@@ -1,0 +1,140 @@
+"""1-D convolutions and transposed convolutions on the CPU host path: numpy rows (channels last),
+oneDNN float32 products, row blocks spread over the host workers. Model-agnostic (the portable
+runtime's conv ops use it; any model's host path may).
+
+Why: MLX's CPU convolution takes a naive loop for every dilated or input-dilated (transposed)
+kernel: a converted Kokoro vocoder spent 27 of its 30 s (64-frame bucket, real weights, measured
+here) in those loops. An im2col block of `ROWS` output frames (k taps side by side, small enough
+to stay in cache) times the (out, k * in) weight is one single-threaded oneDNN sgemm per block,
+each worker taking whole blocks.
+
+Layouts: activations (L, C) float32 rows, weights given once at preparation in MIL's layouts
+(conv: (out, in, k); transposed conv: (in, out, k)).
+"""
+
+from __future__ import annotations
+
+import threading
+
+import numpy as np
+
+from . import onednn
+from . import pool as host_pool
+
+ROWS = 256  # output frames per im2col block
+
+
+class _Scratch(threading.local):
+    """Reusable im2col buffers per thread (fresh large allocations cost page faults every call)."""
+
+    def __init__(self) -> None:
+        self.buffer = np.empty(0, np.float32)
+
+    def get(self, rows: int, cols: int) -> np.ndarray:
+        if self.buffer.size < rows * cols:
+            self.buffer = np.empty(rows * cols, np.float32)
+        return self.buffer[: rows * cols].reshape(rows, cols)
+
+
+_scratch = _Scratch()
+
+
+def zero_padded(x: np.ndarray, begin: int, end: int) -> np.ndarray:
+    """(L, C) -> (begin + L + end, C) with zero rows at the ends (x itself when there are none)."""
+    if begin == 0 and end == 0:
+        return x
+    full = np.empty((begin + x.shape[0] + end, x.shape[1]), np.float32)
+    full[:begin] = 0.0
+    full[begin + x.shape[0] :] = 0.0
+    full[begin : begin + x.shape[0]] = x
+    return full
+
+
+def plain_rows(x: np.ndarray) -> np.ndarray:
+    """x (L, C) float32 with rows laid out one after another (a copy only when they are not; numpy
+    calls a strided (L, 1) view contiguous, oneDNN does not)."""
+    if x.dtype == np.float32 and x.flags.c_contiguous and (x.shape[1] != 1 or x.strides[1] == 4):
+        return x
+    return np.array(x, np.float32, order="C")
+
+
+class Conv1d:
+    """A prepared convolution (no groups): padded rows (L, in) -> (L_out, out), any stride and dilation."""
+
+    def __init__(self, weight: np.ndarray, bias: np.ndarray | None, stride: int = 1, dilation: int = 1) -> None:
+        out_channels, self.in_channels, self.kernel = weight.shape  # MIL: (out, in, k)
+        # (out, k * in): tap-major columns, as `columns` lays the input out
+        self.weight = np.ascontiguousarray(np.asarray(weight, np.float32).transpose(0, 2, 1).reshape(out_channels, -1))
+        self.bias = None if bias is None else np.ascontiguousarray(bias, np.float32).reshape(-1)
+        self.out_channels = out_channels
+        self.stride, self.dilation = int(stride), int(dilation)
+
+    def output_length(self, padded_length: int) -> int:
+        return (padded_length - self.dilation * (self.kernel - 1) - 1) // self.stride + 1
+
+    def __call__(self, x_padded: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
+        """The convolution of already padded rows; written into `out` ((L_out, out) rows) when given."""
+        length = self.output_length(x_padded.shape[0])
+        result = np.empty((length, self.out_channels), np.float32) if out is None else out
+        if length > 0:
+            host_pool.run_all(lambda rows: self._rows(x_padded, rows, result[rows]), host_pool.row_blocks(length, ROWS))
+        return result
+
+    def columns(self, x: np.ndarray, rows: slice) -> np.ndarray:
+        """The im2col block of output frames `rows`: (rows, k * in), tap-major (a scratch buffer)."""
+        if self.kernel == 1 and self.stride == 1:
+            return plain_rows(x[rows])
+        columns = _scratch.get(rows.stop - rows.start, self.kernel * self.in_channels)
+        first = rows.start * self.stride
+        last = (rows.stop - 1) * self.stride + 1
+        for tap in range(self.kernel):  # tap j reads frame t * stride + j * dilation
+            offset = tap * self.dilation
+            columns[:, tap * self.in_channels : (tap + 1) * self.in_channels] = x[
+                first + offset : last + offset : self.stride
+            ]
+        return columns
+
+    def _rows(self, x: np.ndarray, rows: slice, out: np.ndarray) -> None:
+        onednn.sgemm(self.columns(x, rows), self.weight, out, b_transposed=True)
+        if self.bias is not None:
+            out += self.bias
+
+
+class ConvTranspose1d:
+    """A prepared transposed convolution (no groups, dilation 1): one product, then an overlap-add.
+
+    Input frame t spreads over output frames t * stride .. t * stride + k - 1 of the full output
+    ((L - 1) stride + k frames), from which the caller's crop is cut."""
+
+    def __init__(self, weight: np.ndarray, bias: np.ndarray | None, stride: int) -> None:
+        self.in_channels, self.out_channels, self.kernel = weight.shape  # MIL: (in, out, k)
+        # (k * out, in): row j * out + o is tap j of output channel o
+        w = np.asarray(weight, np.float32).transpose(2, 1, 0).reshape(-1, self.in_channels)
+        self.weight = np.ascontiguousarray(w)
+        self.bias = None if bias is None else np.ascontiguousarray(bias, np.float32).reshape(-1)
+        self.stride = int(stride)
+
+    def full_length(self, length: int) -> int:
+        return (length - 1) * self.stride + self.kernel
+
+    def __call__(self, x: np.ndarray, crop: tuple[int, int]) -> np.ndarray:
+        """(L, in) -> (full_length(L) - crop[0] - crop[1], out) rows."""
+        length, stride, kernel, channels = x.shape[0], self.stride, self.kernel, self.out_channels
+        pieces = -(-kernel // stride)
+        spread = np.empty((length, pieces * stride * channels), np.float32)  # (L, k' * out), k' = pieces * stride
+        spread[:, kernel * channels :] = 0.0
+        used = spread[:, : kernel * channels]
+        rows = plain_rows(x)
+        host_pool.run_all(
+            lambda block: onednn.sgemm(rows[block], self.weight, used[block], b_transposed=True),
+            host_pool.row_blocks(length, 4 * ROWS),
+        )
+        blocks = spread.reshape(length, pieces, stride * channels)
+        full = np.zeros((length + pieces - 1, stride * channels), np.float32)
+        for piece in range(pieces):  # piece c of every frame lands c * stride frames later
+            full[piece : piece + length] += blocks[:, piece]
+        full = full.reshape(-1, channels)[: self.full_length(length)]
+        y = full[crop[0] : full.shape[0] - crop[1]]
+        if self.bias is not None:
+            return y + self.bias
+        return np.ascontiguousarray(y)

@@ -1,0 +1,124 @@
+"""1-D conv and conv_transpose on the CPU host path (cpu/conv1d.py, cpu/conv1d_dft.py through
+ops/host_conv.py): dilated, strided, padded and long kernels, and transposed ones with crops, agree
+with a numpy reference and with the plain MLX ops; the weights are prepared once per node."""
+
+from __future__ import annotations
+
+import mlx.core as mx
+import numpy as np
+import pytest
+from portable_helpers import load, mb, save_program
+
+from mlx_audio_coreml.coreml.portable.ops import host_conv
+from mlx_audio_coreml.cpu import conv1d, conv1d_dft, host_math, onednn
+
+pytestmark = pytest.mark.skipif(
+    not (host_math.available(mx.float32) and onednn.available()), reason="needs the CPU and oneDNN"
+)
+
+rng = np.random.default_rng(11)
+
+
+def conv_reference(x, w, b, stride, dilation, pad):
+    """x (N, C_in, L), MIL weight (C_out, C_in, k) -> (N, C_out, L')."""
+    xp = np.pad(x.astype(np.float64), [(0, 0), (0, 0), pad])
+    k = w.shape[2]
+    length = (xp.shape[2] - dilation * (k - 1) - 1) // stride + 1
+    taps = [xp[:, :, j * dilation : j * dilation + stride * (length - 1) + 1 : stride] for j in range(k)]
+    return np.einsum("oij,nijt->not", w, np.stack(taps, axis=2)) + b[None, :, None]
+
+
+def transpose_reference(x, w, b, stride, crop):
+    """x (N, C_in, L), MIL weight (C_in, C_out, k) -> (N, C_out, (L - 1) stride + k - crops)."""
+    n, _, length = x.shape
+    k = w.shape[2]
+    full = np.zeros((n, w.shape[1], (length - 1) * stride + k))
+    for t in range(length):
+        full[:, :, t * stride : t * stride + k] += np.einsum("ni,iok->nok", x[:, :, t], w)
+    return full[:, :, crop[0] : full.shape[2] - crop[1]] + b[None, :, None]
+
+
+@pytest.fixture
+def kernels(monkeypatch):
+    """Every prepared host convolution, by class name."""
+    made: list[str] = []
+    for module, name in ((conv1d, "Conv1d"), (conv1d, "ConvTranspose1d"), (conv1d_dft, "SpectralConv1d")):
+        original = getattr(module, name)
+
+        class Counted(original):  # type: ignore[misc, valid-type]
+            def __init__(self, *args, _name=name, **kwargs):
+                super().__init__(*args, **kwargs)
+                made.append(_name)
+
+        monkeypatch.setattr(module, name, Counted)
+    monkeypatch.setattr(conv1d_dft, "Conv1d", conv1d.Conv1d)
+    return made
+
+
+def host_and_plain(path, feeds):
+    model = load(path)
+    assert not model.compiled  # host kernels run eagerly
+    got = [model.predict(feeds).outputs for _ in range(2)][-1]
+    with host_math.disabled():
+        want = model.predict(feeds).outputs
+    return next(iter(got.values())), next(iter(want.values()))
+
+
+def assert_near(got, want, rtol=2e-5):
+    assert got.shape == want.shape
+    assert float(np.abs(got - want).max()) <= rtol * float(np.abs(want).max())
+
+
+@pytest.mark.parametrize(
+    "kernel, stride, dilation, pad, expected",
+    [
+        (3, 1, 1, (1, 1), "Conv1d"),
+        (11, 1, 5, (25, 25), "SpectralConv1d"),
+        (7, 1, 3, (9, 9), "SpectralConv1d"),
+        (5, 2, 1, (2, 1), "Conv1d"),
+    ],
+)
+def test_one_axis_convolutions_match_numpy_and_mlx(tmp_path, kernels, kernel, stride, dilation, pad, expected):
+    w = (rng.standard_normal((24, 16, kernel)) / np.sqrt(16 * kernel)).astype(np.float32)
+    b = rng.standard_normal(24).astype(np.float32)
+    x = rng.standard_normal((2, 16, 300)).astype(np.float32)
+
+    def build(x):
+        return mb.conv(x=x, weight=w, bias=b, strides=[stride], pad_type="custom", pad=list(pad), dilations=[dilation])
+
+    got, want = host_and_plain(save_program(tmp_path, build, [x.shape]), {"x": x})
+
+    assert kernels == [expected]  # prepared once for two predictions
+    assert_near(got, want)
+    assert_near(got, conv_reference(x, w, b, stride, dilation, pad))
+
+
+@pytest.mark.parametrize(
+    "c_in, c_out, kernel, stride, crop",
+    [(32, 16, 20, 10, (5, 5)), (16, 8, 12, 6, (3, 3)), (1, 1, 20, 5, (0, 0)), (8, 4, 3, 2, (0, 1))],
+)
+def test_one_axis_transposed_convolutions_match_numpy_and_mlx(tmp_path, kernels, c_in, c_out, kernel, stride, crop):
+    w = (rng.standard_normal((c_in, c_out, kernel)) / np.sqrt(c_in)).astype(np.float32)
+    b = rng.standard_normal(c_out).astype(np.float32)
+    x = rng.standard_normal((2, c_in, 40)).astype(np.float32)
+
+    def build(x):
+        return mb.conv_transpose(x=x, weight=w, bias=b, strides=[stride], pad_type="custom", pad=list(crop))
+
+    got, want = host_and_plain(save_program(tmp_path, build, [x.shape]), {"x": x})
+
+    assert kernels == ["ConvTranspose1d"]
+    assert_near(got, want)
+    assert_near(got, transpose_reference(x, w, b, stride, crop))
+
+
+def test_grouped_convolutions_stay_in_mlx(tmp_path, kernels):
+    w = rng.standard_normal((8, 2, 3)).astype(np.float32)
+    x = rng.standard_normal((1, 8, 50)).astype(np.float32)
+    grouped = save_program(tmp_path, lambda x: mb.conv(x=x, weight=w, groups=4, pad_type="same"), [x.shape])
+
+    out = load(grouped).predict({"x": x}).outputs
+
+    assert kernels == []
+    assert next(iter(out.values())).shape == (1, 8, 50)
+    assert not host_conv.applies(load(grouped).program.block.nodes[0].ctx, mx.zeros((1, 50, 8)), None, 4)
