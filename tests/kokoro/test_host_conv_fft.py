@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from mlx_audio_coreml.cpu import host_math
-from mlx_audio_coreml.kokoro.model import host_conv
+from mlx_audio_coreml.kokoro.model import host_conv, host_conv_fft
 from mlx_audio_coreml.kokoro.model.conv import Conv1d
 from mlx_audio_coreml.kokoro.model.host_conv_fft import HostConv1dSpectral, spectral_or_direct
 
@@ -66,3 +66,17 @@ def test_spectral_conv_is_used_for_long_kernels_only():
         HostConv1dSpectral(strided)
     with pytest.raises(ValueError, match="cannot hold"):
         HostConv1dSpectral(_conv(4, 4, 11, 1), size=8)
+
+
+@pytest.mark.parametrize("conv_type", [host_conv.HostConv1d, HostConv1dSpectral])
+def test_convs_add_into_out_when_accumulating(conv_type, monkeypatch):
+    monkeypatch.setattr(host_conv_fft, "SEGMENT_ROWS", 97)  # several segments, cut mid-tile
+    conv = _conv(6, 6, 11, 2)
+    x = _input(400, 6, conv.padding, seed=3)
+    reference = host_conv.HostConv1d(conv)(x)
+    residual = np.random.default_rng(4).standard_normal((400, 6)).astype(np.float32)
+    out = residual.copy()
+    conv_type(conv)(x, out=out, accumulate=True)
+    np.testing.assert_allclose(out, residual + reference, rtol=0, atol=2e-5 * max(1.0, float(np.abs(reference).max())))
+    with pytest.raises(ValueError, match="accumulate needs out"):
+        conv_type(conv)(x, accumulate=True)

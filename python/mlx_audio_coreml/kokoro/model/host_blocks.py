@@ -127,18 +127,36 @@ class HostAdaINResBlock1:
         self.alpha2 = [np.asarray(a, np.float32).reshape(-1) for a in block.alpha2]
 
     def __call__(self, x: np.ndarray, style: np.ndarray) -> np.ndarray:
+        """(L, C) -> a new (L, C) array. Three full-size buffers in all (the sum, one padded activation
+        buffer for every conv, the hidden rows): the second conv of each step adds into the sum."""
+        length, channels = x.shape
         x = x.copy()
+        pad = max(conv.padding for conv in self.convs1 + self.convs2)
+        full, _ = empty_padded(length, channels, pad)
+        hidden = np.empty_like(x)
         for j in range(len(self.convs1)):
-            xt = self._step(x, style, self.adain1[j], self.alpha1[j], self.convs1[j])
-            x += self._step(xt, style, self.adain2[j], self.alpha2[j], self.convs2[j])
+            self._step(x, style, self.adain1[j], self.alpha1[j], self.convs1[j], full, pad, hidden, False)
+            self._step(hidden, style, self.adain2[j], self.alpha2[j], self.convs2[j], full, pad, x, True)
         return x
 
     @staticmethod
-    def _step(x: np.ndarray, style: np.ndarray, norm: HostAdaIN, alpha: np.ndarray, conv: HostConv1d) -> np.ndarray:
+    def _step(
+        x: np.ndarray,
+        style: np.ndarray,
+        norm: HostAdaIN,
+        alpha: np.ndarray,
+        conv: HostConv1d,
+        full: np.ndarray,
+        pad: int,
+        out: np.ndarray,
+        accumulate: bool,
+    ) -> None:
+        """conv(Snake(AdaIN(x))) into `out` (added when `accumulate`), the activation written into `full`
+        (zero edges of `pad` rows) and read with the conv's own padding."""
         scale, shift = norm.scale_shift(x, style)
-        act, inner = empty_padded(x.shape[0], x.shape[1], conv.padding)
-        apply(x, inner, snake_affine(scale, shift, alpha, (1.0 / alpha).astype(np.float32)))
-        return conv(act)
+        length = x.shape[0]
+        apply(x, full[pad : pad + length], snake_affine(scale, shift, alpha, (1.0 / alpha).astype(np.float32)))
+        conv(full[pad - conv.padding : pad + length + conv.padding], out=out, accumulate=accumulate)
 
 
 def run_adain_resblk(block: Any, x: mx.array, style: mx.array) -> mx.array:

@@ -100,11 +100,18 @@ class HostConv1d:
     def output_length(self, padded_length: int) -> int:
         return (padded_length - self.dilation * (self.kernel - 1) - 1) // self.stride + 1
 
-    def __call__(self, x_padded: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
-        """The convolution of an already padded input; writes into `out` ((L_out, out) rows) when given."""
+    def __call__(self, x_padded: np.ndarray, out: np.ndarray | None = None, accumulate: bool = False) -> np.ndarray:
+        """The convolution of an already padded input; writes into `out` ((L_out, out) rows) when given, or
+        adds to it when `accumulate` (a residual sum without another full-size array)."""
         length = self.output_length(x_padded.shape[0])
-        result = np.empty((length, self.out_channels), np.float32) if out is None else out
-        host_pool.run_all(lambda rows: self._rows(x_padded, rows, result[rows]), host_pool.row_blocks(length, ROWS))
+        if out is None:
+            if accumulate:
+                raise ValueError("accumulate needs out")
+            out = np.empty((length, self.out_channels), np.float32)
+        result = out
+        host_pool.run_all(
+            lambda rows: self._rows(x_padded, rows, result[rows], accumulate), host_pool.row_blocks(length, ROWS)
+        )
         return result
 
     def columns(self, x: np.ndarray, rows: slice) -> np.ndarray:
@@ -121,8 +128,8 @@ class HostConv1d:
             ]
         return columns
 
-    def _rows(self, x: np.ndarray, rows: slice, out: np.ndarray) -> None:
-        onednn.sgemm(self.columns(x, rows), self.weight, out, b_transposed=True)
+    def _rows(self, x: np.ndarray, rows: slice, out: np.ndarray, accumulate: bool = False) -> None:
+        onednn.sgemm(self.columns(x, rows), self.weight, out, b_transposed=True, accumulate=accumulate)
         if self.bias is not None:
             out += self.bias
 

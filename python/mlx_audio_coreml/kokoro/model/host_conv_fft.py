@@ -37,6 +37,7 @@ from ...cpu import pool as host_pool
 from .host_conv import HostConv1d
 
 TILE_COLUMNS = 1 << 18  # floats per gathered tile block (1 MB): a cache-sized piece of step 1 and 3
+SEGMENT_ROWS = 8192  # output frames per segment: ~5 MB of spectra at 128 channels
 MIN_KERNEL = 7  # shorter kernels gain nothing: 4 N / V products per pair against 2 k directly
 
 
@@ -101,19 +102,32 @@ class HostConv1dSpectral(HostConv1d):
         self.taps = np.ascontiguousarray(taps.reshape(self.kernel, -1))
         self.forward, self.inverse, self.spectral = _tables(self.size, self.valid, self.kernel)
 
-    def __call__(self, x_padded: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
+    def __call__(self, x_padded: np.ndarray, out: np.ndarray | None = None, accumulate: bool = False) -> np.ndarray:
+        """As HostConv1d: the convolution of an already padded input, into `out` when given (added to it
+        when `accumulate`). Long inputs go in segments of SEGMENT_ROWS output frames (each reads its own
+        k - 1 extra input frames), so the work buffers stay a few MB whatever the length."""
         length = self.output_length(x_padded.shape[0])
-        result = np.empty((length, self.out_channels), np.float32) if out is None else out
+        if out is None:
+            if accumulate:
+                raise ValueError("accumulate needs out")
+            out = np.empty((length, self.out_channels), np.float32)
+        result = out
+        span = (self.kernel - 1) * self.dilation
+        for start in range(0, length, SEGMENT_ROWS):
+            stop = min(start + SEGMENT_ROWS, length)
+            self._segment(x_padded[start : stop + span], result[start:stop], accumulate)
+        return result
+
+    def _segment(self, x_padded: np.ndarray, result: np.ndarray, accumulate: bool) -> None:
         d, size = self.dilation, self.size
-        per_phase = -(-length // d)  # output frames of phase 0 (the longest)
+        per_phase = -(-result.shape[0] // d)  # output frames of phase 0 (the longest)
         tiles = -(-per_phase // self.valid)
         spectrum = _buffers.get("spectrum", (size, d * tiles, self.in_channels))  # the caller's own
         product = _buffers.get("product", (size, d * tiles, self.out_channels))
         blocks = self._blocks(d, tiles)
         host_pool.run_all(lambda block: self._transform(x_padded, block, tiles, spectrum), blocks)
         host_pool.run_all(lambda bins: self._multiply(spectrum, product, bins), host_pool.even_ranges(size // 2 + 1, 6))
-        host_pool.run_all(lambda block: self._back(product, block, tiles, result), blocks)
-        return result
+        host_pool.run_all(lambda block: self._back(product, block, tiles, result, accumulate), blocks)
 
     def _blocks(self, phases: int, tiles: int) -> list[tuple[int, int, int]]:
         """(phase, first tile, end tile) pieces of about TILE_COLUMNS floats each, none across phases."""
@@ -156,7 +170,9 @@ class HostConv1dSpectral(HostConv1d):
             onednn.sgemm(real_x, diff_w, imag_y, accumulate=True)
             onednn.sgemm(imag_x, minus_sum_w, real_y, accumulate=True)
 
-    def _back(self, product: np.ndarray, block: tuple[int, int, int], tiles: int, result: np.ndarray) -> None:
+    def _back(
+        self, product: np.ndarray, block: tuple[int, int, int], tiles: int, result: np.ndarray, accumulate: bool
+    ) -> None:
         """Step 3 for one block: frames = E @ Y, frame n of tile t to output row phase + d (t V + n), plus bias."""
         phase, first, end = block
         count, d, hop = end - first, self.dilation, self.dilation * self.valid
@@ -169,7 +185,11 @@ class HostConv1dSpectral(HostConv1d):
         for n in range(self.valid):
             start = phase + d * n + hop * first
             available = max(0, min(count, -(-(result.shape[0] - start) // hop)))
-            result[start : start + hop * available : hop] = frames[n, :available]
+            rows = result[start : start + hop * available : hop]
+            if accumulate:
+                rows += frames[n, :available]
+            else:
+                rows[...] = frames[n, :available]
 
 
 def spectral_or_direct(conv: Any) -> HostConv1d:

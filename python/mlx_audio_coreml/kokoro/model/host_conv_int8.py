@@ -47,19 +47,27 @@ class HostConv1dInt8(HostConv1d):
         super().__init__(conv)
         self.weight, self.scales = quantize_rows(self.weight, onednn.int8_weight_limit())
 
-    def __call__(self, x_padded: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
+    def __call__(self, x_padded: np.ndarray, out: np.ndarray | None = None, accumulate: bool = False) -> np.ndarray:
         length = self.output_length(x_padded.shape[0])
-        result = np.empty((length, self.out_channels), np.float32) if out is None else out
+        if out is None:
+            if accumulate:
+                raise ValueError("accumulate needs out")
+            out = np.empty((length, self.out_channels), np.float32)
+        result = out
         quantized, scale = quantize(x_padded)
         factors = (self.scales * scale).astype(np.float32)  # (out,): both scales at once
         host_pool.run_all(
-            lambda rows: self._int8_rows(quantized, rows, result[rows], factors), host_pool.row_blocks(length, ROWS)
+            lambda rows: self._int8_rows(quantized, rows, result[rows], factors, accumulate),
+            host_pool.row_blocks(length, ROWS),
         )
         return result
 
-    def _int8_rows(self, x: np.ndarray, rows: slice, out: np.ndarray, factors: np.ndarray) -> None:
+    def _int8_rows(self, x: np.ndarray, rows: slice, out: np.ndarray, factors: np.ndarray, accumulate: bool) -> None:
         sums = np.empty(out.shape, np.int32)
         onednn.gemm_int8(self.columns(x, rows), self.weight, sums)
-        np.multiply(sums, factors, out=out, dtype=np.float32)
+        if accumulate:
+            out += np.multiply(sums, factors, dtype=np.float32)
+        else:
+            np.multiply(sums, factors, out=out, dtype=np.float32)
         if self.bias is not None:
             out += self.bias
