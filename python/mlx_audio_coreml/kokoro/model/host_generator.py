@@ -2,8 +2,9 @@
 
 The generator is ~95% of Kokoro's CPU time (at 24 kHz, ~50 GFLOP per second of audio, mostly the
 kernel-3/7/11 dilated convolutions of the 128- and 256-channel residual blocks over 12,000 and
-2,000 frames a second); host_blocks/host_conv run those as cache-sized im2col products and
-vectorized Snake passes. The harmonic source and its STFT stay in MLX (cheap, and its phase code
+2,000 frames a second); host_blocks runs them with vectorized Snake passes, the kernel-7/11
+convolutions through a short DFT (host_conv_fft, ~2.5x fewer CPU seconds) and the kernel-3 ones as
+cache-sized im2col products (host_conv). The harmonic source and its STFT stay in MLX (cheap, and its phase code
 is subtle); the inverse STFT is redone here as the same real-DFT product and overlap-add as
 stft.py. Used when MLX computes on the CPU in float32 and oneDNN is installed (`host_conv.applies`);
 the MLX modules remain the reference the tests compare this path against.
