@@ -78,6 +78,23 @@ class AudioVocoder(Protocol):
     def decode(self, features: VocoderFeatures) -> mx.array: ...
 
 
+class CoreMLAudioVocoder(Protocol):
+    """What a fallback switch runs on Core ML: `CoreMLVocoder`, or a set of frame buckets
+    (kokoro/vocoder_bucket.py)."""
+
+    backend: str
+    sample_rate: int
+
+    @property
+    def neural_engine_compiled(self) -> bool: ...
+
+    def decode(self, features: VocoderFeatures) -> mx.array: ...
+
+    def prewarm(self) -> None: ...
+
+    def close(self) -> None: ...
+
+
 class VocoderModule(Protocol):
     """An MLX vocoder: features and a noise key (None: no noise) -> (B, samples) at its own `sample_rate`."""
 
@@ -195,7 +212,7 @@ def _declared_input_names(metadata: Mapping[str, str]) -> dict[str, str]:
     return {str(k): str(v) for k, v in cast(dict[object, object], names).items()}
 
 
-class FallbackVocoder(FallbackSwitch[AudioVocoder, CoreMLVocoder]):
+class FallbackVocoder(FallbackSwitch[AudioVocoder, CoreMLAudioVocoder]):
     """The vocoder a session hands its pipeline: MLX until Core ML is switched in, MLX again for good
     when Core ML fails while running (coreml/fallback.py). Thread-safe."""
 

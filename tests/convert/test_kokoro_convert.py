@@ -98,6 +98,7 @@ def test_metadata_and_manifest_record_rate_buckets_precision_and_hash(packages):
 
     folder = packages["float16"][8].parent
     manifest = json.loads((folder / "manifest.json").read_text())
+    assert manifest["components"]["vocoder"]["path"] == "AudioVocoder-8.mlpackage"  # what a companion lookup finds
     assert manifest["components"]["vocoder"]["packages"] == {
         "8": "AudioVocoder-8.mlpackage",
         "16": "AudioVocoder-16.mlpackage",

@@ -1,20 +1,27 @@
-"""A converted tiny vocoder package behind BucketedCoreMLVocoder / CoreMLVocoder through the portable runtime:
-short chunks match the MLX vocoder (noise off), the trim point adds no click, shape-conversion and sample-rate errors."""
+"""Converted tiny vocoder packages (buckets 8 and 12) behind BucketedCoreMLVocoder through the portable runtime:
+each chunk goes to the smallest bucket that holds it and matches the MLX vocoder (noise off), a longer one goes
+to MLX, the trim point adds no click; the seed's VocoderError cases at the bucket level."""
 
 from __future__ import annotations
 
+import mlx.core as mx
 import numpy as np
 import pytest
 
 from kokoro_tiny import DIM_IN, SAMPLES_PER_FRAME, STYLE, convert_tiny, tiny_decoder
 from mlx_audio_coreml.convert.kokoro_validate import snr_db, validation_features
 from mlx_audio_coreml.coreml.registry import get_runtime
-from mlx_audio_coreml.errors import UnsupportedSampleRate, VocoderShapeConversionFailed
+from mlx_audio_coreml.errors import (
+    NonFiniteOutput,
+    UnsupportedSampleRate,
+    VocoderCoreMLInferenceFailed,
+    VocoderShapeConversionFailed,
+)
 from mlx_audio_coreml.kokoro.vocoder_bucket import BucketedCoreMLVocoder
 from mlx_audio_coreml.options import ComputeUnits
-from mlx_audio_coreml.vocoders import CoreMLVocoder, MLXVocoder
+from mlx_audio_coreml.vocoders import CoreMLVocoder, FallbackVocoder, MLXVocoder, VocoderFeatures
 
-BUCKET = 12
+SMALL, LARGE = 8, 12
 
 
 @pytest.fixture(scope="module")
@@ -23,30 +30,63 @@ def decoder():
 
 
 @pytest.fixture(scope="module")
-def package(decoder, tmp_path_factory):
-    return convert_tiny(decoder, tmp_path_factory.mktemp("voc"), "float32", (BUCKET,))[BUCKET]
+def packages(decoder, tmp_path_factory):
+    return convert_tiny(decoder, tmp_path_factory.mktemp("voc"), "float32", (SMALL, LARGE))
 
 
 @pytest.fixture()
-def loaded(package):
-    model = get_runtime("portable").load(package, ComputeUnits.ALL)
-    yield model
-    model.close()
+def loaded(packages):
+    models = {frames: get_runtime("portable").load(path, ComputeUnits.ALL) for frames, path in packages.items()}
+    yield models
+    for model in models.values():
+        model.close()
 
 
-def test_bucketed_vocoder_pads_decodes_and_trims_like_mlx(decoder, loaded):
-    mlx_vocoder = MLXVocoder(decoder, seed=None)  # the package computes the source without noise
-    vocoder = BucketedCoreMLVocoder(loaded, mlx_vocoder, samples_per_frame=SAMPLES_PER_FRAME)
-    features = validation_features(DIM_IN, STYLE, 9)
+@pytest.fixture()
+def mlx_vocoder(decoder):
+    return MLXVocoder(decoder, seed=None)  # the packages compute the source without noise
+
+
+def _both(loaded, mlx_vocoder) -> BucketedCoreMLVocoder:
+    parts = [BucketedCoreMLVocoder(m, mlx_vocoder, samples_per_frame=SAMPLES_PER_FRAME) for m in loaded.values()]
+    return BucketedCoreMLVocoder.combine(parts)
+
+
+class _Spy:
+    """An MLX vocoder that counts its calls."""
+
+    def __init__(self, inner: MLXVocoder) -> None:
+        self.inner, self.calls, self.sample_rate, self.backend = inner, 0, inner.sample_rate, "mlx"
+
+    def decode(self, features: VocoderFeatures) -> mx.array:
+        self.calls += 1
+        return self.inner.decode(features)
+
+
+@pytest.mark.parametrize(("chunk", "bucket"), [(5, SMALL), (SMALL, SMALL), (SMALL + 1, LARGE), (LARGE, LARGE)])
+def test_each_chunk_goes_to_the_smallest_bucket_that_holds_it_and_matches_mlx(loaded, mlx_vocoder, chunk, bucket):
+    vocoder = _both(loaded, mlx_vocoder)
+    assert list(vocoder.buckets) == [SMALL, LARGE] and vocoder.bucket_for(chunk) == bucket
+    features = validation_features(DIM_IN, STYLE, chunk, seed=chunk)
     got, want = np.asarray(vocoder.decode(features)), np.asarray(mlx_vocoder.decode(features))
-    assert got.shape == want.shape == (1, 9 * SAMPLES_PER_FRAME)
+    assert got.shape == want.shape == (1, chunk * SAMPLES_PER_FRAME)
     assert snr_db(got, want) > 60.0
 
 
-def test_trim_point_adds_no_discontinuity(decoder, loaded):
+def test_a_chunk_longer_than_the_largest_bucket_goes_to_mlx(loaded, mlx_vocoder):
+    spy = _Spy(mlx_vocoder)
+    vocoder = BucketedCoreMLVocoder.combine(
+        [BucketedCoreMLVocoder(m, spy, samples_per_frame=SAMPLES_PER_FRAME) for m in loaded.values()]
+    )
+    features = validation_features(DIM_IN, STYLE, LARGE + 3)
+    assert np.array_equal(np.asarray(vocoder.decode(features)), np.asarray(mlx_vocoder.decode(features)))
+    vocoder.decode(validation_features(DIM_IN, STYLE, LARGE))
+    assert spy.calls == 1  # only the long chunk
+
+
+def test_trim_point_adds_no_discontinuity(loaded, mlx_vocoder):
     """The last samples before the cut equal MLX's: the jump there is the speech's own, not the padding's."""
-    mlx_vocoder = MLXVocoder(decoder, seed=None)
-    vocoder = BucketedCoreMLVocoder(loaded, mlx_vocoder, samples_per_frame=SAMPLES_PER_FRAME)
+    vocoder = _both(loaded, mlx_vocoder)
     features = validation_features(DIM_IN, STYLE, 7)
     got, want = np.asarray(vocoder.decode(features))[0], np.asarray(mlx_vocoder.decode(features))[0]
     typical = float(np.median(np.abs(np.diff(want))))
@@ -54,26 +94,56 @@ def test_trim_point_adds_no_discontinuity(decoder, loaded):
     assert np.max(np.abs(got[-SAMPLES_PER_FRAME:] - want[-SAMPLES_PER_FRAME:])) < 1e-3
 
 
-def test_longer_chunk_goes_to_mlx(decoder, loaded):
-    mlx_vocoder = MLXVocoder(decoder, seed=None)
-    vocoder = BucketedCoreMLVocoder(loaded, mlx_vocoder, samples_per_frame=SAMPLES_PER_FRAME)
-    features = validation_features(DIM_IN, STYLE, BUCKET + 3)
-    assert np.array_equal(np.asarray(vocoder.decode(features)), np.asarray(mlx_vocoder.decode(features)))
+def test_combining_two_packages_of_one_bucket_is_refused(loaded, mlx_vocoder):
+    part = BucketedCoreMLVocoder(loaded[SMALL], mlx_vocoder)
+    with pytest.raises(ValueError, match="8 frames"):
+        BucketedCoreMLVocoder.combine([part, part])
 
 
-def test_shape_conversion_failed_names_expected_and_got(loaded):
-    vocoder = CoreMLVocoder(loaded)
-    features = validation_features(DIM_IN, STYLE, BUCKET - 2)  # not padded: the package's shape differs
+# --- The seed's VocoderError cases ---------------------------------------------------------------
+
+
+def test_shape_conversion_failed_names_expected_and_got(loaded, mlx_vocoder):
+    features = validation_features(DIM_IN, STYLE, LARGE - 2)  # not padded: the package's shape differs
     with pytest.raises(VocoderShapeConversionFailed) as caught:
-        vocoder.decode(features)
-    assert list(caught.value.expected) == [1, DIM_IN, BUCKET] and list(caught.value.got) == [1, DIM_IN, BUCKET - 2]
+        CoreMLVocoder(loaded[LARGE]).decode(features)
+    assert list(caught.value.expected) == [1, DIM_IN, LARGE] and list(caught.value.got) == [1, DIM_IN, LARGE - 2]
+    wide = VocoderFeatures(mx.zeros((1, DIM_IN + 1, 5)), mx.zeros((1, 10)), mx.zeros((1, 10)), mx.zeros((1, STYLE)))
+    with pytest.raises(VocoderShapeConversionFailed) as caught:  # padded to bucket 8, channels still wrong
+        _both(loaded, mlx_vocoder).decode(wide)
+    assert list(caught.value.expected) == [1, DIM_IN, SMALL] and list(caught.value.got) == [1, DIM_IN + 1, SMALL]
 
 
-def test_package_refuses_another_sample_rate(loaded):
+def test_unsupported_sample_rate_at_the_bucket(loaded, mlx_vocoder):
     with pytest.raises(UnsupportedSampleRate) as caught:
-        CoreMLVocoder(loaded, sample_rate=16000)
+        BucketedCoreMLVocoder(loaded[SMALL], mlx_vocoder, sample_rate=16000)
     assert caught.value.sample_rate == 16000 and caught.value.supported == [24000]
 
 
-def test_prewarm_on_zeros_succeeds(loaded):
-    CoreMLVocoder(loaded).prewarm()  # silence, not NaN: the package floors its real-frame count at 1
+class _NaNModel:
+    """A loaded package whose predictions come back NaN (as a broken compile or float16 overflow gives)."""
+
+    def __init__(self, inner) -> None:
+        self.inner, self.description, self.neural_engine_compiled = inner, inner.description, False
+
+    def predict(self, inputs, outputs=None, *, state=None):
+        result = self.inner.predict(inputs)
+        return type(result)({k: np.full_like(np.asarray(v), np.nan) for k, v in result.outputs.items()})
+
+    def close(self) -> None:
+        self.inner.close()
+
+
+def test_nan_from_one_bucket_is_an_inference_failure_and_the_switch_answers_with_mlx(loaded, mlx_vocoder):
+    good = BucketedCoreMLVocoder(loaded[SMALL], mlx_vocoder, samples_per_frame=SAMPLES_PER_FRAME)
+    bad = BucketedCoreMLVocoder(_NaNModel(loaded[LARGE]), mlx_vocoder, samples_per_frame=SAMPLES_PER_FRAME)
+    vocoder = BucketedCoreMLVocoder.combine([good, bad])
+    features = validation_features(DIM_IN, STYLE, LARGE - 1)
+    with pytest.raises(VocoderCoreMLInferenceFailed) as caught:
+        vocoder.decode(features)
+    assert isinstance(caught.value.underlying, NonFiniteOutput)  # the underlying error, kept
+    failures: list[BaseException] = []
+    switch = FallbackVocoder(mlx_vocoder, on_coreml_failure=failures.append)
+    switch.use_coreml(vocoder)
+    assert np.array_equal(np.asarray(switch.decode(features)), np.asarray(mlx_vocoder.decode(features)))
+    assert switch.backend == "mlx" and len(failures) == 1 and isinstance(failures[0], VocoderCoreMLInferenceFailed)

@@ -108,3 +108,25 @@ def test_coremltools_runtime_runs_the_encoder_package_on_a_mac(tiny_companion_di
     reference = CoreMLAudioEncoder(PortableRuntime().load(package), layout=layout, output_dtype=mx.float32)
     mel = mx.random.normal((1, 80, 3000))
     assert float(mx.abs(encoder.encode(mel) - reference.encode(mel)).max()) < 5e-2
+
+
+def test_companion_packages_lists_every_bucket_of_the_manifest_in_numeric_order(tmp_path):
+    import json
+
+    from mlx_audio_coreml.loading.packages import companion_packages
+    from mlx_audio_coreml.options import Component
+
+    for name in ("AudioVocoder-64.mlpackage", "AudioVocoder-128.mlpackage"):
+        (tmp_path / name).mkdir()
+    listed = {
+        "128": "AudioVocoder-128.mlpackage",
+        "64": "AudioVocoder-64.mlpackage",
+        "512": "AudioVocoder-512.mlpackage",
+    }
+    alone = tmp_path / "AudioVocoder-64.mlpackage"
+    assert companion_packages(alone, Component.VOCODER) == [alone]  # no manifest: the package itself
+    (tmp_path / "manifest.json").write_text(json.dumps({"components": {"vocoder": {"packages": listed}}}))
+    expected = [tmp_path / "AudioVocoder-64.mlpackage", tmp_path / "AudioVocoder-128.mlpackage"]  # 512 is absent
+    assert companion_packages(alone, Component.VOCODER) == expected
+    assert companion_packages(tmp_path, Component.VOCODER) == expected
+    assert companion_packages(alone, Component.ENCODER) == [alone]

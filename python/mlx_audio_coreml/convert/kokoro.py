@@ -217,7 +217,8 @@ def _write_manifest(
         "source": {"model": metadata[META + "source_model"], "weights_sha256": metadata[META + "weights_sha256"]},
         "components": {
             "vocoder": {
-                "packages": {str(b): package_name(b) for b in buckets},
+                "path": package_name(buckets[0]),  # what a companion lookup finds (store/sources.py)
+                "packages": {str(b): package_name(b) for b in buckets},  # all of them load (loading/packages.py)
                 "precision": metadata[META + "precision"],
                 "sample_rate": int(metadata[SAMPLE_RATE_METADATA_KEY]),
             }

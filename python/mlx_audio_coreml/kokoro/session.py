@@ -11,8 +11,10 @@ repo: `Downloading`), the weights strictly into `KokoroModel` (`Loading`), then 
 backend through the shared lifecycle (loading/component.py: `backend_overrides[VOCODER]`,
 selection with its reason, package download, compile with timeout and cancel, warm-up, fallback
 to MLX recorded in `info`). The MLX vocoder serves from the start; a Core ML vocoder is switched
-in when its compile completes (during the load, or on `warmup()`), wrapped so that chunks longer
-than its fixed frame bucket still go to MLX (vocoder_bucket.py).
+in when its compile completes (during the load, or on `warmup()`). A companion folder converted by
+`convert kokoro` holds one package per frame bucket: all are loaded (one deadline), each chunk goes
+to the smallest bucket that holds it and chunks longer than the largest to MLX (vocoder_bucket.py);
+`info.notes` names the buckets while Core ML runs the vocoder.
 Every input error is raised before any audio is made: `EmptyText`, `UnknownPhoneme` (naming the
 symbols), `UnknownVoice` (listing the known voices), `SpeedOutOfRange`, `UnsupportedSampleRate`.
 A session holds weights only; each call keeps its own buffers, so callers may share one session.
@@ -22,7 +24,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import mlx.core as mx
@@ -34,6 +36,7 @@ from ..errors import UnsupportedSampleRate
 from ..info import SessionInfo, SessionRecorder
 from ..loading.background import LoadState
 from ..loading.component import ComponentSpec, CoreMLComponent, FractionCallback
+from ..loading.packages import companion_packages
 from ..loading.selection import LoadEnvironment, PackageLookup
 from ..options import BackendPreference, Component, ModelLoadingOptions, WhisperQuantization
 from ..progress import Downloading, Loading, ProgressHandler, WhisperProgress, emit
@@ -181,7 +184,10 @@ class KokoroSession:
         def build(loaded: LoadedModel, runtime: str) -> BucketedCoreMLVocoder:
             return BucketedCoreMLVocoder(loaded, mlx_vocoder, sample_rate=SAMPLE_RATE)
 
-        return ComponentSpec(component, find, fetch, build)
+        def buckets(path: Path) -> list[Path]:
+            return companion_packages(path, component)
+
+        return ComponentSpec(component, find, fetch, build, packages=buckets, assemble=BucketedCoreMLVocoder.combine)
 
     def _ready(self) -> KokoroPipeline:
         self._state.wait_ready()
@@ -242,7 +248,11 @@ class KokoroSession:
     def info(self) -> SessionInfo:
         """What runs (vocoder backend, fallbacks and why, load duration); waits for the load."""
         self._ready()
-        return self._recorder.snapshot()
+        info = self._recorder.snapshot()
+        running = self._switch.coreml if self._switch is not None else None
+        if isinstance(running, BucketedCoreMLVocoder):
+            info = replace(info, notes=(*info.notes, running.describe()))
+        return info
 
     @property
     def sample_rate(self) -> int:

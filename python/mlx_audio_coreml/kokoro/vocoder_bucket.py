@@ -1,22 +1,24 @@
-"""A fixed-shape Core ML vocoder serving chunks of any length: pad up to its frames, trim the audio.
+"""Fixed-shape Core ML vocoders serving chunks of any length: the smallest bucket that fits, padded, trimmed.
 
-A vocoder package takes one frame count (its bucket, `frames`). A chunk of F <= frames text
-frames is zero-padded to the bucket (asr on its frame axis, F0 and energy on theirs), decoded,
-and its audio cut back to F * `samples_per_frame`; a longer chunk is decoded by the MLX vocoder,
-so every chunk is spoken. ARCHITECTURE.md's "padded to the next bucket and the audio trimmed",
-for one bucket (loading/component.py loads one package per component).
-Note for whoever converts the Kokoro vocoder: its AdaIN blocks normalize over time, so a package
-that simply sees the padded zeros computes other statistics than MLX on the unpadded chunk; a
-bucketed package must leave the padded frames out of those statistics.
+A vocoder package takes one frame count (its bucket). `BucketedCoreMLVocoder` holds one or more
+of them (a converted companion folder has one per bucket: 64, 128, 256 and 512 text frames by
+default). A chunk of F text frames goes to the smallest bucket B >= F: zero-padded to B (asr on
+its frame axis, F0 and energy on theirs), decoded, and its audio cut back to F * `samples_per_frame`;
+a chunk longer than the largest bucket is decoded by the MLX vocoder, so every chunk is spoken.
+ARCHITECTURE.md's "padded to the next bucket and the audio trimmed". The packages convert/kokoro*
+writes leave the padded frames out of every statistic, so the kept audio equals MLX's on the
+unpadded chunk (tests/convert/test_kokoro_convert.py).
+A session builds one per loaded package and `combine`s them (loading/component.py's `assemble`).
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 
 import mlx.core as mx
 
 from ..coreml.runtime import LoadedModel
+from ..errors import ModelNotLoaded, UnsupportedSampleRate
 from ..vocoders import AudioVocoder, CoreMLVocoder, VocoderFeatures
 
 SAMPLES_PER_FRAME = 600  # 24 kHz: two F0 frames per text frame, 300 samples each
@@ -28,8 +30,20 @@ def _pad_frames(x: mx.array, length: int) -> mx.array:
     return x if missing == 0 else mx.pad(x, [(0, 0)] * (x.ndim - 1) + [(0, missing)])
 
 
-class BucketedCoreMLVocoder(CoreMLVocoder):
-    """A `CoreMLVocoder` for chunks that fit its bucket, the MLX vocoder for longer ones."""
+def padded_to(features: VocoderFeatures, frames: int) -> VocoderFeatures:
+    """`features` zero-padded to `frames` text frames (a bucket's shapes)."""
+    return VocoderFeatures(
+        asr=_pad_frames(features.asr, frames),  # (B, C, bucket)
+        f0=_pad_frames(features.f0, 2 * frames),  # (B, 2 * bucket)
+        energy=_pad_frames(features.energy, 2 * frames),
+        style=features.style,
+    )
+
+
+class BucketedCoreMLVocoder:
+    """Core ML vocoder packages of several frame buckets, and the MLX vocoder for longer chunks."""
+
+    backend = "coreML"
 
     def __init__(
         self,
@@ -40,20 +54,70 @@ class BucketedCoreMLVocoder(CoreMLVocoder):
         input_names: Mapping[str, str] | None = None,
         samples_per_frame: int = SAMPLES_PER_FRAME,
     ) -> None:
-        super().__init__(model, sample_rate=sample_rate, input_names=input_names)
+        """One package (its bucket is its asr input's frame count); `combine` joins several."""
+        vocoder = CoreMLVocoder(model, sample_rate=sample_rate, input_names=input_names)
+        self._set({int(vocoder.input_shape("asr")[-1]): vocoder}, mlx_vocoder, samples_per_frame)
+
+    def _set(self, buckets: Mapping[int, CoreMLVocoder], mlx_vocoder: AudioVocoder, samples_per_frame: int) -> None:
+        self.buckets: dict[int, CoreMLVocoder] = dict(sorted(buckets.items()))
         self.mlx_vocoder = mlx_vocoder
-        self.frames = int(self.input_shape("asr")[-1])
         self.samples_per_frame = samples_per_frame
+        self.sample_rate = next(iter(self.buckets.values())).sample_rate
+        self.closed = False
+
+    @classmethod
+    def combine(cls, parts: Sequence[BucketedCoreMLVocoder]) -> BucketedCoreMLVocoder:
+        """One vocoder over every bucket of `parts` (the MLX vocoder of the first); ValueError when two
+        parts share a bucket, UnsupportedSampleRate when their rates differ."""
+        if not parts:
+            raise ValueError("no vocoder packages to combine")
+        buckets: dict[int, CoreMLVocoder] = {}
+        for part in parts:
+            for frames, vocoder in part.buckets.items():
+                if frames in buckets:
+                    raise ValueError(f"two vocoder packages take {frames} frames")
+                if vocoder.sample_rate != parts[0].sample_rate:
+                    raise UnsupportedSampleRate(vocoder.sample_rate, [parts[0].sample_rate])
+                buckets[frames] = vocoder
+        combined = cls.__new__(cls)
+        combined._set(buckets, parts[0].mlx_vocoder, parts[0].samples_per_frame)
+        return combined
+
+    @property
+    def frames(self) -> int:
+        """The largest bucket: longer chunks go to MLX."""
+        return max(self.buckets)
+
+    def bucket_for(self, frames: int) -> int | None:
+        """The smallest bucket holding `frames` text frames; None when none does (MLX decodes it)."""
+        return next((b for b in self.buckets if b >= frames), None)
+
+    @property
+    def neural_engine_compiled(self) -> bool:
+        return all(v.neural_engine_compiled for v in self.buckets.values())
 
     def decode(self, features: VocoderFeatures) -> mx.array:
         """features -> audio (B, F * samples_per_frame)."""
+        if self.closed:
+            raise ModelNotLoaded("Core ML vocoder")
         frames = features.frames
-        if frames > self.frames:
+        bucket = self.bucket_for(frames)
+        if bucket is None:
             return self.mlx_vocoder.decode(features)
-        padded = VocoderFeatures(
-            asr=_pad_frames(features.asr, self.frames),  # (B, C, bucket)
-            f0=_pad_frames(features.f0, 2 * self.frames),  # (B, 2 * bucket)
-            energy=_pad_frames(features.energy, 2 * self.frames),
-            style=features.style,
-        )
-        return super().decode(padded)[:, : frames * self.samples_per_frame]
+        audio = self.buckets[bucket].decode(padded_to(features, bucket))
+        return audio[:, : frames * self.samples_per_frame]
+
+    def prewarm(self) -> None:
+        """One prediction on zeros per bucket; raises VocoderCoreMLInferenceFailed on failure or NaN/Inf."""
+        for vocoder in self.buckets.values():
+            vocoder.prewarm()
+
+    def close(self) -> None:
+        self.closed = True
+        for vocoder in self.buckets.values():
+            vocoder.close()
+
+    def describe(self) -> str:
+        """For SessionInfo's notes: which buckets run on Core ML."""
+        sizes = ", ".join(str(b) for b in self.buckets)
+        return f"vocoder buckets on Core ML (text frames): {sizes}; chunks over {self.frames} frames on MLX"

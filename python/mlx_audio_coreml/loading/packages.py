@@ -5,15 +5,20 @@ One package goes through `deadline.load_with_deadline` as it is. Several load on
 one worker, within the same timeout and cancel token (deadline.run_with_deadline): on cancel or
 timeout the caller returns at once, and the models that did load, or load after they were
 abandoned, are closed. A failure on any package closes those already loaded and is raised.
+`companion_packages` lists a component's packages from its companion folder's manifest.json
+(convert/kokoro.py writes `components.vocoder.packages`: frame bucket -> package folder).
 """
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any, cast
 
 from ..cancel import CancelToken
 from ..coreml.runtime import ComputeUnits, CoreMLRuntime, LoadedModel
+from ..options import Component
 from .deadline import TickCallback, load_with_deadline, run_with_deadline
 
 
@@ -55,3 +60,21 @@ def load_packages(
 def _close_all(models: Sequence[LoadedModel]) -> None:
     for model in models:
         model.close()
+
+
+def companion_packages(package: Path, component: Component, manifest_name: str = "manifest.json") -> list[Path]:
+    """Every package of `component` that the manifest beside `package` (or inside it, for a folder)
+    lists and that exists, in the manifest's key order sorted numerically when keys are numbers
+    (frame buckets); `[package]` when there is no such list."""
+    folder = package if package.is_dir() and package.suffix not in (".mlpackage", ".mlmodelc") else package.parent
+    try:
+        manifest: Any = json.loads((folder / manifest_name).read_text(encoding="utf-8"))
+        listed: Any = manifest["components"][component.value]["packages"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return [package]
+    if not isinstance(listed, dict) or not listed:
+        return [package]
+    names = {str(k): str(v) for k, v in cast(dict[object, object], listed).items()}
+    keys = sorted(names, key=lambda k: (0, int(k), k) if k.isdigit() else (1, 0, k))
+    found = [folder / names[k] for k in keys if (folder / names[k]).exists()]
+    return found or [package]
