@@ -4,6 +4,8 @@ that has not started (a crowded machine may not run it for a whole time slice)."
 from __future__ import annotations
 
 import threading
+import time
+from typing import Any
 
 import pytest
 
@@ -27,10 +29,14 @@ def test_first_error_is_raised() -> None:
 def test_caller_runs_every_piece_while_all_helpers_are_busy() -> None:
     if host_pool.worker_count() < 2:
         pytest.skip("one worker: run_all never uses helpers")
-    pool = host_pool._pool()
+    helpers = host_pool.worker_count() - 1
     release = threading.Event()
-    blockers = [pool.submit(release.wait, 30) for _ in range(pool._max_workers)]  # every helper busy
+    blocker = host_pool._Batch(lambda _i: release.wait(30), list(range(helpers)))
+    host_pool._helpers().offer(blocker, helpers)  # every helper takes one piece and blocks in it
     try:
+        deadline = time.monotonic() + 10
+        while blocker._helping < helpers and time.monotonic() < deadline:
+            time.sleep(0.01)
         ran_on: list[str] = []
         done = threading.Event()
 
@@ -44,8 +50,7 @@ def test_caller_runs_every_piece_while_all_helpers_are_busy() -> None:
         assert ran_on == ["caller"] * 8
     finally:
         release.set()
-        for blocker in blockers:
-            blocker.result(30)
+        blocker.close()
 
 
 def test_work_inside_work_completes() -> None:
@@ -61,26 +66,45 @@ def test_work_inside_an_item_runs_inline_whichever_thread_claims_it() -> None:
     assert not host_pool.in_worker()
 
 
-def test_an_interrupt_while_waiting_is_raised_only_after_the_helpers_finish(monkeypatch):
-    """Ctrl-C during the caller's wait must not unwind under a helper still writing its buffers."""
-    import threading
-    import time
+class _InterruptedOnce:
+    """A lock whose first blocking acquire is cut short by Ctrl-C, as a signal handler would."""
 
-    from mlx_audio_coreml.cpu import pool as host_pool
+    def __init__(self, lock: Any) -> None:
+        self.lock, self.interrupted = lock, False
 
-    finished = threading.Event()
-    calls = {"n": 0}
-    real_wait = finished.wait
-
-    def interrupted_wait(timeout=None):
-        calls["n"] += 1
-        if calls["n"] == 1:
-            threading.Timer(0.2, finished.set).start()  # the helper ends a little later
+    def acquire(self, *args: Any) -> bool:
+        if not self.interrupted:
+            self.interrupted = True
             raise KeyboardInterrupt
-        return real_wait(timeout)
+        return self.lock.acquire(*args)
 
-    monkeypatch.setattr(finished, "wait", interrupted_wait)
-    start = time.monotonic()
+    def release(self) -> None:
+        self.lock.release()
+
+
+def test_an_interrupt_while_closing_is_raised_only_after_the_helpers_finish() -> None:
+    """Ctrl-C during the caller's wait must not unwind under a helper still writing its buffers."""
+    started, finished = threading.Event(), threading.Event()
+
+    def slow(_i: int) -> None:
+        started.set()
+        time.sleep(0.3)
+        finished.set()
+
+    batch = host_pool._Batch(slow, [0])
+    batch._idle = _InterruptedOnce(batch._idle)  # type: ignore[assignment]
+    helper = threading.Thread(target=batch.help)
+    helper.start()
+    assert started.wait(10)
     with pytest.raises(KeyboardInterrupt):
-        host_pool._wait_out(finished)
-    assert finished.is_set() and time.monotonic() - start >= 0.15
+        batch.close()
+    assert finished.is_set() and batch._idle.interrupted
+    helper.join(10)
+
+
+def test_a_helper_that_comes_after_close_runs_nothing() -> None:
+    ran: list[int] = []
+    batch = host_pool._Batch(ran.append, [0, 1, 2])
+    batch.close()
+    batch.help()
+    assert ran == []

@@ -10,16 +10,26 @@ helper may wait a whole time slice to run, and a caller that sat waiting for it 
 (in a profile of a busy 2-core machine, 47 ms of a 163 ms beam decoder step was spent waiting for a
 woken helper to take its half of the logits product). The caller waits only for pieces a helper
 already runs, never for one still queued.
+
+Ctrl-C is an exception that may be raised on the main thread between any two bytecodes (a signal
+handler raises it there), so the caller's side uses only operations that cannot be left half done:
+a C queue, a C counter and plain C locks. `concurrent.futures` could not be used: its `submit` goes
+through Python-level semaphores and conditions, and an interrupt inside one left its lock held, so
+every helper blocked for good and the interrupted CLI hung at exit (reproduced in
+tests/cpu/test_pool_interrupts.py). Helpers are daemon threads that an `atexit` hook stops and joins
+before MLX's streams are cleared (cpu/teardown.py) and before the interpreter finalizes.
 """
 
 from __future__ import annotations
 
+import atexit
+import itertools
 import os
+import queue
 import threading
 from collections.abc import Callable, Iterable
-from concurrent.futures import ThreadPoolExecutor
 from functools import lru_cache
-from typing import Any, TypeVar
+from typing import Any, Generic, TypeVar
 
 from .. import config
 from . import onednn
@@ -54,44 +64,103 @@ def in_worker() -> bool:
     return _worker.active
 
 
-def _start_worker() -> None:
-    _worker.active = True
-    onednn.use_one_thread_here()
-    release_streams_at_thread_exit()  # MLX work handed to a worker must not abort the exit
+class _Batch(Generic[T, R]):
+    """Items shared by the caller and the helpers: each claims the next one until none is left.
 
-
-@lru_cache(maxsize=1)
-def _pool() -> ThreadPoolExecutor:
-    return ThreadPoolExecutor(worker_count() - 1, thread_name_prefix="mlx-audio-host", initializer=_start_worker)
-
-
-class _Batch:
-    """Items shared by the caller and the helpers: each claims the next one until none is left."""
+    Helpers (never interrupted) keep the count of helpers inside the batch; the caller only closes
+    the batch and waits for that count to reach zero."""
 
     def __init__(self, work: Callable[[T], R], items: list[T]) -> None:
         self.work, self.items = work, items
         self.results: list[Any] = [None] * len(items)
         self.errors: list[BaseException | None] = [None] * len(items)
-        self._next, self._done = 0, 0
-        self._lock = threading.Lock()
-        self.finished = threading.Event()
-
-    def _claim(self) -> int | None:
-        with self._lock:
-            index, self._next = self._next, self._next + 1
-        return index if index < len(self.items) else None
+        self._claims = itertools.count()  # next() is one C call: a claim is made or not, never half
+        self._lock = threading.Lock()  # a C lock: `with` on it cannot be left held by an interrupt
+        self._closed, self._helping = False, 0
+        self._idle = threading.Lock()
+        self._idle.acquire()  # released once, by the last helper out of a closed batch
 
     def drain(self) -> None:
-        """Run items until none is left unclaimed (a helper that comes late finds none and returns)."""
-        while (index := self._claim()) is not None:
+        """Run items until none is left unclaimed."""
+        while (index := next(self._claims)) < len(self.items):
             try:
                 self.results[index] = self.work(self.items[index])
             except BaseException as error:  # handed to the caller, which raises the first
                 self.errors[index] = error
+
+    def help(self) -> None:
+        """A helper's share: nothing once the caller has closed the batch (its work is done)."""
+        with self._lock:
+            if self._closed:
+                return
+            self._helping += 1
+        try:
+            self.drain()
+        finally:
             with self._lock:
-                self._done += 1
-                if self._done == len(self.items):
-                    self.finished.set()
+                self._helping -= 1
+                if self._closed and self._helping == 0:
+                    self._idle.release()
+
+    def close(self) -> None:
+        """No more claims by late helpers; wait for those inside (even through Ctrl-C: they write
+        into buffers the caller's frames own), then raise the interrupt, if one came."""
+        interrupt: BaseException | None = None
+        while True:
+            try:
+                with self._lock:
+                    self._closed = True
+                    if self._helping == 0:
+                        break
+                self._idle.acquire()  # each pass re-reads the count: a wake-up lost to an interrupt is harmless
+            except BaseException as caught:  # KeyboardInterrupt, SystemExit from a signal handler
+                interrupt = interrupt or caught
+        if interrupt is not None:
+            raise interrupt
+
+
+class _Helpers:
+    """The pool's threads: each takes batches from one queue until it takes None."""
+
+    def __init__(self, count: int) -> None:
+        self._queue: queue.SimpleQueue[_Batch[Any, Any] | None] = queue.SimpleQueue()  # C: put is atomic
+        self._threads = [
+            threading.Thread(target=self._serve, name=f"mlx-audio-host-{i}", daemon=True) for i in range(count)
+        ]
+        for thread in self._threads:
+            thread.start()
+        atexit.register(self.stop)  # after teardown's hook was registered, so it runs before it
+
+    def offer(self, batch: _Batch[Any, Any], copies: int) -> None:
+        for _ in range(copies):
+            self._queue.put(batch)
+
+    def stop(self) -> None:
+        """Each helper finishes what it runs and ends; joined (through a second Ctrl-C too), so none
+        runs while MLX's streams are cleared or Python finalizes."""
+        for _ in self._threads:
+            self._queue.put(None)
+        interrupt: BaseException | None = None
+        for thread in self._threads:
+            while thread.is_alive():
+                try:
+                    thread.join()
+                except BaseException as caught:  # noqa: PERF203  (a signal handler's exception)
+                    interrupt = interrupt or caught
+        if interrupt is not None:
+            raise interrupt
+
+    def _serve(self) -> None:
+        _worker.active = True
+        onednn.use_one_thread_here()
+        release_streams_at_thread_exit()  # MLX work handed to a worker must not abort the exit
+        while (batch := self._queue.get()) is not None:
+            batch.help()
+
+
+@lru_cache(maxsize=1)
+def _helpers() -> _Helpers:
+    return _Helpers(worker_count() - 1)
 
 
 def run_all(work: Callable[[T], R], items: Iterable[T]) -> list[R]:
@@ -104,33 +173,17 @@ def run_all(work: Callable[[T], R], items: Iterable[T]) -> list[R]:
     if worker_count() == 1 or len(items) < 2 or _worker.active:
         return [work(item) for item in items]
     batch = _Batch(work, items)
-    pool = _pool()
-    for _ in range(min(worker_count() - 1, len(items) - 1)):
-        pool.submit(batch.drain)
-    _worker.active = True  # work inside an item runs inline on any thread: the same pieces, the same float sums
     try:
+        _helpers().offer(batch, min(worker_count() - 1, len(items) - 1))
+        _worker.active = True  # work inside an item runs inline on any thread: the same pieces, the same float sums
         batch.drain()
     finally:
         _worker.active = False
-    _wait_out(batch.finished)  # only pieces a helper is running now remain
+        batch.close()  # only pieces a helper is running now remain
     for error in batch.errors:
         if error is not None:
             raise error
     return batch.results
-
-
-def _wait_out(finished: threading.Event) -> None:
-    """Wait for the helpers' pieces even through Ctrl-C: they write into the caller's buffers, so
-    unwinding (and freeing those) under them corrupts the heap ('corrupted size vs. prev_size' at
-    the exit of an interrupted CLI run). The interrupt is raised once they are done."""
-    interrupt: BaseException | None = None
-    while not finished.is_set():
-        try:
-            finished.wait()
-        except BaseException as caught:  # KeyboardInterrupt, SystemExit from a signal handler
-            interrupt = interrupt or caught
-    if interrupt is not None:
-        raise interrupt
 
 
 def even_ranges(count: int, pieces: int | None = None) -> list[slice]:
