@@ -15,6 +15,7 @@ and after, and a table of medians, real-time factors, WERs and ratios: of wall t
 (all threads of the process), which a crowded machine distorts less than wall time.
 
     .venv/bin/python bench/longform_cpu.py --minutes 10 --repeats 1 --settings greedy-int8 beam5-float32 defaults
+    .venv/bin/python bench/longform_cpu.py --minutes 1.3 --repeats 2 --settings greedy-int8  # the 116 s excerpt (3 passes), to iterate
 """
 
 from __future__ import annotations
@@ -166,7 +167,11 @@ def main() -> int:
     parser.add_argument("--repeats", type=int, default=1)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--settings", nargs="+", default=list(SETTINGS), choices=SETTINGS)
-    parser.add_argument("--out", default=str(ROOT / "bench" / "results" / "longform_cpu.md"))
+    parser.add_argument(
+        "--out",
+        default=None,
+        help="also write the report here (bench/results/longform_cpu.md keeps dated sections by hand)",
+    )
     args = parser.parse_args()
     for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
         os.environ[var] = str(args.threads)
@@ -201,12 +206,15 @@ def main() -> int:
             rows.append(f"| {setting} | {name} | {statistics.median(seconds):.1f} | {' '.join(f'{s:.1f}' for s in seconds)} | "
                         f"{statistics.median(seconds) / duration:.3f} | {statistics.median(cpu):.1f} | {100 * wer:.1f}% | {ratio} | {cpu_ratio} |")  # fmt: skip
             print(rows[-1], f"(load {os.getloadavg()[0]:.1f})", flush=True)
-        _write(Path(args.out), header, rows)  # after each setting: a long run stopped early keeps what it measured
-    print(_write(Path(args.out), header, rows))
+        if args.out:  # after each setting: a long run stopped early keeps what it measured
+            _write(Path(args.out), header, rows)
+    print(_report(header, rows))
+    if args.out:
+        _write(Path(args.out), header, rows)
     return 0
 
 
-def _write(out: Path, header: list[str], rows: list[str]) -> str:
+def _report(header: list[str], rows: list[str]) -> str:
     lines = header + [
         f"load average (1 min) after: {os.getloadavg()[0]:.2f}",
         "",
@@ -214,10 +222,12 @@ def _write(out: Path, header: list[str], rows: list[str]) -> str:
         "| --- | --- | --- | --- | --- | --- | --- | --- | --- |",
         *rows,
     ]
-    report = "\n".join(lines)
+    return "\n".join(lines)
+
+
+def _write(out: Path, header: list[str], rows: list[str]) -> None:
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(report + "\n")
-    return report
+    out.write_text(_report(header, rows) + "\n")
 
 
 if __name__ == "__main__":
