@@ -74,10 +74,10 @@ def _self_attention(w: Any, h: np.ndarray) -> tuple[np.ndarray, tuple[np.ndarray
 
 
 def _cross_attention(
-    w: Any, h: np.ndarray, audio: np.ndarray
+    w: Any, h: np.ndarray, kv: np.ndarray
 ) -> tuple[np.ndarray, tuple[np.ndarray, np.ndarray], np.ndarray]:
+    """Attention of the prompt rows `h` to the audio, whose keys | values are `kv` (n_ctx, 2 D)."""
     width = h.shape[1]
-    kv = w.cross_kv(audio)  # (n_ctx, 2 D): keys | values of every audio position
     k_t = np.ascontiguousarray(split_heads(kv[:, :width], w.heads).transpose(0, 2, 1))  # (H, Dh, n_ctx), one copy
     v = _heads(kv[:, width:], w.heads)  # (H, n_ctx, Dh)
     q = _heads(w.cross_q(h), w.heads) * np.float32((width // w.heads) ** -0.5)  # (H, T, Dh)
@@ -89,15 +89,21 @@ def _cross_attention(
 def prefill(decoder: Any, tokens: mx.array, audio_features: mx.array) -> tuple[mx.array, Any, list[mx.array]]:
     """The prompt (1, T) through the decoder against fresh audio features (1, n_ctx, D)."""
     layers, logits_layer = host_decoder.prepared_weights(decoder, int8=decoder.host_int8)
+    prepared = decoder.host_weights
+    assert prepared is not None  # built by prepared_weights
     mx.eval(tokens, audio_features)
     ids = np.asarray(tokens)[0]
     audio = np.asarray(audio_features.astype(mx.float32))[0]  # (n_ctx, D)
-    x = np.asarray(decoder.token_embedding.weight)[ids] + np.asarray(decoder.positional_embedding)[: len(ids)]  # (T, D)
+    x = prepared.embedding[ids] + prepared.positions[: len(ids)]  # (T, D)
+    # every block's audio keys and values in one product: the audio is quantized once, not per block
+    audio_kv = prepared.cross_kv(audio)  # (n_ctx, blocks * 2 D)
+    width = x.shape[1]
     cache, cross_qk = [], []
-    for w in layers:
+    for i, w in enumerate(layers):
         y, (k, v) = _self_attention(w, host_math.layer_norm(x, w.norms[0]))
         x = x + y
-        y, (k_t, audio_v), scores = _cross_attention(w, host_math.layer_norm(x, w.norms[1]), audio)
+        kv = audio_kv[:, 2 * width * i : 2 * width * (i + 1)]
+        y, (k_t, audio_v), scores = _cross_attention(w, host_math.layer_norm(x, w.norms[1]), kv)
         x = x + y
         x = x + w.mlp2(host_math.gelu_np_(w.mlp1(host_math.layer_norm(x, w.norms[2]))))
         cache.append(((mx.array(k[None]), mx.array(v[None])), (mx.array(k_t[None]), mx.array(audio_v[None]))))
