@@ -16,6 +16,7 @@ from mlx_audio_coreml.errors import (
     ConversionDestinationExists,
     ConversionValidationFailed,
     InvalidConversionOption,
+    PackageError,
     UnsupportedModelForConversion,
 )
 from mlx_audio_coreml.options import ComputeUnits
@@ -113,6 +114,31 @@ def test_metadata_and_manifest_record_rate_buckets_precision_and_hash(packages):
     assert sorted(manifest["files"]) and all(len(h) == 64 for h in manifest["files"].values())
 
 
+def test_a_macos15_target_writes_one_multifunction_package_whose_functions_share_the_weights(decoder, tmp_path):
+    from mlx.utils import tree_flatten
+
+    from mlx_audio_coreml.coreml.portable import PortableRuntime
+
+    options = KokoroConvertOptions(buckets=(4, 8), deployment_target="macOS15")  # layout "auto"
+    result = convert_decoder(decoder, "tiny", tmp_path, options)
+    package = result.folder / "AudioVocoder.mlpackage"
+    assert sorted(p.name for p in result.folder.iterdir()) == ["AudioVocoder.mlpackage", "README.md", "manifest.json"]
+    assert dict(result.packages) == {4: package, 8: package}
+    assert dict(result.functions) == {4: "frames_4", 8: "frames_8"}
+    assert min(v.snr_db for v in result.validations.values()) > 60.0  # each function through the portable runtime
+    manifest = json.loads((result.folder / "manifest.json").read_text())["components"]["vocoder"]
+    assert manifest["path"] == "AudioVocoder.mlpackage" and manifest["functions"] == {"4": "frames_4", "8": "frames_8"}
+    parameter_bytes = sum(4 * v.size for _, v in tree_flatten(decoder.parameters()))
+    weight_bin = package / "Data" / "com.apple.CoreML" / "weights" / "weight.bin"
+    assert weight_bin.stat().st_size < 1.5 * parameter_bytes  # stored once, not once per function
+    default = PortableRuntime().load(package)  # no function named: the package's default, the largest bucket
+    assert default.description.inputs[0].shape == (1, DIM_IN, 8)
+    assert default.description.metadata["mlx_audio_coreml.buckets"] == "4,8"
+    assert PortableRuntime().load(package, function="frames_4").description.inputs[0].shape == (1, DIM_IN, 4)
+    with pytest.raises(PackageError, match="no function 'frames_5'"):
+        PortableRuntime().load(package, function="frames_5")
+
+
 def test_failed_validation_leaves_nothing_behind(decoder, tmp_path):
     options = KokoroConvertOptions(buckets=(8,), min_snr_db={"float32": 1e9, "float16": 1e9})
     with pytest.raises(ConversionValidationFailed):
@@ -127,7 +153,9 @@ def test_existing_destination_is_refused_without_overwrite(decoder, tmp_path):
 
 
 @pytest.mark.parametrize("options", [KokoroConvertOptions(precision="int4"), KokoroConvertOptions(buckets=()),
-                                     KokoroConvertOptions(buckets=(8, 8)), KokoroConvertOptions(buckets=(1,))])  # fmt: skip
+                                     KokoroConvertOptions(buckets=(8, 8)), KokoroConvertOptions(buckets=(1,)),
+                                     KokoroConvertOptions(layout="multifunction"),  # the macOS13 default target
+                                     KokoroConvertOptions(layout="flat")])  # fmt: skip
 def test_invalid_options_are_refused_before_any_work(decoder, tmp_path, options):
     with pytest.raises(InvalidConversionOption):
         convert_decoder(decoder, "tiny", tmp_path, options)

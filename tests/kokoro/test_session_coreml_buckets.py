@@ -126,3 +126,24 @@ def test_nan_from_one_bucket_falls_back_to_mlx_with_the_event_and_the_record(tmp
     recorded = info.component(Component.VOCODER)
     assert recorded is not None and recorded.fallback_reason == event.reason
     assert not any("vocoder buckets" in n for n in info.notes)
+
+
+def test_a_multifunction_companion_runs_its_default_function_the_largest_bucket(tmp_path_factory) -> None:
+    """`convert kokoro` for macOS 15 / iOS 18 writes one multi-function package; the session loads its
+    default function (the largest bucket) on every runtime: per-function loading is not wired yet."""
+    from mlx_audio_coreml.convert.package import save_multifunction
+
+    parts = _companion(tmp_path_factory.mktemp("parts") / "parts")
+    companion = tmp_path_factory.mktemp("multi") / "tiny-coreml"
+    companion.mkdir()
+    sources = {f"frames_{b}": parts / f"AudioVocoder-{b}.mlpackage" for b in BUCKETS}
+    metadata = {"mlx_audio_coreml.sample_rate": "24000"}
+    save_multifunction(sources, "frames_24", companion / "AudioVocoder.mlpackage", metadata, "stand-in")
+    functions = {str(b): f"frames_{b}" for b in BUCKETS}
+    vocoder = {"path": "AudioVocoder.mlpackage", "functions": functions, "sample_rate": 24000}
+    (companion / "manifest.json").write_text(json.dumps({"components": {"vocoder": vocoder}}))
+    session, _ = _session(tmp_path_factory, companion)
+    assert session.vocoder.backend == "coreML"
+    assert "vocoder buckets on Core ML (text frames): 24; chunks over 24 frames on MLX" in session.info.notes
+    audio, f0 = _spoken(session, 4)
+    np.testing.assert_allclose(audio, BUCKETS[24] * f0, rtol=1e-6, atol=1e-6)

@@ -22,7 +22,8 @@ PACKAGE = ROOT / "python" / "mlx_audio_coreml"
 CHECKED_MODULES = [
     "__init__.py", "_version.py", "config.py", "options.py", "progress.py", "info.py", "cancel.py",
     "encoders.py", "vocoders.py", "errors", "loading", "store", "coreml", "native", "serve", "vad.py", "batch.py",
-    "audio",
+    "audio", "convert/kokoro.py", "convert/kokoro_generator.py", "convert/kokoro_ops.py", "convert/kokoro_program.py",
+    "convert/kokoro_validate.py",
 ]  # fmt: skip
 
 

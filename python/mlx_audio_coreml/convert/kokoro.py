@@ -1,4 +1,10 @@
-"""`convert kokoro`: the Kokoro decoder (vocoder) from MLX weights to one checked .mlpackage per frame bucket.
+"""`convert kokoro`: the Kokoro decoder (vocoder) from MLX weights to checked Core ML packages, one per frame bucket.
+
+Layouts: "packages" writes `AudioVocoder-<frames>.mlpackage` per bucket (macOS 13 / iOS 16 on);
+"multifunction" writes one `AudioVocoder.mlpackage` whose function `frames_<frames>` is each bucket
+and whose weights file holds the decoder's weights once (coremltools deduplicates them); Core ML
+loads such a package from macOS 15 / iOS 18 on only. "auto" (the default) picks multifunction when
+the deployment target allows it.
 
 Stages, each reported to the progress callback as (stage, fraction of that stage done): loading the
 weights, then per bucket building the MIL program, coremltools passes, saving, validating through
@@ -38,6 +44,8 @@ DEFAULT_BUCKETS: tuple[int, ...] = (64, 128, 256, 512)
 SAMPLES_PER_FRAME = 600
 SAMPLE_RATE = 24000
 PACKAGE_PREFIX = "AudioVocoder-"
+MULTIFUNCTION_PACKAGE = "AudioVocoder.mlpackage"
+LAYOUTS = ("auto", "packages", "multifunction")
 MANIFEST_NAME = "manifest.json"
 META = "mlx_audio_coreml."
 
@@ -52,14 +60,16 @@ class KokoroConvertOptions:
     validate: bool = True  # run every package through the portable runtime against MLX
     min_snr_db: Mapping[str, float] = field(default_factory=lambda: {"float32": 40.0, "float16": 10.0})
     overwrite: bool = False
+    layout: str = "auto"  # LAYOUTS: "auto" is multifunction where the deployment target loads it
 
 
 @dataclass(frozen=True)
 class KokoroConversionResult:
-    folder: Path  # the companion folder: one package per bucket, manifest.json, README.md
-    packages: Mapping[int, Path]  # bucket (text frames) -> package
+    folder: Path  # the companion folder: the package(s), manifest.json, README.md
+    packages: Mapping[int, Path]  # bucket (text frames) -> package (one multi-function package for all)
     validations: Mapping[int, VocoderValidation]
     seconds: float
+    functions: Mapping[int, str] = field(default_factory=dict)  # bucket -> function name (multifunction only)
 
 
 def check_options(options: KokoroConvertOptions) -> None:
@@ -67,6 +77,12 @@ def check_options(options: KokoroConvertOptions) -> None:
         raise InvalidConversionOption("precision", options.precision, ["float16", "float32"])
     if options.deployment_target not in package.DEPLOYMENT_TARGETS:
         raise InvalidConversionOption("deployment_target", options.deployment_target, list(package.DEPLOYMENT_TARGETS))
+    if options.layout not in LAYOUTS:
+        raise InvalidConversionOption("layout", options.layout, list(LAYOUTS))
+    if options.layout == "multifunction" and options.deployment_target not in package.MULTIFUNCTION_TARGETS:
+        raise InvalidConversionOption(
+            "layout", "multifunction", [f"packages, or a deployment target of {package.MULTIFUNCTION_TARGETS}"]
+        )
     buckets = list(options.buckets)
     if not buckets or any(int(b) < 2 for b in buckets) or len(set(buckets)) != len(buckets):
         raise InvalidConversionOption("buckets", buckets, ["distinct frame counts >= 2, e.g. 64,128,256,512"])
@@ -121,29 +137,55 @@ def convert_decoder(
     decoder: Any, name: str, out_dir: Path, options: KokoroConvertOptions = KokoroConvertOptions(),
     progress: ProgressCallback | None = None,
 ) -> KokoroConversionResult:  # fmt: skip
-    """Convert an MLX `Decoder` into `out_dir/<name>-coreml/` (one package per bucket)."""
+    """Convert an MLX `Decoder` into `out_dir/<name>-coreml/` (one package per bucket, or one multi-function
+    package: `resolved_layout`)."""
     check_options(options)
     started = time.perf_counter()
     buckets = sorted(int(b) for b in options.buckets)
     metadata = _metadata(decoder, name, options, buckets)
     destination = Path(out_dir) / f"{Path(name).name}-coreml"
+    multi = resolved_layout(options) == "multifunction"
+    functions = {frames: function_name(frames) for frames in buckets} if multi else {}
     validations: dict[int, VocoderValidation] = {}
     with package.staged_output(destination, options.overwrite) as built:
-        built.mkdir(parents=True, exist_ok=True)
+        parts = built / ".buckets" if multi else built  # a multi-function package is made from one per bucket
+        parts.mkdir(parents=True, exist_ok=True)
         for index, frames in enumerate(buckets):
-            path = built / package_name(frames)
             share = (index, len(buckets))
-            _build_bucket(decoder, frames, options, {**metadata, META + "frames": str(frames)}, path, progress, share)
+            bucket_metadata = {**metadata, META + "frames": str(frames)}
+            _build_bucket(decoder, frames, options, bucket_metadata, parts / package_name(frames), progress, share)
+        if multi:
+            _report(progress, ConversionStage.SAVING, 1.0)
+            description = f"Kokoro vocoder, buckets {metadata[META + 'buckets']} text frames ({options.precision})"
+            sources = {functions[b]: parts / package_name(b) for b in buckets}
+            package.save_multifunction(
+                sources, functions[buckets[-1]], built / MULTIFUNCTION_PACKAGE, metadata, description
+            )
+            shutil.rmtree(parts)
+        for index, frames in enumerate(buckets):
             if options.validate:
                 _report(progress, ConversionStage.VALIDATING, index / len(buckets))
+                path = built / (MULTIFUNCTION_PACKAGE if multi else package_name(frames))
+                floor = options.min_snr_db[options.precision]
                 validations[frames] = validate_vocoder_package(
-                    path, decoder, frames, options.min_snr_db[options.precision]
+                    path, decoder, frames, floor, function=functions.get(frames)
                 )
         _report(progress, ConversionStage.PUBLISHING, 0.0)
-        _write_manifest(built, metadata, buckets, validations)
+        _write_manifest(built, metadata, buckets, validations, functions)
         _report(progress, ConversionStage.PUBLISHING, 1.0)
-    packages = {frames: destination / package_name(frames) for frames in buckets}
-    return KokoroConversionResult(destination, packages, validations, time.perf_counter() - started)
+    packages = {b: destination / (MULTIFUNCTION_PACKAGE if multi else package_name(b)) for b in buckets}
+    return KokoroConversionResult(destination, packages, validations, time.perf_counter() - started, functions)
+
+
+def resolved_layout(options: KokoroConvertOptions) -> str:
+    """ "packages" or "multifunction" ("auto": multifunction where the deployment target loads it)."""
+    if options.layout != "auto":
+        return options.layout
+    return "multifunction" if options.deployment_target in package.MULTIFUNCTION_TARGETS else "packages"
+
+
+def function_name(frames: int) -> str:
+    return f"frames_{frames}"
 
 
 def package_name(frames: int) -> str:
@@ -195,6 +237,8 @@ def _build_bucket(
             )  # fmt: skip
     except (ValueError, TypeError, RuntimeError, NotImplementedError, AssertionError) as exc:
         raise ConversionFailed("converting the MIL program", str(exc), exc) from exc
+    if not isinstance(model, ct.models.MLModel):  # what convert_to="mlprogram" returns
+        raise ConversionFailed("converting the MIL program", f"coremltools returned {type(model).__name__}", None)
     _report(progress, ConversionStage.SAVING, index / total)
     package.write_metadata(model, metadata, f"Kokoro vocoder, {frames} text frames ({options.precision})")
     package.save_model(model, path)
@@ -202,8 +246,9 @@ def _build_bucket(
 
 
 def _write_manifest(
-    folder: Path, metadata: Mapping[str, str], buckets: list[int], validations: Mapping[int, VocoderValidation]
-) -> None:
+    folder: Path, metadata: Mapping[str, str], buckets: list[int], validations: Mapping[int, VocoderValidation],
+    functions: Mapping[int, str],
+) -> None:  # fmt: skip
     from .companion import file_hashes
 
     lines = [f"# {metadata[META + 'source_model']} vocoder for Core ML", "", "Buckets (text frames): "
@@ -217,16 +262,23 @@ def _write_manifest(
         "source": {"model": metadata[META + "source_model"], "weights_sha256": metadata[META + "weights_sha256"]},
         "components": {
             "vocoder": {
-                "path": package_name(buckets[0]),  # what a companion lookup finds (store/sources.py)
-                "packages": {str(b): package_name(b) for b in buckets},  # all of them load (loading/packages.py)
+                **_manifest_layout(buckets, functions),
                 "precision": metadata[META + "precision"],
                 "sample_rate": int(metadata[SAMPLE_RATE_METADATA_KEY]),
-            }
-        },
+            },
+        },  # fmt: skip
         "validation": {str(b): v.as_dict() for b, v in validations.items()},
         "files": file_hashes(folder),
     }
     (folder / MANIFEST_NAME).write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
+
+
+def _manifest_layout(buckets: list[int], functions: Mapping[int, str]) -> dict[str, Any]:
+    """`path` is what a companion lookup finds (store/sources.py); `packages` all load (loading/packages.py);
+    `functions` name a multi-function package's buckets."""
+    if functions:
+        return {"path": MULTIFUNCTION_PACKAGE, "functions": {str(b): functions[b] for b in buckets}}
+    return {"path": package_name(buckets[0]), "packages": {str(b): package_name(b) for b in buckets}}
 
 
 def _report(progress: ProgressCallback | None, stage: ConversionStage, fraction: float) -> None:

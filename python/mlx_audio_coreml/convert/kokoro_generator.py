@@ -17,7 +17,7 @@ from coremltools.converters.mil.mil import Var
 from ..kokoro.model.source import _interpolation_weights
 from ..kokoro.model.stft import BRANCH_CUT, SILENT_BIN
 from ._builder import mb
-from .kokoro_ops import Ops, atan2
+from .kokoro_ops import Ops, atan2, dims
 
 _STAGE_SLOPE = 0.1
 _POST_SLOPE = 0.01
@@ -28,7 +28,7 @@ def source_spectrum(ops: Ops, generator: Any, masks: Any, f0: Var) -> Var:
     sine_gen = generator.m_source.l_sin_gen
     up, harmonics, rate = sine_gen.upsample_scale, sine_gen.dim, sine_gen.sample_rate
     n = ops.n
-    frames = int(f0.shape[2])
+    frames = dims(f0)[2]
     f0_t = mb.transpose(x=f0, perm=[0, 2, 1], name=n())  # (1, L, 1)
     multiples = np.arange(1, harmonics + 1, dtype=np.float32)[None, None, :] / rate
     step = mb.mod(x=ops.mul(f0_t, multiples), y=1.0, name=n())  # (1, L, H) cycles per sample
@@ -96,6 +96,7 @@ def generator(ops: Ops, gen: Any, masks: Any, x: Var, style: Var, har: Var, on_p
     """Generator.synthesize: stages of (LeakyReLU, ups, + noise branch, mean of resblocks), conv_post, iSTFT."""
     last = len(gen.ups) - 1
     factor = 2  # frames per text frame at x's rate
+    m_out = masks.at(factor)[0]
     for i, up in enumerate(gen.ups):
         with ops.n.scope(f"stage{i}"):
             m_in, _ = masks.at(factor)
@@ -110,10 +111,13 @@ def generator(ops: Ops, gen: Any, masks: Any, x: Var, style: Var, har: Var, on_p
                 x = ops.concat([ops.slice_axis(x, 2, 1, 2), x], axis=2)
             x = ops.add(x, x_source)
             k = gen.num_kernels
-            total = None
-            for j in range(i * k, (i + 1) * k):
-                y = _resblock(ops, gen.resblocks[j], f"generator.resblocks.{j}", x, style, m_out, c_out)
-                total = y if total is None else ops.add(total, y)
+            blocks = range(i * k, (i + 1) * k)
+            outs = [
+                _resblock(ops, gen.resblocks[j], f"generator.resblocks.{j}", x, style, m_out, c_out) for j in blocks
+            ]
+            total = outs[0]
+            for y in outs[1:]:
+                total = ops.add(total, y)
             x = ops.mul(total, 1.0 / k)
         if on_part is not None:
             on_part(0.4 + 0.5 * (i + 1) / len(gen.ups))
@@ -145,7 +149,7 @@ def _tail(ops: Ops, gen: Any, x: Var, mask: Var) -> Var:
     )
     spectrum = ops.mul(spectrum, mask)  # frames past the real end add nothing, as in the MLX iSTFT
     synthesis = np.asarray(stft._synthesis)[:, None, :].astype(np.float32)  # (2 bins, 1, n_fft)
-    frames = int(x.shape[2])
+    frames = dims(x)[2]
     signal = mb.conv_transpose(x=spectrum, weight=synthesis, strides=[stft.hop], pad_type="valid", name=n())
     pad = stft.n_fft // 2
     length = (frames - 1) * stft.hop

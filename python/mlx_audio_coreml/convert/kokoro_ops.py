@@ -11,14 +11,22 @@ from __future__ import annotations
 
 import contextlib
 import math
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 from coremltools.converters.mil.mil import Var
 
 from ._builder import mb
 
+Operand = Var | float | np.ndarray  # an op input: a graph value or a constant folded into the op
 INSTANCE_NORM_EPS = 1e-5  # torch.nn.InstanceNorm1d's default, as the MLX decoder uses
+
+
+def dims(x: Var) -> tuple[int, ...]:
+    """A value's static shape (the builder's stubs type `Var.shape` loosely)."""
+    shape: Sequence[Any] = x.shape
+    return tuple(int(d) for d in shape)
 
 
 class Namer:
@@ -51,16 +59,16 @@ class Ops:
     def const(self, value: np.ndarray | float) -> Var:
         return mb.const(val=np.asarray(value, dtype=np.float32), name=self.n())
 
-    def mul(self, x: Var | float, y: Var | float) -> Var:
+    def mul(self, x: Operand, y: Operand) -> Var:
         return mb.mul(x=x, y=y, name=self.n())
 
-    def add(self, x: Var | float, y: Var | float) -> Var:
+    def add(self, x: Operand, y: Operand) -> Var:
         return mb.add(x=x, y=y, name=self.n())
 
-    def sub(self, x: Var | float, y: Var | float) -> Var:
+    def sub(self, x: Operand, y: Operand) -> Var:
         return mb.sub(x=x, y=y, name=self.n())
 
-    def div(self, x: Var | float, y: Var | float) -> Var:
+    def div(self, x: Operand, y: Operand) -> Var:
         return mb.real_div(x=x, y=y, name=self.n())
 
     def leaky(self, x: Var, slope: float) -> Var:
@@ -79,7 +87,7 @@ class Ops:
 
     def repeat_time(self, x: Var, factor: int) -> Var:
         """(1, C, T) -> (1, C, T * factor), each frame repeated (nearest-neighbour upsampling)."""
-        _, channels, frames = x.shape
+        _, channels, frames = dims(x)
         x = mb.expand_dims(x=x, axes=[3], name=self.n())
         x = mb.tile(x=x, reps=[1, 1, 1, factor], name=self.n())
         return mb.reshape(x=x, shape=[1, channels, frames * factor], name=self.n())

@@ -23,7 +23,7 @@ from coremltools.converters.mil.mil import Function, Program, Var, types
 from mlx.utils import tree_flatten
 
 from ._builder import mb
-from .kokoro_ops import Namer, Ops
+from .kokoro_ops import Namer, Ops, dims
 
 # The float16 traps: the harmonic phase (cumulative sum, then sin) and the last stage's chained
 # Snake blocks feeding exp. Names of the scopes kept in float32 by default.
@@ -130,7 +130,7 @@ def _adain_resblk(ops: Ops, masks: _Masks, x: Var, style: Var, name: str, upsamp
     m_out, c_out = masks.at(2) if upsample else (m_in, c_in)
     h = ops.leaky(ops.adain(x, style, f"{name}.norm1", m_in, c_in), 0.2)
     if upsample:  # depthwise ConvTranspose1d(k3, s2, p1, output_padding 1): crop 1 in front only
-        h = ops.conv_transpose(h, f"{name}.pool", m_in, stride=2, crop=(1, 0), groups=int(h.shape[1]))
+        h = ops.conv_transpose(h, f"{name}.pool", m_in, stride=2, crop=(1, 0), groups=dims(h)[1])
     h = ops.conv(h, f"{name}.conv1", m_out, pad=1)
     h = ops.leaky(ops.adain(h, style, f"{name}.norm2", m_out, c_out), 0.2)
     h = ops.conv(h, f"{name}.conv2", m_out, pad=1)

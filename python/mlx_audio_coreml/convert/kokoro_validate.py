@@ -74,9 +74,11 @@ def padded_inputs(features: VocoderFeatures, frames: int) -> dict[str, np.ndarra
 
 
 def validate_vocoder_package(
-    path: Path, decoder: Any, frames: int, min_snr_db: float, runtime: str = "portable"
+    path: Path, decoder: Any, frames: int, min_snr_db: float, runtime: str = "portable", function: str | None = None
 ) -> VocoderValidation:
-    """Run the package on a chunk of 3/4 of its bucket and compare with `decoder` (noise off)."""
+    """Run the package (its function `function`, for a multi-function package: portable runtime only) on a
+    chunk of 3/4 of its bucket and compare with `decoder` (noise off)."""
+    from ..coreml.portable import PortableRuntime
     from ..coreml.registry import get_runtime
     from ..options import ComputeUnits
 
@@ -84,7 +86,10 @@ def validate_vocoder_package(
     features = validation_features(decoder.dim_in, decoder.style_dim, chunk)
     want = np.asarray(decoder(features, key=None))
     started = time.perf_counter()
-    loaded = get_runtime(runtime).load(Path(path), ComputeUnits.ALL)
+    if function is None:
+        loaded = get_runtime(runtime).load(Path(path), ComputeUnits.ALL)
+    else:
+        loaded = PortableRuntime().load(Path(path), ComputeUnits.ALL, function=function)
     try:
         result = loaded.predict(padded_inputs(features, frames))
         got = np.asarray(result.outputs["audio"])[:, : want.shape[1]]

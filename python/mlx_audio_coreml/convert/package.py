@@ -32,6 +32,9 @@ DEPLOYMENT_TARGETS: Mapping[str, Any] = {
     "iOS18": ct.target.iOS18,
 }
 
+# A package with several functions is Core ML specification 9: macOS 15 / iOS 18 load it, no earlier OS.
+MULTIFUNCTION_TARGETS = ("macOS15", "iOS18")
+
 FractionCallback = Callable[[float], None]
 
 
@@ -74,6 +77,34 @@ def save_model(model: ct.models.MLModel, destination: Path) -> None:
         model.save(str(destination))
     except OSError as exc:
         raise ConversionFailed("saving the package", str(exc), exc) from exc
+
+
+def save_multifunction(
+    functions: Mapping[str, Path], default: str, destination: Path, metadata: Mapping[str, str], short_description: str
+) -> None:
+    """One package at `destination` whose function `name` is the `main` of package `functions[name]`.
+
+    coremltools deduplicates equal constants across functions, so weights the functions share are
+    stored once in weights/weight.bin. Our metadata is written into the new spec (coremltools does
+    not carry the sources' user-defined metadata over).
+    """
+    from coremltools.proto import Model_pb2
+
+    descriptor = ct.utils.MultiFunctionDescriptor()
+    for name, path in functions.items():
+        descriptor.add_function(str(path), "main", name)
+    descriptor.default_function_name = default
+    try:
+        ct.utils.save_multifunction(descriptor, str(destination))
+        spec_path = destination / "Data" / "com.apple.CoreML" / "model.mlmodel"
+        spec = Model_pb2.Model()
+        spec.ParseFromString(spec_path.read_bytes())
+        for key, value in metadata.items():
+            spec.description.metadata.userDefined[key] = str(value)
+        spec.description.metadata.shortDescription = short_description
+        spec_path.write_bytes(spec.SerializeToString())
+    except (OSError, ValueError, KeyError, RuntimeError) as exc:
+        raise ConversionFailed("saving the multi-function package", str(exc), exc) from exc
 
 
 @contextlib.contextmanager

@@ -45,8 +45,10 @@ class PackageContents:
         return self.spec.mlProgram
 
 
-def read_package(path: Path) -> PackageContents:
-    """Parse the package at `path`; PackageError for anything missing, unreadable or not an ML Program."""
+def read_package(path: Path, function: str | None = None) -> PackageContents:
+    """Parse the package at `path`; PackageError for anything missing, unreadable or not an ML Program.
+    A multi-function package (specification 9) is read as its function `function` (default: the
+    package's default function), presented as `main`."""
     path = Path(path)
     if not path.is_dir():
         raise PackageError(str(path), "not a .mlpackage folder")
@@ -62,18 +64,44 @@ def read_package(path: Path) -> PackageContents:
         raise PackageError(str(path), f"the model spec is not a valid protobuf: {exc}") from exc
     if spec.WhichOneof("Type") != "mlProgram":
         raise PackageError(str(path), f"not an ML Program (spec type {spec.WhichOneof('Type')})")
+    if spec.description.functions:
+        spec = _function_view(path, spec, function or spec.description.defaultFunctionName)
+    elif function not in (None, "main"):
+        raise PackageError(str(path), f"no function '{function}': the package has one function, 'main'")
     if "main" not in spec.mlProgram.functions:
         raise PackageError(str(path), "the ML Program has no 'main' function")
     description = _description(path, spec)
     return PackageContents(path, spec, spec_path.parent / "weights", description)
 
 
-def read_model(path: Path) -> PackageContents:
-    """A .mlpackage, or a compiled .mlmodelc (its text program, read by mil_text/)."""
+def read_model(path: Path, function: str | None = None) -> PackageContents:
+    """A .mlpackage (its function `function` when it has several), or a compiled .mlmodelc (its text
+    program, read by mil_text/)."""
     from .mil_text import is_compiled_model, read_compiled  # mil_text builds on this module
 
     compiled = Path(path).suffix == ".mlmodelc" or is_compiled_model(path)
-    return read_compiled(path) if compiled else read_package(path)
+    if compiled and function not in (None, "main"):
+        raise PackageError(str(path), f"function '{function}': only .mlpackage functions are read by name")
+    return read_compiled(path) if compiled else read_package(path, function)
+
+
+def _function_view(path: Path, spec: Model_pb2.Model, function: str) -> Model_pb2.Model:
+    """A one-function copy of a multi-function spec: `function`'s program as `main`, its description
+    as the model's (the weights file is shared, so the blob offsets stay valid)."""
+    described = {f.name: f for f in spec.description.functions}
+    if function not in described or function not in spec.mlProgram.functions:
+        raise PackageError(str(path), f"no function '{function}' (the package has {sorted(described)})")
+    view = Model_pb2.Model()
+    view.CopyFrom(spec)
+    chosen = view.mlProgram.functions[function]
+    main = MIL_pb2.Function()
+    main.CopyFrom(chosen)
+    view.mlProgram.functions.clear()
+    view.mlProgram.functions["main"].CopyFrom(main)
+    for field in ("input", "output", "state"):
+        getattr(view.description, field).extend(getattr(described[function], field))
+    del view.description.functions[:]
+    return view
 
 
 def _root_spec_path(package: Path) -> Path:

@@ -220,9 +220,11 @@ class PortableRuntime:
         timeout_s: float | None = None,
         cancel: CancelToken | None = None,
         on_stage: StageCallback | None = None,
+        function: str | None = None,
     ) -> PortableModel:
-        """Parse and prepare the package. `timeout_s` is not applied: there is no compile to wait
-        for and parsing cannot be interrupted part way; `cancel` is honoured before the work starts."""
+        """Parse and prepare the package (its function `function`, for a multi-function package). `timeout_s`
+        is not applied: there is no compile to wait for and parsing cannot be interrupted part way;
+        `cancel` is honoured before the work starts."""
         del timeout_s
         stage = on_stage or (lambda _stage: None)
         if cancel is not None and cancel.cancelled:
@@ -230,7 +232,7 @@ class PortableRuntime:
             raise ANECompilationCancelled(LoadStage.QUEUED.value)
         try:
             stage(LoadStage.LOADING)
-            contents = read_model(Path(package))
+            contents = read_model(Path(package), function)
             program = Program(contents, optimize=self.optimize)
         except PackageError:
             stage(LoadStage.FAILED)
