@@ -124,11 +124,17 @@ def _account(
 
 
 def log_normalizers(logits: np.ndarray) -> np.ndarray:
-    """logsumexp of each row of `logits` (B, V), in float64; -inf for a row with nothing allowed."""
+    """logsumexp of each row of `logits` (B, V), as float64; -inf for a row with nothing allowed.
+
+    The exponentials are float32 (each term below 1 after the shift, relative error ~1e-7), summed
+    in float64: float64 exponentials cost 0.47 ms per 51864-token row here against 0.13 ms, every
+    step, and moved the result by ~1e-9."""
     with np.errstate(invalid="ignore", divide="ignore"):
         top = logits.max(axis=-1, keepdims=True)
-        top = np.where(np.isfinite(top), top, 0.0)
-        return top[:, 0] + np.log(np.exp(logits - top, dtype=np.float64).sum(axis=-1))
+        top = np.where(np.isfinite(top), top, np.float32(0.0)).astype(np.float32)
+        shifted = np.subtract(logits, top, dtype=np.float32)
+        np.exp(shifted, out=shifted)
+        return top[:, 0].astype(np.float64) + np.log(shifted.sum(axis=-1, dtype=np.float64))
 
 
 def chosen_logprobs(logits: np.ndarray, chosen: np.ndarray) -> np.ndarray:
