@@ -72,7 +72,7 @@ def test_ane_style_block_runs_channels_last_with_the_same_outputs(tmp_path, prec
 def test_values_leaving_the_supported_ops_are_transposed_back_once(tmp_path):
     def build(x):
         y = mb.gelu(x=mb.conv(x=x, weight=CONV3, pad_type="same"))
-        pooled = mb.reduce_mean(x=y, axes=[1], keep_dims=True)  # not a rewritten op: reads (1, C, 1, S)
+        pooled = mb.reduce_mean(x=y, axes=[1], keep_dims=False)  # rank dropped: not rewritten, reads (1, C, 1, S)
         return mb.add(x=y, y=pooled), y
 
     model, (optimized, plain) = _both(tmp_path, build, [(1, C, 1, S)])
@@ -80,6 +80,24 @@ def test_values_leaving_the_supported_ops_are_transposed_back_once(tmp_path):
     assert ops.count("portable.permute") == 1
     for got, want in zip(optimized, plain):
         assert_close(got, want)
+
+
+def test_broadcast_operands_and_kept_reductions_leave_the_large_value_channels_last(tmp_path):
+    """A masked instance norm, as converted vocoders spell it: the mask and the per-channel
+    statistics are moved (small), the activation never is."""
+
+    def build(x, m):
+        y = mb.conv(x=x, weight=CONV3, pad_type="same")
+        mask = mb.sigmoid(x=m)  # a computed (1, 1, 1, S) value
+        mean = mb.reduce_mean(x=mb.mul(x=y, y=mask), axes=[3], keep_dims=True)
+        centred = mb.sub(x=y, y=mean)
+        scale = mb.rsqrt(x=mb.reduce_sum(x=mb.mul(x=centred, y=centred), axes=[3], keep_dims=True), epsilon=1e-5)
+        return mb.conv(x=mb.mul(x=mb.mul(x=centred, y=scale), y=mask), weight=CONV3, pad_type="same")
+
+    model, (optimized, plain) = _both(tmp_path, build, [(1, C, 1, S), (1, 1, 1, S)])
+    permuted = [n.params["x"][0].name for n in model.program.block.nodes if n.op.name == "portable.permute"]
+    assert len(permuted) == 2  # the mask, once for its two readers, and the output
+    assert_close(optimized[0], plain[0])
 
 
 NOT_REWRITTEN = {

@@ -8,7 +8,9 @@ name. Starting from the outputs of spatial convs (which MLX produces channels-la
 permutation is carried through ops that are exact under it with an adjusted parameter:
 
 - element-wise unary ops (and ones whose other parameters are scalar constants), casts;
-- binary arithmetic between two values stored alike, or with a constant (transposed at load);
+- binary arithmetic between two values stored alike, with a constant (transposed at load), or
+  with a smaller computed value that broadcasts (a mask, a per-channel scale: transposed first);
+- reductions that keep their axes (the axes renumbered);
 - layer_norm over one axis, softmax, split, concat, squeeze, expand_dims, transpose (the axis or
   perm renumbered); a 1x1 conv becomes x @ W^T; a spatial conv reads channels-last input;
 - the fused attention of fuse.py (its channels-first form becomes its tokens-first form).
@@ -23,48 +25,12 @@ from typing import Any
 
 import numpy as np
 
+from .channels_last_ops import BINARY, UNARY
 from .graph import Binding, Block, Constants, Node
 from .ops import fused
-from .rewrite import UNKNOWN, GraphIndex, as_axis, declared_rank, derived_node, tensor_input
+from .rewrite import UNKNOWN, GraphIndex, as_axis, declared, declared_rank, derived_node, tensor_input
 
 Perm = tuple[int, ...]
-
-UNARY = frozenset(
-    {
-        "abs",
-        "cast",
-        "ceil",
-        "clip",
-        "cos",
-        "elu",
-        "erf",
-        "exp",
-        "floor",
-        "gelu",
-        "identity",
-        "inverse",
-        "leaky_relu",
-        "linear_activation",
-        "log",
-        "relu",
-        "relu6",
-        "round",
-        "rsqrt",
-        "scaled_tanh",
-        "sigmoid",
-        "sigmoid_hard",
-        "sign",
-        "silu",
-        "sin",
-        "softplus",
-        "softsign",
-        "sqrt",
-        "square",
-        "tanh",
-        "threshold",
-    }
-)
-BINARY = frozenset({"add", "sub", "mul", "real_div", "maximum", "minimum", "pow"})
 
 
 def channels_last_perm(rank: int) -> Perm:
@@ -111,6 +77,8 @@ class _LayoutPass:
         self.stored: dict[str, tuple[str, Perm]] = {}  # logical name -> (stored name, perm)
         self.taken = set(self.graph.producer) | set(block.inputs) | set(constants.device)
         self.rewritten = 0
+        self.pending: list[Node] = []  # transposes a rewritten node reads, put just before it
+        self.moved_inputs: dict[tuple[str, Perm], str] = {}  # (computed value, perm) -> its transposed copy
 
     def run(self) -> int:
         nodes: list[Node] = []
@@ -118,6 +86,8 @@ class _LayoutPass:
             replacement = self._rewrite(node)
             if replacement is not None:
                 self.rewritten += 1
+            nodes.extend(self.pending)
+            self.pending = []
             nodes.append(replacement or node)
         self.block.nodes = self._materialize(nodes)
         return self.rewritten
@@ -207,9 +177,12 @@ class _LayoutPass:
         if perm is None:  # neither input is stored
             return None
         constant = self.graph.known(node, other)
-        if constant is UNKNOWN or constant is None or declared_rank(node) != len(perm):
+        if constant is None or declared_rank(node) != len(perm):
             return None
-        moved = self._permuted_constant(np.asarray(constant), perm)
+        if constant is UNKNOWN:
+            moved = self._permuted_broadcast(node, tensor_input(node, other), perm)
+        else:
+            moved = self._permuted_constant(np.asarray(constant), perm)
         if moved is None:
             return None
         return self._with(node, {key: self.stored_binding(tensor_input(node, key)), other: moved}, {}, perm)
@@ -223,6 +196,43 @@ class _LayoutPass:
         self.taken.add(name)
         self.constants.add(name, moved, moved)
         return [Binding(name=name)]
+
+    def _permuted_broadcast(self, node: Node, name: str | None, perm: Perm) -> list[Binding] | None:
+        """A computed operand that broadcasts against `node`'s output (a mask (N, 1, T), a per-channel
+        scale (N, C, 1)), transposed to `perm` by a node put before `node` (once per value): moving
+        the small operand keeps the large one stored as it is."""
+        found = self.graph.producer.get(name) if name is not None else None
+        if name is None or found is None or name in self.stored:
+            return None
+        shape, out = declared(*found), declared(node)
+        if shape is None or out is None or shape.shape is None or out.shape is None or len(shape.shape) != len(perm):
+            return None
+        if -1 in shape.shape or -1 in out.shape or int(np.prod(shape.shape)) >= int(np.prod(out.shape)):
+            return None
+        moved = self.moved_inputs.get((name, perm))
+        if moved is None:
+            moved, suffix = f"{name}.broadcast_channels_last", 0
+            while moved in self.taken:
+                suffix += 1
+                moved = f"{name}.broadcast_channels_last{suffix}"
+            self.taken.add(moved)
+            self.moved_inputs[(name, perm)] = moved
+            params, host = {"x": [Binding(name=name)]}, {"perm": perm}
+            self.pending.append(derived_node(found[0], fused.PERMUTE, params, host, (moved,)))
+        return [Binding(name=moved)]
+
+    def _reduce(self, node: Node) -> Node | None:
+        """A reduction keeping its axes (keep_dims): the axes renumbered to where x stores them."""
+        x = tensor_input(node, "x")
+        perm, axes = self.perm(x), self.graph.known(node, "axes")
+        keep = self.graph.known(node, "keep_dims", False)
+        if perm is None or axes is UNKNOWN or axes is None or keep is UNKNOWN or not bool(np.asarray(keep)):
+            return None
+        logical = [as_axis(a, len(perm)) for a in np.asarray(axes).reshape(-1)]
+        if any(a is None for a in logical):
+            return None
+        stored_axes = np.array(sorted(perm.index(a) for a in logical if a is not None), dtype=np.int32)
+        return self._with(node, {"x": self.stored_binding(x)}, {"axes": stored_axes}, perm)
 
     def _axis_op(self, node: Node, key: str, default: Any = UNKNOWN) -> Node | None:
         """An op over one axis (`key`) of x: the axis renumbered to where x stores it."""
@@ -346,6 +356,7 @@ _RULES = {
     "expand_dims": _LayoutPass._expand_dims,
     "transpose": _LayoutPass._transpose,
     fused.MULTI_HEAD_ATTENTION.name: _LayoutPass._attention,
+    **{f"reduce_{kind}": _LayoutPass._reduce for kind in ("sum", "mean", "max", "min", "prod", "sum_square")},
 }
 
 

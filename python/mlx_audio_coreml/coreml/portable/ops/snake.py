@@ -16,7 +16,7 @@ from ....cpu import pool as host_pool
 from . import host
 from .registry import OpContext
 
-_BLOCK_ROWS = 1024  # rows of the last axis per piece of work
+_BLOCK_ELEMENTS = 1 << 17  # values per piece of work (512 kB: stays in cache)
 _MIN_SIZE = 16384  # smaller inputs stay in MLX (a numpy call costs more than it saves)
 
 
@@ -25,38 +25,44 @@ def _host(x: mx.array) -> np.ndarray:
     return np.asarray(x)
 
 
-def _per_channel(alpha: np.ndarray, x_shape: tuple[int, ...]) -> bool:
-    """Whether `alpha` broadcasts against x as one value per element of x's last axis."""
-    return (
-        alpha.ndim <= len(x_shape)
-        and all(s == 1 for s in alpha.shape[:-1])
-        and alpha.shape[-1:] in ((1,), x_shape[-1:])
-    )
+def _broadcast_shape(alpha: np.ndarray, x_shape: tuple[int, ...]) -> tuple[int, ...] | None:
+    """alpha's shape padded to x's rank when it broadcasts against x without growing it, else None."""
+    if alpha.ndim > len(x_shape):
+        return None
+    shape = (1,) * (len(x_shape) - alpha.ndim) + tuple(alpha.shape)
+    return shape if all(a in (1, d) for a, d in zip(shape, x_shape)) else None
 
 
 def snake(ctx: OpContext, x: mx.array, alpha: mx.array, inv_alpha: mx.array) -> mx.array:
     """x + sin(alpha x)^2 * inv_alpha (inv_alpha = 1 / alpha, a constant of the program)."""
-    if x.dtype == mx.float32 and x.size >= _MIN_SIZE and host.applies(mx.float32):
+    if x.dtype == mx.float32 and x.size >= _MIN_SIZE and x.ndim >= 1 and host.applies(mx.float32):
         a, inv = _host(alpha.astype(mx.float32)), _host(inv_alpha.astype(mx.float32))
-        if _per_channel(a, x.shape) and _per_channel(inv, x.shape):
-            return _host_rows(_host(x), a.reshape(-1), inv.reshape(-1))
+        shape_a, shape_inv = _broadcast_shape(a, x.shape), _broadcast_shape(inv, x.shape)
+        if shape_a is not None and shape_inv is not None:
+            return _host_blocks(np.ascontiguousarray(_host(x)), a.reshape(shape_a), inv.reshape(shape_inv))
     wave = mx.sin(x * alpha)
     return x + wave * wave * inv_alpha
 
 
-def _host_rows(x: np.ndarray, alpha: np.ndarray, inv_alpha: np.ndarray) -> mx.array:
-    rows = x.reshape(-1, x.shape[-1]) if x.ndim else x.reshape(1, 1)
+def _host_blocks(x: np.ndarray, alpha: np.ndarray, inv_alpha: np.ndarray) -> mx.array:
+    """Snake in numpy over blocks of x's first axis longer than 1 (channels of a channels-first
+    activation, frames of a channels-last one), each block a few hundred kB, on the host workers."""
+    axis = next((i for i, d in enumerate(x.shape) if d > 1), 0)
+    inner = int(np.prod(x.shape[axis + 1 :], dtype=np.int64))
+    step = max(1, _BLOCK_ELEMENTS // max(1, inner))
 
-    def block(out: np.ndarray, part: slice) -> None:
-        y = rows[part]
-        wave = y * alpha
+    def part(index: slice, a: np.ndarray) -> np.ndarray:
+        return a[(slice(None),) * axis + (index,)] if a.shape[axis] > 1 else a
+
+    def block(out: np.ndarray, index: slice) -> None:
+        y = part(index, x)
+        wave = y * part(index, alpha)
         np.sin(wave, out=wave)
         np.square(wave, out=wave)
-        wave *= inv_alpha
-        np.add(y, wave, out=out[part])
+        wave *= part(index, inv_alpha)
+        np.add(y, wave, out=part(index, out))
 
     def fill(out: np.ndarray) -> None:
-        flat = out.reshape(rows.shape)
-        host_pool.run_all(lambda part: block(flat, part), host_pool.row_blocks(rows.shape[0], _BLOCK_ROWS))
+        host_pool.run_all(lambda index: block(out, index), host_pool.row_blocks(x.shape[axis], step))
 
     return host.filled(tuple(x.shape), fill)
