@@ -143,9 +143,15 @@ def _cross_attention(
     batch, width = h.shape
     q = _heads(w.cross_q(h), w.heads) * np.float32((width // w.heads) ** -0.5)
     k_t, v = _array(cache[0]), _array(cache[1])  # (B, H, Dh, n_ctx), (B, H, n_ctx, Dh)
-    scores = np.matmul(q, k_t)  # (B, H, 1, n_ctx)
-    weights = host_math.softmax_last_(scores.copy())
-    return w.cross_out(np.matmul(weights, v).reshape(batch, width)), scores
+    weights = host_math.softmax_last_(np.matmul(q, k_t))  # (B, H, 1, n_ctx)
+    return w.cross_out(np.matmul(weights, v).reshape(batch, width)), q
+
+
+def lazy_scores(scaled_q: np.ndarray, keys_t: mx.array) -> mx.array:
+    """The cross-attention scores q k^T (word timing reads them) as a lazy MLX product: computed only
+    if read. The decoding loop drops them; making them here cost a copy per layer per step (a
+    prefill's 225-token prompt: 8 MB per layer)."""
+    return mx.array(scaled_q) @ keys_t
 
 
 def _block(
@@ -153,10 +159,10 @@ def _block(
 ) -> tuple[np.ndarray, tuple[HostKV, HostKV], np.ndarray]:
     y, self_kv = _self_attention(w, host_math.layer_norm(x, w.norms[0]), cache[0], limit)
     x = x + y
-    y, scores = _cross_attention(w, host_math.layer_norm(x, w.norms[1]), cache[1])
+    y, cross_q = _cross_attention(w, host_math.layer_norm(x, w.norms[1]), cache[1])
     x = x + y
     hidden = w.mlp1(host_math.layer_norm(x, w.norms[2]))
-    return x + w.mlp2(host_math.gelu_np_(hidden)), self_kv, scores
+    return x + w.mlp2(host_math.gelu_np_(hidden)), self_kv, cross_q
 
 
 def decode_step(decoder: Any, tokens: mx.array, kv_cache: Any, offset: int) -> tuple[mx.array, Any, list[mx.array]]:
@@ -171,9 +177,9 @@ def decode_step(decoder: Any, tokens: mx.array, kv_cache: Any, offset: int) -> t
     new_cache, cross_qk = [], []
     with host_math.decoder_blas_threads():
         for w, layer_cache in zip(layers, kv_cache):
-            x, self_kv, scores = _block(w, x, layer_cache, limit)
+            x, self_kv, cross_q = _block(w, x, layer_cache, limit)
             new_cache.append((self_kv, layer_cache[1]))  # (B, H, T + 1, Dh) each
-            cross_qk.append(mx.array(scores))  # (B, H, 1, n_ctx)
+            cross_qk.append(lazy_scores(cross_q, layer_cache[1][0]))  # (B, H, 1, n_ctx)
         logits = logits_layer(host_math.layer_norm(x, prepared.final_norm))  # (B, V)
     return mx.array(logits[:, None, :]), new_cache, cross_qk
 

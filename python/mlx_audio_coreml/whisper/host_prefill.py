@@ -81,9 +81,8 @@ def _cross_attention(
     k_t = np.ascontiguousarray(split_heads(kv[:, :width], w.heads).transpose(0, 2, 1))  # (H, Dh, n_ctx), one copy
     v = _heads(kv[:, width:], w.heads)  # (H, n_ctx, Dh)
     q = _heads(w.cross_q(h), w.heads) * np.float32((width // w.heads) ** -0.5)  # (H, T, Dh)
-    scores = _per_head(q, k_t)  # (H, T, n_ctx): also the word-timing scores
-    y = _per_head(host_math.softmax_last_(scores.copy()), v)
-    return w.cross_out(_merge(y)), (k_t, v), scores
+    y = _per_head(host_math.softmax_last_(_per_head(q, k_t)), v)  # scores (H, T, n_ctx), softmax in place
+    return w.cross_out(_merge(y)), (k_t, v), q
 
 
 def prefill(decoder: Any, tokens: mx.array, audio_features: mx.array) -> tuple[mx.array, Any, list[mx.array]]:
@@ -103,11 +102,12 @@ def prefill(decoder: Any, tokens: mx.array, audio_features: mx.array) -> tuple[m
         y, (k, v) = _self_attention(w, host_math.layer_norm(x, w.norms[0]))
         x = x + y
         kv = audio_kv[:, 2 * width * i : 2 * width * (i + 1)]
-        y, (k_t, audio_v), scores = _cross_attention(w, host_math.layer_norm(x, w.norms[1]), kv)
+        y, (k_t, audio_v), cross_q = _cross_attention(w, host_math.layer_norm(x, w.norms[1]), kv)
         x = x + y
         x = x + w.mlp2(host_math.gelu_np_(w.mlp1(host_math.layer_norm(x, w.norms[2]))))
-        cache.append(((mx.array(k[None]), mx.array(v[None])), (mx.array(k_t[None]), mx.array(audio_v[None]))))
-        cross_qk.append(mx.array(scores[None]))  # (1, H, T, n_ctx)
+        keys_t = mx.array(k_t[None])
+        cache.append(((mx.array(k[None]), mx.array(v[None])), (keys_t, mx.array(audio_v[None]))))
+        cross_qk.append(host_decoder.lazy_scores(cross_q[None], keys_t))  # (1, H, T, n_ctx), if read
     return _logits(decoder, logits_layer, host_math.layer_norm(x, host_math.norm_params(decoder.ln))), cache, cross_qk
 
 
