@@ -11,7 +11,8 @@ the main thread included. We cannot edit our callers' threads, so:
   parks a sentinel in a `threading.local`; CPython drops it while tearing down that thread's
   Python state, on that thread with the GIL held, and its finalizer clears the thread's streams;
 - the main thread's streams are cleared by an `atexit` hook (registered when this module is
-  imported), before the interpreter finalizes.
+  imported), before the interpreter finalizes, and after the host pool's hook has joined its
+  helpers (cpu/pool.py registers it later, so it runs first).
 """
 
 from __future__ import annotations
@@ -35,15 +36,19 @@ _state = _ThreadState()
 
 
 def _clear_streams() -> None:
-    try:
-        import mlx.core as mx
+    for _ in range(3):  # a second Ctrl-C during the exit cuts one attempt short, not the clearing
+        try:
+            import mlx.core as mx
 
-        clear = getattr(mx, "clear_streams", None)  # MLX 0.32+; older versions clean up themselves
-        if clear is not None:
-            mx.synchronize()  # nothing of this thread may still be running on its streams
-            clear()
-    except Exception:  # noqa: BLE001  (at teardown there is no one left to tell)
-        pass
+            clear = getattr(mx, "clear_streams", None)  # MLX 0.32+; older versions clean up themselves
+            if clear is not None:
+                mx.synchronize()  # nothing of this thread may still be running on its streams
+                clear()
+            return
+        except KeyboardInterrupt:
+            continue
+        except Exception:  # noqa: BLE001  (at teardown there is no one left to tell)
+            return
 
 
 def release_streams_at_thread_exit() -> None:
