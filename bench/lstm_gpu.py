@@ -65,7 +65,7 @@ def main() -> None:
         "per-step MLX ops": eager,
         "compiled cell": lstm_recurrence.run_stepwise,
     }
-    if lstm_recurrence.cuda_applies(mx.zeros(1)):
+    if lstm_recurrence.cuda_available():
         paths["fused CUDA kernel"] = lstm_recurrence.run_cuda
     print(f"device: {mx.default_device()}; mx.cuda available: {mx.cuda.is_available()}; hidden {args.hidden}")
     print("| steps | path | ms | max abs diff vs per-step ops |")

@@ -12,6 +12,7 @@ call see it honoured. Nothing here imports MLX or any other part of the package.
 | MLX_AUDIO_COREML_HOST_MATH | `0` runs plain MLX ops instead of the CPU host kernels | on |
 | MLX_AUDIO_COREML_DECODER_BLAS_THREADS | BLAS threads during a decoder step (0: leave as is) | 0 |
 | MLX_AUDIO_COREML_NATIVE_LIB | path of the Swift shim to load | the one built into the package |
+| MLX_AUDIO_COREML_LSTM_CUDA_KERNEL | `1` runs Kokoro's LSTMs as one fused CUDA kernel (not yet run on a GPU) | off |
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ HOST_THREADS = "MLX_AUDIO_COREML_HOST_THREADS"
 HOST_MATH = "MLX_AUDIO_COREML_HOST_MATH"
 DECODER_BLAS_THREADS = "MLX_AUDIO_COREML_DECODER_BLAS_THREADS"
 NATIVE_LIB = "MLX_AUDIO_COREML_NATIVE_LIB"
+LSTM_CUDA_KERNEL = "MLX_AUDIO_COREML_LSTM_CUDA_KERNEL"
 
 
 def setting(name: str, default: str = "", environ: Mapping[str, str] | None = None) -> str:

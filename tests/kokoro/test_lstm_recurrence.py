@@ -39,8 +39,13 @@ def test_compiled_cell_matches_the_numpy_recurrence(steps: int, hidden: int, row
     np.testing.assert_allclose(out, numpy_recurrence(gx.astype(np.float64), w_hh.astype(np.float64)), atol=2e-5)
 
 
-def test_the_fused_kernel_is_used_only_on_mlx_cuda() -> None:
-    assert lstm_recurrence.cuda_applies(mx.zeros(1)) == (mx.default_device() == mx.gpu and mx.cuda.is_available())
+def test_the_fused_kernel_is_used_only_on_mlx_cuda_and_when_switched_on(monkeypatch: pytest.MonkeyPatch) -> None:
+    on_cuda = mx.default_device() == mx.gpu and mx.cuda.is_available()
+    monkeypatch.delenv("MLX_AUDIO_COREML_LSTM_CUDA_KERNEL", raising=False)
+    assert not lstm_recurrence.cuda_applies(mx.zeros(1))
+    monkeypatch.setenv("MLX_AUDIO_COREML_LSTM_CUDA_KERNEL", "1")
+    assert lstm_recurrence.cuda_applies(mx.zeros(1)) == on_cuda
+    assert not lstm_recurrence.cuda_applies(mx.zeros(1, dtype=mx.int32))
 
 
 @pytest.mark.skipif(

@@ -4,11 +4,13 @@ Why: written as plain MLX ops, each timestep is ~10 kernels (a slice, the recurr
 split, three sigmoids, two tanh, the state updates), and Kokoro runs five LSTMs over the tokens and one
 over the frames: at 510 tokens (1,513 frames) that is ~40,000 tiny launches, which made our H100 run
 3.4x slower than PyTorch's cuDNN LSTM (bench/results/kokoro_gpu_h100.md). So:
-- on a CUDA GPU, `_CUDA_SOURCE` runs the whole recurrence of one (direction, batch row) in one thread
+- on a CUDA GPU, when MLX_AUDIO_COREML_LSTM_CUDA_KERNEL=1, `_CUDA_SOURCE` runs the whole recurrence of one (direction, batch row) in one thread
   block: each thread owns gate rows, the hidden and cell states stay in shared memory, and one launch
   covers every timestep;
 - elsewhere (Metal, or the CPU with host kernels off), the cell's elementwise work is one `mx.compile`d
   function, so a step is the product plus one fused kernel.
+The fused kernel is opt-in because it has not run on a GPU yet: it was written after the session's GPU
+time was spent (bench/lstm_gpu.py checks it against the per-step ops and times it; run that first).
 Inputs are the time-major gate projections of both directions, the backward one already reversed in time.
 """
 
@@ -17,6 +19,8 @@ from __future__ import annotations
 from typing import Any
 
 import mlx.core as mx
+
+from ... import config
 
 _CUDA_SOURCE = """
     const int rows = gx_shape[1];
@@ -57,9 +61,15 @@ _CUDA_SOURCE = """
 _kernel: Any = None
 
 
-def cuda_applies(x: mx.array) -> bool:
+def cuda_available() -> bool:
     """True when the fused kernel can run: MLX's CUDA backend, the default device a GPU."""
     return mx.default_device() == mx.gpu and mx.cuda.is_available()
+
+
+def cuda_applies(x: mx.array) -> bool:
+    """True when `run` takes the fused kernel: it can run, it is switched on, and x's dtype suits it."""
+    wanted = config.setting(config.LSTM_CUDA_KERNEL) == "1"
+    return wanted and cuda_available() and x.dtype in (mx.float32, mx.float16, mx.bfloat16)
 
 
 def _cuda_kernel() -> Any:
@@ -111,6 +121,6 @@ def run_stepwise(gx: mx.array, w_hh: mx.array) -> mx.array:
 
 def run(gx: mx.array, w_hh: mx.array) -> mx.array:
     """gx (2, B, T, 4H) and w_hh (2, H, 4H) -> (2, B, T, H) on whichever path the device allows."""
-    if cuda_applies(gx) and gx.dtype in (mx.float32, mx.float16, mx.bfloat16):
+    if cuda_applies(gx):
         return run_cuda(gx, w_hh)
     return run_stepwise(gx, w_hh)
