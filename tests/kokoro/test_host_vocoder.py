@@ -66,9 +66,10 @@ def test_host_conv_equals_mlx_conv(kernel, stride, dilation, padding):
     _close(mx.array(host)[None], reference)
 
 
-def test_host_transposed_conv_equals_mlx():
-    conv = ConvTranspose1d(6, 4, 12, stride=6, padding=3)
-    x = _random((1, 40, 6), 2)
+@pytest.mark.parametrize(("kernel", "stride", "padding", "length"), [(12, 6, 3, 40), (20, 10, 5, 700), (7, 3, 2, 9)])
+def test_host_transposed_conv_equals_mlx(kernel, stride, padding, length):
+    conv = ConvTranspose1d(6, 4, kernel, stride=stride, padding=padding)
+    x = _random((1, length, 6), 2)
     reference = conv(x)
     _close(mx.array(host_conv.HostConvTranspose1d(conv)(np.array(x[0])))[None], reference)
 

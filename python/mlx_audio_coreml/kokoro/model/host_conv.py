@@ -135,38 +135,45 @@ class HostConv1d:
 
 
 class HostConvTranspose1d:
-    """A prepared ConvTranspose1d (no groups, dilation 1, output_padding 0): one product, then an overlap-add.
+    """A prepared ConvTranspose1d (no groups, dilation 1, output_padding 0): products and an overlap-add per
+    block of output rows, written once into the result (no full-size zero buffers).
 
     Frame t of the input spreads over output frames t * stride .. t * stride + k - 1 (mlx's
-    `ConvTranspose1d` semantics, as the MLX path in conv.py computes them), cropped by `padding`."""
+    `ConvTranspose1d` semantics, as the MLX path in conv.py computes them), cropped by `padding`. With the
+    taps padded with zeros to `pieces * stride`, output group q (frames q * stride .. q * stride + stride - 1
+    before the crop) is the sum over c < pieces of piece c of input frame q - c."""
 
     def __init__(self, conv: Any) -> None:
         weight = np.asarray(conv.weight, np.float32)  # (out, k, in)
         self.out_channels, self.kernel, self.in_channels = weight.shape
-        # (k * out, in): row j * out + o is tap j of output channel o
-        self.weight = np.ascontiguousarray(weight.transpose(1, 0, 2).reshape(-1, self.in_channels))
-        self.bias = np.asarray(conv.bias, np.float32) if "bias" in conv else None
         self.stride, self.padding = int(conv.stride), int(conv.padding)
+        self.pieces = -(-self.kernel // self.stride)
+        taps = np.zeros((self.pieces * self.stride, self.out_channels, self.in_channels), np.float32)
+        taps[: self.kernel] = weight.transpose(1, 0, 2)
+        self.weight = taps.reshape(-1, self.in_channels)  # (pieces * stride * out, in): row j * out + o
+        self.bias = np.asarray(conv.bias, np.float32) if "bias" in conv else None
 
     def __call__(self, x: np.ndarray) -> np.ndarray:
         """(L, in) -> ((L - 1) stride + k - 2 padding, out)."""
-        length, stride, kernel = x.shape[0], self.stride, self.kernel
-        pieces = -(-kernel // stride)
-        spread = np.zeros(
-            (length, pieces * stride * self.out_channels), np.float32
-        )  # (L, k' * out), k' = pieces * stride
-        used = spread[:, : kernel * self.out_channels]
-        host_pool.run_all(
-            lambda rows: onednn.sgemm(np.ascontiguousarray(x[rows]), self.weight, used[rows], b_transposed=True),
-            host_pool.row_blocks(length, 4 * ROWS),
-        )
-        blocks = spread.reshape(length, pieces, stride * self.out_channels)
-        full = np.zeros((length + pieces - 1, stride * self.out_channels), np.float32)
-        for piece in range(pieces):  # piece c of every frame lands c frames of `stride` later
-            full[piece : piece + length] += blocks[:, piece]
-        full = full.reshape(-1, self.out_channels)[: (length - 1) * stride + kernel]
-        y = full[self.padding : full.shape[0] - self.padding]
-        return y + self.bias if self.bias is not None else np.ascontiguousarray(y)
+        length = x.shape[0]
+        groups = np.empty((length + self.pieces - 1, self.stride * self.out_channels), np.float32)
+        host_pool.run_all(lambda rows: self._groups(x, rows, groups), host_pool.row_blocks(groups.shape[0], ROWS))
+        frames = groups.reshape(-1, self.out_channels)
+        return frames[self.padding : (length - 1) * self.stride + self.kernel - self.padding]
+
+    def _groups(self, x: np.ndarray, rows: slice, groups: np.ndarray) -> None:
+        first, last = max(rows.start - self.pieces + 1, 0), min(rows.stop, x.shape[0])
+        width = self.stride * self.out_channels
+        spread = np.empty((last - first, self.pieces * width), np.float32)
+        onednn.sgemm(np.ascontiguousarray(x[first:last]), self.weight, spread, b_transposed=True)
+        out = groups[rows]
+        out[:] = 0.0 if self.bias is None else np.tile(self.bias, self.stride)
+        for piece in range(self.pieces):  # group q takes piece c of input frame q - c
+            lo, hi = max(rows.start, first + piece), min(rows.stop, last + piece)
+            if lo < hi:
+                out[lo - rows.start : hi - rows.start] += spread[
+                    lo - piece - first : hi - piece - first, piece * width : (piece + 1) * width
+                ]
 
 
 class HostDepthwiseUpsample:
