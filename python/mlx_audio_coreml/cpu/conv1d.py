@@ -72,13 +72,24 @@ class Conv1d:
     def output_length(self, padded_length: int) -> int:
         return (padded_length - self.dilation * (self.kernel - 1) - 1) // self.stride + 1
 
-    def __call__(self, x_padded: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
-        """The convolution of already padded rows; written into `out` ((L_out, out) rows) when given."""
+    def __call__(self, x_padded: np.ndarray, out: np.ndarray | None = None, accumulate: bool = False) -> np.ndarray:
+        """The convolution of already padded rows; written into `out` ((L_out, out) rows) when given, or
+        added to it when `accumulate` (a residual sum without another full-size array)."""
         length = self.output_length(x_padded.shape[0])
-        result = np.empty((length, self.out_channels), np.float32) if out is None else out
+        result = self._result(length, out, accumulate)
         if length > 0:
-            host_pool.run_all(lambda rows: self._rows(x_padded, rows, result[rows]), host_pool.row_blocks(length, ROWS))
+            host_pool.run_all(
+                lambda rows: self._rows(x_padded, rows, result[rows], accumulate), host_pool.row_blocks(length, ROWS)
+            )
         return result
+
+    def _result(self, length: int, out: np.ndarray | None, accumulate: bool) -> np.ndarray:
+        """`out`, or a fresh (length, out) array when there is none to write or add into."""
+        if out is not None:
+            return out
+        if accumulate:
+            raise ValueError("accumulate needs out")
+        return np.empty((length, self.out_channels), np.float32)
 
     def columns(self, x: np.ndarray, rows: slice) -> np.ndarray:
         """The im2col block of output frames `rows`: (rows, k * in), tap-major (a scratch buffer)."""
@@ -94,8 +105,8 @@ class Conv1d:
             ]
         return columns
 
-    def _rows(self, x: np.ndarray, rows: slice, out: np.ndarray) -> None:
-        onednn.sgemm(self.columns(x, rows), self.weight, out, b_transposed=True)
+    def _rows(self, x: np.ndarray, rows: slice, out: np.ndarray, accumulate: bool) -> None:
+        onednn.sgemm(self.columns(x, rows), self.weight, out, b_transposed=True, accumulate=accumulate)
         if self.bias is not None:
             out += self.bias
 

@@ -1,20 +1,24 @@
 """Long stride-1 1-D convolutions on the CPU host path through a short real DFT (overlap-save), as
-three oneDNN products per call: a model-agnostic form of kokoro/model/host_conv_fft.py (same
-algorithm, built on cpu/conv1d.Conv1d and MIL's weight layout), so the portable runtime can use it.
+three oneDNN products per call. Model-agnostic: the portable runtime's conv op (MIL weights) and
+Kokoro's host generator (kokoro/model/host_conv_fft.py, a thin adapter) both use it.
 
-Why: a kernel-7 or kernel-11 convolution costs 2 k products per (input, output) channel pair and
-output frame directly; in the frequency domain of an N-point transform it costs one complex product
-per bin (~4.7 real ones per frame for N = 64, k = 11), plus two small transforms. Measured there
-(C128 k11 d5 over 31441 frames): 156-171 ms im2col -> 54-62 ms.
+Why: a kernel-7 or kernel-11 convolution costs k multiply-adds per (input, output) channel pair and
+output frame directly; in the frequency domain of an N-point real transform it costs one complex
+product per bin (3 real ones in Gauss's form) for N / 2 bins, shared by N - k + 1 output frames
+(N = 64, k = 11: ~1.8 instead of 11), plus two small transforms. Measured on this CPU (CPU time,
+busy machine): a 128-channel k = 11, dilation 5 conv over 31441 frames 156-171 ms im2col, 54-62 ms
+here; Kokoro's generator on a 94-token sentence 6.7 s -> 3.3-3.9 s.
 
 How, for dilation d: output frame t = p + d m (phase p) only reads input frames of the same phase, so
 each phase is an undilated convolution of the subsequence x[p + d m], cut into tiles of N frames that
-overlap by k - 1 (V = N - k + 1 new output frames each):
+overlap by k - 1 (V = N - k + 1 new output frames each). Three steps, each spread over the host workers:
 1. gather the tiles as (N, tiles, in) and transform: X = D @ tiles, D the (N, N) real DFT table (rows:
-   real parts of bins 0..N/2, then imaginary parts of bins 1..N/2-1);
-2. per bin f, Y_f = X_f G_f with G_f = sum_j w_j exp(+2 pi i f j / N) (a correlation), in Gauss's
-   three real products;
-3. back: the first V frames of each tile = E @ Y, E the (V, N) inverse table.
+   real parts of bins 0..N/2, then imaginary parts of bins 1..N/2-1; bins 0 and N/2 are real);
+2. per bin f, Y_f = X_f G_f with G_f = sum_j w_j exp(+2 pi i f j / N) (a correlation, as a conv layer
+   computes), made per call from the taps in one tiny product (no spectra of the weights kept);
+3. back: the first V frames of each tile = E @ Y, E the (V, N) inverse table, written to the output
+   rows of that tile (stride d), or added to them (`accumulate`).
+Long inputs go in segments of SEGMENT_ROWS output frames, so the work buffers stay a few MB.
 """
 
 from __future__ import annotations
@@ -28,6 +32,7 @@ from . import pool as host_pool
 from .conv1d import Conv1d
 
 TILE_COLUMNS = 1 << 18  # floats per gathered tile block (1 MB): a cache-sized piece of step 1 and 3
+SEGMENT_ROWS = 8192  # output frames per segment: ~5 MB of spectra at 128 channels
 MIN_KERNEL = 7  # shorter kernels gain nothing: 4 N / V products per pair against 2 k directly
 
 
@@ -94,19 +99,28 @@ class SpectralConv1d(Conv1d):
         self.taps = np.ascontiguousarray(taps.reshape(self.kernel, -1))
         self.forward, self.inverse, self.spectral = _tables(self.size, self.valid, self.kernel)
 
-    def __call__(self, x_padded: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
+    def __call__(self, x_padded: np.ndarray, out: np.ndarray | None = None, accumulate: bool = False) -> np.ndarray:
+        """As Conv1d: the convolution of already padded rows, into `out` when given (added to it when
+        `accumulate`). Long inputs go in segments of SEGMENT_ROWS output frames (each reads its own
+        (k - 1) d extra input frames)."""
         length = self.output_length(x_padded.shape[0])
-        result = np.empty((length, self.out_channels), np.float32) if out is None else out
+        result = self._result(length, out, accumulate)
+        span = (self.kernel - 1) * self.dilation
+        for start in range(0, length, SEGMENT_ROWS):
+            stop = min(start + SEGMENT_ROWS, length)
+            self._segment(x_padded[start : stop + span], result[start:stop], accumulate)
+        return result
+
+    def _segment(self, x_padded: np.ndarray, result: np.ndarray, accumulate: bool) -> None:
         d, size = self.dilation, self.size
-        per_phase = -(-length // d)  # output frames of phase 0 (the longest)
+        per_phase = -(-result.shape[0] // d)  # output frames of phase 0 (the longest)
         tiles = -(-per_phase // self.valid)
         spectrum = _buffers.get("spectrum", (size, d * tiles, self.in_channels))  # the caller's own
         product = _buffers.get("product", (size, d * tiles, self.out_channels))
         blocks = self._blocks(d, tiles)
         host_pool.run_all(lambda block: self._transform(x_padded, block, tiles, spectrum), blocks)
         host_pool.run_all(lambda bins: self._multiply(spectrum, product, bins), host_pool.even_ranges(size // 2 + 1, 6))
-        host_pool.run_all(lambda block: self._back(product, block, tiles, result), blocks)
-        return result
+        host_pool.run_all(lambda block: self._back(product, block, tiles, result, accumulate), blocks)
 
     def _blocks(self, phases: int, tiles: int) -> list[tuple[int, int, int]]:
         """(phase, first tile, end tile) pieces of about TILE_COLUMNS floats each, none across phases."""
@@ -149,7 +163,9 @@ class SpectralConv1d(Conv1d):
             onednn.sgemm(real_x, diff_w, imag_y, accumulate=True)
             onednn.sgemm(imag_x, minus_sum_w, real_y, accumulate=True)
 
-    def _back(self, product: np.ndarray, block: tuple[int, int, int], tiles: int, result: np.ndarray) -> None:
+    def _back(
+        self, product: np.ndarray, block: tuple[int, int, int], tiles: int, result: np.ndarray, accumulate: bool
+    ) -> None:
         """Step 3 for one block: frames = E @ Y, frame n of tile t to output row phase + d (t V + n), plus bias."""
         phase, first, end = block
         count, d, hop = end - first, self.dilation, self.dilation * self.valid
@@ -162,12 +178,21 @@ class SpectralConv1d(Conv1d):
         for n in range(self.valid):
             start = phase + d * n + hop * first
             available = max(0, min(count, -(-(result.shape[0] - start) // hop)))
-            result[start : start + hop * available : hop] = frames[n, :available]
+            rows = result[start : start + hop * available : hop]
+            if accumulate:
+                rows += frames[n, :available]
+            else:
+                rows[...] = frames[n, :available]
+
+
+def uses_spectral(stride: int, kernel: int) -> bool:
+    """Whether a convolution of this stride and kernel length is faster here than im2col."""
+    return stride == 1 and kernel >= MIN_KERNEL
 
 
 def spectral_or_direct(weight: np.ndarray, bias: np.ndarray | None, stride: int, dilation: int) -> Conv1d:
     """The faster prepared convolution for a MIL weight (out, in, k): spectral for stride-1 kernels of
     MIN_KERNEL taps or more, im2col otherwise."""
-    if stride == 1 and weight.shape[2] >= MIN_KERNEL:
+    if uses_spectral(stride, weight.shape[2]):
         return SpectralConv1d(weight, bias, stride, dilation)
     return Conv1d(weight, bias, stride, dilation)

@@ -1,201 +1,37 @@
-"""Long dilated convolutions on the CPU host path through a short real DFT (overlap-save), as three oneDNN
-products per call.
+"""Kokoro's long dilated convolutions (the generator's kernel-7 and kernel-11 ones, ~75% of its CPU time)
+through cpu/conv1d_dft.py's short real DFT: an adapter from an MLX `Conv1d` module to that kernel, with
+host_conv.HostConv1d's call (padded rows in, `out`, `accumulate`) and attributes (`padding`, ...).
 
-Why: the generator's kernel-7 and kernel-11 convolutions were ~75% of Kokoro's CPU time, and host_conv's
-im2col product already runs near this CPU's float32 peak: the cost has to come down in arithmetic. A
-convolution of k taps costs k multiply-adds per (input, output) channel pair and output frame directly;
-in the frequency domain of an N-point real transform it costs one complex product per bin (3 real ones
-in Gauss's form) for N / 2 bins, shared by N - k + 1 output frames: N = 64, k = 11, ~1.8 instead of 11,
-plus the two transforms (small products with a cos/sin table, cheap next to the channel mixing).
-Measured on this CPU (CPU time, busy machine): a 128-channel k = 11, dilation 5 conv over 31441 frames
-156-171 ms direct, 54-62 ms here; the generator on a 94-token sentence 6.7 s -> 3.3-3.9 s.
-
-How, for dilation d: output frame t = p + d m (phase p) only reads input frames of the same phase, so
-each phase is an undilated convolution of the subsequence x[p + d m]. Each phase is cut into tiles of
-N frames that overlap by k - 1 (V = N - k + 1 new output frames each). Three steps, each spread over the
-host workers:
-
-1. gather the tiles as (N, tiles, in) and transform: X = D @ tiles, D the (N, N) real DFT table whose
-   rows are the real parts of bins 0..N/2, then the imaginary parts of bins 1..N/2-1 (bins 0 and N/2
-   are real for real input);
-2. per bin f, Y_f = X_f G_f with G_f = sum_j w_j exp(+2 pi i f j / N) (a correlation, as a conv layer
-   computes), made per call from the taps (one tiny product: no weight copies kept beyond the taps);
-3. back: the first V frames of each tile = E @ Y, E the (V, N) inverse table, written to the output
-   rows of that tile (stride d), or added to them (`accumulate`).
-
-Long inputs go in segments of output frames, so the buffers stay small. Same results as
-host_conv.HostConv1d within float32 rounding (tests/kokoro/test_host_conv_fft.py).
+The spectral kernel shares the im2col weight this HostConv1d prepares (a view, no second copy); it
+keeps only its own taps table. The method, and its measurements, are in cpu/conv1d_dft.py.
 """
 
 from __future__ import annotations
 
-import threading
 from typing import Any
 
 import numpy as np
 
-from ...cpu import onednn
-from ...cpu import pool as host_pool
+from ...cpu.conv1d_dft import SpectralConv1d, uses_spectral
 from .host_conv import HostConv1d
-
-TILE_COLUMNS = 1 << 18  # floats per gathered tile block (1 MB): a cache-sized piece of step 1 and 3
-SEGMENT_ROWS = 8192  # output frames per segment: ~5 MB of spectra at 128 channels
-MIN_KERNEL = 7  # shorter kernels gain nothing: 4 N / V products per pair against 2 k directly
-
-
-class _Buffers(threading.local):
-    """Reusable work buffers per thread and role: fresh ones of tens of MB cost page faults on every call."""
-
-    def __init__(self) -> None:
-        self.buffers: dict[str, np.ndarray] = {}
-
-    def get(self, role: str, shape: tuple[int, ...]) -> np.ndarray:
-        size = int(np.prod(shape))
-        buffer = self.buffers.get(role)
-        if buffer is None or buffer.size < size:
-            buffer = self.buffers[role] = np.empty(size, np.float32)
-        return buffer[:size].reshape(shape)
-
-
-_buffers = _Buffers()
-
-
-def transform_size(kernel: int) -> int:
-    """The DFT length N for a kernel of `kernel` taps (a sweep on this CPU: 32 for k = 7, 64 for k = 11)."""
-    return 32 if kernel <= 7 else 64
-
-
-def _tables(size: int, valid: int, kernel: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """The forward (N, N) and inverse (V, N) real DFT tables and the (bins, 3, k) weight table
-    [cos, -cos - sin, sin - cos] (Gauss's three products, see `_multiply`)."""
-    half = size // 2
-    n = np.arange(size)
-    real_bins, imag_bins = np.arange(half + 1), np.arange(1, half)
-    angle = 2.0 * np.pi / size
-    forward = np.concatenate([np.cos(angle * np.outer(real_bins, n)), -np.sin(angle * np.outer(imag_bins, n))])
-    weights = np.full(half + 1, 2.0)
-    weights[0] = weights[half] = 1.0
-    rows = np.arange(valid)
-    inverse = (
-        np.concatenate(
-            [np.cos(angle * np.outer(rows, real_bins)) * weights, -2.0 * np.sin(angle * np.outer(rows, imag_bins))],
-            axis=1,
-        )
-        / size
-    )
-    taps = angle * np.outer(real_bins, np.arange(kernel))
-    spectral = np.stack([np.cos(taps), -np.cos(taps) - np.sin(taps), np.sin(taps) - np.cos(taps)], axis=1)
-    return tuple(np.ascontiguousarray(t, np.float32) for t in (forward, inverse, spectral))  # type: ignore[return-value]
 
 
 class HostConv1dSpectral(HostConv1d):
-    """HostConv1d (stride 1, kernel >= MIN_KERNEL) through an N-point real DFT: same call, same result."""
+    """HostConv1d (stride 1, kernel >= conv1d_dft.MIN_KERNEL) through an N-point real DFT: same call,
+    same result within float32 rounding; `size` picks N (conv1d_dft.transform_size by default)."""
 
     def __init__(self, conv: Any, size: int | None = None) -> None:
         super().__init__(conv)
-        if self.stride != 1:
-            raise ValueError("spectral convolutions take stride 1")
-        self.size = size or transform_size(self.kernel)
-        self.valid = self.size - self.kernel + 1
-        if self.valid < 1:
-            raise ValueError(f"a {self.size}-point transform cannot hold {self.kernel} taps")
-        # taps (k, in * out): row j is W[:, j, :] transposed, so one product makes G_f for every pair
-        taps = self.weight.reshape(self.out_channels, self.kernel, self.in_channels).transpose(1, 2, 0)
-        self.taps = np.ascontiguousarray(taps.reshape(self.kernel, -1))
-        self.forward, self.inverse, self.spectral = _tables(self.size, self.valid, self.kernel)
+        # MLX's (out, k, in) seen in MIL's (out, in, k) layout: SpectralConv1d transposes it back to this very buffer
+        weight = self.weight.reshape(self.out_channels, self.kernel, self.in_channels).transpose(0, 2, 1)
+        self.spectral = SpectralConv1d(weight, self.bias, self.stride, self.dilation, size)
 
     def __call__(self, x_padded: np.ndarray, out: np.ndarray | None = None, accumulate: bool = False) -> np.ndarray:
-        """As HostConv1d: the convolution of an already padded input, into `out` when given (added to it
-        when `accumulate`). Long inputs go in segments of SEGMENT_ROWS output frames (each reads its own
-        k - 1 extra input frames), so the work buffers stay a few MB whatever the length."""
-        length = self.output_length(x_padded.shape[0])
-        if out is None:
-            if accumulate:
-                raise ValueError("accumulate needs out")
-            out = np.empty((length, self.out_channels), np.float32)
-        result = out
-        span = (self.kernel - 1) * self.dilation
-        for start in range(0, length, SEGMENT_ROWS):
-            stop = min(start + SEGMENT_ROWS, length)
-            self._segment(x_padded[start : stop + span], result[start:stop], accumulate)
-        return result
-
-    def _segment(self, x_padded: np.ndarray, result: np.ndarray, accumulate: bool) -> None:
-        d, size = self.dilation, self.size
-        per_phase = -(-result.shape[0] // d)  # output frames of phase 0 (the longest)
-        tiles = -(-per_phase // self.valid)
-        spectrum = _buffers.get("spectrum", (size, d * tiles, self.in_channels))  # the caller's own
-        product = _buffers.get("product", (size, d * tiles, self.out_channels))
-        blocks = self._blocks(d, tiles)
-        host_pool.run_all(lambda block: self._transform(x_padded, block, tiles, spectrum), blocks)
-        host_pool.run_all(lambda bins: self._multiply(spectrum, product, bins), host_pool.even_ranges(size // 2 + 1, 6))
-        host_pool.run_all(lambda block: self._back(product, block, tiles, result, accumulate), blocks)
-
-    def _blocks(self, phases: int, tiles: int) -> list[tuple[int, int, int]]:
-        """(phase, first tile, end tile) pieces of about TILE_COLUMNS floats each, none across phases."""
-        per_block = max(1, TILE_COLUMNS // (self.size * max(self.in_channels, self.out_channels)))
-        return [(p, t, min(t + per_block, tiles)) for p in range(phases) for t in range(0, tiles, per_block)]
-
-    def _transform(self, x: np.ndarray, block: tuple[int, int, int], tiles: int, spectrum: np.ndarray) -> None:
-        """Step 1 for one block: gather its tiles as (N, count, in), then X = D @ tiles."""
-        phase, first, end = block
-        count, d, hop = end - first, self.dilation, self.dilation * self.valid
-        gathered = _buffers.get("tiles", (self.size, count, self.in_channels))
-        for n in range(self.size):  # frame n of tile t is x[phase + d (t V + n)]
-            start = phase + d * n + hop * first
-            available = max(0, min(count, -(-(x.shape[0] - start) // hop)))
-            gathered[n, :available] = x[start : start + hop * available : hop]
-            gathered[n, available:] = 0.0
-        columns = slice((phase * tiles + first) * self.in_channels, (phase * tiles + end) * self.in_channels)
-        target = spectrum.reshape(self.size, -1)[:, columns]
-        onednn.sgemm(self.forward, gathered.reshape(self.size, -1), target)
-
-    def _multiply(self, spectrum: np.ndarray, product: np.ndarray, bins: slice) -> None:
-        """Step 2 for a range of bins: Y_f = X_f G_f in 3 real products (Gauss's form of the complex
-        product: (Xr + Xi) Gr, Xr (Gi - Gr), Xi (Gr + Gi)); bins 0 and N/2 are real, 1 product."""
-        half, count = self.size // 2, bins.stop - bins.start
-        table = self.spectral[bins].reshape(3 * count, self.kernel)
-        weights = _buffers.get("weights", (3 * count, self.taps.shape[1]))
-        onednn.sgemm(table, self.taps, weights)
-        weights = weights.reshape(count, 3, self.in_channels, self.out_channels)
-        summed = _buffers.get("summed", spectrum.shape[1:])
-        for i, f in enumerate(range(bins.start, bins.stop)):
-            real_w, minus_sum_w, diff_w = weights[i]  # Gr, -(Gr + Gi), Gi - Gr
-            real_x, real_y = spectrum[f], product[f]  # (rows, in), (rows, out)
-            if f == 0 or f == half:
-                onednn.sgemm(real_x, real_w, real_y)
-                continue
-            imag_x, imag_y = spectrum[half + f], product[half + f]
-            np.add(real_x, imag_x, out=summed)
-            onednn.sgemm(summed, real_w, real_y)
-            imag_y[:] = real_y
-            onednn.sgemm(real_x, diff_w, imag_y, accumulate=True)
-            onednn.sgemm(imag_x, minus_sum_w, real_y, accumulate=True)
-
-    def _back(
-        self, product: np.ndarray, block: tuple[int, int, int], tiles: int, result: np.ndarray, accumulate: bool
-    ) -> None:
-        """Step 3 for one block: frames = E @ Y, frame n of tile t to output row phase + d (t V + n), plus bias."""
-        phase, first, end = block
-        count, d, hop = end - first, self.dilation, self.dilation * self.valid
-        columns = slice((phase * tiles + first) * self.out_channels, (phase * tiles + end) * self.out_channels)
-        frames = _buffers.get("frames", (self.valid, count * self.out_channels))
-        onednn.sgemm(self.inverse, product.reshape(self.size, -1)[:, columns], frames)
-        frames = frames.reshape(self.valid, count, self.out_channels)
-        if self.bias is not None:
-            frames += self.bias
-        for n in range(self.valid):
-            start = phase + d * n + hop * first
-            available = max(0, min(count, -(-(result.shape[0] - start) // hop)))
-            rows = result[start : start + hop * available : hop]
-            if accumulate:
-                rows += frames[n, :available]
-            else:
-                rows[...] = frames[n, :available]
+        return self.spectral(x_padded, out=out, accumulate=accumulate)
 
 
 def spectral_or_direct(conv: Any) -> HostConv1d:
-    """The faster host form of a Conv1d: spectral for stride-1 kernels of MIN_KERNEL taps or more."""
-    if int(conv.stride) == 1 and int(conv.weight.shape[1]) >= MIN_KERNEL:
+    """The faster host form of an MLX Conv1d: spectral for long stride-1 kernels, im2col otherwise."""
+    if uses_spectral(int(conv.stride), int(conv.weight.shape[1])):
         return HostConv1dSpectral(conv)
     return HostConv1d(conv)
