@@ -6,6 +6,8 @@ our decoder is fed the same tokens (teacher forcing) and we compare, step by ste
 - the filters: the set of forbidden tokens (-inf) must be the same;
 - the logits: log-softmax over the allowed tokens (max absolute difference);
 - the choice: our argmax against CTranslate2's token (greedy), and the whole token sequence.
+Beam search returns no per-step logits, so along a beam's path (or any path, such as one of our
+own samples) CTranslate2's logits come from one greedy call with the path forced as a prefix.
 
     .venv/bin/python tests/whisper/decode/ct2_steps.py base /tmp/de.wav --task translate [--beam 5] [--temperature 0.6]
 """
@@ -23,7 +25,7 @@ import numpy as np
 import mlx_audio_coreml  # noqa: F401  (OpenBLAS before mlx.core)
 from mlx_audio_coreml.whisper.audio import N_FRAMES, N_SAMPLES, load_audio, pad_or_trim
 from mlx_audio_coreml.whisper.decoding import DecodingOptions, DecodingTask
-from mlx_audio_coreml.whisper.logit_filters import apply_filters_np
+from mlx_audio_coreml.whisper.logit_filters import SuppressTokens, apply_filters_np
 from mlx_audio_coreml.whisper.mel import log_mel_spectrogram
 from mlx_audio_coreml.whisper.sampling import DecoderStep
 from mlx_audio_coreml.whisper.tokenizer import get_tokenizer
@@ -84,31 +86,63 @@ def reference_generate(
     )[0]  # fmt: skip
 
 
+def reference_forced_logits(ct2_model, features: mx.array, prompt: list[int], tokens: list[int]) -> list:
+    """CTranslate2's filtered logits at each step of `tokens` and at the step after them: the tokens
+    go in as a forced prefix (CTranslate2 returns no per-step logits from beam search, so a beam's
+    or our own sampled path is checked this way, one greedy call along it)."""
+    import ctranslate2
+
+    storage = ctranslate2.StorageView.from_array(np.array(features.astype(mx.float32)))
+    result = ct2_model.generate(
+        storage, [prompt + tokens], beam_size=1, return_logits_vocab=True, max_initial_timestamp_index=50,
+        suppress_blank=True, suppress_tokens=[-1],
+    )[0]  # fmt: skip
+    logits = result.logits[0]
+    if len(logits) < len(tokens) + 1:
+        raise AssertionError(f"CTranslate2 gave {len(logits)} steps of logits for a {len(tokens)}-token path")
+    return logits[: len(tokens) + 1]
+
+
+def steps_along(ct2_model, features: mx.array, task: DecodingTask, tokens: list[int]) -> list[StepReport]:
+    """Our filters and log-probs against CTranslate2's at every step of any path (`tokens`, no EOT)."""
+    reference = reference_forced_logits(ct2_model, features, list(task.initial_tokens), tokens)
+    return teacher_forced_steps(task, features, tokens, reference, forced=True)
+
+
 def teacher_forced_steps(
-    task: DecodingTask, features: mx.array, tokens: list[int], reference_logits
+    task: DecodingTask, features: mx.array, tokens: list[int], reference_logits, *, forced: bool = False
 ) -> list[StepReport]:
-    """Our filtered logits along `tokens` (+ EOT) compared with the reference's per-step logits."""
+    """Our filtered logits along `tokens` (+ EOT) compared with the reference's per-step logits.
+
+    `forced`: the reference logits come from a forced prefix, where CTranslate2 applies only its
+    suppressed-tokens list (with <|notimestamps|>; not suppress_blank, not the timestamp rules);
+    then that list is compared with our SuppressTokens filter, and each path token (EOT at the step
+    after the prefix, where CTranslate2 filters as after a prompt) must be allowed by all our filters.
+    """
     prefix = mx.array([task.initial_tokens], dtype=mx.int32)
     logits, cache, _ = task.model.decoder(prefix, features)
     last, step_fn = logits[:, -1, :], DecoderStep(task.model, features)
     history = np.array([task.initial_tokens], dtype=np.int32)
+    suppress_only = [f for f in task.filters if isinstance(f, SuppressTokens)]
     reports = []
     for step, token in enumerate(tokens + [task.tokenizer.eot]):
-        ours = apply_filters_np(task.filters, np.array(last.astype(mx.float32)), history, step)[0]
+        raw = np.array(last.astype(mx.float32))
+        ours = apply_filters_np(task.filters, raw, history, step)[0]
         theirs = np.asarray(reference_logits[step], dtype=np.float32)
         their_forbidden = theirs < -1e30  # CTranslate2 writes the lowest float for a disabled token
         our_forbidden = np.isneginf(ours)
+        if forced and step < len(tokens):
+            compared = np.isneginf(apply_filters_np(suppress_only, raw, history, step)[0])
+            if not task.options.without_timestamps:  # CTranslate2 lists it there; we in the timestamp rules
+                compared[task.tokenizer.no_timestamps] = True
+            same = bool((compared == their_forbidden).all()) and not our_forbidden[token]
+        elif forced:  # the step after the prefix: CTranslate2 filters it as a first step after a prompt
+            same = not our_forbidden[token]
+        else:
+            same = bool((their_forbidden == our_forbidden).all())
         allowed = ~(our_forbidden | their_forbidden)
         diff = np.abs(_log_softmax(ours[allowed]) - _log_softmax(theirs[allowed]))
-        reports.append(
-            StepReport(
-                step,
-                token,
-                int(np.argmax(ours)),
-                bool((their_forbidden == our_forbidden).all()),
-                float(diff.max(initial=0.0)),
-            )
-        )
+        reports.append(StepReport(step, token, int(np.argmax(ours)), same, float(diff.max(initial=0.0))))
         history = np.concatenate([history, [[token]]], axis=1)
         last, cache = step_fn(mx.array([[token]], dtype=mx.int32), cache)
     return reports
@@ -136,7 +170,10 @@ def compare(
     reference_tokens = list(reference.sequences_ids[0])
     our_result = None if temperature > 0 else ours.run(features)[0]
     our_tokens = None if our_result is None else list(our_result.tokens)
-    steps = teacher_forced_steps(ours, features, reference_tokens, reference.logits[0]) if beam == 1 else []
+    if beam == 1:
+        steps = teacher_forced_steps(ours, features, reference_tokens, reference.logits[0])
+    else:  # beam search returns no per-step logits: take them along its path, forced
+        steps = steps_along(ct2_model, features, ours, reference_tokens)
     n = len(reference_tokens)
     return Comparison(
         prompt, reference_tokens, our_tokens, steps, float(reference.no_speech_prob), _no_speech(ours, features),

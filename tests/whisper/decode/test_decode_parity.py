@@ -4,18 +4,23 @@
   base) give the same tokens and timestamps.
 - Step by step (ct2_steps.py): along CTranslate2's own path, greedy or sampled at a fallback
   temperature, our filters forbid the same tokens and our log-probs agree at every step.
-- Fallback: the temperature-0 rung is judged the same way (same mean log-prob, same decision), and
-  with both engines' default ladders a window that passes at temperature 0 gives the same tokens.
+- Step by step along a beam-5 path too (CTranslate2's logits taken with the path forced).
+- Fallback: the temperature-0 rung is judged the same way (same mean log-prob, same decision); our
+  own ladder, made to fall back, gives CTranslate2's tokens at temperature 0 and CTranslate2's
+  filters and log-probs along the sample it keeps above; with both engines' default ladders a
+  window that passes at temperature 0 gives the same tokens.
 """
 
 from __future__ import annotations
 
 import pytest
-from ct2_steps import compare
+from ct2_steps import compare, first_window_features, reference_generate, steps_along
 from decode_helpers import JFK, librivox_clips
 from translation_clips import make_clip, tools_available
 
-from mlx_audio_coreml.whisper.fallback import needs_fallback
+from mlx_audio_coreml.whisper.decoding import DecodingTask
+from mlx_audio_coreml.whisper.fallback import decode_with_fallback, needs_fallback, rung_seed
+from mlx_audio_coreml.whisper.tokenizer import get_tokenizer
 from mlx_audio_coreml.whisper.transcribe_options import TranscribeOptions
 
 pytestmark = pytest.mark.realweights
@@ -99,30 +104,45 @@ def test_tokens_match_faster_whisper(engines, speech, model, clip, task, beam_si
     assert [(list(s.tokens), round(s.start, 2), round(s.end, 2)) for s in ours_segments] == expected
 
 
-STEPS = [
-    pytest.param("base", "de", "translate", 0.0, id="base-de-translate-greedy"),
-    pytest.param("tiny.en", "jfk", "transcribe", 0.0, id="tiny.en-jfk-greedy", marks=slow),
-    pytest.param("base", "jfk", "transcribe", 0.0, id="base-jfk-greedy", marks=slow),
-    pytest.param("base", "fr", "translate", 0.0, id="base-fr-translate-greedy", marks=slow),
-    pytest.param("base", "de", "translate", 0.6, id="base-de-translate-sampled-0.6", marks=slow),
-    pytest.param("tiny.en", "librivox", "transcribe", 1.0, id="tiny.en-librivox-sampled-1.0", marks=slow),
+STEPS = [  # (model, clip, task, beam size at temperature 0, temperature)
+    pytest.param("base", "de", "translate", 1, 0.0, id="base-de-translate-greedy"),
+    pytest.param("tiny.en", "jfk", "transcribe", 5, 0.0, id="tiny.en-jfk-beam5"),
+    pytest.param("tiny.en", "jfk", "transcribe", 1, 0.0, id="tiny.en-jfk-greedy", marks=slow),
+    pytest.param("tiny.en", "librivox", "transcribe", 5, 0.0, id="tiny.en-librivox-beam5", marks=slow),
+    pytest.param("base", "jfk", "transcribe", 1, 0.0, id="base-jfk-greedy", marks=slow),
+    pytest.param("base", "librivox", "transcribe", 5, 0.0, id="base-librivox-beam5", marks=slow),
+    pytest.param("base", "librivox", "translate", 1, 0.0, id="base-librivox-translate-greedy", marks=slow),
+    pytest.param("base", "librivox", "translate", 5, 0.0, id="base-librivox-translate-beam5", marks=slow),
+    pytest.param("base", "fr", "translate", 1, 0.0, id="base-fr-translate-greedy", marks=slow),
+    pytest.param("base", "de", "translate", 5, 0.0, id="base-de-translate-beam5", marks=slow),
+    pytest.param("base", "de", "translate", 1, 0.6, id="base-de-translate-sampled-0.6", marks=slow),
+    pytest.param("tiny.en", "librivox", "transcribe", 1, 1.0, id="tiny.en-librivox-sampled-1.0", marks=slow),
 ]
 
 
-@pytest.mark.parametrize("model, clip, task, temperature", STEPS)
-def test_filters_and_logprobs_agree_with_ctranslate2_at_every_step(engines, speech, model, clip, task, temperature):
+@pytest.mark.parametrize("model, clip, task, beam, temperature", STEPS)
+def test_filters_and_logprobs_agree_with_ctranslate2_at_every_step(
+    engines, speech, model, clip, task, beam, temperature
+):
+    """Along CTranslate2's path (greedy, beam 5 or sampled): same forbidden tokens, same log-probs;
+    at temperature 0 the same tokens, and greedy takes CTranslate2's token at every step."""
     _, _, bundle, ct2_model = engines(model)
     result = compare(
-        bundle, ct2_model, clip_of(speech, clip), task=task, language=language_of(model, clip), temperature=temperature
-    )
-    assert result.steps and all(s.same_forbidden for s in result.steps), [
-        s for s in result.steps if not s.same_forbidden
-    ][:3]
-    assert max(s.max_logprob_diff for s in result.steps) < LOGPROB_TOLERANCE
+        bundle, ct2_model, clip_of(speech, clip), task=task, language=language_of(model, clip), beam=beam,
+        temperature=temperature,
+    )  # fmt: skip
+    _assert_steps_agree(result.steps)
     assert result.our_no_speech == pytest.approx(result.reference_no_speech, abs=1e-4)
-    if temperature == 0:  # greedy: every one of our choices is CTranslate2's
-        assert [s.our_argmax for s in result.steps] == result.reference_tokens + [bundle.tokenizer.eot]
+    if temperature == 0:
         assert result.our_tokens == result.reference_tokens
+        assert result.our_avg_logprob == pytest.approx(result.reference_avg_logprob, abs=LOGPROB_TOLERANCE)
+    if temperature == 0 and beam == 1:  # greedy: every one of our choices is CTranslate2's
+        assert [s.our_argmax for s in result.steps] == result.reference_tokens + [bundle.tokenizer.eot]
+
+
+def _assert_steps_agree(steps):
+    assert steps and all(s.same_forbidden for s in steps), [s for s in steps if not s.same_forbidden][:3]
+    assert max(s.max_logprob_diff for s in steps) < LOGPROB_TOLERANCE
 
 
 @pytest.mark.slow
@@ -145,6 +165,44 @@ def _rung(avg_logprob, no_speech):
     from mlx_audio_coreml.whisper.decoding import DecodingResult
 
     return DecodingResult((), "", None, avg_logprob, 0.0, no_speech, 0.0, 1.0)
+
+
+LADDER = [
+    pytest.param("tiny.en", "jfk", "transcribe", id="tiny.en-jfk-transcribe"),
+    pytest.param("base", "librivox", "translate", id="base-librivox-translate", marks=slow),
+    pytest.param("base", "de", "translate", id="base-de-translate", marks=slow),
+]
+
+
+@pytest.mark.parametrize("model, clip, task", LADDER)
+def test_fallback_ladder_agrees_with_ctranslate2_at_temperature_0_then_above(engines, speech, model, clip, task):
+    """Our own fallback (decode_with_fallback, default beam 5 then best of 5 samples) with a log-prob
+    threshold no window meets, so rung 0 fails: rung 0 gives CTranslate2's beam-5 tokens and both
+    engines' verdict is 'fall back'; the sampled sequence our next rung keeps has, at every step,
+    CTranslate2's filters and log-probs."""
+    _, _, bundle, ct2_model = engines(model)
+    features = first_window_features(bundle, clip_of(speech, clip))
+    options = TranscribeOptions(task=task, temperature=(0.0, 0.4), logprob_threshold=-1e-3)
+    multilingual = bundle.model.is_multilingual
+    language = language_of(model, clip) if multilingual else None
+    tokenizer = get_tokenizer(bundle, multilingual=multilingual, language=language, task=task)
+    rungs = []
+
+    def decode_at(temperature, rung):
+        decode_options = options.decoding_options(temperature, language, None, rung_seed(options.seed, 0, rung))
+        decoder = DecodingTask(bundle.model, tokenizer, decode_options, bundle.config)
+        rungs.append((decoder, decoder.run(features)[0]))
+        return rungs[-1][1]
+
+    decode_with_fallback(decode_at, options)
+    assert [r.temperature for _, r in rungs] == [0.0, 0.4]
+    (beam, beam_result), (hot, hot_result) = rungs
+    reference = reference_generate(ct2_model, features, list(beam.initial_tokens), beam=5, temperature=0.0)
+    n = len(reference.sequences_ids[0])
+    assert list(beam_result.tokens) == list(reference.sequences_ids[0])
+    theirs = _rung(reference.scores[0] * n / (n + 1), float(reference.no_speech_prob))
+    assert needs_fallback(beam_result, options) and needs_fallback(theirs, options)
+    _assert_steps_agree(steps_along(ct2_model, features, hot, [t for t in hot_result.tokens if t != tokenizer.eot]))
 
 
 @pytest.mark.slow
