@@ -22,6 +22,7 @@ from ...errors import PackageError, PredictionFailed
 from .channels_last import apply_channels_last
 from .fuse import fuse_attention
 from .fuse_gelu import fuse_product_gelu
+from .fuse_norm import fuse_masked_norm
 from .fuse_snake import fuse_snake
 from .graph import Block, Constants, GraphReader, Node
 from .ops import NeedsHostValue, host, to_host
@@ -32,7 +33,7 @@ from .values import TensorType, mx_dtype_or_none
 
 class Program:
     """The loaded `main` function: inputs, constants, nodes still to run, outputs. With `optimize`,
-    the load-time rewrites of fuse.py, channels_last.py, fuse_gelu.py and fuse_snake.py run after constant folding;
+    the load-time rewrites of fuse.py, channels_last.py, fuse_gelu.py, fuse_snake.py and fuse_norm.py run after constant folding;
     `rewrites` counts what each changed."""
 
     def __init__(self, contents: PackageContents, optimize: bool = True) -> None:
@@ -53,6 +54,7 @@ class Program:
             self.rewrites["channels_last"] = apply_channels_last(self.block, self.constants)
             self.rewrites["product_gelu"] = fuse_product_gelu(self.block, self.constants)
             self.rewrites["snake"] = fuse_snake(self.block, self.constants)
+            self.rewrites["masked_norm"] = fuse_masked_norm(self.block, self.constants)  # after snake: absorbs it
 
     # --- load-time work ---------------------------------------------------------------------------
 

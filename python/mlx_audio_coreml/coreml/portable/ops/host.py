@@ -31,7 +31,16 @@ from ....cpu import host_math, onednn
 _tracing: ContextVar[bool] = ContextVar("portable_tracing", default=False)
 
 # The ops (MIL names, the fused attention of fuse.py, the product + GELU of fuse_gelu.py) with a host path.
-HOST_OPS = frozenset({"softmax", "gelu", "portable.multi_head_attention", "portable.product_gelu", "portable.snake"})
+HOST_OPS = frozenset(
+    {
+        "softmax",
+        "gelu",
+        "portable.multi_head_attention",
+        "portable.product_gelu",
+        "portable.snake",
+        "portable.masked_norm",
+    }
+)
 # Convolutions with one spatial axis (host_conv.py: cpu/conv1d.py's kernels).
 CONV_OPS = frozenset({"conv", "conv_transpose", "portable.conv_to_channels_last"})
 
