@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import subprocess
 import sys
 
 import pytest
@@ -23,3 +24,14 @@ def test_a_missing_mlx_backend_is_one_line_not_a_traceback(monkeypatch, capsys, 
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith("error: MLX cannot load") and "pip install" in err[0]
     assert not list(tmp_path.iterdir())
+
+
+def test_building_the_cli_imports_neither_coremltools_nor_torch():
+    # coremltools pulls in torch when it is installed: seconds at start-up and a slow interpreter exit
+    # (hundreds of thousands of objects finalized) for commands that never convert anything.
+    code = (
+        "import sys; from mlx_audio_coreml.cli import build_parser; build_parser(); "
+        "print(sorted(m for m in ('coremltools', 'torch') if m in sys.modules))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True)
+    assert out.stdout.strip() == "[]", out.stdout + out.stderr

@@ -18,7 +18,7 @@ def _buckets(text: str) -> tuple[int, ...]:
 
 def register(kinds: Any) -> None:
     """Add the `kokoro` kind to `convert`'s subparsers."""
-    from ..convert.kokoro import DEFAULT_BUCKETS
+    from ..kokoro.vocoder_bucket import DEFAULT_BUCKETS  # not convert/: that imports coremltools
 
     kokoro = kinds.add_parser("kokoro", help="the Kokoro decoder (vocoder), one package per frame bucket")
     kokoro.add_argument("--model", default="kokoro", help="a Kokoro folder, or a name in the local store (kokoro)")

@@ -32,6 +32,7 @@ import coremltools as ct
 import numpy as np
 
 from ..errors import ConversionFailed, InvalidConversionOption, UnsupportedModelForConversion
+from ..kokoro.vocoder_bucket import DEFAULT_BUCKETS
 from ..vocoders import SAMPLE_RATE_METADATA_KEY
 from . import package
 from .kokoro_program import FLOAT32_SCOPES, build_vocoder_program
@@ -40,7 +41,6 @@ from .whisper import ConversionStage
 
 # Text frames per bucket; Kokoro speaks 40 text frames a second (600 samples at 24 kHz each):
 # 1.6 s, 3.2 s, 6.4 s, 12.8 s. A longer chunk is decoded by MLX (vocoder_bucket.py).
-DEFAULT_BUCKETS: tuple[int, ...] = (64, 128, 256, 512)
 SAMPLES_PER_FRAME = 600
 SAMPLE_RATE = 24000
 PACKAGE_PREFIX = "AudioVocoder-"

@@ -21,6 +21,9 @@ from ..coreml.runtime import LoadedModel
 from ..errors import ModelNotLoaded, UnsupportedSampleRate
 from ..vocoders import AudioVocoder, CoreMLVocoder, VocoderFeatures
 
+# The converter's default text-frame buckets (40 frames a second: 1.6 to 12.8 s of speech). Kept here, not in
+# convert/, so the CLI can show them without importing coremltools (and torch through it).
+DEFAULT_BUCKETS: tuple[int, ...] = (64, 128, 256, 512)
 SAMPLES_PER_FRAME = 600  # 24 kHz: two F0 frames per text frame, 300 samples each
 
 
