@@ -94,8 +94,9 @@ class HostLinear:
             # weights are oneDNN's second operand: 7 bits on CPUs whose int8 products would saturate
             self.weight, self.scales = quantize_rows(np.asarray(weight, np.float32), onednn.int8_weight_limit())
             # inputs go in as unsigned bytes q + 128 (oneDNN's faster kernels); this takes the 128s back out
-            self.offsets = (-_INPUT_SHIFT * self.weight.sum(axis=1, dtype=np.int32)).astype(np.int32)
-            self._weight_at, self._offsets_at = self.weight.ctypes.data, self.offsets.ctypes.data
+            offsets = (-_INPUT_SHIFT * self.weight.sum(axis=1, dtype=np.int32)).astype(np.int32)
+            self.offsets = offsets
+            self._weight_at, self._offsets_at = self.weight.ctypes.data, offsets.ctypes.data
         else:
             self.weight, self.scales = np.ascontiguousarray(weight, np.float32), None
 
@@ -129,14 +130,14 @@ class HostLinear:
         quantized = _scratch.get("q", rows.shape, np.uint8)
         np.copyto(quantized, scaled, casting="unsafe")  # exact: the values are integers in [1, 255]
         sums = _scratch.get("sums", result.shape, np.int32)
-        offsets = self.offsets
-        assert offsets is not None  # set with the int8 weights
+        offsets, scales = self.offsets, self.scales
+        assert offsets is not None and scales is not None  # set with the int8 weights
 
         def part(cols: slice) -> None:  # output channels `cols`: weight rows, a column block of the sums
             onednn.gemm_u8s8(quantized, self.weight[cols], sums[:, cols], offsets[cols])
             # int32 -> float32 times both scales, in two passes over the block
             np.multiply(sums[:, cols], row_scales, out=result[:, cols], dtype=np.float32)
-            result[:, cols] *= self.scales[cols]
+            result[:, cols] *= scales[cols]
 
         self._by_columns(rows, part)
 
@@ -165,7 +166,7 @@ class HostLinear:
 
         self._by_columns(row, part)
 
-    def _by_columns(self, rows: np.ndarray, part: Callable[[slice], None]) -> None:
+    def _by_columns(self, rows: np.ndarray, part: Callable[[slice], object]) -> None:
         """part(output channels) for all of them: split between the workers for a few rows against a
         large weight (memory-bound: every core reads its share), else at once."""
         if self.weight.size >= _SPLIT_MIN and rows.shape[0] <= _FEW_ROWS:
