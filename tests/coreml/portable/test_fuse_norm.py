@@ -117,3 +117,22 @@ def test_float16_adain_runs_in_mlx(tmp_path, monkeypatch):
 
     assert model.program.rewrites["masked_norm"] == 1
     np.testing.assert_allclose(got, reference(x, mask, 2, "leaky", True), rtol=2e-2, atol=5e-2)
+
+
+def test_adain_of_a_transposed_view_gives_the_same_values(tmp_path, monkeypatch):
+    x, mask = inputs(2)
+    swapped: list[bool] = []
+    original = norm_op._on_host
+
+    def spy(x_arg, *rest):
+        swapped.append(not np.asarray(x_arg).flags.c_contiguous)
+        return original(x_arg, *rest)
+
+    monkeypatch.setattr(norm_op, "_on_host", spy)
+    build = lambda t, m: adain(mb.transpose(x=t, perm=[0, 2, 1]), m, 2, "snake", True)  # noqa: E731
+    model = load(save_program(tmp_path, build, [(1, T, C), mask.shape]))
+    feeds = dict(zip([s.name for s in model.description.inputs], [np.ascontiguousarray(x.transpose(0, 2, 1)), mask]))
+    got = next(iter(model.predict(feeds).outputs.values()))
+
+    assert model.program.rewrites["masked_norm"] == 1 and swapped == ([True] if on_cpu else [])
+    np.testing.assert_allclose(got, reference(x, mask, 2, "snake", True), rtol=1e-4, atol=1e-4)
