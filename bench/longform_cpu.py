@@ -183,7 +183,8 @@ def main() -> int:
         os.environ[var] = str(args.threads)
     sys.path[:0] = [str(ROOT / "python"), str(ROOT / "tests")]
     # first: it preloads OpenBLAS for MLX, which an earlier `import mlx.core` prevents (MLX then uses
-    # its bundled BLAS: on the 116 s excerpt 12.5 s CPU and WER 29% instead of 7.6 s and 6.5%)
+    # its bundled BLAS: on the 116 s excerpt 12.5 s CPU instead of 7.6 s; its rounding also moved greedy-int8's
+    # seeks, and that run without fallback hallucinated: WER 29% instead of 6.5%)
     import mlx_audio_coreml  # noqa: F401, I001
     import ctranslate2
     import faster_whisper as fw_pkg

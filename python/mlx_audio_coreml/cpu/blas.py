@@ -22,12 +22,14 @@ _CANDIDATES = (
     "/usr/lib/aarch64-linux-gnu/libopenblas.so.0",
 )
 
-# Measured (tiny.en int8, 116 s of real speech, same code): 11.8 s CPU at WER 29.4% with MLX's bundled BLAS
-# against 7.5 s at 6.5% with OpenBLAS; the bundled run hallucinates and drops sentences in later windows.
-# The cause is not found yet (single products agree), so the user is told rather than left to find out.
+# Measured (tiny.en int8, greedy, 116 s of real speech, same code): 11.8 s CPU with MLX's bundled BLAS against
+# 7.5 s with OpenBLAS. The products agree to rounding (the mel's filter bank product differs by 1e-7), but
+# that rounding was enough to move the first window's timestamps, hence every later seek: that greedy run
+# without temperature fallback then hallucinated in a later window (WER 29.4% vs 6.5%); with the default
+# fallback both BLAS gave 5.4-6.5%. So the warning is about speed: the user is told, not left to find out.
 _MLX_FIRST = (
-    "mlx.core was imported before mlx_audio_coreml, so MLX runs on its bundled reference BLAS: slower, and "
-    "long-form transcripts were measured less accurate with it. Import mlx_audio_coreml before mlx."
+    "mlx.core was imported before mlx_audio_coreml, so MLX runs on its bundled reference BLAS "
+    "(about 1.6x slower here). Import mlx_audio_coreml before mlx."
 )
 
 loaded_blas: str | None = None  # the path loaded, for `info`
