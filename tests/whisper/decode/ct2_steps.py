@@ -125,7 +125,8 @@ def teacher_forced_steps(
     history = np.array([task.initial_tokens], dtype=np.int32)
     suppress_only = [f for f in task.filters if isinstance(f, SuppressTokens)]
     reports = []
-    for step, token in enumerate(tokens + [task.tokenizer.eot]):
+    path = (tokens + [task.tokenizer.eot])[: len(reference_logits)]  # no EOT step where both hit the length limit
+    for step, token in enumerate(path):
         raw = np.array(last.astype(mx.float32))
         ours = apply_filters_np(task.filters, raw, history, step)[0]
         theirs = np.asarray(reference_logits[step], dtype=np.float32)

@@ -137,7 +137,10 @@ def test_filters_and_logprobs_agree_with_ctranslate2_at_every_step(
         assert result.our_tokens == result.reference_tokens
         assert result.our_avg_logprob == pytest.approx(result.reference_avg_logprob, abs=LOGPROB_TOLERANCE)
     if temperature == 0 and beam == 1:  # greedy: every one of our choices is CTranslate2's
-        assert [s.our_argmax for s in result.steps] == result.reference_tokens + [bundle.tokenizer.eot]
+        # (a window that loops to the length limit in both engines has no EOT step)
+        assert [s.our_argmax for s in result.steps] == (result.reference_tokens + [bundle.tokenizer.eot])[
+            : len(result.steps)
+        ]
 
 
 def _assert_steps_agree(steps):
