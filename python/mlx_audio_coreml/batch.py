@@ -146,7 +146,7 @@ def run_batch(
     if settings.output_format not in FORMATS:
         raise ValueError(f"output_format {settings.output_format!r}: choose one of {FORMATS}")
     try:
-        import ray
+        import ray  # pyright: ignore[reportMissingImports]  (the `ray` extra)
     except ImportError as exc:
         raise RayUnavailable(str(exc)) from exc
     paths = read_manifest(manifest)

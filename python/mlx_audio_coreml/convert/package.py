@@ -97,7 +97,7 @@ def save_multifunction(
     try:
         ct.utils.save_multifunction(descriptor, str(destination))
         spec_path = destination / "Data" / "com.apple.CoreML" / "model.mlmodel"
-        spec = Model_pb2.Model()
+        spec: Any = Model_pb2.Model()  # generated protobuf class: pyright sees its fields only with stubs
         spec.ParseFromString(spec_path.read_bytes())
         for key, value in metadata.items():
             spec.description.metadata.userDefined[key] = str(value)
