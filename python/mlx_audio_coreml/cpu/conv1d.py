@@ -25,18 +25,33 @@ ROWS = 256  # output frames per im2col block
 
 
 class _Scratch(threading.local):
-    """Reusable im2col buffers per thread (fresh large allocations cost page faults every call)."""
+    """Reusable im2col buffers per thread and dtype (fresh large allocations cost page faults every call)."""
 
     def __init__(self) -> None:
-        self.buffer = np.empty(0, np.float32)
+        self.buffers: dict[str, np.ndarray] = {}
 
-    def get(self, rows: int, cols: int) -> np.ndarray:
-        if self.buffer.size < rows * cols:
-            self.buffer = np.empty(rows * cols, np.float32)
-        return self.buffer[: rows * cols].reshape(rows, cols)
+    def get(self, rows: int, cols: int, dtype: type = np.float32) -> np.ndarray:
+        key = np.dtype(dtype).str
+        buffer = self.buffers.get(key)
+        if buffer is None or buffer.size < rows * cols:
+            buffer = self.buffers[key] = np.empty(rows * cols, dtype)
+        return buffer[: rows * cols].reshape(rows, cols)
 
 
 _scratch = _Scratch()
+
+
+def im2col(x: np.ndarray, rows: slice, kernel: int, stride: int, dilation: int, dtype: type = np.float32) -> np.ndarray:
+    """Output frames `rows` of a 1-D conv over padded x (L, C) as (rows, kernel * C), tap-major, in a
+    per-thread scratch buffer of `dtype` (valid until this thread's next call)."""
+    channels = x.shape[1]
+    columns = _scratch.get(rows.stop - rows.start, kernel * channels, dtype)
+    first = rows.start * stride
+    last = (rows.stop - 1) * stride + 1
+    for tap in range(kernel):  # tap j reads frame t * stride + j * dilation
+        offset = tap * dilation
+        columns[:, tap * channels : (tap + 1) * channels] = x[first + offset : last + offset : stride]
+    return columns
 
 
 def zero_padded(x: np.ndarray, begin: int, end: int) -> np.ndarray:
@@ -95,15 +110,7 @@ class Conv1d:
         """The im2col block of output frames `rows`: (rows, k * in), tap-major (a scratch buffer)."""
         if self.kernel == 1 and self.stride == 1:
             return plain_rows(x[rows])
-        columns = _scratch.get(rows.stop - rows.start, self.kernel * self.in_channels)
-        first = rows.start * self.stride
-        last = (rows.stop - 1) * self.stride + 1
-        for tap in range(self.kernel):  # tap j reads frame t * stride + j * dilation
-            offset = tap * self.dilation
-            columns[:, tap * self.in_channels : (tap + 1) * self.in_channels] = x[
-                first + offset : last + offset : self.stride
-            ]
-        return columns
+        return im2col(x, rows, self.kernel, self.stride, self.dilation)
 
     def _rows(self, x: np.ndarray, rows: slice, out: np.ndarray, accumulate: bool) -> None:
         onednn.sgemm(self.columns(x, rows), self.weight, out, b_transposed=True, accumulate=accumulate)

@@ -15,7 +15,6 @@ it straight into a padded buffer (`empty_padded`).
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
 
@@ -24,6 +23,7 @@ import numpy as np
 
 from ...cpu import host_math, onednn
 from ...cpu import pool as host_pool
+from ...cpu.conv1d import im2col
 
 ROWS = 256  # output frames per im2col block
 H = TypeVar("H")
@@ -44,23 +44,6 @@ def prepared(module: Any, build: Callable[[Any], H], sources: Sequence[mx.array]
         cached = (list(sources), build(module))
         object.__setattr__(module, slot, cached)  # not a parameter: kept off the module tree
     return cached[1]
-
-
-class _Scratch(threading.local):
-    """Reusable im2col buffers per thread and dtype (fresh large allocations cost page faults every call)."""
-
-    def __init__(self) -> None:
-        self.buffers: dict[str, np.ndarray] = {}
-
-    def get(self, rows: int, cols: int, dtype: type = np.float32) -> np.ndarray:
-        key = np.dtype(dtype).str
-        buffer = self.buffers.get(key)
-        if buffer is None or buffer.size < rows * cols:
-            buffer = self.buffers[key] = np.empty(rows * cols, dtype)
-        return buffer[: rows * cols].reshape(rows, cols)
-
-
-_scratch = _Scratch()
 
 
 def empty_padded(length: int, channels: int, pad: int) -> tuple[np.ndarray, np.ndarray]:
@@ -118,15 +101,7 @@ class HostConv1d:
         """The im2col block of output frames `rows`: (rows, k * in), tap-major, in x's dtype (a scratch buffer)."""
         if self.kernel == 1 and self.stride == 1:
             return np.ascontiguousarray(x[rows])
-        columns = _scratch.get(rows.stop - rows.start, self.kernel * self.in_channels, x.dtype.type)
-        first = rows.start * self.stride
-        last = (rows.stop - 1) * self.stride + 1
-        for tap in range(self.kernel):  # tap j reads frame t * stride + j * dilation
-            offset = tap * self.dilation
-            columns[:, tap * self.in_channels : (tap + 1) * self.in_channels] = x[
-                first + offset : last + offset : self.stride
-            ]
-        return columns
+        return im2col(x, rows, self.kernel, self.stride, self.dilation, x.dtype.type)
 
     def _rows(self, x: np.ndarray, rows: slice, out: np.ndarray, accumulate: bool = False) -> None:
         onednn.sgemm(self.columns(x, rows), self.weight, out, b_transposed=True, accumulate=accumulate)
