@@ -11,9 +11,10 @@ struct LoadRequest {
     let compiledPath: String?
     let computeUnits: Int32
     let prewarm: Bool
+    let functionName: String?  // one function of a multi-function model; nil: its default function
 
-    /// Loads of one model share a job: same package, same cache path, same compute units.
-    var key: String { "\(modelPath)\u{0}\(compiledPath ?? "")\u{0}\(computeUnits)" }
+    /// Loads of one model share a job: same package, cache path, compute units and function.
+    var key: String { "\(modelPath)\u{0}\(compiledPath ?? "")\u{0}\(computeUnits)\u{0}\(functionName ?? "")" }
 }
 
 /// What a finished load hands back.

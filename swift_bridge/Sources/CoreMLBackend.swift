@@ -51,13 +51,15 @@ struct CoreMLBackend: Backend {
         stage(MACB_STAGE_LOADING)
         let model: MLModel
         do {
-            model = try loadModel(at: url, computeUnits: request.computeUnits)
-        } catch let error as ShimError where usedCache && request.compiledPath != nil {
+            model = try loadModel(at: url, request: request)
+        } catch let error as ShimError
+            where usedCache && request.compiledPath != nil && error.status == MACB_ERR_LOAD_FAILED
+        {
             // A cached .mlmodelc that no longer loads (an OS update, a partial copy): compile again once.
             try? FileManager.default.removeItem(at: url)
             (url, usedCache) = try compiledModel(for: request, stage: stage)
             stage(MACB_STAGE_LOADING)
-            model = try loadModel(at: url, computeUnits: request.computeUnits, after: error)
+            model = try loadModel(at: url, request: request, after: error)
         }
         let description = try ModelDescriptionReader.read(model.modelDescription)
         let runner = CoreMLRunner(model: model, inputs: description.inputs)
@@ -126,9 +128,10 @@ struct CoreMLBackend: Backend {
         }
     }
 
-    private func loadModel(at url: URL, computeUnits: Int32, after earlier: ShimError? = nil) throws -> MLModel {
+    private func loadModel(at url: URL, request: LoadRequest, after earlier: ShimError? = nil) throws -> MLModel {
         let configuration = MLModelConfiguration()
-        configuration.computeUnits = MLComputeUnits(rawValue: Int(computeUnits)) ?? .all
+        configuration.computeUnits = MLComputeUnits(rawValue: Int(request.computeUnits)) ?? .all
+        try FunctionSelection.apply(request.functionName, to: configuration, model: url)
         do {
             return try MLModel(contentsOf: url, configuration: configuration)
         } catch {

@@ -33,8 +33,24 @@ private func canonicalPath(_ path: String) throws -> String {
     return String(cString: resolved)
 }
 
+/// The size of macb_load_params in ABI 1, before function_name was appended.
+private let loadParamsVersion1Size = MemoryLayout<macb_load_params>.offset(of: \macb_load_params.function_name)!
+
+/// The caller's macb_load_params copied into a zeroed one of this ABI's size: fields an older, smaller
+/// struct lacks stay NULL, and nothing past the caller's struct_size is read.
+private func readLoadParams(_ pointer: UnsafePointer<macb_load_params>) throws -> macb_load_params {
+    let size = Int(UnsafeRawPointer(pointer).load(as: UInt32.self))
+    guard size >= loadParamsVersion1Size else {
+        throw ShimError.invalid("macb_load_params.struct_size is \(size), expected at least \(loadParamsVersion1Size)")
+    }
+    var params = macb_load_params()
+    withUnsafeMutableBytes(of: &params) { local in
+        local.copyMemory(from: UnsafeRawBufferPointer(start: UnsafeRawPointer(pointer), count: min(size, local.count)))
+    }
+    return params
+}
+
 private func readLoadRequest(_ params: macb_load_params) throws -> LoadRequest {
-    try checkStructSize(params.struct_size, macb_load_params.self, "macb_load_params")
     guard let rawPath = readCString(params.model_path), !rawPath.isEmpty else {
         throw ShimError.invalid("model_path is NULL, empty or not UTF-8")
     }
@@ -49,12 +65,17 @@ private func readLoadRequest(_ params: macb_load_params) throws -> LoadRequest {
     if params.compiled_path != nil && (compiledPath ?? "").isEmpty {
         throw ShimError.invalid("compiled_path is empty or not UTF-8")
     }
+    let functionName = params.function_name == nil ? nil : readCString(params.function_name)
+    if params.function_name != nil && (functionName ?? "").isEmpty {
+        throw ShimError.invalid("function_name is empty or not UTF-8")
+    }
     let isCompiled = modelPath.hasSuffix(".mlmodelc")
     if !isCompiled && compiledPath == nil {
         throw ShimError.invalid("compiled_path is required for \(modelPath) (only a .mlmodelc loads without one)")
     }
     return LoadRequest(modelPath: modelPath, compiledPath: isCompiled ? nil : compiledPath,
-                       computeUnits: params.compute_units, prewarm: params.flags & UInt32(MACB_LOAD_PREWARM) != 0)
+                       computeUnits: params.compute_units, prewarm: params.flags & UInt32(MACB_LOAD_PREWARM) != 0,
+                       functionName: functionName)
 }
 
 @_cdecl("macb_load_begin")
@@ -65,9 +86,9 @@ public func exportLoadBegin(
     runExport(msg, msgSize) {
         guard let params, let outJob else { throw ShimError.invalid("params and out_job must not be NULL") }
         if let reason = unavailableReason { throw ShimError(status: MACB_ERR_UNAVAILABLE, message: reason) }
-        let request = try readLoadRequest(params.pointee)
-        let ticket = JobRegistry.shared.begin(request, callback: params.pointee.on_stage,
-                                              userData: params.pointee.user_data)
+        let fields = try readLoadParams(params)
+        let request = try readLoadRequest(fields)
+        let ticket = JobRegistry.shared.begin(request, callback: fields.on_stage, userData: fields.user_data)
         outJob.pointee = retainedHandle(ticket)
     }
 }

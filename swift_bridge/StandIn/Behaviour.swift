@@ -31,8 +31,25 @@ struct StandInSpec: Decodable {
         }
     }
 
-    let inputs: [Tensor]
-    let outputs: [Tensor]
+    /// One function of a multi-function model (`functions`): its name and tensors.
+    struct Function: Decodable {
+        let name: String
+        let inputs: [Tensor]
+        let outputs: [Tensor]
+
+        static let keys: Set<String> = ["name", "inputs", "outputs"]
+    }
+
+    /// The tensors a loaded model (one function) has.
+    struct Signature {
+        let inputs: [Tensor]
+        let outputs: [Tensor]
+    }
+
+    let inputs: [Tensor]?  // a model without functions; absent when `functions` is given
+    let outputs: [Tensor]?
+    let functions: [Function]?  // a multi-function model: MLModelConfiguration.functionName picks one
+    let defaultFunction: String?  // required with `functions`: what a load without a function name gets
     let metadata: [String: String]?
     let compileDelayS: Double?
     let loadDelayS: Double?
@@ -45,7 +62,7 @@ struct StandInSpec: Decodable {
 
     static let fileName = "standin.json"
     static let keys: Set<String> = [
-        "inputs", "outputs", "metadata", "compile_delay_s", "load_delay_s", "predict_delay_s",
+        "inputs", "outputs", "functions", "default_function", "metadata", "compile_delay_s", "load_delay_s", "predict_delay_s",
         "fail_compile", "fail_load", "fail_predict", "backings", "call_log",
     ]
 
@@ -57,8 +74,13 @@ struct StandInSpec: Decodable {
             throw standInError("\(directory.path) is not a stand-in package: no \(fileName)")
         }
         let raw = try JSONSerialization.jsonObject(with: data) as? [String: Any] ?? [:]
-        let tensors = ((raw["inputs"] as? [[String: Any]]) ?? []) + ((raw["outputs"] as? [[String: Any]]) ?? [])
-        let unknown = Set(raw.keys).subtracting(keys).union(tensors.flatMap { Set($0.keys).subtracting(Tensor.keys) })
+        let functions = (raw["functions"] as? [[String: Any]]) ?? []
+        let tensors = ([raw] + functions).flatMap { owner in
+            ((owner["inputs"] as? [[String: Any]]) ?? []) + ((owner["outputs"] as? [[String: Any]]) ?? [])
+        }
+        let unknown = Set(raw.keys).subtracting(keys)
+            .union(functions.flatMap { Set($0.keys).subtracting(Function.keys) })
+            .union(tensors.flatMap { Set($0.keys).subtracting(Tensor.keys) })
         guard unknown.isEmpty else { throw standInError("unknown keys in \(file.path): \(unknown.sorted())") }
         let decoder = JSONDecoder()
         decoder.keyDecodingStrategy = .convertFromSnakeCase
@@ -67,6 +89,28 @@ struct StandInSpec: Decodable {
         } catch {
             throw standInError("cannot read \(file.path): \(error)")
         }
+    }
+
+    /// What MLModelAsset.functionNames reports: [] for a model without functions.
+    var functionNames: [String] { (functions ?? []).map(\.name) }
+
+    /// The tensors of function `name` (nil: the default function). Fails as Core ML does for a
+    /// name the model lacks; standin.json mixing top-level tensors with `functions` is an error.
+    func signature(function name: String?) throws -> Signature {
+        guard let functions else {
+            if let name { throw standInError("function '\(name)' not found: the model has no functions") }
+            return Signature(inputs: inputs ?? [], outputs: outputs ?? [])
+        }
+        guard inputs == nil, outputs == nil else {
+            throw standInError("standin.json: give either top-level inputs/outputs or functions, not both")
+        }
+        guard let wanted = name ?? defaultFunction else {
+            throw standInError("standin.json: functions need a default_function")
+        }
+        guard let function = functions.first(where: { $0.name == wanted }) else {
+            throw standInError("function '\(wanted)' not found (functions: \(functionNames))")
+        }
+        return Signature(inputs: function.inputs, outputs: function.outputs)
     }
 }
 
@@ -86,21 +130,27 @@ enum StandInBehaviour {
         return compiled
     }
 
-    static func load(_ compiled: URL, computeUnits: MLComputeUnits) throws -> StandInSpec {
+    /// The model at `compiled`, as function `function` (nil: the default). The call log line is
+    /// `load <compute units>`, with ` function=<name>` when a function was named.
+    static func load(_ compiled: URL, computeUnits: MLComputeUnits, function: String?) throws
+        -> (StandInSpec, StandInSpec.Signature)
+    {
         let spec = try StandInSpec.read(from: compiled)
-        log(spec, "load \(computeUnits.rawValue)")
+        log(spec, "load \(computeUnits.rawValue)" + (function.map { " function=\($0)" } ?? ""))
         pause(spec.loadDelayS)
         if let why = spec.failLoad { throw standInError("load failed: \(why)") }
-        return spec
+        return (spec, try spec.signature(function: function))
     }
 
-    static func predict(_ spec: StandInSpec, input: MLFeatureProvider, backings: [String: Any]) throws -> MLFeatureProvider {
+    static func predict(
+        _ spec: StandInSpec, _ signature: StandInSpec.Signature, input: MLFeatureProvider, backings: [String: Any]
+    ) throws -> MLFeatureProvider {
         log(spec, "predict backings=\(backings.count)")
         pause(spec.predictDelayS)
         if let why = spec.failPredict { throw standInError("prediction failed: \(why)") }
         if spec.backings == "fail" && !backings.isEmpty { throw standInError("output backings rejected") }
         var arrays: [String: MLMultiArray] = [:]
-        for tensor in spec.inputs {
+        for tensor in signature.inputs {
             guard let array = input.featureValue(for: tensor.name)?.multiArrayValue else {
                 throw standInError("input '\(tensor.name)' is missing")
             }
@@ -110,7 +160,7 @@ enum StandInBehaviour {
             arrays[tensor.name] = array
         }
         var outputs: [String: Any] = [:]
-        for tensor in spec.outputs {
+        for tensor in signature.outputs {
             let backing = spec.backings == "ignore" ? nil : backings[tensor.name] as? MLMultiArray
             let target = try outputArray(tensor, backing: backing)
             try fill(target, tensor, inputs: arrays)

@@ -22,6 +22,10 @@
 //   MLModelMetadataKey.creatorDefinedKey (a [String: String] value)                .../mlmodelmetadatakey/creatordefinedkey
 //   MLFeatureDescription.multiArrayConstraint: MLMultiArrayConstraint? { get }      .../mlfeaturedescription
 //   MLMultiArrayConstraint.shape: [NSNumber] { get }; .dataType { get }             .../mlmultiarrayconstraint
+//   MLModelConfiguration.functionName: String? { get set }  (macOS 15)           .../mlmodelconfiguration/functionname
+//   MLModelAsset.init(url compiledModelURL: URL) throws  (convenience, macOS 15)  .../mlmodelasset/init(url:)-43988
+//   MLModelAsset.functionNames(completionHandler handler: @escaping @Sendable ([String]?, (any Error)?) -> Void)
+//                               macOS 15; empty for a model without functions   .../mlmodelasset/functionnames(completionhandler:)
 
 import Dispatch
 import Foundation
@@ -35,8 +39,41 @@ public enum MLComputeUnits: Int {
 
 public class MLModelConfiguration {
     public var computeUnits: MLComputeUnits = .all
+    private var selectedFunction: String?
 
     public init() {}
+
+    @available(macOS 15.0, iOS 18.0, *)
+    public var functionName: String? {
+        get { selectedFunction }
+        set { selectedFunction = newValue }
+    }
+}
+
+public class MLModelAsset {
+    let compiledURL: URL
+
+    init(compiled url: URL) {
+        compiledURL = url
+    }
+
+    @available(macOS 15.0, iOS 18.0, *)
+    public convenience init(url compiledModelURL: URL) throws {
+        _ = try StandInSpec.read(from: compiledModelURL)
+        self.init(compiled: compiledModelURL)
+    }
+
+    @available(macOS 15.0, iOS 18.0, *)
+    public func functionNames(completionHandler handler: @escaping @Sendable ([String]?, (any Error)?) -> Void) {
+        let url = compiledURL
+        DispatchQueue.global().async {
+            do {
+                handler(try StandInSpec.read(from: url).functionNames, nil)
+            } catch {
+                handler(nil, error)
+            }
+        }
+    }
 }
 
 public class MLCPUComputeDevice {}
@@ -98,7 +135,7 @@ public class MLModelDescription {
     public let outputDescriptionsByName: [String: MLFeatureDescription]
     public let metadata: [MLModelMetadataKey: Any]
 
-    init(spec: StandInSpec) {
+    init(spec: StandInSpec.Signature, metadata custom: [String: String]?) {
         func describe(_ tensors: [StandInSpec.Tensor]) -> [String: MLFeatureDescription] {
             Dictionary(uniqueKeysWithValues: tensors.map { tensor in
                 let constraint = tensor.multiArrayType.map { MLMultiArrayConstraint(shape: tensor.shape, dataType: $0) }
@@ -107,13 +144,14 @@ public class MLModelDescription {
         }
         inputDescriptionsByName = describe(spec.inputs)
         outputDescriptionsByName = describe(spec.outputs)
-        metadata = [.creatorDefinedKey: spec.metadata ?? [:]]
+        metadata = [.creatorDefinedKey: custom ?? [:]]
     }
 }
 
 public class MLModel {
     public let modelDescription: MLModelDescription
     let spec: StandInSpec
+    let signature: StandInSpec.Signature  // the tensors of the loaded function
     let computeUnits: MLComputeUnits
 
     @available(macOS 13.0, *)
@@ -124,13 +162,15 @@ public class MLModel {
     }
 
     public init(contentsOf url: URL, configuration: MLModelConfiguration) throws {
-        spec = try StandInBehaviour.load(url, computeUnits: configuration.computeUnits)
+        var function: String? = nil
+        if #available(macOS 15.0, iOS 18.0, *) { function = configuration.functionName }
+        (spec, signature) = try StandInBehaviour.load(url, computeUnits: configuration.computeUnits, function: function)
         computeUnits = configuration.computeUnits
-        modelDescription = MLModelDescription(spec: spec)
+        modelDescription = MLModelDescription(spec: signature, metadata: spec.metadata)
     }
 
     public func prediction(from input: MLFeatureProvider, options: MLPredictionOptions) throws -> MLFeatureProvider {
-        try StandInBehaviour.predict(spec, input: input, backings: options.outputBackings)
+        try StandInBehaviour.predict(spec, signature, input: input, backings: options.outputBackings)
     }
 
     @available(macOS 14.0, *)

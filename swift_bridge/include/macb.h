@@ -42,7 +42,10 @@
  *    buffer msg (truncated to msg_size - 1 bytes; "" on success). Nothing is ever allocated for a
  *    message.
  *  - Structs begin with uint32_t struct_size, set by the caller to sizeof(the struct). A size below
- *    the version-1 size is MACB_ERR_INVALID_ARGUMENT; later versions only append fields.
+ *    the version-1 size is MACB_ERR_INVALID_ARGUMENT; later versions only append fields, and the
+ *    shim reads an appended field only when struct_size covers it (a smaller struct reads as NULL
+ *    or zero there). The ABI version still moves with an appended input field: a caller that sets it
+ *    must not run against a library that would ignore it.
  *  - Handles (macb_job, macb_model) are opaque, owned by the caller, and released with their
  *    _free function. Passing a freed handle is undefined behaviour.
  *  - Strings passed in are UTF-8, NUL-terminated, borrowed for the duration of the call only.
@@ -67,8 +70,9 @@ extern "C" {
 
 /* macb:cdef-begin (plain declarations only: cffi reads this block) */
 
-/* The version of this contract. Bumped on any incompatible change. */
-#define MACB_ABI_VERSION 1
+/* The version of this contract. Bumped on any incompatible change, and when an input field is
+   appended (2: macb_load_params.function_name, MACB_ERR_NO_FUNCTION). */
+#define MACB_ABI_VERSION 2
 
 /* Status codes. */
 #define MACB_OK 0
@@ -90,6 +94,7 @@ extern "C" {
 #define MACB_ERR_PREDICTION_FAILED 16 /* Core ML accepted the tensors but the prediction failed */
 #define MACB_ERR_UNSUPPORTED_MODEL 17 /* a feature that is not a fixed-shape multi-array */
 #define MACB_ERR_INTERNAL 18          /* a bug in the shim; the message says where */
+#define MACB_ERR_NO_FUNCTION 19       /* function_name names no function of the model; the message lists those it has */
 
 /* Load stages, in the order a job passes them (COMPILING is skipped when the compiled cache is used). */
 #define MACB_STAGE_QUEUED 0
@@ -158,6 +163,12 @@ typedef struct macb_load_params {
     uint32_t flags;            /* MACB_LOAD_* */
     macb_stage_fn on_stage;    /* may be NULL */
     void *user_data;           /* passed to on_stage */
+    /* Since ABI 2. One function of a multi-function model (Core ML specification 9, e.g. one frame
+       bucket of a vocoder): MLModelConfiguration.functionName. NULL: the model's default function.
+       Needs macOS 15 / iOS 18: on an older OS the job fails with MACB_ERR_UNAVAILABLE; a name the
+       compiled model lacks fails with MACB_ERR_NO_FUNCTION. Loads of one model with different
+       functions are separate jobs (never adopted across functions) sharing one compiled_path. */
+    const char *function_name;
 } macb_load_params;
 
 typedef struct macb_job_state {
@@ -218,8 +229,8 @@ int32_t macb_runtime_facts_get(macb_runtime_facts *out, char *msg, size_t msg_si
 
 /*
  * Starts loading a model in the background and returns a job handle at once, or joins (adopts)
- * the load of the same model_path + compiled_path + compute_units already running in this
- * process: a second compile of one model never starts while one runs.
+ * the load of the same model_path + compiled_path + compute_units + function_name already running
+ * in this process: a second compile of one model never starts while one runs.
  * Returns MACB_ERR_UNAVAILABLE (no Core ML), MACB_ERR_NOT_FOUND, MACB_ERR_INVALID_ARGUMENT;
  * *out_job is set only on MACB_OK. Compile and load failures are reported by macb_job_wait.
  */
@@ -229,7 +240,8 @@ int32_t macb_load_begin(const macb_load_params *params, macb_job **out_job, char
  * Waits up to timeout_ms for the job to end. MACB_OK: the model is ready (take it). MACB_ERR_TIMEOUT:
  * still running (wait again, or cancel). MACB_ERR_CANCELLED: this handle was cancelled (returns as
  * soon as macb_job_cancel is called from another thread). Otherwise the job's failure
- * (MACB_ERR_COMPILE_FAILED, MACB_ERR_LOAD_FAILED, MACB_ERR_UNSUPPORTED_MODEL, ...) with its message.
+ * (MACB_ERR_COMPILE_FAILED, MACB_ERR_LOAD_FAILED, MACB_ERR_UNSUPPORTED_MODEL, MACB_ERR_NO_FUNCTION,
+ * MACB_ERR_UNAVAILABLE for a function_name on an OS before macOS 15 / iOS 18, ...) with its message.
  * Returns within timeout_ms plus scheduling delay; 0 polls.
  */
 int32_t macb_job_wait(macb_job *job, uint32_t timeout_ms, char *msg, size_t msg_size);

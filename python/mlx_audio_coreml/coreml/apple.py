@@ -9,6 +9,11 @@ one poll (native.POLL_INTERVAL_S). On timeout or cancel the native work is aband
 
 `AppleRuntime(library_path=...)` runs over another build of the shim, e.g. the test-only stand-in
 (build/standin/libmacb_standin.so), which executes no model and proves nothing about Core ML.
+
+`load(..., function=NAME)` loads one function of a multi-function package: the package compiles once
+(one cache folder for all its functions) and the shim sets MLModelConfiguration.functionName, which
+needs macOS 15 / iOS 18 (CoreMLRuntimeUnavailable before). That Swift path is WRITTEN BLIND: no Mac
+ran it in this project; on Linux only the stand-in exercises the shim's logic around it.
 """
 
 from __future__ import annotations
@@ -32,6 +37,7 @@ from ..errors import (
     MlxAudioCoreMLError,
     NativeLibraryUnavailable,
     PackageError,
+    UnknownFunction,
 )
 from .runtime import Availability, ComputeUnits, LoadStage, PredictResult, StageCallback
 
@@ -112,10 +118,12 @@ class AppleRuntime:
         timeout_s: float | None = None,
         cancel: CancelToken | None = None,
         on_stage: StageCallback | None = None,
+        function: str | None = None,
     ) -> AppleModel:
-        """Compile (once per package content), load and prewarm. Raises ANECompilationTimeout,
-        ANECompilationCancelled, ModelLoadFailed, PackageError or CoreMLRuntimeUnavailable. `on_stage` is
-        called on this thread with each stage; FAILED after a timeout, CANCELLED after a cancel."""
+        """Compile (once per package content), load and prewarm (function `function` of a multi-function
+        package; None: its default). Raises ANECompilationTimeout, ANECompilationCancelled, ModelLoadFailed,
+        PackageError, UnknownFunction or CoreMLRuntimeUnavailable. `on_stage` is called on this thread with
+        each stage; FAILED after a timeout, CANCELLED after a cancel."""
         lib = self._library()
         facts = lib.runtime_facts()
         if not facts.coreml_available:
@@ -126,11 +134,18 @@ class AppleRuntime:
         package = Path(package)
         if not package.exists():
             raise PackageError(str(package), "does not exist")
-        job = lib.begin_load(package, compiled_cache_path(package, self.cache_dir), ComputeUnits(compute_units))
+        job = lib.begin_load(
+            package, compiled_cache_path(package, self.cache_dir), ComputeUnits(compute_units), function=function
+        )
         try:
             _wait(job, timeout_s, cancel, on_stage)
             state = job.state()
             model = job.take_model()
+        except UnknownFunction as exc:
+            listed = _listed_functions(package)
+            if listed is None:
+                raise
+            raise UnknownFunction(exc.path, exc.function, listed, exc.detail) from exc
         finally:
             job.close()
         engine = bool(facts.neural_engine_available) and ComputeUnits(compute_units) in _NEURAL_ENGINE_UNITS
@@ -141,6 +156,19 @@ class AppleRuntime:
             return native.library(self.library_path)
         except NativeLibraryUnavailable as exc:
             raise CoreMLRuntimeUnavailable(self.name, f"native: {exc.reason}") from exc
+
+
+def _listed_functions(package: Path) -> tuple[str, ...] | None:
+    """The shim names a model's functions only in words; a readable .mlpackage lists them as data.
+    None for what Python cannot read (a compiled .mlmodelc, the test-only stand-in's packages)."""
+    if not (package / "Manifest.json").is_file():
+        return None
+    from .portable.package import function_names  # protobuf parsing, only on this rare path
+
+    try:
+        return function_names(package)
+    except PackageError:
+        return None
 
 
 def _wait(

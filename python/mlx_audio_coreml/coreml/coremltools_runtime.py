@@ -7,7 +7,9 @@ arrays that are then copied into the caller's buffers (`written_in_place` is alw
 coremltools can build and read packages on Linux but cannot run predictions there, so on Linux
 `availability()` says so and nothing here loads. The load/predict path is written from
 coremltools' documentation and has NOT run on a Mac in this project; the description parsing
-(`describe_spec`) is shared with Linux and tested there.
+(`describe_spec`) is shared with Linux and tested there. A multi-function package loads one function
+(`load(..., function=NAME)`, coremltools' `MLModel(..., function_name=NAME)`); the function is checked
+against the package's spec before coremltools compiles anything (UnknownFunction), on any OS.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from ..cancel import CancelToken
-from ..errors import ANECompilationCancelled, ModelLoadFailed, PackageError, PredictionFailed
+from ..errors import ANECompilationCancelled, ModelLoadFailed, PackageError, PredictionFailed, UnknownFunction
 from ..loading.deadline import run_with_deadline
 from .runtime import (
     Availability,
@@ -37,8 +39,12 @@ from .validation import check_buffers, checked_inputs
 _ARRAY_DTYPES = {65568: "float32", 65552: "float16", 65600: "float64", 131104: "int32"}
 
 
-def describe_spec(spec: Any, metadata: Mapping[str, str] | None = None) -> ModelDescription:
-    """A ModelDescription from a Core ML model spec (the protobuf coremltools reads from a package)."""
+def describe_spec(
+    spec: Any, metadata: Mapping[str, str] | None = None, *, function: str | None = None, path: str = ""
+) -> ModelDescription:
+    """A ModelDescription from a Core ML model spec (the protobuf coremltools reads from a package): of
+    function `function` of a multi-function spec (None: its default function). UnknownFunction, naming
+    `path`, for a function the spec lacks."""
 
     def tensor(feature: Any) -> TensorSpec:
         if feature.type.WhichOneof("Type") != "multiArrayType":
@@ -49,13 +55,28 @@ def describe_spec(spec: Any, metadata: Mapping[str, str] | None = None) -> Model
             raise PackageError(feature.name, f"unsupported multi-array data type {array.dataType}")
         return TensorSpec(feature.name, dtype, tuple(int(d) for d in array.shape))
 
-    described = spec.description
-    user = dict(metadata) if metadata is not None else dict(described.metadata.userDefined)
+    user = dict(metadata) if metadata is not None else dict(spec.description.metadata.userDefined)
+    described = _function_description(spec, function, path)
     return ModelDescription(
         inputs=tuple(tensor(f) for f in described.input),
         outputs=tuple(tensor(f) for f in described.output),
         metadata=user,
     )
+
+
+def _function_description(spec: Any, function: str | None, path: str) -> Any:
+    """The description holding the tensors of `function`: one of `spec.description.functions` for a
+    multi-function spec (specification 9), else the model's own (whose one function is 'main')."""
+    functions = list(spec.description.functions)
+    if not functions:
+        if function not in (None, "main"):
+            raise UnknownFunction(path, function, ("main",))
+        return spec.description
+    wanted = function or spec.description.defaultFunctionName
+    found = next((f for f in functions if f.name == wanted), None)
+    if found is None:
+        raise UnknownFunction(path, wanted, [f.name for f in functions])
+    return found
 
 
 class CoremltoolsLoadedModel:
@@ -114,9 +135,11 @@ class CoremltoolsRuntime:
         timeout_s: float | None = None,
         cancel: CancelToken | None = None,
         on_stage: StageCallback | None = None,
+        function: str | None = None,
     ) -> CoremltoolsLoadedModel:
-        """Compile and load in-process. coremltools cannot be interrupted: on timeout or cancel this
-        returns at once and the load finishes in the background, its result dropped."""
+        """Compile and load in-process (function `function` of a multi-function package; None: its
+        default). coremltools cannot be interrupted: on timeout or cancel this returns at once and the
+        load finishes in the background, its result dropped. UnknownFunction before any compile."""
         package = Path(package)
         if not package.exists():
             raise ModelLoadFailed(str(package), "no such package")
@@ -133,10 +156,17 @@ class CoremltoolsRuntime:
             import coremltools as ct
 
             try:
-                mlmodel = ct.models.MLModel(str(package), compute_units=_compute_unit(ct, compute_units))
+                spec = ct.utils.load_spec(str(package))
+            except Exception as exc:
+                raise PackageError(str(package), f"cannot read the model spec: {exc}") from exc
+            description = describe_spec(spec, function=function, path=str(package))  # before compiling
+            try:
+                mlmodel = ct.models.MLModel(
+                    str(package), compute_units=_compute_unit(ct, compute_units), function_name=function
+                )
             except Exception as exc:
                 raise ModelLoadFailed(str(package), str(exc)) from exc
-            return CoremltoolsLoadedModel(mlmodel, describe_spec(mlmodel.get_spec(), mlmodel.user_defined_metadata))
+            return CoremltoolsLoadedModel(mlmodel, description)
 
         model = run_with_deadline(
             load, timeout_s=timeout_s or float("inf"), cancel=cancel, stage=lambda: LoadStage.LOADING.value,

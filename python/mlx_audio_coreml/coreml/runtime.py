@@ -5,6 +5,8 @@ from named numpy/MLX arrays, optionally into caller-owned output buffers. A stat
 iOS18 states, e.g. a KV cache kept between predictions) also lists its states in the description and
 is a `StatefulModel`: `make_state()` gives a fresh `ModelState` that `predict(..., state=...)` reads
 and updates in place, as Core ML's `MLModel.makeState()` / `prediction(from:using:)` do.
+A multi-function package (one ML Program, several functions sharing weights) loads one function per
+`load(..., function=NAME)`, as `MLModelConfiguration.functionName` selects one (macOS 15 / iOS 18).
 """
 
 from __future__ import annotations
@@ -122,7 +124,10 @@ class CoreMLRuntime(Protocol):
         timeout_s: float | None = None,
         cancel: CancelToken | None = None,
         on_stage: StageCallback | None = None,
+        function: str | None = None,
     ) -> LoadedModel:
-        """Compile (if needed) and load. Raises ANECompilationTimeout, ANECompilationCancelled,
-        ModelLoadFailed, CoreMLRuntimeUnavailable or PackageError."""
+        """Compile (if needed) and load. `function` picks one function of a multi-function package
+        (Core ML specification 9, e.g. one vocoder frame bucket); None loads its default function.
+        Raises ANECompilationTimeout, ANECompilationCancelled, ModelLoadFailed, CoreMLRuntimeUnavailable,
+        PackageError, or UnknownFunction (a PackageError) for a function the package lacks."""
         ...

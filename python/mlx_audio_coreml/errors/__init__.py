@@ -48,6 +48,7 @@ from .coreml import (
     TensorShapeMismatch,
     TensorValidationError,
     UnknownEncoderLayout,
+    UnknownFunction,
     UnknownTensorName,
     UnsupportedOp,
 )
@@ -136,6 +137,7 @@ __all__ = [
     "NonFiniteOutput",
     "PackageError",
     "UnsupportedOp",
+    "UnknownFunction",
     "MILTextError",
     "UnknownEncoderLayout",
     "CPUKernelFailed",

@@ -177,6 +177,19 @@ class PackageError(CoreMLError):
         super().__init__(f"{path}: {reason}")
 
 
+class UnknownFunction(PackageError):
+    """A load named a function the package lacks (a multi-function package's functions are, e.g., a
+    vocoder's frame buckets). `available` lists the functions it has (`("main",)` for a one-function
+    package), or is None when the runtime could not list them; `detail` is then the runtime's own words."""
+
+    def __init__(self, path: str, function: str, available: Sequence[str] | None, detail: str = "") -> None:
+        self.function = function
+        self.available = None if available is None else tuple(available)
+        self.detail = detail
+        has = f"the package has {list(self.available)}" if self.available is not None else detail
+        super().__init__(path, f"no function '{function}'" + (f" ({has})" if has else ""))
+
+
 class UnsupportedOp(PackageError):
     """The ML Program uses an op the portable runtime does not implement (raised at load)."""
 

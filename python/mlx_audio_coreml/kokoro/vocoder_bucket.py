@@ -9,6 +9,9 @@ ARCHITECTURE.md's "padded to the next bucket and the audio trimmed". The package
 writes leave the padded frames out of every statistic, so the kept audio equals MLX's on the
 unpadded chunk (tests/convert/test_kokoro_convert.py).
 A session builds one per loaded package and `combine`s them (loading/component.py's `assemble`).
+A multi-function companion (one package, a function `frames_<N>` per bucket: the macOS 15 / iOS 18
+layout) loads each function as its own model (loading/packages.py's `companion_units`), so every
+bucket here is one loaded function, whichever runtime loaded it.
 """
 
 from __future__ import annotations

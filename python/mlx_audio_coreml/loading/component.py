@@ -65,7 +65,7 @@ from ..progress import (
     DownloadingCoreML,
     WhisperProgress,
 )
-from .packages import load_packages
+from .packages import PackageRef, load_packages
 from .selection import BackendDecision, LoadEnvironment, PackageLookup, Rule, compile_now_allowed, select_backend
 
 _MLX = BackendPreference.MLX
@@ -122,7 +122,7 @@ class ComponentSpec(Generic[C]):
     # A component made of several packages (a vocoder's frame buckets): `packages` lists them from
     # the fetched path, each is loaded (one deadline for all) and built, and `assemble` makes the
     # one implementation the switch runs. Unset: the fetched path is the component's one package.
-    packages: Callable[[Path], Sequence[Path]] | None = None
+    packages: Callable[[Path], Sequence[Path | PackageRef]] | None = None  # a PackageRef: one function
     assemble: Callable[[Sequence[C]], C] | None = None
 
 

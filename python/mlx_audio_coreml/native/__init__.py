@@ -29,6 +29,9 @@ how the fake Core ML behaves (every key optional except inputs/outputs):
      "backings": "use" | "ignore" | "fail",                 # what predict does with output backings
      "call_log": "/abs/path.log"}                           # one line per call: compile, load, predict
 
+A multi-function model gives `"functions": [{"name": "f4", "inputs": [...], "outputs": [...]}, ...]`
+and `"default_function": "f4"` instead of top-level inputs/outputs; a load naming a function gets
+its tensors (call log `load <units> function=<name>`), an unknown name fails as in Core ML.
 Without "from", an output is bias + scale * (its C-order element index). $MACB_STANDIN_ANE_CORES
 sets the Neural Engine the stand-in reports (default 16; 0 for none). tests/native/README.md has more.
 """

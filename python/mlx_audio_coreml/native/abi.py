@@ -26,13 +26,14 @@ from ..errors import (
     TensorNullPointer,
     TensorShapeMismatch,
     TensorValidationError,
+    UnknownFunction,
     UnknownTensorName,
 )
 
-ABI_VERSION = 1  # MACB_ABI_VERSION this Python code speaks
+ABI_VERSION = 2  # MACB_ABI_VERSION this Python code speaks
 
 CDEF = """
-#define MACB_ABI_VERSION 1
+#define MACB_ABI_VERSION 2
 
 #define MACB_OK 0
 #define MACB_ERR_INVALID_ARGUMENT 1
@@ -53,6 +54,7 @@ CDEF = """
 #define MACB_ERR_PREDICTION_FAILED 16
 #define MACB_ERR_UNSUPPORTED_MODEL 17
 #define MACB_ERR_INTERNAL 18
+#define MACB_ERR_NO_FUNCTION 19
 
 #define MACB_STAGE_QUEUED 0
 #define MACB_STAGE_COMPILING 1
@@ -108,6 +110,7 @@ typedef struct macb_load_params {
     uint32_t flags;
     macb_stage_fn on_stage;
     void *user_data;
+    const char *function_name;
 } macb_load_params;
 
 typedef struct macb_job_state {
@@ -236,6 +239,7 @@ ERR_TENSOR_NULL = CONSTANTS["MACB_ERR_TENSOR_NULL"]
 ERR_TENSOR_SIZE = CONSTANTS["MACB_ERR_TENSOR_SIZE"]
 ERR_PREDICTION_FAILED = CONSTANTS["MACB_ERR_PREDICTION_FAILED"]
 ERR_UNSUPPORTED_MODEL = CONSTANTS["MACB_ERR_UNSUPPORTED_MODEL"]
+ERR_NO_FUNCTION = CONSTANTS["MACB_ERR_NO_FUNCTION"]
 TENSOR_STATUSES = frozenset(range(ERR_TENSOR_NAME, ERR_TENSOR_SIZE + 1))
 
 
@@ -281,12 +285,17 @@ def tensor_error(
     return TensorBufferTooSmall(name, fault.needed_bytes, sent.byte_size if sent else 0)
 
 
-def status_error(status: int, message: str, *, path: str = "", stage: str = "") -> MlxAudioCoreMLError:
-    """The typed error for every other status; `path` names the model for load failures."""
+def status_error(
+    status: int, message: str, *, path: str = "", stage: str = "", function: str = ""
+) -> MlxAudioCoreMLError:
+    """The typed error for every other status; `path` (and `function`) name the model for load failures.
+    The shim lists a model's functions only in its message, so UnknownFunction.available is None here."""
     if status == ERR_UNAVAILABLE:
         return CoreMLRuntimeUnavailable("apple", message)
     if status in (ERR_NOT_FOUND, ERR_UNSUPPORTED_MODEL):
         return PackageError(path, message)
+    if status == ERR_NO_FUNCTION:
+        return UnknownFunction(path, function, None, message)
     if status in (ERR_COMPILE_FAILED, ERR_LOAD_FAILED):
         return ModelLoadFailed(path, message)
     if status == ERR_CANCELLED:

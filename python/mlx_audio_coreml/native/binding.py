@@ -190,8 +190,10 @@ class NativeLibrary:
         compute_units: ComputeUnits = ComputeUnits.ALL,
         *,
         prewarm: bool = True,
+        function: str | None = None,
     ) -> LoadJob:
-        """Starts (or adopts) the background load of `model_path`; see macb_load_begin."""
+        """Starts (or adopts) the background load of `model_path` (its function `function`, for a
+        multi-function model); see macb_load_begin."""
         from .jobs import LoadJob  # jobs.py builds on this module
 
         return LoadJob(
@@ -200,6 +202,7 @@ class NativeLibrary:
             None if compiled_path is None else Path(compiled_path),
             ComputeUnits(compute_units),
             prewarm,
+            function,
         )
 
     def validate_tensors(

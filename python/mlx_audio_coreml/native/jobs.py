@@ -47,15 +47,18 @@ class LoadJob:
         compiled_path: Path | None,
         compute_units: ComputeUnits,
         prewarm: bool,
+        function: str | None = None,
     ) -> None:
         self.library = lib
         self.model_path = model_path
+        self.function = function  # a multi-function model's function; None: its default
         self.last_stage = LoadStage.QUEUED  # the last stage handed out by stages()
         self._guard = HandleGuard(lambda: NativeError(abi.CONSTANTS["MACB_ERR_STATE"], "the load job is closed"))
         self._stages: queue.SimpleQueue[int] = queue.SimpleQueue()
         self._user_data = ffi.new_handle(self._stages)  # referenced until the handle is freed
         model = ffi.new("char[]", os.fsencode(model_path))
         compiled = ffi.new("char[]", os.fsencode(compiled_path)) if compiled_path else ffi.NULL
+        function_name = ffi.new("char[]", function.encode()) if function is not None else ffi.NULL
         params = ffi.new(
             "macb_load_params *",
             {
@@ -66,11 +69,12 @@ class LoadJob:
                 "flags": abi.CONSTANTS["MACB_LOAD_PREWARM"] if prewarm else 0,
                 "on_stage": lib.stage_callback,
                 "user_data": self._user_data,
+                "function_name": function_name,
             },
         )
         out = ffi.new("macb_job **")
         call = NativeCall("macb_load_begin")
-        call.check(lib.raw.macb_load_begin(params, out, call.msg, abi.MESSAGE_CAPACITY), path=str(model_path))
+        call.check(lib.raw.macb_load_begin(params, out, call.msg, abi.MESSAGE_CAPACITY), **self._context())
         self._guard.set(out[0])
         _open_jobs.add(self)
 
@@ -89,7 +93,7 @@ class LoadJob:
     def wait(self, timeout_s: float) -> bool:
         """True once the model is ready, False if `timeout_s` passes first (the job goes on).
 
-        Raises the load's failure (ModelLoadFailed, PackageError, CoreMLRuntimeUnavailable) or
+        Raises the load's failure (ModelLoadFailed, PackageError, UnknownFunction, CoreMLRuntimeUnavailable) or
         ANECompilationCancelled after cancel(). Waits in slices of POLL_INTERVAL_S for Ctrl-C.
         """
         deadline = time.monotonic() + max(0.0, timeout_s)
@@ -102,9 +106,13 @@ class LoadJob:
             if status == abi.OK:
                 return True
             if status != abi.ERR_TIMEOUT:
-                call.check(status, path=str(self.model_path), stage=self.last_stage.value)
+                call.check(status, stage=self.last_stage.value, **self._context())
             if remaining <= 0:
                 return False
+
+    def _context(self) -> dict[str, str]:
+        """What a failure of this job names: the model, and the function asked for."""
+        return {"path": str(self.model_path), "function": self.function or ""}
 
     def state(self) -> JobState:
         out = ffi.new("macb_job_state *", {"struct_size": ffi.sizeof("macb_job_state")})

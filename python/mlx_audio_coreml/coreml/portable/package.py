@@ -18,7 +18,7 @@ from pathlib import Path
 
 from google.protobuf.message import DecodeError
 
-from ...errors import PackageError
+from ...errors import PackageError, UnknownFunction
 from ..runtime import ModelDescription, TensorSpec
 from ._proto import FeatureTypes_pb2, MIL_pb2, Model_pb2
 from .values import NUMPY_DTYPES, tensor_type
@@ -48,8 +48,28 @@ class PackageContents:
 def read_package(path: Path, function: str | None = None) -> PackageContents:
     """Parse the package at `path`; PackageError for anything missing, unreadable or not an ML Program.
     A multi-function package (specification 9) is read as its function `function` (default: the
-    package's default function), presented as `main`."""
+    package's default function), presented as `main`; UnknownFunction for a name it lacks."""
     path = Path(path)
+    spec, spec_path = _read_spec(path)
+    if spec.description.functions:
+        spec = _function_view(path, spec, function or spec.description.defaultFunctionName)
+    elif function not in (None, "main"):
+        raise UnknownFunction(str(path), function, ("main",))
+    if "main" not in spec.mlProgram.functions:
+        raise PackageError(str(path), "the ML Program has no 'main' function")
+    description = _description(path, spec)
+    return PackageContents(path, spec, spec_path.parent / "weights", description)
+
+
+def function_names(path: Path) -> tuple[str, ...]:
+    """The functions a .mlpackage offers, in the order saved: a multi-function package's names, or
+    `("main",)` for a package of one function. PackageError when it is not a readable ML Program."""
+    spec, _ = _read_spec(Path(path))
+    return tuple(f.name for f in spec.description.functions) or ("main",)
+
+
+def _read_spec(path: Path) -> tuple[Model_pb2.Model, Path]:
+    """The package's root model spec (an ML Program) and where it was read from."""
     if not path.is_dir():
         raise PackageError(str(path), "not a .mlpackage folder")
     spec_path = _root_spec_path(path)
@@ -64,14 +84,7 @@ def read_package(path: Path, function: str | None = None) -> PackageContents:
         raise PackageError(str(path), f"the model spec is not a valid protobuf: {exc}") from exc
     if spec.WhichOneof("Type") != "mlProgram":
         raise PackageError(str(path), f"not an ML Program (spec type {spec.WhichOneof('Type')})")
-    if spec.description.functions:
-        spec = _function_view(path, spec, function or spec.description.defaultFunctionName)
-    elif function not in (None, "main"):
-        raise PackageError(str(path), f"no function '{function}': the package has one function, 'main'")
-    if "main" not in spec.mlProgram.functions:
-        raise PackageError(str(path), "the ML Program has no 'main' function")
-    description = _description(path, spec)
-    return PackageContents(path, spec, spec_path.parent / "weights", description)
+    return spec, spec_path
 
 
 def read_model(path: Path, function: str | None = None) -> PackageContents:
@@ -90,7 +103,7 @@ def _function_view(path: Path, spec: Model_pb2.Model, function: str) -> Model_pb
     as the model's (the weights file is shared, so the blob offsets stay valid)."""
     described = {f.name: f for f in spec.description.functions}
     if function not in described or function not in spec.mlProgram.functions:
-        raise PackageError(str(path), f"no function '{function}' (the package has {sorted(described)})")
+        raise UnknownFunction(str(path), function, [f.name for f in spec.description.functions])
     view = Model_pb2.Model()
     view.CopyFrom(spec)
     chosen = view.mlProgram.functions[function]
