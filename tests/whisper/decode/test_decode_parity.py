@@ -16,7 +16,7 @@ from __future__ import annotations
 import pytest
 from ct2_steps import compare, first_window_features, reference_generate, steps_along
 from decode_helpers import JFK, librivox_clips
-from translation_clips import make_clip, tools_available
+from translation_clips import make_espeak_clip, tools_available
 
 from mlx_audio_coreml.whisper.decoding import DecodingTask
 from mlx_audio_coreml.whisper.fallback import decode_with_fallback, needs_fallback, rung_seed
@@ -52,7 +52,7 @@ def speech(tmp_path_factory):
         found["librivox"] = clips[0][0]
     if tools_available():
         folder = tmp_path_factory.mktemp("speech")
-        found.update({lang: make_clip(folder, lang) for lang in ("de", "fr")})
+        found.update({lang: make_espeak_clip(folder, lang) for lang in ("de", "fr")})
     return found
 
 

@@ -1,6 +1,7 @@
-"""Speech in five languages for the translate tests: espeak-ng reads one short story per language
-(robotic, but Whisper base recognizes each language), resampled to 16 kHz with sox; and how close
-two English translations are (shared content words).
+"""Speech in five languages for the translate tests: one short story per language, read by
+espeak-ng (Spanish, German, Italian: robotic, but Whisper base follows them) or by our Kokoro
+(French and Portuguese, which base does not understand from espeak-ng: kokoro_clips.py),
+resampled to 16 kHz with sox; and how close two English translations are (shared content words).
 
     .venv/bin/python tests/whisper/decode/translation_clips.py [es fr ...]   # prints ours vs faster-whisper
 """
@@ -11,6 +12,9 @@ import re
 import shutil
 import subprocess
 from pathlib import Path
+
+from kokoro_clips import LANGUAGES as KOKORO_LANGUAGES
+from kokoro_clips import kokoro_available, make_kokoro_clip
 
 # The same little story in each language: a morning, the weather, a park and a visit.
 SENTENCES = {
@@ -32,9 +36,27 @@ def tools_available() -> bool:
     return shutil.which("espeak-ng") is not None and shutil.which("sox") is not None
 
 
+def speaker_missing(language: str) -> str | None:
+    """Why `language`'s clip cannot be made here, or None when it can."""
+    if not tools_available():
+        return "espeak-ng and sox are needed to make the clips"
+    if language in KOKORO_LANGUAGES and not kokoro_available():
+        return "real Kokoro weights with the jm_kumo voice are needed (scripts/fetch_models.sh kokoro)"
+    return None
+
+
 def make_clip(folder: Path, language: str) -> Path:
-    """`folder/<language>.wav`: SENTENCES[language] read by espeak-ng, 16 kHz mono."""
-    raw, wav = folder / f"{language}.raw.wav", folder / f"{language}.wav"
+    """A 16 kHz mono clip of SENTENCES[language]: Kokoro's for French and Portuguese, else espeak-ng's."""
+    if language in KOKORO_LANGUAGES:
+        return make_kokoro_clip(folder, language, SENTENCES[language])
+    return make_espeak_clip(folder, language)
+
+
+def make_espeak_clip(folder: Path, language: str) -> Path:
+    """`folder/<language>.espeak.wav`: SENTENCES[language] read by espeak-ng, 16 kHz mono. The
+    parity tests keep espeak-ng's French: base loops on it to the window's length limit in both
+    engines, a case worth comparing step by step."""
+    raw, wav = folder / f"{language}.raw.wav", folder / f"{language}.espeak.wav"
     if not wav.is_file():
         subprocess.run(
             ["espeak-ng", "-v", language, "-s", "140", "-w", str(raw), SENTENCES[language]],
@@ -63,10 +85,12 @@ def main() -> int:
     import tempfile
 
     sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+    import mlx_audio_coreml  # noqa: F401  (OpenBLAS before mlx.core)
+
+    # isort: split
     import mlx.core as mx
     from faster_whisper import WhisperModel
 
-    import mlx_audio_coreml  # noqa: F401
     from mlx_audio_coreml.encoders import MLXAudioEncoder
     from mlx_audio_coreml.whisper.decoding import compression_ratio
     from mlx_audio_coreml.whisper.loading import load_whisper
