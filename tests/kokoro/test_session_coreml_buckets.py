@@ -5,6 +5,8 @@ one's "audio" is every F0 frame repeated 300 times, times a per-bucket factor (1
 tells which bucket spoke a chunk. They check that the session loads every bucket the manifest lists,
 picks the smallest that fits, sends longer chunks to MLX and records it; and that NaN from one bucket
 (at run time: zeros, the warm-up input, stay finite) falls back to MLX with the event and the record.
+The same stand-ins as one multi-function package (the macOS 15 / iOS 18 layout) load a function per
+bucket and speak as the per-package layout does; a manifest naming a missing function falls back to MLX.
 They prove nothing about a real Kokoro vocoder package (tests/convert and test_vocoder_coreml_bucket.py do).
 """
 
@@ -18,10 +20,11 @@ import numpy as np
 import pytest
 from session_tiny import TINY_CONFIG, build_tiny_folder
 
+from mlx_audio_coreml.errors import UnknownFunction
 from mlx_audio_coreml.kokoro.session import KokoroSession
 from mlx_audio_coreml.kokoro.text import PAD_ID
 from mlx_audio_coreml.options import BackendPreference, Component, ModelLoadingOptions
-from mlx_audio_coreml.progress import CoreMLUnavailable, WhisperProgress
+from mlx_audio_coreml.progress import CompilationFailed, CoreMLUnavailable, WhisperProgress
 
 BUCKETS = {8: 1.0, 24: 2.0}  # text frames -> the stand-in's audio factor
 
@@ -128,22 +131,41 @@ def test_nan_from_one_bucket_falls_back_to_mlx_with_the_event_and_the_record(tmp
     assert not any("vocoder buckets" in n for n in info.notes)
 
 
-def test_a_multifunction_companion_runs_its_default_function_the_largest_bucket(tmp_path_factory) -> None:
-    """`convert kokoro` for macOS 15 / iOS 18 writes one multi-function package; the session loads its
-    default function (the largest bucket) on every runtime: per-function loading is not wired yet."""
+def _multifunction_companion(tmp: pytest.TempPathFactory, functions: dict[str, str] | None = None) -> Path:
+    """The macOS 15 / iOS 18 layout of the same stand-ins: one package, a function `frames_<N>` per bucket
+    (default frames_24), and a manifest naming the package and each bucket's function."""
     from mlx_audio_coreml.convert.package import save_multifunction
 
-    parts = _companion(tmp_path_factory.mktemp("parts") / "parts")
-    companion = tmp_path_factory.mktemp("multi") / "tiny-coreml"
+    parts = _companion(tmp.mktemp("parts") / "parts")
+    companion = tmp.mktemp("multi") / "tiny-coreml"
     companion.mkdir()
     sources = {f"frames_{b}": parts / f"AudioVocoder-{b}.mlpackage" for b in BUCKETS}
     metadata = {"mlx_audio_coreml.sample_rate": "24000"}
     save_multifunction(sources, "frames_24", companion / "AudioVocoder.mlpackage", metadata, "stand-in")
-    functions = {str(b): f"frames_{b}" for b in BUCKETS}
-    vocoder = {"path": "AudioVocoder.mlpackage", "functions": functions, "sample_rate": 24000}
+    listed = functions or {str(b): f"frames_{b}" for b in BUCKETS}
+    vocoder = {"path": "AudioVocoder.mlpackage", "functions": listed, "sample_rate": 24000}
     (companion / "manifest.json").write_text(json.dumps({"components": {"vocoder": vocoder}}))
-    session, _ = _session(tmp_path_factory, companion)
-    assert session.vocoder.backend == "coreML"
-    assert "vocoder buckets on Core ML (text frames): 24; chunks over 24 frames on MLX" in session.info.notes
-    audio, f0 = _spoken(session, 4)
-    np.testing.assert_allclose(audio, BUCKETS[24] * f0, rtol=1e-6, atol=1e-6)
+    return companion
+
+
+def test_a_multifunction_companion_runs_every_bucket_as_its_own_function(tmp_path_factory, two_buckets) -> None:
+    """Each bucket loads as one function of the one package (the portable runtime, named), and every
+    chunk is spoken as the per-package layout's session speaks it."""
+    session, events = _session(tmp_path_factory, _multifunction_companion(tmp_path_factory))
+    assert session.vocoder.backend == "coreML" and not any(isinstance(e, CoreMLUnavailable) for e in events)
+    assert "vocoder buckets on Core ML (text frames): 8, 24; chunks over 24 frames on MLX" in session.info.notes
+    for tokens, factor in ((3, 1.0), (7, 2.0), (22, 2.0)):  # bucket 8, bucket 24, bucket 24
+        audio, f0 = _spoken(session, tokens)
+        np.testing.assert_allclose(audio, factor * f0, rtol=1e-6, atol=1e-6)
+        np.testing.assert_array_equal(audio, _spoken(two_buckets[0], tokens)[0])
+
+
+def test_a_manifest_naming_a_function_the_package_lacks_falls_back_to_mlx_naming_it(tmp_path_factory) -> None:
+    companion = _multifunction_companion(tmp_path_factory, {"8": "frames_8", "16": "frames_16"})
+    session, events = _session(tmp_path_factory, companion)
+    assert session.vocoder.backend == "mlx" and session.info.did_fallback
+    (event,) = [e for e in events if isinstance(e, CompilationFailed)]
+    assert isinstance(event.error, UnknownFunction)
+    assert (event.error.function, event.error.available) == ("frames_16", ("frames_8", "frames_24"))
+    recorded = session.info.component(Component.VOCODER)
+    assert recorded is not None and "no function 'frames_16'" in (recorded.fallback_reason or "")

@@ -36,7 +36,7 @@ from ..errors import UnsupportedSampleRate
 from ..info import SessionInfo, SessionRecorder
 from ..loading.background import LoadState
 from ..loading.component import ComponentSpec, CoreMLComponent, FractionCallback
-from ..loading.packages import companion_packages
+from ..loading.packages import PackageRef, companion_units
 from ..loading.selection import LoadEnvironment, PackageLookup
 from ..options import BackendPreference, Component, ModelLoadingOptions, WhisperQuantization
 from ..progress import Downloading, Loading, ProgressHandler, WhisperProgress, emit
@@ -184,8 +184,8 @@ class KokoroSession:
         def build(loaded: LoadedModel, runtime: str) -> BucketedCoreMLVocoder:
             return BucketedCoreMLVocoder(loaded, mlx_vocoder, sample_rate=SAMPLE_RATE)
 
-        def buckets(path: Path) -> list[Path]:
-            return companion_packages(path, component)
+        def buckets(path: Path) -> list[PackageRef]:  # a package per bucket, or a function per bucket
+            return companion_units(path, component)
 
         return ComponentSpec(component, find, fetch, build, packages=buckets, assemble=BucketedCoreMLVocoder.combine)
 
