@@ -7,14 +7,14 @@ each engine gets a word error rate. Both engines load the same weights once (a s
 WhisperModel), warm up on jfk.wav, then take turns on the long audio, the order alternating each
 round, for each setting:
 - greedy int8: beam 1, temperature 0 only, previous-text conditioning on (both defaults);
-- beam 5 float32: beam 5, temperature 0 only;
+- beam 5 int8 / beam 5 float32: beam 5 (faster-whisper's default), temperature 0 only;
 - defaults: each engine exactly as a user calls it, `transcribe(audio)` after loading the model
   with its defaults (ours: ModelLoadingOptions() on the CPU; faster-whisper: compute_type="default").
 Prints (and writes to bench/results/longform_cpu.md) the CPU model, versions, load average before
 and after, and a table of medians, real-time factors, WERs and ratios: of wall time, and of CPU time
 (all threads of the process), which a crowded machine distorts less than wall time.
 
-    .venv/bin/python bench/longform_cpu.py --minutes 10 --repeats 1 --settings greedy-int8 beam5-float32 defaults
+    .venv/bin/python bench/longform_cpu.py --minutes 10 --repeats 1 --settings greedy-int8 beam5-int8 beam5-float32 defaults
     .venv/bin/python bench/longform_cpu.py --minutes 1.3 --repeats 2 --settings greedy-int8  # the 116 s excerpt (3 passes), to iterate
 """
 
@@ -34,7 +34,7 @@ from pathlib import Path
 import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
-SETTINGS = ("greedy-int8", "beam5-float32", "defaults")
+SETTINGS = ("greedy-int8", "beam5-int8", "beam5-float32", "defaults")
 _GAP = 0.5  # seconds of silence after each clip
 
 
@@ -86,10 +86,10 @@ def ours(model: str, setting: str) -> Callable[[object], str]:
     if setting == "defaults":
         session, kwargs = WhisperSession.from_pretrained(model), {}
     else:
-        quant = WhisperQuantization.INT8 if setting == "greedy-int8" else WhisperQuantization.FLOAT32
+        quant = WhisperQuantization.INT8 if setting.endswith("int8") else WhisperQuantization.FLOAT32
         options = dataclasses.replace(ModelLoadingOptions.mlx_only(), quantization=quant)
         session = WhisperSession.from_pretrained(model, options)
-        kwargs = {"beam_size": 1 if setting == "greedy-int8" else 5, "temperature": 0.0, "language": "en"}
+        kwargs = {"beam_size": 5 if setting.startswith("beam5") else 1, "temperature": 0.0, "language": "en"}
 
     def run(audio: object) -> str:
         segments, _info = session.transcribe(audio, **kwargs)
@@ -103,12 +103,12 @@ def faster_whisper(model: str, setting: str, threads: int) -> Callable[[object],
 
     from mlx_audio_coreml.whisper.model_names import local_store
 
-    compute = {"greedy-int8": "int8", "beam5-float32": "float32"}.get(setting, "default")
+    compute = {"greedy-int8": "int8", "beam5-int8": "int8", "beam5-float32": "float32"}.get(setting, "default")
     fw = WhisperModel(str(local_store() / model), device="cpu", compute_type=compute, cpu_threads=threads)
     kwargs = (
         {}
         if setting == "defaults"
-        else {"beam_size": 1 if setting == "greedy-int8" else 5, "temperature": 0.0, "language": "en"}
+        else {"beam_size": 5 if setting.startswith("beam5") else 1, "temperature": 0.0, "language": "en"}
     )
 
     def run(audio: object) -> str:

@@ -165,9 +165,11 @@ def _block(
     return x + w.mlp2(host_math.gelu_np_(hidden)), self_kv, cross_q
 
 
-def decode_step(decoder: Any, tokens: mx.array, kv_cache: Any, offset: int) -> tuple[mx.array, Any, list[mx.array]]:
+def decode_step(
+    decoder: Any, tokens: mx.array, kv_cache: Any, offset: int, scores: bool = True
+) -> tuple[mx.array, Any, list[mx.array]]:
     """One new token per row, tokens (B, 1), through the decoder -> (logits (B, 1, V) float32, new
-    cache, cross scores (B, H, 1, n_ctx) per layer). Beams are rows."""
+    cache, cross scores (B, H, 1, n_ctx) per layer, or none without `scores`). Beams are rows."""
     prepared = _prepared_for_step(decoder, kv_cache)
     mx.eval(tokens)
     ids = np.asarray(tokens)[:, 0]
@@ -179,7 +181,8 @@ def decode_step(decoder: Any, tokens: mx.array, kv_cache: Any, offset: int) -> t
         for w, layer_cache in zip(layers, kv_cache):
             x, self_kv, cross_q = _block(w, x, layer_cache, limit)
             new_cache.append((self_kv, layer_cache[1]))  # (B, H, T + 1, Dh) each
-            cross_qk.append(lazy_scores(cross_q, layer_cache[1][0]))  # (B, H, 1, n_ctx)
+            if scores:
+                cross_qk.append(lazy_scores(cross_q, layer_cache[1][0]))  # (B, H, 1, n_ctx)
         logits = logits_layer(host_math.layer_norm(x, prepared.final_norm))  # (B, V)
     return mx.array(logits[:, None, :]), new_cache, cross_qk
 

@@ -150,7 +150,7 @@ class DecoderStep:
         self.audio_features = audio_features
 
     def __call__(self, tokens: mx.array, cache: Any) -> tuple[mx.array, Any]:
-        logits, cache, _ = self.decoder(tokens, self.audio_features, cache)
+        logits, cache, _ = self.decoder(tokens, self.audio_features, cache, scores=False)
         return logits[:, -1, :], cache
 
     def reorder(self, cache: Any, rows: mx.array) -> Any:

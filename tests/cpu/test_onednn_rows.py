@@ -1,0 +1,79 @@
+"""A few-row int8 product through oneDNN's 1x1 convolution equals the gemm route's (cpu/onednn_rows.py)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from mlx_audio_coreml.cpu import linear, onednn, onednn_rows
+
+pytestmark = pytest.mark.skipif(not onednn.available(), reason="oneDNN is not installed")
+
+
+def _layer(n: int, k: int, bias: bool, seed: int = 0, int8: bool = True) -> linear.HostLinear:
+    rng = np.random.default_rng(seed)
+    weight = rng.standard_normal((n, k)).astype(np.float32) * 0.05
+    return linear.HostLinear(weight, rng.standard_normal(n).astype(np.float32) if bias else None, int8=int8)
+
+
+def _gemm_route(layer: linear.HostLinear, x: np.ndarray) -> np.ndarray:
+    """The same call with the row products switched off (the gemm route of `HostLinear`)."""
+    kept = dict(layer._row_kernels)
+    layer._row_kernels.update({rows: None for rows in range(1, 9)})
+    try:
+        return layer(x)
+    finally:
+        layer._row_kernels.clear()
+        layer._row_kernels.update(kept)
+
+
+@pytest.mark.parametrize("rows", [1, 3, 5])
+@pytest.mark.parametrize("bias", [True, False])
+def test_few_rows_match_the_gemm_route_within_rounding(rows: int, bias: bool) -> None:
+    layer = _layer(96, 64, bias)
+    x = np.random.default_rng(1).standard_normal((rows, 64)).astype(np.float32)
+    fast = layer(x)
+    assert layer._row_kernels.get(rows), "the 1x1 convolution was not used"
+    np.testing.assert_allclose(fast, _gemm_route(layer, x), rtol=1e-6, atol=1e-6)
+
+
+@pytest.mark.parametrize("rows", [1, 5])
+def test_a_large_weight_split_in_column_pieces_gives_the_same_rows(rows: int) -> None:
+    layer = _layer(linear._SPLIT_MIN // 64 + 37, 64, bias=True)  # large enough to be split, odd width
+    x = np.random.default_rng(2).standard_normal((rows, 64)).astype(np.float32)
+    fast = layer(x)
+    kernel = layer._row_kernels[rows]
+    assert kernel is not None and len(kernel.pieces) > 1
+    np.testing.assert_allclose(fast, _gemm_route(layer, x), rtol=1e-6, atol=1e-6)
+
+
+@pytest.mark.parametrize("rows", [2, 5])
+def test_float32_beam_rows_against_a_large_weight_match_sgemm(rows: int) -> None:
+    layer = _layer(linear._SPLIT_MIN // 64 + 37, 64, bias=True, int8=False)
+    x = np.random.default_rng(3).standard_normal((rows, 64)).astype(np.float32)
+    fast = layer(x)
+    assert layer._row_kernels.get(rows) is not None, "the 1x1 convolution was not used"
+    np.testing.assert_allclose(fast, x @ layer.weight.T + layer.bias, rtol=1e-5, atol=1e-5)
+
+
+def test_float32_one_row_and_small_weights_keep_blas() -> None:
+    small = _layer(96, 64, bias=False, int8=False)
+    small(np.ones((5, 64), np.float32))
+    large = _layer(linear._SPLIT_MIN // 64 + 1, 64, bias=False, int8=False)
+    large(np.ones((1, 64), np.float32))
+    assert not small._row_kernels and not large._row_kernels
+
+
+def test_a_zero_row_gives_the_bias() -> None:
+    layer = _layer(32, 64, bias=True)
+    out = layer(np.zeros((1, 64), np.float32))
+    np.testing.assert_array_equal(out, layer.bias[None])
+
+
+def test_the_kernel_is_a_jit_one_not_the_reference_loop() -> None:
+    layer = _layer(32, 64, bias=False)
+    layer(np.ones((1, 64), np.float32))
+    kernel = layer._row_kernels[1]
+    assert kernel is not None and kernel.single is not None
+    assert isinstance(kernel, onednn_rows.RowKernel)
+    assert not kernel.single.implementation.startswith("ref")
