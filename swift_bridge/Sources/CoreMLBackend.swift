@@ -47,6 +47,7 @@ struct CoreMLBackend: Backend {
     }
 
     func load(_ request: LoadRequest, stage: (Int32) -> Void) throws -> LoadedRunner {
+        try FunctionSelection.checkSupported(request.functionName)  // before a compile an old OS cannot use
         var (url, usedCache) = try compiledModel(for: request, stage: stage)
         stage(MACB_STAGE_LOADING)
         let model: MLModel

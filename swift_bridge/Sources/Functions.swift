@@ -20,15 +20,23 @@ import Dispatch
 import Foundation
 
 enum FunctionSelection {
-    /// Sets `configuration.functionName` to `name` once the compiled model at `url` is known to have
-    /// that function; nothing for a nil name (the model's default function).
-    static func apply(_ name: String?, to configuration: MLModelConfiguration, model url: URL) throws {
+    /// Refuses a function name where Core ML cannot select one: called before any compile, so an older
+    /// OS reports this rather than whatever compiling a specification-9 package does there.
+    static func checkSupported(_ name: String?) throws {
         guard let name else { return }
         guard #available(macOS 15.0, iOS 18.0, *) else {
             throw ShimError(status: MACB_ERR_UNAVAILABLE,
                             message: "function '\(name)': selecting one function of a multi-function model needs "
                                 + "macOS 15 or iOS 18 (MLModelConfiguration.functionName)")
         }
+    }
+
+    /// Sets `configuration.functionName` to `name` once the compiled model at `url` is known to have
+    /// that function; nothing for a nil name (the model's default function).
+    static func apply(_ name: String?, to configuration: MLModelConfiguration, model url: URL) throws {
+        guard let name else { return }
+        try checkSupported(name)
+        guard #available(macOS 15.0, iOS 18.0, *) else { return }  // unreachable: checked just above
         let names = try functionNames(of: url)
         guard names.contains(name) else {
             let has = names.isEmpty

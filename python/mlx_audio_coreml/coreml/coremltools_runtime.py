@@ -22,7 +22,14 @@ from typing import Any, ClassVar
 import numpy as np
 
 from ..cancel import CancelToken
-from ..errors import ANECompilationCancelled, ModelLoadFailed, PackageError, PredictionFailed, UnknownFunction
+from ..errors import (
+    ANECompilationCancelled,
+    CoreMLRuntimeUnavailable,
+    ModelLoadFailed,
+    PackageError,
+    PredictionFailed,
+    UnknownFunction,
+)
 from ..loading.deadline import run_with_deadline
 from .runtime import (
     Availability,
@@ -156,10 +163,14 @@ class CoremltoolsRuntime:
             import coremltools as ct
 
             try:
-                spec = ct.utils.load_spec(str(package))
+                spec: Any = ct.utils.load_spec(str(package))  # a generated protobuf Model
             except Exception as exc:
                 raise PackageError(str(package), f"cannot read the model spec: {exc}") from exc
             description = describe_spec(spec, function=function, path=str(package))  # before compiling
+            if function is not None and len(spec.description.functions) and _macos() < (15,):
+                raise CoreMLRuntimeUnavailable(
+                    self.name, f"function '{function}': loading one function of a package needs macOS 15"
+                )
             try:
                 mlmodel = ct.models.MLModel(
                     str(package), compute_units=_compute_unit(ct, compute_units), function_name=function
@@ -175,6 +186,11 @@ class CoremltoolsRuntime:
         if on_stage is not None:
             on_stage(LoadStage.READY)
         return model
+
+
+def _macos() -> tuple[int, ...]:
+    """This Mac's macOS version, () elsewhere."""
+    return tuple(int(part) for part in platform.mac_ver()[0].split(".") if part.isdigit())
 
 
 def _compute_unit(ct: Any, units: ComputeUnits) -> Any:
