@@ -136,3 +136,20 @@ def test_adain_of_a_transposed_view_gives_the_same_values(tmp_path, monkeypatch)
 
     assert model.program.rewrites["masked_norm"] == 1 and swapped == ([True] if on_cpu else [])
     np.testing.assert_allclose(got, reference(x, mask, 2, "snake", True), rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.parametrize("axis", [1, 2])
+def test_a_padded_tail_that_is_not_finite_reaches_the_output_as_in_mlx(tmp_path, axis):
+    # the host path skips the rows past the mask and gate; a NaN there must still spread as the MIL ops spread it
+    x, mask = inputs(axis)
+    x[(0, T - 5, 3) if axis == 1 else (0, 3, T - 5)] = np.nan
+    build = lambda x, m: adain(x, m, axis, "snake", True)  # noqa: E731
+    model = load(save_program(tmp_path, build, [x.shape, mask.shape]))
+    feeds = dict(zip([s.name for s in model.description.inputs], [x, mask]))
+    got = next(iter(model.predict(feeds).outputs.values()))
+    with host_math.disabled():
+        plain = next(iter(model.predict(feeds).outputs.values()))
+
+    assert model.program.rewrites["masked_norm"] == 1
+    assert np.isnan(got).any()
+    np.testing.assert_array_equal(np.isnan(got), np.isnan(plain))

@@ -122,3 +122,57 @@ def test_grouped_convolutions_stay_in_mlx(tmp_path, kernels):
     assert kernels == []
     assert next(iter(out.values())).shape == (1, 8, 50)
     assert not host_conv.applies(load(grouped).program.block.nodes[0].ctx, mx.zeros((1, 50, 8)), None, 4)
+
+
+@pytest.mark.parametrize(
+    "kernel, stride, dilation, pad", [(3, 1, 1, (1, 1)), (11, 1, 5, (25, 25)), (5, 2, 1, (2, 1)), (4, 3, 2, (0, 5))]
+)
+def test_zero_tails_give_the_full_convolution(tmp_path, kernel, stride, dilation, pad):
+    # the frames past a zero tail are written as the bias, not computed: the result must not change
+    w = (rng.standard_normal((24, 16, kernel)) / np.sqrt(16 * kernel)).astype(np.float32)
+    b = rng.standard_normal(24).astype(np.float32)
+    x = rng.standard_normal((4, 16, 300)).astype(np.float32)
+    x[0, :, 170:] = 0.0  # a bucket's padded frames
+    x[1, :, :] = 0.0  # all zero: every frame is the bias
+    x[2, :, 290:] = -0.0
+    x[3, 5, 250:] = 1e-30  # not zero: computed
+
+    def build(x):
+        return mb.conv(x=x, weight=w, bias=b, strides=[stride], pad_type="custom", pad=list(pad), dilations=[dilation])
+
+    got, want = host_and_plain(save_program(tmp_path, build, [x.shape]), {"x": x})
+
+    assert_near(got, want)
+    assert_near(got, conv_reference(x, w, b, stride, dilation, pad))
+    assert np.array_equal(got[1], np.broadcast_to(b[:, None], got[1].shape))
+
+
+def test_nonzero_rows_finds_the_last_row_with_a_value():
+    x = np.zeros((200, 3), np.float32)
+    assert conv1d.nonzero_rows(x) == 0
+    x[130, 2] = 1e-30
+    assert conv1d.nonzero_rows(x) == 131
+    x[199, 0] = -0.0
+    assert conv1d.nonzero_rows(x) == 131
+    x[5, 1] = np.nan
+    x[130, 2] = 0.0
+    assert conv1d.nonzero_rows(x) == 6
+
+
+@pytest.mark.parametrize("with_bias", [True, False])
+def test_channels_first_pointwise_convolution_runs_on_onednn(tmp_path, monkeypatch, with_bias):
+    w = rng.standard_normal((40, 24, 1)).astype(np.float32)
+    b = rng.standard_normal(40).astype(np.float32) if with_bias else np.zeros(40, np.float32)
+    x = rng.standard_normal((2, 24, 150)).astype(np.float32)
+    calls: list[int] = []
+    original = host_conv.pointwise
+    monkeypatch.setattr(host_conv, "pointwise", lambda *a: calls.append(1) or original(*a))
+
+    def build(x):
+        return mb.conv(x=x, weight=w, bias=b) if with_bias else mb.conv(x=x, weight=w)
+
+    got, want = host_and_plain(save_program(tmp_path, build, [x.shape]), {"x": x})
+
+    assert len(calls) == 2  # both host predictions; the plain one ran MLX's product
+    assert_near(got, want)
+    assert_near(got, conv_reference(x, w, b, 1, 1, (0, 0)))

@@ -166,3 +166,23 @@ def test_an_eager_cpu_model_raises_mlx_buffer_cache_limit_but_never_lowers_it():
         assert mx.set_cache_limit(previous) == 1 << 30  # a larger limit stays
     finally:
         mx.set_cache_limit(previous)
+
+
+@pytest.mark.parametrize("with_bias", [True, False])
+def test_one_row_by_a_small_weight_is_one_onednn_product_on_the_calling_thread(
+    tmp_path, prepared, monkeypatch, with_bias
+):
+    # a style vector's product (AdaIN): HostLinear's one-row route would wake OpenBLAS's threads
+    weight = rng.standard_normal((256, 128)).astype(np.float32)
+    bias = rng.standard_normal(256).astype(np.float32) if with_bias else None
+    build = (
+        (lambda x: mb.linear(x=x, weight=weight, bias=bias)) if with_bias else (lambda x: mb.linear(x=x, weight=weight))
+    )
+    x = rng.standard_normal((1, 128)).astype(np.float32)
+    monkeypatch.setattr(HostLinear, "__call__", lambda *a, **k: pytest.fail("one row went to HostLinear's call"))
+
+    got, want = host_and_plain(save_program(tmp_path, build, [x.shape]), {"x": x})
+
+    assert len(prepared["layers"]) == 1
+    assert_agree(got, want)
+    assert_agree(got, [x @ weight.T + (bias if with_bias else 0)])

@@ -165,6 +165,8 @@ def grouped_conv(x: mx.array, w: mx.array, groups: int, **kwargs) -> mx.array:
 def _pointwise(ctx: OpContext, x: mx.array, weight: mx.array, bias: mx.array | None) -> mx.array:
     """A 1x1 convolution (how Neural-Engine-minded converters spell linear layers) as one matrix
     product over the channel axis: no channels-last round trip."""
+    if host_conv.applies(ctx, x, bias, 1):
+        return host_conv.pointwise(ctx, x, weight, bias).astype(x.dtype)
     dtype = compute_dtype(x.dtype)
     w = ctx.derived("pointwise", "weight", lambda: weight.reshape(weight.shape[0], -1).astype(dtype))  # (O, C)
     y = mx.matmul(w, x.astype(dtype).reshape(x.shape[0], x.shape[1], -1))  # (N, O, L)

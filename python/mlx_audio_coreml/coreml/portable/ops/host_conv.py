@@ -12,6 +12,7 @@ by the caller. The prepared kernel (weights laid out once) is kept in the node's
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from typing import TypeVar
 
@@ -19,6 +20,7 @@ import mlx.core as mx
 import numpy as np
 
 from ....cpu import conv1d, conv1d_dft, onednn
+from ....cpu import pool as host_pool
 from . import host
 from .registry import OpContext, compute_dtype
 
@@ -79,9 +81,19 @@ def conv(
 
     def fill(out: np.ndarray) -> None:
         for b in range(rows.shape[0]):
-            kernel(conv1d.zero_padded(rows[b], *pads), out=out[b])
+            _conv_rows(kernel, rows[b], pads[0], out[b])
 
     return host.filled((rows.shape[0], length, kernel.out_channels), fill)
+
+
+def _conv_rows(kernel: conv1d.Conv1d, x: np.ndarray, begin: int, out: np.ndarray) -> None:
+    """One batch item x (L, C_in) into out (L', C_out). Output frames that read only zero rows (a
+    zero tail of x: the padded frames of a bucketed program, masked to zero) are the bias: they are
+    written, not computed, so a bucket's padding costs a scan instead of its share of the products."""
+    live = min(out.shape[0], kernel.reaching(conv1d.nonzero_rows(x), begin))
+    if live > 0:
+        kernel(conv1d.window(x, begin, kernel.input_length(live)), out=out[:live])
+    out[live:] = 0.0 if kernel.bias is None else kernel.bias
 
 
 def conv_transpose(
@@ -99,3 +111,28 @@ def conv_transpose(
             out[b] = kernel(rows[b], crop)
 
     return host.filled((rows.shape[0], length, kernel.out_channels), fill)
+
+
+def pointwise(ctx: OpContext, x: mx.array, weight: mx.array, bias: mx.array | None) -> mx.array:
+    """A 1x1 convolution of channels-first x (N, C_in, *D): W (C_out, C_in) times each item's
+    (C_in, D) block in oneDNN, blocks of output channels on the host workers (MLX's product would
+    wake OpenBLAS's threads, which spin on between calls)."""
+    w, b = _prepared(
+        ctx,
+        "host_conv.pointwise",
+        lambda: (np.ascontiguousarray(_host(weight).reshape(weight.shape[0], -1)), _bias(bias)),
+    )
+    items = np.ascontiguousarray(_host(x)).reshape(x.shape[0], x.shape[1], -1)  # (N, C_in, D)
+
+    def fill(out: np.ndarray) -> None:
+        flat = out.reshape(items.shape[0], w.shape[0], -1)  # (N, C_out, D)
+        for item, result in zip(items, flat):
+            host_pool.run_all(functools.partial(_pointwise_rows, w, b, item, result), host_pool.even_ranges(w.shape[0]))
+
+    return host.filled((x.shape[0], w.shape[0]) + tuple(x.shape[2:]), fill)
+
+
+def _pointwise_rows(w: np.ndarray, b: np.ndarray | None, x: np.ndarray, out: np.ndarray, rows: slice) -> None:
+    onednn.sgemm(w[rows], x, out[rows])
+    if b is not None:
+        out[rows] += b[rows, None]

@@ -15,13 +15,18 @@ from collections.abc import Callable
 import mlx.core as mx
 import numpy as np
 
-from ....cpu import host_math
+from ....cpu import host_math, onednn
 from ....cpu import pool as host_pool
 from ....cpu.linear import HostLinear
 from . import host
 from .registry import OpContext
 
 Activation = Callable[[np.ndarray], np.ndarray]  # in place on a float32 block, such as host_math.gelu_np_
+# One row times a weight of at most this many values runs on the calling thread alone: OpenBLAS's threaded
+# gemv (HostLinear's one-row route, right for a large logits weight) woke its threads for a vocoder's 59
+# style products of (1, 128) x (128, 2C) and they spun on between calls: 0.3-0.6 s of CPU time a call,
+# measured per thread on 2 cores, for microseconds of arithmetic.
+_ONE_THREAD_VALUES = 1 << 20
 
 
 def applies(ctx: OpContext, x: mx.array, weights: dict[str, mx.array | None]) -> bool:
@@ -70,6 +75,11 @@ def linear(
 
     def fill(out: np.ndarray) -> None:
         result = out.reshape(flat.shape[0], -1)  # (M, N)
+        if activation is None and _one_small_row(layer, flat):
+            onednn.sgemm(flat, layer.weight, result, b_transposed=True)
+            if layer.bias is not None:
+                result += layer.bias
+            return
         if activation is None:
             layer(flat, out=result)  # splits many rows between the workers itself
             return
@@ -77,6 +87,10 @@ def linear(
         host_pool.run_all(lambda block: act(layer(flat[block], out=result[block])), _row_blocks(len(flat)))
 
     return host.filled(x.shape[:-1] + (layer.out_features,), fill)
+
+
+def _one_small_row(layer: HostLinear, rows: np.ndarray) -> bool:
+    return rows.shape[0] == 1 and not layer.int8 and layer.weight.size <= _ONE_THREAD_VALUES
 
 
 def matmul(ctx: OpContext, x: mx.array, y: mx.array) -> mx.array:

@@ -18,6 +18,7 @@ from typing import overload
 import mlx.core as mx
 import numpy as np
 
+from ....cpu import onednn
 from ....cpu import pool as host_pool
 from . import host
 from .activation import leaky_relu
@@ -183,47 +184,106 @@ def _finish(
         y *= gate
 
 
+def _live(x: np.ndarray, axis: int, mask: np.ndarray, gate: np.ndarray | None) -> tuple[int, int]:
+    """(rows the statistics need, rows the output needs) along x's reduced `axis` (0 or 1): a tail where the mask is zero adds nothing to the sums, and one where
+    the gate is zero is zero in the output (a bucket's padded frames). Only while x is finite there
+    (a NaN times zero is NaN): else every row, as the MIL ops would compute it."""
+    length = x.shape[axis]
+    stats = _nonzero_length(mask)
+    output = length if gate is None else _nonzero_length(np.broadcast_to(gate, (length,)))
+    skipped = min(stats, output)
+    if skipped < length:
+        tail = x[skipped:] if axis == 0 else x[:, skipped:]
+        if not np.isfinite(np.sum(tail, dtype=np.float64)):  # finite sum <=> finite values
+            return length, length
+    return stats, output
+
+
+def _nonzero_length(v: np.ndarray) -> int:
+    hits = np.flatnonzero(v)
+    return int(hits[-1]) + 1 if hits.size else 0
+
+
+def _weighted_rows(weights: np.ndarray, rows: np.ndarray) -> np.ndarray:
+    """weights (R,) @ rows (R, C) -> (C,): with oneDNN's single-threaded product where present (numpy's
+    BLAS would spread a row block over its own threads, which then spin: measured as CPU time on 2 cores)."""
+    if not onednn.available() or rows.strides[1] != rows.itemsize:
+        return weights @ rows
+    out = np.empty((1, rows.shape[1]), np.float32)
+    return onednn.sgemm(np.ascontiguousarray(weights, np.float32)[None], rows, out)[0]
+
+
 def _steps_first(
     x: np.ndarray, out: np.ndarray, steps: _Steps, ch: _Channels, count: float, eps: float, activation: str
 ) -> None:
-    """x (L, C), reduced over L: sums as vector-matrix products, then two passes over row blocks."""
+    """x (L, C), reduced over L: sums as vector-matrix products, then two passes over row blocks; rows
+    past `_live`'s are not worked."""
     length = x.shape[0]
     mask = np.broadcast_to(steps.mask, (length,)) if steps.mask is not None else np.ones(length, np.float32)
-    blocks = host_pool.row_blocks(length, max(1, _BLOCK_ELEMENTS // max(1, x.shape[1])))
+    stats, output = _live(x, 0, mask, steps.gate)
+    rows_per_block = max(1, _BLOCK_ELEMENTS // max(1, x.shape[1]))
     # per block: one vector-matrix product over all of x is slower (the BLAS's threads spin)
-    mean = np.sum(host_pool.run_all(lambda rows: mask[rows] @ x[rows], blocks), axis=0) / count
+    mean_parts = host_pool.run_all(lambda rows: _weighted_rows(mask[rows], x[rows]), _blocks(stats, rows_per_block))
+    mean = (np.sum(mean_parts, axis=0) / count).astype(np.float32)
     squared_mask = mask * mask
+    worked = max(stats, output)
 
     def centre(rows: slice) -> np.ndarray:
         y = out[rows]
         np.subtract(x[rows], mean, out=y)
-        return squared_mask[rows] @ np.square(y)
+        return _weighted_rows(squared_mask[rows], np.square(y))
 
-    var = np.sum(host_pool.run_all(centre, blocks), axis=0) / count
+    var = np.sum(host_pool.run_all(centre, _blocks(worked, rows_per_block)), axis=0) / count
     scale = (1.0 / np.sqrt(var + np.float32(eps))).astype(np.float32) * ch.scale
 
     def finish(rows: slice) -> None:
         _finish(out[rows], scale, ch.shift, ch.alpha, ch.inv_alpha, _rows(steps.gate, rows), activation)
 
-    host_pool.run_all(finish, blocks)
+    host_pool.run_all(finish, _blocks(output, rows_per_block))
+    out[output:] = 0.0
+
+
+def _blocks(length: int, max_rows: int) -> list[slice]:
+    return host_pool.row_blocks(length, max_rows) if length > 0 else []
 
 
 def _channels_first(
     x: np.ndarray, out: np.ndarray, steps: _Steps, ch: _Channels, count: float, eps: float, activation: str
 ) -> None:
-    """x (C, L), reduced over L: each block of channel rows is done in one go."""
+    """x (C, L), reduced over L: each block of channel rows is done in one go; columns past `_live`'s
+    are not worked."""
     length = x.shape[1]
     mask = np.broadcast_to(steps.mask, (length,)) if steps.mask is not None else np.ones(length, np.float32)
-    squared_mask = mask * mask
+    stats, output = _live(x, 1, mask, steps.gate)
+    worked = max(stats, output)
+    squared_mask = np.ascontiguousarray(mask[:worked] * mask[:worked])
+    gate = steps.gate[:output] if steps.gate is not None and steps.gate.ndim == 1 else steps.gate
 
     def block(rows: slice) -> None:
-        y = out[rows]
-        mean = (x[rows] @ mask) / count
-        np.subtract(x[rows], mean[:, None], out=y)
-        var = (np.square(y) @ squared_mask) / count
+        y = out[rows, :worked]
+        mean = _transposed_product(x[rows, :stats], mask[:stats]) / count
+        np.subtract(x[rows, :worked], mean[:, None], out=y)
+        var = _transposed_product(np.square(y), squared_mask) / count
         scale = (1.0 / np.sqrt(var + np.float32(eps))).astype(np.float32)[:, None] * _rows(ch.scale, rows)
         _finish(
-            y, scale, _rows(ch.shift, rows), _rows(ch.alpha, rows), _rows(ch.inv_alpha, rows), steps.gate, activation
+            out[rows, :output],
+            scale,
+            _rows(ch.shift, rows),
+            _rows(ch.alpha, rows),
+            _rows(ch.inv_alpha, rows),
+            gate,
+            activation,
         )
+        out[rows, output:] = 0.0
 
     host_pool.run_all(block, host_pool.row_blocks(x.shape[0], max(1, _BLOCK_ELEMENTS // max(1, length))))
+
+
+def _transposed_product(rows: np.ndarray, weights: np.ndarray) -> np.ndarray:
+    """rows (R, L) @ weights (L,) -> (R,), single-threaded as `_weighted_rows`."""
+    if rows.shape[1] == 0:
+        return np.zeros(rows.shape[0], np.float32)
+    if not onednn.available() or rows.strides[1] != rows.itemsize:
+        return rows @ weights
+    out = np.empty((1, rows.shape[0]), np.float32)
+    return onednn.sgemm(np.ascontiguousarray(weights, np.float32)[None], rows, out, b_transposed=True)[0]
