@@ -29,11 +29,16 @@ class AdaIN1d(nn.Module):
         super().__init__()
         self.fc = nn.Linear(style_dim, 2 * num_features)
 
-    def __call__(self, x: mx.array, s: mx.array) -> mx.array:
-        gamma, beta = mx.split(self.fc(s)[:, None, :], 2, axis=-1)  # (B, 1, C) each
+    def statistics(self, x: mx.array, s: mx.array) -> tuple[mx.array, mx.array, mx.array, mx.array]:
+        """(mean, 1 / std, gamma, beta), each (B, 1, C): what `__call__` applies to x."""
+        gamma, beta = mx.split(self.fc(s)[:, None, :], 2, axis=-1)
         mean = mx.mean(x, axis=1, keepdims=True)
-        var = mx.var(x, axis=1, keepdims=True)
-        return (1 + gamma) * ((x - mean) * mx.rsqrt(var + _INSTANCE_NORM_EPS)) + beta
+        inv_std = mx.rsqrt(mx.var(x, axis=1, keepdims=True) + _INSTANCE_NORM_EPS)
+        return mean, inv_std, gamma, beta
+
+    def __call__(self, x: mx.array, s: mx.array) -> mx.array:
+        mean, inv_std, gamma, beta = self.statistics(x, s)
+        return (1 + gamma) * ((x - mean) * inv_std) + beta
 
 
 class DepthwiseConvTranspose1d(nn.Module):

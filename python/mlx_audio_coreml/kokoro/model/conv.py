@@ -4,6 +4,8 @@ MLX's CPU convolution falls back to a slow path for dilated kernels (a kernel-11
 over 2400 frames and 128 channels: 1.5 s, against 30 ms as eleven shifted matrix products) and for
 transposed convolutions (0.8 s for `ups.1` on 400 frames). Both are written here as products the
 BLAS runs well; the weights keep MLX's layout `(out, k, in)`, so loading is unchanged.
+On a GPU MLX's own convolutions run instead (cuDNN on CUDA): there the products cost a full pass over
+the activation per kernel tap, and the late generator stages hold ~180k frames x 128 channels.
 """
 
 from __future__ import annotations
@@ -13,12 +15,19 @@ from mlx import nn
 
 from .stft import overlap_add
 
+NATIVE_ON_GPU = True  # bench/kokoro_gpu_stages.py turns it off to compare the two forms on a GPU
+
+
+def native(x: mx.array) -> bool:
+    """True when MLX's own convolution should run: on a GPU (see the module docstring)."""
+    return NATIVE_ON_GPU and mx.default_device() == mx.gpu
+
 
 class Conv1d(nn.Conv1d):
     """nn.Conv1d; stride 1 without groups runs as one matrix product per kernel tap."""
 
     def __call__(self, x: mx.array) -> mx.array:
-        if self.stride != 1 or self.groups != 1:
+        if self.stride != 1 or self.groups != 1 or native(x):
             return super().__call__(x)
         length = x.shape[1]
         padded = mx.pad(x, [(0, 0), (self.padding, self.padding), (0, 0)]) if self.padding else x
@@ -36,7 +45,7 @@ class ConvTranspose1d(nn.ConvTranspose1d):
     """nn.ConvTranspose1d as one product (each input frame -> k output frames) and an overlap-add."""
 
     def __call__(self, x: mx.array) -> mx.array:
-        if self.dilation != 1 or self.output_padding != 0:
+        if self.dilation != 1 or self.output_padding != 0 or native(x):
             return super().__call__(x)
         out_channels, kernel, in_channels = self.weight.shape
         batch, length, _ = x.shape
