@@ -120,7 +120,7 @@ class Generator(nn.Module):
             else:
                 self.noise_convs.append(Conv1d(source_channels, channels, 1))
                 self.noise_res.append(AdaINResBlock1(channels, 11, (1, 3, 5), style_dim))
-        self.conv_post = Conv1d(channels, source_channels, 7, padding=3)
+        self.conv_post = Conv1d(initial // 2 ** len(rates), source_channels, 7, padding=3)
 
     def harmonic_spectrum(self, f0: mx.array, key: mx.array | None) -> mx.array:
         """f0 (B, L) -> the harmonic source's STFT (see `source_spectrum`); source noise from `key`."""
