@@ -61,11 +61,12 @@ enum FunctionSelection {
         }
         let outcome = Outcome()
         let done = DispatchSemaphore(value: 0)
-        asset.functionNames { names, error in
+        // The labelled call: Swift also imports an async `functionNames` property of the same base name.
+        asset.functionNames(completionHandler: { names, error in
             outcome.names = names
             outcome.error = error
             done.signal()
-        }
+        })
         done.wait()
         if let names = outcome.names { return names }
         let why = outcome.error.map(localized) ?? "no reason given"
