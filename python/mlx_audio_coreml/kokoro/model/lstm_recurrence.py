@@ -31,8 +31,12 @@ def cuda_applies(x: mx.array) -> bool:
     return wanted and cuda_available() and x.dtype in (mx.float32, mx.float16, mx.bfloat16)
 
 
-def run_cuda(gx: mx.array, w_hh: mx.array, layout: str = "auto") -> mx.array:
-    """gx (2, B, T, 4H), w_hh (2, H, 4H) -> hidden states (2, B, T, H), one launch (lstm_cuda.py)."""
+def run_cuda(gx: mx.array, w_hh: mx.array, layout: str | None = None) -> mx.array:
+    """gx (2, B, T, 4H), w_hh (2, H, 4H) -> hidden states (2, B, T, H), one launch (lstm_cuda.py).
+    layout: "single", "split" or "auto"; None reads MLX_AUDIO_COREML_LSTM_CUDA_KERNEL (default auto)."""
+    if layout is None:
+        chosen = config.setting(config.LSTM_CUDA_KERNEL)
+        layout = chosen if chosen in ("single", "split") else "auto"
     return lstm_cuda.run(gx, w_hh, layout)
 
 
