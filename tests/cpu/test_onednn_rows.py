@@ -77,3 +77,11 @@ def test_the_kernel_is_a_jit_one_not_the_reference_loop() -> None:
     assert kernel is not None and kernel.single is not None
     assert isinstance(kernel, onednn_rows.RowKernel)
     assert not kernel.single.implementation.startswith("ref")
+
+
+def test_kernels_of_one_weight_share_its_reordered_copy() -> None:
+    layer = _layer(96, 64, bias=False)
+    layer(np.ones((1, 64), np.float32))
+    layer(np.ones((5, 64), np.float32))
+    weights = {id(kernel.pieces[0][1]._weights) for kernel in layer._row_kernels.values() if kernel is not None}
+    assert len(layer._row_kernels) == 2 and len(weights) == 1

@@ -193,7 +193,8 @@ class HostLinear:
 
     def _row_kernel(self, count: int) -> onednn_rows.RowKernel | None:
         """The products for `count` input rows, split in column pieces for a large weight (as
-        `_by_columns` splits); made once per row count, None where oneDNN cannot."""
+        `_by_columns` splits); made once per row count (sharing one reordered copy of the weights),
+        None where oneDNN cannot."""
         if count in self._row_kernels:
             return self._row_kernels[count]
         with self._row_lock:
@@ -203,8 +204,9 @@ class HostLinear:
                     pieces = host_pool.even_ranges(self.out_features, _PIECES_PER_WORKER * host_pool.worker_count())
                 # int8 with several rows: each row's scale is applied here first, then the bias
                 bias = self.bias if count == 1 or not self.int8 else None
+                shared = next((k for k in self._row_kernels.values() if k is not None), None)
                 try:
-                    made = onednn_rows.RowKernel(self.weight, self.scales, bias, count, pieces)
+                    made = onednn_rows.RowKernel(self.weight, self.scales, bias, count, pieces, shared)
                 except CPUKernelFailed:  # this oneDNN or CPU has no such kernel: the gemm route
                     made = None
                 self._row_kernels[count] = made

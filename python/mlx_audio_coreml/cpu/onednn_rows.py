@@ -75,6 +75,8 @@ def _declared() -> Any:
         library.dnnl_primitive_desc_query_md.restype = _handle
         library.dnnl_memory_desc_get_size.argtypes = [_handle]
         library.dnnl_memory_desc_get_size.restype = ctypes.c_size_t
+        library.dnnl_memory_desc_equal.argtypes = [_handle, _handle]
+        library.dnnl_memory_desc_equal.restype = ctypes.c_int
     except AttributeError as missing:  # oneDNN 2.x: no such functions
         raise CPUKernelFailed(f"oneDNN 3.x primitives ({missing})", _UNIMPLEMENTED) from missing
     return library
@@ -172,6 +174,7 @@ class RowProduct:
         weight_scales: np.ndarray | None,
         bias: np.ndarray | None,
         rows: int,
+        shared: RowProduct | None = None,
     ) -> None:
         library = self._library = _declared()
         self.key = next(_serial)
@@ -199,7 +202,10 @@ class RowProduct:
                 raise CPUKernelFailed(f"int8 1x1 convolution ({self.implementation} only)", _UNIMPLEMENTED)
             self.primitive = _handle()
             _check("dnnl_primitive_create", library.dnnl_primitive_create(ctypes.byref(self.primitive), primitive_desc))
-            self._weights = self._reordered(weight)
+            if shared is not None and library.dnnl_memory_desc_equal(shared.weights_desc, self.weights_desc):
+                self._weights = shared._weights  # the same layout: one copy of the weights
+            else:
+                self._weights = self._reordered(weight)
         finally:
             library.dnnl_primitive_desc_destroy(primitive_desc)
         self.weights_memory = _memory(self.weights_desc, self._weights.ctypes.data)
@@ -304,11 +310,15 @@ class RowKernel:
         bias: np.ndarray | None,
         rows: int,
         pieces: list[slice],
+        shared: RowKernel | None = None,
     ) -> None:
+        """`shared`: another kernel of the same weight and pieces, whose reordered weights are reused
+        where the layouts agree (they do for every row count tried here)."""
+        others = [None] * len(pieces) if shared is None else [product for _, product in shared.pieces]
         self.pieces = [
             (cols, RowProduct(weight[cols], None if weight_scales is None else weight_scales[cols],
-                              None if bias is None else bias[cols], rows))
-            for cols in pieces
+                              None if bias is None else bias[cols], rows, other))
+            for cols, other in zip(pieces, others, strict=True)
         ]  # fmt: skip
         self.single = self.pieces[0][1] if len(self.pieces) == 1 else None
 

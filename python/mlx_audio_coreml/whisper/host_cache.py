@@ -66,9 +66,16 @@ class HostKV:
         return HostKV(buffer, length + new)
 
     def __getitem__(self, rows: Any) -> HostKV:
-        """The batch rows `rows` (an index array: beam search's survivors), copied."""
-        picked = self.view()[np.asarray(rows)]
-        return HostKV.from_rows(picked, self._buffer.data.shape[2])
+        """The batch rows `rows` (an index array: beam search's survivors), copied once each into a
+        buffer with this one's room (fancy indexing then a copy into spare room moved every beam's
+        keys twice: 12 MB a step for 5 beams of 200 tokens on tiny.en)."""
+        index = np.asarray(rows).reshape(-1).tolist()
+        _, heads, room, head_dim = self._buffer.data.shape
+        data = np.empty((len(index), heads, room, head_dim), np.float32)
+        filled, length = self.view(), self.length
+        for target, source in enumerate(index):
+            data[target, :, :length] = filled[source]
+        return HostKV(_Buffer(data, length), length)
 
     def repeat(self, repeats: int) -> HostKV:
         """Row i becomes rows i*r .. i*r+r-1 (one per beam or sample), copied."""
