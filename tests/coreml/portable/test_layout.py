@@ -100,6 +100,24 @@ def test_broadcast_operands_and_kept_reductions_leave_the_large_value_channels_l
     assert_close(optimized[0], plain[0])
 
 
+def test_a_residual_sum_begun_channels_first_stays_channels_last(tmp_path):
+    """A vocoder stage: the running sum starts as a computed channels-first value (a transposed conv's
+    output); that value is moved once, and no conv output is moved back for the sums after it."""
+
+    def build(x):
+        running = mb.tanh(x=x)  # computed, channels-first, the sum's own shape
+        for _ in range(3):
+            running = mb.add(x=running, y=mb.conv(x=running, weight=CONV3, pad_type="same"))
+        return running
+
+    model, (optimized, plain) = _both(tmp_path, build, [(1, C, 1, S)])
+    nodes = model.program.block.nodes
+    moved = [n.params["x"][0].name for n in nodes if n.op.name == "portable.permute"]
+    assert len(moved) == 2  # the first value in, the output back
+    assert sum(n.op.name == "add" for n in nodes) == 3
+    assert_close(optimized[0], plain[0])
+
+
 NOT_REWRITTEN = {
     # layer_norm over two axes: its gamma would need re-laying out, so the op reads the logical value
     "layer norm over two axes": lambda y, x: mb.layer_norm(x=y, axes=[1, 3], epsilon=1e-5),

@@ -9,7 +9,8 @@ permutation is carried through ops that are exact under it with an adjusted para
 
 - element-wise unary ops (and ones whose other parameters are scalar constants), casts;
 - binary arithmetic between two values stored alike, with a constant (transposed at load), or
-  with a smaller computed value that broadcasts (a mask, a per-channel scale: transposed first);
+  with a computed value that broadcasts (a mask, a per-channel scale, or one of the same shape:
+  transposed first);
 - reductions that keep their axes (the axes renumbered);
 - layer_norm over one axis, softmax, split, concat, squeeze, expand_dims, transpose (the axis or
   perm renumbered); a 1x1 conv becomes x @ W^T; a spatial conv reads channels-last input;
@@ -200,14 +201,19 @@ class _LayoutPass:
     def _permuted_broadcast(self, node: Node, name: str | None, perm: Perm) -> list[Binding] | None:
         """A computed operand that broadcasts against `node`'s output (a mask (N, 1, T), a per-channel
         scale (N, C, 1)), transposed to `perm` by a node put before `node` (once per value): moving
-        the small operand keeps the large one stored as it is."""
+        the small operand keeps the large one stored as it is. An operand of the output's own shape
+        is moved too (a view the op reads, as it would read the stored one moved back): a residual
+        sum whose running value arrives channels-first (a vocoder stage after its transposed conv)
+        then stays channels-last from there on, instead of every later conv output being moved back."""
         found = self.graph.producer.get(name) if name is not None else None
         if name is None or found is None or name in self.stored:
             return None
         shape, out = declared(*found), declared(node)
         if shape is None or out is None or shape.shape is None or out.shape is None or len(shape.shape) != len(perm):
             return None
-        if -1 in shape.shape or -1 in out.shape or int(np.prod(shape.shape)) >= int(np.prod(out.shape)):
+        if -1 in shape.shape or -1 in out.shape or int(np.prod(shape.shape)) > int(np.prod(out.shape)):
+            return None
+        if int(np.prod(shape.shape)) == int(np.prod(out.shape)) and tuple(shape.shape) != tuple(out.shape):
             return None
         moved = self.moved_inputs.get((name, perm))
         if moved is None:
