@@ -15,7 +15,7 @@ import mlx.core as mx
 import numpy as np
 
 from ..errors import InvalidOption
-from . import gpu_step
+from . import gpu_step, host_decoder
 from .beam import BeamSearch
 from .logit_filters import (
     ApplyTimestampRules,
@@ -231,7 +231,7 @@ class DecodingTask:
             self.model, mx.repeat(audio_features, group, axis=0) if group > 1 else audio_features
         )  # static + compiled on a GPU
         last = repeat_rows(last_logits, group)
-        cache = repeat_rows(cache, group)
+        cache = self._repeat_cache(cache, group, n_audio)
         start = repeat_rows(prefix, group)
         if self.options.beam_size is not None:
             search = BeamSearch(self.options.beam_size, self.tokenizer.eot, self.options.patience)
@@ -248,6 +248,14 @@ class DecodingTask:
             self._result(best, languages[i], language_probs[i], no_speech_probs[i])
             for i, best in enumerate(self._pick_best(c) for c in candidates)
         ]
+
+    def _repeat_cache(self, cache: Any, group: int, n_audio: int) -> Any:
+        """The prefill's cache with a row per beam or sample. For one window on the CPU host path the
+        audio keys/values stay one row: every row attends the same audio, and the host step then reads
+        it once per head instead of once per row (5 beams: 18 MB a step for tiny.en instead of 92 MB)."""
+        if group == 1 or n_audio != 1 or not host_decoder.plain_float32_layers(self.model.decoder):
+            return repeat_rows(cache, group)
+        return [(repeat_rows(self_kv, group), cross_kv) for self_kv, cross_kv in cache]
 
     def _prefill(self, prefix: mx.array, audio_features: mx.array) -> tuple[mx.array, mx.array, Any]:
         """Run the prefix through the decoder; return the logits at <|startoftranscript|> and at the

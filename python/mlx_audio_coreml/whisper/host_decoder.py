@@ -142,7 +142,11 @@ def _cross_attention(
 ) -> tuple[np.ndarray, np.ndarray]:
     batch, width = h.shape
     q = _heads(w.cross_q(h), w.heads) * np.float32((width // w.heads) ** -0.5)
-    k_t, v = _array(cache[0]), _array(cache[1])  # (B, H, Dh, n_ctx), (B, H, n_ctx, Dh)
+    k_t, v = _array(cache[0]), _array(cache[1])  # (B or 1, H, Dh, n_ctx), (B or 1, H, n_ctx, Dh)
+    if k_t.shape[0] == 1 and batch > 1:  # beams or samples of one window: the audio is read once per head
+        by_head = np.ascontiguousarray(q[:, :, 0].transpose(1, 0, 2))  # (H, B, Dh); strided, numpy skips BLAS
+        weights = host_math.softmax_last_(np.matmul(by_head, k_t[0]))  # (H, B, n_ctx)
+        return w.cross_out(np.matmul(weights, v[0]).transpose(1, 0, 2).reshape(batch, width)), q
     weights = host_math.softmax_last_(np.matmul(q, k_t))  # (B, H, 1, n_ctx)
     return w.cross_out(np.matmul(weights, v).reshape(batch, width)), q
 
