@@ -65,10 +65,14 @@ def zero_padded(x: np.ndarray, begin: int, end: int) -> np.ndarray:
     return full
 
 
+_windows = _Scratch()
+
+
 def window(x: np.ndarray, begin: int, total: int) -> np.ndarray:
     """A (total, C) float32 array: `begin` zero rows, then as many rows of x (L, C) as fit, then zero rows
-    (`zero_padded` cut or extended to `total` rows)."""
-    full = np.empty((total, x.shape[1]), np.float32)
+    (`zero_padded` cut or extended to `total` rows). It is this thread's scratch buffer, valid until its
+    next call here: a fresh one of a vocoder's 9 MB cost its page faults on every convolution."""
+    full = _windows.get(total, x.shape[1])
     count = max(0, min(x.shape[0], total - begin))
     full[: min(begin, total)] = 0.0
     full[begin + count :] = 0.0
