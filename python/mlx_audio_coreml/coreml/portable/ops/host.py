@@ -127,7 +127,8 @@ def attention(q: mx.array, k: mx.array, v: mx.array, scale: float) -> mx.array:
 
 
 def filled(shape: tuple[int, ...], fill: Callable[[np.ndarray], Any]) -> mx.array:
-    """A new float32 MLX array of `shape` that `fill` writes through a numpy view of its memory.
+    """A new float32 MLX array of `shape` that `fill` writes through a numpy view of its memory (zeros
+    until then: a fill may leave rows it knows to be zero).
 
     Why: a result made in numpy would cost one more buffer and one more pass to copy into MLX
     (mx.array always copies). The array is fresh, so nothing else can read it while it is filled;
@@ -136,7 +137,7 @@ def filled(shape: tuple[int, ...], fill: Callable[[np.ndarray], Any]) -> mx.arra
     mx.eval(array)
     view = np.asarray(array)
     if view.flags.owndata or not view.flags.writeable or not view.flags.c_contiguous:
-        scratch = np.empty(shape, np.float32)
+        scratch = np.zeros(shape, np.float32)
         fill(scratch)
         return mx.array(scratch)
     fill(view)

@@ -93,7 +93,8 @@ def _conv_rows(kernel: conv1d.Conv1d, x: np.ndarray, begin: int, out: np.ndarray
     live = min(out.shape[0], kernel.reaching(conv1d.nonzero_rows(x), begin))
     if live > 0:
         kernel(conv1d.window(x, begin, kernel.input_length(live)), out=out[:live])
-    out[live:] = 0.0 if kernel.bias is None else kernel.bias
+    if kernel.bias is not None and live < out.shape[0]:  # `out` arrives zero-filled (host.filled)
+        out[live:] = kernel.bias
 
 
 def conv_transpose(
@@ -108,7 +109,7 @@ def conv_transpose(
 
     def fill(out: np.ndarray) -> None:
         for b in range(rows.shape[0]):
-            out[b] = kernel(rows[b], crop)
+            kernel(rows[b], crop, out=out[b])
 
     return host.filled((rows.shape[0], length, kernel.out_channels), fill)
 

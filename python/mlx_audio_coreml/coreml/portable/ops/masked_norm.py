@@ -243,7 +243,7 @@ def _steps_first(
         _finish(out[rows], scale, ch.shift, ch.alpha, ch.inv_alpha, _rows(steps.gate, rows), activation)
 
     host_pool.run_all(finish, _blocks(output, rows_per_block))
-    out[output:] = 0.0
+    out[output:worked] = 0.0  # centred, not kept; the rows after are still host.filled's zeros
 
 
 def _blocks(length: int, max_rows: int) -> list[slice]:
@@ -277,7 +277,7 @@ def _channels_first(
             gate,
             activation,
         )
-        out[rows, output:] = 0.0
+        out[rows, output:worked] = 0.0
 
     host_pool.run_all(block, host_pool.row_blocks(x.shape[0], max(1, _BLOCK_ELEMENTS // max(1, length))))
 
