@@ -1,7 +1,7 @@
 """A masked instance norm with an affine (AdaIN as vocoders' converted programs spell it), with the
 Snake or leaky ReLU and the mask multiply after it, becomes one node at load (fuse_norm.py); it computes
 the same values on the host path (numpy) and in MLX, over either axis, and a pattern whose intermediate
-value has another reader is left as written."""
+value has another reader is left as written; a norm shared by several affines is fused once per affine."""
 
 from __future__ import annotations
 
@@ -37,12 +37,14 @@ def inputs(axis: int) -> tuple[np.ndarray, np.ndarray]:
     return x, mask.reshape((1, 1, T) if axis == 2 else (1, T, 1))
 
 
-def reference(x: np.ndarray, mask: np.ndarray, axis: int, activation: str, gated: bool) -> np.ndarray:
+def reference(
+    x: np.ndarray, mask: np.ndarray, axis: int, activation: str, gated: bool, scale: np.ndarray = SCALE
+) -> np.ndarray:
     x64, m = x.astype(np.float64), mask.astype(np.float64)
     count = m.sum()
     mean = (x64 * m).sum(axis=axis, keepdims=True) / count
     var = (((x64 - mean) * m) ** 2).sum(axis=axis, keepdims=True) / count
-    y = (x64 - mean) / np.sqrt(var + EPS) * per_channel(axis, SCALE) + per_channel(axis, SHIFT)
+    y = (x64 - mean) / np.sqrt(var + EPS) * per_channel(axis, scale) + per_channel(axis, SHIFT)
     if activation == "snake":
         alpha = per_channel(axis, ALPHA).astype(np.float64)
         y = y + np.sin(alpha * y) ** 2 / alpha
@@ -153,3 +155,35 @@ def test_a_padded_tail_that_is_not_finite_reaches_the_output_as_in_mlx(tmp_path,
     assert model.program.rewrites["masked_norm"] == 1
     assert np.isnan(got).any()
     np.testing.assert_array_equal(np.isnan(got), np.isnan(plain))
+
+
+def test_a_norm_shared_by_three_affines_becomes_three_fused_nodes(tmp_path):
+    # a converter that merges equal subexpressions leaves one norm for three blocks (Kokoro's stages)
+    x, mask = inputs(2)
+    scales = [rng.random(C) + 0.5 for _ in range(3)]
+
+    def build(x, m):
+        count = mb.reduce_sum(x=m, axes=[2], keep_dims=True)
+        mean = mb.real_div(x=mb.reduce_sum(x=mb.mul(x=x, y=m), axes=[2], keep_dims=True), y=count)
+        centred = mb.sub(x=x, y=mean)
+        masked = mb.mul(x=centred, y=m)
+        var = mb.real_div(x=mb.reduce_sum(x=mb.mul(x=masked, y=masked), axes=[2], keep_dims=True), y=count)
+        normed = mb.mul(x=centred, y=mb.rsqrt(x=var, epsilon=EPS))
+        outs = []
+        for scale in scales:
+            y = mb.add(x=mb.mul(x=normed, y=per_channel(2, scale)), y=per_channel(2, SHIFT))
+            alpha = per_channel(2, ALPHA)
+            s = mb.sin(x=mb.mul(x=y, y=alpha))
+            y = mb.add(x=y, y=mb.mul(x=mb.mul(x=s, y=s), y=(1.0 / alpha).astype(np.float32)))
+            outs.append(mb.mul(x=y, y=m))
+        return tuple(outs)
+
+    model = load(save_program(tmp_path, build, [x.shape, mask.shape]))
+    feeds = dict(zip([s.name for s in model.description.inputs], [x, mask]))
+    got = list(model.predict(feeds).outputs.values())
+
+    assert model.program.rewrites["masked_norm"] == 3
+    assert {n.op.name for n in model.program.block.nodes} == {"reduce_sum", "portable.masked_norm"}
+    for out, scale in zip(got, scales):
+        want = reference(x, mask, 2, "snake", True, scale=scale)
+        np.testing.assert_allclose(out, want, rtol=1e-4, atol=1e-4)

@@ -10,7 +10,7 @@ it in twelve MIL ops), with the activation and the mask multiply that may follow
     [y = y * gate]                                                       read only here
 
 (either operand order of each mul and add). Every intermediate must be read only inside the pattern
-(d twice). Why: on the CPU the twelve ops make about ten passes over the activation; the fused op makes
+(d twice); a norm shared by several affines is first copied per affine (fuse_norm_shared.py). Why: on the CPU the twelve ops make about ten passes over the activation; the fused op makes
 two to three (ops/masked_norm.py).
 """
 
@@ -20,6 +20,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .fuse_norm_shared import unshare_norms
 from .graph import Binding, Block, Constants, Node
 from .ops.fused import internal_op
 from .ops.masked_norm import masked_norm
@@ -38,6 +39,7 @@ class _Norm:
 def fuse_masked_norm(block: Block, constants: Constants) -> int:
     """Replace each masked instance norm + affine pattern of `block` (with what follows it) by one
     fused node; returns how many."""
+    unshare_norms(block, constants, _stats_nodes)
     graph = GraphIndex(block, constants)
     replaced: dict[int, Node] = {}
     consumed: set[int] = set()
@@ -147,6 +149,11 @@ def _match_stats(d_name: str, r_name: str, graph: GraphIndex) -> _Norm | None:
         params["epsilon"] = rsqrt.params["epsilon"]
     nodes = (x_masked, sum_x, mean, sub, d_masked, square, sum_sq, var, rsqrt)
     return _Norm(params, axis_sq, nodes)
+
+
+def _stats_nodes(d_name: str, r_name: str, graph: GraphIndex) -> tuple[Node, ...] | None:
+    found = _match_stats(d_name, r_name, graph)
+    return None if found is None else found.nodes
 
 
 def _masked_sum(name: str | None, graph: GraphIndex) -> tuple[Node | None, int | None]:
