@@ -66,8 +66,7 @@ def main() -> None:
         "compiled cell": lstm_recurrence.run_stepwise,
     }
     if lstm_recurrence.cuda_available():
-        paths["fused CUDA kernel, one block a sequence"] = lambda gx, w: lstm_recurrence.run_cuda(gx, w, "single")
-        paths["fused CUDA kernel, split over blocks"] = lambda gx, w: lstm_recurrence.run_cuda(gx, w, "split")
+        paths["fused CUDA kernel"] = lstm_recurrence.run_cuda
     print(f"device: {mx.default_device()}; mx.cuda available: {mx.cuda.is_available()}; hidden {args.hidden}")
     print("| steps | path | ms | max abs diff vs per-step ops |")
     print("| --- | --- | --- | --- |")

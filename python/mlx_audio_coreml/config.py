@@ -12,7 +12,7 @@ call see it honoured. Nothing here imports MLX or any other part of the package.
 | MLX_AUDIO_COREML_HOST_MATH | `0` runs plain MLX ops instead of the CPU host kernels | on |
 | MLX_AUDIO_COREML_DECODER_BLAS_THREADS | BLAS threads during a decoder step (0: leave as is) | 0 |
 | MLX_AUDIO_COREML_NATIVE_LIB | path of the Swift shim to load | the one built into the package |
-| MLX_AUDIO_COREML_LSTM_CUDA_KERNEL | Kokoro's LSTMs on a CUDA GPU: `0` step by step, `single` or `split` one fused kernel of that layout | a fused kernel, layout by size |
+| MLX_AUDIO_COREML_LSTM_CUDA_KERNEL | `0` runs Kokoro's LSTMs step by step on a CUDA GPU instead of one fused kernel per LSTM | on |
 """
 
 from __future__ import annotations

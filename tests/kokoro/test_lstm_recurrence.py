@@ -6,7 +6,7 @@ import mlx.core as mx
 import numpy as np
 import pytest
 
-from mlx_audio_coreml.kokoro.model import lstm_cuda, lstm_recurrence
+from mlx_audio_coreml.kokoro.model import lstm_recurrence
 
 
 def numpy_recurrence(gx: np.ndarray, w_hh: np.ndarray) -> np.ndarray:
@@ -52,15 +52,9 @@ def test_the_fused_kernel_is_used_only_on_mlx_cuda_unless_switched_off(monkeypat
 @pytest.mark.skipif(
     not mx.cuda.is_available(), reason="the fused kernel needs MLX's CUDA backend (bench/lstm_gpu.py runs it)"
 )
-@pytest.mark.parametrize("layout", ["single", "split"])
 @pytest.mark.parametrize(("steps", "hidden"), [(37, 256), (5, 64)])
-def test_fused_cuda_kernel_matches_the_numpy_recurrence(steps: int, hidden: int, layout: str) -> None:
+def test_fused_cuda_kernel_matches_the_numpy_recurrence(steps: int, hidden: int) -> None:
     gx, w_hh = random_inputs(steps, hidden)
     with mx.stream(mx.gpu):
-        out = np.array(lstm_recurrence.run_cuda(mx.array(gx), mx.array(w_hh), layout))
+        out = np.array(lstm_recurrence.run_cuda(mx.array(gx), mx.array(w_hh)))
     np.testing.assert_allclose(out, numpy_recurrence(gx.astype(np.float64), w_hh.astype(np.float64)), atol=1e-4)
-
-
-@pytest.mark.parametrize(("sequences", "hidden", "fits"), [(2, 256, True), (4, 256, False), (2, 12, False)])
-def test_the_split_layout_is_chosen_only_where_every_block_can_be_resident(sequences: int, hidden: int, fits: bool):
-    assert lstm_cuda.split_fits(sequences, hidden) == fits

@@ -5,7 +5,7 @@ split, three sigmoids, two tanh, the state updates), and Kokoro runs five LSTMs 
 over the frames: at 510 tokens (1,513 frames) that is ~40,000 tiny launches, which made our H100 run
 3.4x slower than PyTorch's cuDNN LSTM (bench/results/kokoro_gpu_h100.md). So:
 - on a CUDA GPU the whole recurrence is one kernel launch (lstm_cuda.py; on by default since it was
-  checked and timed on an H100: 14 ms for 1,513 steps against 64 ms; MLX_AUDIO_COREML_LSTM_CUDA_KERNEL=0
+  checked and timed on an H100: 13.8 ms for 1,513 steps against 69 ms; MLX_AUDIO_COREML_LSTM_CUDA_KERNEL=0
   switches it off);
 - elsewhere (Metal, or the CPU with host kernels off), the cell's elementwise work is one `mx.compile`d
   function, so a step is the product plus one fused kernel.
@@ -31,13 +31,9 @@ def cuda_applies(x: mx.array) -> bool:
     return wanted and cuda_available() and x.dtype in (mx.float32, mx.float16, mx.bfloat16)
 
 
-def run_cuda(gx: mx.array, w_hh: mx.array, layout: str | None = None) -> mx.array:
-    """gx (2, B, T, 4H), w_hh (2, H, 4H) -> hidden states (2, B, T, H), one launch (lstm_cuda.py).
-    layout: "single", "split" or "auto"; None reads MLX_AUDIO_COREML_LSTM_CUDA_KERNEL (default auto)."""
-    if layout is None:
-        chosen = config.setting(config.LSTM_CUDA_KERNEL)
-        layout = chosen if chosen in ("single", "split") else "auto"
-    return lstm_cuda.run(gx, w_hh, layout)
+def run_cuda(gx: mx.array, w_hh: mx.array) -> mx.array:
+    """gx (2, B, T, 4H), w_hh (2, H, 4H) -> hidden states (2, B, T, H), one launch (lstm_cuda.py)."""
+    return lstm_cuda.run(gx, w_hh)
 
 
 @mx.compile
