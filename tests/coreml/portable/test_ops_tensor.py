@@ -6,6 +6,8 @@ import numpy as np
 import pytest
 from portable_helpers import assert_close, ct, mb, run_program
 
+from mlx_audio_coreml.coreml.portable.ops import conv as conv_ops
+
 rng = np.random.default_rng(1)
 X = rng.standard_normal((2, 4, 6)).astype(np.float32)
 
@@ -127,7 +129,10 @@ def test_conv1d_like_whisper_frontend(tmp_path, precision):
     assert_close(grouped, _conv_reference(np.concatenate([X, X], 1), w2, 1, (2, 2), dilation=2, groups=2), precision)
 
 
-def test_conv_transpose_inverts_the_shape_of_a_strided_conv(tmp_path):
+@pytest.mark.parametrize("product_route", [True, False], ids=["cpu-product", "gpu-dilated-conv"])
+def test_conv_transpose_inverts_the_shape_of_a_strided_conv(tmp_path, monkeypatch, product_route):
+    # The GPU's route (MLX's input-dilated convolution) is forced here on the CPU to check it too.
+    monkeypatch.setattr(conv_ops, "product_route", lambda: product_route)
     w = rng.standard_normal((4, 3, 4)).astype(np.float32)  # (C_in, C_out, K)
 
     def build(x):

@@ -201,7 +201,7 @@ def conv_transpose(
     kernel = list(weight.shape[2:])
     full = [(i - 1) * s + (k - 1) * d + 1 for i, s, k, d in zip(x.shape[2:], strides, kernel, dilations)]
     crops = _transpose_crops(as_str(pad_type), pad, output_shape, x.shape[2:], strides, full)
-    if n == 1 and groups == 1 and dilations == [1] and min(crops[0]) >= 0:
+    if n == 1 and groups == 1 and dilations == [1] and min(crops[0]) >= 0 and product_route():
         y = _transpose_1d(ctx, channels_last(x), weight, bias, strides[0], crops[0])
         return channels_first(y).astype(x.dtype)
     lo, hi, trims = [], [], []
@@ -227,6 +227,13 @@ def conv_transpose(
     if bias is not None:
         y = y + bias.astype(y.dtype)
     return channels_first(y).astype(x.dtype)
+
+
+def product_route() -> bool:
+    """True on the CPU, where a 1-D transposed conv runs as one product and an overlap-add (below). On a
+    GPU MLX's own route (an input-dilated convolution) runs instead, as the MLX Kokoro decoder does there
+    (kokoro/model/conv.py): it makes no (length, kernel, channels) intermediate."""
+    return mx.default_device() == mx.cpu
 
 
 def _transpose_1d(
