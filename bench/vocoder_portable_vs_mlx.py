@@ -8,7 +8,8 @@ Two sources of weights and features:
   our converter (coremltools' MIL builder: needs coremltools, nothing else from outside) into one
   package of `--bucket` frames; features: convert/kokoro_validate's deterministic chunk of `--frames`.
 Source noise is off on both sides. The two engines run in turns (MLX, portable, MLX, ...) after one
-warm-up call each; per call: wall time and this process's CPU time (user + sys, all threads). Prints
+warm-up call each; per call: wall time and this process's CPU time (user + sys, all threads; on Linux
+also per thread, to tell work from threads spinning between calls). Prints
 medians, the portable path's overhead, the SNR of its audio against MLX's and the load average before
 and after; `--out FILE` also writes them as JSON.
 
@@ -79,27 +80,56 @@ def real_setup(packages: Path) -> tuple[Any, Any, Path, str]:
     return model.decoder, features, packages / vocoder["packages"][str(bucket)], vocoder["precision"]
 
 
-def measured(call: Callable[[], np.ndarray]) -> tuple[float, float, np.ndarray]:
-    """(wall s, CPU s of this process, output) of one call."""
+def thread_cpu() -> dict[str, float]:
+    """CPU seconds (user + sys) of each thread of this process so far, by name: Python's thread name where
+    it has one, else "native <tid>" (BLAS, OpenMP and MLX threads); {} where /proc is missing."""
+    import threading
+
+    names = {t.native_id: t.name for t in threading.enumerate()}
+    tick = os.sysconf("SC_CLK_TCK")
+    found: dict[str, float] = {}
+    try:
+        tids = os.listdir("/proc/self/task")
+    except OSError:
+        return found
+    for tid in tids:
+        try:
+            fields = Path(f"/proc/self/task/{tid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:  # the thread ended meanwhile
+            continue
+        found[names.get(int(tid), f"native {tid}")] = (int(fields[11]) + int(fields[12])) / tick
+    return found
+
+
+def measured(call: Callable[[], np.ndarray]) -> tuple[float, float, np.ndarray, dict[str, float]]:
+    """(wall s, CPU s of this process, output, CPU s per thread that ran) of one call. The per-thread
+    split is what found BLAS threads spinning between calls (the process total only says "more")."""
+    threads = thread_cpu()
     cpu, wall = time.process_time(), time.perf_counter()
     out = call()
-    return time.perf_counter() - wall, time.process_time() - cpu, out
+    wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
+    after = thread_cpu()
+    spent = {name: round(t - threads.get(name, 0.0), 2) for name, t in after.items() if t > threads.get(name, 0.0)}
+    return wall, cpu, out, spent
 
 
 def in_turns(calls: dict[str, Callable[[], np.ndarray]], repeats: int) -> dict[str, Any]:
     """One warm-up call each, then `repeats` rounds of one call each; medians and the last outputs."""
     outputs = {name: call() for name, call in calls.items()}
     times: dict[str, list[tuple[float, float]]] = {name: [] for name in calls}
+    threads: dict[str, list[dict[str, float]]] = {name: [] for name in calls}
     for _ in range(repeats):
         for name, call in calls.items():
-            wall, cpu, outputs[name] = measured(call)
+            wall, cpu, outputs[name], spent = measured(call)
             times[name].append((wall, cpu))
+            threads[name].append(spent)
     return {
         name: {
             "wall_s": statistics.median(t[0] for t in runs),
             "cpu_s": statistics.median(t[1] for t in runs),
             "walls": [t[0] for t in runs],
             "cpus": [t[1] for t in runs],
+            "threads": threads[name],
             "output": outputs[name],
         }
         for name, runs in times.items()
@@ -174,7 +204,11 @@ def main() -> None:
         "load_average_before": load_before,
         "load_average_after": os.getloadavg(),
         "snr_db": snr_db(portable_run["output"], mlx_run["output"]),
-        **{f"{name}_{key}": run[key] for name, run in results.items() for key in ("wall_s", "cpu_s", "walls", "cpus")},
+        **{
+            f"{name}_{key}": run[key]
+            for name, run in results.items()
+            for key in ("wall_s", "cpu_s", "walls", "cpus", "threads")
+        },
         "overhead_wall": portable_run["wall_s"] / mlx_run["wall_s"] - 1,
         "overhead_cpu": portable_run["cpu_s"] / mlx_run["cpu_s"] - 1,
     }
@@ -183,6 +217,8 @@ def main() -> None:
     print("| engine | wall ms / call | CPU ms / call |\n|---|---|---|")
     for name, run in results.items():
         print(f"| {name} | {run['wall_s'] * 1000:.0f} | {run['cpu_s'] * 1000:.0f} |")
+    for name, run in results.items():
+        print(f"{name} CPU s per thread, last round: {run['threads'][-1]}")
     print(f"portable overhead: wall {report['overhead_wall']:+.1%}, CPU {report['overhead_cpu']:+.1%}")
     print(f"SNR portable vs MLX: {report['snr_db']:.1f} dB")
     if args.out is not None:
