@@ -15,6 +15,7 @@ import mlx.core as mx
 import numpy as np
 
 from ...errors import PackageError, UnsupportedOp
+from . import shared
 from ._proto import MIL_pb2
 from .blob import BlobFile
 from .ops import OpContext, OpDef, lookup
@@ -153,8 +154,24 @@ class GraphReader:
     def _const(self, op: MIL_pb2.Operation) -> None:
         if "val" not in op.attributes or len(op.outputs) != 1:
             raise PackageError(str(self.package), f"const op '{_op_name(op)}' has no single value")
-        host = self.value(op.attributes["val"])
+        value = op.attributes["val"]
+        if value.WhichOneof("value") == "blobFileValue":
+            # one MLX copy per blob in the process (shared.py); no host view kept, so the weight
+            # file's pages are unmapped after load (Constants.host copies the few read on the host)
+            self.constants.add(op.outputs[0].name, self._shared_blob(value))
+            return
+        host = self.value(value)
+        if isinstance(host, np.ndarray) and host.dtype.kind in "biuf":  # a literal weight: shared as blobs are
+            self.constants.add(op.outputs[0].name, shared.blob_constant(host, to_device), host)
+            return
         self.constants.add(op.outputs[0].name, host, host)
+
+    def _shared_blob(self, value: MIL_pb2.Value) -> Any:
+        ttype = tensor_type(value.type)
+        if ttype is None:
+            raise PackageError(str(self.package), "a weight blob with a non-tensor type")
+        host = self._blob(value.blobFileValue.fileName).read(value.blobFileValue.offset, ttype)
+        return shared.blob_constant(host, to_device)
 
     def value(self, value: MIL_pb2.Value) -> Any:
         """A literal or blob-file value as numpy (str for a string scalar, list for a list)."""

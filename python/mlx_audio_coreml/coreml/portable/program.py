@@ -93,6 +93,12 @@ class Program:
         for name, value in zip(node.outputs, outputs):
             self.constants.add(name, value)
 
+    def release(self) -> None:
+        """Drop the constants and the nodes (with their prepared weights): a closed model's share of
+        the weights shared with other loaded programs (shared.py) is freed once they close too."""
+        self.constants = Constants()
+        self.block = Block(self.block.inputs, [], self.block.outputs)
+
     # --- prediction -------------------------------------------------------------------------------
 
     def run(self, feeds: Mapping[str, mx.array]) -> list[mx.array]:

@@ -138,8 +138,11 @@ class PortableModel:
         }
 
     def close(self) -> None:
+        """Predictions fail from now on; the program's weights are let go (shared ones live on while
+        another loaded model holds them)."""
         with self._lock:
             self._executor = None
+            self.program.release()
 
     # --- validation -------------------------------------------------------------------------------
 

@@ -130,7 +130,7 @@ def _mlx_conv(
     """The convolution over the kept spatial axes by MLX: (N, *D_kept, C_in) -> (N, *D_kept', C_out)."""
     dtype = compute_dtype(x_kept.dtype)
     w = ctx.derived(
-        "weight", "weight", lambda: mx.contiguous(mx.moveaxis(weight, 1, -1).astype(dtype))
+        "weight", "weight", lambda: mx.contiguous(mx.moveaxis(weight, 1, -1).astype(dtype)), (weight, dtype)
     )  # (C_out, *K, C_in/g)
     w_kept = w.reshape((w.shape[0],) + tuple(kernel[i] for i in keep) + (w.shape[-1],))
     y = grouped_conv(
@@ -168,7 +168,9 @@ def _pointwise(ctx: OpContext, x: mx.array, weight: mx.array, bias: mx.array | N
     if host_conv.applies(ctx, x, bias, 1):
         return host_conv.pointwise(ctx, x, weight, bias).astype(x.dtype)
     dtype = compute_dtype(x.dtype)
-    w = ctx.derived("pointwise", "weight", lambda: weight.reshape(weight.shape[0], -1).astype(dtype))  # (O, C)
+    w = ctx.derived(
+        "pointwise", "weight", lambda: weight.reshape(weight.shape[0], -1).astype(dtype), (weight, dtype)
+    )  # (O, C)
     y = mx.matmul(w, x.astype(dtype).reshape(x.shape[0], x.shape[1], -1))  # (N, O, L)
     if bias is not None:
         y = y + bias.astype(y.dtype).reshape(-1, 1)
@@ -211,7 +213,12 @@ def conv_transpose(
         hi.append(max(0, edge - end))
         trims.append((max(0, begin - edge), max(0, end - edge)))
     dtype = compute_dtype(x.dtype)
-    w = ctx.derived("weight", "weight", lambda: mx.contiguous(_transpose_weight(weight, groups).astype(dtype)))
+    w = ctx.derived(
+        "weight",
+        "weight",
+        lambda: mx.contiguous(_transpose_weight(weight, groups).astype(dtype)),
+        (weight, groups, dtype),
+    )
     y = grouped_conv(
         channels_last(x.astype(dtype)),
         w,
@@ -254,6 +261,7 @@ def _transpose_1d(
         lambda: mx.pad(
             mx.moveaxis(weight, 1, 2).astype(dtype), [(0, 0), (0, pieces * stride - kernel), (0, 0)]
         ).reshape(c_in, -1),
+        (weight, stride, dtype),
     )
     n, length = x.shape[0], x.shape[1]
     spread = mx.matmul(x.astype(dtype), w).reshape(n, length, pieces, stride * c_out)

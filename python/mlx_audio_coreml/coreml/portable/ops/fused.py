@@ -65,7 +65,9 @@ def pointwise_channels_last(ctx: OpContext, x: mx.array, weight: mx.array, bias:
     if host_products.applies(ctx, x, {"weight": weight, "bias": bias}):  # oneDNN, as the product encoder
         return host_products.linear(ctx, x, weight, bias)
     dtype = compute_dtype(x.dtype)
-    w = ctx.derived("pointwise", "weight", lambda: weight.reshape(weight.shape[0], -1).astype(dtype))  # (O, C)
+    w = ctx.derived(
+        "pointwise", "weight", lambda: weight.reshape(weight.shape[0], -1).astype(dtype), (weight, dtype)
+    )  # (O, C)
     if bias is None:
         return mx.matmul(x.astype(dtype), w.T).astype(x.dtype)  # (N, *D, O)
     return mx.addmm(bias.astype(dtype), x.astype(dtype), w.T).astype(x.dtype)  # bias added by the GEMM

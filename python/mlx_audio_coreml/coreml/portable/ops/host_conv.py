@@ -21,6 +21,7 @@ import numpy as np
 
 from ....cpu import conv1d, conv1d_dft, onednn
 from ....cpu import pool as host_pool
+from .. import shared
 from . import host
 from .registry import OpContext, compute_dtype
 
@@ -40,11 +41,13 @@ def applies(ctx: OpContext, x: mx.array, bias: mx.array | None, groups: int) -> 
     )
 
 
-def _prepared(ctx: OpContext, key: str, make: Callable[[], K]) -> K:
-    kernel = ctx.memo.get(key)
-    if kernel is None:
-        kernel = ctx.memo[key] = make()
-    return kernel
+def _prepared(ctx: OpContext, key: str, make: Callable[[], K], share: tuple[object, ...]) -> K:
+    """The node's kernel, made once and shared with every node of a loaded program that prepares
+    `key` from the same weight and bias arrays (`share`: those and the parameters `make` reads)."""
+    held = ctx.memo.get(key)
+    if held is None:
+        held = ctx.memo[key] = shared.prepared(key, share, make)
+    return held.value
 
 
 def _host(x: mx.array) -> np.ndarray:
@@ -75,6 +78,7 @@ def conv(
         lambda: conv1d_dft.spectral_or_direct(
             _host(weight).reshape(weight.shape[0], weight.shape[1], -1), _bias(bias), stride, dilation
         ),
+        (weight, bias, stride, dilation),
     )
     rows = _host(x)
     length = kernel.output_length(rows.shape[1] + pads[0] + pads[1])
@@ -102,7 +106,10 @@ def conv_transpose(
 ) -> mx.array:
     """x (N, L, C_in) channels-last, MIL weight (C_in, C_out, K) -> (N, full - crop, C_out) float32."""
     kernel = _prepared(
-        ctx, "host_conv.conv_transpose", lambda: conv1d.ConvTranspose1d(_host(weight), _bias(bias), stride)
+        ctx,
+        "host_conv.conv_transpose",
+        lambda: conv1d.ConvTranspose1d(_host(weight), _bias(bias), stride),
+        (weight, bias, stride),
     )
     rows = _host(x)
     length = kernel.full_length(rows.shape[1]) - crop[0] - crop[1]
@@ -122,6 +129,7 @@ def pointwise(ctx: OpContext, x: mx.array, weight: mx.array, bias: mx.array | No
         ctx,
         "host_conv.pointwise",
         lambda: (np.ascontiguousarray(_host(weight).reshape(weight.shape[0], -1)), _bias(bias)),
+        (weight, bias),
     )
     items = np.ascontiguousarray(_host(x)).reshape(x.shape[0], x.shape[1], -1)  # (N, C_in, D)
 

@@ -18,6 +18,7 @@ import numpy as np
 from ....cpu import host_math, onednn
 from ....cpu import pool as host_pool
 from ....cpu.linear import HostLinear
+from .. import shared
 from . import host
 from .registry import OpContext
 
@@ -42,13 +43,17 @@ def applies(ctx: OpContext, x: mx.array, weights: dict[str, mx.array | None]) ->
 
 def _prepared(ctx: OpContext, weight: mx.array, bias: mx.array | None) -> HostLinear:
     """The node's HostLinear for a constant weight (N, K) or (N, K, 1, ..) of a 1x1 conv, laid out on
-    its first call and kept in the node's memo."""
-    layer = ctx.memo.get("host_products.linear")
-    if layer is None:
-        matrix = _host(weight)
-        layer = HostLinear(matrix.reshape(matrix.shape[0], -1), None if bias is None else _host(bias))
-        ctx.memo["host_products.linear"] = layer
-    return layer
+    its first call, kept in the node's memo and shared with nodes of other loaded programs that read
+    the same weight and bias arrays (shared.py)."""
+    held = ctx.memo.get("host_products.linear")
+    if held is None:
+
+        def make() -> HostLinear:
+            matrix = _host(weight)
+            return HostLinear(matrix.reshape(matrix.shape[0], -1), None if bias is None else _host(bias))
+
+        held = ctx.memo["host_products.linear"] = shared.prepared("host_products.linear", (weight, bias), make)
+    return held.value
 
 
 def _host(x: mx.array) -> np.ndarray:
@@ -95,8 +100,13 @@ def _one_small_row(layer: HostLinear, rows: np.ndarray) -> bool:
 
 def matmul(ctx: OpContext, x: mx.array, y: mx.array) -> mx.array:
     """x @ y for a constant 2-D y (K, N) (a transposed view of a stored (N, K) one costs no copy)."""
-    layer = ctx.memo.get("host_products.matmul")
-    if layer is None:
-        layer = ctx.memo["host_products.matmul"] = HostLinear(np.ascontiguousarray(_host(y).T), None)  # (N, K)
+    held = ctx.memo.get("host_products.matmul")
+    if held is None:
+        held = ctx.memo["host_products.matmul"] = shared.prepared(
+            "host_products.matmul",
+            (y,),
+            lambda: HostLinear(np.ascontiguousarray(_host(y).T), None),  # (N, K)
+        )
+    layer: HostLinear = held.value
     flat = _rows(x)
     return host.filled(x.shape[:-1] + (layer.out_features,), lambda out: layer(flat, out=out.reshape(len(flat), -1)))

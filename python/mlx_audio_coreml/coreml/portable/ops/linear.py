@@ -15,7 +15,7 @@ def linear(ctx: OpContext, x: mx.array, weight: mx.array, bias: mx.array | None 
     if host_products.applies(ctx, x, {"weight": weight, "bias": bias}):  # oneDNN, as the product encoder
         return host_products.linear(ctx, x, weight, bias)
     dtype = compute_dtype(x.dtype)
-    w = ctx.derived("weight", "weight", lambda: weight.astype(dtype))
+    w = ctx.derived("weight", "weight", lambda: weight.astype(dtype), (weight, dtype))
     if bias is None:
         return mx.matmul(x.astype(dtype), w.T).astype(x.dtype)  # the transpose is a BLAS flag: no copy
     return mx.addmm(bias.astype(dtype), x.astype(dtype), w.T).astype(x.dtype)  # bias added by the GEMM

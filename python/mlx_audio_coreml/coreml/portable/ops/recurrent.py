@@ -75,7 +75,9 @@ def _prepared(
     `v @ w`), made once per node when it is a constant, as coremltools requires it to be."""
     if value is None:
         return None
-    return ctx.derived(f"{name}:{dtype}", name, lambda: (value.T if transpose else value).astype(dtype))
+    return ctx.derived(
+        f"{name}:{dtype}", name, lambda: (value.T if transpose else value).astype(dtype), (value, dtype, transpose)
+    )
 
 
 def _project(x: mx.array, w_ih: mx.array, bias: mx.array | None) -> mx.array:

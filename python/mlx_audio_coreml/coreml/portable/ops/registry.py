@@ -16,6 +16,7 @@ from typing import Any
 import mlx.core as mx
 import numpy as np
 
+from .. import shared
 from ..values import TensorType
 
 
@@ -36,16 +37,28 @@ class OpContext:
     run_block: Callable[..., Any] | None = None  # control flow: runs a nested block
     blocks: tuple[Any, ...] = ()
 
-    def derived(self, key: str, depends_on: str, make: Callable[[], Any]) -> Any:
+    def derived(self, key: str, depends_on: str, make: Callable[[], Any], share: tuple[Any, ...] | None = None) -> Any:
         """`make()` computed once when the parameter `depends_on` is a constant, else each call.
-        A memoized value is evaluated at once, so it is concrete (never part of a compiled trace)."""
+        A memoized value is evaluated at once, so it is concrete (never part of a compiled trace).
+        `share`: everything `make` reads (arrays by identity, the rest by value); nodes of any loaded
+        program that derive `key` from the same parts then hold one value (shared.py)."""
         if depends_on not in self.constant_params:
             return make()
         if key not in self.memo:
+            self.memo[key] = self.prepared(key, make, share)
+        return self.memo[key].value
+
+    def prepared(self, key: str, make: Callable[[], Any], share: tuple[Any, ...] | None) -> shared.Prepared:
+        """`make()`'s value (evaluated), shared process-wide when `share` names its parts, else this node's."""
+
+        def made() -> Any:
             value = make()
             mx.eval(value)
-            self.memo[key] = value
-        return self.memo[key]
+            return value
+
+        if share is None:
+            return shared.Prepared(made(), ())
+        return shared.prepared(f"{self.op_type}:{key}", share, made)
 
     def out_dtype(self, index: int = 0) -> np.dtype | None:
         declared = self.output_types[index] if index < len(self.output_types) else None
