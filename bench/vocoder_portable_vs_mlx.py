@@ -13,7 +13,7 @@ also per thread, to tell work from threads spinning between calls). Prints
 medians, the portable path's overhead, the SNR of its audio against MLX's and the load average before
 and after; `--out FILE` also writes them as JSON.
 
-CPU (here): .venv/bin/python bench/vocoder_portable_vs_mlx.py --packages DIR
+CPU (here): .venv/bin/python bench/vocoder_portable_vs_mlx.py --packages DIR [--text "A sentence."]
             .venv/bin/python bench/vocoder_portable_vs_mlx.py --random-weights --bucket 256
 CPU smoke test (random weights, 16-frame bucket, one call each):
             .venv/bin/python bench/vocoder_portable_vs_mlx.py --smoke
@@ -45,6 +45,7 @@ import mlx.core as mx  # noqa: E402  # isort: skip
 import numpy as np  # noqa: E402  # isort: skip
 
 CONFIG = ROOT / "tests" / "kokoro" / "hexgrad_config.json"
+THREAD_VARIABLES = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "MLX_AUDIO_COREML_HOST_THREADS")
 
 
 def random_decoder(seed: int) -> Any:
@@ -69,15 +70,25 @@ def random_setup(bucket: int, frames: int, precision: str, seed: int, folder: Pa
     return decoder, validation_features(decoder.dim_in, decoder.style_dim, frames, seed), result.packages[bucket]
 
 
-def real_setup(packages: Path) -> tuple[Any, Any, Path, str]:
-    """(decoder, features, package path, precision) from a `convert kokoro` folder and the real weights."""
+def real_setup(packages: Path, text: str | None, bucket: int | None) -> tuple[Any, Any, Path, str | None, int, str]:
+    """(decoder, features, package path, function or None, bucket, precision) from a `convert kokoro`
+    folder (either layout: a package per bucket, or one multi-function package) and the real weights:
+    the smallest bucket that holds the sentence, as the session picks it (or `bucket`). `text`: phonemized by the
+    project's G2P (misaki, else espeak-ng) as the session does; None: vocoder_features' fixed phonemes."""
     from vocoder_features import real_features
 
-    model, features = real_features()
-    manifest = json.loads((packages / "manifest.json").read_text())
-    vocoder = manifest["components"]["vocoder"]
-    bucket = min(int(b) for b in vocoder["packages"] if int(b) >= features.frames)
-    return model.decoder, features, packages / vocoder["packages"][str(bucket)], vocoder["precision"]
+    if text is None:
+        model, features = real_features()
+    else:
+        from mlx_audio_coreml.kokoro.text.g2p import make_g2p
+
+        model, features = real_features(make_g2p("en-us", "auto")(text))
+    vocoder = json.loads((packages / "manifest.json").read_text())["components"]["vocoder"]
+    units = vocoder.get("packages") or vocoder["functions"]
+    bucket = bucket or min(int(b) for b in units if int(b) >= features.frames)
+    if "packages" in vocoder:
+        return model.decoder, features, packages / units[str(bucket)], None, bucket, vocoder["precision"]
+    return model.decoder, features, packages / vocoder["path"], units[str(bucket)], bucket, vocoder["precision"]
 
 
 def thread_cpu() -> dict[str, float]:
@@ -136,14 +147,16 @@ def in_turns(calls: dict[str, Callable[[], np.ndarray]], repeats: int) -> dict[s
     }
 
 
-def engines(decoder: Any, features: Any, package: Path, bucket: int) -> dict[str, Callable[[], np.ndarray]]:
-    """The two calls timed: the MLX decoder, and the package through the portable runtime (padded in,
-    trimmed out, as the bucketed vocoder does)."""
+def engines(
+    decoder: Any, features: Any, package: Path, bucket: int, function: str | None = None
+) -> dict[str, Callable[[], np.ndarray]]:
+    """The two calls timed: the MLX decoder, and the package (its `function`, for a multi-function
+    one) through the portable runtime (padded in, trimmed out, as the bucketed vocoder does)."""
     from mlx_audio_coreml.convert.kokoro_validate import padded_inputs
     from mlx_audio_coreml.coreml.registry import get_runtime
     from mlx_audio_coreml.options import ComputeUnits
 
-    loaded = get_runtime("portable").load(package, ComputeUnits.ALL)
+    loaded = get_runtime("portable").load(package, ComputeUnits.ALL, function=function)
     samples = features.frames * 600
 
     def mlx_call() -> np.ndarray:
@@ -163,8 +176,11 @@ def parse_args() -> argparse.Namespace:
     source.add_argument("--packages", type=Path, help="a `convert kokoro` output folder (real weights)")
     source.add_argument("--random-weights", action="store_true", help="Kokoro-82M's shapes, random, converted here")
     source.add_argument("--smoke", action="store_true", help="random weights, bucket 16, one call each")
+    parser.add_argument("--text", help="real weights: this sentence through the G2P (default: fixed phonemes)")
     parser.add_argument("--device", choices=("cpu", "gpu"), default="cpu")
-    parser.add_argument("--bucket", type=int, default=256, help="random weights: the package's frames")
+    parser.add_argument(
+        "--bucket", type=int, help="random weights: the package's frames (256); real: this bucket, not the smallest"
+    )
     parser.add_argument("--frames", type=int, default=0, help="random weights: real frames (default 146/256 of it)")
     parser.add_argument("--precision", choices=("float32", "float16"), default="float32")
     parser.add_argument("--repeats", type=int, default=5)
@@ -180,6 +196,8 @@ def main() -> None:
 
     if args.smoke:
         args.random_weights, args.bucket, args.repeats = True, 16, 1
+    if args.random_weights:
+        args.bucket = args.bucket or 256
     load_before = os.getloadavg()
     with tempfile.TemporaryDirectory() as scratch:
         if args.random_weights:
@@ -187,17 +205,19 @@ def main() -> None:
             started = time.perf_counter()
             decoder, features, package = random_setup(args.bucket, frames, args.precision, args.seed, Path(scratch))
             precision, convert_s = args.precision, time.perf_counter() - started
+            function, bucket = None, args.bucket
         else:
-            decoder, features, package, precision = real_setup(args.packages)
+            decoder, features, package, function, bucket, precision = real_setup(args.packages, args.text, args.bucket)
             convert_s = 0.0
-        bucket = int(package.stem.split("-")[-1])
-        results = in_turns(engines(decoder, features, package, bucket), args.repeats)
+        results = in_turns(engines(decoder, features, package, bucket, function), args.repeats)
     mlx_run, portable_run = results["mlx"], results["portable"]
     report = {
         "device": str(mx.default_device()),
         "weights": "random (Kokoro-82M shapes)" if args.random_weights else "real",
         "precision": precision,
         "bucket": bucket,
+        "text": args.text,
+        "threads_env": {k: os.environ[k] for k in THREAD_VARIABLES if k in os.environ},
         "frames": features.frames,
         "repeats": args.repeats,
         "convert_s": round(convert_s, 1),
@@ -218,6 +238,9 @@ def main() -> None:
     for name, run in results.items():
         print(f"| {name} | {run['wall_s'] * 1000:.0f} | {run['cpu_s'] * 1000:.0f} |")
     for name, run in results.items():
+        print(
+            f"{name} CPU s per round: {[round(c, 2) for c in run['cpus']]}, wall: {[round(w, 2) for w in run['walls']]}"
+        )
         print(f"{name} CPU s per thread, last round: {run['threads'][-1]}")
     print(f"portable overhead: wall {report['overhead_wall']:+.1%}, CPU {report['overhead_cpu']:+.1%}")
     print(f"SNR portable vs MLX: {report['snr_db']:.1f} dB")
