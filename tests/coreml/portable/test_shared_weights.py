@@ -7,6 +7,7 @@ copies go once every model using them is closed.
 from __future__ import annotations
 
 import gc
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -36,9 +37,12 @@ def multi(decoder: Any, tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="module")
-def alone(decoder: Any, tmp_path_factory: pytest.TempPathFactory) -> dict[int, Path]:
-    options = KokoroConvertOptions(buckets=BUCKETS, layout="packages", validate=False)
-    return dict(convert_decoder(decoder, "alone", tmp_path_factory.mktemp("alone"), options).packages)
+def other(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A one-bucket package of another decoder of the same shapes: its weights are 1.5x the first's."""
+    decoder = tiny_decoder()
+    decoder.update(tree_map(lambda p: p * 1.5, decoder.parameters()))
+    options = KokoroConvertOptions(buckets=(4,), layout="packages", validate=False)
+    return convert_decoder(decoder, "other", tmp_path_factory.mktemp("other"), options).packages[4]
 
 
 def _copies(a: PortableModel, b: PortableModel) -> tuple[int, int]:
@@ -74,14 +78,14 @@ def test_functions_of_one_package_hold_one_copy_of_the_weights(multi) -> None:
     assert _prepared(small) and _prepared(small) <= _prepared(large)
 
 
-def test_separate_packages_of_the_same_weights_share_them_too(alone) -> None:
-    first = PortableRuntime().load(alone[4])
-    second = PortableRuntime().load(alone[8])
+def test_separate_packages_of_the_same_weights_share_them_too(other, tmp_path) -> None:
+    copy = shutil.copytree(other, tmp_path / other.name)  # another weight file, the same bytes
+    first, second = PortableRuntime().load(other), PortableRuntime().load(copy)
     same, copied = _copies(first, second)
     assert same > 10 and copied == 0
 
 
-def test_sharing_leaves_every_output_exactly_as_a_lone_load_gives_it(multi, alone) -> None:
+def test_sharing_leaves_every_output_exactly_as_a_lone_load_gives_it(multi) -> None:
     together = {frames: PortableRuntime().load(multi, function=f"frames_{frames}") for frames in BUCKETS}
     shared_out = {frames: model.predict(_inputs(frames)).outputs["audio"] for frames, model in together.items()}
     for model in together.values():
@@ -89,24 +93,21 @@ def test_sharing_leaves_every_output_exactly_as_a_lone_load_gives_it(multi, alon
     del together
     gc.collect()
     for frames in BUCKETS:
-        lone = PortableRuntime().load(alone[frames])
+        lone = PortableRuntime().load(multi, function=f"frames_{frames}")
         np.testing.assert_array_equal(lone.predict(_inputs(frames)).outputs["audio"], shared_out[frames])
         lone.close()
+        gc.collect()
 
 
-def test_other_weights_of_the_same_shapes_are_not_taken_for_them(alone, tmp_path) -> None:
-    """A decoder whose weights are 1.5x the first's: loaded beside the first, it predicts as it does alone."""
-    other = tiny_decoder()
-    other.update(tree_map(lambda p: p * 1.5, other.parameters()))
-    options = KokoroConvertOptions(buckets=(4,), layout="packages", validate=False)
-    second_path = convert_decoder(other, "b", tmp_path, options).packages[4]
-    first, second = PortableRuntime().load(alone[4]), PortableRuntime().load(second_path)
+def test_other_weights_of_the_same_shapes_are_not_taken_for_them(multi, other) -> None:
+    """Loaded beside the first decoder's bucket, the other decoder predicts as it does alone."""
+    first, second = PortableRuntime().load(multi, function="frames_4"), PortableRuntime().load(other)
     beside = second.predict(_inputs(4)).outputs["audio"]
     assert not np.array_equal(first.predict(_inputs(4)).outputs["audio"], beside)
     first.close()
     second.close()
     gc.collect()
-    np.testing.assert_array_equal(PortableRuntime().load(second_path).predict(_inputs(4)).outputs["audio"], beside)
+    np.testing.assert_array_equal(PortableRuntime().load(other).predict(_inputs(4)).outputs["audio"], beside)
 
 
 def test_closing_every_model_frees_the_shared_copies(multi) -> None:
