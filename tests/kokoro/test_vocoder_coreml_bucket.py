@@ -147,3 +147,18 @@ def test_nan_from_one_bucket_is_an_inference_failure_and_the_switch_answers_with
     switch.use_coreml(vocoder)
     assert np.array_equal(np.asarray(switch.decode(features)), np.asarray(mlx_vocoder.decode(features)))
     assert switch.backend == "mlx" and len(failures) == 1 and isinstance(failures[0], VocoderCoreMLInferenceFailed)
+
+
+def test_default_buckets_pad_a_chunk_by_at_most_28_percent_from_32_to_512_frames():
+    """A padded frame costs the portable runtime ~30% of a real one, so the ladder is ~1.25x steps (the
+    converter's and the CLI's default; bench/results/vocoder_portable_vs_mlx.md)."""
+    import argparse
+
+    from mlx_audio_coreml.cli import convert_kokoro as cli
+    from mlx_audio_coreml.kokoro.vocoder_bucket import DEFAULT_BUCKETS
+
+    assert DEFAULT_BUCKETS[0] == 32 and DEFAULT_BUCKETS[-1] == 512
+    assert all(1.0 < b / a <= 1.28 for a, b in zip(DEFAULT_BUCKETS, DEFAULT_BUCKETS[1:]))
+    parser = argparse.ArgumentParser()
+    cli.register(parser.add_subparsers())
+    assert parser.parse_args(["kokoro", "--model", "x", "--out", "o"]).buckets == DEFAULT_BUCKETS

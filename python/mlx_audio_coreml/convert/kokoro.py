@@ -39,8 +39,8 @@ from .kokoro_program import FLOAT32_SCOPES, build_vocoder_program
 from .kokoro_validate import VocoderValidation, validate_vocoder_package
 from .whisper import ConversionStage
 
-# Text frames per bucket; Kokoro speaks 40 text frames a second (600 samples at 24 kHz each):
-# 1.6 s, 3.2 s, 6.4 s, 12.8 s. A longer chunk is decoded by MLX (vocoder_bucket.py).
+# Text frames per bucket (DEFAULT_BUCKETS: 32 to 512); Kokoro speaks 40 text frames a second (600 samples
+# at 24 kHz each): 0.8 s to 12.8 s. A longer chunk is decoded by MLX (vocoder_bucket.py).
 SAMPLES_PER_FRAME = 600
 SAMPLE_RATE = 24000
 PACKAGE_PREFIX = "AudioVocoder-"

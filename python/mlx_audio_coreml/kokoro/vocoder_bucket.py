@@ -1,8 +1,8 @@
 """Fixed-shape Core ML vocoders serving chunks of any length: the smallest bucket that fits, padded, trimmed.
 
 A vocoder package takes one frame count (its bucket). `BucketedCoreMLVocoder` holds one or more
-of them (a converted companion folder has one per bucket: 64, 128, 256 and 512 text frames by
-default). A chunk of F text frames goes to the smallest bucket B >= F: zero-padded to B (asr on
+of them (a converted companion folder has one per bucket: DEFAULT_BUCKETS, 32 to 512 text frames
+~1.25x apart, by default). A chunk of F text frames goes to the smallest bucket B >= F: zero-padded to B (asr on
 its frame axis, F0 and energy on theirs), decoded, and its audio cut back to F * `samples_per_frame`;
 a chunk longer than the largest bucket is decoded by the MLX vocoder, so every chunk is spoken.
 ARCHITECTURE.md's "padded to the next bucket and the audio trimmed". The packages convert/kokoro*
@@ -24,9 +24,12 @@ from ..coreml.runtime import LoadedModel
 from ..errors import ModelNotLoaded, UnsupportedSampleRate
 from ..vocoders import AudioVocoder, CoreMLVocoder, VocoderFeatures
 
-# The converter's default text-frame buckets (40 frames a second: 1.6 to 12.8 s of speech). Kept here, not in
-# convert/, so the CLI can show them without importing coremltools (and torch through it).
-DEFAULT_BUCKETS: tuple[int, ...] = (64, 128, 256, 512)
+# The converter's default text-frame buckets (40 frames a second: 0.8 to 12.8 s of speech), ~1.25x apart so a
+# chunk is padded by at most 28% (a padded frame costs the portable runtime ~30% of a real one: doubling steps
+# cost a 146-frame sentence +22% CPU at bucket 256). Cheap in memory since loaded buckets share their weights
+# (coreml/portable/shared.py: ~15-55 MB a bucket past the first, real Kokoro, bench/results/vocoder_portable_vs_mlx.md).
+# Kept here, not in convert/, so the CLI can show them without importing coremltools (and torch through it).
+DEFAULT_BUCKETS: tuple[int, ...] = (32, 40, 50, 64, 80, 100, 128, 160, 200, 256, 320, 400, 512)
 SAMPLES_PER_FRAME = 600  # 24 kHz: two F0 frames per text frame, 300 samples each
 
 
