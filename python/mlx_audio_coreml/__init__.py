@@ -46,7 +46,7 @@ _PUBLIC: dict[str, str] = {
     "MLXVocoder": "vocoders",
     "CoreMLVocoder": "vocoders",
     "CancelToken": "cancel",
-    "TranscribeOptions": "whisper.transcribe",
+    "TranscribeOptions": "whisper.transcribe_options",
     "Segment": "whisper.segments",
     "Word": "whisper.segments",
     "TranscriptionInfo": "whisper.segments",
@@ -175,4 +175,4 @@ if TYPE_CHECKING:
     from .whisper.session import (
         transcribe as transcribe,
     )
-    from .whisper.transcribe import TranscribeOptions as TranscribeOptions
+    from .whisper.transcribe_options import TranscribeOptions as TranscribeOptions

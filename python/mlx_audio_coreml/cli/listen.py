@@ -90,7 +90,7 @@ def stdin_chunks(stream: BinaryIO, samples: int = CHUNK_SAMPLES) -> Iterator[np.
 def microphone_chunks(samples: int = CHUNK_SAMPLES) -> Iterator[np.ndarray]:
     """The default input device at 16 kHz mono (sounddevice), until Ctrl-C."""
     try:
-        import sounddevice
+        import sounddevice  # pyright: ignore[reportMissingImports]  (the `mic` extra)
     except (ImportError, OSError) as exc:  # OSError: the PortAudio library itself is missing
         raise SystemExit(
             f"error: the microphone needs sounddevice (pip install 'mlx-audio-coreml[mic]'): {exc}"

@@ -15,6 +15,7 @@ from pathlib import Path
 
 from .. import config
 from ..store import hub
+from ..store.progress import FractionCallback
 from ..store.sources import CompanionSearch, ResolvedModel
 from ..store.sources import resolve_model as _resolve
 
@@ -54,7 +55,7 @@ KOKORO = KokoroCatalog()
 
 
 def resolve_model(
-    model: str | Path, settings: hub.HubSettings, on_fraction: hub.FractionCallback | None = None
+    model: str | Path, settings: hub.HubSettings, on_fraction: FractionCallback | None = None
 ) -> ResolvedModel:
     """The Kokoro model's local folder, downloading it when it is not here (store/sources.py)."""
     return _resolve(model, KOKORO, settings, on_fraction)

@@ -22,10 +22,17 @@ from .decoding import DecodingResult
 
 
 class FallbackRules(Protocol):
-    temperatures: tuple[float, ...]
-    compression_ratio_threshold: float | None
-    logprob_threshold: float | None
-    no_speech_threshold: float | None
+    """What the ladder reads from the options (read-only: TranscribeOptions is frozen and
+    computes `temperatures`)."""
+
+    @property
+    def temperatures(self) -> tuple[float, ...]: ...
+    @property
+    def compression_ratio_threshold(self) -> float | None: ...
+    @property
+    def logprob_threshold(self) -> float | None: ...
+    @property
+    def no_speech_threshold(self) -> float | None: ...
 
 
 def is_silence(result: DecodingResult, options: FallbackRules) -> bool:

@@ -44,7 +44,8 @@ def _next_with_words(segments: Sequence[Segment]) -> Segment | None:
 
 @dataclass(frozen=True)
 class HallucinationCut:
-    """What to keep of a window, and where to seek next (seconds; None: where the window said)."""
+    """What to keep of a window, and where to seek next (seconds; None: where the window said).
+    `redecode` comes with a `seek_to`."""
 
     segments: list[Segment]
     seek_to: float | None = None

@@ -17,9 +17,13 @@ lb luxembourgish|my myanmar|bo tibetan|tl tagalog|mg malagasy|as assamese|tt tat
 ln lingala|ha hausa|ba bashkir|jw javanese|su sundanese|yue cantonese
 """
 
-LANGUAGES: dict[str, str] = dict(
-    entry.strip().split(" ", 1) for line in _TABLE.strip().splitlines() for entry in line.split("|")
-)
+
+def _codes_and_names(table: str) -> dict[str, str]:
+    """`code name|code name` rows -> {code: name}, in the table's order."""
+    return dict(entry.strip().split(" ", 1) for line in table.strip().splitlines() for entry in line.split("|"))
+
+
+LANGUAGES: dict[str, str] = _codes_and_names(_TABLE)
 
 # Names and common alternatives -> code.
 TO_LANGUAGE_CODE: dict[str, str] = {

@@ -24,14 +24,14 @@ _BREAK_MEL = _BREAK_HZ / _LINEAR_HZ_PER_MEL  # 15 mels at 1 kHz
 _LOG_STEP = math.log(6.4) / 27.0  # 27 mels per factor 6.4 in frequency
 
 
-def hz_to_mel(hz: np.ndarray) -> np.ndarray:
+def hz_to_mel(hz: float | np.ndarray) -> np.ndarray:
     hz = np.asarray(hz, dtype=np.float64)
     linear = hz / _LINEAR_HZ_PER_MEL
     logarithmic = _BREAK_MEL + np.log(np.maximum(hz, _BREAK_HZ) / _BREAK_HZ) / _LOG_STEP
     return np.where(hz >= _BREAK_HZ, logarithmic, linear)
 
 
-def mel_to_hz(mel: np.ndarray) -> np.ndarray:
+def mel_to_hz(mel: float | np.ndarray) -> np.ndarray:
     mel = np.asarray(mel, dtype=np.float64)
     linear = mel * _LINEAR_HZ_PER_MEL
     logarithmic = _BREAK_HZ * np.exp(_LOG_STEP * (np.maximum(mel, _BREAK_MEL) - _BREAK_MEL))

@@ -20,8 +20,17 @@ from ..errors import EmptyAudio
 from .audio import HOP_LENGTH, N_FFT, N_FRAMES, pad_or_trim
 from .mel import FRAMES_PER_BLOCK, mel_power
 
+
+def _real(value: mx.array) -> float:
+    """A one-element real array's value (MLX types `.item()` as possibly complex; a log-mel is not)."""
+    item = value.item()
+    if isinstance(item, complex):
+        raise TypeError(f"expected a real value, got {item!r}")
+    return float(item)
+
+
 _HALF = N_FFT // 2  # 200 samples of context each side of a frame's centre
-_FLOOR = float(mx.log10(mx.array(1e-10, dtype=mx.float32)).item())  # a frame of zeros
+_FLOOR = _real(mx.log10(mx.array(1e-10, dtype=mx.float32)))  # a frame of zeros
 
 
 class SampleBuffer:
@@ -102,7 +111,7 @@ class MelWindows:
         buffer, start, maximum = SampleBuffer(reopen()), 0, _FLOOR  # padding frames are zeros
         while not buffer.ended or start * HOP_LENGTH - _HALF < buffer.available:
             log_power = _log_power(buffer, start, FRAMES_PER_BLOCK, n_mels)
-            maximum = max(maximum, float(log_power.max().item()))
+            maximum = max(maximum, _real(log_power.max()))
             start += FRAMES_PER_BLOCK
             buffer.forget_before(start * HOP_LENGTH - _HALF)
         if buffer.available == 0:

@@ -15,12 +15,15 @@ Accuracy cost: bench/quantization_accuracy.py (real clips, greedy; bench/results
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import mlx.core as mx
 import mlx.nn as nn
 
 from ..cpu import host_math, onednn
+
+if TYPE_CHECKING:
+    from .model import Whisper
 
 _NO_QUANTIZATION = {"", "none", "float16", "fp16", "f16", "float32", "fp32", "f32", "bfloat16", "bf16"}
 _BITS = {"int8": 8, "8bit": 8, "q8": 8, "8": 8, "int4": 4, "4bit": 4, "q4": 4, "4": 4}
@@ -53,8 +56,9 @@ def parse_quantization(value: Any) -> QuantizationSpec | None:
         return None
     if key in _BITS:
         return QuantizationSpec(_BITS[key])
-    if hasattr(value, "name") and str(value.name).lower() in _BITS:  # an enum member named int8 / int4
-        return QuantizationSpec(_BITS[str(value.name).lower()])
+    name = str(getattr(value, "name", None)).lower()
+    if name in _BITS:  # an enum member named int8 / int4
+        return QuantizationSpec(_BITS[name])
     raise ValueError(f"unknown quantization {value!r}: use int8, int4 or None")
 
 
@@ -85,7 +89,7 @@ def host_int8_applies(dtype: mx.Dtype) -> bool:
     return onednn.available() and host_math.available(dtype)
 
 
-def use_host_int8(model: nn.Module) -> None:
+def use_host_int8(model: Whisper) -> None:
     """int8 on the CPU: the host paths multiply int8 weights (one scale per output channel) with
     int8 inputs (one scale per row) through oneDNN, as CTranslate2 does. The module keeps its float32
     weights for the steps that stay in MLX (prompt prefill, beams, word alignment)."""
@@ -93,7 +97,7 @@ def use_host_int8(model: nn.Module) -> None:
         part.host_int8 = True  # a plain attribute (MLX keeps only arrays and containers as parameters)
 
 
-def quantized_layers(model: nn.Module) -> int:
+def quantized_layers(model: Whisper) -> int:
     """How many layers compute quantized: MLX's quantized modules, or every linear layer under host int8."""
     kinds = (nn.QuantizedLinear, nn.QuantizedEmbedding)
     if model.host_int8:

@@ -42,7 +42,8 @@ from ..loading.selection import LoadEnvironment, PackageLookup
 from ..options import Component, ModelLoadingOptions, WhisperQuantization
 from ..progress import Downloading, Loading, ProgressHandler, WhisperProgress, emit
 from ..store import sources as store_sources
-from ..store.hub import FractionCallback, HubSettings
+from ..store.hub import HubSettings
+from ..store.progress import FractionCallback
 from . import sources
 from .encoder_layouts import detect_layout
 from .streaming import ListenEvent, ListenOptions, listen
@@ -51,7 +52,8 @@ if TYPE_CHECKING:
     from ..vad import VadOptions
     from .loading import WhisperBundle
     from .segments import Segment, TranscriptionInfo
-    from .transcribe import ProgressCallback, TranscribeOptions, Transcriber
+    from .transcribe import ProgressCallback, Transcriber
+    from .transcribe_options import TranscribeOptions
 
 AudioSource = str | Path | np.ndarray | mx.array  # a file, or samples at `sample_rate` (default 16 kHz)
 Task = Literal["transcribe", "translate"]

@@ -13,6 +13,7 @@ from pathlib import Path
 
 from ..options import Component
 from ..store import hub
+from ..store.progress import FractionCallback
 from ..store.sources import CompanionSearch, ResolvedModel
 from ..store.sources import resolve_model as _resolve
 from . import model_names, published_encoders
@@ -48,7 +49,7 @@ WHISPER = WhisperCatalog()
 
 
 def resolve_model(
-    model: str | Path, settings: hub.HubSettings, on_fraction: hub.FractionCallback | None = None
+    model: str | Path, settings: hub.HubSettings, on_fraction: FractionCallback | None = None
 ) -> ResolvedModel:
     """The Whisper model's local folder, downloading it when it is not here (store/sources.py)."""
     return _resolve(model, WHISPER, settings, on_fraction)

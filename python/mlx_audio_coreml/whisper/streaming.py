@@ -188,7 +188,8 @@ class LiveTranscriber:
         options = {"temperature": 0.0, "condition_on_previous_text": False, "without_timestamps": True,
                    **self.options.transcribe}  # fmt: skip
         segments, _info = self.session.transcribe(audio, **options)
-        return "".join(s.text for s in segments).split()
+        texts: list[str] = [s.text for s in segments]  # any backend: its segments have a str `text`
+        return "".join(texts).split()
 
     def _event(self, kind: EventKind, words: list[str], at: int) -> ListenEvent:
         start = (self._start or 0) / SAMPLE_RATE

@@ -120,7 +120,7 @@ def find_alignment(
     first = len(sot_sequence)
     text_logits = logits[0, first : first + len(text_tokens), : tokenizer.eot]
     probs = mx.softmax(text_logits, axis=-1)
-    token_probs = np.array(mx.take_along_axis(probs, mx.array(text_tokens)[:, None], axis=-1)[:, 0])
+    token_probs = np.array(mx.take_along_axis(probs, mx.array(list(text_tokens))[:, None], axis=-1)[:, 0])
     heads = np.array(model.alignment_heads).reshape(-1, 2)
     matrix = alignment_matrix(cross_qk, heads, n_frames, medfilt_width)[first:-1]  # rows predicting text + EOT
     text_index, time_index = dtw(-matrix)

@@ -116,10 +116,10 @@ class SeekLoop:
         consumed = cut.consumed
         if align is not None and segments and options.hallucination_silence_threshold is not None:
             hallucination = self._cut_hallucinations(segments, seek, n_frames, last_speech_end)
-            if hallucination.redecode:  # nothing kept: decode again after the silence
-                return max(round(hallucination.seek_to * FRAMES_PER_SECOND) - seek, 1), []
-            if hallucination.seek_to is not None:
+            if hallucination.seek_to is not None:  # always set with `redecode`
                 advance = max(round(hallucination.seek_to * FRAMES_PER_SECOND) - seek, 1)
+                if hallucination.redecode:  # nothing kept: decode again after the silence
+                    return advance, []
                 segments = hallucination.segments
                 consumed = tuple(t for s in segments for t in s.tokens)
         self.all_tokens.extend(consumed)

@@ -13,8 +13,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import mlx.core as mx
 import numpy as np
 
+from ...errors import CorruptModelFile
 from ..model import ModelDimensions
 
 # Keys of `WeightsFile.config` that formats may fill; `None` means the folder does not say.
@@ -31,6 +33,17 @@ class WeightsFile:
     quantization: dict[str, int] | None = None  # {"group_size", "bits"} when stored quantized
     encoder_positions: np.ndarray | None = None  # a stored encoder position table, when the file has one
     file_names: dict[str, str] = field(default_factory=dict)  # our name -> the file's, where they differ
+
+
+def load_arrays(path: Path) -> dict[str, mx.array]:
+    """The named arrays of a .safetensors or .npz file; CorruptModelFile when MLX cannot read them."""
+    try:
+        loaded = mx.load(str(path))
+    except Exception as exc:  # noqa: BLE001  (MLX raises plain RuntimeError/ValueError for bad files)
+        raise CorruptModelFile(str(path), f"cannot read weights: {exc}") from exc
+    if not isinstance(loaded, dict):  # a lone array (.npy) has no parameter names
+        raise CorruptModelFile(str(path), "cannot read weights: not a file of named arrays")
+    return loaded
 
 
 def sha256_of_files(paths: list[Path]) -> str:

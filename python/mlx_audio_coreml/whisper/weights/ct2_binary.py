@@ -57,7 +57,7 @@ def read_model_bin(path: Path) -> CT2Model:
     """Parse `path`; raise CorruptModelFile on any inconsistency (never read past the end)."""
     path = Path(path)
     data = np.memmap(path, dtype=np.uint8, mode="r") if path.stat().st_size else np.zeros(0, np.uint8)
-    cursor = _Cursor(memoryview(data), path)
+    cursor = _Cursor(data.data, path)  # the array's memoryview
     (version,) = cursor.unpack("<I")
     if version not in SUPPORTED_VERSIONS:
         raise CorruptModelFile(

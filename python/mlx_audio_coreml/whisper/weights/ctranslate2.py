@@ -56,7 +56,8 @@ def read(model_dir: Path) -> WeightsFile:
     tensors, unexpected, scalars = {}, [], {}
     for name, value in variables.items():
         if name == "decoder/projection/weight":  # stored in full rather than aliased: must be the embedding
-            if not np.array_equal(value, variables.get("decoder/embeddings/weight")):
+            embedding = variables.get("decoder/embeddings/weight")
+            if embedding is None or not np.array_equal(value, embedding):
                 unexpected.append(name)
             continue
         if name.split("/")[-1] in _SPEC_SCALARS and value.ndim == 0:

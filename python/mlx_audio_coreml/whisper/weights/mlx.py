@@ -22,7 +22,7 @@ from mlx.utils import tree_flatten
 from ...errors import CorruptModelFile
 from ...store.staging import staged_path
 from ..model import ModelDimensions, Whisper
-from . import WeightsFile
+from . import WeightsFile, load_arrays
 
 FORMAT = "mlx"
 WEIGHT_NAMES = ("weights.safetensors", "weights.npz", "model.safetensors")  # the loader's preference order
@@ -43,10 +43,7 @@ def read(model_dir: Path) -> WeightsFile:
     dims = ModelDimensions(**{key: int(config[key]) for key in _DIM_KEYS})
     path = _weights_path(model_dir)
     assert path is not None  # detect() checked
-    try:
-        tensors: dict[str, Any] = dict(mx.load(str(path)))
-    except Exception as exc:  # noqa: BLE001  (MLX raises plain RuntimeError/ValueError for bad files)
-        raise CorruptModelFile(str(path), f"cannot read weights: {exc}") from exc
+    tensors: dict[str, Any] = load_arrays(path)
     extra: dict[str, Any] = {}
     heads = tensors.pop("alignment_heads", None)
     if heads is not None:

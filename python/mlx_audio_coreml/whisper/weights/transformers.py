@@ -23,7 +23,7 @@ from mlx.utils import tree_flatten
 from ...errors import CorruptModelFile, WeightsMismatch
 from ...store.staging import staged_path
 from ..model import ModelDimensions, Whisper
-from . import WeightsFile
+from . import WeightsFile, load_arrays
 
 FORMAT = "transformers"
 SINGLE_FILE = "model.safetensors"
@@ -63,10 +63,7 @@ def read(model_dir: Path) -> WeightsFile:
     files = _weight_files(model_dir)
     raw: dict[str, Any] = {}
     for path in files:
-        try:
-            raw.update(mx.load(str(path)))
-        except Exception as exc:  # noqa: BLE001  (MLX raises plain errors for bad files)
-            raise CorruptModelFile(str(path), f"cannot read weights: {exc}") from exc
+        raw.update(load_arrays(path))
     tensors, unexpected, file_names = {}, [], {}
     for name, value in raw.items():
         ours = _our_name(name.removeprefix("model."))
@@ -165,8 +162,9 @@ def save(model: Whisper, out_dir: Path, *, generation: dict[str, Any] | None = N
     appears whole or not at all.
     """
     out_dir = Path(out_dir)
-    tensors = {}
-    for ours, value in tree_flatten(model.parameters()):
+    tensors: dict[str, mx.array] = {}
+    parameters: dict[str, mx.array] = dict(tree_flatten(model.parameters()))
+    for ours, value in parameters.items():
         if ours.endswith(("conv1.weight", "conv2.weight")):
             value = value.transpose(0, 2, 1)  # (out, k, in) -> PyTorch's (out, in, k)
         tensors["model." + _theirs(ours)] = value
