@@ -41,17 +41,30 @@ class _Scratch(threading.local):
 _scratch = _Scratch()
 
 
-def im2col(x: np.ndarray, rows: slice, kernel: int, stride: int, dilation: int, dtype: type = np.float32) -> np.ndarray:
-    """Output frames `rows` of a 1-D conv over padded x (L, C) as (rows, kernel * C), tap-major, in a
-    per-thread scratch buffer of `dtype` (valid until this thread's next call)."""
+def im2col(
+    x: np.ndarray, rows: slice, kernel: int, stride: int, dilation: int, dtype: type = np.float32, begin: int = 0
+) -> np.ndarray:
+    """Output frames `rows` of a 1-D conv over x (L, C) as (rows, kernel * C), tap-major, in a per-thread
+    scratch buffer of `dtype` (valid until this thread's next call). x is read as if `begin` zero rows
+    came before it and zero rows after it (no padded copy of x is made)."""
     channels = x.shape[1]
     columns = _scratch.get(rows.stop - rows.start, kernel * channels, dtype)
-    first = rows.start * stride
-    last = (rows.stop - 1) * stride + 1
-    for tap in range(kernel):  # tap j reads frame t * stride + j * dilation
-        offset = tap * dilation
-        columns[:, tap * channels : (tap + 1) * channels] = x[first + offset : last + offset : stride]
+    for tap in range(kernel):  # tap j reads padded frame t * stride + j * dilation
+        target = columns[:, tap * channels : (tap + 1) * channels]
+        strided_rows(x, rows.start * stride + tap * dilation - begin, stride, target)
     return columns
+
+
+def strided_rows(x: np.ndarray, start: int, step: int, target: np.ndarray) -> None:
+    """target[i] = x[start + i * step] for the rows of target, zeros where that index is outside x."""
+    count, length = target.shape[0], x.shape[0]
+    lo = min(count, max(0, -(start // step)))  # the first i with start + i * step >= 0
+    hi = max(lo, min(count, -(-(length - start) // step)))  # past the last i with start + i * step < length
+    target[:lo] = 0.0
+    target[hi:] = 0.0
+    if lo < hi:
+        first = start + lo * step
+        target[lo:hi] = x[first : first + (hi - lo - 1) * step + 1 : step]
 
 
 def zero_padded(x: np.ndarray, begin: int, end: int) -> np.ndarray:
@@ -157,14 +170,24 @@ class Conv1d:
             raise ValueError("accumulate needs out")
         return np.empty((length, self.out_channels), np.float32)
 
-    def columns(self, x: np.ndarray, rows: slice) -> np.ndarray:
-        """The im2col block of output frames `rows`: (rows, k * in), tap-major (a scratch buffer)."""
-        if self.kernel == 1 and self.stride == 1:
-            return plain_rows(x[rows])
-        return im2col(x, rows, self.kernel, self.stride, self.dilation)
+    def from_rows(self, x: np.ndarray, begin: int, out: np.ndarray) -> np.ndarray:
+        """The first len(out) output frames of the convolution of x (L, in) read with `begin` zero rows
+        before it and zero rows after, written into `out`: the same values as `self(window(...))`
+        without copying a padded window of x (a pass over the activation per conv)."""
+        if out.shape[0] > 0:
+            host_pool.run_all(
+                lambda rows: self._rows(x, rows, out[rows], False, begin), host_pool.row_blocks(out.shape[0], ROWS)
+            )
+        return out
 
-    def _rows(self, x: np.ndarray, rows: slice, out: np.ndarray, accumulate: bool) -> None:
-        onednn.sgemm(self.columns(x, rows), self.weight, out, b_transposed=True, accumulate=accumulate)
+    def columns(self, x: np.ndarray, rows: slice, begin: int = 0) -> np.ndarray:
+        """The im2col block of output frames `rows`: (rows, k * in), tap-major (a scratch buffer)."""
+        if self.kernel == 1 and self.stride == 1 and begin == 0 and rows.stop <= x.shape[0]:
+            return plain_rows(x[rows])
+        return im2col(x, rows, self.kernel, self.stride, self.dilation, begin=begin)
+
+    def _rows(self, x: np.ndarray, rows: slice, out: np.ndarray, accumulate: bool, begin: int = 0) -> None:
+        onednn.sgemm(self.columns(x, rows, begin), self.weight, out, b_transposed=True, accumulate=accumulate)
         if self.bias is not None:
             out += self.bias
 

@@ -29,7 +29,7 @@ import numpy as np
 
 from . import onednn
 from . import pool as host_pool
-from .conv1d import Conv1d
+from .conv1d import Conv1d, strided_rows
 
 TILE_COLUMNS = 1 << 18  # floats per gathered tile block (1 MB): a cache-sized piece of step 1 and 3
 SEGMENT_ROWS = 8192  # output frames per segment: ~5 MB of spectra at 128 channels
@@ -103,22 +103,35 @@ class SpectralConv1d(Conv1d):
         """As Conv1d: the convolution of already padded rows, into `out` when given (added to it when
         `accumulate`). Long inputs go in segments of SEGMENT_ROWS output frames (each reads its own
         (k - 1) d extra input frames)."""
-        length = self.output_length(x_padded.shape[0])
-        result = self._result(length, out, accumulate)
-        span = (self.kernel - 1) * self.dilation
-        for start in range(0, length, SEGMENT_ROWS):
-            stop = min(start + SEGMENT_ROWS, length)
-            self._segment(x_padded[start : stop + span], result[start:stop], accumulate)
+        result = self._result(self.output_length(x_padded.shape[0]), out, accumulate)
+        self._segments(x_padded, 0, result, accumulate)
         return result
 
-    def _segment(self, x_padded: np.ndarray, result: np.ndarray, accumulate: bool) -> None:
+    def from_rows(self, x: np.ndarray, begin: int, out: np.ndarray) -> np.ndarray:
+        """As Conv1d.from_rows: the first len(out) frames of x read with `begin` zero rows before it and
+        zeros after, without a padded copy (each tile reads its rows of x directly)."""
+        self._segments(x, begin, out, False)
+        return out
+
+    def _segments(self, x: np.ndarray, begin: int, result: np.ndarray, accumulate: bool) -> None:
+        """Segment by segment: padded frame p is x[p - begin] (zero outside x); a segment reads only
+        its own padded frames, as a slice of a padded array would."""
+        span = (self.kernel - 1) * self.dilation
+        for start in range(0, result.shape[0], SEGMENT_ROWS):
+            stop = min(start + SEGMENT_ROWS, result.shape[0])
+            first = min(x.shape[0], max(0, start - begin))
+            rows = x[first : max(first, min(x.shape[0], stop + span - begin))]
+            self._segment(rows, start - begin - first, result[start:stop], accumulate)
+
+    def _segment(self, x: np.ndarray, shift: int, result: np.ndarray, accumulate: bool) -> None:
+        """One segment's frames into `result`; its padded frame p is x[p + shift] (zero outside x)."""
         d, size = self.dilation, self.size
         per_phase = -(-result.shape[0] // d)  # output frames of phase 0 (the longest)
         tiles = -(-per_phase // self.valid)
         spectrum = _buffers.get("spectrum", (size, d * tiles, self.in_channels))  # the caller's own
         product = _buffers.get("product", (size, d * tiles, self.out_channels))
         blocks = self._blocks(d, tiles)
-        host_pool.run_all(lambda block: self._transform(x_padded, block, tiles, spectrum), blocks)
+        host_pool.run_all(lambda block: self._transform(x, shift, block, tiles, spectrum), blocks)
         host_pool.run_all(lambda bins: self._multiply(spectrum, product, bins), host_pool.even_ranges(size // 2 + 1, 6))
         host_pool.run_all(lambda block: self._back(product, block, tiles, result, accumulate), blocks)
 
@@ -127,16 +140,15 @@ class SpectralConv1d(Conv1d):
         per_block = max(1, TILE_COLUMNS // (self.size * max(self.in_channels, self.out_channels)))
         return [(p, t, min(t + per_block, tiles)) for p in range(phases) for t in range(0, tiles, per_block)]
 
-    def _transform(self, x: np.ndarray, block: tuple[int, int, int], tiles: int, spectrum: np.ndarray) -> None:
+    def _transform(
+        self, x: np.ndarray, shift: int, block: tuple[int, int, int], tiles: int, spectrum: np.ndarray
+    ) -> None:
         """Step 1 for one block: gather its tiles as (N, count, in), then X = D @ tiles."""
         phase, first, end = block
         count, d, hop = end - first, self.dilation, self.dilation * self.valid
         gathered = _buffers.get("tiles", (self.size, count, self.in_channels))
-        for n in range(self.size):  # frame n of tile t is x[phase + d (t V + n)]
-            start = phase + d * n + hop * first
-            available = max(0, min(count, -(-(x.shape[0] - start) // hop)))
-            gathered[n, :available] = x[start : start + hop * available : hop]
-            gathered[n, available:] = 0.0
+        for n in range(self.size):  # frame n of tile t is padded frame phase + d (t V + n)
+            strided_rows(x, phase + d * n + hop * first + shift, hop, gathered[n])
         columns = slice((phase * tiles + first) * self.in_channels, (phase * tiles + end) * self.in_channels)
         target = spectrum.reshape(self.size, -1)[:, columns]
         onednn.sgemm(self.forward, gathered.reshape(self.size, -1), target)

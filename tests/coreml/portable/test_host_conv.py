@@ -176,3 +176,31 @@ def test_channels_first_pointwise_convolution_runs_on_onednn(tmp_path, monkeypat
     assert len(calls) == 2  # both host predictions; the plain one ran MLX's product
     assert_near(got, want)
     assert_near(got, conv_reference(x, w, b, 1, 1, (0, 0)))
+
+
+@pytest.mark.parametrize(
+    "kernel, stride, dilation, begin, rows, outputs",
+    [
+        (3, 1, 1, 1, 40, 40),  # "same" padding
+        (3, 1, 5, 5, 40, 40),  # dilated, pad larger than one tap step
+        (4, 2, 1, 1, 41, 20),  # strided
+        (1, 1, 1, 0, 30, 30),  # pointwise
+        (3, 1, 1, 1, 40, 25),  # fewer outputs than x reaches (a zero tail cut off)
+        (7, 1, 1, 3, 50, 50),  # spectral
+        (11, 1, 3, 15, 60, 60),  # spectral, dilated
+        (11, 1, 1, 5, 60, 30),  # spectral, cut short
+    ],
+)
+def test_unpadded_rows_give_the_padded_window_result_exactly(
+    monkeypatch, kernel, stride, dilation, begin, rows, outputs
+):
+    monkeypatch.setattr(conv1d_dft, "SEGMENT_ROWS", 16)  # several segments, each cut from x
+    weight = rng.standard_normal((6, 5, kernel)).astype(np.float32)
+    bias = rng.standard_normal(6).astype(np.float32)
+    x = rng.standard_normal((rows, 5)).astype(np.float32)
+    prepared = conv1d_dft.spectral_or_direct(weight, bias, stride, dilation)
+    assert isinstance(prepared, conv1d_dft.SpectralConv1d) == (kernel >= conv1d_dft.MIN_KERNEL)
+    window = conv1d.window(x, begin, prepared.input_length(outputs)).copy()
+    expected = prepared(window, out=np.zeros((outputs, 6), np.float32))
+    got = prepared.from_rows(x, begin, np.full((outputs, 6), np.nan, np.float32))
+    np.testing.assert_array_equal(got, expected)

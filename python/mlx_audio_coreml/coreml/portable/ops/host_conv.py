@@ -96,7 +96,7 @@ def _conv_rows(kernel: conv1d.Conv1d, x: np.ndarray, begin: int, out: np.ndarray
     written, not computed, so a bucket's padding costs a scan instead of its share of the products."""
     live = min(out.shape[0], kernel.reaching(conv1d.nonzero_rows(x), begin))
     if live > 0:
-        kernel(conv1d.window(x, begin, kernel.input_length(live)), out=out[:live])
+        kernel.from_rows(x, begin, out[:live])
     if kernel.bias is not None and live < out.shape[0]:  # `out` arrives zero-filled (host.filled)
         out[live:] = kernel.bias
 
