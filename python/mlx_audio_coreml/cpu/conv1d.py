@@ -170,13 +170,13 @@ class Conv1d:
             raise ValueError("accumulate needs out")
         return np.empty((length, self.out_channels), np.float32)
 
-    def from_rows(self, x: np.ndarray, begin: int, out: np.ndarray) -> np.ndarray:
+    def from_rows(self, x: np.ndarray, begin: int, out: np.ndarray, accumulate: bool = False) -> np.ndarray:
         """The first len(out) output frames of the convolution of x (L, in) read with `begin` zero rows
-        before it and zero rows after, written into `out`: the same values as `self(window(...))`
-        without copying a padded window of x (a pass over the activation per conv)."""
+        before it and zero rows after, written into `out` (added when `accumulate`): the same values as
+        `self(window(...))` without copying a padded window of x (a pass over the activation per conv)."""
         if out.shape[0] > 0:
             host_pool.run_all(
-                lambda rows: self._rows(x, rows, out[rows], False, begin), host_pool.row_blocks(out.shape[0], ROWS)
+                lambda rows: self._rows(x, rows, out[rows], accumulate, begin), host_pool.row_blocks(out.shape[0], ROWS)
             )
         return out
 

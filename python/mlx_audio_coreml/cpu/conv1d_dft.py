@@ -107,10 +107,10 @@ class SpectralConv1d(Conv1d):
         self._segments(x_padded, 0, result, accumulate)
         return result
 
-    def from_rows(self, x: np.ndarray, begin: int, out: np.ndarray) -> np.ndarray:
+    def from_rows(self, x: np.ndarray, begin: int, out: np.ndarray, accumulate: bool = False) -> np.ndarray:
         """As Conv1d.from_rows: the first len(out) frames of x read with `begin` zero rows before it and
-        zeros after, without a padded copy (each tile reads its rows of x directly)."""
-        self._segments(x, begin, out, False)
+        zeros after (added to `out` when `accumulate`), without a padded copy (tiles read x directly)."""
+        self._segments(x, begin, out, accumulate)
         return out
 
     def _segments(self, x: np.ndarray, begin: int, result: np.ndarray, accumulate: bool) -> None:

@@ -23,6 +23,7 @@ from .channels_last import apply_channels_last
 from .fuse import fuse_attention
 from .fuse_gelu import fuse_product_gelu
 from .fuse_norm import fuse_masked_norm
+from .fuse_residual import fuse_conv_residual
 from .fuse_snake import fuse_snake
 from .graph import Block, Constants, GraphReader, Node
 from .ops import NeedsHostValue, host, to_host
@@ -55,6 +56,7 @@ class Program:
             self.rewrites["product_gelu"] = fuse_product_gelu(self.block, self.constants)
             self.rewrites["snake"] = fuse_snake(self.block, self.constants)
             self.rewrites["masked_norm"] = fuse_masked_norm(self.block, self.constants)  # after snake: absorbs it
+            self.rewrites["conv_residual"] = fuse_conv_residual(self.block, self.constants)
 
     # --- load-time work ---------------------------------------------------------------------------
 

@@ -93,8 +93,10 @@ def conv_channels_last(
     pad=None,
     dilations=None,
     groups=1,
+    residual: mx.array | None = None,
 ) -> mx.array:
-    """conv on channels-last x (N, *D, C_in) -> channels-last (N, *D', C_out); MIL's weight layout."""
+    """conv on channels-last x (N, *D, C_in) -> channels-last (N, *D', C_out); MIL's weight layout.
+    With `residual` (a value of the output's shape or one that broadcasts to it): conv + residual."""
     n = x.ndim - 2
     strides, dilations = _ints_or_ones(strides, n), _ints_or_ones(dilations, n)
     kernel = list(weight.shape[2:])
@@ -106,13 +108,16 @@ def conv_channels_last(
     unit = [x.shape[1 + i] == 1 and kernel[i] == 1 and strides[i] == 1 and pads[i] == (0, 0) for i in range(n)]
     keep = [i for i in range(n) if not unit[i]] or [n - 1]
     x_kept = x.reshape((x.shape[0],) + tuple(x.shape[1 + i] for i in keep) + (x.shape[-1],))  # (N, *D_kept, C)
+    added = residual is None
     if len(keep) == 1 and host_conv.applies(ctx, x, bias, as_int(groups)):
         i = keep[0]
-        y = host_conv.conv(ctx, x_kept, weight, bias, strides[i], dilations[i], pads[i])
+        y = host_conv.conv(ctx, x_kept, weight, bias, strides[i], dilations[i], pads[i], residual)
+        added = added or host_conv.absorbs(residual, y.shape)
     else:
         y = _mlx_conv(ctx, x_kept, weight, bias, keep, kernel, strides, pads, dilations, as_int(groups))
     spatial = [y.shape[1 + keep.index(i)] if i in keep else 1 for i in range(n)]
-    return y.reshape((y.shape[0],) + tuple(spatial) + (y.shape[-1],)).astype(x.dtype)  # (N, *D', C_out)
+    y = y.reshape((y.shape[0],) + tuple(spatial) + (y.shape[-1],)).astype(x.dtype)  # (N, *D', C_out)
+    return y if added or residual is None else y + residual
 
 
 def _mlx_conv(

@@ -86,6 +86,21 @@ def conv_to_channels_last(
     return conv_channels_last(ctx, x_last, weight, bias, **params)
 
 
+def conv_add(
+    ctx: OpContext,
+    x: mx.array,
+    weight: mx.array,
+    residual: mx.array,
+    bias: mx.array | None = None,
+    input_channels_last: bool = False,
+    **params: Any,
+) -> mx.array:
+    """conv_to_channels_last(x) + residual (fuse_residual.py's node): on the host path the conv
+    accumulates into a copy of the residual; otherwise the two ops run as they would unfused."""
+    x_last = x if input_channels_last else mx.moveaxis(x, 1, -1)  # (N, *D, C)
+    return conv_channels_last(ctx, x_last, weight, bias, residual=residual, **params)
+
+
 def product_gelu(ctx: OpContext, product: str, **params: Any) -> mx.array:
     """The op `product` (MIL linear, or pointwise_channels_last / conv_to_channels_last above) then
     exact GELU: fuse_gelu.py's node. On the CPU in float32 the GELU works in place on the product's
@@ -114,5 +129,6 @@ CONV_TO_CHANNELS_LAST = internal_op(
     conv_to_channels_last,
     static=("strides", "pad_type", "pad", "dilations", "groups"),
 )
+CONV_ADD = internal_op("portable.conv_add", conv_add, static=tuple(sorted(CONV_TO_CHANNELS_LAST.static)))
 PERMUTE = internal_op("portable.permute", permute)
 PRODUCT_GELU = internal_op("portable.product_gelu", product_gelu, static=tuple(sorted(CONV_TO_CHANNELS_LAST.static)))

@@ -42,7 +42,7 @@ HOST_OPS = frozenset(
     }
 )
 # Convolutions with one spatial axis (host_conv.py: cpu/conv1d.py's kernels).
-CONV_OPS = frozenset({"conv", "conv_transpose", "portable.conv_to_channels_last"})
+CONV_OPS = frozenset({"conv", "conv_transpose", "portable.conv_to_channels_last", "portable.conv_add"})
 
 
 @contextmanager

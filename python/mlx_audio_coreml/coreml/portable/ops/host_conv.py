@@ -13,6 +13,7 @@ by the caller. The prepared kernel (weights laid out once) is kept in the node's
 from __future__ import annotations
 
 import functools
+import math
 from collections.abc import Callable
 from typing import TypeVar
 
@@ -69,9 +70,11 @@ def conv(
     stride: int,
     dilation: int,
     pads: tuple[int, int],
+    residual: mx.array | None = None,
 ) -> mx.array:
     """x (N, L, C_in) channels-last, MIL weight (C_out, C_in, *K) with one kernel axis other than 1
-    -> (N, L', C_out) float32."""
+    -> (N, L', C_out) float32; plus `residual` when `absorbs(residual, that shape)` (the caller adds
+    it otherwise)."""
     kernel = _prepared(
         ctx,
         "host_conv.conv",
@@ -81,24 +84,37 @@ def conv(
         (weight, bias, stride, dilation),
     )
     rows = _host(x)
-    length = kernel.output_length(rows.shape[1] + pads[0] + pads[1])
+    shape = (rows.shape[0], kernel.output_length(rows.shape[1] + pads[0] + pads[1]), kernel.out_channels)
+    base = _host(residual).reshape(shape) if residual is not None and absorbs(residual, shape) else None
 
     def fill(out: np.ndarray) -> None:
         for b in range(rows.shape[0]):
-            _conv_rows(kernel, rows[b], pads[0], out[b])
+            if base is not None:
+                out[b] = base[b]
+            _conv_rows(kernel, rows[b], pads[0], out[b], base is not None)
 
-    return host.filled((rows.shape[0], length, kernel.out_channels), fill)
+    return host.filled(shape, fill)
 
 
-def _conv_rows(kernel: conv1d.Conv1d, x: np.ndarray, begin: int, out: np.ndarray) -> None:
-    """One batch item x (L, C_in) into out (L', C_out). Output frames that read only zero rows (a
-    zero tail of x: the padded frames of a bucketed program, masked to zero) are the bias: they are
-    written, not computed, so a bucket's padding costs a scan instead of its share of the products."""
+def absorbs(residual: mx.array | None, shape: tuple[int, ...]) -> bool:
+    """Whether `conv` adds `residual` itself for an output of `shape`: float32, one value per output
+    element (a residual that broadcasts to `shape` with as many elements lays them out alike)."""
+    return residual is not None and residual.dtype == mx.float32 and residual.size == math.prod(shape)
+
+
+def _conv_rows(kernel: conv1d.Conv1d, x: np.ndarray, begin: int, out: np.ndarray, accumulate: bool) -> None:
+    """One batch item x (L, C_in) into out (L', C_out), added to it when `accumulate`. Output frames
+    that read only zero rows (a zero tail of x: the padded frames of a bucketed program, masked to
+    zero) are the bias: they are written, not computed, so a bucket's padding costs a scan instead of
+    its share of the products."""
     live = min(out.shape[0], kernel.reaching(conv1d.nonzero_rows(x), begin))
     if live > 0:
-        kernel.from_rows(x, begin, out[:live])
-    if kernel.bias is not None and live < out.shape[0]:  # `out` arrives zero-filled (host.filled)
-        out[live:] = kernel.bias
+        kernel.from_rows(x, begin, out[:live], accumulate)
+    if kernel.bias is not None and live < out.shape[0]:  # `out` arrives zero-filled (host.filled) or the residual
+        if accumulate:
+            out[live:] += kernel.bias
+        else:
+            out[live:] = kernel.bias
 
 
 def conv_transpose(
