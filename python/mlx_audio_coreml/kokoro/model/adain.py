@@ -37,8 +37,12 @@ class AdaIN1d(nn.Module):
         return mean, inv_std, gamma, beta
 
     def __call__(self, x: mx.array, s: mx.array) -> mx.array:
-        mean, inv_std, gamma, beta = self.statistics(x, s)
-        return (1 + gamma) * ((x - mean) * inv_std) + beta
+        return styled(x, *self.statistics(x, s))
+
+
+def styled(x: mx.array, mean: mx.array, inv_std: mx.array, gamma: mx.array, beta: mx.array) -> mx.array:
+    """AdaIN's elementwise part: normalize x with its statistics, then scale and shift by the style."""
+    return (1 + gamma) * ((x - mean) * inv_std) + beta
 
 
 class DepthwiseConvTranspose1d(nn.Module):

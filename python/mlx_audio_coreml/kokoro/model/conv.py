@@ -18,7 +18,7 @@ from .stft import overlap_add
 NATIVE_ON_GPU = True  # bench/kokoro_gpu_stages.py turns it off to compare the two forms on a GPU
 
 
-def native(x: mx.array) -> bool:
+def native() -> bool:
     """True when MLX's own convolution should run: on a GPU (see the module docstring)."""
     return NATIVE_ON_GPU and mx.default_device() == mx.gpu
 
@@ -27,7 +27,7 @@ class Conv1d(nn.Conv1d):
     """nn.Conv1d; stride 1 without groups runs as one matrix product per kernel tap."""
 
     def __call__(self, x: mx.array) -> mx.array:
-        if self.stride != 1 or self.groups != 1 or native(x):
+        if self.stride != 1 or self.groups != 1 or native():
             return super().__call__(x)
         length = x.shape[1]
         padded = mx.pad(x, [(0, 0), (self.padding, self.padding), (0, 0)]) if self.padding else x
@@ -45,7 +45,7 @@ class ConvTranspose1d(nn.ConvTranspose1d):
     """nn.ConvTranspose1d as one product (each input frame -> k output frames) and an overlap-add."""
 
     def __call__(self, x: mx.array) -> mx.array:
-        if self.dilation != 1 or self.output_padding != 0 or native(x):
+        if self.dilation != 1 or self.output_padding != 0 or native():
             return super().__call__(x)
         out_channels, kernel, in_channels = self.weight.shape
         batch, length, _ = x.shape

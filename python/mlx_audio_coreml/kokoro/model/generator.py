@@ -19,7 +19,7 @@ from mlx import nn
 
 from ..config import ISTFTNetConfig
 from . import host_conv, host_generator
-from .adain import AdaIN1d
+from .adain import AdaIN1d, styled
 from .conv import Conv1d, ConvTranspose1d
 from .source import SourceModuleHnNSF
 from .stft import STFT
@@ -46,8 +46,7 @@ def _normalized_snake(
     x: mx.array, mean: mx.array, inv_std: mx.array, gamma: mx.array, beta: mx.array, alpha: mx.array
 ) -> mx.array:
     """AdaIN's normalize-and-style followed by Snake, as one fused kernel (shapeless: every length, one trace)."""
-    y = (1 + gamma) * ((x - mean) * inv_std) + beta
-    return y + (1.0 / alpha) * mx.square(mx.sin(alpha * y))
+    return snake(styled(x, mean, inv_std, gamma, beta), alpha)
 
 
 def styled_snake(norm: AdaIN1d, x: mx.array, s: mx.array, alpha: mx.array) -> mx.array:
