@@ -1,0 +1,431 @@
+"""Where the Whisper encoder's time goes on a GPU: its products, attention, one layer, the whole, parts vs whole.
+
+Whisper large-v3-turbo encoder shapes (32 layers, D 1280, 20 heads, 1500 positions), random
+weights, float16, MLX against PyTorch (cuBLAS, flash sdpa) on the same card, in one table:
+(a) each product the encoder runs (fused q/k/v, one projection, out, fc1, fc2, the convs as
+    products), at batch 1 and 8, MLX as the product calls it (addmm with W.T) and with a
+    pre-transposed weight, torch F.linear; a 4096^3 product for the card's rate;
+(b) attention (B, 20, 1500, 64): mx.fast sdpa, explicit MLX, torch sdpa;
+(c) one layer (product block, its attention and MLP halves, gpu_encoder's layer), the conv front
+    end, layer norm and GELU alone, eager and compiled;
+(d) the whole encoder: the product's call (MLXAudioEncoder) eager and compiled, gpu_encoder.py's
+    candidate layouts, and the same network in torch (eager and a CUDA graph);
+(e) the sum of the parts against the whole, and the products alone summed at each library's rate.
+Medians of --repeats after warm-up; short ops are run --inner times per timed region, each region
+ends in mx.eval + mx.synchronize (torch.cuda.synchronize). Each row fails alone ("n/a: ...").
+
+GPU (H100, ~2-3 minutes):
+    source .gpu/b/env.sh && PYTHONPATH=python:/tmp/site python3 bench/gpu_encoder_probe.py
+CPU smoke test (seconds):
+    .venv/bin/python bench/gpu_encoder_probe.py --tiny
+"""
+
+# ruff: noqa: B023  (every lambda over a loop variable is timed and dropped within its own iteration)
+
+from __future__ import annotations
+
+import argparse
+import platform
+import statistics
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import mlx_audio_coreml  # noqa: F401  (loads a fast BLAS before MLX on the CPU)
+from mlx_audio_coreml.encoders import MLXAudioEncoder
+from mlx_audio_coreml.whisper import gpu_encoder as ge
+from mlx_audio_coreml.whisper.model import WhisperEncoder
+
+import mlx.core as mx  # isort: skip
+import mlx.nn as nn  # isort: skip
+import numpy as np  # isort: skip
+
+try:
+    import torch
+    import torch.nn.functional as F
+except ImportError:  # the torch cells then say n/a
+    torch = None  # type: ignore[assignment]
+
+Cell = float | str  # ms, or "n/a: reason"
+VARIANTS = {  # name -> GpuEncoderOptions(fuse_qkv, attention, front, compile)
+    "fused/sdpa/conv/whole": ge.GpuEncoderOptions(True, "sdpa", "conv", "whole"),
+    "fused/sdpa/im2col/whole": ge.GpuEncoderOptions(True, "sdpa", "im2col", "whole"),
+    "fused/explicit/conv/whole": ge.GpuEncoderOptions(True, "explicit", "conv", "whole"),
+    "fused/explicit/im2col/whole": ge.GpuEncoderOptions(True, "explicit", "im2col", "whole"),
+    "apart/sdpa/conv/whole": ge.GpuEncoderOptions(False, "sdpa", "conv", "whole"),
+    "fused/sdpa/conv/layer": ge.GpuEncoderOptions(True, "sdpa", "conv", "layer"),
+    "fused/sdpa/conv/none": ge.GpuEncoderOptions(True, "sdpa", "conv", "none"),
+}
+
+
+@dataclass
+class Probe:
+    args: argparse.Namespace
+    rows: list[tuple[str, str, Cell, Cell, float]] = field(default_factory=list)  # section, what, mlx, torch, flop
+    seen: dict[str, float] = field(default_factory=dict)  # key -> MLX or torch ms, for the sums
+
+    def row(self, section: str, what: str, ours: Callable[[], float] | None, peer: Callable[[], float] | None,
+            flop: float, key: str = "") -> None:  # fmt: skip
+        cells = [_attempt(ours), _attempt(peer)]
+        for side, cell in zip(("mlx", "torch"), cells, strict=True):
+            if key and isinstance(cell, float):
+                self.seen[f"{side}:{key}"] = cell
+        self.rows.append((section, what, cells[0], cells[1], flop))
+
+    def mlx(self, fn: Callable[[], object], inner: int | None = None) -> Callable[[], float]:
+        return lambda: _median(fn, inner or self.args.inner, self.args, _mlx_sync)
+
+    def torch(self, fn: Callable[[], object], inner: int | None = None) -> Callable[[], float] | None:
+        if torch is None or self.args.no_torch or not torch.cuda.is_available() and not self.args.tiny:
+            return None
+        return lambda: _median(fn, inner or self.args.inner, self.args, _torch_sync)
+
+
+def _attempt(measure: Callable[[], float] | None) -> Cell:
+    if measure is None:
+        return "-"
+    try:
+        return measure()
+    except Exception as exc:  # noqa: BLE001  (one failing row must not lose the table)
+        return f"n/a: {type(exc).__name__}: {(str(exc).splitlines() or [''])[0][:70]}"
+
+
+def _mlx_sync(out: object) -> None:
+    mx.eval(out)
+    mx.synchronize()
+
+
+def _torch_sync(out: object) -> None:
+    del out
+    if torch.cuda.is_available():
+        torch.cuda.synchronize()
+
+
+def _median(fn: Callable[[], object], inner: int, args: argparse.Namespace, sync: Callable[[object], None]) -> float:
+    """ms per call: `inner` calls per timed region (their outputs kept, so none is skipped)."""
+    for _ in range(args.warmup):
+        sync([fn() for _ in range(inner)])
+    samples = []
+    for _ in range(args.repeats):
+        start = time.perf_counter()
+        sync([fn() for _ in range(inner)])
+        samples.append((time.perf_counter() - start) * 1e3 / inner)
+    return statistics.median(samples)
+
+
+def dims(args: argparse.Namespace) -> tuple[int, int, int, int, int]:
+    """n_mels, positions, width, heads, layers."""
+    return (16, 50, 64, 4, 2) if args.tiny else (128, 1500, 1280, 20, 32)
+
+
+def build_encoder(args: argparse.Namespace, dtype: mx.Dtype) -> WhisperEncoder:
+    n_mels, ctx, width, heads, layers = dims(args)
+    mx.random.seed(0)
+    encoder = WhisperEncoder(n_mels, ctx, width, heads, layers)
+    encoder.set_dtype(dtype)
+    encoder._positional_embedding = encoder._positional_embedding.astype(dtype)
+    mx.eval(encoder.parameters())
+    return encoder
+
+
+def torch_tensor(a: mx.array) -> object:
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    return torch.from_numpy(np.array(a.astype(mx.float32))).to(device=device, dtype=torch.float16)
+
+
+def gemms(p: Probe, dtype: mx.Dtype) -> None:
+    """(a): every product shape of the encoder, batch 1 and 8, plus 4096^3."""
+    n_mels, ctx, w, _, _ = dims(p.args)
+    shapes = [("qkv fused", w, 3 * w), ("q|k|v|out proj", w, w), ("fc1", w, 4 * w), ("fc2", 4 * w, w),
+              ("conv2 im2col", 3 * w, w), ("conv1 im2col", 3 * n_mels, w)]  # fmt: skip
+    big = 256 if p.args.tiny else 4096
+    cases = [(f"{big}^3 reference", big, big, big, "")]
+    for batch in p.args.batches:
+        for name, k, n in shapes:
+            m = batch * ctx * (2 if name.startswith("conv1") else 1)
+            cases.append((f"{name} b{batch}: ({m}x{k}) @ ({k}x{n})", m, k, n, f"{name}:b{batch}"))
+    for label, m, k, n, key in cases:
+        x, wt = mx.random.normal((m, k)).astype(dtype), (mx.random.normal((n, k)) * k**-0.5).astype(dtype)
+        b, w_in = mx.zeros((n,), dtype), mx.contiguous(wt.T)
+        mx.eval(x, wt, b, w_in)
+        flop = 2.0 * m * k * n
+        tx, tw, tb = (torch_tensor(a) for a in (x, wt, b)) if torch is not None else (None, None, None)
+        p.row("a gemm", f"{label} addmm(b, x, W.T)", p.mlx(lambda: mx.addmm(b, x, wt.T)),
+              p.torch(lambda: F.linear(tx, tw, tb)), flop, key)  # fmt: skip
+        p.row("a gemm", f"{label} x @ W_in (contiguous, no bias)", p.mlx(lambda: x @ w_in), None, flop, key + "+t")
+
+
+def attention(p: Probe, dtype: mx.Dtype) -> None:
+    """(b): fast sdpa vs explicit vs torch's sdpa at the encoder's shape."""
+    _, ctx, w, heads, _ = dims(p.args)
+    for batch in p.args.batches:
+        q, k, v = (mx.random.normal((batch, heads, ctx, w // heads)).astype(dtype) for _ in range(3))
+        mx.eval(q, k, v)
+        flop = 4.0 * batch * heads * ctx * ctx * (w // heads)
+        tq, tk, tv = (torch_tensor(a) for a in (q, k, v)) if torch is not None else (None, None, None)
+        shape = f"({batch}, {heads}, {ctx}, {w // heads})"
+        p.row("b attn", f"mx.fast sdpa {shape} / torch sdpa", p.mlx(lambda: ge.attend(q, k, v, "sdpa")),
+              p.torch(lambda: F.scaled_dot_product_attention(tq, tk, tv)), flop, f"sdpa:b{batch}")  # fmt: skip
+        p.row("b attn", f"explicit QK^T, softmax, AV {shape}", p.mlx(lambda: ge.attend(q, k, v, "explicit")),
+              None, flop, f"explicit:b{batch}")  # fmt: skip
+
+
+def layer_flop(args: argparse.Namespace, batch: int) -> float:
+    _, t, w, _, _ = dims(args)
+    return batch * (24.0 * t * w * w + 4.0 * t * t * w)
+
+
+def front_flop(args: argparse.Namespace, batch: int) -> float:
+    n_mels, t, w, _, _ = dims(args)
+    return batch * (2.0 * (2 * t) * 3 * n_mels * w + 2.0 * t * 3 * w * w)
+
+
+def parts(p: Probe, encoder: WhisperEncoder, dtype: mx.Dtype) -> None:
+    """(c): one layer, its halves, the front end, layer norm and GELU; eager and compiled."""
+    n_mels, ctx, w, heads, _ = dims(p.args)
+    block = encoder.blocks[0]
+    fused = ge.layer_weights(block, True).flat()
+    im2col = ge.GpuEncoder(encoder, ge.GpuEncoderOptions(front="im2col", compile="none")).im2col
+    for batch in p.args.batches:
+        x = mx.random.normal((batch, ctx, w)).astype(dtype)
+        mel = mx.random.normal((batch, 2 * ctx, n_mels)).astype(dtype)
+        hidden = mx.random.normal((batch, ctx, 4 * w)).astype(dtype)
+        mx.eval(x, mel, hidden)
+        half = layer_flop(p.args, batch) / 2
+        fns: list[tuple[str, Callable[[], mx.array], float]] = [
+            ("product block.encode", lambda: block.encode(x), layer_flop(p.args, batch)),
+            ("product attention half", lambda: x + block.attn.encode_attend(block.attn_ln(x), False), half),
+            ("product MLP half", lambda: x + block._mlp(x), half),
+            ("gpu_encoder layer (fused qkv, sdpa)", lambda: ge.encoder_layer(x, fused, heads, True, "sdpa"),
+             layer_flop(p.args, batch)),
+            ("front end conv1d x2 + gelu + pos", lambda: ge.front_end(mel, encoder, None), front_flop(p.args, batch)),
+            ("front end as im2col products", lambda: ge.front_end(mel, encoder, im2col), front_flop(p.args, batch)),
+            ("layer norm (B, T, D)", lambda: block.attn_ln(x), 0.0),
+            ("gelu (B, T, 4D)", lambda: nn.gelu(hidden), 0.0),
+        ]  # fmt: skip
+        for name, fn, flop in fns:
+            key = f"{name}:b{batch}"
+            p.row("c parts", f"{name} b{batch} eager", p.mlx(fn), None, flop, key + ":eager")
+            compiled = mx.compile(fn)
+            p.row("c parts", f"{name} b{batch} compiled", p.mlx(compiled), None, flop, key + ":compiled")
+
+
+def torch_encoder(encoder: WhisperEncoder, heads: int) -> Callable[[object], object]:
+    """The same network in torch (fused q/k/v, F.sdpa), weights copied from `encoder`; input (B, frames, mels)."""
+    c1w, c2w = (torch_tensor(c.weight).permute(0, 2, 1).contiguous() for c in (encoder.conv1, encoder.conv2))
+    c1b, c2b, pos = (torch_tensor(a) for a in (encoder.conv1.bias, encoder.conv2.bias, encoder._positional_embedding))
+    layers = [[torch_tensor(a) for a in ge.layer_weights(b, True).flat()] for b in encoder.blocks]
+    post = (torch_tensor(encoder.ln_post.weight), torch_tensor(encoder.ln_post.bias))
+    width = c1w.shape[0]
+
+    def run(mel: object) -> object:
+        x = F.gelu(F.conv1d(mel.transpose(1, 2), c1w, c1b, padding=1))
+        x = F.gelu(F.conv1d(x, c2w, c2b, stride=2, padding=1)).transpose(1, 2)
+        x = x + pos[: x.shape[1]]
+        batch, length = x.shape[0], x.shape[1]
+        for g1, b1, wqkv, bqkv, wo, bo, g2, b2, w1, bias1, w2, bias2 in layers:
+            h = F.layer_norm(x, (width,), g1, b1)
+            q, k, v = F.linear(h, wqkv, bqkv).view(batch, length, 3, heads, -1).permute(2, 0, 3, 1, 4).unbind(0)
+            y = F.scaled_dot_product_attention(q, k, v).transpose(1, 2).reshape(batch, length, width)
+            x = x + F.linear(y, wo, bo)
+            x = x + F.linear(F.gelu(F.linear(F.layer_norm(x, (width,), g2, b2), w1, bias1)), w2, bias2)
+        return F.layer_norm(x, (width,), *post)
+
+    return run
+
+
+def torch_graph(run: Callable[[object], object], mel: object) -> Callable[[], object]:
+    """`run(mel)` captured in a CUDA graph: the kernels' time without launch costs."""
+    stream = torch.cuda.Stream()
+    stream.wait_stream(torch.cuda.current_stream())
+    with torch.cuda.stream(stream):
+        for _ in range(3):
+            run(mel)
+    torch.cuda.current_stream().wait_stream(stream)
+    graph = torch.cuda.CUDAGraph()
+    with torch.cuda.graph(graph):
+        out = run(mel)
+    return lambda: (graph.replay(), out)[1]
+
+
+def whole(p: Probe, encoder: WhisperEncoder, dtype: mx.Dtype) -> None:
+    """(d): the product's encoder, the candidate layouts, torch; per 30 s window."""
+    n_mels, ctx, _, heads, _ = dims(p.args)
+    product = MLXAudioEncoder(encoder, n_mels, 2 * ctx)
+    compiled_product = mx.compile(product.encode)
+    run_torch = torch_encoder(encoder, heads) if torch is not None and not p.args.no_torch else None
+    candidates = {name: ge.GpuEncoder(encoder, VARIANTS[name]) for name in p.args.variants}
+    for batch in p.args.batches:
+        mel_cf = mx.random.normal((batch, n_mels, 2 * ctx)).astype(dtype)  # the seed's (B, mels, frames)
+        mel = mx.contiguous(mel_cf.transpose(0, 2, 1))
+        mx.eval(mel_cf, mel)
+        want = encoder(mel).astype(mx.float32)
+        flop = front_flop(p.args, batch) + len(encoder.blocks) * layer_flop(p.args, batch)
+        per = 1.0 / batch
+
+        def scaled(fn: Callable[[], float] | None) -> Callable[[], float] | None:
+            return None if fn is None else lambda: fn() * per
+
+        tmel = torch_tensor(mel) if run_torch is not None else None
+        infer = torch.inference_mode if torch is not None else None
+        peer = p.torch(lambda: run_torch(tmel), inner=1) if run_torch is not None else None
+        peer_err = _attempt(lambda: _torch_diff(run_torch, tmel, want)) if run_torch is not None else "-"
+        p.row("d whole", f"product MLXAudioEncoder eager b{batch} / torch eager (torch max |diff| {peer_err})", scaled(p.mlx(
+            lambda: product.encode(mel_cf), inner=1)), scaled(_within(infer, peer)), flop * per, f"eager:b{batch}")  # fmt: skip
+        graph = (
+            _attempt(lambda: _within_call(infer, lambda: torch_graph(run_torch, tmel)))
+            if run_torch and _cuda()
+            else "-"
+        )
+        peer_graph = p.torch(graph, inner=1) if callable(graph) else None
+        p.row("d whole", f"product mx.compile'd b{batch} / torch CUDA graph", scaled(p.mlx(
+            lambda: compiled_product(mel_cf), inner=1)), scaled(peer_graph), flop * per, f"compiled:b{batch}")  # fmt: skip
+        for name, candidate in candidates.items():
+            err = _attempt(lambda: float(mx.max(mx.abs(candidate(mel).astype(mx.float32) - want))))
+            what = f"gpu_encoder {name} b{batch} (max |diff| {err if isinstance(err, str) else f'{err:.3g}'})"
+            p.row("d whole", what, scaled(p.mlx(lambda: candidate(mel), inner=1)), None, flop * per, f"{name}:b{batch}")
+
+
+def _torch_diff(run: Callable[[object], object], mel: object, want: mx.array) -> str:
+    with torch.inference_mode():
+        got = run(mel).float().cpu().numpy()
+    return f"{float(np.max(np.abs(got - np.array(want)))):.3g}"
+
+
+def _within_call(context: Callable[[], object] | None, fn: Callable[[], object]) -> object:
+    if context is None:
+        return fn()
+    with context():  # type: ignore[attr-defined]
+        return fn()
+
+
+def _cuda() -> bool:
+    return torch is not None and torch.cuda.is_available()
+
+
+def _within(context: Callable[[], object] | None, fn: Callable[[], float] | None) -> Callable[[], float] | None:
+    if fn is None or context is None:
+        return fn
+
+    def run() -> float:
+        with context():  # type: ignore[attr-defined]
+            return fn()
+
+    return run
+
+
+def sums(p: Probe, n_layers: int) -> None:
+    """(e): parts summed against the whole, and the products alone at each library's measured rate."""
+    s = p.seen
+    for batch in p.args.batches:
+        for side in ("mlx", "torch"):
+
+            def best(name: str, side: str = side, batch: int = batch) -> float:  # the faster of MLX's two forms
+                return min(s[k] for k in (f"{side}:{name}:b{batch}", f"{side}:{name}:b{batch}+t") if k in s)
+
+            try:
+                gemm = n_layers * sum(best(k) for k in ("qkv fused", "q|k|v|out proj", "fc1", "fc2"))
+                gemm += best("conv2 im2col") + best("conv1 im2col")
+                attn = n_layers * s[f"{side}:sdpa:b{batch}"]
+            except (KeyError, ValueError) as missing:
+                p.rows.append(("e sums", f"{side} b{batch} products", f"n/a: missing {missing}", "-", 0.0))
+                continue
+            p.rows.append(
+                (
+                    "e sums",
+                    f"{side} b{batch}: all products (fused qkv) summed at the faster form, per window",
+                    gemm / batch,
+                    "-",
+                    0.0,
+                )
+            )
+            p.rows.append(
+                (
+                    "e sums",
+                    f"{side} b{batch}: products + {n_layers} x sdpa, per window",
+                    (gemm + attn) / batch,
+                    "-",
+                    0.0,
+                )
+            )
+        for mode in ("eager", "compiled"):
+            try:
+                part = n_layers * s[f"mlx:product block.encode:b{batch}:{mode}"]
+                part += s[f"mlx:front end conv1d x2 + gelu + pos:b{batch}:{mode}"]
+                got = s[f"mlx:{mode}:b{batch}"] * batch
+            except KeyError as missing:
+                p.rows.append(("e sums", f"{mode} b{batch} parts", f"n/a: missing {missing}", "-", 0.0))
+                continue
+            p.rows.append(
+                ("e sums", f"{mode} b{batch}: front + {n_layers} x layer (product), per window", part / batch, "-", 0.0)
+            )
+            p.rows.append(("e sums", f"{mode} b{batch}: whole / sum of parts", f"{got / part:.3f}", "-", 0.0))
+
+
+def render(p: Probe) -> str:
+    def cell(v: Cell, flop: float) -> str:
+        if isinstance(v, str):
+            return f"{v} | -"
+        return f"{v:.4f} | {flop / v / 1e9:.1f}" if flop else f"{v:.4f} | -"
+
+    lines = [
+        "| part | what | MLX ms | MLX TFLOP/s | torch ms | torch TFLOP/s |",
+        "| --- | --- | --- | --- | --- | --- |",
+    ]
+    lines += [f"| {s} | {w} | {cell(a, f)} | {cell(b, f)} |" for s, w, a, b, f in p.rows]
+    return "\n".join(lines)
+
+
+def header(args: argparse.Namespace) -> str:
+    info = mx.device_info() if hasattr(mx, "device_info") else {}
+    card = torch.cuda.get_device_name(0) if _cuda() else "no CUDA in torch"
+    versions = (
+        f"mlx {mx.__version__}, torch {getattr(torch, '__version__', 'absent')}, python {platform.python_version()}"
+    )
+    return (f"# encoder probe: MLX {mx.default_device()} ({info.get('device_name', '?')}); torch: {card}\n"
+            f"- {versions}; dims (mels, T, D, heads, layers) {dims(args)}; {args.dtype}; batches {args.batches}; "
+            f"median of {args.repeats} after {args.warmup} warm-up, {args.inner} calls per region for short ops")  # fmt: skip
+
+
+def parse_args() -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--tiny", action="store_true", help="tiny dims for a CPU smoke test")
+    parser.add_argument("--dtype", default="float16", choices=["float16", "bfloat16", "float32"])
+    parser.add_argument("--batches", default="1,8")
+    parser.add_argument("--repeats", type=int, help="timed regions per cell (default 20; --tiny 3)")
+    parser.add_argument("--warmup", type=int, help="untimed regions first (default 3; --tiny 1)")
+    parser.add_argument("--inner", type=int, help="calls per timed region for single ops (default 10; --tiny 2)")
+    parser.add_argument("--no-torch", action="store_true", help="MLX only (e.g. under nsys)")
+    parser.add_argument("--sections", default="abcde", help="which of a-e to run")
+    parser.add_argument("--variants", default=",".join(VARIANTS), help="gpu_encoder layouts for (d)")
+    args = parser.parse_args()
+    for name, full, tiny in (("repeats", 20, 3), ("warmup", 3, 1), ("inner", 10, 2)):
+        if getattr(args, name) is None:
+            setattr(args, name, tiny if args.tiny else full)
+    args.batches = [int(b) for b in args.batches.split(",")]
+    args.variants = [v for v in args.variants.split(",") if v]
+    return args
+
+
+def main() -> int:
+    args = parse_args()
+    dtype = getattr(mx, args.dtype)
+    probe = Probe(args)
+    encoder = build_encoder(args, dtype)
+    steps = {"a": lambda: gemms(probe, dtype), "b": lambda: attention(probe, dtype),
+             "c": lambda: parts(probe, encoder, dtype), "d": lambda: whole(probe, encoder, dtype),
+             "e": lambda: sums(probe, len(encoder.blocks))}  # fmt: skip
+    start = time.perf_counter()
+    for name in args.sections:
+        try:
+            steps[name]()
+        except Exception as exc:  # noqa: BLE001  (report the section, keep the rest)
+            probe.rows.append((name, f"section failed: {type(exc).__name__}: {exc}"[:150], "-", "-", 0.0))
+    print(header(args))
+    print(render(probe))
+    print(f"probe wall time {time.perf_counter() - start:.1f} s")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

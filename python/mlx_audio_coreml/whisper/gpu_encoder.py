@@ -1,0 +1,163 @@
+"""The Whisper audio encoder laid out for a GPU: fused q/k/v weights, a one-product front end, compiled.
+
+`GpuEncoder(encoder, options)` computes what `WhisperEncoder.__call__` computes (mel (B, frames,
+n_mels) channels-last -> features (B, n_ctx, n_state)) from the same weights, rearranged once:
+- q/k/v as one (3 D, D) product (the key has no bias: a zero block), one launch instead of three;
+- the two convolutions as products over stacked shifted frames ("im2col"), or MLX's conv1d;
+- attention through `mx.fast.scaled_dot_product_attention` or spelled out (scores, softmax, AV);
+- compiled per layer (one graph reused by every layer, weights as inputs), whole, or not at all.
+The choice between these is made from measurements on the card (bench/gpu_encoder_probe.py);
+`DEFAULT` holds the measured best. The CPU keeps `WhisperEncoder`'s own path (host math).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Literal
+
+import mlx.core as mx
+import mlx.nn as nn
+
+from ..errors import ShapeConversionFailed
+from .model import ResidualAttentionBlock, WhisperEncoder
+
+Attention = Literal["sdpa", "explicit"]
+Front = Literal["conv", "im2col"]
+Compile = Literal["none", "layer", "whole"]
+LN_EPS = 1e-5  # nn.LayerNorm's default, as the encoder's layer norms use
+
+
+@dataclass(frozen=True)
+class GpuEncoderOptions:
+    fuse_qkv: bool = True
+    attention: Attention = "sdpa"
+    front: Front = "conv"
+    compile: Compile = "whole"
+
+
+DEFAULT = GpuEncoderOptions()
+
+
+@dataclass(frozen=True)
+class LayerWeights:
+    """One block's weights, products as (out, in) like nn.Linear; qkv fused or (q, k, v) apart."""
+
+    ln1: tuple[mx.array, mx.array]
+    qkv: tuple[mx.array, mx.array] | tuple[tuple[mx.array, mx.array | None], ...]
+    out: tuple[mx.array, mx.array]
+    ln2: tuple[mx.array, mx.array]
+    fc1: tuple[mx.array, mx.array]
+    fc2: tuple[mx.array, mx.array]
+
+    def flat(self) -> list[mx.array]:
+        """The arrays in a fixed order, for a compiled layer taking them as inputs."""
+        qkv = list(self.qkv) if isinstance(self.qkv[0], mx.array) else [a for p in self.qkv for a in p if a is not None]
+        return [*self.ln1, *qkv, *self.out, *self.ln2, *self.fc1, *self.fc2]  # type: ignore[list-item]
+
+
+def _linear_pair(layer: nn.Linear) -> tuple[mx.array, mx.array]:
+    return layer.weight, layer.bias
+
+
+def layer_weights(block: ResidualAttentionBlock, fuse_qkv: bool) -> LayerWeights:
+    attn = block.attn
+    if fuse_qkv:
+        w = mx.concatenate([attn.query.weight, attn.key.weight, attn.value.weight], axis=0)
+        b = mx.concatenate([attn.query.bias, mx.zeros_like(attn.query.bias), attn.value.bias])
+        qkv: tuple = (w, b)
+    else:
+        qkv = (_linear_pair(attn.query), (attn.key.weight, None), _linear_pair(attn.value))
+    ln1, ln2 = block.attn_ln, block.mlp_ln
+    return LayerWeights(
+        (ln1.weight, ln1.bias),
+        qkv,
+        _linear_pair(attn.out),
+        (ln2.weight, ln2.bias),
+        _linear_pair(block.mlp1),
+        _linear_pair(block.mlp2),
+    )
+
+
+def _affine(x: mx.array, w: mx.array, b: mx.array | None) -> mx.array:
+    return x @ w.T if b is None else mx.addmm(b, x, w.T)
+
+
+def attend(q: mx.array, k: mx.array, v: mx.array, how: Attention) -> mx.array:
+    """q, k, v (B, H, T, Dh) -> (B, H, T, Dh), unmasked, scaled by Dh^-1/2."""
+    scale = q.shape[-1] ** -0.5
+    if how == "sdpa":
+        return mx.fast.scaled_dot_product_attention(q, k, v, scale=scale)
+    scores = (q * mx.array(scale, q.dtype)) @ k.swapaxes(-1, -2)
+    return mx.softmax(scores, axis=-1, precise=True) @ v
+
+
+def encoder_layer(x: mx.array, weights: list[mx.array], n_head: int, fused: bool, how: Attention) -> mx.array:
+    """One residual block: x + attention(ln1 x), then + mlp(ln2 x). `weights` in LayerWeights.flat order."""
+    batch, length, width = x.shape
+    ln1w, ln1b, *rest = weights
+    h = mx.fast.layer_norm(x, ln1w, ln1b, LN_EPS)
+    split = (batch, length, n_head, width // n_head)
+    if fused:
+        qkv_w, qkv_b, *rest = rest
+        qkv = _affine(h, qkv_w, qkv_b).reshape(batch, length, 3, n_head, width // n_head)
+        q, k, v = (qkv[:, :, i].transpose(0, 2, 1, 3) for i in range(3))
+    else:
+        qw, qb, kw, vw, vb, *rest = rest
+        q, k, v = (_affine(h, w, b).reshape(split).transpose(0, 2, 1, 3) for w, b in ((qw, qb), (kw, None), (vw, vb)))
+    ow, ob, ln2w, ln2b, f1w, f1b, f2w, f2b = rest
+    y = attend(q, k, v, how).transpose(0, 2, 1, 3).reshape(batch, length, width)
+    x = x + _affine(y, ow, ob)
+    h = nn.gelu(_affine(mx.fast.layer_norm(x, ln2w, ln2b, LN_EPS), f1w, f1b))
+    return x + _affine(h, f2w, f2b)
+
+
+def front_end(mel: mx.array, encoder: WhisperEncoder, im2col: tuple[mx.array, mx.array] | None) -> mx.array:
+    """conv1 + GELU, conv2 (stride 2) + GELU, + positions: mel (B, 2 T, n_mels) -> (B, T, D)."""
+    if im2col is None:
+        x = nn.gelu(encoder.conv1(mel))
+        x = nn.gelu(encoder.conv2(x))
+    else:
+        frames = mel.shape[1]
+        p = mx.pad(mel, [(0, 0), (1, 1), (0, 0)])
+        cols = mx.concatenate([p[:, 0:frames], p[:, 1 : frames + 1], p[:, 2 : frames + 2]], axis=-1)
+        x = nn.gelu(mx.addmm(encoder.conv1.bias, cols, im2col[0].T))
+        p = mx.pad(x, [(0, 0), (1, 1), (0, 0)])
+        out = (frames - 1) // 2 + 1
+        cols = mx.concatenate([p[:, 0 : 2 * out : 2], p[:, 1 : 2 * out + 1 : 2], p[:, 2 : 2 * out + 2 : 2]], axis=-1)
+        x = nn.gelu(mx.addmm(encoder.conv2.bias, cols, im2col[1].T))
+    return x + encoder._positional_embedding[: x.shape[1]]
+
+
+class GpuEncoder:
+    """A `WhisperEncoder`'s computation with GPU-friendly weights; call it like the module."""
+
+    def __init__(self, encoder: WhisperEncoder, options: GpuEncoderOptions = DEFAULT) -> None:
+        self.encoder = encoder
+        self.options = options
+        self.n_head = encoder.blocks[0].attn.n_head
+        self.layers = [layer_weights(b, options.fuse_qkv).flat() for b in encoder.blocks]
+        c1, c2 = encoder.conv1.weight, encoder.conv2.weight  # (out, k, in): k-major columns match the stacking
+        self.im2col = (c1.reshape(c1.shape[0], -1), c2.reshape(c2.shape[0], -1)) if options.front == "im2col" else None
+        mx.eval(self.layers, self.im2col)
+        layer = self._layer
+        self._run_layer: Callable[..., mx.array] = mx.compile(layer) if options.compile == "layer" else layer
+        self._run: Callable[[mx.array], mx.array] = (
+            mx.compile(self._forward) if options.compile == "whole" else self._forward
+        )
+
+    def _layer(self, x: mx.array, *weights: mx.array) -> mx.array:
+        return encoder_layer(x, list(weights), self.n_head, self.options.fuse_qkv, self.options.attention)
+
+    def _forward(self, mel: mx.array) -> mx.array:
+        x = front_end(mel.astype(self.encoder.conv1.weight.dtype), self.encoder, self.im2col)
+        for weights in self.layers:
+            x = self._run_layer(x, *weights)
+        ln = self.encoder.ln_post
+        return mx.fast.layer_norm(x, ln.weight, ln.bias, LN_EPS)
+
+    def __call__(self, mel: mx.array) -> mx.array:
+        n_ctx, n_mels = self.encoder._positional_embedding.shape[0], self.encoder.conv1.weight.shape[2]
+        if mel.ndim != 3 or mel.shape[2] != n_mels or mel.shape[1] > 2 * n_ctx:
+            raise ShapeConversionFailed([1, 2 * n_ctx, n_mels], mel.shape, "mel (B, frames, mels)")
+        return self._run(mel)
