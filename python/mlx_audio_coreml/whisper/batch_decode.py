@@ -21,7 +21,7 @@ from typing import Any
 import mlx.core as mx
 import numpy as np
 
-from . import host_prefill
+from . import gpu_loop, gpu_step, host_prefill
 from .beam import BeamSearch
 from .decoding import (
     DecodingOptions,
@@ -31,6 +31,7 @@ from .decoding import (
     detect_language,
     length_penalized,
 )
+from .device_filters import device_rules
 from .logit_filters import LogitFilter, apply_filters_np
 from .model import reorder_kv_cache
 from .sampling import DecoderStep, chosen_logprobs, repeat_rows
@@ -151,7 +152,16 @@ def greedy_rows(
     n_steps: int,
 ) -> list[tuple[list[int], float]]:
     """Greedy decoding where a row that emits EOT leaves the batch (its cache rows are dropped).
-    Returns each row's sampled tokens (without EOT) and its summed log-prob through EOT."""
+    Returns each row's sampled tokens (without EOT) and its summed log-prob through EOT.
+
+    On a GPU the rows run through `gpu_loop` instead (fixed shapes, nothing read back per token):
+    an ended row stays in the batch emitting EOT, which costs less there than a new graph."""
+    rules = device_rules(filters, logits.shape[-1]) if gpu_step.applies() else None
+    if rules is not None:
+        step = gpu_step.StaticDecoderStep(model, features)
+        rows, totals = gpu_loop.greedy(step, logits, cache, mx.array(prefix), rules, eot=eot, n_steps=n_steps)
+        sampled_rows = [row[prefix.shape[1] :].tolist() for row in rows]
+        return [(r[: r.index(eot)] if eot in r else r, float(t)) for r, t in zip(sampled_rows, totals)]
     sampled: list[list[int]] = [[] for _ in range(prefix.shape[0])]
     sums = np.zeros(prefix.shape[0], dtype=np.float64)
     active = np.arange(prefix.shape[0])  # original row of each row still in the batch

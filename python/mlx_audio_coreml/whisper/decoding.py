@@ -15,7 +15,7 @@ import mlx.core as mx
 import numpy as np
 
 from ..errors import InvalidOption
-from . import gpu_step, host_decoder
+from . import gpu_loop, gpu_step, host_decoder
 from .beam import BeamSearch
 from .logit_filters import (
     ApplyTimestampRules,
@@ -25,7 +25,7 @@ from .logit_filters import (
     SuppressBlank,
     SuppressTokens,
 )
-from .sampling import repeat_rows, sample_tokens
+from .sampling import repeat_rows
 from .segments import TIME_PRECISION
 
 TASKS = ("transcribe", "translate")
@@ -237,7 +237,7 @@ class DecodingTask:
             search = BeamSearch(self.options.beam_size, self.tokenizer.eot, self.options.patience)
             candidates = search.run(step, last, cache, start, self.filters, n_audio=n_audio, n_steps=self.sample_len)
         else:
-            tokens, sums = sample_tokens(
+            tokens, sums = gpu_loop.decode_tokens(
                 step, last, cache, start, self.filters,
                 temperature=self.options.temperature, eot=self.tokenizer.eot, n_steps=self.sample_len,
                 seed=self.options.seed,

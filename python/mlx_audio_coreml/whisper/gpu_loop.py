@@ -1,0 +1,127 @@
+"""Greedy decoding that stays on the device: one compiled function per token, a read-back every K.
+
+`sampling.sample_tokens` reads every token back to the host (to check for EOT and add up
+log-probs), so each token costs a host round trip on top of building ~150 primitives. Here one
+`mx.compile`d function does a whole token: the logit filters and the choice (`device_filters`),
+the log-prob sum, the end-of-text test, and the decoder step that feeds the choice back
+(`gpu_step`'s static cache). The host only queues these functions (`mx.async_eval`, so token t+1
+is built while token t runs) and, every `read_every` tokens, reads whether every row has ended.
+Tokens after the step where the last row ended are computed but dropped, so the result is what
+`sample_tokens` returns: rows padded with EOT after their end, the same tokens, and log-prob sums
+equal up to float32 rounding.
+
+Every row stops on its own (a finished row emits EOT and adds nothing); the batch stops when all
+have. The same code runs on the CPU, where the tests compare it with `sample_tokens`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import mlx.core as mx
+import numpy as np
+
+from ..errors import ShapeConversionFailed
+from .device_filters import DeviceRules, Grammar, RowState, choose, device_rules
+from .gpu_step import StaticCache, StaticDecoderStep, StepProgram, to_static
+from .logit_filters import LogitFilter
+from .sampling import pipelining_pays, sample_tokens
+
+READ_EVERY = 32  # tokens between read-backs: each costs a wait for the device
+
+
+def token_function(program: StepProgram, grammar: Grammar | None, eot: int, first: bool, advance: bool) -> Any:
+    """The compiled function of one token, made once per decoder and kind of step:
+    (logits, mask, row state..., [offset, cache arrays...]) -> (token, row state..., [logits,
+    offset + 1, keys..., values...]). The mask is an input, so windows with other filters share it;
+    `advance` also runs the decoder on the chosen token (a window's last step does not)."""
+    key = ("gpu_loop", grammar, eot, first, advance)
+    if key not in program.functions:
+
+        def token_step(logits: mx.array, mask: mx.array, *arrays: mx.array) -> tuple[mx.array, ...]:
+            rules = DeviceRules(mask, mask, grammar)
+            token, state = choose(logits, rules, RowState(*arrays[:5]), first=first, eot=eot)
+            if not advance:
+                return (token, *state.arrays())
+            return (token, *state.arrays(), *program.flat_step(token, *arrays[5:]))
+
+        program.functions[key] = mx.compile(token_step) if program.compiled else token_step
+    return program.functions[key]
+
+
+def applies(step: Any, filters: Sequence[LogitFilter], temperature: float, n_vocab: int) -> DeviceRules | None:
+    """The device rules when this loop can run the decode: greedy, a static step, filters it knows."""
+    if temperature != 0 or not isinstance(step, StaticDecoderStep):
+        return None
+    return device_rules(filters, n_vocab)
+
+
+def greedy(
+    step: StaticDecoderStep,
+    logits: mx.array,
+    cache: Any,
+    tokens: mx.array,
+    rules: DeviceRules,
+    *,
+    eot: int,
+    n_steps: int,
+    read_every: int = READ_EVERY,
+) -> tuple[np.ndarray, np.ndarray]:
+    """`sample_tokens` at temperature 0 (same arguments, same result) on the device."""
+    static = cache if isinstance(cache, StaticCache) else to_static(cache, step.capacity)
+    if static.length + n_steps - 1 > step.capacity:
+        raise ShapeConversionFailed(
+            [tokens.shape[0], step.capacity], [tokens.shape[0], static.length + n_steps - 1], "decoder context"
+        )
+    state = RowState.start(tokens.shape[0])
+    walk = (static.offset, *static.self_k, *static.self_v)
+    audio = (*static.cross_k, *static.cross_v)
+    chosen: list[mx.array] = []
+    done_before: mx.array | None = None
+    for i in range(n_steps):
+        advance = i + 1 < n_steps
+        run = token_function(step.program, rules.grammar, eot, i == 0, advance)
+        mask = rules.first_mask if i == 0 else rules.mask
+        out = run(logits, mask, *state.arrays(), *(walk + audio if advance else ()))
+        chosen.append(out[0])
+        state = RowState(*out[1:6])
+        if advance:
+            logits, walk = out[6], tuple(out[7:])
+            mx.async_eval(out[0], state.sums, state.finished, logits, *walk)
+        if done_before is not None and bool(done_before.all().item()):
+            break  # every row had ended a token ago: what was queued since is dropped below
+        done_before = state.finished if (i + 1) % read_every == 0 else None  # read after the next is queued
+    rows = np.array(mx.concatenate(chosen, axis=1))
+    sums = np.array(state.sums).astype(np.float64)[:, 0]
+    return np.concatenate([np.array(tokens, dtype=rows.dtype), rows[:, : _kept(rows, eot)]], axis=1), sums
+
+
+def _kept(rows: np.ndarray, eot: int) -> int:
+    """Sampled tokens through the step where the last row emitted its first EOT (all if one never did)."""
+    ended = rows == eot
+    if not ended.any(axis=1).all():
+        return rows.shape[1]
+    return int(ended.argmax(axis=1).max()) + 1
+
+
+def decode_tokens(
+    step: Any,
+    logits: mx.array,
+    cache: Any,
+    tokens: mx.array,
+    filters: Sequence[LogitFilter],
+    *,
+    temperature: float,
+    eot: int,
+    n_steps: int,
+    seed: int | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """The product's token loop: on a GPU with the static step, greedy runs on the device
+    (`greedy`); otherwise (the CPU, sampling, repetition rules) `sampling.sample_tokens`."""
+    rules = applies(step, filters, temperature, logits.shape[-1]) if pipelining_pays() else None
+    if rules is None:
+        return sample_tokens(
+            step, logits, cache, tokens, filters, temperature=temperature, eot=eot, n_steps=n_steps, seed=seed
+        )
+    return greedy(step, logits, cache, tokens, rules, eot=eot, n_steps=n_steps)

@@ -1,0 +1,170 @@
+"""One decoder token against a static KV cache, on weights prepared once: the function `gpu_step`
+compiles.
+
+At batch 1 on a GPU each primitive of a step costs ~8-15 us of host work, more than its kernel, so
+the step is written for few primitives:
+- the hidden state is (B, D), never (B, 1, D): no reshapes around every product;
+- each product's transposed weight is a view made once (`prepared_linear`), not a Transpose node
+  per call; q/k/v are one product (`fused_qkv`);
+- heads are a reshape of the same bytes (one position: (B, D) -> (B, H, 1, Dh)), no transposes or
+  copies; positions for the cache write and the mask are constants made once;
+- attention to the audio is MLX's fused kernel (keys stored (B, H, n_ctx, Dh)).
+It computes `model.TextDecoder`'s function for one token (masked keys weigh exactly zero).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import mlx.core as mx
+import mlx.nn as nn
+
+from .model import ResidualAttentionBlock, TextDecoder
+
+SELECT_WRITE_ROWS = 4  # up to this batch, a step's keys/values are written by a select (see _write)
+Linear = Callable[[mx.array], mx.array]
+
+
+def prepared_linear(layer: Any) -> Linear:
+    """`layer(x)` with the transposed weight made once (a plain `nn.Linear`); others as they are."""
+    if type(layer) is not nn.Linear:
+        return layer
+    return _product(layer.weight, layer.bias if "bias" in layer else None)
+
+
+def prepared_unbiased(layer: Any) -> tuple[Linear, mx.array | float]:
+    """(product without the bias, bias) of a plain `nn.Linear`, so the bias joins the elementwise
+    op that follows (a residual add, GELU) in one compiled kernel: `addmm` would broadcast the bias
+    in a node of its own. Other layers: (the layer, 0.0)."""
+    if type(layer) is not nn.Linear or "bias" not in layer:
+        return prepared_linear(layer), 0.0
+    return _product(layer.weight, None), layer.bias
+
+
+def _product(weight: mx.array, bias: mx.array | None) -> Linear:
+    weight_t = weight.T
+    mx.eval(weight_t)  # an evaluated view: no graph behind it, so no node in the compiled step
+    if bias is None:
+        return lambda x: x @ weight_t
+    return lambda x: mx.addmm(bias, x, weight_t)
+
+
+def fused_qkv(block: ResidualAttentionBlock) -> Linear | None:
+    """The self-attention's query, key and value as one (D -> 3 D) product: one launch per layer
+    instead of three. None for quantized layers, which keep their own products."""
+    attn = block.attn
+    if not all(type(layer) is nn.Linear for layer in (attn.query, attn.key, attn.value)):
+        return None
+    weight = mx.concatenate([attn.query.weight, attn.key.weight, attn.value.weight], axis=0)
+    bias = mx.concatenate([attn.query.bias, mx.zeros_like(attn.query.bias), attn.value.bias])  # the key has no bias
+    mx.eval(weight, bias)
+    return _product(weight, bias)
+
+
+@dataclass(frozen=True)
+class PreparedBlock:
+    """One residual block's layer norms (modules) and products (`prepared_linear`)."""
+
+    n_head: int
+    attn_ln: Any
+    qkv: Linear | None
+    query: Linear
+    key: Linear
+    value: Linear
+    out: tuple[Linear, mx.array | float]  # (product, bias): `prepared_unbiased`
+    cross_ln: Any
+    cross_query: Linear
+    cross_out: tuple[Linear, mx.array | float]
+    mlp_ln: Any
+    mlp1: tuple[Linear, mx.array | float]
+    mlp2: tuple[Linear, mx.array | float]
+
+    @staticmethod
+    def of(block: ResidualAttentionBlock) -> PreparedBlock:
+        attn, cross = block.attn, block.cross_attn
+        return PreparedBlock(
+            attn.n_head, block.attn_ln, fused_qkv(block),
+            prepared_linear(attn.query), prepared_linear(attn.key), prepared_linear(attn.value), prepared_unbiased(attn.out),
+            block.cross_attn_ln, prepared_linear(cross.query), prepared_unbiased(cross.out),
+            block.mlp_ln, prepared_unbiased(block.mlp1), prepared_unbiased(block.mlp2),
+        )  # fmt: skip
+
+
+class PreparedDecoder:
+    """A `TextDecoder`'s weights laid out for `step`, and the constant positions of its cache."""
+
+    def __init__(self, decoder: TextDecoder) -> None:
+        self.decoder = decoder
+        self.blocks = [PreparedBlock.of(block) for block in decoder.blocks]
+        capacity = decoder.positional_embedding.shape[0]
+        embedding = decoder.token_embedding
+        self.logits: Linear = (
+            _product(embedding.weight, None) if type(embedding) is nn.Embedding else embedding.as_linear
+        )  # the output projection is the token embedding
+        self.cache_positions = mx.arange(capacity).reshape(1, 1, capacity, 1)
+        self.key_positions = mx.arange(capacity).reshape(1, 1, 1, capacity)
+        mx.eval(self.cache_positions, self.key_positions)
+
+    def step(
+        self,
+        tokens: mx.array,
+        offset: mx.array,
+        self_k: list[mx.array],
+        self_v: list[mx.array],
+        cross_k: list[mx.array],
+        cross_v: list[mx.array],
+    ) -> tuple[mx.array, ...]:
+        """tokens (B,) or (B, 1) at position `offset` -> (logits (B, V) float32, offset + 1, keys..., values...)."""
+        decoder = self.decoder
+        tokens = tokens.reshape(-1) if tokens.ndim > 1 else tokens
+        x = decoder.token_embedding(tokens) + mx.take(decoder.positional_embedding, offset, axis=0)  # (B, D)
+        mask = mx.where(self.key_positions <= offset, 0.0, float("-inf")).astype(x.dtype)  # unwritten keys weigh 0
+        new_k, new_v = [], []
+        for i, block in enumerate(self.blocks):
+            x, k, v = self._self_attend(block, x, self_k[i], self_v[i], offset, mask)
+            new_k.append(k)
+            new_v.append(v)
+            q = _heads(block.cross_query(block.cross_ln(x)), block.n_head)
+            y = mx.fast.scaled_dot_product_attention(q, cross_k[i], cross_v[i], scale=q.shape[-1] ** -0.5)
+            x = _residual(x, block.cross_out, y.reshape(x.shape))
+            (mlp1, bias1), mlp2 = block.mlp1, block.mlp2
+            x = _residual(x, mlp2, nn.gelu(mlp1(block.mlp_ln(x)) + bias1))
+        logits = self.logits(decoder.ln(x)).astype(mx.float32)
+        return (logits, offset + 1, *new_k, *new_v)
+
+    def _self_attend(
+        self, block: PreparedBlock, x: mx.array, keys: mx.array, values: mx.array, offset: mx.array, mask: mx.array
+    ) -> tuple[mx.array, mx.array, mx.array]:
+        """One token's self-attention against the static cache; its keys/values written at `offset`."""
+        h = block.attn_ln(x)
+        if block.qkv is None:
+            q, k, v = block.query(h), block.key(h), block.value(h)
+        else:
+            q, k, v = mx.split(block.qkv(h), 3, axis=-1)
+        q, k, v = (_heads(t, block.n_head) for t in (q, k, v))
+        keys, values = self._write(keys, k, offset), self._write(values, v, offset)
+        y = mx.fast.scaled_dot_product_attention(q, keys, values, scale=q.shape[-1] ** -0.5, mask=mask)
+        return _residual(x, block.out, y.reshape(x.shape)), keys, values
+
+    def _write(self, cache: mx.array, new: mx.array, offset: mx.array) -> mx.array:
+        """`cache` (B, H, N, Dh) with position `offset` replaced by `new` (B, H, 1, Dh).
+
+        At a few rows, one fused select over the whole cache (~1 MB a layer at batch 1) beats
+        `slice_update` at a device offset, which costs two kernels and ~15 us each on an H100 (ncu);
+        at larger batches rewriting every row costs more than it saves."""
+        if cache.shape[0] > SELECT_WRITE_ROWS:
+            return mx.slice_update(cache, new, offset.reshape(1), axes=(2,))
+        return mx.where(self.cache_positions == offset, new, cache)
+
+
+def _residual(x: mx.array, product: tuple[Linear, mx.array | float], y: mx.array) -> mx.array:
+    """x + y W^T + b: the product, then one fused add of the bias and the residual."""
+    return x + (product[0](y) + product[1])
+
+
+def _heads(x: mx.array, n_head: int) -> mx.array:
+    """(B, D) -> (B, H, 1, Dh): for one position the head-major layout is the same bytes."""
+    batch, width = x.shape
+    return x.reshape(batch, n_head, 1, width // n_head)

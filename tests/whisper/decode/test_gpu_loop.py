@@ -1,0 +1,123 @@
+"""The device-resident greedy loop (whisper/gpu_loop.py) picks the tokens the host loop picks.
+
+Run on the CPU: `gpu_loop.greedy` (the filters as device ops, the choice, log-prob sums and EOT
+test in one compiled function per token, a read-back every few tokens) against
+`sampling.sample_tokens` with the dynamic step, on a tiny random model with the product's filters
+(timestamp grammar included) and on real tiny.en weights with jfk.wav.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import mlx.core as mx
+import numpy as np
+import pytest
+from decode_helpers import JFK, tiny_random_model
+
+from mlx_audio_coreml.whisper.decoding import DecodingOptions, DecodingTask
+from mlx_audio_coreml.whisper.device_filters import device_rules
+from mlx_audio_coreml.whisper.gpu_loop import decode_tokens, greedy
+from mlx_audio_coreml.whisper.gpu_step import StaticDecoderStep
+from mlx_audio_coreml.whisper.logit_filters import NoRepeatNgram, SuppressTokens
+from mlx_audio_coreml.whisper.sampling import DecoderStep, sample_tokens
+
+
+def both_loops(model, features, task: DecodingTask, *, n_steps: int, eot: int, read_every: int = 3) -> tuple:
+    """(host tokens, host sums), (device tokens, device sums) for the task's prompt and filters."""
+    batch = features.shape[0]
+    prefix = mx.array(np.tile(np.array(task.initial_tokens, dtype=np.int32), (batch, 1)))
+    logits, cache, _ = model.decoder(prefix, features)
+    last = logits[:, -1, :]
+    want = sample_tokens(
+        DecoderStep(model, features), last, cache, prefix, task.filters, temperature=0.0, eot=eot, n_steps=n_steps
+    )
+    rules = device_rules(task.filters, model.dims.n_vocab)
+    assert rules is not None
+    step = StaticDecoderStep(model, features)
+    got = greedy(step, last, cache, prefix, rules, eot=eot, n_steps=n_steps, read_every=read_every)
+    return want, got
+
+
+def features_for(model, batch: int, seed: int) -> mx.array:
+    rng = np.random.default_rng(seed)
+    dims = model.dims
+    return mx.array(rng.standard_normal((batch, dims.n_audio_ctx, dims.n_audio_state)).astype(np.float32))
+
+
+@pytest.mark.parametrize("without_timestamps", [False, True])
+@pytest.mark.parametrize("batch", [1, 3])
+def test_device_loop_picks_the_host_loops_tokens_with_the_product_filters(
+    fake_tokenizer, without_timestamps: bool, batch: int
+) -> None:
+    model = tiny_random_model(seed=4)
+    task = DecodingTask(model, fake_tokenizer, DecodingOptions(without_timestamps=without_timestamps))
+    features = features_for(model, batch, seed=5)
+    (want, want_sums), (got, got_sums) = both_loops(model, features, task, n_steps=40, eot=-1)
+    np.testing.assert_array_equal(got, want)
+    np.testing.assert_allclose(got_sums, want_sums, rtol=1e-4, atol=1e-3)
+    if not without_timestamps:  # the grammar was exercised: timestamps and text both chosen
+        sampled = want[:, task.sample_begin :]
+        assert (sampled >= fake_tokenizer.timestamp_begin).any() and (sampled < fake_tokenizer.eot).any()
+
+
+def test_the_loop_stops_a_read_back_after_every_row_has_ended(fake_tokenizer) -> None:
+    model = tiny_random_model(seed=4)
+    task = DecodingTask(model, fake_tokenizer, DecodingOptions())
+    features = features_for(model, 4, seed=11)[:3]  # these rows choose a timestamp, then token 0 over and over
+    (want, want_sums), (got, got_sums) = both_loops(model, features, task, n_steps=30, eot=0, read_every=4)
+    assert want.shape[1] == task.sample_begin + 2, "token 0 stands in for EOT: every row ends at its second token"
+    np.testing.assert_array_equal(got, want)
+    np.testing.assert_allclose(got_sums, want_sums, rtol=1e-4, atol=1e-3)
+
+
+def test_filters_that_need_the_host_keep_the_host_loop(fake_tokenizer) -> None:
+    model = tiny_random_model(seed=4)
+    assert device_rules([NoRepeatNgram(3, 1)], model.dims.n_vocab) is None
+    assert device_rules([SuppressTokens([1], model.dims.n_vocab)], model.dims.n_vocab) is not None
+    task = DecodingTask(model, fake_tokenizer, replace(DecodingOptions(), no_repeat_ngram_size=3))
+    features = features_for(model, 1, seed=2)
+    prefix = mx.array([task.initial_tokens], dtype=mx.int32)
+    logits, cache, _ = model.decoder(prefix, features)
+    step = StaticDecoderStep(model, features)
+    tokens, _ = decode_tokens(step, logits[:, -1, :], cache, prefix, task.filters, temperature=0.0, eot=-1, n_steps=5)
+    assert tokens.shape == (1, task.sample_begin + 5)
+
+
+def test_device_loop_equals_the_host_loop_on_real_tiny_en_speech(tiny_en_bundle) -> None:
+    """Two windows that end at different tokens: jfk.wav whole and its first 4 s."""
+    from mlx_audio_coreml.whisper.audio import pad_or_trim
+    from mlx_audio_coreml.whisper.mel import log_mel_spectrogram
+
+    bundle = tiny_en_bundle
+    mel = pad_or_trim(log_mel_spectrogram(str(JFK), n_mels=bundle.dims.n_mels), 3000)  # (n_mels, 3000)
+    short = mx.where(mx.arange(3000) < 400, mel, mel.min())  # the first 4 s, then near-silence
+    features = bundle.model.embed_audio(mx.stack([mel.T, short.T]))
+    task = DecodingTask(bundle.model, bundle.tokenizer, DecodingOptions(), bundle.config)
+    eot = bundle.tokenizer.eot
+    (want, want_sums), (got, got_sums) = both_loops(
+        bundle.model, features, task, n_steps=task.sample_len, eot=eot, read_every=8
+    )
+    np.testing.assert_array_equal(got, want)
+    # MLX's CPU exp is an approximation (logsumexp of a 51864-token row off by ~1e-4): sums drift
+    np.testing.assert_allclose(got_sums, want_sums, rtol=2e-3)
+    ends = [list(row[task.sample_begin :]).index(eot) for row in want]
+    assert ends[1] < ends[0], "the short window ends first, and waits for the long one"
+    text = bundle.tokenizer.decode([t for t in want[0, task.sample_begin :] if t < eot])
+    assert "ask not what your country can do for you" in text.lower()
+
+
+def test_batched_rows_take_the_device_loop_on_a_gpu_and_decode_the_same(fake_tokenizer, monkeypatch) -> None:
+    from mlx_audio_coreml.whisper import gpu_step
+    from mlx_audio_coreml.whisper.batch_decode import decode_rows
+
+    model = tiny_random_model(seed=4)
+    features = features_for(model, 3, seed=10)
+    options = DecodingOptions(sample_len=20)
+    want = decode_rows(model, fake_tokenizer, features, options)
+    calls = []
+    monkeypatch.setattr(gpu_step, "applies", lambda: calls.append(1) or True)  # as on a GPU
+    got = decode_rows(model, fake_tokenizer, features, options)
+    assert calls, "the device loop was not asked"
+    assert [r.tokens for r in got] == [r.tokens for r in want]
+    np.testing.assert_allclose([r.sum_logprob for r in got], [r.sum_logprob for r in want], rtol=1e-4, atol=1e-3)
