@@ -22,6 +22,7 @@ from . import onednn
 from . import pool as host_pool
 
 ROWS = 256  # output frames per im2col block
+SPREAD_ELEMENTS = 1 << 16  # products per block of a transposed conv (256 kB: stays in cache)
 
 
 class _Scratch(threading.local):
@@ -215,12 +216,21 @@ class ConvTranspose1d:
     def full_length(self, length: int) -> int:
         return (length - 1) * self.stride + self.kernel
 
-    def __call__(self, x: np.ndarray, crop: tuple[int, int], out: np.ndarray | None = None) -> np.ndarray:
-        """(L, in) -> (full_length(L) - crop[0] - crop[1], out) rows, into `out` when given."""
+    def __call__(
+        self, x: np.ndarray, crop: tuple[int, int], out: np.ndarray | None = None, live: int | None = None
+    ) -> np.ndarray:
+        """(L, in) -> (full_length(L) - crop[0] - crop[1], out) rows, into `out` when given. `live`: the
+        rows of x past it are known to be zeros (`nonzero_rows`), so their products are not computed:
+        the groups they alone reach are the bias, as they would be (zero rows add exactly zero)."""
         length, width = x.shape[0], self.stride * self.out_channels
-        rows = plain_rows(x)
+        rows = plain_rows(x)[: length if live is None else max(0, min(live, length))]
         groups = _group_buffers.get(length + self.pieces - 1, width)
-        host_pool.run_all(lambda block: self._groups(rows, block, groups), host_pool.row_blocks(groups.shape[0], ROWS))
+        # blocks of at least ROWS groups and about SPREAD_ELEMENTS products: narrow outputs (an inverse
+        # STFT's one channel) in few blocks, as a block's fixed cost outweighed its products there
+        per_block = max(ROWS, SPREAD_ELEMENTS // (self.pieces * width))
+        host_pool.run_all(
+            lambda block: self._groups(rows, block, groups), host_pool.row_blocks(groups.shape[0], per_block)
+        )
         frames = groups.reshape(-1, self.out_channels)
         y = frames[crop[0] : self.full_length(length) - crop[1]]
         if out is None:

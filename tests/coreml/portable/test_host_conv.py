@@ -147,6 +147,21 @@ def test_zero_tails_give_the_full_convolution(tmp_path, kernel, stride, dilation
     assert np.array_equal(got[1], np.broadcast_to(b[:, None], got[1].shape))
 
 
+@pytest.mark.parametrize("c_in, c_out, kernel, stride", [(16, 8, 12, 6), (22, 1, 20, 5), (8, 4, 3, 2)])
+def test_transposed_convolution_skips_a_zero_tail_exactly(c_in, c_out, kernel, stride):
+    # the groups only zero rows reach are the bias, not computed; many rows: narrow outputs take long blocks
+    w = (rng.standard_normal((c_in, c_out, kernel)) / np.sqrt(c_in)).astype(np.float32)
+    b = rng.standard_normal(c_out).astype(np.float32)
+    conv = conv1d.ConvTranspose1d(w, b, stride)
+    x = rng.standard_normal((3000, c_in)).astype(np.float32)
+    for live in (0, 1, 2500):  # nothing, one row, a bucket's padded tail
+        y = x.copy()
+        y[live:] = 0.0
+        full = conv(y, (1, 2))
+        assert np.array_equal(conv(y, (1, 2), live=conv1d.nonzero_rows(y)), full)
+    assert_near(full, transpose_reference(y.T[None], w, b, stride, (1, 2))[0].T)
+
+
 def test_nonzero_rows_finds_the_last_row_with_a_value():
     x = np.zeros((200, 3), np.float32)
     assert conv1d.nonzero_rows(x) == 0

@@ -12,6 +12,7 @@ from collections.abc import Callable
 import mlx.core as mx
 
 from ..values import CAST_DTYPES, mx_dtype
+from . import host_unary
 from .registry import OpContext, as_str, register
 
 
@@ -28,6 +29,12 @@ def _floor_div(x: mx.array, y: mx.array) -> mx.array:
     return mx.floor_divide(x, y)
 
 
+def _mod(x: mx.array, y: mx.array) -> mx.array:
+    if host_unary.applies(x) and y.ndim <= x.ndim and host_unary.is_one(y):  # numpy: ~40x faster on the CPU
+        return host_unary.mod_one(x)
+    return mx.remainder(x, y)
+
+
 def _real_div(x: mx.array, y: mx.array) -> mx.array:
     if mx.issubdtype(x.dtype, mx.integer) and mx.issubdtype(y.dtype, mx.integer):
         return mx.floor_divide(x, y)  # MIL's real_div on int32 inputs yields int32 (floored)
@@ -40,7 +47,7 @@ for _name, _fn in {
     "mul": mx.multiply,
     "real_div": _real_div,
     "floor_div": _floor_div,
-    "mod": mx.remainder,
+    "mod": _mod,
     "pow": mx.power,
     "maximum": mx.maximum,
     "minimum": mx.minimum,
@@ -58,7 +65,11 @@ for _name, _fn in {
 
 
 def _unary(name: str, fn: Callable[[mx.array], mx.array]) -> None:
+    kernel = host_unary.UNARY.get(name)  # vectorized numpy where MLX's CPU loop is scalar
+
     def op(ctx: OpContext, x: mx.array) -> mx.array:
+        if kernel is not None and host_unary.applies(x):
+            return host_unary.unary(kernel, x)
         return fn(x)
 
     register(name)(op)

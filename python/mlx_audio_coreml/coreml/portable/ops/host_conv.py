@@ -131,8 +131,8 @@ def conv_transpose(
     length = kernel.full_length(rows.shape[1]) - crop[0] - crop[1]
 
     def fill(out: np.ndarray) -> None:
-        for b in range(rows.shape[0]):
-            kernel(rows[b], crop, out=out[b])
+        for b in range(rows.shape[0]):  # a zero tail (a bucket's padded frames) costs a scan, not products
+            kernel(rows[b], crop, out=out[b], live=conv1d.nonzero_rows(rows[b]))
 
     return host.filled((rows.shape[0], length, kernel.out_channels), fill)
 
