@@ -10,7 +10,9 @@ weights, float16, MLX against PyTorch (cuBLAS, flash sdpa) on the same card, in 
     end, layer norm and GELU alone, eager and compiled;
 (d) the whole encoder: the product's call (MLXAudioEncoder) eager and compiled, gpu_encoder.py's
     candidate layouts, and the same network in torch (eager and a CUDA graph);
-(e) the sum of the parts against the whole, and the products alone summed at each library's rate.
+(e) the sum of the parts against the whole, and the products alone summed at each library's rate;
+(f) the whole at batch 1 in child processes under other MLX CUDA-graph settings (ops per graph).
+"host dispatch only" rows: ms until mx.async_eval returns (the host's share of the time).
 Medians of --repeats after warm-up; short ops are run --inner times per timed region, each region
 ends in mx.eval + mx.synchronize (torch.cuda.synchronize). Each row fails alone ("n/a: ...").
 
@@ -25,8 +27,11 @@ CPU smoke test (seconds):
 from __future__ import annotations
 
 import argparse
+import os
 import platform
 import statistics
+import subprocess
+import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -38,11 +43,12 @@ from mlx_audio_coreml.whisper.model import WhisperEncoder
 
 import mlx.core as mx  # isort: skip
 import mlx.nn as nn  # isort: skip
-import numpy as np  # isort: skip
 
 try:
     import torch
     import torch.nn.functional as F
+
+    from gpu_encoder_peer import torch_diff, torch_encoder, torch_graph, torch_tensor, within, within_call
 except ImportError:  # the torch cells then say n/a
     torch = None  # type: ignore[assignment]
 
@@ -63,6 +69,7 @@ class Probe:
     args: argparse.Namespace
     rows: list[tuple[str, str, Cell, Cell, float]] = field(default_factory=list)  # section, what, mlx, torch, flop
     seen: dict[str, float] = field(default_factory=dict)  # key -> MLX or torch ms, for the sums
+    raw: list[str] = field(default_factory=list)  # rendered rows from child processes (f)
 
     def row(self, section: str, what: str, ours: Callable[[], float] | None, peer: Callable[[], float] | None,
             flop: float, key: str = "") -> None:  # fmt: skip
@@ -126,11 +133,6 @@ def build_encoder(args: argparse.Namespace, dtype: mx.Dtype) -> WhisperEncoder:
     encoder._positional_embedding = encoder._positional_embedding.astype(dtype)
     mx.eval(encoder.parameters())
     return encoder
-
-
-def torch_tensor(a: mx.array) -> object:
-    device = "cuda" if torch.cuda.is_available() else "cpu"
-    return torch.from_numpy(np.array(a.astype(mx.float32))).to(device=device, dtype=torch.float16)
 
 
 def gemms(p: Probe, dtype: mx.Dtype) -> None:
@@ -210,44 +212,6 @@ def parts(p: Probe, encoder: WhisperEncoder, dtype: mx.Dtype) -> None:
             p.row("c parts", f"{name} b{batch} compiled", p.mlx(compiled), None, flop, key + ":compiled")
 
 
-def torch_encoder(encoder: WhisperEncoder, heads: int) -> Callable[[object], object]:
-    """The same network in torch (fused q/k/v, F.sdpa), weights copied from `encoder`; input (B, frames, mels)."""
-    c1w, c2w = (torch_tensor(c.weight).permute(0, 2, 1).contiguous() for c in (encoder.conv1, encoder.conv2))
-    c1b, c2b, pos = (torch_tensor(a) for a in (encoder.conv1.bias, encoder.conv2.bias, encoder._positional_embedding))
-    layers = [[torch_tensor(a) for a in ge.layer_weights(b, True).flat()] for b in encoder.blocks]
-    post = (torch_tensor(encoder.ln_post.weight), torch_tensor(encoder.ln_post.bias))
-    width = c1w.shape[0]
-
-    def run(mel: object) -> object:
-        x = F.gelu(F.conv1d(mel.transpose(1, 2), c1w, c1b, padding=1))
-        x = F.gelu(F.conv1d(x, c2w, c2b, stride=2, padding=1)).transpose(1, 2)
-        x = x + pos[: x.shape[1]]
-        batch, length = x.shape[0], x.shape[1]
-        for g1, b1, wqkv, bqkv, wo, bo, g2, b2, w1, bias1, w2, bias2 in layers:
-            h = F.layer_norm(x, (width,), g1, b1)
-            q, k, v = F.linear(h, wqkv, bqkv).view(batch, length, 3, heads, -1).permute(2, 0, 3, 1, 4).unbind(0)
-            y = F.scaled_dot_product_attention(q, k, v).transpose(1, 2).reshape(batch, length, width)
-            x = x + F.linear(y, wo, bo)
-            x = x + F.linear(F.gelu(F.linear(F.layer_norm(x, (width,), g2, b2), w1, bias1)), w2, bias2)
-        return F.layer_norm(x, (width,), *post)
-
-    return run
-
-
-def torch_graph(run: Callable[[object], object], mel: object) -> Callable[[], object]:
-    """`run(mel)` captured in a CUDA graph: the kernels' time without launch costs."""
-    stream = torch.cuda.Stream()
-    stream.wait_stream(torch.cuda.current_stream())
-    with torch.cuda.stream(stream):
-        for _ in range(3):
-            run(mel)
-    torch.cuda.current_stream().wait_stream(stream)
-    graph = torch.cuda.CUDAGraph()
-    with torch.cuda.graph(graph):
-        out = run(mel)
-    return lambda: (graph.replay(), out)[1]
-
-
 def whole(p: Probe, encoder: WhisperEncoder, dtype: mx.Dtype) -> None:
     """(d): the product's encoder, the candidate layouts, torch; per 30 s window."""
     n_mels, ctx, _, heads, _ = dims(p.args)
@@ -269,49 +233,69 @@ def whole(p: Probe, encoder: WhisperEncoder, dtype: mx.Dtype) -> None:
         tmel = torch_tensor(mel) if run_torch is not None else None
         infer = torch.inference_mode if torch is not None else None
         peer = p.torch(lambda: run_torch(tmel), inner=1) if run_torch is not None else None
-        peer_err = _attempt(lambda: _torch_diff(run_torch, tmel, want)) if run_torch is not None else "-"
+        peer_err = _attempt(lambda: torch_diff(run_torch, tmel, want)) if run_torch is not None else "-"
         p.row("d whole", f"product MLXAudioEncoder eager b{batch} / torch eager (torch max |diff| {peer_err})", scaled(p.mlx(
-            lambda: product.encode(mel_cf), inner=1)), scaled(_within(infer, peer)), flop * per, f"eager:b{batch}")  # fmt: skip
+            lambda: product.encode(mel_cf), inner=1)), scaled(within(infer, peer)), flop * per, f"eager:b{batch}")  # fmt: skip
         graph = (
-            _attempt(lambda: _within_call(infer, lambda: torch_graph(run_torch, tmel)))
-            if run_torch and _cuda()
-            else "-"
+            _attempt(lambda: within_call(infer, lambda: torch_graph(run_torch, tmel))) if run_torch and _cuda() else "-"
         )
         peer_graph = p.torch(graph, inner=1) if callable(graph) else None
         p.row("d whole", f"product mx.compile'd b{batch} / torch CUDA graph", scaled(p.mlx(
             lambda: compiled_product(mel_cf), inner=1)), scaled(peer_graph), flop * per, f"compiled:b{batch}")  # fmt: skip
+        p.row("d whole", f"  host dispatch only of the above (async_eval returns) b{batch}",
+              scaled(lambda: _dispatch_ms(lambda: compiled_product(mel_cf), p.args)), None, 0.0)  # fmt: skip
         for name, candidate in candidates.items():
             err = _attempt(lambda: float(mx.max(mx.abs(candidate(mel).astype(mx.float32) - want))))
             what = f"gpu_encoder {name} b{batch} (max |diff| {err if isinstance(err, str) else f'{err:.3g}'})"
             p.row("d whole", what, scaled(p.mlx(lambda: candidate(mel), inner=1)), None, flop * per, f"{name}:b{batch}")
+            p.row("d whole", f"  host dispatch only of the above b{batch}",
+                  scaled(lambda: _dispatch_ms(lambda: candidate(mel), p.args)), None, 0.0)  # fmt: skip
 
 
-def _torch_diff(run: Callable[[object], object], mel: object, want: mx.array) -> str:
-    with torch.inference_mode():
-        got = run(mel).float().cpu().numpy()
-    return f"{float(np.max(np.abs(got - np.array(want)))):.3g}"
+def _dispatch_ms(fn: Callable[[], mx.array], args: argparse.Namespace) -> float:
+    """Median ms until `mx.async_eval` returns: the host's share (graph build, captures, launches)."""
+    samples = []
+    for i in range(args.warmup + args.repeats):
+        mx.synchronize()
+        start = time.perf_counter()
+        out = fn()
+        mx.async_eval(out)
+        if i >= args.warmup:
+            samples.append((time.perf_counter() - start) * 1e3)
+        mx.eval(out)
+        mx.synchronize()
+    return statistics.median(samples)
 
 
-def _within_call(context: Callable[[], object] | None, fn: Callable[[], object]) -> object:
-    if context is None:
-        return fn()
-    with context():  # type: ignore[attr-defined]
-        return fn()
+ENV_SWEEP = [  # MLX's CUDA graph batching, read once per process (mlx/backend/cuda/device.cpp; H100 default 100 ops, 1000 MB)
+    {"MLX_MAX_OPS_PER_BUFFER": "20"},
+    {"MLX_MAX_OPS_PER_BUFFER": "50"},
+    {"MLX_MAX_OPS_PER_BUFFER": "300", "MLX_MAX_MB_PER_BUFFER": "4000"},
+    {"MLX_MAX_OPS_PER_BUFFER": "2000", "MLX_MAX_MB_PER_BUFFER": "20000"},
+    {"MLX_USE_CUDA_GRAPHS": "0"},
+]
+
+
+def env_sweep(p: Probe) -> None:
+    """(f): the whole encoder at batch 1 in child processes under each MLX CUDA graph setting."""
+    for setting in ENV_SWEEP:
+        label = " ".join(f"{k}={v}" for k, v in setting.items())
+        command = [sys.executable, __file__, "--sections", "d", "--batches", "1", "--no-torch", "--repeats", "10",
+                   "--variants", p.args.sweep_variant] + (["--tiny"] if p.args.tiny else [])  # fmt: skip
+        try:
+            done = subprocess.run(command, env={**os.environ, **setting}, capture_output=True, text=True, timeout=120)
+            lines = [line for line in done.stdout.splitlines() if line.startswith("| d whole")]
+            if not lines:
+                lines = [
+                    f"| d whole | failed: {(done.stderr.strip().splitlines() or ['?'])[-1][:100]} | - | - | - | - |"
+                ]
+        except Exception as exc:  # noqa: BLE001  (one failing setting must not lose the table)
+            lines = [f"| d whole | failed: {type(exc).__name__}: {exc} | - | - | - | - |"[:160]]
+        p.raw += [line.replace("| d whole |", f"| f env | {label}:", 1) for line in lines]
 
 
 def _cuda() -> bool:
     return torch is not None and torch.cuda.is_available()
-
-
-def _within(context: Callable[[], object] | None, fn: Callable[[], float] | None) -> Callable[[], float] | None:
-    if fn is None or context is None:
-        return fn
-
-    def run() -> float:
-        with context():  # type: ignore[attr-defined]
-            return fn()
-
-    return run
 
 
 def sums(p: Probe, n_layers: int) -> None:
@@ -373,6 +357,7 @@ def render(p: Probe) -> str:
         "| --- | --- | --- | --- | --- | --- |",
     ]
     lines += [f"| {s} | {w} | {cell(a, f)} | {cell(b, f)} |" for s, w, a, b, f in p.rows]
+    lines += p.raw
     return "\n".join(lines)
 
 
@@ -396,7 +381,8 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--warmup", type=int, help="untimed regions first (default 3; --tiny 1)")
     parser.add_argument("--inner", type=int, help="calls per timed region for single ops (default 10; --tiny 2)")
     parser.add_argument("--no-torch", action="store_true", help="MLX only (e.g. under nsys)")
-    parser.add_argument("--sections", default="abcde", help="which of a-e to run")
+    parser.add_argument("--sections", default="abcdef", help="which of a-f to run")
+    parser.add_argument("--sweep-variant", default="fused/sdpa/conv/whole", help="gpu_encoder layout for (f)")
     parser.add_argument("--variants", default=",".join(VARIANTS), help="gpu_encoder layouts for (d)")
     args = parser.parse_args()
     for name, full, tiny in (("repeats", 20, 3), ("warmup", 3, 1), ("inner", 10, 2)):
@@ -414,7 +400,7 @@ def main() -> int:
     encoder = build_encoder(args, dtype)
     steps = {"a": lambda: gemms(probe, dtype), "b": lambda: attention(probe, dtype),
              "c": lambda: parts(probe, encoder, dtype), "d": lambda: whole(probe, encoder, dtype),
-             "e": lambda: sums(probe, len(encoder.blocks))}  # fmt: skip
+             "e": lambda: sums(probe, len(encoder.blocks)), "f": lambda: env_sweep(probe)}  # fmt: skip
     start = time.perf_counter()
     for name in args.sections:
         try:
