@@ -78,7 +78,14 @@ def word_error_rate(reference: str, hypothesis: str) -> float:
     return previous[-1] / max(len(ref), 1)
 
 
-def ours(model: str, setting: str) -> Callable[[object], str]:
+def _version(module: str) -> str:
+    try:
+        return __import__(module).__version__
+    except ImportError:
+        return "not installed"
+
+
+def ours(model: str, setting: str, _threads: int) -> Callable[[object], str]:
     import mlx_audio_coreml  # noqa: F401  (loads OpenBLAS before MLX)
     from mlx_audio_coreml.options import ModelLoadingOptions, WhisperQuantization
     from mlx_audio_coreml.whisper.session import WhisperSession
@@ -162,7 +169,7 @@ def _cpu_flags() -> str:
         flags = next(line.split(":", 1)[1].split() for line in open("/proc/cpuinfo") if line.startswith("flags"))
     except (OSError, StopIteration):
         return "?"
-    wanted = ("avx2", "avx512f", "avx512_vnni", "avx_vnni", "amx_int8")
+    wanted = ("avx2", "avx512f", "avx512_vnni", "avx512_bf16", "avx_vnni", "amx_tile", "amx_int8", "amx_bf16")
     return ", ".join(f for f in wanted if f in flags) or "none of avx2/avx512/vnni/amx"
 
 
@@ -186,15 +193,13 @@ def main() -> int:
     # its bundled BLAS: on the 116 s excerpt 12.5 s CPU instead of 7.6 s; its rounding also moved greedy-int8's
     # seeks, and that run without fallback hallucinated: WER 29% instead of 6.5%)
     import mlx_audio_coreml  # noqa: F401, I001
-    import ctranslate2
-    import faster_whisper as fw_pkg
     import mlx.core as mx
 
     audio, reference, how = long_speech(args.minutes * 60)
     duration = len(audio) / 16000
     header = [
         f"CPU: {_cpu_model()} ({_cpu_flags()}), {os.cpu_count()} cores, threads={args.threads}",
-        f"versions: mlx {mx.__version__}, ctranslate2 {ctranslate2.__version__}, faster-whisper {fw_pkg.__version__}",
+        f"versions: mlx {mx.__version__}, ctranslate2 {_version('ctranslate2')}, faster-whisper {_version('faster_whisper')}",
         f"BLAS for MLX: {_blas_note()}",
         f"model: {args.model}; audio: {how}",
         f"load average (1 min) before: {os.getloadavg()[0]:.2f}",
@@ -202,16 +207,21 @@ def main() -> int:
     print("\n".join(header), flush=True)
     rows = []
     for setting in args.settings:
-        runs = {
-            "mlx-audio-coreml": ours(args.model, setting),
-            "faster-whisper": faster_whisper(args.model, setting, args.threads),
-        }
+        runs: dict[str, Callable[[object], str]] = {}
+        for name, factory in (("mlx-audio-coreml", ours), ("faster-whisper", faster_whisper)):
+            try:  # a missing engine becomes a row saying so; the other still runs
+                runs[name] = factory(args.model, setting, args.threads)
+            except Exception as exc:
+                why = f"{type(exc).__name__}: {exc}".replace("|", "/").splitlines()[0][:160]
+                rows.append(f"| {setting} | {name} | not run: {why} |  |  |  |  |  |  |")
+                print(rows[-1], flush=True)
         timed = _in_turns(runs, audio, str(ROOT / "samples" / "jfk.wav"), args.repeats)
-        ratios = [f / o for o, f in zip(timed["mlx-audio-coreml"][0], timed["faster-whisper"][0], strict=True)]
-        cpu_ratios = [f / o for o, f in zip(timed["mlx-audio-coreml"][1], timed["faster-whisper"][1], strict=True)]
+        both = len(timed) == 2
+        ratios = [f / o for o, f in zip(timed["mlx-audio-coreml"][0], timed["faster-whisper"][0])] if both else []
+        cpu_ratios = [f / o for o, f in zip(timed["mlx-audio-coreml"][1], timed["faster-whisper"][1])] if both else []
         for name, (seconds, cpu, text) in timed.items():
             wer = word_error_rate(reference, text)
-            ours_row = name == "mlx-audio-coreml"
+            ours_row = name == "mlx-audio-coreml" and both
             ratio = f"{statistics.median(ratios):.2f}x" if ours_row else ""
             cpu_ratio = f"{statistics.median(cpu_ratios):.2f}x" if ours_row else ""
             rows.append(f"| {setting} | {name} | {statistics.median(seconds):.1f} | {' '.join(f'{s:.1f}' for s in seconds)} | "

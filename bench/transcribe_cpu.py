@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import functools
 import os
 import platform
 import resource
@@ -49,6 +50,21 @@ def _time_in_turns(runs: dict[str, Callable[[], str]], repeats: int) -> dict[str
             seconds[name].append(time.perf_counter() - start)
             cpu[name].append(_cpu_seconds() - start_cpu)
     return {name: (statistics.median(seconds[name]), statistics.median(cpu[name]), texts[name]) for name in runs}
+
+
+def _load_engines(
+    factories: dict[str, Callable[[], Callable[[], str]]],
+) -> tuple[dict[str, Callable[[], str]], dict[str, str]]:
+    """(name -> loaded engine, name -> why it could not load): a missing engine (not installed, no
+    weights) becomes a row saying so instead of stopping the others' run."""
+    runs: dict[str, Callable[[], str]] = {}
+    failed: dict[str, str] = {}
+    for name, factory in factories.items():
+        try:
+            runs[name] = factory()
+        except Exception as exc:  # reported in the table, the other engines still run
+            failed[name] = f"{type(exc).__name__}: {exc}".replace("|", "/").splitlines()[0][:160]
+    return runs, failed
 
 
 def ours(model: str, audio: str, dtype: str, beam_size: int) -> Callable[[], str]:
@@ -96,9 +112,24 @@ def collect_cpu_kernels() -> str:
     return f"oneDNN {onednn.version()}" if onednn.available() else "none (no oneDNN)"
 
 
+def _version(module: str) -> str:
+    try:
+        return __import__(module).__version__
+    except ImportError:
+        return "not installed"
+
+
+def _cpu_flags() -> str:
+    """The vector and matrix extensions the engines' kernels pick from (AVX-512, VNNI, AMX)."""
+    try:
+        flags = next(line.split(":", 1)[1].split() for line in open("/proc/cpuinfo") if line.startswith("flags"))
+    except (OSError, StopIteration):
+        return "?"
+    wanted = ("avx2", "avx512f", "avx512_vnni", "avx512_bf16", "avx_vnni", "amx_tile", "amx_int8", "amx_bf16")
+    return ", ".join(f for f in wanted if f in flags) or "none of avx2/avx512/vnni/amx"
+
+
 def _machine(threads: int) -> list[str]:
-    import ctranslate2
-    import faster_whisper as fw_pkg
     import mlx.core as mx
 
     from mlx_audio_coreml.cpu import blas as _blas
@@ -109,9 +140,10 @@ def _machine(threads: int) -> list[str]:
     except (OSError, StopIteration):
         pass
     return [
-        f"machine: {cpu}, {os.cpu_count()} cores, threads={threads}, {platform.platform()}",
+        f"machine: {cpu} ({_cpu_flags()}), {os.cpu_count()} cores, {len(os.sched_getaffinity(0))} usable, "
+        f"threads={threads}, {platform.platform()}",
         f"versions: python {platform.python_version()}, mlx {mx.__version__} ({mx.default_device()}), "
-        f"ctranslate2 {ctranslate2.__version__}, faster-whisper {fw_pkg.__version__}",
+        f"ctranslate2 {_version('ctranslate2')}, faster-whisper {_version('faster_whisper')}",
         f"BLAS for MLX: {_blas.blas_note}; CPU kernels: {collect_cpu_kernels()}",
     ]
 
@@ -135,18 +167,28 @@ def main() -> int:
     duration = soundfile.info(args.audio).duration
     load_before = os.getloadavg()[0]
     rows = []
+    missing: list[tuple[str, str, str]] = []
     for model in args.models:
-        runs = {
-            f"faster-whisper {c}": faster_whisper(model, args.audio, c, args.threads, args.beam_size)
+        factories: dict[str, Callable[[], Callable[[], str]]] = {
+            f"faster-whisper {c}": functools.partial(faster_whisper, model, args.audio, c, args.threads, args.beam_size)
             for c in ("int8", "float32")
         }
         if args.openai_whisper:  # the original PyTorch implementation, on our weights (bench/peers)
             from peers.openai_whisper import openai_whisper
 
-            runs["openai-whisper float32 (torch)"] = openai_whisper(model, args.audio, args.threads)
-        runs.update({f"mlx-audio-coreml {d}": ours(model, args.audio, d, args.beam_size) for d in args.dtypes})
+            factories["openai-whisper float32 (torch)"] = functools.partial(
+                openai_whisper, model, args.audio, args.threads
+            )
+        factories.update(
+            {
+                f"mlx-audio-coreml {d}": functools.partial(ours, model, args.audio, d, args.beam_size)
+                for d in args.dtypes
+            }
+        )
+        runs, failed = _load_engines(factories)
+        missing += [(model, name, reason) for name, reason in failed.items()]
         timed = _time_in_turns(runs, args.repeats)
-        best_fw = min(s for name, (s, _c, _t) in timed.items() if name.startswith("faster"))
+        best_fw = min((s for name, (s, _c, _t) in timed.items() if name.startswith("faster")), default=float("nan"))
         for name, (s, cpu, text) in timed.items():
             peer = timed.get(f"faster-whisper {name.split()[1]}")
             mine = peer and not name.startswith("faster")
@@ -166,6 +208,7 @@ def main() -> int:
         f"| {m} | {e} | {s:.3f} | {cpu:.3f} | {rtf:.3f} | {same} | {same_cpu} | {ratio:.2f}x |"
         for m, e, s, cpu, rtf, _t, same, same_cpu, ratio in rows
     ]
+    lines += [f"| {m} | {e} | not run: {reason} |  |  |  |  |  |" for m, e, reason in missing]
     lines += ["", "texts:"] + [f"- {row[0]} / {row[1]}: {row[5]}" for row in rows]
     report = "\n".join(lines)
     print(report)

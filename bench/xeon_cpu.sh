@@ -1,0 +1,115 @@
+#!/usr/bin/env bash
+# Issue #13 on an Intel Xeon: our transcription against faster-whisper (tiny.en, same weights), pinned
+# to 2 cores (taskset -c 0,1: the kind of machine the issue's Xeon figures came from), then to 8.
+# Prints the CPU (model, AVX-512/VNNI/AMX flags, which logical CPUs share a core), load averages, and
+# each bench's table; every step has a time limit and the whole run keeps within --budget seconds,
+# skipping (and saying so) what no longer fits. Tables also go to $OUT (or /tmp/xeon_cpu_out).
+#   source bench/xeon_cpu.env.sh && bash bench/xeon_cpu.sh            # on the GPU machine's host CPU
+#   bash bench/xeon_cpu.sh --quick                                       # a short end-to-end check
+# Steps (2 cores, then 8): jfk.wav greedy int8+float32 (bench/transcribe_cpu.py), jfk.wav beam 5,
+# a few minutes of real speech greedy int8 and beam 5 int8 (bench/longform_cpu.py), and on 2 cores
+# which oneDNN / oneMKL kernels each engine runs and their summed time (bench/xeon_cpu.kernels.py).
+set -u
+cd "$(dirname "$0")/.." || exit 1
+quick=0 budget= only=all
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --quick) quick=1 ;;
+    --budget) budget="$2"; shift ;;
+    --only) only="$2"; shift ;;   # c2 or c8: one half (the other on a later call to the same warm machine)
+    *) echo "usage: $0 [--quick] [--budget SECONDS] [--only c2|c8]" >&2; exit 2 ;;
+  esac
+  shift
+done
+[ -n "$budget" ] || { [ "$quick" = 1 ] && budget=170 || budget=540; }
+out="${OUT:-/tmp/xeon_cpu_out}"
+mkdir -p "$out"
+PY="${PYTHON:-python3}"
+SECONDS=0
+
+pin() {  # pin CPUS CMD...: run CMD on those logical CPUs only
+  local cpus="$1"; shift
+  if command -v taskset >/dev/null 2>&1; then taskset -c "$cpus" "$@"
+  else "$PY" -c 'import os, sys; os.sched_setaffinity(0, {int(c) for c in sys.argv[1].split(",")}); os.execvp(sys.argv[2], sys.argv[2:])' "$cpus" "$@"
+  fi
+}
+
+step() {  # step NAME CPUS ESTIMATE_S CMD...: run it if its estimate fits in what is left of the budget
+  local name="$1" cpus="$2" estimate="$3"; shift 3
+  local left=$((budget - SECONDS))
+  echo
+  echo "=== $name (CPUs $cpus; ~${estimate}s; ${left}s left; load $(cut -d' ' -f1-3 /proc/loadavg))"
+  if [ "$left" -lt "$estimate" ]; then
+    echo "| $name | skipped: needs ~${estimate}s, ${left}s left |"
+    return 0
+  fi
+  local start=$SECONDS
+  timeout --kill-after=5 $((left - 3)) bash -c 'pin "$@"' _ "$cpus" "$@"
+  local rc=$?
+  [ "$rc" -eq 0 ] || echo "| $name | FAILED or stopped: exit $rc after $((SECONDS - start))s |"
+  echo "=== $name took $((SECONDS - start))s (load $(cut -d' ' -f1-3 /proc/loadavg))"
+}
+
+kernels() {  # kernels ENGINE DTYPE: one engine's kernel log, summed over the second of two passes
+  local engine="$1" dtype="$2" buf=()
+  command -v stdbuf >/dev/null 2>&1 && buf=(stdbuf -oL -eL)
+  ONEDNN_VERBOSE=1 MKL_VERBOSE=1 CT2_VERBOSE=1 "${buf[@]}" "$PY" bench/xeon_cpu.kernels.py "$engine" "$dtype" 2>&1 | awk '
+    /^KERNELS/ { print; passes++; next }
+    /ctranslate2\].*(CPU:|ISA|backend|MKL|oneDNN)/ { sub(/^.*\] /, "  ct2: "); if (!seen[$0]++) print; next }
+    /onednn_verbose.*(info,cpu,isa|info,cpu,runtime|info,oneDNN)/ { if (!seen[$0]++) print "  " $0; next }
+    /^MKL_VERBOSE oneMKL|^MKL_VERBOSE Intel/ { if (!seen[$0]++) print "  " $0; next }
+    passes != 1 { next }
+    /onednn_verbose.*,exec,/ {
+      for (i = 1; i <= NF; i++) if ($i == "exec") break
+      key = "oneDNN " $(i + 2) " " $(i + 3); ms[key] += $NF; n[key]++; next }
+    /^MKL_VERBOSE/ { split($0, w, / +/); split(w[2], f, "("); t = w[3]; v = t + 0
+      if (t ~ /ms$/) v = v; else if (t ~ /us$/) v = v / 1000; else if (t ~ /ns$/) v = v / 1e6; else v = v * 1000
+      key = "MKL " f[1]; ms[key] += v; n[key]++; next }
+    END { for (k in ms) printf "  %-60s %6d calls %9.1f ms (second pass)\n", k, n[k], ms[k] }
+  ' FS=','
+}
+export -f pin kernels
+export PY
+
+header() {
+  echo "=== machine $(date -u +%FT%TZ), budget ${budget}s, quick=$quick"
+  lscpu 2>/dev/null | grep -E '^(Model name|CPU\(s\)|Thread\(s\) per core|Core\(s\) per socket|Socket\(s\)|NUMA node\(s\)|L2 cache|L3 cache|Hypervisor vendor)' || grep -m1 'model name' /proc/cpuinfo
+  echo "matrix/vector flags: $(grep -m1 '^flags' /proc/cpuinfo | tr ' ' '\n' | grep -xE 'avx2|fma|avx512f|avx512bw|avx512vl|avx512_vnni|avx512_bf16|avx512_fp16|avx_vnni|amx_tile|amx_int8|amx_bf16|amx_fp16' | tr '\n' ' ')"
+  echo "logical CPU -> core (CPUs 0-7): $(lscpu -p=CPU,CORE,SOCKET 2>/dev/null | grep -v '^#' | head -8 | tr '\n' ' ')"
+  echo "load average: $(cat /proc/loadavg); python: $("$PY" -V 2>&1)"
+  "$PY" -c 'import ctranslate2 as c; print("ctranslate2", c.__version__, "cpu compute types:", sorted(c.get_supported_compute_types("cpu")))' 2>&1 | tail -1
+}
+
+header
+cores=$(nproc --all 2>/dev/null || echo 1)
+if [ "$quick" = 1 ]; then
+  reps=1 beam_reps=1 minutes=0.4 settings=(greedy-int8)
+else
+  reps=5 beam_reps=3 minutes=3 settings=(greedy-int8 beam5-int8)
+fi
+tc=(bench/transcribe_cpu.py --models tiny.en --dtypes int8 float32)
+lf=(bench/longform_cpu.py --model tiny.en --minutes "$minutes" --repeats 1 --settings "${settings[@]}")
+
+# 2 cores: the configuration the issue's Xeon figures came from
+if [ "$only" != c8 ]; then
+step "jfk greedy, 2 cores" 0,1 60 "$PY" "${tc[@]}" --threads 2 --repeats "$reps" --out "$out/jfk_greedy_c2.md"
+step "jfk beam 5, 2 cores" 0,1 60 "$PY" "${tc[@]}" --threads 2 --repeats "$beam_reps" --beam-size 5 --out "$out/jfk_beam5_c2.md"
+step "long-form ${minutes} min, 2 cores" 0,1 150 "$PY" "${lf[@]}" --threads 2 --out "$out/longform_c2.md"
+for engine in mlx-audio-coreml faster-whisper; do
+  for dtype in int8 float32; do
+    [ "$quick" = 1 ] && [ "$dtype" = float32 ] && continue
+    step "kernels: $engine $dtype, 2 cores" 0,1 20 bash -c 'kernels "$0" "$1"' "$engine" "$dtype"
+  done
+done
+fi
+
+# 8 cores, if the machine has them and time is left
+if [ "$only" != c2 ] && [ "$quick" = 0 ] && [ "$cores" -ge 8 ]; then
+  step "jfk greedy, 8 cores" 0-7 45 "$PY" "${tc[@]}" --threads 8 --repeats "$reps" --out "$out/jfk_greedy_c8.md"
+  step "jfk beam 5, 8 cores" 0-7 45 "$PY" "${tc[@]}" --threads 8 --repeats "$beam_reps" --beam-size 5 --out "$out/jfk_beam5_c8.md"
+  step "long-form ${minutes} min, 8 cores" 0-7 90 "$PY" "${lf[@]}" --threads 8 --out "$out/longform_c8.md"
+else
+  echo; echo "| 8 cores | skipped: quick=$quick, only=$only, $cores CPUs |"
+fi
+echo
+echo "=== done in ${SECONDS}s; load average after: $(cat /proc/loadavg); tables in $out: $(ls "$out" | tr '\n' ' ')"
