@@ -8,19 +8,25 @@ n_mels) channels-last -> features (B, n_ctx, n_state)) from the same weights, re
 - compiled per layer (one graph reused by every layer, weights as inputs), whole, or not at all.
 The choice between these is made from measurements on the card (bench/gpu_encoder_probe.py);
 `DEFAULT` holds the measured best. The CPU keeps `WhisperEncoder`'s own path (host math).
+
+`WhisperEncoder.__call__` hands its work here when `applies` (MLX's default device is a CUDA GPU);
+`encode` keeps one `GpuEncoder` per encoder, rebuilt when its weights are replaced (a load or a
+dtype change swaps every array; the identity of a few of them is checked per call, not all ~500).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 import mlx.core as mx
 import mlx.nn as nn
 
 from ..errors import ShapeConversionFailed
-from .model import ResidualAttentionBlock, WhisperEncoder
+
+if TYPE_CHECKING:  # model.py calls into this module: no import cycle at run time
+    from .model import ResidualAttentionBlock, WhisperEncoder
 
 Attention = Literal["sdpa", "explicit"]
 Front = Literal["conv", "im2col"]
@@ -161,3 +167,29 @@ class GpuEncoder:
         if mel.ndim != 3 or mel.shape[2] != n_mels or mel.shape[1] > 2 * n_ctx:
             raise ShapeConversionFailed([1, 2 * n_ctx, n_mels], mel.shape, "mel (B, frames, mels)")
         return self._run(mel)
+
+
+_CACHE_ATTR = "_gpu_encoder"  # the prepared GpuEncoder, kept on the WhisperEncoder it was built from
+
+
+def applies(encoder: WhisperEncoder) -> bool:
+    """True on a CUDA GPU (the layouts were chosen there; Metal and the CPU keep the module's path)."""
+    del encoder  # every encoder qualifies; the device decides
+    return mx.default_device().type == mx.DeviceType.gpu and mx.cuda.is_available()
+
+
+def _sentinels(encoder: WhisperEncoder) -> tuple[int, ...]:
+    """Identities of arrays that any load, update or dtype change replaces (cheap to read per call)."""
+    first, last = encoder.blocks[0], encoder.blocks[-1]
+    arrays = (encoder.conv1.weight, first.attn.query.weight, first.attn.value.weight, last.mlp2.weight)
+    return tuple(id(a) for a in (*arrays, encoder.ln_post.weight))
+
+
+def encode(encoder: WhisperEncoder, mel: mx.array, options: GpuEncoderOptions = DEFAULT) -> mx.array:
+    """`encoder(mel)` through a `GpuEncoder` prepared once per set of weights."""
+    key = (_sentinels(encoder), options)
+    cached = getattr(encoder, _CACHE_ATTR, None)
+    if cached is None or cached[0] != key:
+        cached = (key, GpuEncoder(encoder, options))
+        object.__setattr__(encoder, _CACHE_ATTR, cached)  # a plain attribute, not a module parameter
+    return cached[1](mel)

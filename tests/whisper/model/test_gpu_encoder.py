@@ -1,0 +1,91 @@
+"""The GPU layout of the encoder (whisper/gpu_encoder.py) computes what `WhisperEncoder` computes.
+
+Run on the CPU with tiny random models: every layout (fused or separate q/k/v, fast or explicit
+attention, convolutions or im2col products, compiled per layer, whole or not) gives the module's
+features within rounding, in float32 and float16, at batch 1 and 3; the cached encoder follows new
+weights; a wrong mel shape is refused.
+"""
+
+from __future__ import annotations
+
+import itertools
+
+import mlx.core as mx
+import numpy as np
+import pytest
+from model_helpers import random_mel, random_model, tiny_dims
+
+from mlx_audio_coreml.errors import ShapeConversionFailed
+from mlx_audio_coreml.whisper import gpu_encoder
+from mlx_audio_coreml.whisper.gpu_encoder import GpuEncoder, GpuEncoderOptions
+
+LAYOUTS = [
+    GpuEncoderOptions(fuse, attention, front, compiled)
+    for fuse, attention, front, compiled in itertools.product(
+        (True, False), ("sdpa", "explicit"), ("conv", "im2col"), ("none", "layer", "whole")
+    )
+]
+
+
+def _max_diff(a: mx.array, b: mx.array) -> float:
+    return float(mx.max(mx.abs(a.astype(mx.float32) - b.astype(mx.float32))))
+
+
+@pytest.mark.parametrize("options", LAYOUTS, ids=lambda o: f"{o.fuse_qkv}-{o.attention}-{o.front}-{o.compile}")
+def test_every_layout_gives_the_modules_features_in_float32(options: GpuEncoderOptions) -> None:
+    dims = tiny_dims()
+    model = random_model(dims, seed=2)
+    mel = random_mel(dims, batch=3, seed=4)
+    want = model.encoder(mel)
+    got = GpuEncoder(model.encoder, options)(mel)
+    assert got.shape == (3, dims.n_audio_ctx, dims.n_audio_state)
+    assert _max_diff(got, want) < 2e-4 * max(1.0, float(mx.max(mx.abs(want))))
+
+
+@pytest.mark.parametrize("options", [LAYOUTS[0], LAYOUTS[4], LAYOUTS[-1]], ids=["default", "im2col", "apart"])
+def test_float16_layouts_stay_within_half_precision_rounding_of_the_module(options: GpuEncoderOptions) -> None:
+    dims = tiny_dims()
+    model = random_model(dims, seed=5, dtype=mx.float16)
+    mel = random_mel(dims, batch=1, seed=6)
+    want = model.encoder(mel)
+    got = GpuEncoder(model.encoder, options)(mel)
+    assert got.dtype == mx.float16
+    assert _max_diff(got, want) < 2e-2  # layer-normed outputs ~1: a few fp16 ulps after two layers
+
+
+def test_fused_qkv_holds_a_zero_key_bias_between_query_and_value() -> None:
+    model = random_model(tiny_dims(), seed=1)
+    block = model.encoder.blocks[0]
+    weight, bias = gpu_encoder.layer_weights(block, fuse_qkv=True).qkv
+    width = block.attn.query.weight.shape[0]
+    assert weight.shape == (3 * width, width)
+    np.testing.assert_array_equal(np.array(weight[width : 2 * width]), np.array(block.attn.key.weight))
+    np.testing.assert_array_equal(np.array(bias[width : 2 * width]), np.zeros(width, np.float32))
+    np.testing.assert_array_equal(np.array(bias[2 * width :]), np.array(block.attn.value.bias))
+
+
+def test_cached_encoder_follows_new_weights() -> None:
+    dims = tiny_dims()
+    model, other = random_model(dims, seed=7), random_model(dims, seed=8)
+    mel = random_mel(dims, seed=9)
+    first = gpu_encoder.encode(model.encoder, mel)
+    assert _max_diff(first, model.encoder(mel)) < 1e-4
+    model.encoder.update(other.encoder.parameters())  # a reload swaps every array
+    second = gpu_encoder.encode(model.encoder, mel)
+    assert _max_diff(second, other.encoder(mel)) < 1e-4
+    assert _max_diff(second, first) > 1e-2
+
+
+def test_cpu_device_keeps_the_modules_own_path() -> None:
+    model = random_model(tiny_dims(), seed=3)
+    with mx.stream(mx.cpu):
+        assert not gpu_encoder.applies(model.encoder)
+
+
+def test_wrong_mel_shape_is_refused() -> None:
+    dims = tiny_dims()
+    encoder = GpuEncoder(random_model(dims).encoder)
+    with pytest.raises(ShapeConversionFailed):
+        encoder(mx.zeros((1, 2 * dims.n_audio_ctx, dims.n_mels + 1)))
+    with pytest.raises(ShapeConversionFailed):
+        encoder(mx.zeros((1, 4 * dims.n_audio_ctx, dims.n_mels)))
