@@ -61,6 +61,9 @@ VARIANTS = {  # name -> GpuEncoderOptions(fuse_qkv, attention, front, compile)
     "apart/sdpa/conv/whole": ge.GpuEncoderOptions(False, "sdpa", "conv", "whole"),
     "fused/sdpa/conv/layer": ge.GpuEncoderOptions(True, "sdpa", "conv", "layer"),
     "fused/sdpa/conv/none": ge.GpuEncoderOptions(True, "sdpa", "conv", "none"),
+    "fused/sdpa/conv/whole+W^T stored": ge.GpuEncoderOptions(True, "sdpa", "conv", "whole", pretranspose=True),
+    "fused/sdpa/conv/whole+residual as C": ge.GpuEncoderOptions(True, "sdpa", "conv", "whole", residual="gemm"),
+    "fused/sdpa/im2col/whole+both": ge.GpuEncoderOptions(True, "sdpa", "im2col", "whole", True, "gemm"),
 }
 
 
@@ -198,7 +201,7 @@ def parts(p: Probe, encoder: WhisperEncoder, dtype: mx.Dtype) -> None:
             ("product block.encode", lambda: block.encode(x), layer_flop(p.args, batch)),
             ("product attention half", lambda: x + block.attn.encode_attend(block.attn_ln(x), False), half),
             ("product MLP half", lambda: x + block._mlp(x), half),
-            ("gpu_encoder layer (fused qkv, sdpa)", lambda: ge.encoder_layer(x, fused, heads, True, "sdpa"),
+            ("gpu_encoder layer (fused qkv, sdpa)", lambda: ge.encoder_layer(x, fused, heads, ge.DEFAULT),
              layer_flop(p.args, batch)),
             ("front end conv1d x2 + gelu + pos", lambda: ge.front_end(mel, encoder, None), front_flop(p.args, batch)),
             ("front end as im2col products", lambda: ge.front_end(mel, encoder, im2col), front_flop(p.args, batch)),

@@ -31,6 +31,7 @@ if TYPE_CHECKING:  # model.py calls into this module: no import cycle at run tim
 Attention = Literal["sdpa", "explicit"]
 Front = Literal["conv", "im2col"]
 Compile = Literal["none", "layer", "whole"]
+Residual = Literal["add", "gemm"]
 LN_EPS = 1e-5  # nn.LayerNorm's default, as the encoder's layer norms use
 
 
@@ -40,6 +41,8 @@ class GpuEncoderOptions:
     attention: Attention = "sdpa"
     front: Front = "conv"
     compile: Compile = "whole"
+    pretranspose: bool = False  # products' weights stored (in, out) contiguous instead of read as W.T
+    residual: Residual = "add"  # "gemm": x + b goes in as the product's C (cuBLASLt beta = 1), no separate add
 
 
 DEFAULT = GpuEncoderOptions()
@@ -85,8 +88,17 @@ def layer_weights(block: ResidualAttentionBlock, fuse_qkv: bool) -> LayerWeights
     )
 
 
-def _affine(x: mx.array, w: mx.array, b: mx.array | None) -> mx.array:
-    return x @ w.T if b is None else mx.addmm(b, x, w.T)
+def _affine(x: mx.array, w: mx.array, b: mx.array | None, transposed: bool = False) -> mx.array:
+    """x W^T + b; `transposed`: w is already W^T, (in, out)."""
+    wt = w if transposed else w.T
+    return x @ wt if b is None else mx.addmm(b, x, wt)
+
+
+def _residual(x: mx.array, y: mx.array, w: mx.array, b: mx.array, options: GpuEncoderOptions) -> mx.array:
+    """x + y W^T + b, the residual add separate or as the product's accumulator."""
+    if options.residual == "gemm":
+        return mx.addmm(x + b, y, w if options.pretranspose else w.T)
+    return x + _affine(y, w, b, options.pretranspose)
 
 
 def attend(q: mx.array, k: mx.array, v: mx.array, how: Attention) -> mx.array:
@@ -98,24 +110,27 @@ def attend(q: mx.array, k: mx.array, v: mx.array, how: Attention) -> mx.array:
     return mx.softmax(scores, axis=-1, precise=True) @ v
 
 
-def encoder_layer(x: mx.array, weights: list[mx.array], n_head: int, fused: bool, how: Attention) -> mx.array:
-    """One residual block: x + attention(ln1 x), then + mlp(ln2 x). `weights` in LayerWeights.flat order."""
+def encoder_layer(x: mx.array, weights: list[mx.array], n_head: int, options: GpuEncoderOptions) -> mx.array:
+    """One residual block: x + attention(ln1 x), then + mlp(ln2 x). `weights` in LayerWeights.flat order
+    (products' weights transposed when `options.pretranspose`)."""
     batch, length, width = x.shape
+    t = options.pretranspose
     ln1w, ln1b, *rest = weights
     h = mx.fast.layer_norm(x, ln1w, ln1b, LN_EPS)
     split = (batch, length, n_head, width // n_head)
-    if fused:
+    if options.fuse_qkv:
         qkv_w, qkv_b, *rest = rest
-        qkv = _affine(h, qkv_w, qkv_b).reshape(batch, length, 3, n_head, width // n_head)
+        qkv = _affine(h, qkv_w, qkv_b, t).reshape(batch, length, 3, n_head, width // n_head)
         q, k, v = (qkv[:, :, i].transpose(0, 2, 1, 3) for i in range(3))
     else:
         qw, qb, kw, vw, vb, *rest = rest
-        q, k, v = (_affine(h, w, b).reshape(split).transpose(0, 2, 1, 3) for w, b in ((qw, qb), (kw, None), (vw, vb)))
+        pairs = ((qw, qb), (kw, None), (vw, vb))
+        q, k, v = (_affine(h, w, b, t).reshape(split).transpose(0, 2, 1, 3) for w, b in pairs)
     ow, ob, ln2w, ln2b, f1w, f1b, f2w, f2b = rest
-    y = attend(q, k, v, how).transpose(0, 2, 1, 3).reshape(batch, length, width)
-    x = x + _affine(y, ow, ob)
-    h = nn.gelu(_affine(mx.fast.layer_norm(x, ln2w, ln2b, LN_EPS), f1w, f1b))
-    return x + _affine(h, f2w, f2b)
+    y = attend(q, k, v, options.attention).transpose(0, 2, 1, 3).reshape(batch, length, width)
+    x = _residual(x, y, ow, ob, options)
+    h = nn.gelu(_affine(mx.fast.layer_norm(x, ln2w, ln2b, LN_EPS), f1w, f1b, t))
+    return _residual(x, h, f2w, f2b, options)
 
 
 def front_end(mel: mx.array, encoder: WhisperEncoder, im2col: tuple[mx.array, mx.array] | None) -> mx.array:
@@ -143,6 +158,8 @@ class GpuEncoder:
         self.options = options
         self.n_head = encoder.blocks[0].attn.n_head
         self.layers = [layer_weights(b, options.fuse_qkv).flat() for b in encoder.blocks]
+        if options.pretranspose:  # the 2-D arrays are the products' weights
+            self.layers = [[mx.contiguous(a.T) if a.ndim == 2 else a for a in layer] for layer in self.layers]
         c1, c2 = encoder.conv1.weight, encoder.conv2.weight  # (out, k, in): k-major columns match the stacking
         self.im2col = (c1.reshape(c1.shape[0], -1), c2.reshape(c2.shape[0], -1)) if options.front == "im2col" else None
         mx.eval(self.layers, self.im2col)
@@ -153,7 +170,7 @@ class GpuEncoder:
         )
 
     def _layer(self, x: mx.array, *weights: mx.array) -> mx.array:
-        return encoder_layer(x, list(weights), self.n_head, self.options.fuse_qkv, self.options.attention)
+        return encoder_layer(x, list(weights), self.n_head, self.options)
 
     def _forward(self, mel: mx.array) -> mx.array:
         x = front_end(mel.astype(self.encoder.conv1.weight.dtype), self.encoder, self.im2col)

@@ -24,6 +24,12 @@ LAYOUTS = [
     for fuse, attention, front, compiled in itertools.product(
         (True, False), ("sdpa", "explicit"), ("conv", "im2col"), ("none", "layer", "whole")
     )
+] + [
+    GpuEncoderOptions(fuse, pretranspose=pre, residual=residual, compile=compiled)
+    for fuse, pre, residual, compiled in itertools.product(
+        (True, False), (True, False), ("add", "gemm"), ("none", "whole")
+    )
+    if pre or residual == "gemm"
 ]
 
 
@@ -31,7 +37,9 @@ def _max_diff(a: mx.array, b: mx.array) -> float:
     return float(mx.max(mx.abs(a.astype(mx.float32) - b.astype(mx.float32))))
 
 
-@pytest.mark.parametrize("options", LAYOUTS, ids=lambda o: f"{o.fuse_qkv}-{o.attention}-{o.front}-{o.compile}")
+@pytest.mark.parametrize(
+    "options", LAYOUTS, ids=lambda o: f"{o.fuse_qkv}-{o.attention}-{o.front}-{o.compile}-{o.pretranspose}-{o.residual}"
+)
 def test_every_layout_gives_the_modules_features_in_float32(options: GpuEncoderOptions) -> None:
     dims = tiny_dims()
     model = random_model(dims, seed=2)
