@@ -61,11 +61,19 @@ kernels() {  # kernels ENGINE DTYPE: one engine's kernel log, summed over the se
     passes != 1 { next }
     /onednn_verbose.*,exec,/ {
       for (i = 1; i <= NF; i++) if ($i == "exec") break
-      key = "oneDNN " $(i + 2) " " $(i + 3); ms[key] += $NF; n[key]++; next }
-    /^MKL_VERBOSE/ { split($0, w, / +/); split(w[2], f, "("); t = w[3]; v = t + 0
-      if (t ~ /ms$/) v = v; else if (t ~ /us$/) v = v / 1000; else if (t ~ /ns$/) v = v / 1e6; else v = v * 1000
-      key = "MKL " f[1]; ms[key] += v; n[key]++; next }
-    END { for (k in ms) printf "  %-60s %6d calls %9.1f ms (second pass)\n", k, n[k], ms[k] }
+      types = ""; for (j = i + 4; j < NF; j++) if ($j ~ /src_/) { types = $j; break }
+      gsub(/::[^ ]*/, "", types); gsub(/(src|wei|bia|dst)_/, "", types)   # e.g. "u8 s8 s32 f32"
+      add("oneDNN " $(i + 2) " " $(i + 3) " " types, $(i + 2) " " $(i + 3) " " types " " $(NF - 1), $NF); next }
+    /^MKL_VERBOSE/ { split($0, w, / +/); split(w[2], f, /[(,]/); t = w[3]; v = t + 0
+      if (t ~ /us$/) v = v / 1000; else if (t ~ /ns$/) v = v / 1e6; else if (t !~ /ms$/) v = v * 1000
+      add("MKL " f[1], "MKL " f[1] "(" f[2] "," f[3] "," f[4] "," f[5] "," f[6] "," f[7] ",...)", v); next }
+    function add(impl, shape, v) { ms[impl] += v; n[impl]++; sms[shape] += v; sn[shape]++ }
+    END {
+      print "  second pass, by kernel (ms summed over calls and threads):"
+      for (k in ms) printf "  %9.1f ms %6d calls  %s\n", ms[k], n[k], k
+      print "  second pass, the 12 costliest shapes (oneDNN: kind impl problem; MKL: first arguments):"
+      for (k in sms) printf "  %9.1f ms %6d calls  %s\n", sms[k], sn[k], k | "sort -rn | head -12"
+      close("sort -rn | head -12") }
   ' FS=','
 }
 export -f pin kernels
