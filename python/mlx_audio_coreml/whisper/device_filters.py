@@ -144,7 +144,8 @@ def _choose_grammar(logits: mx.array, mask: mx.array, g: Grammar, state: RowStat
 def choose(
     logits: mx.array, rules: DeviceRules, state: RowState, *, first: bool, eot: int
 ) -> tuple[mx.array, RowState]:
-    """The greedy choice of one step (B, 1) int32 and the rows' state after it. A finished row emits
+    """The greedy choice of one step (B, 1) int32 and the rows' state after it. `logits` may be
+    float16: adding the float32 mask promotes them exactly, in the same kernel. A finished row emits
     `eot` and adds nothing to its sum (the loop's `eot`; the grammar has its own)."""
     g = rules.grammar
     if first or g is None:

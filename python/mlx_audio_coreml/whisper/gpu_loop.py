@@ -44,7 +44,7 @@ def token_function(program: StepProgram, grammar: Grammar | None, eot: int, firs
             token, state = choose(logits, rules, RowState(*arrays[:5]), first=first, eot=eot)
             if not advance:
                 return (token, *state.arrays())
-            return (token, *state.arrays(), *program.flat_step(token, *arrays[5:]))
+            return (token, *state.arrays(), *program.flat_step(token, *arrays[5:], raw_logits=True))
 
         program.functions[key] = mx.compile(token_step) if program.compiled else token_step
     return program.functions[key]
@@ -79,16 +79,17 @@ def greedy(
     audio = (*static.cross_k, *static.cross_v)
     chosen: list[mx.array] = []
     done_before: mx.array | None = None
+    kinds = {(first, advance): token_function(step.program, rules.grammar, eot, first, advance)
+             for first, advance in ((True, n_steps > 1), (False, True), (False, False))}  # fmt: skip
     for i in range(n_steps):
         advance = i + 1 < n_steps
-        run = token_function(step.program, rules.grammar, eot, i == 0, advance)
         mask = rules.first_mask if i == 0 else rules.mask
-        out = run(logits, mask, *state.arrays(), *(walk + audio if advance else ()))
+        out = kinds[i == 0, advance](logits, mask, *state.arrays(), *(walk + audio if advance else ()))
         chosen.append(out[0])
         state = RowState(*out[1:6])
         if advance:
             logits, walk = out[6], tuple(out[7:])
-            mx.async_eval(out[0], state.sums, state.finished, logits, *walk)
+            mx.async_eval(*out)  # queued: the host builds the next token while this one runs
         if done_before is not None and bool(done_before.all().item()):
             break  # every row had ended a token ago: what was queued since is dropped below
         done_before = state.finished if (i + 1) % read_every == 0 else None  # read after the next is queued

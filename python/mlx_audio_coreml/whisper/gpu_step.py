@@ -87,12 +87,14 @@ class StepProgram:
         self.run = mx.compile(self.flat_step) if compiled else self.flat_step
         self.functions: dict[Any, Any] = {}
 
-    def flat_step(self, tokens: mx.array, offset: mx.array, *arrays: mx.array) -> tuple[mx.array, ...]:
+    def flat_step(
+        self, tokens: mx.array, offset: mx.array, *arrays: mx.array, raw_logits: bool = False
+    ) -> tuple[mx.array, ...]:
         """`_step` on flat arguments (tokens, offset, self keys..., self values..., audio keys...,
         audio values...), the form `mx.compile` takes; returns (logits, offset + 1, keys..., values...)."""
         n_layer = len(self.decoder.blocks)
         parts = [list(arrays[i * n_layer : (i + 1) * n_layer]) for i in range(4)]
-        return self.prepared.step(tokens, offset, *parts)
+        return self.prepared.step(tokens, offset, *parts, raw_logits=raw_logits)
 
 
 _PROGRAMS: dict[tuple[int, bool], tuple[weakref.ref, StepProgram]] = {}

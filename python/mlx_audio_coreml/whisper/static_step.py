@@ -115,8 +115,12 @@ class PreparedDecoder:
         self_v: list[mx.array],
         cross_k: list[mx.array],
         cross_v: list[mx.array],
+        *,
+        raw_logits: bool = False,
     ) -> tuple[mx.array, ...]:
-        """tokens (B,) or (B, 1) at position `offset` -> (logits (B, V) float32, offset + 1, keys..., values...)."""
+        """tokens (B,) or (B, 1) at position `offset` -> (logits (B, V) float32, offset + 1, keys..., values...).
+        `raw_logits`: logits in the model's dtype, for a caller whose next op promotes them anyway
+        (one (B, V) conversion kernel less)."""
         decoder = self.decoder
         tokens = tokens.reshape(-1) if tokens.ndim > 1 else tokens
         x = decoder.token_embedding(tokens) + mx.take(decoder.positional_embedding, offset, axis=0)  # (B, D)
@@ -131,7 +135,8 @@ class PreparedDecoder:
             x = _residual(x, block.cross_out, y.reshape(x.shape))
             (mlp1, bias1), mlp2 = block.mlp1, block.mlp2
             x = _residual(x, mlp2, nn.gelu(mlp1(block.mlp_ln(x)) + bias1))
-        logits = self.logits(decoder.ln(x)).astype(mx.float32)
+        logits = self.logits(decoder.ln(x))
+        logits = logits if raw_logits else logits.astype(mx.float32)
         return (logits, offset + 1, *new_k, *new_v)
 
     def _self_attend(

@@ -121,3 +121,21 @@ def test_batched_rows_take_the_device_loop_on_a_gpu_and_decode_the_same(fake_tok
     assert calls, "the device loop was not asked"
     assert [r.tokens for r in got] == [r.tokens for r in want]
     np.testing.assert_allclose([r.sum_logprob for r in got], [r.sum_logprob for r in want], rtol=1e-4, atol=1e-3)
+
+
+def test_float16_logits_choose_what_the_host_loop_chooses_from_the_same_step(fake_tokenizer) -> None:
+    """In float16 the token function takes the step's float16 logits and promotes them in its mask add."""
+    model = tiny_random_model(seed=4)
+    model.set_dtype(mx.float16)
+    task = DecodingTask(model, fake_tokenizer, DecodingOptions())
+    features = features_for(model, 2, seed=5).astype(mx.float16)
+    prefix = mx.array(np.tile(np.array(task.initial_tokens, dtype=np.int32), (2, 1)))
+    logits, cache, _ = model.decoder(prefix, features)
+    last = logits[:, -1, :].astype(mx.float32)
+    step = StaticDecoderStep(model, features)
+    want, want_sums = sample_tokens(step, last, cache, prefix, task.filters, temperature=0.0, eot=-1, n_steps=30)
+    rules = device_rules(task.filters, model.dims.n_vocab)
+    assert rules is not None
+    got, got_sums = greedy(step, last, cache, prefix, rules, eot=-1, n_steps=30, read_every=4)
+    np.testing.assert_array_equal(got, want)
+    np.testing.assert_allclose(got_sums, want_sums, rtol=1e-3, atol=1e-2)
