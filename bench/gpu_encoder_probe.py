@@ -64,6 +64,8 @@ VARIANTS = {  # name -> GpuEncoderOptions(fuse_qkv, attention, front, compile)
     "fused/sdpa/conv/whole+W^T stored": ge.GpuEncoderOptions(True, "sdpa", "conv", "whole", pretranspose=True),
     "fused/sdpa/conv/whole+residual as C": ge.GpuEncoderOptions(True, "sdpa", "conv", "whole", residual="gemm"),
     "fused/sdpa/im2col/whole+both": ge.GpuEncoderOptions(True, "sdpa", "im2col", "whole", True, "gemm"),
+    "fused/sdpa/conv/whole+add-LN kernel": ge.GpuEncoderOptions(True, "sdpa", "conv", "whole", add_ln=True),
+    "fused/sdpa/conv/layer+add-LN kernel": ge.GpuEncoderOptions(True, "sdpa", "conv", "layer", add_ln=True),
 }
 
 

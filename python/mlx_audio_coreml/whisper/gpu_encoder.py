@@ -5,7 +5,8 @@ n_mels) channels-last -> features (B, n_ctx, n_state)) from the same weights, re
 - q/k/v as one (3 D, D) product (the key has no bias: a zero block), one launch instead of three;
 - the two convolutions as products over stacked shifted frames ("im2col"), or MLX's conv1d;
 - attention through `mx.fast.scaled_dot_product_attention` or spelled out (scores, softmax, AV);
-- compiled per layer (one graph reused by every layer, weights as inputs), whole, or not at all.
+- compiled per layer (one graph reused by every layer, weights as inputs), whole, or not at all;
+- optionally each residual add, bias and the layer norm after it as one custom CUDA kernel.
 The choice between these is made from measurements on the card (bench/gpu_encoder_probe.py);
 `DEFAULT` holds the measured best. The CPU keeps `WhisperEncoder`'s own path (host math).
 
@@ -18,12 +19,13 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import mlx.core as mx
 import mlx.nn as nn
 
 from ..errors import ShapeConversionFailed
+from .gpu_encoder_kernels import add_layer_norm
 
 if TYPE_CHECKING:  # model.py calls into this module: no import cycle at run time
     from .model import ResidualAttentionBlock, WhisperEncoder
@@ -43,6 +45,7 @@ class GpuEncoderOptions:
     compile: Compile = "whole"
     pretranspose: bool = False  # products' weights stored (in, out) contiguous instead of read as W.T
     residual: Residual = "add"  # "gemm": x + b goes in as the product's C (cuBLASLt beta = 1), no separate add
+    add_ln: bool = False  # residual add + bias + next layer norm as one kernel (gpu_encoder_kernels); ignores residual
 
 
 DEFAULT = GpuEncoderOptions()
@@ -110,27 +113,49 @@ def attend(q: mx.array, k: mx.array, v: mx.array, how: Attention) -> mx.array:
     return mx.softmax(scores, axis=-1, precise=True) @ v
 
 
-def encoder_layer(x: mx.array, weights: list[mx.array], n_head: int, options: GpuEncoderOptions) -> mx.array:
-    """One residual block: x + attention(ln1 x), then + mlp(ln2 x). `weights` in LayerWeights.flat order
-    (products' weights transposed when `options.pretranspose`)."""
-    batch, length, width = x.shape
+def _self_attention(h: mx.array, rest: list[mx.array], n_head: int, options: GpuEncoderOptions) -> tuple:
+    """Attention over normed rows h (B, T, D) before the out projection; also the weights after q/k/v."""
+    batch, length, width = h.shape
     t = options.pretranspose
-    ln1w, ln1b, *rest = weights
-    h = mx.fast.layer_norm(x, ln1w, ln1b, LN_EPS)
-    split = (batch, length, n_head, width // n_head)
     if options.fuse_qkv:
         qkv_w, qkv_b, *rest = rest
         qkv = _affine(h, qkv_w, qkv_b, t).reshape(batch, length, 3, n_head, width // n_head)
         q, k, v = (qkv[:, :, i].transpose(0, 2, 1, 3) for i in range(3))
     else:
         qw, qb, kw, vw, vb, *rest = rest
-        pairs = ((qw, qb), (kw, None), (vw, vb))
-        q, k, v = (_affine(h, w, b, t).reshape(split).transpose(0, 2, 1, 3) for w, b in pairs)
-    ow, ob, ln2w, ln2b, f1w, f1b, f2w, f2b = rest
+        split = (batch, length, n_head, width // n_head)
+        q, k, v = (
+            _affine(h, w, b, t).reshape(split).transpose(0, 2, 1, 3) for w, b in ((qw, qb), (kw, None), (vw, vb))
+        )
     y = attend(q, k, v, options.attention).transpose(0, 2, 1, 3).reshape(batch, length, width)
+    return y, rest
+
+
+def encoder_layer(x: mx.array, weights: list[mx.array], n_head: int, options: GpuEncoderOptions) -> mx.array:
+    """One residual block: x + attention(ln1 x), then + mlp(ln2 x). `weights` in LayerWeights.flat order
+    (products' weights transposed when `options.pretranspose`)."""
+    t = options.pretranspose
+    ln1w, ln1b, *rest = weights
+    y, rest = _self_attention(mx.fast.layer_norm(x, ln1w, ln1b, LN_EPS), rest, n_head, options)
+    ow, ob, ln2w, ln2b, f1w, f1b, f2w, f2b = rest
     x = _residual(x, y, ow, ob, options)
     h = nn.gelu(_affine(mx.fast.layer_norm(x, ln2w, ln2b, LN_EPS), f1w, f1b, t))
     return _residual(x, h, f2w, f2b, options)
+
+
+def encoder_layer_add_ln(
+    x: mx.array, h: mx.array, weights: list[mx.array], n_head: int, options: GpuEncoderOptions
+) -> tuple[mx.array, mx.array]:
+    """`encoder_layer` with each residual add fused with the layer norm after it (add_layer_norm):
+    takes x and h = ln1(x), returns the block's output and the next layer norm of it. `weights`:
+    LayerWeights.flat, then that next norm's weight and bias (ln1 of the next block, or ln_post)."""
+    t = options.pretranspose
+    _, _, *rest = weights  # ln1: already applied to h
+    y, rest = _self_attention(h, rest, n_head, options)
+    ow, ob, ln2w, ln2b, f1w, f1b, f2w, f2b, next_w, next_b = rest
+    x, h = add_layer_norm(x, _affine(y, ow, None, t), ob, ln2w, ln2b)
+    h = nn.gelu(_affine(h, f1w, f1b, t))
+    return add_layer_norm(x, _affine(h, f2w, None, t), f2b, next_w, next_b)
 
 
 def front_end(mel: mx.array, encoder: WhisperEncoder, im2col: tuple[mx.array, mx.array] | None) -> mx.array:
@@ -163,8 +188,12 @@ class GpuEncoder:
         c1, c2 = encoder.conv1.weight, encoder.conv2.weight  # (out, k, in): k-major columns match the stacking
         self.im2col = (c1.reshape(c1.shape[0], -1), c2.reshape(c2.shape[0], -1)) if options.front == "im2col" else None
         mx.eval(self.layers, self.im2col)
-        layer = self._layer
-        self._run_layer: Callable[..., mx.array] = mx.compile(layer) if options.compile == "layer" else layer
+        if options.add_ln:  # each layer also carries the next norm's weights (ln_post after the last)
+            norms = [self.layers[i + 1][:2] for i in range(len(self.layers) - 1)]
+            norms.append([encoder.ln_post.weight, encoder.ln_post.bias])
+            self.layers = [layer + norm for layer, norm in zip(self.layers, norms, strict=True)]
+        layer = self._layer_add_ln if options.add_ln else self._layer
+        self._run_layer: Callable[..., Any] = mx.compile(layer) if options.compile == "layer" else layer
         self._run: Callable[[mx.array], mx.array] = (
             mx.compile(self._forward) if options.compile == "whole" else self._forward
         )
@@ -172,11 +201,19 @@ class GpuEncoder:
     def _layer(self, x: mx.array, *weights: mx.array) -> mx.array:
         return encoder_layer(x, list(weights), self.n_head, self.options)
 
+    def _layer_add_ln(self, x: mx.array, h: mx.array, *weights: mx.array) -> tuple[mx.array, mx.array]:
+        return encoder_layer_add_ln(x, h, list(weights), self.n_head, self.options)
+
     def _forward(self, mel: mx.array) -> mx.array:
         x = front_end(mel.astype(self.encoder.conv1.weight.dtype), self.encoder, self.im2col)
+        ln = self.encoder.ln_post
+        if self.options.add_ln:
+            h = mx.fast.layer_norm(x, self.layers[0][0], self.layers[0][1], LN_EPS)
+            for weights in self.layers:
+                x, h = self._run_layer(x, h, *weights)
+            return h  # the last layer's "next norm" is ln_post
         for weights in self.layers:
             x = self._run_layer(x, *weights)
-        ln = self.encoder.ln_post
         return mx.fast.layer_norm(x, ln.weight, ln.bias, LN_EPS)
 
     def __call__(self, mel: mx.array) -> mx.array:

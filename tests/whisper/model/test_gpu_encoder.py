@@ -18,19 +18,28 @@ from model_helpers import random_mel, random_model, tiny_dims
 from mlx_audio_coreml.errors import ShapeConversionFailed
 from mlx_audio_coreml.whisper import gpu_encoder
 from mlx_audio_coreml.whisper.gpu_encoder import GpuEncoder, GpuEncoderOptions
+from mlx_audio_coreml.whisper.gpu_encoder_kernels import add_layer_norm
 
-LAYOUTS = [
-    GpuEncoderOptions(fuse, attention, front, compiled)
-    for fuse, attention, front, compiled in itertools.product(
-        (True, False), ("sdpa", "explicit"), ("conv", "im2col"), ("none", "layer", "whole")
-    )
-] + [
-    GpuEncoderOptions(fuse, pretranspose=pre, residual=residual, compile=compiled)
-    for fuse, pre, residual, compiled in itertools.product(
-        (True, False), (True, False), ("add", "gemm"), ("none", "whole")
-    )
-    if pre or residual == "gemm"
-]
+LAYOUTS = (
+    [
+        GpuEncoderOptions(fuse, attention, front, compiled)
+        for fuse, attention, front, compiled in itertools.product(
+            (True, False), ("sdpa", "explicit"), ("conv", "im2col"), ("none", "layer", "whole")
+        )
+    ]
+    + [
+        GpuEncoderOptions(fuse, pretranspose=pre, residual=residual, compile=compiled)
+        for fuse, pre, residual, compiled in itertools.product(
+            (True, False), (True, False), ("add", "gemm"), ("none", "whole")
+        )
+        if pre or residual == "gemm"
+    ]
+    + [
+        GpuEncoderOptions(fuse, add_ln=True, compile=compiled)
+        for fuse in (True, False)
+        for compiled in ("none", "layer", "whole")
+    ]
+)
 
 
 def _max_diff(a: mx.array, b: mx.array) -> float:
@@ -70,6 +79,16 @@ def test_fused_qkv_holds_a_zero_key_bias_between_query_and_value() -> None:
     np.testing.assert_array_equal(np.array(weight[width : 2 * width]), np.array(block.attn.key.weight))
     np.testing.assert_array_equal(np.array(bias[width : 2 * width]), np.zeros(width, np.float32))
     np.testing.assert_array_equal(np.array(bias[2 * width :]), np.array(block.attn.value.bias))
+
+
+def test_add_layer_norm_returns_the_rounded_sum_and_its_norm() -> None:
+    rng = np.random.default_rng(11)
+    x, y = (mx.array(rng.standard_normal((2, 5, 8)).astype(np.float16)) for _ in range(2))
+    b, g, beta = (mx.array(rng.standard_normal(8).astype(np.float16)) for _ in range(3))
+    total, normed = add_layer_norm(x, y, b, g, beta)
+    want = (x.astype(mx.float32) + y + b).astype(mx.float16)
+    assert total.dtype == mx.float16 and _max_diff(total, want) == 0.0
+    assert _max_diff(normed, mx.fast.layer_norm(want, g, beta, 1e-5)) < 1e-2
 
 
 def test_cached_encoder_follows_new_weights() -> None:
