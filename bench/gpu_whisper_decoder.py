@@ -33,7 +33,7 @@ from mlx_audio_coreml.whisper.device_filters import RowState
 from mlx_audio_coreml.whisper.gpu_step import StaticDecoderStep, to_static
 from mlx_audio_coreml.whisper.logit_filters import apply_filters
 from mlx_audio_coreml.whisper.model import ModelDimensions, Whisper
-from mlx_audio_coreml.whisper.sampling import DecoderStep, sample_tokens
+from mlx_audio_coreml.whisper.sampling import DecoderStep, pipelining_pays, sample_tokens
 
 import mlx.core as mx  # isort: skip
 
@@ -133,7 +133,8 @@ class DecoderBench:
         """Measure each loop (a failure becomes an "n/a" cell) and hand each row to `emit` at once."""
         a = self.args
         plans: list[tuple[str, Callable[[], float], str, Callable[[], str]]] = [
-            ("product loop now: gpu_loop device greedy + filters, read-back / 32 (static step) / generate()",
+            ("product loop now: gpu_loop.decode_tokens" + (" (device greedy + filters, read-back / 32, static step)"
+             if pipelining_pays() else " (on the CPU: the host loop)") + " / generate()",
              lambda: self.loop_ms(gpu_loop.decode_tokens, self.static), "generate", self.token_nodes),
             ("device greedy loop, one read-back at the end / generate()",
              lambda: self.loop_ms(self.device_loop(10**6), self.static), "generate", self.token_nodes),
