@@ -35,6 +35,9 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("csv")
     parser.add_argument("--tokens", type=int, default=20)
+    parser.add_argument(
+        "--argmax-per-token", type=int, default=1, help="2 for gpu_loop's device loop (text and timestamp argmax)"
+    )
     args = parser.parse_args()
     with open(args.csv, newline="") as handle:
         rows = [r for r in csv.reader(handle) if len(r) > 10]
@@ -42,7 +45,7 @@ def main() -> int:
     name_at, value_at = head.index("Kernel Name"), head.index("Metric Value")
     names = [r[name_at] for r in rows]
     micros = [float(r[value_at].replace(",", "")) / 1e3 for r in rows]  # ncu reports ns
-    ends = [i for i, n in enumerate(names) if "arg_reduce" in n][-args.tokens :]
+    ends = [i for i, n in enumerate(names) if "arg_reduce" in n][:: -args.argmax_per_token][::-1][-args.tokens :]
     spans = list(zip(ends[1:-1], ends[2:], strict=True))  # whole tokens of the timed run, the first dropped
     if not spans:
         sys.exit("too few argmax kernels in the CSV")

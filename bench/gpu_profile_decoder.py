@@ -6,7 +6,7 @@ on a GPU), `--loop previous` the previous product loop (`sampling.sample_tokens`
 token) with `--step static` or `--step dynamic`. Meant to run under a profiler, which then reports
 the kernels per token:
     ncu --metrics gpu__time_duration.sum --csv --log-file ncu.csv python3 bench/gpu_profile_decoder.py --tokens 20
-    python3 bench/gpu_ncu_summary.py ncu.csv --tokens 20
+    python3 bench/gpu_ncu_summary.py ncu.csv --tokens 20 --argmax-per-token 2   (1 with --loop previous)
     nsys profile -t cuda -o $OUT/dec python3 bench/gpu_profile_decoder.py
 """
 
