@@ -36,6 +36,7 @@ pin() {  # pin CPUS CMD...: run CMD on those logical CPUs only
 
 step() {  # step NAME CPUS ESTIMATE_S CMD...: run it if its estimate fits in what is left of the budget
   local name="$1" cpus="$2" estimate="$3"; shift 3
+  [ "$quick" = 1 ] && estimate=$((estimate / 4))   # the estimates are for the full settings
   local left=$((budget - SECONDS))
   echo
   echo "=== $name (CPUs $cpus; ~${estimate}s; ${left}s left; load $(cut -d' ' -f1-3 /proc/loadavg))"
