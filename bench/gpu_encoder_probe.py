@@ -295,7 +295,7 @@ def env_sweep(p: Probe) -> None:
         command = [sys.executable, __file__, "--sections", "d", "--batches", "1", "--no-torch", "--repeats", "10",
                    "--variants", p.args.sweep_variant] + (["--tiny"] if p.args.tiny else [])  # fmt: skip
         try:
-            done = subprocess.run(command, env={**os.environ, **setting}, capture_output=True, text=True, timeout=120)
+            done = subprocess.run(command, env={**os.environ, **setting}, capture_output=True, text=True, timeout=60)
             lines = [line for line in done.stdout.splitlines() if line.startswith("| d whole")]
             if not lines:
                 lines = [
@@ -394,7 +394,7 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--inner", type=int, help="calls per timed region for single ops (default 10; --tiny 2)")
     parser.add_argument("--budget-s", type=float, default=170.0, help="later rows are skipped past this many seconds")
     parser.add_argument("--no-torch", action="store_true", help="MLX only (e.g. under nsys)")
-    parser.add_argument("--sections", default="abcdef", help="which of a-f to run")
+    parser.add_argument("--sections", default="abdfce", help="which of a-f to run, in this order")
     parser.add_argument("--sweep-variant", default="fused/sdpa/conv/whole", help="gpu_encoder layout for (f)")
     parser.add_argument("--variants", default=",".join(VARIANTS), help="gpu_encoder layouts for (d)")
     args = parser.parse_args()
