@@ -202,7 +202,8 @@ def parts(p: Probe, encoder: WhisperEncoder, dtype: mx.Dtype) -> None:
         x = mx.random.normal((batch, ctx, w)).astype(dtype)
         mel = mx.random.normal((batch, 2 * ctx, n_mels)).astype(dtype)
         hidden = mx.random.normal((batch, ctx, 4 * w)).astype(dtype)
-        mx.eval(x, mel, hidden)
+        other = mx.random.normal((batch, ctx, w)).astype(dtype)
+        mx.eval(x, mel, hidden, other)
         half = layer_flop(p.args, batch) / 2
         fns: list[tuple[str, Callable[[], mx.array], float]] = [
             ("product block.encode", lambda: block.encode(x), layer_flop(p.args, batch)),
@@ -214,6 +215,7 @@ def parts(p: Probe, encoder: WhisperEncoder, dtype: mx.Dtype) -> None:
             ("front end as im2col products", lambda: ge.front_end(mel, encoder, im2col), front_flop(p.args, batch)),
             ("layer norm (B, T, D)", lambda: block.attn_ln(x), 0.0),
             ("gelu (B, T, 4D)", lambda: nn.gelu(hidden), 0.0),
+            ("residual add (B, T, D)", lambda: x + other, 0.0),
         ]  # fmt: skip
         for name, fn, flop in fns:
             key = f"{name}:b{batch}"
@@ -344,6 +346,19 @@ def sums(p: Probe, n_layers: int) -> None:
                     0.0,
                 )
             )
+        try:
+            eager = {
+                k: s[f"mlx:{k}:b{batch}:eager"]
+                for k in ("layer norm (B, T, D)", "gelu (B, T, 4D)", "residual add (B, T, D)")
+            }
+            rest = n_layers * (
+                2 * eager["layer norm (B, T, D)"] + eager["gelu (B, T, 4D)"] + 2 * eager["residual add (B, T, D)"]
+            )
+            p.rows.append(
+                ("e sums", f"mlx b{batch}: {n_layers} x (2 LN + GELU + 2 adds), per window", rest / batch, "-", 0.0)
+            )
+        except KeyError as missing:
+            p.rows.append(("e sums", f"mlx b{batch} elementwise", f"n/a: missing {missing}", "-", 0.0))
         for mode in ("eager", "compiled"):
             try:
                 part = n_layers * s[f"mlx:product block.encode:b{batch}:{mode}"]
