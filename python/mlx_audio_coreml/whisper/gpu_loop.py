@@ -69,6 +69,8 @@ def greedy(
     read_every: int = READ_EVERY,
 ) -> tuple[np.ndarray, np.ndarray]:
     """`sample_tokens` at temperature 0 (same arguments, same result) on the device."""
+    if n_steps < 1:
+        return np.array(tokens), np.zeros(tokens.shape[0], dtype=np.float64)
     static = cache if isinstance(cache, StaticCache) else to_static(cache, step.capacity)
     if static.length + n_steps - 1 > step.capacity:
         raise ShapeConversionFailed(

@@ -38,10 +38,10 @@ def sample_tokens(
     With a `seed`, step n draws with the n-th key split from it, so the same input samples the
     same tokens on every run whatever else used MLX's global random state.
 
-    On a GPU each step queues its token choice, then the decoder step that consumes it, and only
-    then reads the choice back, so the decoder runs while the host checks for EOT and adds up
-    log-probs (on the host: numpy's exp is vectorized, MLX's CPU exp over a 51k vocabulary costs
-    ~0.7 ms); stopping then costs one decoder step whose result is dropped.
+    On a GPU each step queues its token choice and its log-probs, then the decoder step that
+    consumes it, and only then reads the (B,) values back, so the decoder runs while the host checks
+    for EOT and adds up log-probs; stopping then costs one decoder step whose result is dropped.
+    (Greedy decoding on a GPU has a faster loop still: `gpu_loop`.)
     """
     if temperature == 0 and not pipelining_pays():
         return _greedy_on_host(decode_step, logits, cache, tokens, filters, eot=eot, n_steps=n_steps)
@@ -115,11 +115,26 @@ def _account(
     finished: mx.array,
     sum_logprobs: np.ndarray,
 ) -> bool:
-    """Add one step's log-probs to the rows still running; True once every row has finished."""
-    mx.eval(filtered, chosen, was_finished, finished)  # one evaluation for the four reads below
+    """Add one step's log-probs to the rows still running; True once every row has finished.
+
+    On a GPU the log-probs are taken on the device and only (B,) values come back: reading the
+    (B, V) row each token moved its buffer to host-visible memory, and the kernel that next wrote
+    into that recycled buffer paid for moving it back (likely the ~0.3 ms "timestamp-rule mask"
+    kernel of bench/results/gpu_decoder_profile_h100.md). On the CPU the host computes them in
+    float64 as before."""
+    if pipelining_pays():
+        lse = mx.logsumexp(filtered, axis=-1)
+        picked = mx.take_along_axis(filtered, chosen[:, None], axis=-1)[:, 0] - lse
+        mx.eval(picked, was_finished, finished)
+        logprobs = np.array(picked).astype(np.float64)
+    else:
+        mx.eval(filtered, chosen, was_finished, finished)  # one evaluation for the four reads below
+        logprobs = None
     running = ~np.array(was_finished)
     if running.any():
-        sum_logprobs += np.where(running, chosen_logprobs(np.array(filtered), np.array(chosen)), 0.0)
+        if logprobs is None:
+            logprobs = chosen_logprobs(np.array(filtered), np.array(chosen))
+        sum_logprobs += np.where(running, logprobs, 0.0)
     return bool(np.array(finished).all())
 
 

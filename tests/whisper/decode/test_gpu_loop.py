@@ -139,3 +139,21 @@ def test_float16_logits_choose_what_the_host_loop_chooses_from_the_same_step(fak
     got, got_sums = greedy(step, last, cache, prefix, rules, eot=-1, n_steps=30, read_every=4)
     np.testing.assert_array_equal(got, want)
     np.testing.assert_allclose(got_sums, want_sums, rtol=1e-3, atol=1e-2)
+
+
+def test_the_pipelined_loop_reads_back_log_probs_not_logit_rows(fake_tokenizer, monkeypatch) -> None:
+    """sample_tokens as on a GPU (pipelined, log-probs taken on the device) sums what the host loop sums."""
+    from mlx_audio_coreml.whisper import sampling
+
+    model = tiny_random_model(seed=4)
+    task = DecodingTask(model, fake_tokenizer, DecodingOptions())
+    features = features_for(model, 2, seed=5)
+    prefix = mx.array(np.tile(np.array(task.initial_tokens, dtype=np.int32), (2, 1)))
+    logits, cache, _ = model.decoder(prefix, features)
+    step = DecoderStep(model, features)
+    args = dict(temperature=0.0, eot=-1, n_steps=12)
+    want, want_sums = sample_tokens(step, logits[:, -1, :], cache, prefix, task.filters, **args)
+    monkeypatch.setattr(sampling, "pipelining_pays", lambda: True)
+    got, got_sums = sample_tokens(step, logits[:, -1, :], cache, prefix, task.filters, **args)
+    np.testing.assert_array_equal(got, want)
+    np.testing.assert_allclose(got_sums, want_sums, rtol=2e-3)
