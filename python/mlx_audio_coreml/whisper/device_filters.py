@@ -9,8 +9,9 @@ loop that never waits on the device (`gpu_loop`), the rules are restated here on
   step reads the growing token history;
 - the grammar works on the text and timestamp slices separately, so the full (B, V) row is never
   rewritten: one pass adds the mask, then reductions find each slice's best token, its value and
-  its log-normalizer. The old grammar mask (one fused kernel writing a (B, V) row from (B, V)
-  comparisons) took ~0.3 ms on an H100 for one row.
+  its log-normalizer; the host never reads a (B, V) row (in the old loop the kernel writing the
+  row that was read back took ~0.3 ms on an H100, likely moving host-visible memory back: see
+  `sampling._account`).
 The choice equals `argmax` of `apply_filters` (the first best index on ties), and the log-prob is
 that of `sampling.chosen_logprobs` (in float32 on the device; float64 on the host).
 """
