@@ -17,7 +17,8 @@ dtype change swaps every array; the identity of a few of them is checked per cal
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -224,12 +225,23 @@ class GpuEncoder:
 
 
 _CACHE_ATTR = "_gpu_encoder"  # the prepared GpuEncoder, kept on the WhisperEncoder it was built from
+_disabled = [0]  # depth of `disabled()` blocks
+
+
+@contextmanager
+def disabled() -> Iterator[None]:
+    """Inside, encoders run the module's own path on every device (benchmarks compare the two)."""
+    _disabled[0] += 1
+    try:
+        yield
+    finally:
+        _disabled[0] -= 1
 
 
 def applies(encoder: WhisperEncoder) -> bool:
     """True on a CUDA GPU (the layouts were chosen there; Metal and the CPU keep the module's path)."""
     del encoder  # every encoder qualifies; the device decides
-    return mx.default_device().type == mx.DeviceType.gpu and mx.cuda.is_available()
+    return not _disabled[0] and mx.default_device().type == mx.DeviceType.gpu and mx.cuda.is_available()
 
 
 def _sentinels(encoder: WhisperEncoder) -> tuple[int, ...]:
