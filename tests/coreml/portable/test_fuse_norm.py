@@ -73,7 +73,8 @@ def adain(x, mask, axis: int, activation: str, gated: bool, leak_mean: bool = Fa
 
 
 @pytest.mark.parametrize(
-    ("axis", "activation", "gated"), [(2, "snake", True), (1, "snake", True), (2, "leaky", False), (1, "none", True)]
+    ("axis", "activation", "gated"),
+    [(2, "snake", True), (1, "snake", True), (2, "leaky", False), (1, "leaky", True), (1, "none", True)],
 )
 def test_masked_adain_is_one_node_with_the_same_values_on_host_and_in_mlx(
     tmp_path, monkeypatch, axis, activation, gated
@@ -187,3 +188,17 @@ def test_a_norm_shared_by_three_affines_becomes_three_fused_nodes(tmp_path):
     for out, scale in zip(got, scales):
         want = reference(x, mask, 2, "snake", True, scale=scale)
         np.testing.assert_allclose(out, want, rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.parametrize("slope", [0.2, 0.0, 1.0, 1.5, -0.5])
+def test_host_leaky_relu_is_the_masked_select_bit_for_bit(slope):
+    # slopes in (0, 1] take max(y, a y); others the select; both must equal where(y < 0, a y, y)
+    y = (rng.standard_normal((64, C)) * 3).astype(np.float32)
+    y.reshape(-1)[:6] = [np.nan, -0.0, 0.0, -np.inf, np.inf, -1e-38]
+    alpha = np.full(C, slope, np.float32)
+    with np.errstate(invalid="ignore"):
+        want = np.where(y < 0, y * alpha, y)
+    got = y.copy()
+    with np.errstate(invalid="ignore"):
+        norm_op._finish(got, np.float32(1.0), np.float32(-0.0), alpha, None, None, "leaky_relu")  # y * 1 + -0 is y
+    np.testing.assert_array_equal(got.view(np.uint32), want.view(np.uint32))
