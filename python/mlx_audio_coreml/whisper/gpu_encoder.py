@@ -10,9 +10,10 @@ n_mels) channels-last -> features (B, n_ctx, n_state)) from the same weights, re
 The choice between these is made from measurements on the card (bench/gpu_encoder_probe.py);
 `DEFAULT` holds the measured best. The CPU keeps `WhisperEncoder`'s own path (host math).
 
-`WhisperEncoder.__call__` hands its work here when `applies` (MLX's default device is a CUDA GPU);
-`encode` keeps one `GpuEncoder` per encoder, rebuilt when its weights are replaced (a load or a
-dtype change swaps every array; the identity of a few of them is checked per call, not all ~500).
+`WhisperEncoder.__call__` hands its work to `prepared(self)` when that is not None (MLX's default
+device is a CUDA GPU and the products are plain, unquantized). One `GpuEncoder` is kept per
+encoder, rebuilt when its weights are replaced (a load, a dtype change or quantization swaps the
+arrays; the identity of a few of them is checked per call, not all ~500).
 """
 
 from __future__ import annotations
@@ -238,24 +239,36 @@ def disabled() -> Iterator[None]:
         _disabled[0] -= 1
 
 
-def applies(encoder: WhisperEncoder) -> bool:
-    """True on a CUDA GPU (the layouts were chosen there; Metal and the CPU keep the module's path)."""
-    del encoder  # every encoder qualifies; the device decides
+def on_cuda() -> bool:
+    """MLX's default device is a CUDA GPU and no `disabled()` block is open."""
     return not _disabled[0] and mx.default_device().type == mx.DeviceType.gpu and mx.cuda.is_available()
 
 
+def prepared(encoder: WhisperEncoder) -> GpuEncoder | None:
+    """The encoder's GPU layout on a CUDA GPU (built once per set of weights), else None.
+
+    Metal and the CPU keep the module's own path: the layouts were measured on an H100 only."""
+    return for_encoder(encoder) if on_cuda() else None
+
+
+def _plain(encoder: WhisperEncoder) -> bool:
+    """Every product a plain nn.Linear (a quantized encoder keeps the module's path)."""
+    linears = [m for b in encoder.blocks for m in (b.attn.query, b.attn.key, b.attn.value, b.attn.out, b.mlp1, b.mlp2)]
+    return all(type(m) is nn.Linear for m in linears) and type(encoder.conv1) is nn.Conv1d
+
+
 def _sentinels(encoder: WhisperEncoder) -> tuple[int, ...]:
-    """Identities of arrays that any load, update or dtype change replaces (cheap to read per call)."""
+    """Identities of arrays that any load, update, dtype change or quantization replaces (cheap per call)."""
     first, last = encoder.blocks[0], encoder.blocks[-1]
-    arrays = (encoder.conv1.weight, first.attn.query.weight, first.attn.value.weight, last.mlp2.weight)
-    return tuple(id(a) for a in (*arrays, encoder.ln_post.weight))
+    arrays = (encoder.conv1.weight, first.attn.query.weight, first.attn.value.weight, last.mlp1.weight)
+    return tuple(id(a) for a in (*arrays, last.mlp2.weight, encoder.ln_post.weight))
 
 
-def encode(encoder: WhisperEncoder, mel: mx.array, options: GpuEncoderOptions = DEFAULT) -> mx.array:
-    """`encoder(mel)` through a `GpuEncoder` prepared once per set of weights."""
+def for_encoder(encoder: WhisperEncoder, options: GpuEncoderOptions = DEFAULT) -> GpuEncoder | None:
+    """A `GpuEncoder` for these weights on any device, kept on the encoder; None when quantized."""
     key = (_sentinels(encoder), options)
     cached = getattr(encoder, _CACHE_ATTR, None)
     if cached is None or cached[0] != key:
-        cached = (key, GpuEncoder(encoder, options))
+        cached = (key, GpuEncoder(encoder, options) if _plain(encoder) else None)
         object.__setattr__(encoder, _CACHE_ATTR, cached)  # a plain attribute, not a module parameter
-    return cached[1](mel)
+    return cached[1]

@@ -11,6 +11,7 @@ from __future__ import annotations
 import itertools
 
 import mlx.core as mx
+import mlx.nn as nn
 import numpy as np
 import pytest
 from model_helpers import random_mel, random_model, tiny_dims
@@ -95,10 +96,10 @@ def test_cached_encoder_follows_new_weights() -> None:
     dims = tiny_dims()
     model, other = random_model(dims, seed=7), random_model(dims, seed=8)
     mel = random_mel(dims, seed=9)
-    first = gpu_encoder.encode(model.encoder, mel)
+    first = gpu_encoder.for_encoder(model.encoder)(mel)
     assert _max_diff(first, model.encoder(mel)) < 1e-4
     model.encoder.update(other.encoder.parameters())  # a reload swaps every array
-    second = gpu_encoder.encode(model.encoder, mel)
+    second = gpu_encoder.for_encoder(model.encoder)(mel)
     assert _max_diff(second, other.encoder(mel)) < 1e-4
     assert _max_diff(second, first) > 1e-2
 
@@ -106,7 +107,14 @@ def test_cached_encoder_follows_new_weights() -> None:
 def test_cpu_device_keeps_the_modules_own_path() -> None:
     model = random_model(tiny_dims(), seed=3)
     with mx.stream(mx.cpu):
-        assert not gpu_encoder.applies(model.encoder)
+        assert gpu_encoder.prepared(model.encoder) is None
+
+
+def test_quantized_encoder_gets_no_gpu_layout() -> None:
+    model = random_model(tiny_dims(n_audio_state=64), seed=3)
+    assert gpu_encoder.for_encoder(model.encoder) is not None
+    nn.quantize(model.encoder, group_size=32, bits=8)
+    assert gpu_encoder.for_encoder(model.encoder) is None
 
 
 def test_wrong_mel_shape_is_refused() -> None:
