@@ -108,3 +108,12 @@ def test_a_compiled_step_dispatches_few_primitives_per_layer() -> None:
     step (3-D hidden state, a transpose per product, positions made per call) had ~75."""
     per_layer = (step_nodes(4) - step_nodes(2)) / 2
     assert per_layer <= 50, per_layer
+
+
+def test_windows_of_one_model_share_one_compiled_step() -> None:
+    """Tracing a compiled step costs more than a window's tokens save: it is made once per decoder."""
+    model, features, *_ = prefilled(batch=1, seed=19)
+    first, second = StaticDecoderStep(model, features), StaticDecoderStep(model, features * 2)
+    assert first.program is second.program
+    other, *_ = prefilled(batch=1, seed=23)
+    assert StaticDecoderStep(other, features).program is not first.program
