@@ -42,7 +42,8 @@ def transpose_reference(x, w, b, stride, crop):
 def kernels(monkeypatch):
     """Every prepared host convolution, by class name."""
     made: list[str] = []
-    for module, name in ((conv1d, "Conv1d"), (conv1d, "ConvTranspose1d"), (conv1d_dft, "SpectralConv1d")):
+    classes = ((conv1d, "Conv1d"), (conv1d, "ConvTranspose1d"), (conv1d, "DepthwiseTranspose1d"))
+    for module, name in (*classes, (conv1d_dft, "SpectralConv1d")):
         original = getattr(module, name)
 
         class Counted(original):  # type: ignore[misc, valid-type]
@@ -110,6 +111,28 @@ def test_one_axis_transposed_convolutions_match_numpy_and_mlx(tmp_path, kernels,
     assert kernels == ["ConvTranspose1d"]
     assert_near(got, want)
     assert_near(got, transpose_reference(x, w, b, stride, crop))
+
+
+@pytest.mark.parametrize("kernel, stride, crop", [(3, 2, (1, 0)), (4, 3, (0, 0)), (5, 2, (2, 2))])
+def test_depthwise_transposed_convolutions_match_numpy_and_mlx(tmp_path, kernels, kernel, stride, crop):
+    channels = 12
+    w = rng.standard_normal((channels, 1, kernel)).astype(np.float32)
+    b = rng.standard_normal(channels).astype(np.float32)
+    x = rng.standard_normal((2, channels, 40)).astype(np.float32)
+
+    def build(x):
+        return mb.conv_transpose(
+            x=x, weight=w, bias=b, strides=[stride], pad_type="custom", pad=list(crop), groups=channels
+        )
+
+    got, want = host_and_plain(save_program(tmp_path, build, [x.shape]), {"x": x})
+
+    assert kernels == ["DepthwiseTranspose1d"]
+    assert_near(got, want)
+    per_channel = [
+        transpose_reference(x[:, c : c + 1], w[c : c + 1], b[c : c + 1], stride, crop) for c in range(channels)
+    ]
+    assert_near(got, np.concatenate(per_channel, axis=1))
 
 
 def test_grouped_convolutions_stay_in_mlx(tmp_path, kernels):

@@ -1,4 +1,4 @@
-"""On the CPU in float32 an eager program's sin, cos, exp, tanh and `mod` by one run through numpy
+"""On the CPU in float32 an eager program's sin, cos, exp, tanh, `mod` by one and leaky ReLU run through numpy
 (ops/host_unary.py): the same values as MLX's ops (within a few ulp; `mod` exactly, up to the sign of
 an exact zero), the caller's input untouched, small inputs and other divisors left to MLX."""
 
@@ -37,7 +37,7 @@ def both_paths(build, x: np.ndarray, tmp_path) -> tuple[np.ndarray, np.ndarray]:
     name = model.description.inputs[0].name
     kept = x.copy()
     got = next(iter(model.predict({name: x}).outputs.values()))
-    assert np.array_equal(x, kept)  # the caller's input is never overwritten
+    assert np.array_equal(x, kept, equal_nan=True)  # the caller's input is never overwritten
     with host_math.disabled():
         want = next(iter(model.predict({name: x}).outputs.values()))
     return got, want
@@ -74,3 +74,18 @@ def test_mod_by_another_divisor_and_small_inputs_stay_in_mlx(tmp_path, host_call
     got, want = both_paths(lambda a: mb.sin(x=a), small, tmp_path)
     np.testing.assert_array_equal(got, want)
     assert host_calls[0] == 0
+
+
+def test_leaky_relu_on_the_host_is_the_mil_select_bit_for_bit(tmp_path, host_calls):
+    x = (rng.standard_normal(SHAPE) * 3).astype(np.float32)
+    x.reshape(-1)[:6] = [np.nan, -0.0, 0.0, -np.inf, np.inf, -1e-38]
+    got, want = both_paths(lambda a: mb.leaky_relu(x=a, alpha=0.1), x, tmp_path)
+    assert host_calls[0] == 1
+    np.testing.assert_array_equal(got.view(np.uint32), want.view(np.uint32))
+
+
+def test_leaky_relu_with_a_slope_past_one_stays_in_mlx(tmp_path, host_calls):
+    x = (rng.standard_normal(SHAPE) * 3).astype(np.float32)
+    got, want = both_paths(lambda a: mb.leaky_relu(x=a, alpha=1.5), x, tmp_path)
+    assert host_calls[0] == 0
+    np.testing.assert_array_equal(got, want)

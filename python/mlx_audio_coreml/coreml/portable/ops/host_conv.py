@@ -137,6 +137,26 @@ def conv_transpose(
     return host.filled((rows.shape[0], length, kernel.out_channels), fill)
 
 
+def depthwise_transpose(
+    ctx: OpContext, x: mx.array, weight: mx.array, bias: mx.array | None, stride: int, crop: tuple[int, int]
+) -> mx.array:
+    """x (N, L, C) channels-last, MIL weight (C, 1, K), groups = C -> (N, full - crop, C) float32."""
+    kernel = _prepared(
+        ctx,
+        "host_conv.depthwise_transpose",
+        lambda: conv1d.DepthwiseTranspose1d(_host(weight), _bias(bias), stride),
+        (weight, bias, stride),
+    )
+    rows = _host(x)
+    length = kernel.full_length(rows.shape[1]) - crop[0] - crop[1]
+
+    def fill(out: np.ndarray) -> None:
+        for b in range(rows.shape[0]):
+            kernel(rows[b], crop, out[b])
+
+    return host.filled((rows.shape[0], length, kernel.out_channels), fill)
+
+
 def pointwise(ctx: OpContext, x: mx.array, weight: mx.array, bias: mx.array | None) -> mx.array:
     """A 1x1 convolution of channels-first x (N, C_in, *D): W (C_out, C_in) times each item's
     (C_in, D) block in oneDNN, blocks of output channels on the host workers (MLX's product would
