@@ -157,3 +157,22 @@ def test_the_pipelined_loop_reads_back_log_probs_not_logit_rows(fake_tokenizer, 
     got, got_sums = sample_tokens(step, logits[:, -1, :], cache, prefix, task.filters, **args)
     np.testing.assert_array_equal(got, want)
     np.testing.assert_allclose(got_sums, want_sums, rtol=2e-3)
+
+
+@pytest.mark.parametrize("beam_size", [1, 5])
+def test_a_transcript_through_the_gpu_path_equals_the_cpu_transcript(tiny_en, monkeypatch, beam_size: int) -> None:
+    """The product path as on a GPU (static step; greedy through `gpu_loop`), run on the CPU, end to end."""
+    from mlx_audio_coreml.whisper import gpu_loop, gpu_step
+
+    def transcript() -> list[tuple[float, float, str]]:
+        segments, _ = tiny_en.transcribe(str(JFK), beam_size=beam_size)
+        return [(s.start, s.end, s.text) for s in segments]
+
+    want = transcript()
+    used = []
+    monkeypatch.setattr(gpu_step, "applies", lambda: True)
+    monkeypatch.setattr(gpu_loop, "pipelining_pays", lambda: True)
+    real_greedy = gpu_loop.greedy
+    monkeypatch.setattr(gpu_loop, "greedy", lambda *a, **k: used.append(1) or real_greedy(*a, **k))
+    assert transcript() == want
+    assert bool(used) == (beam_size == 1), "greedy takes the device loop, beam search its own"
