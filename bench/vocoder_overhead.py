@@ -33,6 +33,7 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 SENTENCES = (
+    "Yes, of course.",
     "Hello there, how are you?",
     "The quick brown fox jumps over the lazy dog.",
     "She opened the window, listened to the rain for a while, and then went back to her book.",
@@ -166,7 +167,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n")[0])
     parser.add_argument("--packages", type=Path, required=True, help="a `convert kokoro` output folder (real weights)")
     parser.add_argument(
-        "--text", action="append", default=[], help="a sentence (repeat; default: four of 20-400 frames)"
+        "--text", action="append", default=[], help="a sentence (repeat; default: five of ~40-410 frames)"
     )
     parser.add_argument("--rounds", type=int, default=3, help="rounds per sentence per process")
     parser.add_argument("--processes", type=int, default=4, help="processes per code version")
