@@ -38,7 +38,7 @@ from mlx_audio_coreml.whisper import gpu_loop  # noqa: E402
 from mlx_audio_coreml.whisper.gpu_step import StaticDecoderStep  # noqa: E402
 from mlx_audio_coreml.whisper.mel import log_mel_spectrogram  # noqa: E402
 from mlx_audio_coreml.whisper.model import ModelDimensions, Whisper  # noqa: E402
-from mlx_audio_coreml.whisper.sampling import DecoderStep, sample_tokens  # noqa: E402
+from mlx_audio_coreml.whisper.sampling import DecoderStep, pipelining_pays, sample_tokens  # noqa: E402
 
 import mlx.core as mx  # noqa: E402  # isort: skip
 import numpy as np  # noqa: E402  # isort: skip
@@ -80,6 +80,8 @@ def ours(
         step = DecoderStep(model, features) if loop == "dynamic" else StaticDecoderStep(model, features)
         run = gpu_loop.decode_tokens if loop == "product" else sample_tokens
         filters = gc.product_filters(d, len(prompt))
+        if loop == "product" and pipelining_pays() and gpu_loop.applies(step, filters, 0.0, d.n_vocab) is None:
+            raise RuntimeError("the device loop does not apply: the row would time the host loop")
         tokens, _ = run(step, logits[:, -1, :], cache, prefix, filters, temperature=0.0, eot=-1, n_steps=args.tokens)
         made += tokens.shape[0] * (tokens.shape[1] - len(prompt))
     mx.synchronize()
