@@ -108,6 +108,12 @@ def pipelining_pays() -> bool:
     return mx.default_device() != mx.cpu
 
 
+def logprobs_on_device() -> bool:
+    """Take a step's log-probs on the device (float32) and read back (B,) values: on a GPU. On the
+    CPU they stay float64 on the host, as the CPU's transcripts always had them."""
+    return mx.default_device() != mx.cpu
+
+
 def _account(
     filtered: mx.array,
     chosen: mx.array,
@@ -122,7 +128,7 @@ def _account(
     into that recycled buffer paid for moving it back (likely the ~0.3 ms "timestamp-rule mask"
     kernel of bench/results/gpu_decoder_profile_h100.md). On the CPU the host computes them in
     float64 as before."""
-    if pipelining_pays():
+    if logprobs_on_device():
         lse = mx.logsumexp(filtered, axis=-1)
         picked = mx.take_along_axis(filtered, chosen[:, None], axis=-1)[:, 0] - lse
         mx.eval(picked, was_finished, finished)

@@ -154,6 +154,12 @@ def test_the_pipelined_loop_reads_back_log_probs_not_logit_rows(fake_tokenizer, 
     args = dict(temperature=0.0, eot=-1, n_steps=12)
     want, want_sums = sample_tokens(step, logits[:, -1, :], cache, prefix, task.filters, **args)
     monkeypatch.setattr(sampling, "pipelining_pays", lambda: True)
+    monkeypatch.setattr(sampling, "logprobs_on_device", lambda: True)
+
+    def no_host_rows(*_):
+        raise AssertionError("a (B, V) row was read back for the host's log-probs")
+
+    monkeypatch.setattr(sampling, "chosen_logprobs", no_host_rows)
     got, got_sums = sample_tokens(step, logits[:, -1, :], cache, prefix, task.filters, **args)
     np.testing.assert_array_equal(got, want)
     np.testing.assert_allclose(got_sums, want_sums, rtol=2e-3)
