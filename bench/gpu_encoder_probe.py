@@ -258,6 +258,8 @@ def whole(p: Probe, encoder: WhisperEncoder, dtype: mx.Dtype) -> None:
             _attempt(lambda: within_call(infer, lambda: torch_graph(run_torch, tmel))) if run_torch and _cuda() else "-"
         )
         peer_graph = p.torch(graph, inner=1) if callable(graph) else None
+        if isinstance(graph, str) and graph.startswith("n/a"):  # show why the capture failed
+            peer_graph = lambda: graph  # type: ignore[assignment,return-value]  # noqa: E731
         p.row("d whole", f"module path mx.compile'd b{batch} / torch CUDA graph", scaled(p.mlx(
             lambda: off(lambda: compiled_product(mel_cf)), inner=1)), scaled(peer_graph), flop * per, f"compiled:b{batch}")  # fmt: skip
         p.row("d whole", f"  host dispatch only of the above (async_eval returns) b{batch}",
