@@ -11,18 +11,23 @@
 # which oneDNN / oneMKL kernels each engine runs and their summed time (bench/xeon_cpu.kernels.py).
 set -u
 cd "$(dirname "$0")/.." || exit 1
-quick=0 budget= only=all
+quick=0 budget= only=c2,kernels,c8 isa= tables=
 while [ $# -gt 0 ]; do
   case "$1" in
     --quick) quick=1 ;;
     --budget) budget="$2"; shift ;;
-    --only) only="$2"; shift ;;   # c2 or c8: one half (the other on a later call to the same warm machine)
-    *) echo "usage: $0 [--quick] [--budget SECONDS] [--only c2|c8]" >&2; exit 2 ;;
+    --only) only="$2"; shift ;;     # sections, comma-separated: c2 (benches on 2 cores), kernels, c8
+    --isa) isa="$2"; shift ;;       # cap oneDNN's ISA (ONEDNN_MAX_CPU_ISA), e.g. AVX512_CORE_FP16: no AMX
+    --tables) tables="$2"; shift ;; # where the .md tables go (default $OUT); the log has them all anyway
+    *) echo "usage: $0 [--quick] [--budget S] [--only c2,kernels,c8] [--isa ISA] [--tables DIR]" >&2; exit 2 ;;
   esac
   shift
 done
 [ -n "$budget" ] || { [ "$quick" = 1 ] && budget=170 || budget=540; }
-out="${OUT:-/tmp/xeon_cpu_out}"
+out="${tables:-${OUT:-/tmp/xeon_cpu_out}}"
+tag=""
+if [ -n "$isa" ]; then export ONEDNN_MAX_CPU_ISA="$isa"; tag="_$isa"; fi
+has() { case ",$only," in *",$1,"*) return 0 ;; esac; return 1; }
 mkdir -p "$out"
 PY="${PYTHON:-python3}"
 SECONDS=0
@@ -51,10 +56,10 @@ step() {  # step NAME CPUS ESTIMATE_S CMD...: run it if its estimate fits in wha
   echo "=== $name took $((SECONDS - start))s (load $(cut -d' ' -f1-3 /proc/loadavg))"
 }
 
-kernels() {  # kernels ENGINE DTYPE: one engine's kernel log, summed over the second of two passes
-  local engine="$1" dtype="$2" buf=()
+kernels() {  # kernels ENGINE DTYPE [BEAM]: one engine's kernel log, summed over the second of two passes
+  local engine="$1" dtype="$2" beam="${3:-1}" buf=()
   command -v stdbuf >/dev/null 2>&1 && buf=(stdbuf -oL -eL)
-  ONEDNN_VERBOSE=1 MKL_VERBOSE=1 CT2_VERBOSE=1 "${buf[@]}" "$PY" bench/xeon_cpu.kernels.py "$engine" "$dtype" 2>&1 | awk '
+  ONEDNN_VERBOSE=1 MKL_VERBOSE=1 CT2_VERBOSE=1 "${buf[@]}" "$PY" bench/xeon_cpu.kernels.py "$engine" "$dtype" "$beam" 2>&1 | awk '
     /^KERNELS/ { print; passes++; next }
     /ctranslate2\].*(CPU:|ISA|backend|MKL|oneDNN)/ { sub(/^.*\] /, "  ct2: "); if (!seen[$0]++) print; next }
     /onednn_verbose.*(info,cpu,isa|info,cpu,runtime|info,oneDNN)/ { if (!seen[$0]++) print "  " $0; next }
@@ -81,7 +86,7 @@ export -f pin kernels
 export PY
 
 header() {
-  echo "=== machine $(date -u +%FT%TZ), budget ${budget}s, quick=$quick"
+  echo "=== machine $(date -u +%FT%TZ), budget ${budget}s, quick=$quick, sections $only, ONEDNN_MAX_CPU_ISA=${ONEDNN_MAX_CPU_ISA:-unset}"
   lscpu 2>/dev/null | grep -E '^(Model name|CPU\(s\)|Thread\(s\) per core|Core\(s\) per socket|Socket\(s\)|NUMA node\(s\)|L2 cache|L3 cache|Hypervisor vendor)' || grep -m1 'model name' /proc/cpuinfo
   echo "matrix/vector flags: $(grep -m1 '^flags' /proc/cpuinfo | tr ' ' '\n' | grep -xE 'avx2|fma|avx512f|avx512bw|avx512vl|avx512_vnni|avx512_bf16|avx512_fp16|avx_vnni|amx_tile|amx_int8|amx_bf16|amx_fp16' | tr '\n' ' ')"
   echo "logical CPU -> core (CPUs 0-7): $(lscpu -p=CPU,CORE,SOCKET 2>/dev/null | grep -v '^#' | head -8 | tr '\n' ' ')"
@@ -100,11 +105,14 @@ tc=(bench/transcribe_cpu.py --models tiny.en --dtypes int8 float32)
 lf=(bench/longform_cpu.py --model tiny.en --minutes "$minutes" --repeats 1 --settings "${settings[@]}")
 
 # 2 cores: the configuration the issue's Xeon figures came from
-if [ "$only" != c8 ]; then
-step "jfk greedy, 2 cores" 0,1 60 "$PY" "${tc[@]}" --threads 2 --repeats "$reps" --out "$out/jfk_greedy_c2.md"
-step "jfk beam 5, 2 cores" 0,1 60 "$PY" "${tc[@]}" --threads 2 --repeats "$beam_reps" --beam-size 5 --out "$out/jfk_beam5_c2.md"
-step "long-form ${minutes} min, 2 cores" 0,1 150 "$PY" "${lf[@]}" --threads 2 --out "$out/longform_c2.md"
+if has c2; then
+step "jfk greedy, 2 cores" 0,1 60 "$PY" "${tc[@]}" --threads 2 --repeats "$reps" --out "$out/jfk_greedy_c2$tag.md"
+step "jfk beam 5, 2 cores" 0,1 60 "$PY" "${tc[@]}" --threads 2 --repeats "$beam_reps" --beam-size 5 --out "$out/jfk_beam5_c2$tag.md"
+step "long-form ${minutes} min, 2 cores" 0,1 150 "$PY" "${lf[@]}" --threads 2 --out "$out/longform_c2$tag.md"
+fi
+if has kernels; then
 for engine in mlx-audio-coreml faster-whisper; do
+  [ "$quick" = 0 ] && step "kernels: $engine int8 beam 5, 2 cores" 0,1 20 bash -c 'kernels "$0" "$1" 5' "$engine" int8
   for dtype in int8 float32; do
     [ "$quick" = 1 ] && [ "$dtype" = float32 ] && continue
     step "kernels: $engine $dtype, 2 cores" 0,1 20 bash -c 'kernels "$0" "$1"' "$engine" "$dtype"
@@ -113,10 +121,10 @@ done
 fi
 
 # 8 cores, if the machine has them and time is left
-if [ "$only" != c2 ] && [ "$quick" = 0 ] && [ "$cores" -ge 8 ]; then
-  step "jfk greedy, 8 cores" 0-7 45 "$PY" "${tc[@]}" --threads 8 --repeats "$reps" --out "$out/jfk_greedy_c8.md"
-  step "jfk beam 5, 8 cores" 0-7 45 "$PY" "${tc[@]}" --threads 8 --repeats "$beam_reps" --beam-size 5 --out "$out/jfk_beam5_c8.md"
-  step "long-form ${minutes} min, 8 cores" 0-7 90 "$PY" "${lf[@]}" --threads 8 --out "$out/longform_c8.md"
+if has c8 && [ "$quick" = 0 ] && [ "$cores" -ge 8 ]; then
+  step "jfk greedy, 8 cores" 0-7 45 "$PY" "${tc[@]}" --threads 8 --repeats "$reps" --out "$out/jfk_greedy_c8$tag.md"
+  step "jfk beam 5, 8 cores" 0-7 45 "$PY" "${tc[@]}" --threads 8 --repeats "$beam_reps" --beam-size 5 --out "$out/jfk_beam5_c8$tag.md"
+  step "long-form ${minutes} min, 8 cores" 0-7 90 "$PY" "${lf[@]}" --threads 8 --out "$out/longform_c8$tag.md"
 else
   echo; echo "| 8 cores | skipped: quick=$quick, only=$only, $cores CPUs |"
 fi
