@@ -21,7 +21,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Literal
 
 import mlx.core as mx
 import mlx.nn as nn
@@ -48,6 +48,9 @@ class GpuEncoderOptions:
     pretranspose: bool = False  # products' weights stored (in, out) contiguous instead of read as W.T
     residual: Residual = "add"  # "gemm": x + b goes in as the product's C (cuBLASLt beta = 1), no separate add
     add_ln: bool = False  # residual add + bias + next layer norm as one kernel (gpu_encoder_kernels); ignores residual
+    # Start the GPU on the first layers while the host still builds the rest: `mx.async_eval` (which
+    # commits MLX's CUDA graph) after every N layers; with compile="whole", units of N layers are compiled.
+    commit_every: int = 0
 
 
 DEFAULT = GpuEncoderOptions()
@@ -194,35 +197,61 @@ class GpuEncoder:
             norms = [self.layers[i + 1][:2] for i in range(len(self.layers) - 1)]
             norms.append([encoder.ln_post.weight, encoder.ln_post.bias])
             self.layers = [layer + norm for layer, norm in zip(self.layers, norms, strict=True)]
-        layer = self._layer_add_ln if options.add_ln else self._layer
-        self._run_layer: Callable[..., Any] = mx.compile(layer) if options.compile == "layer" else layer
-        self._run: Callable[[mx.array], mx.array] = (
-            mx.compile(self._forward) if options.compile == "whole" else self._forward
-        )
+        self._per_layer = len(self.layers[0])
+        chunked = options.compile == "whole" and options.commit_every > 0
+        self._run_layer: Callable[..., tuple] = mx.compile(self._layer) if options.compile == "layer" else self._layer
+        self._run_chunk: Callable[..., tuple] = mx.compile(self._chunk) if chunked else self._chunk
+        whole = options.compile == "whole" and not chunked
+        self._run: Callable[[mx.array], mx.array] = mx.compile(self._forward) if whole else self._forward
 
-    def _layer(self, x: mx.array, *weights: mx.array) -> mx.array:
-        return encoder_layer(x, list(weights), self.n_head, self.options)
+    def _layer(self, *args: mx.array) -> tuple[mx.array, ...]:
+        """State (x,), or (x, ln1 x) with add_ln, then one layer's weights -> the next state."""
+        if self.options.add_ln:
+            return encoder_layer_add_ln(args[0], args[1], list(args[2:]), self.n_head, self.options)
+        return (encoder_layer(args[0], list(args[1:]), self.n_head, self.options),)
 
-    def _layer_add_ln(self, x: mx.array, h: mx.array, *weights: mx.array) -> tuple[mx.array, mx.array]:
-        return encoder_layer_add_ln(x, h, list(weights), self.n_head, self.options)
+    def _chunk(self, *args: mx.array) -> tuple[mx.array, ...]:
+        """State, then the weights of consecutive layers -> the state after them (one compiled unit)."""
+        n_state = 2 if self.options.add_ln else 1
+        state, weights = args[:n_state], args[n_state:]
+        for start in range(0, len(weights), self._per_layer):
+            state = self._layer(*state, *weights[start : start + self._per_layer])
+        return tuple(state)
 
     def _forward(self, mel: mx.array) -> mx.array:
         x = front_end(mel.astype(self.encoder.conv1.weight.dtype), self.encoder, self.im2col)
-        ln = self.encoder.ln_post
+        first = self.layers[0]
+        state: tuple[mx.array, ...] = (
+            (x, mx.fast.layer_norm(x, first[0], first[1], LN_EPS)) if self.options.add_ln else (x,)
+        )
+        every = self.options.commit_every
+        if self.options.compile == "whole" and every:  # compiled units of `every` layers
+            for start in range(0, len(self.layers), every):
+                state = self._run_chunk(*state, *[a for layer in self.layers[start : start + every] for a in layer])
+                _commit(state)
+        else:
+            for i, weights in enumerate(self.layers):
+                state = self._run_layer(*state, *weights)
+                if every and (i + 1) % every == 0:
+                    _commit(state)
         if self.options.add_ln:
-            h = mx.fast.layer_norm(x, self.layers[0][0], self.layers[0][1], LN_EPS)
-            for weights in self.layers:
-                x, h = self._run_layer(x, h, *weights)
-            return h  # the last layer's "next norm" is ln_post
-        for weights in self.layers:
-            x = self._run_layer(x, *weights)
-        return mx.fast.layer_norm(x, ln.weight, ln.bias, LN_EPS)
+            return state[-1]  # (x, h): the last layer's "next norm" is ln_post
+        ln = self.encoder.ln_post
+        return mx.fast.layer_norm(state[0], ln.weight, ln.bias, LN_EPS)
 
     def __call__(self, mel: mx.array) -> mx.array:
         n_ctx, n_mels = self.encoder._positional_embedding.shape[0], self.encoder.conv1.weight.shape[2]
         if mel.ndim != 3 or mel.shape[2] != n_mels or mel.shape[1] > 2 * n_ctx:
             raise ShapeConversionFailed([1, 2 * n_ctx, n_mels], mel.shape, "mel (B, frames, mels)")
         return self._run(mel)
+
+
+def _commit(state: tuple[mx.array, ...]) -> None:
+    """Hand the work so far to the GPU now (MLX otherwise waits for ~100 ops or the final eval)."""
+    try:
+        mx.async_eval(state)
+    except ValueError:  # inside a caller's mx.compile trace: that caller decides when work runs
+        pass
 
 
 _CACHE_ATTR = "_gpu_encoder"  # the prepared GpuEncoder, kept on the WhisperEncoder it was built from
