@@ -48,11 +48,11 @@ def _nodes(outputs: list[mx.array]) -> str:
 class DecoderBench:
     """Our batch-1 decoder loops on one random model and one random window of audio features."""
 
-    def __init__(self, model: Whisper, d: ModelDimensions, args: argparse.Namespace) -> None:
-        self.model, self.d, self.args = model, d, args
-        self.features = mx.random.normal((1, d.n_audio_ctx, d.n_audio_state)).astype(model.dtype)
+    def __init__(self, model: Whisper, d: ModelDimensions, args: argparse.Namespace, batch: int = 1) -> None:
+        self.model, self.d, self.args, self.batch = model, d, args, batch
+        self.features = mx.random.normal((batch, d.n_audio_ctx, d.n_audio_state)).astype(model.dtype)
         self.prompt = prompt_tokens(d)
-        self.prefix = mx.array([self.prompt], dtype=mx.int32)
+        self.prefix = mx.array([self.prompt] * batch, dtype=mx.int32)
         self.static = StaticDecoderStep(model, self.features)  # one compiled graph for every run
         self.dynamic = DecoderStep(model, self.features)
 
@@ -69,7 +69,7 @@ class DecoderBench:
         start = time.perf_counter()
         tokens, _ = loop(step, last, cache, self.prefix, filters, temperature=0.0, eot=-1, n_steps=steps + 1, **extra)
         elapsed = (time.perf_counter() - start) * 1e3
-        if tokens.shape != (1, len(self.prompt) + steps + 1):
+        if tokens.shape != (self.batch, len(self.prompt) + steps + 1):
             raise RuntimeError(f"the loop made {tokens.shape[1] - len(self.prompt)} tokens, expected {steps + 1}")
         return elapsed / steps
 
@@ -106,7 +106,7 @@ class DecoderBench:
         rules = gpu_loop.applies(self.static, filters, 0.0, last.shape[-1])
         if rules is None:
             return "-"
-        static, state = to_static(cache, self.static.capacity), RowState.start(1)
+        static, state = to_static(cache, self.static.capacity), RowState.start(self.batch)
         inputs = [*state.arrays(), static.offset, *static.self_k, *static.self_v, *static.cross_k, *static.cross_v]
         mx.eval(inputs, last)
         run = gpu_loop.token_function(self.static.program, rules.grammar, -1, False, True)
@@ -117,12 +117,12 @@ class DecoderBench:
         last, cache = self.prefill()
         static = to_static(cache, self.static.capacity)
         arrays = [static.offset, *static.self_k, *static.self_v, *static.cross_k, *static.cross_v]
-        token = mx.zeros((1, 1), dtype=mx.int32)
+        token = mx.zeros((self.batch, 1), dtype=mx.int32)
         mx.eval(arrays, token, last)
         out = list(self.static.program.run(token, *arrays))
         if not with_filters:
             return _nodes([mx.argmax(out[0], axis=-1), *out[1:]])
-        tokens = mx.array([self.prompt + [50365, 400]], dtype=mx.int32)
+        tokens = mx.array([self.prompt + [50365, 400]] * self.batch, dtype=mx.int32)
         filtered = apply_filters(product_filters(self.d, len(self.prompt)), last, tokens, 2)
         chosen = mx.argmax(filtered, axis=-1)
         extra, _ = graph_nodes([filtered, chosen, mx.concatenate([tokens, chosen[:, None]], axis=1)])
@@ -145,6 +145,9 @@ class DecoderBench:
             ("bare static compiled step, argmax on device, read-back / 32 / hand loop",
              self.static_loop, "hand", lambda: self.step_nodes(False)),
         ]  # fmt: skip
+        if self.batch > 1:  # the two product loops only, ms per step of the whole batch
+            plans = [(f"b{self.batch} per step: {label.split(' / ')[0]}", measure, "none", nodes)
+                     for label, measure, _, nodes in plans[::2][:2]]  # fmt: skip
         for label, measure, peer_key, nodes in plans:
             try:
                 ours: Result = median_ms(measure, a.warmup_decoder, a.repeats_decoder)
