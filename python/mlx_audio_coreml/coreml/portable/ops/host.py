@@ -126,18 +126,21 @@ def attention(q: mx.array, k: mx.array, v: mx.array, scale: float) -> mx.array:
     return host_math.attention(mx.contiguous(q), mx.contiguous(k_t), mx.contiguous(v))
 
 
-def filled(shape: tuple[int, ...], fill: Callable[[np.ndarray], Any]) -> mx.array:
-    """A new float32 MLX array of `shape` that `fill` writes through a numpy view of its memory (zeros
-    until then: a fill may leave rows it knows to be zero).
+def filled(shape: tuple[int, ...], fill: Callable[[np.ndarray], Any], start: mx.array | None = None) -> mx.array:
+    """A new float32 MLX array of `shape` that `fill` writes through a numpy view of its memory: zeros
+    until then (a fill may leave rows it knows to be zero), or a copy of `start` (float32, `shape`'s
+    size) for a fill that adds to it.
 
     Why: a result made in numpy would cost one more buffer and one more pass to copy into MLX
-    (mx.array always copies). The array is fresh, so nothing else can read it while it is filled;
-    should MLX not expose it as one writable block, `fill` gets a numpy array to copy instead."""
-    array = mx.zeros(shape, mx.float32)
+    (mx.array always copies); `start` is copied by MLX as the array is made, where zeros and then a
+    copy in numpy would write the memory twice. The array is fresh, so nothing else can read it while
+    it is filled; should MLX not expose it as one writable block, `fill` gets a numpy array to copy
+    instead."""
+    array = mx.zeros(shape, mx.float32) if start is None else (start * 1).reshape(shape)  # times one: exact
     mx.eval(array)
     view = np.asarray(array)
     if view.flags.owndata or not view.flags.writeable or not view.flags.c_contiguous:
-        scratch = np.zeros(shape, np.float32)
+        scratch = np.zeros(shape, np.float32) if start is None else np.array(view, np.float32, order="C")
         fill(scratch)
         return mx.array(scratch)
     fill(view)

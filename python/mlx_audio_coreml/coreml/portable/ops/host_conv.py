@@ -85,15 +85,13 @@ def conv(
     )
     rows = _host(x)
     shape = (rows.shape[0], kernel.output_length(rows.shape[1] + pads[0] + pads[1]), kernel.out_channels)
-    base = _host(residual).reshape(shape) if residual is not None and absorbs(residual, shape) else None
+    start = residual if residual is not None and absorbs(residual, shape) else None
 
-    def fill(out: np.ndarray) -> None:
+    def fill(out: np.ndarray) -> None:  # out: zeros, or a copy of the residual that the conv adds to
         for b in range(rows.shape[0]):
-            if base is not None:
-                out[b] = base[b]
-            _conv_rows(kernel, rows[b], pads[0], out[b], base is not None)
+            _conv_rows(kernel, rows[b], pads[0], out[b], start is not None)
 
-    return host.filled(shape, fill)
+    return host.filled(shape, fill, start)
 
 
 def absorbs(residual: mx.array | None, shape: tuple[int, ...]) -> bool:

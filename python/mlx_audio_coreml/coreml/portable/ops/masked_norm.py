@@ -27,7 +27,7 @@ from .registry import OpContext
 from .snake import snake
 
 _MIN_SIZE = 16384  # smaller inputs stay in MLX (a numpy call costs more than it saves)
-_BLOCK_ELEMENTS = 1 << 16  # values per block of rows (256 kB: stays in cache with its temporaries)
+_BLOCK_ELEMENTS = 1 << 17  # values per block of rows (512 kB; 256 kB blocks cost ~8% more in per-block overhead)
 _DEFAULT_EPSILON = 1e-12  # MIL rsqrt's
 
 
