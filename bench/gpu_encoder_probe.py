@@ -54,19 +54,31 @@ except ImportError:  # the torch cells then say n/a
     torch = None  # type: ignore[assignment]
 
 Cell = float | str  # ms, or "n/a: reason"
-VARIANTS = {  # name -> GpuEncoderOptions(fuse_qkv, attention, front, compile)
-    "fused/sdpa/conv/whole": ge.GpuEncoderOptions(True, "sdpa", "conv", "whole"),
-    "fused/sdpa/im2col/whole": ge.GpuEncoderOptions(True, "sdpa", "im2col", "whole"),
-    "fused/explicit/conv/whole": ge.GpuEncoderOptions(True, "explicit", "conv", "whole"),
-    "apart/sdpa/conv/whole": ge.GpuEncoderOptions(False, "sdpa", "conv", "whole"),
-    "fused/sdpa/conv/layer": ge.GpuEncoderOptions(True, "sdpa", "conv", "layer"),
-    "fused/sdpa/conv/none": ge.GpuEncoderOptions(True, "sdpa", "conv", "none"),
-    "fused/sdpa/conv/whole+W^T stored": ge.GpuEncoderOptions(True, "sdpa", "conv", "whole", pretranspose=True),
-    "fused/sdpa/conv/whole+residual as C": ge.GpuEncoderOptions(True, "sdpa", "conv", "whole", residual="gemm"),
-    "fused/sdpa/im2col/whole+both": ge.GpuEncoderOptions(True, "sdpa", "im2col", "whole", True, "gemm"),
-    "fused/sdpa/conv/whole+add-LN kernel": ge.GpuEncoderOptions(True, "sdpa", "conv", "whole", add_ln=True),
-    "fused/sdpa/conv/layer+add-LN kernel": ge.GpuEncoderOptions(True, "sdpa", "conv", "layer", add_ln=True),
+Opts = ge.GpuEncoderOptions
+VARIANTS = {  # name -> GpuEncoderOptions; run 1 (20:00 UTC) measured the layouts, run 2 the early commits
+    "fused/whole": Opts(compile="whole"),
+    "fused/whole+commit1": Opts(compile="whole", commit_every=1),
+    "fused/whole+commit2": Opts(compile="whole", commit_every=2),
+    "fused/whole+commit4": Opts(compile="whole", commit_every=4),
+    "fused/whole+commit8": Opts(compile="whole", commit_every=8),
+    "fused/layer+commit2": Opts(compile="layer", commit_every=2),
+    "fused/none+commit2": Opts(compile="none", commit_every=2),
+    "fused/whole+commit2+add-LN kernel": Opts(compile="whole", commit_every=2, add_ln=True),
+    "fused/whole+commit2+residual as C": Opts(compile="whole", commit_every=2, residual="gemm"),
+    "im2col+W^T+residual C/whole+commit2": Opts(
+        front="im2col", compile="whole", commit_every=2, pretranspose=True, residual="gemm"
+    ),
+    # run 1's other layouts, by name: --variants
+    "fused/sdpa/im2col/whole": Opts(front="im2col"),
+    "fused/explicit/conv/whole": Opts(attention="explicit"),
+    "apart/sdpa/conv/whole": Opts(fuse_qkv=False),
+    "fused/sdpa/conv/layer": Opts(compile="layer"),
+    "fused/sdpa/conv/none": Opts(compile="none"),
+    "fused/sdpa/conv/whole+W^T stored": Opts(pretranspose=True),
+    "fused/sdpa/im2col/whole+both": Opts(front="im2col", pretranspose=True, residual="gemm"),
+    "fused/sdpa/conv/layer+add-LN kernel": Opts(compile="layer", add_ln=True),
 }
+RUN2 = [name for name in VARIANTS if "commit" in name or name == "fused/whole"]
 
 
 @dataclass
@@ -264,12 +276,28 @@ def whole(p: Probe, encoder: WhisperEncoder, dtype: mx.Dtype) -> None:
             lambda: off(lambda: compiled_product(mel_cf)), inner=1)), scaled(peer_graph), flop * per, f"compiled:b{batch}")  # fmt: skip
         p.row("d whole", f"  host dispatch only of the above (async_eval returns) b{batch}",
               scaled(lambda: _dispatch_ms(lambda: off(lambda: compiled_product(mel_cf)), p.args)), None, 0.0)  # fmt: skip
+        rounds = _in_rounds(p, {name: (lambda c=c: c(mel)) for name, c in candidates.items()})
         for name, candidate in candidates.items():
             err = _attempt(lambda: float(mx.max(mx.abs(candidate(mel).astype(mx.float32) - want))))
-            what = f"gpu_encoder {name} b{batch} (max |diff| {err if isinstance(err, str) else f'{err:.3g}'})"
-            p.row("d whole", what, scaled(p.mlx(lambda: candidate(mel), inner=1)), None, flop * per, f"{name}:b{batch}")
+            times = rounds[name]
+            spread = f"; rounds {'/'.join(f'{t / batch:.3f}' for t in times)}" if len(times) > 1 else ""
+            what = f"gpu_encoder {name} b{batch} (max |diff| {err if isinstance(err, str) else f'{err:.3g}'}{spread})"
+            cell = statistics.median(times) if times else None
+            p.row("d whole", what, scaled(None if cell is None else lambda: cell), None, flop * per, f"{name}:b{batch}")
             p.row("d whole", f"  host dispatch only of the above b{batch}",
                   scaled(lambda: _dispatch_ms(lambda: candidate(mel), p.args)), None, 0.0)  # fmt: skip
+
+
+def _in_rounds(p: Probe, fns: dict[str, Callable[[], mx.array]]) -> dict[str, list[float]]:
+    """Each candidate's median ms in --rounds interleaved rounds (all candidates once per round), so a
+    drift of the card or host over the run falls on every candidate alike; failures give no entry."""
+    times: dict[str, list[float]] = {name: [] for name in fns}
+    for _ in range(p.args.rounds):
+        for name, fn in fns.items():
+            cell = _attempt(p.mlx(fn, inner=1))
+            if isinstance(cell, float):
+                times[name].append(cell)
+    return times
 
 
 def off(fn: Callable[[], mx.array]) -> mx.array:
@@ -294,9 +322,9 @@ def _dispatch_ms(fn: Callable[[], mx.array], args: argparse.Namespace) -> float:
 
 
 ENV_SWEEP = [  # MLX's CUDA graph batching, read once per process (mlx/backend/cuda/device.cpp; H100 default 100 ops, 1000 MB)
+    {},  # the defaults, in a child like the others (a control)
     {"MLX_MAX_OPS_PER_BUFFER": "20"},
-    {"MLX_MAX_OPS_PER_BUFFER": "300", "MLX_MAX_MB_PER_BUFFER": "4000"},
-    {"MLX_MAX_OPS_PER_BUFFER": "2000", "MLX_MAX_MB_PER_BUFFER": "20000"},
+    {"MLX_MAX_OPS_PER_BUFFER": "10"},
     {"MLX_USE_CUDA_GRAPHS": "0"},
 ]
 
@@ -307,7 +335,7 @@ def env_sweep(p: Probe) -> None:
         if p.over_budget():
             p.raw.append("| f env | skipped: past --budget-s | - | - | - | - |")
             break
-        label = " ".join(f"{k}={v}" for k, v in setting.items())
+        label = " ".join(f"{k}={v}" for k, v in setting.items()) or "MLX defaults"
         command = [sys.executable, __file__, "--sections", "d", "--batches", "1", "--no-torch", "--repeats", "10",
                    "--variants", p.args.sweep_variant] + (["--tiny"] if p.args.tiny else [])  # fmt: skip
         try:
@@ -424,8 +452,9 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--budget-s", type=float, default=170.0, help="later rows are skipped past this many seconds")
     parser.add_argument("--no-torch", action="store_true", help="MLX only (e.g. under nsys)")
     parser.add_argument("--sections", default="abdfce", help="which of a-f to run, in this order")
-    parser.add_argument("--sweep-variant", default="fused/sdpa/conv/whole", help="gpu_encoder layout for (f)")
-    parser.add_argument("--variants", default=",".join(VARIANTS), help="gpu_encoder layouts for (d)")
+    parser.add_argument("--sweep-variant", default="fused/whole", help="gpu_encoder layout for (f)")
+    parser.add_argument("--variants", default=",".join(RUN2), help="gpu_encoder layouts for (d), by name")
+    parser.add_argument("--rounds", type=int, default=1, help="(d): candidates timed in this many interleaved rounds")
     args = parser.parse_args()
     for name, full, tiny in (("repeats", 20, 3), ("warmup", 3, 1), ("inner", 10, 2)):
         if getattr(args, name) is None:

@@ -53,7 +53,9 @@ class GpuEncoderOptions:
     commit_every: int = 0
 
 
-DEFAULT = GpuEncoderOptions()
+# What the product runs on CUDA: q/k/v fused, MLX's fast attention, the convs as they are, compiled
+# units of two layers each handed to the GPU as soon as built (bench/results/gpu_encoder_h100.md).
+DEFAULT = GpuEncoderOptions(compile="whole", commit_every=2)
 
 
 @dataclass(frozen=True)
@@ -270,7 +272,11 @@ def disabled() -> Iterator[None]:
 
 def on_cuda() -> bool:
     """MLX's default device is a CUDA GPU and no `disabled()` block is open."""
-    return not _disabled[0] and mx.default_device().type == mx.DeviceType.gpu and mx.cuda.is_available()
+    return not _disabled[0] and _device_is_cuda()
+
+
+def _device_is_cuda() -> bool:
+    return mx.default_device().type == mx.DeviceType.gpu and mx.cuda.is_available()
 
 
 def prepared(encoder: WhisperEncoder) -> GpuEncoder | None:

@@ -22,7 +22,7 @@ import numpy as np
 
 from ..cpu import host_math
 from ..errors import ShapeConversionFailed
-from . import host_cache, host_decoder, host_encoder, host_prefill
+from . import gpu_encoder, host_cache, host_decoder, host_encoder, host_prefill
 
 LayerCache = tuple[tuple[mx.array, mx.array] | None, tuple[mx.array, mx.array] | None]
 KVCache = list[LayerCache]
@@ -168,6 +168,8 @@ class WhisperEncoder(nn.Module):
         n_ctx = self._positional_embedding.shape[0]
         if mel.ndim != 3 or mel.shape[2] != self.conv1.weight.shape[2] or mel.shape[1] > 2 * n_ctx:
             raise ShapeConversionFailed([1, 2 * n_ctx, self.conv1.weight.shape[2]], mel.shape, "mel (B, frames, mels)")
+        if (fast := gpu_encoder.prepared(self)) is not None:  # a CUDA GPU: fused, compiled layout (gpu_encoder.py)
+            return fast(mel)
         on_host = host_math.available(self.conv1.weight.dtype)
         gelu = host_math.gelu_ if on_host else nn.gelu
         x = gelu(self.conv1(mel.astype(self.conv1.weight.dtype)))

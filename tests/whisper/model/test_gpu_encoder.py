@@ -136,6 +136,23 @@ def test_a_callers_compile_around_a_committing_encoder_still_traces() -> None:
     assert _max_diff(got, model.encoder(mel)) < 1e-4
 
 
+def test_module_call_takes_the_gpu_layout_when_on_cuda(monkeypatch: pytest.MonkeyPatch) -> None:
+    dims = tiny_dims()
+    model = random_model(dims, seed=14)
+    mel = random_mel(dims, batch=2, seed=15)
+    want = model.encoder(mel)  # the CPU: the module's own path
+    assert gpu_encoder.for_encoder(model.encoder) is not None  # builds the cache the hook would use
+    calls: list[int] = []
+    real = GpuEncoder.__call__
+    monkeypatch.setattr(gpu_encoder, "_device_is_cuda", lambda: True)
+    monkeypatch.setattr(GpuEncoder, "__call__", lambda self, m: calls.append(1) or real(self, m))
+    got = model.encoder(mel)
+    assert calls == [1] and _max_diff(got, want) < 1e-4
+    with gpu_encoder.disabled():
+        model.encoder(mel)
+    assert calls == [1]  # disabled(): the module's path again
+
+
 def test_wrong_mel_shape_is_refused() -> None:
     dims = tiny_dims()
     encoder = GpuEncoder(random_model(dims).encoder)
