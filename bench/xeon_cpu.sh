@@ -8,7 +8,8 @@
 #   bash bench/xeon_cpu.sh --quick                                       # a short end-to-end check
 # Steps (2 cores, then 8): jfk.wav greedy int8+float32 (bench/transcribe_cpu.py), jfk.wav beam 5,
 # a few minutes of real speech greedy int8 and beam 5 int8 (bench/longform_cpu.py), and on 2 cores
-# which oneDNN / oneMKL kernels each engine runs and their summed time (bench/xeon_cpu.kernels.py).
+# which oneDNN / oneMKL kernels each engine runs and their summed time (bench/xeon_cpu.kernels.py),
+# and one thread's int8 products through each oneDNN route, AMX or not (bench/xeon_cpu.gemm.py).
 set -u
 cd "$(dirname "$0")/.." || exit 1
 quick=0 budget= only=c2,kernels,c8 isa= tables=
@@ -72,10 +73,11 @@ kernels() {  # kernels ENGINE DTYPE [BEAM]: one engine's kernel log, summed over
       add("oneDNN " $(i + 2) " " $(i + 3) " " types, $(i + 2) " " $(i + 3) " " types " " $(NF - 1), $NF); next }
     /^MKL_VERBOSE/ { split($0, w, / +/); split(w[2], f, /[(,]/); t = w[3]; v = t + 0
       if (t ~ /us$/) v = v / 1000; else if (t ~ /ns$/) v = v / 1e6; else if (t !~ /ms$/) v = v * 1000
+      if (!raw[f[1]]++) print "  first " f[1] " call (NThr: threads of one call):" substr($0, length(w[1] w[2]) + 2, 120)
       add("MKL " f[1], "MKL " f[1] "(" f[2] "," f[3] "," f[4] "," f[5] "," f[6] "," f[7] ",...)", v); next }
     function add(impl, shape, v) { ms[impl] += v; n[impl]++; sms[shape] += v; sn[shape]++ }
     END {
-      print "  second pass, by kernel (ms summed over calls and threads):"
+      print "  second pass, by kernel (elapsed ms of each call, summed: a call on NThr threads counts once):"
       for (k in ms) printf "  %9.1f ms %6d calls  %s\n", ms[k], n[k], k
       print "  second pass, the 12 costliest shapes (oneDNN: kind impl problem; MKL: first arguments):"
       for (k in sms) printf "  %9.1f ms %6d calls  %s\n", sms[k], sn[k], k | "sort -rn | head -12"
@@ -111,6 +113,7 @@ step "jfk beam 5, 2 cores" 0,1 60 "$PY" "${tc[@]}" --threads 2 --repeats "$beam_
 step "long-form ${minutes} min, 2 cores" 0,1 150 "$PY" "${lf[@]}" --threads 2 --out "$out/longform_c2$tag.md"
 fi
 if has kernels; then
+step "int8 products, one thread, each oneDNN route" 0 30 "$PY" bench/xeon_cpu.gemm.py
 for engine in mlx-audio-coreml faster-whisper; do
   [ "$quick" = 0 ] && step "kernels: $engine int8 beam 5, 2 cores" 0,1 20 bash -c 'kernels "$0" "$1" 5' "$engine" int8
   for dtype in int8 float32; do
