@@ -12,7 +12,8 @@ weights, float16, MLX against PyTorch (cuBLAS, flash sdpa) on the same card, in 
     the module's own path (gpu_encoder.disabled()) eager and compiled, gpu_encoder.py's candidate
     layouts, and the same network in torch (eager and a CUDA graph);
 (e) the sum of the parts against the whole, and the products alone summed at each library's rate;
-(f) the whole at batch 1 in child processes under other MLX CUDA-graph settings (ops per graph).
+(f) the whole at batch 1 in child processes under other MLX CUDA-graph settings (ops per graph);
+(k) gpu_encoder_kernels' fused add + layer norm and GELU against MLX's ops.
 "host dispatch only" rows: ms until mx.async_eval returns (the host's share of the time).
 Medians of --repeats after warm-up; short ops are run --inner times per timed region, each region
 ends in mx.eval + mx.synchronize (torch.cuda.synchronize). Each row fails alone ("n/a: ...").
@@ -40,6 +41,7 @@ from dataclasses import dataclass, field
 import mlx_audio_coreml  # noqa: F401  (loads a fast BLAS before MLX on the CPU)
 from mlx_audio_coreml.encoders import MLXAudioEncoder
 from mlx_audio_coreml.whisper import gpu_encoder as ge
+from mlx_audio_coreml.whisper import gpu_encoder_kernels as gk
 from mlx_audio_coreml.whisper.model import WhisperEncoder
 
 import mlx.core as mx  # isort: skip
@@ -65,6 +67,8 @@ VARIANTS = {  # name -> GpuEncoderOptions; run 1 (20:00 UTC) measured the layout
     "fused/none+commit2": Opts(compile="none", commit_every=2),
     "fused/whole+commit2+add-LN kernel": Opts(compile="whole", commit_every=2, add_ln=True),
     "fused/whole+commit2+residual as C": Opts(compile="whole", commit_every=2, residual="gemm"),
+    "fused/whole+commit2+GELU kernel": Opts(compile="whole", commit_every=2, gelu_kernel=True),
+    "fused/whole+commit2+add-LN+GELU kernels": Opts(compile="whole", commit_every=2, add_ln=True, gelu_kernel=True),
     "im2col+W^T+residual C/whole+commit2": Opts(
         front="im2col", compile="whole", commit_every=2, pretranspose=True, residual="gemm"
     ),
@@ -78,7 +82,8 @@ VARIANTS = {  # name -> GpuEncoderOptions; run 1 (20:00 UTC) measured the layout
     "fused/sdpa/im2col/whole+both": Opts(front="im2col", pretranspose=True, residual="gemm"),
     "fused/sdpa/conv/layer+add-LN kernel": Opts(compile="layer", add_ln=True),
 }
-RUN2 = [name for name in VARIANTS if "commit" in name or name == "fused/whole"]
+RUN2 = [name for name in VARIANTS if ("commit" in name or name == "fused/whole") and "commit8" not in name
+        and "none" not in name and not name.startswith("im2col")]  # fmt: skip
 
 
 @dataclass
@@ -193,6 +198,42 @@ def attention(p: Probe, dtype: mx.Dtype) -> None:
               p.torch(lambda: F.scaled_dot_product_attention(tq, tk, tv)), flop, f"sdpa:b{batch}")  # fmt: skip
         p.row("b attn", f"explicit QK^T, softmax, AV {shape}", p.mlx(lambda: ge.attend(q, k, v, "explicit")),
               None, flop, f"explicit:b{batch}")  # fmt: skip
+
+
+def kernels(p: Probe, dtype: mx.Dtype) -> None:
+    """(k): gpu_encoder_kernels' fused add + layer norm and GELU against MLX's ops (compiled), with the
+    largest difference from MLX's result."""
+    _, ctx, w, _, _ = dims(p.args)
+    for batch in p.args.batches:
+        x, y, hidden = (
+            mx.random.normal(s).astype(dtype) for s in ((batch, ctx, w), (batch, ctx, w), (batch, ctx, 4 * w))
+        )
+        b, g, beta = (mx.random.normal((w,)).astype(dtype) for _ in range(3))
+        mx.eval(x, y, hidden, b, g, beta)
+        plain = mx.compile(lambda: (x + (y + b), mx.fast.layer_norm(x + (y + b), g, beta, 1e-5)))
+        fused = lambda: gk.add_layer_norm(x, y, b, g, beta)  # noqa: E731
+        err = _attempt(lambda: max(_diff(a, c) for a, c in zip(fused(), plain(), strict=True)))
+        p.row(
+            "k kernels",
+            f"add + bias + layer norm b{batch}: MLX compiled / ours (max |diff| {err})",
+            p.mlx(plain),
+            None,
+            0.0,
+        )
+        p.row("k kernels", f"  ours: gpu_encoder_kernels.add_layer_norm b{batch}", p.mlx(fused), None, 0.0)
+        err = _attempt(lambda: _diff(gk.gelu(hidden), nn.gelu(hidden)))
+        p.row(
+            "k kernels",
+            f"GELU (B, T, 4D) b{batch}: nn.gelu (max |diff| to ours {err})",
+            p.mlx(lambda: nn.gelu(hidden)),
+            None,
+            0.0,
+        )
+        p.row("k kernels", f"  ours: gpu_encoder_kernels.gelu b{batch}", p.mlx(lambda: gk.gelu(hidden)), None, 0.0)
+
+
+def _diff(a: mx.array, b: mx.array) -> float:
+    return float(mx.max(mx.abs(a.astype(mx.float32) - b.astype(mx.float32))))
 
 
 def layer_flop(args: argparse.Namespace, batch: int) -> float:
@@ -451,7 +492,7 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--inner", type=int, help="calls per timed region for single ops (default 10; --tiny 2)")
     parser.add_argument("--budget-s", type=float, default=170.0, help="later rows are skipped past this many seconds")
     parser.add_argument("--no-torch", action="store_true", help="MLX only (e.g. under nsys)")
-    parser.add_argument("--sections", default="abdfce", help="which of a-f to run, in this order")
+    parser.add_argument("--sections", default="abdfce", help="which of a-f and k to run, in this order")
     parser.add_argument("--sweep-variant", default="fused/whole", help="gpu_encoder layout for (f)")
     parser.add_argument("--variants", default=",".join(RUN2), help="gpu_encoder layouts for (d), by name")
     parser.add_argument("--rounds", type=int, default=1, help="(d): candidates timed in this many interleaved rounds")
@@ -471,7 +512,7 @@ def main() -> int:
     encoder = build_encoder(args, dtype)
     steps = {"a": lambda: gemms(probe, dtype), "b": lambda: attention(probe, dtype),
              "c": lambda: parts(probe, encoder, dtype), "d": lambda: whole(probe, encoder, dtype),
-             "e": lambda: sums(probe, len(encoder.blocks)), "f": lambda: env_sweep(probe)}  # fmt: skip
+             "e": lambda: sums(probe, len(encoder.blocks)), "f": lambda: env_sweep(probe), "k": lambda: kernels(probe, dtype)}  # fmt: skip
     start = time.perf_counter()
     for name in args.sections:
         try:

@@ -27,7 +27,7 @@ import mlx.core as mx
 import mlx.nn as nn
 
 from ..errors import ShapeConversionFailed
-from .gpu_encoder_kernels import add_layer_norm
+from . import gpu_encoder_kernels as kernels
 
 if TYPE_CHECKING:  # model.py calls into this module: no import cycle at run time
     from .model import ResidualAttentionBlock, WhisperEncoder
@@ -51,6 +51,7 @@ class GpuEncoderOptions:
     # Start the GPU on the first layers while the host still builds the rest: `mx.async_eval` (which
     # commits MLX's CUDA graph) after every N layers; with compile="whole", units of N layers are compiled.
     commit_every: int = 0
+    gelu_kernel: bool = False  # the MLP's GELU as a vectorized CUDA kernel in float32 (gpu_encoder_kernels.gelu)
 
 
 # What the product runs on CUDA: q/k/v fused, MLX's fast attention, the convs as they are, compiled
@@ -120,6 +121,10 @@ def attend(q: mx.array, k: mx.array, v: mx.array, how: Attention) -> mx.array:
     return mx.softmax(scores, axis=-1, precise=True) @ v
 
 
+def _gelu(x: mx.array, options: GpuEncoderOptions) -> mx.array:
+    return kernels.gelu(x) if options.gelu_kernel else nn.gelu(x)
+
+
 def _self_attention(h: mx.array, rest: list[mx.array], n_head: int, options: GpuEncoderOptions) -> tuple:
     """Attention over normed rows h (B, T, D) before the out projection; also the weights after q/k/v."""
     batch, length, width = h.shape
@@ -146,7 +151,7 @@ def encoder_layer(x: mx.array, weights: list[mx.array], n_head: int, options: Gp
     y, rest = _self_attention(mx.fast.layer_norm(x, ln1w, ln1b, LN_EPS), rest, n_head, options)
     ow, ob, ln2w, ln2b, f1w, f1b, f2w, f2b = rest
     x = _residual(x, y, ow, ob, options)
-    h = nn.gelu(_affine(mx.fast.layer_norm(x, ln2w, ln2b, LN_EPS), f1w, f1b, t))
+    h = _gelu(_affine(mx.fast.layer_norm(x, ln2w, ln2b, LN_EPS), f1w, f1b, t), options)
     return _residual(x, h, f2w, f2b, options)
 
 
@@ -160,9 +165,9 @@ def encoder_layer_add_ln(
     _, _, *rest = weights  # ln1: already applied to h
     y, rest = _self_attention(h, rest, n_head, options)
     ow, ob, ln2w, ln2b, f1w, f1b, f2w, f2b, next_w, next_b = rest
-    x, h = add_layer_norm(x, _affine(y, ow, None, t), ob, ln2w, ln2b)
-    h = nn.gelu(_affine(h, f1w, f1b, t))
-    return add_layer_norm(x, _affine(h, f2w, None, t), f2b, next_w, next_b)
+    x, h = kernels.add_layer_norm(x, _affine(y, ow, None, t), ob, ln2w, ln2b)
+    h = _gelu(_affine(h, f1w, f1b, t), options)
+    return kernels.add_layer_norm(x, _affine(h, f2w, None, t), f2b, next_w, next_b)
 
 
 def front_end(mel: mx.array, encoder: WhisperEncoder, im2col: tuple[mx.array, mx.array] | None) -> mx.array:

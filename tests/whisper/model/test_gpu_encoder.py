@@ -19,7 +19,7 @@ from model_helpers import random_mel, random_model, tiny_dims
 from mlx_audio_coreml.errors import ShapeConversionFailed
 from mlx_audio_coreml.whisper import gpu_encoder
 from mlx_audio_coreml.whisper.gpu_encoder import GpuEncoder, GpuEncoderOptions
-from mlx_audio_coreml.whisper.gpu_encoder_kernels import add_layer_norm
+from mlx_audio_coreml.whisper.gpu_encoder_kernels import add_layer_norm, gelu
 
 LAYOUTS = (
     [
@@ -44,7 +44,7 @@ LAYOUTS = (
 LAYOUTS += [
     GpuEncoderOptions(compile=compiled, commit_every=every, add_ln=add_ln)
     for compiled, every, add_ln in itertools.product(("none", "layer", "whole"), (1, 2, 3), (False, True))
-]
+] + [GpuEncoderOptions(gelu_kernel=True, add_ln=add_ln, commit_every=2) for add_ln in (False, True)]
 
 
 def _max_diff(a: mx.array, b: mx.array) -> float:
@@ -67,10 +67,13 @@ FP16_LAYOUTS = [
     GpuEncoderOptions(front="im2col", pretranspose=True, residual="gemm"),
     GpuEncoderOptions(fuse_qkv=False, compile="layer", commit_every=1),
     GpuEncoderOptions(compile="whole", commit_every=2, add_ln=True),
+    GpuEncoderOptions(compile="whole", commit_every=2, add_ln=True, gelu_kernel=True),
 ]
 
 
-@pytest.mark.parametrize("options", FP16_LAYOUTS, ids=["default", "im2col-both", "apart-commit", "chunks-add-ln"])
+@pytest.mark.parametrize(
+    "options", FP16_LAYOUTS, ids=["default", "im2col-both", "apart-commit", "chunks-add-ln", "kernels"]
+)
 def test_float16_layouts_stay_within_half_precision_rounding_of_the_module(options: GpuEncoderOptions) -> None:
     dims = tiny_dims()
     model = random_model(dims, seed=5, dtype=mx.float16)
@@ -100,6 +103,14 @@ def test_add_layer_norm_returns_the_rounded_sum_and_its_norm() -> None:
     want = (x.astype(mx.float32) + y + b).astype(mx.float16)
     assert total.dtype == mx.float16 and _max_diff(total, want) == 0.0
     assert _max_diff(normed, mx.fast.layer_norm(want, g, beta, 1e-5)) < 1e-2
+
+
+def test_gelu_is_the_exact_erf_form_rounded_once() -> None:
+    x = mx.array(np.linspace(-6, 6, 97, dtype=np.float32).astype(np.float16))
+    want = 0.5 * x.astype(mx.float32) * (1 + mx.erf(x.astype(mx.float32) / np.sqrt(2.0)))
+    got = gelu(x)
+    assert got.dtype == mx.float16
+    assert _max_diff(got, want.astype(mx.float16)) == 0.0
 
 
 def test_cached_encoder_follows_new_weights() -> None:
