@@ -36,9 +36,9 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
 
 import mlx_audio_coreml  # noqa: F401  (loads a fast BLAS before MLX on the CPU)
+from gpu_encoder_timing import Probe, attempt, dispatch_ms, in_rounds, render
 from mlx_audio_coreml.encoders import MLXAudioEncoder
 from mlx_audio_coreml.whisper import gpu_encoder as ge
 from mlx_audio_coreml.whisper import gpu_encoder_kernels as gk
@@ -55,7 +55,6 @@ try:
 except ImportError:  # the torch cells then say n/a
     torch = None  # type: ignore[assignment]
 
-Cell = float | str  # ms, or "n/a: reason"
 Opts = ge.GpuEncoderOptions
 VARIANTS = {  # name -> GpuEncoderOptions; run 1 (20:00 UTC) measured the layouts, run 2 the early commits
     "fused/whole": Opts(compile="whole"),
@@ -84,68 +83,6 @@ VARIANTS = {  # name -> GpuEncoderOptions; run 1 (20:00 UTC) measured the layout
 }
 RUN2 = [name for name in VARIANTS if ("commit" in name or name == "fused/whole") and "commit8" not in name
         and "none" not in name and not name.startswith("im2col")]  # fmt: skip
-
-
-@dataclass
-class Probe:
-    args: argparse.Namespace
-    rows: list[tuple[str, str, Cell, Cell, float]] = field(default_factory=list)  # section, what, mlx, torch, flop
-    seen: dict[str, float] = field(default_factory=dict)  # key -> MLX or torch ms, for the sums
-    raw: list[str] = field(default_factory=list)  # rendered rows from child processes (f)
-    start: float = field(default_factory=time.perf_counter)
-
-    def over_budget(self) -> bool:
-        return time.perf_counter() - self.start > self.args.budget_s
-
-    def row(self, section: str, what: str, ours: Callable[[], float] | None, peer: Callable[[], float] | None,
-            flop: float, key: str = "") -> None:  # fmt: skip
-        if self.over_budget():
-            ours = peer = lambda: "skipped: past --budget-s"  # type: ignore[assignment,return-value]  # noqa: E731
-        cells = [_attempt(ours), _attempt(peer)]
-        for side, cell in zip(("mlx", "torch"), cells, strict=True):
-            if key and isinstance(cell, float):
-                self.seen[f"{side}:{key}"] = cell
-        self.rows.append((section, what, cells[0], cells[1], flop))
-
-    def mlx(self, fn: Callable[[], object], inner: int | None = None) -> Callable[[], float]:
-        return lambda: _median(fn, inner or self.args.inner, self.args, _mlx_sync)
-
-    def torch(self, fn: Callable[[], object], inner: int | None = None) -> Callable[[], float] | None:
-        if torch is None or self.args.no_torch or not torch.cuda.is_available() and not self.args.tiny:
-            return None
-        return lambda: _median(fn, inner or self.args.inner, self.args, _torch_sync)
-
-
-def _attempt(measure: Callable[[], float] | None) -> Cell:
-    if measure is None:
-        return "-"
-    try:
-        return measure()
-    except Exception as exc:  # noqa: BLE001  (one failing row must not lose the table)
-        return f"n/a: {type(exc).__name__}: {(str(exc).splitlines() or [''])[0][:70]}"
-
-
-def _mlx_sync(out: object) -> None:
-    mx.eval(out)
-    mx.synchronize()
-
-
-def _torch_sync(out: object) -> None:
-    del out
-    if torch.cuda.is_available():
-        torch.cuda.synchronize()
-
-
-def _median(fn: Callable[[], object], inner: int, args: argparse.Namespace, sync: Callable[[object], None]) -> float:
-    """ms per call: `inner` calls per timed region (their outputs kept, so none is skipped)."""
-    for _ in range(args.warmup):
-        sync([fn() for _ in range(inner)])
-    samples = []
-    for _ in range(args.repeats):
-        start = time.perf_counter()
-        sync([fn() for _ in range(inner)])
-        samples.append((time.perf_counter() - start) * 1e3 / inner)
-    return statistics.median(samples)
 
 
 def dims(args: argparse.Namespace) -> tuple[int, int, int, int, int]:
@@ -212,7 +149,7 @@ def kernels(p: Probe, dtype: mx.Dtype) -> None:
         mx.eval(x, y, hidden, b, g, beta)
         plain = mx.compile(lambda: (x + (y + b), mx.fast.layer_norm(x + (y + b), g, beta, 1e-5)))
         fused = lambda: gk.add_layer_norm(x, y, b, g, beta)  # noqa: E731
-        err = _attempt(lambda: max(_diff(a, c) for a, c in zip(fused(), plain(), strict=True)))
+        err = attempt(lambda: max(_diff(a, c) for a, c in zip(fused(), plain(), strict=True)))
         p.row(
             "k kernels",
             f"add + bias + layer norm b{batch}: MLX compiled / ours (max |diff| {err})",
@@ -221,7 +158,7 @@ def kernels(p: Probe, dtype: mx.Dtype) -> None:
             0.0,
         )
         p.row("k kernels", f"  ours: gpu_encoder_kernels.add_layer_norm b{batch}", p.mlx(fused), None, 0.0)
-        err = _attempt(lambda: _diff(gk.gelu(hidden), nn.gelu(hidden)))
+        err = attempt(lambda: _diff(gk.gelu(hidden), nn.gelu(hidden)))
         p.row(
             "k kernels",
             f"GELU (B, T, 4D) b{batch}: nn.gelu (max |diff| to ours {err})",
@@ -299,16 +236,16 @@ def whole(p: Probe, encoder: WhisperEncoder, dtype: mx.Dtype) -> None:
         tmel = torch_tensor(mel) if run_torch is not None else None
         infer = torch.inference_mode if torch is not None else None
         peer = p.torch(lambda: run_torch(tmel), inner=1) if run_torch is not None else None
-        peer_err = _attempt(lambda: torch_diff(run_torch, tmel, want)) if run_torch is not None else "-"
-        shipped = _attempt(lambda: float(mx.max(mx.abs(product.encode(mel_cf).astype(mx.float32) - want))))
+        peer_err = attempt(lambda: torch_diff(run_torch, tmel, want)) if run_torch is not None else "-"
+        shipped = attempt(lambda: float(mx.max(mx.abs(product.encode(mel_cf).astype(mx.float32) - want))))
         p.row("d whole", f"product as shipped: MLXAudioEncoder.encode b{batch} (max |diff| {shipped})",
               scaled(p.mlx(lambda: product.encode(mel_cf), inner=1)), None, flop * per, f"shipped:b{batch}")  # fmt: skip
         p.row("d whole", f"  host dispatch only of the above b{batch}",
-              scaled(lambda: _dispatch_ms(lambda: product.encode(mel_cf), p.args)), None, 0.0)  # fmt: skip
+              scaled(lambda: dispatch_ms(lambda: product.encode(mel_cf), p.args)), None, 0.0)  # fmt: skip
         p.row("d whole", f"module path eager b{batch} / torch eager (torch max |diff| {peer_err})", scaled(p.mlx(
             lambda: off(lambda: product.encode(mel_cf)), inner=1)), scaled(within(infer, peer)), flop * per, f"eager:b{batch}")  # fmt: skip
         graph = (
-            _attempt(lambda: within_call(infer, lambda: torch_graph(run_torch, tmel))) if run_torch and _cuda() else "-"
+            attempt(lambda: within_call(infer, lambda: torch_graph(run_torch, tmel))) if run_torch and _cuda() else "-"
         )
         peer_graph = p.torch(graph, inner=1) if callable(graph) else None
         if isinstance(graph, str) and graph.startswith("n/a"):  # show why the capture failed
@@ -316,50 +253,23 @@ def whole(p: Probe, encoder: WhisperEncoder, dtype: mx.Dtype) -> None:
         p.row("d whole", f"module path mx.compile'd b{batch} / torch CUDA graph", scaled(p.mlx(
             lambda: off(lambda: compiled_product(mel_cf)), inner=1)), scaled(peer_graph), flop * per, f"compiled:b{batch}")  # fmt: skip
         p.row("d whole", f"  host dispatch only of the above (async_eval returns) b{batch}",
-              scaled(lambda: _dispatch_ms(lambda: off(lambda: compiled_product(mel_cf)), p.args)), None, 0.0)  # fmt: skip
-        rounds = _in_rounds(p, {name: (lambda c=c: c(mel)) for name, c in candidates.items()})
+              scaled(lambda: dispatch_ms(lambda: off(lambda: compiled_product(mel_cf)), p.args)), None, 0.0)  # fmt: skip
+        rounds = in_rounds(p, {name: (lambda c=c: c(mel)) for name, c in candidates.items()})
         for name, candidate in candidates.items():
-            err = _attempt(lambda: float(mx.max(mx.abs(candidate(mel).astype(mx.float32) - want))))
+            err = attempt(lambda: float(mx.max(mx.abs(candidate(mel).astype(mx.float32) - want))))
             times = rounds[name]
             spread = f"; rounds {'/'.join(f'{t / batch:.3f}' for t in times)}" if len(times) > 1 else ""
             what = f"gpu_encoder {name} b{batch} (max |diff| {err if isinstance(err, str) else f'{err:.3g}'}{spread})"
             cell = statistics.median(times) if times else None
             p.row("d whole", what, scaled(None if cell is None else lambda: cell), None, flop * per, f"{name}:b{batch}")
             p.row("d whole", f"  host dispatch only of the above b{batch}",
-                  scaled(lambda: _dispatch_ms(lambda: candidate(mel), p.args)), None, 0.0)  # fmt: skip
-
-
-def _in_rounds(p: Probe, fns: dict[str, Callable[[], mx.array]]) -> dict[str, list[float]]:
-    """Each candidate's median ms in --rounds interleaved rounds (all candidates once per round), so a
-    drift of the card or host over the run falls on every candidate alike; failures give no entry."""
-    times: dict[str, list[float]] = {name: [] for name in fns}
-    for _ in range(p.args.rounds):
-        for name, fn in fns.items():
-            cell = _attempt(p.mlx(fn, inner=1))
-            if isinstance(cell, float):
-                times[name].append(cell)
-    return times
+                  scaled(lambda: dispatch_ms(lambda: candidate(mel), p.args)), None, 0.0)  # fmt: skip
 
 
 def off(fn: Callable[[], mx.array]) -> mx.array:
     """`fn()` on the module's own path (gpu_encoder's hook off), as the product ran before it."""
     with ge.disabled():
         return fn()
-
-
-def _dispatch_ms(fn: Callable[[], mx.array], args: argparse.Namespace) -> float:
-    """Median ms until `mx.async_eval` returns: the host's share (graph build, captures, launches)."""
-    samples = []
-    for i in range(args.warmup + args.repeats):
-        mx.synchronize()
-        start = time.perf_counter()
-        out = fn()
-        mx.async_eval(out)
-        if i >= args.warmup:
-            samples.append((time.perf_counter() - start) * 1e3)
-        mx.eval(out)
-        mx.synchronize()
-    return statistics.median(samples)
 
 
 ENV_SWEEP = [  # MLX's CUDA graph batching, read once per process (mlx/backend/cuda/device.cpp; H100 default 100 ops, 1000 MB)
@@ -454,21 +364,6 @@ def sums(p: Probe, n_layers: int) -> None:
                 ("e sums", f"{mode} b{batch}: front + {n_layers} x layer (product), per window", part / batch, "-", 0.0)
             )
             p.rows.append(("e sums", f"{mode} b{batch}: whole / sum of parts", f"{got / part:.3f}", "-", 0.0))
-
-
-def render(p: Probe) -> str:
-    def cell(v: Cell, flop: float) -> str:
-        if isinstance(v, str):
-            return f"{v} | -"
-        return f"{v:.4f} | {flop / v / 1e9:.1f}" if flop else f"{v:.4f} | -"
-
-    lines = [
-        "| part | what | MLX ms | MLX TFLOP/s | torch ms | torch TFLOP/s |",
-        "| --- | --- | --- | --- | --- | --- |",
-    ]
-    lines += [f"| {s} | {w} | {cell(a, f)} | {cell(b, f)} |" for s, w, a, b, f in p.rows]
-    lines += p.raw
-    return "\n".join(lines)
 
 
 def header(args: argparse.Namespace) -> str:
