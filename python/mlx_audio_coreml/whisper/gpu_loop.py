@@ -11,7 +11,9 @@ Tokens after the step where the last row ended are computed but dropped, so the 
 equal up to float32 rounding.
 
 Every row stops on its own (a finished row emits EOT and adds nothing); the batch stops when all
-have. The same code runs on the CPU, where the tests compare it with `sample_tokens`.
+have. Above a few rows the step reads only the span of its self-attention cache written so far
+(`static_step.StepLayout.span`: one compiled function per span, at most 7 for 448 positions).
+The same code runs on the CPU, where the tests compare it with `sample_tokens`.
 """
 
 from __future__ import annotations
@@ -27,24 +29,38 @@ from .device_filters import DeviceRules, Grammar, RowState, choose, device_rules
 from .gpu_step import StaticCache, StaticDecoderStep, StepProgram, to_static
 from .logit_filters import LogitFilter
 from .sampling import pipelining_pays, sample_tokens
+from .static_step import LAYOUT, StepLayout
 
 READ_EVERY = 32  # tokens between read-backs: each costs a wait for the device
 
 
-def token_function(program: StepProgram, grammar: Grammar | None, eot: int, first: bool, advance: bool) -> Any:
+def token_function(
+    program: StepProgram,
+    grammar: Grammar | None,
+    eot: int,
+    first: bool,
+    advance: bool,
+    layout: StepLayout = LAYOUT,
+    span: int | None = None,
+) -> Any:
     """The compiled function of one token, made once per decoder and kind of step:
     (logits, mask, row state..., [offset, cache arrays...]) -> (token, row state..., [logits,
     offset + 1, keys..., values...]). The mask is an input, so windows with other filters share it;
-    `advance` also runs the decoder on the chosen token (a window's last step does not)."""
-    key = ("gpu_loop", grammar, eot, first, advance)
+    `advance` also runs the decoder on the chosen token (a window's last step does not), reading
+    `span` positions of the self-attention cache (None: all) as `layout` says."""
+    key = ("gpu_loop", grammar, eot, first, advance, layout, span if advance else None)
     if key not in program.functions:
+        n_layer = len(program.decoder.blocks)
 
         def token_step(logits: mx.array, mask: mx.array, *arrays: mx.array) -> tuple[mx.array, ...]:
             rules = DeviceRules(mask, mask, grammar)
             token, state = choose(logits, rules, RowState(*arrays[:5]), first=first, eot=eot)
             if not advance:
                 return (token, *state.arrays())
-            return (token, *state.arrays(), *program.flat_step(token, *arrays[5:], raw_logits=True))
+            offset, caches = arrays[5], arrays[6:]
+            parts = [list(caches[i * n_layer : (i + 1) * n_layer]) for i in range(4)]
+            out = program.prepared.step(token, offset, *parts, raw_logits=True, layout=layout, span=span)
+            return (token, *state.arrays(), *out)
 
         program.functions[key] = mx.compile(token_step) if program.compiled else token_step
     return program.functions[key]
@@ -67,6 +83,7 @@ def greedy(
     eot: int,
     n_steps: int,
     read_every: int = READ_EVERY,
+    layout: StepLayout = LAYOUT,
 ) -> tuple[np.ndarray, np.ndarray]:
     """`sample_tokens` at temperature 0 (same arguments, same result) on the device."""
     if n_steps < 1:
@@ -81,12 +98,16 @@ def greedy(
     audio = (*static.cross_k, *static.cross_v)
     chosen: list[mx.array] = []
     done_before: mx.array | None = None
-    kinds = {(first, advance): token_function(step.program, rules.grammar, eot, first, advance)
-             for first, advance in ((True, n_steps > 1), (False, True), (False, False))}  # fmt: skip
+    batch, kinds = tokens.shape[0], {}
     for i in range(n_steps):
         advance = i + 1 < n_steps
+        span = layout.span(batch, static.length + i + 1, step.capacity)  # this token's key goes at length + i
+        if (i == 0, advance, span) not in kinds:
+            kinds[i == 0, advance, span] = token_function(
+                step.program, rules.grammar, eot, i == 0, advance, layout, None if span == step.capacity else span
+            )
         mask = rules.first_mask if i == 0 else rules.mask
-        out = kinds[i == 0, advance](logits, mask, *state.arrays(), *(walk + audio if advance else ()))
+        out = kinds[i == 0, advance, span](logits, mask, *state.arrays(), *(walk + audio if advance else ()))
         chosen.append(out[0])
         state = RowState(*out[1:6])
         if advance:
@@ -119,6 +140,7 @@ def decode_tokens(
     eot: int,
     n_steps: int,
     seed: int | None = None,
+    layout: StepLayout = LAYOUT,
 ) -> tuple[np.ndarray, np.ndarray]:
     """The product's token loop: on a GPU with the static step, greedy runs on the device
     (`greedy`); otherwise (the CPU, sampling, repetition rules) `sampling.sample_tokens`."""
@@ -127,4 +149,4 @@ def decode_tokens(
         return sample_tokens(
             step, logits, cache, tokens, filters, temperature=temperature, eot=eot, n_steps=n_steps, seed=seed
         )
-    return greedy(step, logits, cache, tokens, rules, eot=eot, n_steps=n_steps)
+    return greedy(step, logits, cache, tokens, rules, eot=eot, n_steps=n_steps, layout=layout)

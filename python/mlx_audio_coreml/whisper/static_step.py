@@ -9,6 +9,11 @@ the step is written for few primitives:
 - heads are a reshape of the same bytes (one position: (B, D) -> (B, H, 1, Dh)), no transposes or
   copies; positions for the cache write and the mask are constants made once;
 - attention to the audio is MLX's fused kernel (keys stored (B, H, n_ctx, Dh)).
+At larger batches the caches dominate a step's memory traffic (batch 24 at large-v3-turbo shapes:
+~740 MB of audio keys/values and ~220 MB of self keys/values per token against ~340 MB of
+weights), so `StepLayout` says how the caches are read and written: above a few rows the
+self-attention reads only the first `span` positions of its cache (the caller passes a span
+that covers the positions written so far, rounded up so few spans, each a compiled graph, exist).
 It computes `model.TextDecoder`'s function for one token (masked keys weigh exactly zero).
 """
 
@@ -16,7 +21,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 import mlx.core as mx
 import mlx.nn as nn
@@ -24,7 +29,33 @@ import mlx.nn as nn
 from .model import ResidualAttentionBlock, TextDecoder
 
 SELECT_WRITE_ROWS = 4  # up to this batch, a step's keys/values are written by a select (see _write)
+SPAN_QUANTUM = 64  # self-attention spans are multiples of this (at most 7 spans for 448 positions)
 Linear = Callable[[mx.array], mx.array]
+CrossAttention = Literal["sdpa", "explicit"]
+
+
+@dataclass(frozen=True)
+class StepLayout:
+    """How a step reads and writes its caches (hashable: compiled functions are kept per layout).
+
+    select_write_rows: up to this batch a token's keys/values are written by a select over the
+        whole cache, above it by `slice_update` at the device offset;
+    span_quantum: above `select_write_rows` rows, self-attention reads only a span of the cache
+        (a multiple of this covering the positions written); 0 reads the whole cache;
+    cross: the audio attention through MLX's fused kernel or as products and a softmax."""
+
+    select_write_rows: int = SELECT_WRITE_ROWS
+    span_quantum: int = SPAN_QUANTUM
+    cross: CrossAttention = "sdpa"
+
+    def span(self, batch: int, needed: int, capacity: int) -> int:
+        """Cache positions a step reads when `needed` of them hold keys (written ones and this token's)."""
+        if self.span_quantum <= 0 or batch <= self.select_write_rows:
+            return capacity
+        return min(capacity, -(-needed // self.span_quantum) * self.span_quantum)
+
+
+LAYOUT = StepLayout()  # the product's layout
 
 
 def prepared_linear(layer: Any) -> Linear:
@@ -106,6 +137,14 @@ class PreparedDecoder:
         self.cache_positions = mx.arange(capacity).reshape(1, 1, capacity, 1)
         self.key_positions = mx.arange(capacity).reshape(1, 1, 1, capacity)
         mx.eval(self.cache_positions, self.key_positions)
+        self._spans: dict[int, mx.array] = {}
+
+    def _positions(self, span: int) -> mx.array:
+        """The first `span` key positions, an evaluated constant (no slice node per token)."""
+        if span not in self._spans:
+            self._spans[span] = mx.contiguous(self.key_positions[..., :span])
+            mx.eval(self._spans[span])
+        return self._spans[span]
 
     def step(
         self,
@@ -117,21 +156,25 @@ class PreparedDecoder:
         cross_v: list[mx.array],
         *,
         raw_logits: bool = False,
+        layout: StepLayout = LAYOUT,
+        span: int | None = None,
     ) -> tuple[mx.array, ...]:
         """tokens (B,) or (B, 1) at position `offset` -> (logits (B, V) float32, offset + 1, keys..., values...).
         `raw_logits`: logits in the model's dtype, for a caller whose next op promotes them anyway
-        (one (B, V) conversion kernel less)."""
+        (one (B, V) conversion kernel less). `span`: cache positions the self-attention reads
+        (None: all); the caller guarantees offset < span."""
         decoder = self.decoder
         tokens = tokens.reshape(-1) if tokens.ndim > 1 else tokens
         x = decoder.token_embedding(tokens) + mx.take(decoder.positional_embedding, offset, axis=0)  # (B, D)
-        mask = mx.where(self.key_positions <= offset, 0.0, float("-inf")).astype(x.dtype)  # unwritten keys weigh 0
+        positions = self.key_positions if span is None else self._positions(span)
+        mask = mx.where(positions <= offset, 0.0, float("-inf")).astype(x.dtype)  # unwritten keys weigh 0
         new_k, new_v = [], []
         for i, block in enumerate(self.blocks):
-            x, k, v = self._self_attend(block, x, self_k[i], self_v[i], offset, mask)
+            x, k, v = self._self_attend(block, x, self_k[i], self_v[i], offset, mask, layout)
             new_k.append(k)
             new_v.append(v)
             q = _heads(block.cross_query(block.cross_ln(x)), block.n_head)
-            y = mx.fast.scaled_dot_product_attention(q, cross_k[i], cross_v[i], scale=q.shape[-1] ** -0.5)
+            y = _cross_attend(q, cross_k[i], cross_v[i], layout.cross)
             x = _residual(x, block.cross_out, y.reshape(x.shape))
             (mlp1, bias1), mlp2 = block.mlp1, block.mlp2
             x = _residual(x, mlp2, nn.gelu(mlp1(block.mlp_ln(x)) + bias1))
@@ -140,28 +183,47 @@ class PreparedDecoder:
         return (logits, offset + 1, *new_k, *new_v)
 
     def _self_attend(
-        self, block: PreparedBlock, x: mx.array, keys: mx.array, values: mx.array, offset: mx.array, mask: mx.array
+        self,
+        block: PreparedBlock,
+        x: mx.array,
+        keys: mx.array,
+        values: mx.array,
+        offset: mx.array,
+        mask: mx.array,
+        layout: StepLayout,
     ) -> tuple[mx.array, mx.array, mx.array]:
-        """One token's self-attention against the static cache; its keys/values written at `offset`."""
+        """One token's self-attention against the static cache (its first `mask`-width positions);
+        its keys/values written at `offset`."""
         h = block.attn_ln(x)
         if block.qkv is None:
             q, k, v = block.query(h), block.key(h), block.value(h)
         else:
             q, k, v = mx.split(block.qkv(h), 3, axis=-1)
         q, k, v = (_heads(t, block.n_head) for t in (q, k, v))
-        keys, values = self._write(keys, k, offset), self._write(values, v, offset)
-        y = mx.fast.scaled_dot_product_attention(q, keys, values, scale=q.shape[-1] ** -0.5, mask=mask)
+        keys, values = self._write(keys, k, offset, layout), self._write(values, v, offset, layout)
+        span = mask.shape[-1]
+        read_k, read_v = (keys, values) if span == keys.shape[2] else (keys[:, :, :span], values[:, :, :span])
+        y = mx.fast.scaled_dot_product_attention(q, read_k, read_v, scale=q.shape[-1] ** -0.5, mask=mask)
         return _residual(x, block.out, y.reshape(x.shape)), keys, values
 
-    def _write(self, cache: mx.array, new: mx.array, offset: mx.array) -> mx.array:
+    def _write(self, cache: mx.array, new: mx.array, offset: mx.array, layout: StepLayout) -> mx.array:
         """`cache` (B, H, N, Dh) with position `offset` replaced by `new` (B, H, 1, Dh).
 
         At a few rows, one fused select over the whole cache (~1 MB a layer at batch 1) beats
         `slice_update` at a device offset, which costs two kernels and ~15 us each on an H100 (ncu);
         at larger batches rewriting every row costs more than it saves."""
-        if cache.shape[0] > SELECT_WRITE_ROWS:
+        if cache.shape[0] > layout.select_write_rows:
             return mx.slice_update(cache, new, offset.reshape(1), axes=(2,))
         return mx.where(self.cache_positions == offset, new, cache)
+
+
+def _cross_attend(q: mx.array, keys: mx.array, values: mx.array, how: CrossAttention) -> mx.array:
+    """q (B, H, 1, Dh) against the audio's keys/values (B, H, n_ctx, Dh), unmasked."""
+    scale = q.shape[-1] ** -0.5
+    if how == "sdpa":
+        return mx.fast.scaled_dot_product_attention(q, keys, values, scale=scale)
+    scores = (q * mx.array(scale, q.dtype)) @ keys.swapaxes(-1, -2)  # (B, H, 1, n_ctx)
+    return mx.softmax(scores, axis=-1, precise=True) @ values
 
 
 def _residual(x: mx.array, product: tuple[Linear, mx.array | float], y: mx.array) -> mx.array:

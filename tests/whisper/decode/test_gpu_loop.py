@@ -21,9 +21,12 @@ from mlx_audio_coreml.whisper.gpu_loop import decode_tokens, greedy
 from mlx_audio_coreml.whisper.gpu_step import StaticDecoderStep
 from mlx_audio_coreml.whisper.logit_filters import NoRepeatNgram, SuppressTokens
 from mlx_audio_coreml.whisper.sampling import DecoderStep, sample_tokens
+from mlx_audio_coreml.whisper.static_step import LAYOUT, StepLayout
 
 
-def both_loops(model, features, task: DecodingTask, *, n_steps: int, eot: int, read_every: int = 3) -> tuple:
+def both_loops(
+    model, features, task: DecodingTask, *, n_steps: int, eot: int, read_every: int = 3, layout: StepLayout = LAYOUT
+) -> tuple:
     """(host tokens, host sums), (device tokens, device sums) for the task's prompt and filters."""
     batch = features.shape[0]
     prefix = mx.array(np.tile(np.array(task.initial_tokens, dtype=np.int32), (batch, 1)))
@@ -35,7 +38,7 @@ def both_loops(model, features, task: DecodingTask, *, n_steps: int, eot: int, r
     rules = device_rules(task.filters, model.dims.n_vocab)
     assert rules is not None
     step = StaticDecoderStep(model, features)
-    got = greedy(step, last, cache, prefix, rules, eot=eot, n_steps=n_steps, read_every=read_every)
+    got = greedy(step, last, cache, prefix, rules, eot=eot, n_steps=n_steps, read_every=read_every, layout=layout)
     return want, got
 
 
@@ -59,6 +62,31 @@ def test_device_loop_picks_the_host_loops_tokens_with_the_product_filters(
     if not without_timestamps:  # the grammar was exercised: timestamps and text both chosen
         sampled = want[:, task.sample_begin :]
         assert (sampled >= fake_tokenizer.timestamp_begin).any() and (sampled < fake_tokenizer.eot).any()
+
+
+@pytest.mark.parametrize(
+    ("batch", "layout"),
+    [
+        (6, StepLayout(span_quantum=8)),  # slice_update writes, self-attention over spans of 8, 16, ... positions
+        (2, StepLayout(select_write_rows=0, span_quantum=16)),  # the same at 2 rows
+        (2, StepLayout(cross="explicit")),  # audio attention as products and a softmax
+        (6, StepLayout(span_quantum=0, cross="explicit")),  # the whole cache, slice_update writes
+    ],
+)
+def test_every_cache_layout_picks_the_host_loops_tokens(fake_tokenizer, batch: int, layout: StepLayout) -> None:
+    model = tiny_random_model(seed=4)
+    task = DecodingTask(model, fake_tokenizer, DecodingOptions())
+    features = features_for(model, batch, seed=5)
+    (want, want_sums), (got, got_sums) = both_loops(model, features, task, n_steps=40, eot=-1, layout=layout)
+    np.testing.assert_array_equal(got, want)
+    np.testing.assert_allclose(got_sums, want_sums, rtol=1e-4, atol=1e-3)
+
+
+def test_spans_cover_the_written_positions_and_stop_at_the_capacity() -> None:
+    layout = StepLayout(select_write_rows=4, span_quantum=64)
+    assert layout.span(4, 10, 448) == 448, "up to select_write_rows rows the whole cache is read"
+    assert [layout.span(24, n, 448) for n in (1, 64, 65, 400, 448)] == [64, 64, 128, 448, 448]
+    assert StepLayout(span_quantum=0).span(24, 10, 448) == 448
 
 
 def test_the_loop_stops_a_read_back_after_every_row_has_ended(fake_tokenizer) -> None:
