@@ -126,6 +126,9 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--only", default="", help="comma-separated substrings: run only engines whose name has one")
     parser.add_argument("--budget-s", type=float, default=170.0, help="skip sections that would start after this")
+    parser.add_argument(
+        "--clear-cache", action="store_true", help="empty MLX's buffer cache after every run (run 1 did)"
+    )
     parser.add_argument("--out", default="gpu_batched")
     return parser.parse_args()
 
@@ -167,6 +170,10 @@ def main() -> int:
         f"- {args.chunks} non-overlapping 30 s chunks of samples/jfk.wav repeated, {args.tokens} tokens per chunk on "
         f"both sides; median of {args.rounds} rounds after a warm-up, engines in turns",
         f"- transformers: {bundle if isinstance(bundle, str) else 'WhisperFeatureExtractor (CPU) + generate'}",
+        "- allocators: torch's caching allocator keeps its pool between runs; MLX's buffer cache "
+        + (
+            "is emptied after every run (--clear-cache, as run 1)" if args.clear_cache else "is kept too (steady state)"
+        ),
         f"- setup (models built, audio read): {time.perf_counter() - began:.1f} s",
         "",
     ]
@@ -186,7 +193,7 @@ def main() -> int:
                 failed[name] = gc.not_available(exc)
                 continue
             finally:
-                mx.clear_cache()
+                mx.clear_cache() if args.clear_cache else None
             if round_ > 0:
                 runs[name].append(seconds)
         report.throughput = throughput_table(args, runs, batches, failed)
@@ -206,7 +213,7 @@ def main() -> int:
         except Exception as exc:
             report.breakdown.append(f"| {name} | {gc.not_available(exc)} | | | | | | | |")
         finally:
-            mx.clear_cache()
+            mx.clear_cache() if args.clear_cache else None
         report.write(f"breakdown row done, {time.perf_counter() - began:.0f} s")
     if time.perf_counter() - began < args.budget_s:
         report.micro = [f"| {label} | {ms if isinstance(ms, str) else f'{ms:.4f}'} |"

@@ -77,6 +77,15 @@ class Plan:
     module_encoder: bool = False  # the encoder module's own path instead of gpu_encoder's layout
 
 
+_SIDE: list[mx.Stream] = []  # one second GPU stream for the process (made on first use)
+
+
+def side_stream() -> mx.Stream:
+    if not _SIDE:
+        _SIDE.append(mx.new_stream(mx.gpu))
+    return _SIDE[0]
+
+
 def _chunk_mels(samples: mx.array, first: int, count: int, n_mels: int) -> mx.array:
     """(count, 3000, n_mels): each chunk's log-mel as batched.py makes it (padded by 30 s, cut to 3000 frames)."""
     mels = [
@@ -104,7 +113,7 @@ def ours(
 
     prompt, b = gc.prompt_tokens(d), plan.batch
     filters = gc.product_filters(d, len(prompt))
-    side = mx.new_stream(mx.gpu) if plan.overlap == "stream" else None
+    side = side_stream() if plan.overlap == "stream" else None
     start = time.perf_counter()
     if parts is not None:
         parts.last = start
