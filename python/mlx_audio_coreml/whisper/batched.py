@@ -44,6 +44,21 @@ TAIL_S = 1.0  # speech left after a chunk's last timestamp that is decoded again
 BATCH_VAD = VadOptions(
     max_speech_duration_s=CHUNK_SECONDS, min_silence_duration_ms=160
 )  # faster-whisper's batched defaults
+# On a CUDA GPU, the next batch's mel and encoder run on a second stream while this batch decodes
+# (the encoder's large products beside the decoder's small kernels). Off until measured on a card
+# (bench/gpu_batched.py's "2nd GPU stream" rows).
+ENCODE_AHEAD = False
+_SIDE: list[mx.Stream] = []
+
+
+def ahead_stream() -> mx.Stream | None:
+    """The second stream for encoding ahead (made once), or None: off, or not a CUDA GPU."""
+    on_cuda = mx.default_device().type == mx.DeviceType.gpu and mx.cuda.is_available()
+    if not (ENCODE_AHEAD and on_cuda):
+        return None
+    if not _SIDE:
+        _SIDE.append(mx.new_stream(mx.gpu))
+    return _SIDE[0]
 
 
 def batch_vad_options(parameters: VadOptions | dict[str, Any] | None) -> VadOptions:
@@ -169,9 +184,12 @@ class BatchedTranscriber:
         queue = [_Row(r, c) for r, rec in enumerate(recordings) for c in range(len(rec.chunks))]
         tails: set[_Row] = set()
         decoded: dict[_Row, list[Segment]] = {}
+        ahead: tuple[list[_Row], mx.array] | None = None
         while queue:
             batch, queue = queue[:batch_size], queue[batch_size:]
-            for row, (segments, tail) in self._decode_batch(batch, recordings, checked, vad).items():
+            features = ahead[1] if ahead is not None and ahead[0] == batch else self._features(batch, recordings)
+            ahead = self._encode_ahead(queue[:batch_size], recordings)  # the next batch, unless tails join it
+            for row, (segments, tail) in self._decode_batch(batch, recordings, features, checked, vad).items():
                 decoded[row] = segments
                 if tail is not None and row not in tails:  # one more pass over a cut-off tail, not more
                     chunks = recordings[row.recording].chunks
@@ -188,14 +206,34 @@ class BatchedTranscriber:
             results.append((segments, info))
         return results
 
-    def _decode_batch(
-        self, batch: list[_Row], recordings: list[_Recording], options: TranscribeOptions, vad: VadOptions
-    ) -> dict[_Row, tuple[list[Segment], SpeechOnly | None]]:
-        """Each row's segments and, when its decode stopped well before its speech did, the
-        cut-off tail of its chunk (to be decoded as one more chunk)."""
+    def _features(self, batch: list[_Row], recordings: list[_Recording]) -> mx.array:
+        """The rows' encoder output (B, n_ctx, D), not yet evaluated."""
         chunks = [recordings[row.recording].chunks[row.chunk] for row in batch]
         mels = mx.stack([log_mel_spectrogram(c.samples, self.n_mels, padding=N_SAMPLES)[:, :N_FRAMES] for c in chunks])
-        features = self.transcriber.encoder.encode(mels)  # (B, n_ctx, D)
+        return self.transcriber.encoder.encode(mels)
+
+    def _encode_ahead(self, batch: list[_Row], recordings: list[_Recording]) -> tuple[list[_Row], mx.array] | None:
+        """With a second stream (`ahead_stream`): the rows' mel and encoder queued there now, so they
+        run beside this batch's decode; else None (they are made when their batch comes)."""
+        side = ahead_stream()
+        if side is None or not batch:
+            return None
+        with mx.stream(side):
+            features = self._features(batch, recordings)
+            mx.async_eval(features)
+        return batch, features
+
+    def _decode_batch(
+        self,
+        batch: list[_Row],
+        recordings: list[_Recording],
+        features: mx.array,
+        options: TranscribeOptions,
+        vad: VadOptions,
+    ) -> dict[_Row, tuple[list[Segment], SpeechOnly | None]]:
+        """Each row's segments (`features`: their encoder output) and, when its decode stopped well
+        before its speech did, the cut-off tail of its chunk (to be decoded as one more chunk)."""
+        chunks = [recordings[row.recording].chunks[row.chunk] for row in batch]
         self._detect_languages(batch, recordings, features, options)
         languages = [recordings[row.recording].language for row in batch]
         tokenizer = self.transcriber.tokenizer(languages[0] if self.transcriber.multilingual else None, options.task)

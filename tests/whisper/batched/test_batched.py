@@ -85,3 +85,27 @@ def test_batched_wer_within_half_a_point_of_sequential_on_minutes_of_speech(tiny
     batched_wer = word_error_rate(reference, join_text(list(batched)))
     sequential_wer = word_error_rate(reference, join_text(list(sequential)))
     assert batched_wer <= sequential_wer + 0.005, (batched_wer, sequential_wer)
+
+
+def test_encoding_the_next_batch_ahead_on_a_second_stream_gives_the_same_segments(tiny_session, monkeypatch):
+    """As on a CUDA GPU with ENCODE_AHEAD: each next batch's mel and encoder are queued on another
+    stream (a CPU stream here) before this batch decodes, and used when that batch comes."""
+    import mlx.core as mx
+
+    from mlx_audio_coreml.whisper import batched
+
+    audio, _ = joined_clips(passes=1)
+    want, _ = tiny_session.transcribe(audio, batch_size=1, beam_size=1)
+    made, decoded = [], []
+    cls = batched.BatchedTranscriber
+    real_features, real_decode = cls._features, cls._decode_batch
+    monkeypatch.setattr(cls, "_features", lambda self, *a: made.append(1) or real_features(self, *a))
+    monkeypatch.setattr(cls, "_decode_batch", lambda self, *a: decoded.append(1) or real_decode(self, *a))
+    side = mx.new_stream(mx.cpu)
+    monkeypatch.setattr(batched, "ahead_stream", lambda: side)
+    real_ahead, queued = cls._encode_ahead, []
+    monkeypatch.setattr(cls, "_encode_ahead", lambda self, *a: queued.append(real_ahead(self, *a)) or queued[-1])
+    got, _ = tiny_session.transcribe(audio, batch_size=1, beam_size=1)
+    assert [(s.start, s.end, s.text) for s in got] == [(s.start, s.end, s.text) for s in want]
+    assert len(decoded) >= 2 and len(made) == len(decoded), "each batch encoded once, never twice"
+    assert any(q is not None for q in queued), "no batch was encoded ahead"
