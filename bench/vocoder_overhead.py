@@ -10,7 +10,9 @@ of fresh buffers land in system time) and minor page faults. The driver runs `--
 per code version, versions alternating (old, new, old, new ...), each child with the package of
 its version's python/ folder only (the editable install's import hook dropped: it would load
 /work/main/python whatever sys.path says), and prints per sentence the median over processes of the
-per-process median ratio portable / MLX (CPU, user, sys, wall), the spread, the load average and CPU model.
+per-process median ratio portable / MLX (CPU, user, sys, wall), the spread, the load average, the CPU
+model and the SNR of the two engines' audio. `--out` is rewritten after every process, and
+`--summarize FILE` prints the tables of such a file (a run cut short).
 
     .venv/bin/python bench/vocoder_overhead.py --packages DIR --processes 6 --rounds 3 --one-core \\
         [--code old=/tmp/old/python --code new=python] [--out runs.json]
@@ -50,9 +52,9 @@ def usage() -> tuple[float, float, float, int]:
     return time.perf_counter(), r.ru_utime, r.ru_stime, r.ru_minflt
 
 
-def timed(call: Any) -> dict[str, float]:
+def timed(call: Any, outputs: dict[str, Any], name: str) -> dict[str, float]:
     before = usage()
-    call()
+    outputs[name] = call()
     after = usage()
     wall, user, system, faults = (b - a for a, b in zip(before, after))
     return {"wall": wall, "user": user, "sys": system, "cpu": user + system, "faults": faults}
@@ -68,6 +70,7 @@ def child(packages: Path, sentences: list[str], rounds: int) -> dict[str, Any]:
     from vocoder_features import real_features  # isort: skip  (bench/)
     from vocoder_portable_vs_mlx import engines  # isort: skip
 
+    from mlx_audio_coreml.convert.kokoro_validate import snr_db
     from mlx_audio_coreml.kokoro.text.g2p import make_g2p
 
     g2p = make_g2p("en-us", "auto")
@@ -82,14 +85,14 @@ def child(packages: Path, sentences: list[str], rounds: int) -> dict[str, Any]:
         else:
             package, function = packages / vocoder["path"], units[str(bucket)]
         calls = engines(model.decoder, features, package, bucket, function)
-        for call in calls.values():  # warm-up: kernels prepared, buffers cached
-            call()
+        outputs = {name: call() for name, call in calls.items()}  # warm-up: kernels prepared, buffers cached
         runs: dict[str, list[dict[str, float]]] = {name: [] for name in calls}
         for r in range(rounds):
             order = list(calls) if r % 2 == 0 else list(reversed(list(calls)))
             for name in order:
-                runs[name].append(timed(calls[name]))
-        results.append({"text": text, "frames": features.frames, "bucket": bucket, "runs": runs})
+                runs[name].append(timed(calls[name], outputs, name))
+        snr = snr_db(outputs["portable"], outputs["mlx"])
+        results.append({"text": text, "frames": features.frames, "bucket": bucket, "runs": runs, "snr_db": snr})
     return {"code": mlx_audio_coreml.__file__, "sentences": results}
 
 
@@ -125,15 +128,44 @@ def summary(processes: list[dict[str, Any]]) -> list[dict[str, Any]]:
     for i, first in enumerate(processes[0]["sentences"]):
         items = [p["sentences"][i] for p in processes]
         row: dict[str, Any] = {"text": first["text"], "frames": first["frames"], "bucket": first["bucket"]}
-        for key in ("cpu", "user", "sys", "wall"):
-            per_process = [statistics.median(ratios(s, key)) for s in items]
+        row["snr_db"] = min(s.get("snr_db", float("nan")) for s in items)
+        for key in ("cpu", "user", "sys", "wall"):  # system time may read 0 for a call (clock ticks)
+            per_process = [statistics.median(found) for s in items if (found := ratios(s, key))] or [float("nan")]
             row[key] = statistics.median(per_process) - 1
             row[f"{key}_range"] = (min(per_process) - 1, max(per_process) - 1)
         for engine in ("mlx", "portable"):
             for key in ("cpu", "sys", "faults"):
                 row[f"{engine}_{key}"] = statistics.median(r[key] for s in items for r in s["runs"][engine])
         rows.append(row)
+    rows.append(_pooled(processes))
     return rows
+
+
+def _pooled(processes: list[dict[str, Any]]) -> dict[str, Any]:
+    """All sentences together: per round, the sum of portable CPU over the sum of MLX CPU (a user's
+    mix of lengths), median over rounds, then over processes."""
+    row: dict[str, Any] = {"text": "all sentences (sums)", "frames": "-", "bucket": "-", "snr_db": float("nan")}
+    for key in ("cpu", "user", "sys", "wall"):
+        per_process = []
+        for p in processes:
+            sums = {
+                e: [sum(s["runs"][e][r][key] for s in p["sentences"]) for r in range(len(p["sentences"][0]["runs"][e]))]
+                for e in ("mlx", "portable")
+            }
+            found = [a / b for a, b in zip(sums["portable"], sums["mlx"]) if b > 0]
+            if found:
+                per_process.append(statistics.median(found))
+        per_process = per_process or [float("nan")]
+        row[key] = statistics.median(per_process) - 1
+        row[f"{key}_range"] = (min(per_process) - 1, max(per_process) - 1)
+    for engine in ("mlx", "portable"):
+        for key in ("cpu", "sys", "faults"):
+            row[f"{engine}_{key}"] = statistics.median(
+                sum(s["runs"][engine][r][key] for s in p["sentences"])
+                for p in processes
+                for r in range(len(p["sentences"][0]["runs"][engine]))
+            )
+    return row
 
 
 def cpu_model() -> str:
@@ -161,11 +193,13 @@ def report(label: str, rows: list[dict[str, Any]], count: int) -> None:
     fault_pairs = ", ".join(f"{r['mlx_faults']:.0f}/{r['portable_faults']:.0f}" for r in rows)
     print(f"sys s per call, MLX / portable: {sys_pairs}")
     print(f"minor faults per call, MLX / portable: {fault_pairs}")
+    snrs = ", ".join(f"{r['snr_db']:.1f}" for r in rows)
+    print(f"SNR portable vs MLX (dB, lowest over processes): {snrs}")
 
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n")[0])
-    parser.add_argument("--packages", type=Path, required=True, help="a `convert kokoro` output folder (real weights)")
+    parser.add_argument("--packages", type=Path, help="a `convert kokoro` output folder (real weights)")
     parser.add_argument(
         "--text", action="append", default=[], help="a sentence (repeat; default: five of ~40-410 frames)"
     )
@@ -176,7 +210,8 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     )
     parser.add_argument("--one-core", action="store_true", help="taskset to one core, one thread everywhere")
     parser.add_argument("--core", type=int, default=0)
-    parser.add_argument("--out", type=Path, help="write every call's figures here as JSON")
+    parser.add_argument("--out", type=Path, help="write every call's figures here as JSON (after each process)")
+    parser.add_argument("--summarize", type=Path, help="only print the tables of an --out file (a run cut short)")
     parser.add_argument("--isolated", type=Path, help=argparse.SUPPRESS)  # child: the python/ folder to import from
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     return parser.parse_args(argv)
@@ -191,6 +226,13 @@ def main(argv: list[str]) -> None:
     if args.child:
         print(json.dumps(child(args.packages, args.text, args.rounds)))
         return
+    if args.summarize is not None:
+        runs = json.loads(args.summarize.read_text())["runs"]
+        for name, results in runs.items():
+            if results:
+                print(f"{name} = {results[0]['code']}; load per process {[round(r['load'], 1) for r in results]}")
+                report(name, summary(results), len(results))
+        return
     codes = [tuple(c.split("=", 1)) for c in args.code] or [("this", str(ROOT / "python"))]
     load_before, started = os.getloadavg(), time.strftime("%H:%M:%S", time.gmtime())
     runs: dict[str, list[dict[str, Any]]] = {name: [] for name, _ in codes}
@@ -200,6 +242,8 @@ def main(argv: list[str]) -> None:
             result["load"] = os.getloadavg()[0]
             runs[name].append(result)
             print(f"{name}: process {len(runs[name])} done, load {result['load']:.1f}", file=sys.stderr)
+            if args.out is not None:  # so far: a run cut short still leaves its processes
+                args.out.write_text(json.dumps({"runs": runs}) + "\n")
     load_after = os.getloadavg()
     print(
         f"CPU: {cpu_model()}, {os.cpu_count()} cores; {'one core (taskset), one thread' if args.one_core else 'default threads'}"
