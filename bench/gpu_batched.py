@@ -52,6 +52,9 @@ def engines(args: argparse.Namespace, model: object, bundle: tuple | str, audio:
         f"ours b{b}: as run 1 (whole-clip mel, whole self cache)": eng.Plan(b, StepLayout(span_quantum=0), mel="clip"),
         f"ours b{b}: whole self cache read (span_quantum=0)": eng.Plan(b, StepLayout(span_quantum=0)),
         f"ours b{b}: audio attention explicit (QK^T, softmax, AV)": eng.Plan(b, StepLayout(cross="explicit")),
+        f"ours b{b}: audio keys/values padded to 1536 (cuDNN decode attention if MLX takes it)": eng.Plan(
+            b, StepLayout(audio_pad=256)
+        ),
         f"ours b{b}: cache writes by select (whole-cache rewrite)": eng.Plan(b, StepLayout(select_write_rows=10**6)),
         f"ours b{b}: encoder module path (gpu_encoder off)": eng.Plan(b, module_encoder=True),
         f"ours b{b}: next batch's mel+encoder queued before this decode": eng.Plan(b, overlap="queue"),

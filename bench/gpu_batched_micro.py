@@ -49,7 +49,9 @@ def pieces(d: ModelDimensions, dtype: mx.Dtype, batch: int) -> list[tuple[str, f
     x = [mx.random.normal((batch, width)).astype(dtype) for _ in range(REPEATS)]
     w_vocab = mx.random.normal((d.n_vocab, width)).astype(dtype) * 0.02
     w_mlp = mx.random.normal((4 * width, width)).astype(dtype) * 0.02
-    mx.eval(q, audio_k, audio_v, self_k, self_v, x, w_vocab, w_mlp)
+    padded = [(0, 0), (0, 0), (0, -n_ctx % 256), (0, 0)]
+    audio_kp, audio_vp = mx.pad(audio_k, padded), mx.pad(audio_v, padded)  # a multiple of 256 positions
+    mx.eval(q, audio_k, audio_v, audio_kp, audio_vp, self_k, self_v, x, w_vocab, w_mlp)
     scale = dh**-0.5
 
     def self_attention(span: int) -> Callable[[int], mx.array]:
@@ -68,6 +70,9 @@ def pieces(d: ModelDimensions, dtype: mx.Dtype, batch: int) -> list[tuple[str, f
         (f"audio attention, mx.fast sdpa ({batch}, {h}, 1, {dh}) x ({n_ctx} keys), one layer",
          lambda i: mx.fast.scaled_dot_product_attention(q[i], audio_k, audio_v, scale=scale)),
         ("audio attention, explicit (QK^T, softmax, AV), one layer", explicit),
+        (f"audio attention, mx.fast sdpa on slices of {audio_kp.shape[2]}-position buffers (cuDNN decode if taken)",
+         lambda i: mx.fast.scaled_dot_product_attention(
+             q[i], audio_kp[:, :, :n_ctx], audio_vp[:, :, :n_ctx], scale=scale)),
         (f"self attention with mask over all {cap} cache positions, one layer", self_attention(cap)),
         ("self attention with mask over a 128-position span, one layer", self_attention(128)),
         (f"cache write: slice_update of one position into ({batch}, {h}, {cap}, {dh}), not donated (a whole copy)", write),

@@ -42,13 +42,15 @@ def token_function(
     advance: bool,
     layout: StepLayout = LAYOUT,
     span: int | None = None,
+    audio_len: int | None = None,
 ) -> Any:
     """The compiled function of one token, made once per decoder and kind of step:
     (logits, mask, row state..., [offset, cache arrays...]) -> (token, row state..., [logits,
     offset + 1, keys..., values...]). The mask is an input, so windows with other filters share it;
     `advance` also runs the decoder on the chosen token (a window's last step does not), reading
-    `span` positions of the self-attention cache (None: all) as `layout` says."""
-    key = ("gpu_loop", grammar, eot, first, advance, layout, span if advance else None)
+    `span` positions of the self-attention cache (None: all) and `audio_len` of the audio's
+    (None: all), as `layout` says."""
+    key = ("gpu_loop", grammar, eot, first, advance, layout, span if advance else None, audio_len)
     if key not in program.functions:
         n_layer = len(program.decoder.blocks)
 
@@ -59,7 +61,9 @@ def token_function(
                 return (token, *state.arrays())
             offset, caches = arrays[5], arrays[6:]
             parts = [list(caches[i * n_layer : (i + 1) * n_layer]) for i in range(4)]
-            out = program.prepared.step(token, offset, *parts, raw_logits=True, layout=layout, span=span)
+            out = program.prepared.step(
+                token, offset, *parts, raw_logits=True, layout=layout, span=span, audio_len=audio_len
+            )
             return (token, *state.arrays(), *out)
 
         program.functions[key] = mx.compile(token_step) if program.compiled else token_step
@@ -95,7 +99,7 @@ def greedy(
         )
     state = RowState.start(tokens.shape[0])
     walk = (static.offset, *static.self_k, *static.self_v)
-    audio = (*static.cross_k, *static.cross_v)
+    audio, audio_len = _audio(static, layout.audio_pad)
     chosen: list[mx.array] = []
     done_before: mx.array | None = None
     batch, kinds = tokens.shape[0], {}
@@ -104,8 +108,9 @@ def greedy(
         span = layout.span(batch, static.length + i + 1, step.capacity)  # this token's key goes at length + i
         if (i == 0, advance, span) not in kinds:
             kinds[i == 0, advance, span] = token_function(
-                step.program, rules.grammar, eot, i == 0, advance, layout, None if span == step.capacity else span
-            )
+                step.program, rules.grammar, eot, i == 0, advance, layout,
+                None if span == step.capacity else span, audio_len,
+            )  # fmt: skip
         mask = rules.first_mask if i == 0 else rules.mask
         out = kinds[i == 0, advance, span](logits, mask, *state.arrays(), *(walk + audio if advance else ()))
         chosen.append(out[0])
@@ -119,6 +124,17 @@ def greedy(
     rows = np.array(mx.concatenate(chosen, axis=1))
     sums = np.array(state.sums).astype(np.float64)[:, 0]
     return np.concatenate([np.array(tokens, dtype=rows.dtype), rows[:, : _kept(rows, eot)]], axis=1), sums
+
+
+def _audio(static: StaticCache, pad: int) -> tuple[tuple[mx.array, ...], int | None]:
+    """The audio keys/values as the step takes them, and how many positions to read (None: all):
+    with `pad`, copied once per window into buffers of a multiple of `pad` positions."""
+    arrays = (*static.cross_k, *static.cross_v)
+    length = arrays[0].shape[2]
+    if pad <= 0 or length % pad == 0:
+        return arrays, None
+    extra = [(0, 0), (0, 0), (0, pad - length % pad), (0, 0)]
+    return tuple(mx.pad(a, extra) for a in arrays), length
 
 
 def _kept(rows: np.ndarray, eot: int) -> int:

@@ -42,11 +42,16 @@ class StepLayout:
         whole cache, above it by `slice_update` at the device offset;
     span_quantum: above `select_write_rows` rows, self-attention reads only a span of the cache
         (a multiple of this covering the positions written); 0 reads the whole cache;
-    cross: the audio attention through MLX's fused kernel or as products and a softmax."""
+    cross: the audio attention through MLX's fused kernel or as products and a softmax;
+    audio_pad: the loop stores the audio keys/values padded to a multiple of this many positions
+        and the step reads a slice of the true length (0: stored as they are). MLX on CUDA gives
+        such a slice of a buffer whose length is a multiple of 256 to cuDNN's decoding attention
+        instead of its own vector kernel."""
 
     select_write_rows: int = SELECT_WRITE_ROWS
     span_quantum: int = SPAN_QUANTUM
     cross: CrossAttention = "sdpa"
+    audio_pad: int = 0
 
     def span(self, batch: int, needed: int, capacity: int) -> int:
         """Cache positions a step reads when `needed` of them hold keys (written ones and this token's)."""
@@ -158,11 +163,13 @@ class PreparedDecoder:
         raw_logits: bool = False,
         layout: StepLayout = LAYOUT,
         span: int | None = None,
+        audio_len: int | None = None,
     ) -> tuple[mx.array, ...]:
         """tokens (B,) or (B, 1) at position `offset` -> (logits (B, V) float32, offset + 1, keys..., values...).
         `raw_logits`: logits in the model's dtype, for a caller whose next op promotes them anyway
         (one (B, V) conversion kernel less). `span`: cache positions the self-attention reads
-        (None: all); the caller guarantees offset < span."""
+        (None: all); the caller guarantees offset < span. `audio_len`: audio positions to read of
+        padded audio keys/values (None: all)."""
         decoder = self.decoder
         tokens = tokens.reshape(-1) if tokens.ndim > 1 else tokens
         x = decoder.token_embedding(tokens) + mx.take(decoder.positional_embedding, offset, axis=0)  # (B, D)
@@ -174,7 +181,10 @@ class PreparedDecoder:
             new_k.append(k)
             new_v.append(v)
             q = _heads(block.cross_query(block.cross_ln(x)), block.n_head)
-            y = _cross_attend(q, cross_k[i], cross_v[i], layout.cross)
+            audio_k, audio_v = cross_k[i], cross_v[i]
+            if audio_len is not None and audio_len < audio_k.shape[2]:
+                audio_k, audio_v = audio_k[:, :, :audio_len], audio_v[:, :, :audio_len]
+            y = _cross_attend(q, audio_k, audio_v, layout.cross)
             x = _residual(x, block.cross_out, y.reshape(x.shape))
             (mlp1, bias1), mlp2 = block.mlp1, block.mlp2
             x = _residual(x, mlp2, nn.gelu(mlp1(block.mlp_ln(x)) + bias1))

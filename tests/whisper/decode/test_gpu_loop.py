@@ -71,6 +71,8 @@ def test_device_loop_picks_the_host_loops_tokens_with_the_product_filters(
         (2, StepLayout(select_write_rows=0, span_quantum=16)),  # the same at 2 rows
         (2, StepLayout(cross="explicit")),  # audio attention as products and a softmax
         (6, StepLayout(span_quantum=0, cross="explicit")),  # the whole cache, slice_update writes
+        (2, StepLayout(audio_pad=7)),  # audio keys/values padded (32 -> 35 positions), a slice read
+        (6, StepLayout(audio_pad=256, cross="explicit")),
     ],
 )
 def test_every_cache_layout_picks_the_host_loops_tokens(fake_tokenizer, batch: int, layout: StepLayout) -> None:
