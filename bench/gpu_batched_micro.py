@@ -70,14 +70,14 @@ def pieces(d: ModelDimensions, dtype: mx.Dtype, batch: int) -> list[tuple[str, f
         (f"audio attention, mx.fast sdpa ({batch}, {h}, 1, {dh}) x ({n_ctx} keys), one layer",
          lambda i: mx.fast.scaled_dot_product_attention(q[i], audio_k, audio_v, scale=scale)),
         ("audio attention, explicit (QK^T, softmax, AV), one layer", explicit),
-        (f"audio attention, mx.fast sdpa on slices of {audio_kp.shape[2]}-position buffers (cuDNN decode if taken)",
-         lambda i: mx.fast.scaled_dot_product_attention(
-             q[i], audio_kp[:, :, :n_ctx], audio_vp[:, :, :n_ctx], scale=scale)),
         (f"self attention with mask over all {cap} cache positions, one layer", self_attention(cap)),
         ("self attention with mask over a 128-position span, one layer", self_attention(128)),
         (f"cache write: slice_update of one position into ({batch}, {h}, {cap}, {dh}), not donated (a whole copy)", write),
         (f"logits product ({batch}, {width}) x ({width}, {d.n_vocab})", lambda i: x[i] @ w_vocab.T),
         (f"MLP up product ({batch}, {width}) x ({width}, {4 * width})", lambda i: x[i] @ w_mlp.T),
+        (f"audio attention, mx.fast sdpa on slices of {audio_kp.shape[2]}-position buffers (cuDNN decode if taken)",
+         lambda i: mx.fast.scaled_dot_product_attention(
+             q[i], audio_kp[:, :, :n_ctx], audio_vp[:, :, :n_ctx], scale=scale)),
     ]  # fmt: skip
     found: list[tuple[str, float | str]] = []
     for label, make in plans:
