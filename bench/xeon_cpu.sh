@@ -17,10 +17,10 @@ while [ $# -gt 0 ]; do
   case "$1" in
     --quick) quick=1 ;;
     --budget) budget="$2"; shift ;;
-    --only) only="$2"; shift ;;     # sections, comma-separated: c2 (benches on 2 cores), kernels, c8
+    --only) only="$2"; shift ;;     # sections, comma-separated: c2 (benches on 2 cores), kernels, c8, profile
     --isa) isa="$2"; shift ;;       # cap oneDNN's ISA (ONEDNN_MAX_CPU_ISA), e.g. AVX512_CORE_FP16: no AMX
     --tables) tables="$2"; shift ;; # where the .md tables go (default $OUT); the log has them all anyway
-    *) echo "usage: $0 [--quick] [--budget S] [--only c2,kernels,c8] [--isa ISA] [--tables DIR]" >&2; exit 2 ;;
+    *) echo "usage: $0 [--quick] [--budget S] [--only c2,kernels,c8,profile] [--isa ISA] [--tables DIR]" >&2; exit 2 ;;
   esac
   shift
 done
@@ -88,7 +88,7 @@ export -f pin kernels
 export PY
 
 header() {
-  echo "=== machine $(date -u +%FT%TZ), budget ${budget}s, quick=$quick, sections $only, ONEDNN_MAX_CPU_ISA=${ONEDNN_MAX_CPU_ISA:-unset}"
+  echo "=== machine $(date -u +%FT%TZ), budget ${budget}s, quick=$quick, sections $only, ONEDNN_MAX_CPU_ISA=${ONEDNN_MAX_CPU_ISA:-unset}, MLX_AUDIO_COREML_ROWS_AMX=${MLX_AUDIO_COREML_ROWS_AMX:-unset}, MLX_AUDIO_COREML_SPLIT_CROSS=${MLX_AUDIO_COREML_SPLIT_CROSS:-unset}"
   lscpu 2>/dev/null | grep -E '^(Model name|CPU\(s\)|Thread\(s\) per core|Core\(s\) per socket|Socket\(s\)|NUMA node\(s\)|L2 cache|L3 cache|Hypervisor vendor)' || grep -m1 'model name' /proc/cpuinfo
   echo "matrix/vector flags: $(grep -m1 '^flags' /proc/cpuinfo | tr ' ' '\n' | grep -xE 'avx2|fma|avx512f|avx512bw|avx512vl|avx512_vnni|avx512_bf16|avx512_fp16|avx_vnni|amx_tile|amx_int8|amx_bf16|amx_fp16' | tr '\n' ' ')"
   echo "logical CPU -> core (CPUs 0-7): $(lscpu -p=CPU,CORE,SOCKET 2>/dev/null | grep -v '^#' | head -8 | tr '\n' ' ')"
@@ -111,6 +111,11 @@ if has c2; then
 step "jfk greedy, 2 cores" 0,1 60 "$PY" "${tc[@]}" --threads 2 --repeats "$reps" --out "$out/jfk_greedy_c2$tag.md"
 step "jfk beam 5, 2 cores" 0,1 60 "$PY" "${tc[@]}" --threads 2 --repeats "$beam_reps" --beam-size 5 --out "$out/jfk_beam5_c2$tag.md"
 step "long-form ${minutes} min, 2 cores" 0,1 150 "$PY" "${lf[@]}" --threads 2 --out "$out/longform_c2$tag.md"
+fi
+# 2 cores: our decoder's switches in turns in one process (bench/xeon_cpu.profile.py), with a cProfile
+if has profile; then
+step "decoder variants + cProfile, greedy int8, ${minutes} min, 2 cores" 0,1 90 "$PY" bench/xeon_cpu.profile.py --minutes "$minutes" --rounds 2
+step "decoder variants, beam 5 int8, ${minutes} min, 2 cores" 0,1 100 "$PY" bench/xeon_cpu.profile.py --minutes "$minutes" --rounds 2 --setting beam5-int8 --no-profile
 fi
 if has kernels; then
 step "int8 products, one thread, each oneDNN route" 0 30 "$PY" bench/xeon_cpu.gemm.py

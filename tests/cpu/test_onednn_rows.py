@@ -85,3 +85,32 @@ def test_kernels_of_one_weight_share_its_reordered_copy() -> None:
     layer(np.ones((5, 64), np.float32))
     weights = {id(kernel.pieces[0][1]._weights) for kernel in layer._row_kernels.values() if kernel is not None}
     assert len(layer._row_kernels) == 2 and len(weights) == 1
+
+
+@pytest.mark.parametrize("rows", [1, 5])
+def test_rows_amx_off_takes_a_kernel_without_amx_and_gives_the_same_rows(
+    rows: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """MLX_AUDIO_COREML_ROWS_AMX=0 (to compare AMX and VNNI kernels on a Sapphire Rapids Xeon): no
+    AMX implementation for few rows, and the products the gemm route gives (here, without AMX, the
+    first pick already qualifies)."""
+    monkeypatch.setenv("MLX_AUDIO_COREML_ROWS_AMX", "0")
+    assert not onednn_rows.amx_for_few_rows()
+    layer = _layer(96, 64, bias=True, seed=3)
+    x = np.random.default_rng(4).standard_normal((rows, 64)).astype(np.float32)
+    fast = layer(x)
+    kernel = layer._row_kernels[rows]
+    assert kernel is not None
+    assert all("amx" not in product.implementation for _, product in kernel.pieces)
+    np.testing.assert_allclose(fast, _gemm_route(layer, x), rtol=1e-6, atol=1e-6)
+
+
+def test_one_row_shortcut_gives_the_few_rows_route_bit_for_bit() -> None:
+    """After the first one-row call (through `_few`, which prepares the product) later ones take
+    `_single_row`: the same operations, so the same float32 values."""
+    layer = _layer(96, 64, bias=True, seed=5)
+    x = np.random.default_rng(6).standard_normal((1, 64)).astype(np.float32)
+    first = layer(x)
+    assert layer._one_row is not None
+    np.testing.assert_array_equal(layer(x), first)
+    np.testing.assert_allclose(first, _gemm_route(layer, x), rtol=1e-6, atol=1e-6)

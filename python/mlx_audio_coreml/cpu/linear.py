@@ -103,9 +103,12 @@ class HostLinear:
         # a few rows in (decoder steps): oneDNN's 1x1 convolution, prepared on first use per row count
         self._row_kernels: dict[int, onednn_rows.RowKernel | None] = {}
         self._row_lock = threading.Lock()
+        self._one_row: onednn_rows.RowProduct | None = None  # int8, one row, one piece: `_single_row`
 
     def __call__(self, x: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
         """x (M, K) or (K,) float32 -> (M, N) or (N,); writes into `out` when given (M, N)."""
+        if self._one_row is not None and out is None and x.ndim == 2 and x.shape[0] == 1:
+            return self._single_row(self._one_row, x)  # most of a greedy decoder step's calls
         rows = x.reshape(1, -1) if x.ndim == 1 else x
         result = out if out is not None else np.empty((rows.shape[0], self.out_features), np.float32)
         if rows.shape[0] >= _SPLIT_ROWS and host_pool.worker_count() > 1 and not host_pool.in_worker():
@@ -191,6 +194,21 @@ class HostLinear:
                 result += self.bias
         return True
 
+    def _single_row(self, product: onednn_rows.RowProduct, row: np.ndarray) -> np.ndarray:
+        """`_few` for one row and one piece in fewer Python steps (its buffers looked up once, the
+        same numpy operations in the same order: the same float32 results). Each call saves ~10 us
+        of a ~30 us total here; a greedy tiny.en step makes 24 of them."""
+        bound = product.bound()
+        scaled = bound.scaled
+        np.abs(row, out=scaled)
+        row_scale = np.maximum(np.maximum.reduce(scaled, axis=None), _TINY) / _INT8_MAX
+        np.multiply(row, np.reciprocal(row_scale), out=scaled)
+        np.rint(scaled, out=scaled)
+        np.add(scaled, _INPUT_SHIFT, out=bound.quantized, casting="unsafe")  # integers in [1, 255]
+        result = np.empty((1, self.out_features), np.float32)
+        product.run_bound(bound, float(row_scale), result.ctypes.data)
+        return result
+
     def _row_kernel(self, count: int) -> onednn_rows.RowKernel | None:
         """The products for `count` input rows, split in column pieces for a large weight (as
         `_by_columns` splits); made once per row count (sharing one reordered copy of the weights),
@@ -210,6 +228,8 @@ class HostLinear:
                 except CPUKernelFailed:  # this oneDNN or CPU has no such kernel: the gemm route
                     made = None
                 self._row_kernels[count] = made
+                if count == 1 and self.int8 and made is not None and made.single is not None:
+                    self._one_row = made.single
         return self._row_kernels[count]
 
     def _int8_row(self, row: np.ndarray, result: np.ndarray) -> None:

@@ -27,6 +27,7 @@ from typing import Any
 
 import numpy as np
 
+from .. import config
 from ..errors import CPUKernelFailed
 from . import onednn, onednn_eltwise
 from . import pool as host_pool
@@ -42,6 +43,15 @@ _ZERO_POINT = 128  # inputs are quantized to -127..127 and passed as q + 128
 _handle = ctypes.c_void_p
 _Dims = ctypes.c_int64 * 12
 _UNIMPLEMENTED = 3  # dnnl_unimplemented: the status given where this oneDNN or CPU has no such product
+_AMX_ROWS = "MLX_AUDIO_COREML_ROWS_AMX"  # "0": products of fewer than 16 rows skip oneDNN's AMX kernels
+_AMX_TILE_ROWS = 16  # an AMX tile multiply takes 16 rows: with one row, 15/16 of each tile is idle
+
+
+def amx_for_few_rows() -> bool:
+    """Whether few-row products may use oneDNN's AMX implementations (its first pick on a Sapphire
+    Rapids Xeon, even for one row). MLX_AUDIO_COREML_ROWS_AMX=0 moves them to the next
+    implementation without AMX (AVX-512 VNNI there), to compare both on such a CPU."""
+    return config.setting(_AMX_ROWS, "1") != "0"
 
 
 @lru_cache(maxsize=1)
@@ -66,6 +76,7 @@ def _declared() -> Any:
         "dnnl_reorder_primitive_desc_create": [pointer, _handle, _handle, _handle, _handle, _handle],
         "dnnl_memory_set_data_handle": [_handle, _handle],
         "dnnl_memory_desc_clone": [pointer, _handle],
+        "dnnl_primitive_desc_next_impl": [_handle],
     }  # fmt: skip
     try:
         for name, argtypes in signatures.items():
@@ -135,10 +146,11 @@ class _Bound:
         onednn.use_one_thread_here()  # once per thread: OpenMP's setting is the thread's own
         self.stream = onednn_eltwise._stream()
         self.quantized = np.empty((product.rows, product.in_features), product.input_dtype)  # `input_buffer()`
+        self.scaled = np.empty((product.rows, product.in_features), np.float32)  # the caller's quantization pass
         self.block = np.empty((product.rows, product.out_features), np.float32)  # `RowKernel`'s column pieces
         self.scale = np.ones(1, np.float32)  # the input's scale, written before each call
         self.scratch = np.empty(max(product.scratch_bytes, 1), np.uint8)
-        self.src_at = self.quantized.ctypes.data
+        self.src_at = self.own_at = self.quantized.ctypes.data
         self.src, self.dst = _memory(product.src_desc, self.src_at), _memory(product.dst_desc, 0)
         args = [(_ARG_SRC, self.src), (_ARG_DST, self.dst), (_ARG_WEIGHTS, product.weights_memory)]
         if product.int8:
@@ -230,6 +242,8 @@ class RowProduct:
                 self.dst_desc, one, zero, zero, zero, attr,
             )  # fmt: skip
             _check("int8 1x1 convolution", status)
+            if self.rows < _AMX_TILE_ROWS and not amx_for_few_rows():
+                _past_amx(primitive_desc)
             return primitive_desc
         finally:
             library.dnnl_primitive_attr_destroy(attr)
@@ -265,6 +279,10 @@ class RowProduct:
             library.dnnl_primitive_destroy(reorder)
         return out
 
+    def bound(self) -> _Bound:
+        """This thread's buffers and memory objects for this product (`run_bound` takes them)."""
+        return self._bound()
+
     def _bound(self) -> _Bound:
         found = _bound.by_product.get(self.key)
         if found is None:
@@ -279,8 +297,12 @@ class RowProduct:
         """Multiply the input bytes (at `quantized_at`, else this thread's `input_buffer()`), writing
         the (rows, N) float32 output rows at address `out_at`; `scale` is the input's quantization
         scale. Few calls on purpose: a decoder step makes ~25 of these, of 10-30 us of arithmetic."""
-        bound, library = self._bound(), self._library
-        source = bound.quantized.ctypes.data if quantized_at is None else quantized_at
+        self.run_bound(self._bound(), scale, out_at, quantized_at)
+
+    def run_bound(self, bound: _Bound, scale: float, out_at: int, quantized_at: int | None = None) -> None:
+        """`run` with this thread's `bound()` already in hand (a decoder step's hot path)."""
+        library = self._library
+        source = bound.own_at if quantized_at is None else quantized_at
         if source != bound.src_at:
             library.dnnl_memory_set_data_handle(bound.src, source)
             bound.src_at = source
@@ -289,6 +311,15 @@ class RowProduct:
         status = library.dnnl_primitive_execute(self.primitive, bound.stream, bound.count, bound.args)
         if status != 0 or library.dnnl_stream_wait(bound.stream) != 0:
             raise CPUKernelFailed("int8 1x1 convolution (execute)", status)
+
+
+def _past_amx(primitive_desc: Any) -> None:
+    """Move a primitive descriptor to its first implementation without "amx" in its name (it stays
+    on the last one tried when all have it)."""
+    library = _declared()
+    while "amx" in _implementation(primitive_desc):
+        if library.dnnl_primitive_desc_next_impl(primitive_desc) != 0:  # dnnl_last_impl_reached
+            break
 
 
 def _implementation(primitive_desc: Any) -> str:

@@ -18,6 +18,7 @@ plain `nn.Linear` layers (MLX-quantized models stay in MLX). Inputs and outputs 
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -25,13 +26,20 @@ import mlx.core as mx
 import mlx.nn as nn
 import numpy as np
 
+from .. import config
 from ..cpu import host_math
 from ..cpu import linear as host_linear
+from ..cpu import pool as host_pool
 from ..cpu.linear import HostLinear
 from .host_cache import HostKV
 
-# Per-head products are numpy's batched matmul: one call for all heads (their sizes keep numpy's
-# BLAS on one thread); the weight products go through `HostLinear`.
+# Per-head products are numpy's batched matmul: one call for a group of heads (their sizes keep
+# numpy's BLAS on one thread); the weight products go through `HostLinear`.
+# MLX_AUDIO_COREML_SPLIT_CROSS=1 splits cross-attention's heads between the host workers. Off by
+# default: on this 2-core EPYC under load 4 it made a greedy tiny.en step slower (cross-attention
+# 560 against 288 us CPU a layer: the hand-off cost more than half the reading saved); kept to
+# measure on quieter, faster CPUs.
+_SPLIT_CROSS = config.setting("MLX_AUDIO_COREML_SPLIT_CROSS", "0") == "1"
 
 
 def applies(decoder: Any, tokens: mx.array, kv_cache: Any) -> bool:
@@ -77,11 +85,13 @@ class _LayerWeights:
         attn, cross = block.attn, block.cross_attn
         self.sources = [attn.query.weight, attn.key.weight, attn.value.weight, block.mlp1.weight]
         self.int8 = int8
-        self.qkv = host_linear.fused([attn.query, attn.key, attn.value], int8)  # one (3 D, D) product
-        layers = (attn.out, cross.query, cross.out, block.mlp1, block.mlp2)
-        self.out, self.cross_q, self.cross_out, self.mlp1, self.mlp2 = (
-            host_linear.from_layer(layer, int8) for layer in layers
-        )
+        # queries pre-scaled by 1/sqrt(Dh) in the weights (a power of two for Whisper's Dh = 64: the
+        # same float32 values as scaling each step's queries, without that pass)
+        scale = query_scale(attn.query.weight.shape[0], attn.n_head)
+        self.qkv = host_linear.fused([attn.query, attn.key, attn.value], int8, [scale, 1.0, 1.0])  # one (3 D, D)
+        self.cross_q = host_linear.fused([cross.query], int8, [scale])
+        layers = (attn.out, cross.out, block.mlp1, block.mlp2)
+        self.out, self.cross_out, self.mlp1, self.mlp2 = (host_linear.from_layer(layer, int8) for layer in layers)
         self.norms = [host_math.norm_params(n) for n in (block.attn_ln, block.cross_attn_ln, block.mlp_ln)]
         self.heads = attn.n_head
 
@@ -89,6 +99,11 @@ class _LayerWeights:
         """False once the block's weights were replaced (reloaded, quantized): rebuild then."""
         now = [block.attn.query.weight, block.attn.key.weight, block.attn.value.weight, block.mlp1.weight]
         return int8 == self.int8 and all(a is b for a, b in zip(self.sources, now))
+
+
+def query_scale(width: int, heads: int) -> float:
+    """Attention's 1/sqrt(head size), as the float32 value the MLX model multiplies by."""
+    return float(np.float32((width // heads) ** -0.5))
 
 
 def prepared_weights(decoder: Any, int8: bool) -> tuple[list[_LayerWeights], HostLinear]:
@@ -129,7 +144,7 @@ def _self_attention(
 ) -> tuple[np.ndarray, tuple[HostKV, HostKV]]:
     batch, width = h.shape
     qkv = w.qkv(h)  # (B, 3 D)
-    q = _heads(qkv[:, :width], w.heads) * np.float32((width // w.heads) ** -0.5)
+    q = _heads(qkv[:, :width], w.heads)  # scaled in the weights
     k = _grown(cache[0], _heads(qkv[:, width : 2 * width], w.heads), limit)  # (B, H, T + 1, Dh)
     v = _grown(cache[1], _heads(qkv[:, 2 * width :], w.heads), limit)
     weights = host_math.softmax_last_(np.matmul(q, k.view().transpose(0, 1, 3, 2)))  # (B, H, 1, T + 1)
@@ -141,14 +156,31 @@ def _cross_attention(
     w: _LayerWeights, h: np.ndarray, cache: tuple[mx.array, mx.array]
 ) -> tuple[np.ndarray, np.ndarray]:
     batch, width = h.shape
-    q = _heads(w.cross_q(h), w.heads) * np.float32((width // w.heads) ** -0.5)
+    q = _heads(w.cross_q(h), w.heads)  # scaled in the weights
     k_t, v = _array(cache[0]), _array(cache[1])  # (B or 1, H, Dh, n_ctx), (B or 1, H, n_ctx, Dh)
     if k_t.shape[0] == 1 and batch > 1:  # beams or samples of one window: the audio is read once per head
         by_head = np.ascontiguousarray(q[:, :, 0].transpose(1, 0, 2))  # (H, B, Dh); strided, numpy skips BLAS
-        weights = host_math.softmax_last_(np.matmul(by_head, k_t[0]))  # (H, B, n_ctx)
-        return w.cross_out(np.matmul(weights, v[0]).transpose(1, 0, 2).reshape(batch, width)), q
-    weights = host_math.softmax_last_(np.matmul(q, k_t))  # (B, H, 1, n_ctx)
-    return w.cross_out(np.matmul(weights, v).reshape(batch, width)), q
+        out = np.empty(by_head.shape, np.float32)  # (H, B, Dh)
+        _by_head_groups(w.heads, lambda hs: _attend(by_head[hs], k_t[0, hs], v[0, hs], out[hs]))
+        return w.cross_out(out.transpose(1, 0, 2).reshape(batch, width)), q
+    out = np.empty(q.shape, np.float32)  # (B, H, 1, Dh)
+    _by_head_groups(w.heads, lambda hs: _attend(q[:, hs], k_t[:, hs], v[:, hs], out[:, hs]))
+    return w.cross_out(out.reshape(batch, width)), q
+
+
+def _attend(q: np.ndarray, k_t: np.ndarray, v: np.ndarray, out: np.ndarray) -> None:
+    """out = softmax(q k^T) v over the last two axes (q already scaled; any leading axes)."""
+    np.matmul(host_math.softmax_last_(np.matmul(q, k_t)), v, out=out)
+
+
+def _by_head_groups(heads: int, work: Callable[[slice], object]) -> None:
+    """work(heads) for all heads: one group per host worker when `_SPLIT_CROSS` (the audio's keys
+    and values, 4.6 MB a layer for tiny.en, are most of a step's reading besides the logits; each
+    core reads its heads' share), else at once."""
+    if _SPLIT_CROSS and host_pool.worker_count() > 1 and not host_pool.in_worker():
+        host_pool.run_all(work, host_pool.even_ranges(heads))
+    else:
+        work(slice(None))
 
 
 def lazy_scores(scaled_q: np.ndarray, keys_t: mx.array) -> mx.array:

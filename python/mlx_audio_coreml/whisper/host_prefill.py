@@ -68,7 +68,7 @@ def _self_attention(w: Any, h: np.ndarray) -> tuple[np.ndarray, tuple[np.ndarray
     length, width = h.shape
     qkv = w.qkv(h)  # (T, 3 D)
     q, k, v = (_heads(qkv[:, i * width : (i + 1) * width], w.heads) for i in range(3))
-    scores = _per_head(q * np.float32((width // w.heads) ** -0.5), k, b_transposed=True)  # (H, T, T)
+    scores = _per_head(q, k, b_transposed=True)  # (H, T, T); q scaled in the weights
     scores[:, np.triu_indices(length, 1)[0], np.triu_indices(length, 1)[1]] = -np.inf  # causal
     return w.out(_merge(_per_head(host_math.softmax_last_(scores), v))), (k, v)
 
@@ -80,7 +80,7 @@ def _cross_attention(
     width = h.shape[1]
     k_t = np.ascontiguousarray(split_heads(kv[:, :width], w.heads).transpose(0, 2, 1))  # (H, Dh, n_ctx), one copy
     v = _heads(kv[:, width:], w.heads)  # (H, n_ctx, Dh)
-    q = _heads(w.cross_q(h), w.heads) * np.float32((width // w.heads) ** -0.5)  # (H, T, Dh)
+    q = _heads(w.cross_q(h), w.heads)  # (H, T, Dh), scaled in the weights
     y = _per_head(host_math.softmax_last_(_per_head(q, k_t)), v)  # scores (H, T, n_ctx), softmax in place
     return w.cross_out(_merge(y)), (k_t, v), q
 

@@ -1,0 +1,42 @@
+"""Host decoder steps with cross-attention's heads split between the host workers
+(MLX_AUDIO_COREML_SPLIT_CROSS=1) give the same logits as on one thread, for one row (greedy) and
+for beams sharing one audio row."""
+
+from __future__ import annotations
+
+import mlx.core as mx
+import numpy as np
+import pytest
+from model_helpers import random_mel, random_model, tiny_dims
+
+from mlx_audio_coreml.cpu import host_math
+from mlx_audio_coreml.whisper import host_decoder
+from mlx_audio_coreml.whisper.sampling import repeat_rows
+
+pytestmark = pytest.mark.skipif(not host_math.available(mx.float32), reason="the host path needs MLX on the CPU")
+
+
+@pytest.mark.parametrize("int8", [False, True])
+@pytest.mark.parametrize("beams", [1, 3])
+def test_split_cross_attention_gives_the_same_logits(int8: bool, beams: int, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("MLX_AUDIO_COREML_HOST_THREADS", "2")
+    model = random_model(tiny_dims())
+    model.decoder.host_int8 = int8
+    features = model.encoder(random_mel(model.dims))
+    _, cache, _ = model.decoder(mx.array([[1, 2, 3]], dtype=mx.int32), features)  # the prefill, one row
+    tokens = mx.array([[4 + row] for row in range(beams)], dtype=mx.int32)
+    shared = [(repeat_rows(self_kv, beams), cross) for self_kv, cross in cache]
+    many = mx.repeat(features, beams, axis=0)
+    logits = {}
+    for split in (False, True):
+        monkeypatch.setattr(host_decoder, "_SPLIT_CROSS", split)
+        out, _, _ = model.decoder(tokens, many, shared)
+        logits[split] = np.array(out)
+    np.testing.assert_array_equal(logits[True], logits[False])
+
+
+def test_folded_query_scale_is_the_models_float32_scale() -> None:
+    """The queries' 1/sqrt(Dh) goes into the weights; for Whisper's Dh = 64 it is 1/8, a power of two,
+    so the scaled weights give exactly the scaled queries."""
+    assert host_decoder.query_scale(384, 6) == 0.125
+    assert host_decoder.query_scale(100, 4) == float(np.float32(0.2))
