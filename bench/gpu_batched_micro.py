@@ -89,7 +89,7 @@ def pieces(d: ModelDimensions, dtype: mx.Dtype, batch: int) -> list[tuple[str, f
 
 
 def token_nodes(model: Whisper, d: ModelDimensions, batch: int) -> str:
-    """Graph nodes of one token of the product's device loop at `batch` rows (span of 64 positions)."""
+    """Graph nodes of one token of the product's device loop at `batch` rows (its first span)."""
     features = mx.random.normal((batch, d.n_audio_ctx, d.n_audio_state)).astype(model.dtype)
     prompt = gc.prompt_tokens(d)
     prefix = mx.array([prompt] * batch, dtype=mx.int32)

@@ -12,7 +12,7 @@ equal up to float32 rounding.
 
 Every row stops on its own (a finished row emits EOT and adds nothing); the batch stops when all
 have. Above a few rows the step reads only the span of its self-attention cache written so far
-(`static_step.StepLayout.span`: one compiled function per span, at most 7 for 448 positions).
+(`static_step.StepLayout.span`: one compiled function per span, at most 4 for 448 positions).
 The same code runs on the CPU, where the tests compare it with `sample_tokens`.
 """
 

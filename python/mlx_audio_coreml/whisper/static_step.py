@@ -29,7 +29,7 @@ import mlx.nn as nn
 from .model import ResidualAttentionBlock, TextDecoder
 
 SELECT_WRITE_ROWS = 4  # up to this batch, a step's keys/values are written by a select (see _write)
-SPAN_QUANTUM = 64  # self-attention spans are multiples of this (at most 7 spans for 448 positions)
+SPAN_QUANTUM = 128  # self-attention spans are multiples of this: at most 4 spans (compiled graphs) for 448 positions
 Linear = Callable[[mx.array], mx.array]
 CrossAttention = Literal["sdpa", "explicit"]
 

@@ -89,6 +89,7 @@ def test_spans_cover_the_written_positions_and_stop_at_the_capacity() -> None:
     assert layout.span(4, 10, 448) == 448, "up to select_write_rows rows the whole cache is read"
     assert [layout.span(24, n, 448) for n in (1, 64, 65, 400, 448)] == [64, 64, 128, 448, 448]
     assert StepLayout(span_quantum=0).span(24, 10, 448) == 448
+    assert len({LAYOUT.span(24, n, 448) for n in range(1, 449)}) <= 4, "few spans: each is a compiled graph"
 
 
 def test_the_loop_stops_a_read_back_after_every_row_has_ended(fake_tokenizer) -> None:
