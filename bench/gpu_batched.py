@@ -146,11 +146,14 @@ def parse_args() -> argparse.Namespace:
 class Report:
     """The header and the three sections, printed and written whole after every change."""
 
-    def __init__(self, args: argparse.Namespace, header: list[str]) -> None:
-        self.args, self.header = args, header
+    def __init__(self, args: argparse.Namespace, header: list[str], began: float) -> None:
+        self.args, self.header, self.began = args, header, began
         self.throughput: list[str] = []
         self.breakdown: list[str] = []
         self.micro: list[str] = []
+
+    def elapsed(self) -> float:
+        return time.perf_counter() - self.began
 
     def write(self, note: str) -> None:
         text = "\n".join([*self.header, "## Throughput", "", *self.throughput, "",
@@ -160,6 +163,57 @@ class Report:
                           "| piece | ms per call |", "| --- | --- |", *self.micro, "", note])  # fmt: skip
         print(f"--- {note}\n{text}", flush=True)
         gc.write_result(self.args.out, text + "\n")
+
+
+def throughput(args: argparse.Namespace, found: dict[str, tuple[int, Run]], report: Report) -> dict[str, list[float]]:
+    """Every engine `--rounds` times after a warm-up round, in turns; the table rewritten after each round.
+    The variants likeliest to fail hard (cuDNN attention, a second stream) have their rounds after the rest."""
+    runs: dict[str, list[float]] = {name: [] for name in found}
+    batches = {name: batch for name, (batch, _) in found.items()}
+    failed: dict[str, str] = {}
+    risky = [n for n in found if "2nd GPU stream" in n or "padded" in n]
+    for group in ([n for n in found if n not in risky], risky):
+        for round_ in range(args.rounds + 1):  # round 0 is the warm-up: compilation, cuBLAS handles, the allocator
+            if report.elapsed() > args.budget_s * 0.6 and round_ > 1:
+                break  # keep time for the breakdown
+            for name in group:
+                if name in failed:
+                    continue
+                try:
+                    seconds = found[name][1](None)
+                except Exception as exc:  # report it in the table, keep the other engines going
+                    failed[name] = gc.not_available(exc)
+                    continue
+                finally:
+                    mx.clear_cache() if args.clear_cache else None
+                if round_ > 0:
+                    runs[name].append(seconds)
+            report.throughput = throughput_table(args, runs, batches, failed)
+            report.write(f"after round {round_} of {args.rounds} (0: warm-up), {report.elapsed():.0f} s")
+    return runs
+
+
+def breakdown(
+    args: argparse.Namespace, found: dict[str, tuple[int, Run]], runs: dict[str, list[float]], report: Report
+) -> None:
+    """One run of the product rows, run 1's way, the module encoder and the peers, waited for per phase."""
+    keys = ("product", "as run 1", "module path", "transformers")
+    for name, (batch, run) in found.items():
+        if not any(k in name for k in keys) or not runs[name]:  # failed engines have no runs
+            continue
+        if report.elapsed() > args.budget_s:
+            report.breakdown.append(f"| {name} | skipped: past --budget-s | | | | | | | |")
+            continue
+        parts = eng.Parts()
+        try:
+            run(parts)
+            median = statistics.median(runs[name]) if runs[name] else None
+            report.breakdown.append(breakdown_row(name, batch, args, parts, median))
+        except Exception as exc:
+            report.breakdown.append(f"| {name} | {gc.not_available(exc)} | | | | | | | |")
+        finally:
+            mx.clear_cache() if args.clear_cache else None
+        report.write(f"breakdown row done, {report.elapsed():.0f} s")
 
 
 def main() -> int:
@@ -187,57 +241,19 @@ def main() -> int:
         f"- setup (models built, audio read): {time.perf_counter() - began:.1f} s",
         "",
     ]
-    report = Report(args, header)
-    runs: dict[str, list[float]] = {name: [] for name in found}
-    batches = {name: batch for name, (batch, _) in found.items()}
-    failed: dict[str, str] = {}
-    # the variants most likely to fail hard (cuDNN attention, a second stream) go last, after the rest has its rounds
-    risky = [n for n in found if "2nd GPU stream" in n or "padded" in n]
-    for group in ([n for n in found if n not in risky], risky):
-        for round_ in range(args.rounds + 1):  # round 0 is the warm-up: compilation, cuBLAS handles, the allocator
-            if time.perf_counter() - began > args.budget_s * 0.6 and round_ > 1:
-                break  # keep time for the breakdown
-            for name in group:
-                if name in failed:
-                    continue
-                try:
-                    seconds = found[name][1](None)
-                except Exception as exc:  # report it in the table, keep the other engines going
-                    failed[name] = gc.not_available(exc)
-                    continue
-                finally:
-                    mx.clear_cache() if args.clear_cache else None
-                if round_ > 0:
-                    runs[name].append(seconds)
-            report.throughput = throughput_table(args, runs, batches, failed)
-            report.write(f"after round {round_} of {args.rounds} (0: warm-up), {time.perf_counter() - began:.0f} s")
-    keys = ("product", "as run 1", "module path", f"b{args.big_batch}: product", "transformers")
-    for name, (batch, run) in found.items():
-        if not any(k in name for k in keys) or name in failed:
-            continue
-        if time.perf_counter() - began > args.budget_s:
-            report.breakdown.append(f"| {name} | skipped: past --budget-s | | | | | | | |")
-            continue
-        parts = eng.Parts()
-        try:
-            run(parts)
-            median = statistics.median(runs[name]) if runs[name] else None
-            report.breakdown.append(breakdown_row(name, batch, args, parts, median))
-        except Exception as exc:
-            report.breakdown.append(f"| {name} | {gc.not_available(exc)} | | | | | | | |")
-        finally:
-            mx.clear_cache() if args.clear_cache else None
-        report.write(f"breakdown row done, {time.perf_counter() - began:.0f} s")
-    if time.perf_counter() - began < args.budget_s:
+    report = Report(args, header, began)
+    runs = throughput(args, found, report)
+    breakdown(args, found, runs, report)
+    if report.elapsed() < args.budget_s:
         try:
             nodes = micro.token_nodes(model, d, args.batch)
         except Exception as exc:
             nodes = gc.not_available(exc)
         report.micro = [f"| graph nodes of one token of the product's loop at b{args.batch} | {nodes} |"]
-        report.write(f"graph nodes counted, {time.perf_counter() - began:.0f} s")
+        report.write(f"graph nodes counted, {report.elapsed():.0f} s")
         report.micro += [f"| {label} | {ms if isinstance(ms, str) else f'{ms:.4f}'} |"
                          for label, ms in micro.pieces(d, dtype, args.batch)]  # fmt: skip
-    report.write(f"done in {time.perf_counter() - began:.0f} s")
+    report.write(f"done in {report.elapsed():.0f} s")
     return 0
 
 
