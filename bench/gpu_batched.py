@@ -66,10 +66,15 @@ def engines(args: argparse.Namespace, model: object, bundle: tuple | str, audio:
         f"ours b{b}: encoder module path (gpu_encoder off)": eng.Plan(b, module_encoder=True),
         f"ours b{b}: next batch's mel+encoder queued before this decode": eng.Plan(b, overlap="queue"),
         f"ours b{b}: next batch's mel+encoder on a 2nd GPU stream": eng.Plan(b, overlap="stream"),
+        f"ours b{b}: 2nd GPU stream + audio keys/values padded (cuDNN)": eng.Plan(
+            b, StepLayout(audio_pad=256), overlap="stream"
+        ),
+        f"ours b{b}: 2nd GPU stream + explicit audio attention": eng.Plan(
+            b, StepLayout(cross="explicit"), overlap="stream"
+        ),
     }
     if big:
         plans[f"ours b{big}: product{ahead}"] = product(big)
-        plans[f"ours b{big}: next batch's mel+encoder on a 2nd GPU stream"] = eng.Plan(big, overlap="stream")
     found: dict[str, tuple[int, Run]] = {
         name: (plan.batch, lambda parts, plan=plan: eng.ours(model, d, audio, args.chunks, args.tokens, plan, parts))
         for name, plan in plans.items()
