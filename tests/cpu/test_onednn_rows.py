@@ -105,12 +105,14 @@ def test_rows_amx_off_takes_a_kernel_without_amx_and_gives_the_same_rows(
     np.testing.assert_allclose(fast, _gemm_route(layer, x), rtol=1e-6, atol=1e-6)
 
 
-def test_one_row_shortcut_gives_the_few_rows_route_bit_for_bit() -> None:
-    """After the first one-row call (through `_few`, which prepares the product) later ones take
-    `_single_row`: the same operations, so the same float32 values."""
-    layer = _layer(96, 64, bias=True, seed=5)
-    x = np.random.default_rng(6).standard_normal((1, 64)).astype(np.float32)
+@pytest.mark.parametrize("rows", [1, 5])
+@pytest.mark.parametrize("bias", [True, False])
+def test_row_shortcuts_give_the_few_rows_route_bit_for_bit(rows: int, bias: bool) -> None:
+    """After the first call of a row count (through `_few`, which prepares the product) later ones
+    take `_single_row` / `_several_rows`: the same operations, so the same float32 values."""
+    layer = _layer(96, 64, bias=bias, seed=5)
+    x = np.random.default_rng(6).standard_normal((rows, 64)).astype(np.float32)
     first = layer(x)
-    assert layer._one_row is not None
+    assert rows in layer._direct
     np.testing.assert_array_equal(layer(x), first)
     np.testing.assert_allclose(first, _gemm_route(layer, x), rtol=1e-6, atol=1e-6)
