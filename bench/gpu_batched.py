@@ -255,7 +255,15 @@ def main() -> int:
         except Exception as exc:
             nodes = gc.not_available(exc)
         report.micro = [f"| graph nodes of one token of the product's loop at b{args.batch} | {nodes} |"]
-        report.write(f"graph nodes counted, {report.elapsed():.0f} s")
+        for batch in sorted({1, args.batch, args.big_batch} - {0}):
+            try:
+                ms = f"{micro.decode_ms(model, d, batch, args.tokens):.3f}"
+            except Exception as exc:
+                ms = gc.not_available(exc)
+            report.micro.append(
+                f"| product loop alone at b{batch}, ms per step of the batch ({args.tokens} steps) | {ms} |"
+            )
+        report.write(f"graph nodes and loops alone done, {report.elapsed():.0f} s")
         report.micro += [f"| {label} | {ms if isinstance(ms, str) else f'{ms:.4f}'} |"
                          for label, ms in micro.pieces(d, dtype, args.batch)]  # fmt: skip
     report.write(f"done in {report.elapsed():.0f} s")

@@ -88,6 +88,25 @@ def pieces(d: ModelDimensions, dtype: mx.Dtype, batch: int) -> list[tuple[str, f
     return found
 
 
+def decode_ms(model: Whisper, d: ModelDimensions, batch: int, tokens: int) -> float:
+    """ms per step of the product's loop (gpu_loop.decode_tokens) over `tokens` steps at `batch` rows
+    of random audio features, prefill excluded, after one warm-up pass: near the batch-1 figure
+    means the host's dispatch bounds a step; the excess over it is device time."""
+    features = mx.random.normal((batch, d.n_audio_ctx, d.n_audio_state)).astype(model.dtype)
+    prompt = gc.prompt_tokens(d)
+    prefix = mx.array([prompt] * batch, dtype=mx.int32)
+    filters = gc.product_filters(d, len(prompt))
+    step = StaticDecoderStep(model, features)
+    elapsed = 0.0
+    for _ in range(2):  # the first pass compiles
+        logits, cache, _ = model.decoder(prefix, features)
+        mx.eval(logits, cache)
+        start = time.perf_counter()
+        gpu_loop.decode_tokens(step, logits[:, -1, :], cache, prefix, filters, temperature=0.0, eot=-1, n_steps=tokens)
+        elapsed = time.perf_counter() - start
+    return elapsed * 1e3 / tokens
+
+
 def token_nodes(model: Whisper, d: ModelDimensions, batch: int) -> str:
     """Graph nodes of one token of the product's device loop at `batch` rows (its first span)."""
     features = mx.random.normal((batch, d.n_audio_ctx, d.n_audio_state)).astype(model.dtype)
