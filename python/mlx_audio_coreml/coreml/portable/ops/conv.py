@@ -212,6 +212,7 @@ def conv_transpose(
         y = _transpose_1d(ctx, channels_last(x), weight, bias, strides[0], crops[0])
         return channels_first(y).astype(x.dtype)
     depthwise = groups == x.shape[1] == weight.shape[0] and weight.shape[1] == 1
+    # host_conv.applies is asked as for one group: the depthwise kernel below handles the groups itself
     if n == 1 and depthwise and dilations == [1] and min(crops[0]) >= 0 and host_conv.applies(ctx, x, bias, 1):
         y = host_conv.depthwise_transpose(ctx, channels_last(x), weight, bias, strides[0], crops[0])
         return channels_first(y).astype(x.dtype)  # MLX's grouped transposed conv is a naive loop on the CPU

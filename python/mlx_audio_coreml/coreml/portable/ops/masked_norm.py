@@ -248,9 +248,10 @@ def _weighted_rows(weights: np.ndarray, rows: np.ndarray) -> np.ndarray:
 def _steps_first(
     x: np.ndarray, out: np.ndarray, steps: _Steps, ch: _Channels, count: float, eps: float, activation: str
 ) -> None:
-    """x (L, C), reduced over L: the mean as vector-matrix products, the variance of the centred rows
-    block by block in a cache-sized scratch, then each output block centred and finished in one go
-    (x is read three times, the output written once); rows past `_live`'s are not worked."""
+    """x (L, C), reduced over L: the mean as vector-matrix products, then per block of rows the centred
+    rows written to the output and their squares' weighted sums (squares in a per-thread scratch), then
+    each output block finished in place; rows past `_live`'s are not worked. (Reading x again instead
+    of the centred output measured no faster: the passes are compute-bound.)"""
     length = x.shape[0]
     mask = np.broadcast_to(steps.mask, (length,)) if steps.mask is not None else np.ones(length, np.float32)
     stats, output = _live(x, 0, mask, steps.gate)
