@@ -28,7 +28,7 @@ import mlx.nn as nn
 
 from .model import ResidualAttentionBlock, TextDecoder
 
-SELECT_WRITE_ROWS = 4  # up to this batch, a step's keys/values are written by a select (see _write)
+SELECT_WRITE_ROWS = 64  # up to this batch, a step's keys/values are written by a select (see _write; H100-measured)
 SPAN_QUANTUM = 128  # self-attention spans are multiples of this: at most 4 spans (compiled graphs) for 448 positions
 Linear = Callable[[mx.array], mx.array]
 CrossAttention = Literal["sdpa", "explicit"]
@@ -220,8 +220,10 @@ class PreparedDecoder:
         """`cache` (B, H, N, Dh) with position `offset` replaced by `new` (B, H, 1, Dh).
 
         At a few rows, one fused select over the whole cache (~1 MB a layer at batch 1) beats
-        `slice_update` at a device offset, which costs two kernels and ~15 us each on an H100 (ncu);
-        at larger batches rewriting every row costs more than it saves."""
+        `slice_update` at a device offset, which costs two kernels and ~15 us each on an H100 (ncu).
+        At batch 24 too: slice_update's output is not donated there, so it copies the whole cache
+        anyway (0.16 ms a layer), and the select made bench/gpu_batched.py's b24 run 0.661 -> 0.574 s
+        (bench/results/gpu_batched_h100_s5*.md); a span read is dropped with it, which costs less."""
         if cache.shape[0] > layout.select_write_rows:
             return mx.slice_update(cache, new, offset.reshape(1), axes=(2,))
         return mx.where(self.cache_positions == offset, new, cache)
