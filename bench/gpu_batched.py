@@ -55,14 +55,20 @@ def engines(args: argparse.Namespace, model: object, bundle: tuple | str, audio:
     d, b, big = gc.DIMS[args.dims], args.batch, args.big_batch
     ahead = ", next batch encoded ahead on a 2nd stream" if batched.ENCODE_AHEAD else ""
     plans = {
-        f"ours b{b}: product (per-chunk mel, gpu_encoder, device loop, span reads{ahead})": product(b),
-        f"ours b{b}: as run 1 (whole-clip mel, whole self cache)": eng.Plan(b, StepLayout(span_quantum=0), mel="clip"),
-        f"ours b{b}: whole self cache read (span_quantum=0)": eng.Plan(b, StepLayout(span_quantum=0)),
+        f"ours b{b}: product (per-chunk mel, gpu_encoder, device loop, select writes{ahead})": product(b),
+        f"ours b{b}: as run 1 (whole-clip mel, slice_update writes, whole self cache)": eng.Plan(
+            b, StepLayout(select_write_rows=4, span_quantum=0), mel="clip"
+        ),
+        f"ours b{b}: self cache kept at 128-position spans (select writes and attention over the span)": eng.Plan(
+            b, StepLayout(span_rows=0)
+        ),
         f"ours b{b}: audio attention explicit (QK^T, softmax, AV)": eng.Plan(b, StepLayout(cross="explicit")),
         f"ours b{b}: audio keys/values padded to 1536 (cuDNN decode attention if MLX takes it)": eng.Plan(
             b, StepLayout(audio_pad=256)
         ),
-        f"ours b{b}: cache writes by select (whole-cache rewrite)": eng.Plan(b, StepLayout(select_write_rows=10**6)),
+        f"ours b{b}: as s5's product (slice_update writes, spans)": eng.Plan(
+            b, StepLayout(select_write_rows=4, span_rows=4)
+        ),
         f"ours b{b}: encoder module path (gpu_encoder off)": eng.Plan(b, module_encoder=True),
         f"ours b{b}: next batch's mel+encoder queued before this decode": eng.Plan(b, overlap="queue"),
         f"ours b{b}: next batch's mel+encoder on a 2nd GPU stream": eng.Plan(b, overlap="stream"),

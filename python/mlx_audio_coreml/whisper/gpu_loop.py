@@ -106,6 +106,8 @@ def greedy(
     for i in range(n_steps):
         advance = i + 1 < n_steps
         span = layout.span(batch, static.length + i + 1, step.capacity)  # this token's key goes at length + i
+        if advance and walk[1].shape[2] != span:
+            walk = _sized(walk, span)
         if (i == 0, advance, span) not in kinds:
             kinds[i == 0, advance, span] = token_function(
                 step.program, rules.grammar, eot, i == 0, advance, layout,
@@ -124,6 +126,16 @@ def greedy(
     rows = np.array(mx.concatenate(chosen, axis=1))
     sums = np.array(state.sums).astype(np.float64)[:, 0]
     return np.concatenate([np.array(tokens, dtype=rows.dtype), rows[:, : _kept(rows, eot)]], axis=1), sums
+
+
+def _sized(walk: tuple[mx.array, ...], span: int) -> tuple[mx.array, ...]:
+    """(offset, keys..., values...) with the caches cut or zero-padded to `span` positions (only
+    unwritten positions are cut: the span covers every written one)."""
+    size = walk[1].shape[2]
+    if span < size:
+        return (walk[0], *(mx.contiguous(c[:, :, :span]) for c in walk[1:]))
+    extra = [(0, 0), (0, 0), (0, span - size), (0, 0)]
+    return (walk[0], *(mx.pad(c, extra) for c in walk[1:]))
 
 
 def _audio(static: StaticCache, pad: int) -> tuple[tuple[mx.array, ...], int | None]:

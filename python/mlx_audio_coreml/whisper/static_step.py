@@ -40,8 +40,12 @@ class StepLayout:
 
     select_write_rows: up to this batch a token's keys/values are written by a select over the
         whole cache, above it by `slice_update` at the device offset;
-    span_quantum: above `select_write_rows` rows, self-attention reads only a span of the cache
-        (a multiple of this covering the positions written); 0 reads the whole cache;
+    span_quantum, span_rows: above `span_rows` rows, a step touches only a span of the self-attention
+        cache (a multiple of `span_quantum` covering the positions written; 0: the whole cache):
+        `gpu_loop` keeps the cache at the span's size, grown with zeros when the span grows, so
+        the select write and the attention both cost the span, not the capacity. Off up to 64 rows
+        until measured on a card (bench/gpu_batched.py "spans" row); at b24 on an H100 attention
+        over 448 positions took ~0.17-0.20 ms a layer, over 128 ~0.06-0.08;
     cross: the audio attention through MLX's fused kernel or as products and a softmax;
     audio_pad: the loop stores the audio keys/values padded to a multiple of this many positions
         and the step reads a slice of the true length (0: stored as they are). MLX on CUDA gives
@@ -50,12 +54,13 @@ class StepLayout:
 
     select_write_rows: int = SELECT_WRITE_ROWS
     span_quantum: int = SPAN_QUANTUM
+    span_rows: int = SELECT_WRITE_ROWS
     cross: CrossAttention = "sdpa"
     audio_pad: int = 0
 
     def span(self, batch: int, needed: int, capacity: int) -> int:
-        """Cache positions a step reads when `needed` of them hold keys (written ones and this token's)."""
-        if self.span_quantum <= 0 or batch <= self.select_write_rows:
+        """Cache positions a step touches when `needed` of them hold keys (written ones and this token's)."""
+        if self.span_quantum <= 0 or batch <= self.span_rows:
             return capacity
         return min(capacity, -(-needed // self.span_quantum) * self.span_quantum)
 
@@ -226,7 +231,10 @@ class PreparedDecoder:
         (bench/results/gpu_batched_h100_s5*.md); a span read is dropped with it, which costs less."""
         if cache.shape[0] > layout.select_write_rows:
             return mx.slice_update(cache, new, offset.reshape(1), axes=(2,))
-        return mx.where(self.cache_positions == offset, new, cache)
+        positions = self.cache_positions if cache.shape[2] == self.cache_positions.shape[2] else None
+        if positions is None:  # a cache kept at a span's size (gpu_loop)
+            positions = self._positions(cache.shape[2]).reshape(1, 1, -1, 1)
+        return mx.where(positions == offset, new, cache)
 
 
 def _cross_attend(q: mx.array, keys: mx.array, values: mx.array, how: CrossAttention) -> mx.array:

@@ -67,8 +67,9 @@ def test_device_loop_picks_the_host_loops_tokens_with_the_product_filters(
 @pytest.mark.parametrize(
     ("batch", "layout"),
     [
-        (6, StepLayout(span_quantum=8)),  # slice_update writes, self-attention over spans of 8, 16, ... positions
-        (2, StepLayout(select_write_rows=0, span_quantum=16)),  # the same at 2 rows
+        (6, StepLayout(select_write_rows=4, span_rows=4, span_quantum=8)),  # slice_update writes, caches of 8, 16, ...
+        (2, StepLayout(select_write_rows=0, span_rows=0, span_quantum=16)),  # the same at 2 rows
+        (6, StepLayout(span_rows=0, span_quantum=8)),  # select writes into caches grown by spans of 8 positions
         (2, StepLayout(cross="explicit")),  # audio attention as products and a softmax
         (6, StepLayout(span_quantum=0, cross="explicit")),  # the whole cache, slice_update writes
         (2, StepLayout(audio_pad=7)),  # audio keys/values padded (32 -> 35 positions), a slice read
@@ -85,11 +86,11 @@ def test_every_cache_layout_picks_the_host_loops_tokens(fake_tokenizer, batch: i
 
 
 def test_spans_cover_the_written_positions_and_stop_at_the_capacity() -> None:
-    layout = StepLayout(select_write_rows=4, span_quantum=64)
-    assert layout.span(4, 10, 448) == 448, "up to select_write_rows rows the whole cache is read"
+    layout = StepLayout(span_rows=4, span_quantum=64)
+    assert layout.span(4, 10, 448) == 448, "up to span_rows rows the whole cache is used"
     assert [layout.span(24, n, 448) for n in (1, 64, 65, 400, 448)] == [64, 64, 128, 448, 448]
     assert StepLayout(span_quantum=0).span(24, 10, 448) == 448
-    assert len({LAYOUT.span(24, n, 448) for n in range(1, 449)}) <= 4, "few spans: each is a compiled graph"
+    assert len({replace(LAYOUT, span_rows=0).span(24, n, 448) for n in range(1, 449)}) <= 4, "each a compiled graph"
 
 
 def test_the_loop_stops_a_read_back_after_every_row_has_ended(fake_tokenizer) -> None:
