@@ -45,8 +45,8 @@ BATCH_VAD = VadOptions(
     max_speech_duration_s=CHUNK_SECONDS, min_silence_duration_ms=160
 )  # faster-whisper's batched defaults
 # On a CUDA GPU, the next batch's mel and encoder run on a second stream while this batch decodes
-# (the encoder's large products beside the decoder's small kernels). Off until measured on a card
-# (bench/gpu_batched.py's "2nd GPU stream" rows).
+# (the encoder's large products beside the decoder's small kernels). Off: no gain measured on an H100
+# (bench/results/gpu_batched_h100_s5.md: 0.670 s vs 0.661, 48 chunks at batch 24, the decode device-bound).
 ENCODE_AHEAD = False
 _SIDE: list[mx.Stream] = []
 
