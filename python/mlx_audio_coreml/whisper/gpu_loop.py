@@ -11,8 +11,8 @@ Tokens after the step where the last row ended are computed but dropped, so the 
 equal up to float32 rounding.
 
 Every row stops on its own (a finished row emits EOT and adds nothing); the batch stops when all
-have. Above a few rows the step reads only the span of its self-attention cache written so far
-(`static_step.StepLayout.span`: one compiled function per span, at most 4 for 448 positions).
+have. With spans on (`static_step.StepLayout.span_rows`), the self-attention cache is kept at the
+span written so far (one compiled function per span, at most 4 for 448 positions).
 The same code runs on the CPU, where the tests compare it with `sample_tokens`.
 """
 

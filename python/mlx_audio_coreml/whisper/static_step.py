@@ -11,9 +11,9 @@ the step is written for few primitives:
 - attention to the audio is MLX's fused kernel (keys stored (B, H, n_ctx, Dh)).
 At larger batches the caches dominate a step's memory traffic (batch 24 at large-v3-turbo shapes:
 ~740 MB of audio keys/values and ~220 MB of self keys/values per token against ~340 MB of
-weights), so `StepLayout` says how the caches are read and written: above a few rows the
-self-attention reads only the first `span` positions of its cache (the caller passes a span
-that covers the positions written so far, rounded up so few spans, each a compiled graph, exist).
+weights), so `StepLayout` says how the caches are read and written: select or `slice_update`
+writes, and optionally a self-attention cache kept at a `span` covering the positions written so
+far (rounded up so few spans, each a compiled graph, exist).
 It computes `model.TextDecoder`'s function for one token (masked keys weigh exactly zero).
 """
 
