@@ -25,6 +25,7 @@ from .fuse_gelu import fuse_product_gelu
 from .fuse_norm import fuse_masked_norm
 from .fuse_residual import fuse_conv_residual
 from .fuse_snake import fuse_snake
+from .fuse_style import fuse_style_products
 from .graph import Block, Constants, GraphReader, Node
 from .ops import NeedsHostValue, host, to_host
 from .ops.state import StateCell
@@ -57,6 +58,7 @@ class Program:
             self.rewrites["snake"] = fuse_snake(self.block, self.constants)
             self.rewrites["masked_norm"] = fuse_masked_norm(self.block, self.constants)  # after snake: absorbs it
             self.rewrites["conv_residual"] = fuse_conv_residual(self.block, self.constants)
+            self.rewrites["style_products"] = fuse_style_products(self.block, self.constants)
 
     # --- load-time work ---------------------------------------------------------------------------
 
