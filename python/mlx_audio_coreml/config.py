@@ -13,6 +13,9 @@ call see it honoured. Nothing here imports MLX or any other part of the package.
 | MLX_AUDIO_COREML_DECODER_BLAS_THREADS | BLAS threads during a decoder step (0: leave as is) | 0 |
 | MLX_AUDIO_COREML_NATIVE_LIB | path of the Swift shim to load | the one built into the package |
 | MLX_AUDIO_COREML_LSTM_CUDA_KERNEL | `0` runs Kokoro's LSTMs step by step on a CUDA GPU instead of one fused kernel per LSTM | on |
+| MLX_AUDIO_COREML_ROWS_AMX | `0`: int8 products of fewer than 16 rows skip oneDNN's AMX kernels (CPUs with AMX) | on |
+| MLX_AUDIO_COREML_SPLIT_CROSS | `1` splits the CPU decoder's cross-attention heads between the host workers | off |
+| MLX_AUDIO_COREML_API_KEY | `serve`: the bearer key its /v1 routes require | none: open |
 """
 
 from __future__ import annotations
@@ -29,6 +32,9 @@ HOST_MATH = "MLX_AUDIO_COREML_HOST_MATH"
 DECODER_BLAS_THREADS = "MLX_AUDIO_COREML_DECODER_BLAS_THREADS"
 NATIVE_LIB = "MLX_AUDIO_COREML_NATIVE_LIB"
 LSTM_CUDA_KERNEL = "MLX_AUDIO_COREML_LSTM_CUDA_KERNEL"
+ROWS_AMX = "MLX_AUDIO_COREML_ROWS_AMX"
+SPLIT_CROSS = "MLX_AUDIO_COREML_SPLIT_CROSS"
+API_KEY = "MLX_AUDIO_COREML_API_KEY"
 
 
 def setting(name: str, default: str = "", environ: Mapping[str, str] | None = None) -> str:

@@ -6,10 +6,10 @@ mlx-audio-coreml serve --model tiny.en [--tts-model kokoro] [--api-key KEY] [--p
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 from typing import Any
 
+from .. import config
 from ..options import Component
 from .session_args import SessionFlags, add_session_flags
 from .transcribe import load_session
@@ -24,7 +24,7 @@ def register(subparsers: Any) -> None:
     )
     parser.add_argument("--tts-model", default=None, help="text-to-speech model to serve (kokoro)")
     parser.add_argument(
-        "--api-key", default=os.environ.get("MLX_AUDIO_COREML_API_KEY"),
+        "--api-key", default=config.setting(config.API_KEY) or None,
         help="require 'Authorization: Bearer KEY' on /v1 (default: $MLX_AUDIO_COREML_API_KEY; none: open)",
     )  # fmt: skip
     add_session_flags(parser, Component.ENCODER, dtype=True)  # the Whisper encoder's; vocoder=PATH for --tts-model

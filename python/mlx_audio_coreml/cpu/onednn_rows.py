@@ -43,7 +43,7 @@ _ZERO_POINT = 128  # inputs are quantized to -127..127 and passed as q + 128
 _handle = ctypes.c_void_p
 _Dims = ctypes.c_int64 * 12
 _UNIMPLEMENTED = 3  # dnnl_unimplemented: the status given where this oneDNN or CPU has no such product
-_AMX_ROWS = "MLX_AUDIO_COREML_ROWS_AMX"  # "0": products of fewer than 16 rows skip oneDNN's AMX kernels
+_AMX_ROWS = config.ROWS_AMX  # "0": products of fewer than 16 rows skip oneDNN's AMX kernels
 _AMX_TILE_ROWS = 16  # an AMX tile multiply takes 16 rows: with one row, 15/16 of each tile is idle
 
 

@@ -39,7 +39,7 @@ from .host_cache import HostKV
 # default: on this 2-core EPYC under load 4 it made a greedy tiny.en step slower (cross-attention
 # 560 against 288 us CPU a layer: the hand-off cost more than half the reading saved); kept to
 # measure on quieter, faster CPUs.
-_SPLIT_CROSS = config.setting("MLX_AUDIO_COREML_SPLIT_CROSS", "0") == "1"
+_SPLIT_CROSS = config.setting(config.SPLIT_CROSS, "0") == "1"
 
 
 def applies(decoder: Any, tokens: mx.array, kv_cache: Any) -> bool:
