@@ -17,10 +17,10 @@ while [ $# -gt 0 ]; do
   case "$1" in
     --quick) quick=1 ;;
     --budget) budget="$2"; shift ;;
-    --only) only="$2"; shift ;;     # sections, comma-separated: c2 (benches on 2 cores), kernels, c8, profile
+    --only) only="$2"; shift ;;     # sections, comma-separated: c2 (benches on 2 cores), kernels, c8, profile, phases, gemm
     --isa) isa="$2"; shift ;;       # cap oneDNN's ISA (ONEDNN_MAX_CPU_ISA), e.g. AVX512_CORE_FP16: no AMX
     --tables) tables="$2"; shift ;; # where the .md tables go (default $OUT); the log has them all anyway
-    *) echo "usage: $0 [--quick] [--budget S] [--only c2,kernels,c8,profile] [--isa ISA] [--tables DIR]" >&2; exit 2 ;;
+    *) echo "usage: $0 [--quick] [--budget S] [--only c2,kernels,c8,profile,phases,gemm] [--isa ISA] [--tables DIR]" >&2; exit 2 ;;
   esac
   shift
 done
@@ -117,8 +117,16 @@ if has profile; then
 step "decoder variants + cProfile, greedy int8, ${minutes} min, 2 cores" 0,1 90 "$PY" bench/xeon_cpu.profile.py --minutes "$minutes" --rounds 2
 step "decoder variants, beam 5 int8, ${minutes} min, 2 cores" 0,1 100 "$PY" bench/xeon_cpu.profile.py --minutes "$minutes" --rounds 2 --setting beam5-int8 --no-profile
 fi
-if has kernels; then
+# 2 cores: each engine's long-form wall time by phase (encoder, prefill, decoder steps; bench/longform_phases.py)
+if has phases; then
+for setting in greedy-int8 beam5-int8; do
+  step "phases, $setting, ${minutes} min, 2 cores" 0,1 60 "$PY" bench/longform_phases.py --minutes "$minutes" --rounds 2 --setting "$setting"
+done
+fi
+if has kernels || has gemm; then
 step "int8 products, one thread, each oneDNN route" 0 30 "$PY" bench/xeon_cpu.gemm.py
+fi
+if has kernels; then
 for engine in mlx-audio-coreml faster-whisper; do
   [ "$quick" = 0 ] && step "kernels: $engine int8 beam 5, 2 cores" 0,1 20 bash -c 'kernels "$0" "$1" 5' "$engine" int8
   for dtype in int8 float32; do

@@ -1,0 +1,146 @@
+"""Where long-form transcription's wall time goes, ours against faster-whisper's, phase by phase.
+
+Both engines transcribe bench/longform_cpu.py's real long audio (tiny.en, int8, greedy or beam 5)
+in one process, in turns, after a warm-up. Timers wrap each engine's phases without changing them:
+- ours: the encoder (`WindowDecoding.features` -> encoder.encode), the prompt's prefill
+  (`DecodingTask._prefill`), the decoder steps (`host_decoder.decode_step`), the rest;
+- faster-whisper: the encoder (`WhisperModel.encode`), CTranslate2's `generate` (prefill and
+  every step together, in C++), the rest.
+Prints per engine and phase the median wall seconds, the count of calls and the ms per call, with
+the CPU model and the load average before and after: which phase to work on, on this CPU.
+
+    python3 bench/longform_phases.py --minutes 3 --rounds 2 --setting greedy-int8
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import sys
+import time
+from collections import defaultdict
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path[:0] = [str(ROOT / "bench"), str(ROOT / "tests")]
+
+Timings = dict[str, list[float]]
+
+
+def _timed(timings: Timings, phase: str, fn: Callable[..., Any]) -> Callable[..., Any]:
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        start = time.perf_counter()
+        try:
+            return fn(*args, **kwargs)
+        finally:
+            timings[phase].append(time.perf_counter() - start)
+
+    return wrapper
+
+
+class _TimedGenerate:
+    """CTranslate2's model with `generate` and `encode` timed; everything else passed through."""
+
+    def __init__(self, model: Any, timings: Timings) -> None:
+        self._model, self._timings = model, timings
+
+    def __getattr__(self, name: str) -> Any:
+        found = getattr(self._model, name)
+        return _timed(self._timings, name, found) if name in ("generate", "encode") else found
+
+
+def _ours(setting: str, timings: Timings) -> Callable[[Any], str]:
+    import dataclasses
+
+    import mlx_audio_coreml  # noqa: F401  (loads OpenBLAS before MLX)
+    from mlx_audio_coreml.options import ModelLoadingOptions, WhisperQuantization
+    from mlx_audio_coreml.whisper import decoding, host_decoder, transcribe
+    from mlx_audio_coreml.whisper.session import WhisperSession
+
+    options = dataclasses.replace(ModelLoadingOptions.mlx_only(), quantization=WhisperQuantization.INT8)
+    session = WhisperSession.from_pretrained("tiny.en", options)
+    transcribe.WindowDecoding.features = _timed(timings, "encode", transcribe.WindowDecoding.features)  # type: ignore[method-assign]
+    decoding.DecodingTask._prefill = _timed(timings, "prefill", decoding.DecodingTask._prefill)  # type: ignore[method-assign]
+    host_decoder.decode_step = _timed(timings, "step", host_decoder.decode_step)  # type: ignore[assignment]
+    kwargs = {"beam_size": 5 if setting.startswith("beam5") else 1, "temperature": 0.0, "language": "en"}
+
+    def run(audio: Any) -> str:
+        segments, _info = session.transcribe(audio, **kwargs)
+        return " ".join(s.text.strip() for s in segments)
+
+    return run
+
+
+def _faster_whisper(setting: str, threads: int, timings: Timings) -> Callable[[Any], str]:
+    from faster_whisper import WhisperModel
+
+    from mlx_audio_coreml.whisper.model_names import local_store
+
+    fw = WhisperModel(str(local_store() / "tiny.en"), device="cpu", compute_type="int8", cpu_threads=threads)
+    fw.model = _TimedGenerate(fw.model, timings)
+    kwargs = {"beam_size": 5 if setting.startswith("beam5") else 1, "temperature": 0.0, "language": "en"}
+
+    def run(audio: Any) -> str:
+        segments, _info = fw.transcribe(audio, condition_on_previous_text=True, vad_filter=False, **kwargs)
+        return " ".join(s.text.strip() for s in segments)
+
+    return run
+
+
+def _table(name: str, rounds: list[tuple[float, Timings]]) -> list[str]:
+    walls = [wall for wall, _ in rounds]
+    lines = [f"| {name} | total | {statistics.median(walls):.2f} | 1 | - |"]
+    phases = sorted({p for _, t in rounds for p in t}, key=lambda p: -sum(rounds[0][1].get(p, [])))
+    accounted = []
+    for phase in phases:
+        sums = [sum(t.get(phase, [])) for _, t in rounds]
+        count = len(rounds[-1][1].get(phase, []))
+        per_call = 1000 * sums[-1] / count if count else 0.0
+        lines.append(f"| {name} | {phase} | {statistics.median(sums):.2f} | {count} | {per_call:.2f} |")
+        accounted.append(sums)
+    rest = [wall - sum(s[i] for s in accounted) for i, wall in enumerate(walls)]  # the phases are disjoint
+    lines.append(f"| {name} | rest (Python around the phases) | {statistics.median(rest):.2f} | - | - |")
+    return lines
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--minutes", type=float, default=3.0)
+    parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--setting", default="greedy-int8", choices=["greedy-int8", "beam5-int8"])
+    args = parser.parse_args()
+    from longform_cpu import _cpu_flags, _cpu_model, long_speech
+
+    print(f"CPU: {_cpu_model()} ({_cpu_flags()}); threads {args.threads}; load before {os.getloadavg()[:3]}")
+    audio, _reference, how = long_speech(args.minutes * 60)
+    print(f"audio: {how}; setting {args.setting}")
+    timings: dict[str, Timings] = {"ours": defaultdict(list), "faster-whisper": defaultdict(list)}
+    engines = {
+        "ours": _ours(args.setting, timings["ours"]),
+        "faster-whisper": _faster_whisper(args.setting, args.threads, timings["faster-whisper"]),
+    }
+    for name, run in engines.items():
+        run(audio[: 16000 * 11])  # warm-up
+    results: dict[str, list[tuple[float, Timings]]] = {name: [] for name in engines}
+    for index in range(args.rounds):
+        for name in list(engines) if index % 2 == 0 else list(reversed(engines)):
+            timings[name].clear()
+            start = time.perf_counter()
+            run = engines[name]
+            run(audio)
+            results[name].append((time.perf_counter() - start, {k: list(v) for k, v in timings[name].items()}))
+            print(f"round {index} {name}: {results[name][-1][0]:.2f} s", flush=True)
+    print("\n| engine | phase | median wall s | calls (last round) | ms per call |")
+    print("| --- | --- | --- | --- | --- |")
+    for name, rounds in results.items():
+        print("\n".join(_table(name, rounds)))
+    print(f"load after: {os.getloadavg()[:3]}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
