@@ -145,15 +145,18 @@ class _Bound:
     def __init__(self, product: RowProduct) -> None:
         onednn.use_one_thread_here()  # once per thread: OpenMP's setting is the thread's own
         self.stream = onednn_eltwise._stream()
-        self.quantized = np.empty((product.rows, product.in_features), product.input_dtype)  # `input_buffer()`
-        self.scaled = np.empty((product.rows, product.in_features), np.float32)  # the caller's quantization pass
-        self.block = np.empty((product.rows, product.out_features), np.float32)  # `RowKernel`'s column pieces
+        rows = 1 if product.sums_only else product.rows  # many-row products take the caller's buffers
+        self.quantized = np.empty((rows, product.in_features), product.input_dtype)  # `input_buffer()`
+        self.scaled = np.empty((rows, product.in_features), np.float32)  # the caller's quantization pass
+        self.block = np.empty((rows, product.out_features), np.float32)  # `RowKernel`'s column pieces
         self.scale = np.ones(1, np.float32)  # the input's scale, written before each call
         self.scratch = np.empty(max(product.scratch_bytes, 1), np.uint8)
         self.src_at = self.own_at = self.quantized.ctypes.data
         self.src, self.dst = _memory(product.src_desc, self.src_at), _memory(product.dst_desc, 0)
         args = [(_ARG_SRC, self.src), (_ARG_DST, self.dst), (_ARG_WEIGHTS, product.weights_memory)]
-        if product.int8:
+        if product.sums_only:
+            args.append((_ARG_ZERO_POINTS | _ARG_SRC, product.zero_memory))
+        elif product.int8:
             args += [
                 (_ARG_SCALES | _ARG_SRC, _memory(product.scalar_desc, self.scale.ctypes.data)),
                 (_ARG_SCALES | _ARG_WEIGHTS, product.scales_memory), (_ARG_ZERO_POINTS | _ARG_SRC, product.zero_memory),
@@ -177,6 +180,8 @@ class RowProduct:
     Without `weight_scales` the product is float32: out = x @ weight.T (+ bias) for x (rows, K)
     float32 and float32 weights (oneDNN's `brgconv_1x1:avx2` here: beams' 5 rows against tiny.en's
     logits 5.8 ms against 14 ms through sgemm, one thread).
+    With `sums_only` (int8, for many rows) the output is the exact int32 sums (q - 128) @ weight.T,
+    unscaled, and `run_sums` takes the caller's buffers: the caller scales them as the gemm route does.
     Input and output are plain row-major blocks (oneDNN's 1x1 kernels take no output row stride of
     their own: a column block of a wider array falls back to its reference loop)."""
 
@@ -187,16 +192,19 @@ class RowProduct:
         bias: np.ndarray | None,
         rows: int,
         shared: RowProduct | None = None,
+        *,
+        sums_only: bool = False,
     ) -> None:
         library = self._library = _declared()
         self.key = next(_serial)
         n, k = weight.shape
         self.rows, self.in_features, self.out_features = rows, k, n
         # a 1x1 convolution over `rows` positions; activations in (position, channel) order
-        self.int8 = weight_scales is not None
+        self.sums_only = sums_only
+        self.int8 = weight_scales is not None or sums_only
         self.input_dtype, self.weight_type = (np.uint8, _S8) if self.int8 else (np.float32, _F32)
         self.src_desc = _desc([1, k, rows], _U8 if self.int8 else _F32, [rows * k, 1, k])
-        self.dst_desc = _desc([1, n, rows], _F32, [rows * n, 1, n])
+        self.dst_desc = _desc([1, n, rows], _S32 if sums_only else _F32, [rows * n, 1, n])
         self.scalar_desc = _desc([1], _F32, [1])
         self._keep = [
             np.ascontiguousarray(np.ones(1) if weight_scales is None else weight_scales, np.float32),
@@ -229,7 +237,9 @@ class RowProduct:
         library, attr = _declared(), _handle()
         _check("dnnl_primitive_attr_create", library.dnnl_primitive_attr_create(ctypes.byref(attr)))
         try:
-            if self.int8:
+            if self.sums_only:
+                _check("zero point", library.dnnl_primitive_attr_set_zero_points_mask(attr, _ARG_SRC, 0))
+            elif self.int8:
                 _check("src scale", library.dnnl_primitive_attr_set_scales_mask(attr, _ARG_SRC, 0))
                 _check("weight scales", library.dnnl_primitive_attr_set_scales_mask(attr, _ARG_WEIGHTS, 1))
                 _check("zero point", library.dnnl_primitive_attr_set_zero_points_mask(attr, _ARG_SRC, 0))
@@ -298,6 +308,13 @@ class RowProduct:
         the (rows, N) float32 output rows at address `out_at`; `scale` is the input's quantization
         scale. Few calls on purpose: a decoder step makes ~25 of these, of 10-30 us of arithmetic."""
         self.run_bound(self._bound(), scale, out_at, quantized_at)
+
+    def run_sums(self, quantized_at: int, sums_at: int) -> None:
+        """A `sums_only` product: the (rows, K) uint8 input at `quantized_at` into the (rows, N)
+        int32 sums at `sums_at` (both plain row-major blocks of the caller's)."""
+        if not self.sums_only:
+            raise ValueError("run_sums is for products made with sums_only=True")
+        self.run_bound(self._bound(), 1.0, sums_at, quantized_at)
 
     def run_bound(self, bound: _Bound, scale: float, out_at: int, quantized_at: int | None = None) -> None:
         """`run` with this thread's `bound()` already in hand (a decoder step's hot path)."""
