@@ -34,3 +34,14 @@ def test_per_head_products_equal_numpy_for_plain_and_transposed_operands(monkeyp
     np.testing.assert_allclose(
         host_prefill._per_head(a, c, b_transposed=True), np.matmul(a, c.transpose(0, 2, 1)), rtol=1e-5, atol=1e-5
     )
+
+
+@pytest.mark.parametrize("positions", [40, 300, 1500])
+def test_audio_heads_are_exact_plain_copies_of_each_heads_keys_and_values(positions: int) -> None:
+    """The keys' transposing copy goes in pieces of positions (a last piece shorter)."""
+    rng = np.random.default_rng(positions)
+    kv = rng.standard_normal((positions, 3 * 2 * 24)).astype(np.float32)[:, 48:96]  # a layer's block of a wider product
+    k_t, v = host_prefill._audio_heads(kv, heads=4)
+    assert k_t.flags.c_contiguous and v.flags.c_contiguous
+    np.testing.assert_array_equal(k_t, kv[:, :24].reshape(positions, 4, 6).transpose(1, 2, 0))
+    np.testing.assert_array_equal(v, kv[:, 24:].reshape(positions, 4, 6).transpose(1, 0, 2))
