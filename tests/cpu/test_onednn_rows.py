@@ -95,7 +95,7 @@ def test_rows_amx_off_takes_a_kernel_without_amx_and_gives_the_same_rows(
     AMX implementation for few rows, and the products the gemm route gives (here, without AMX, the
     first pick already qualifies)."""
     monkeypatch.setenv("MLX_AUDIO_COREML_ROWS_AMX", "0")
-    assert not onednn_rows.amx_for_few_rows()
+    assert not onednn_rows.amx_for_few_rows(1, 51864 * 384)
     layer = _layer(96, 64, bias=True, seed=3)
     x = np.random.default_rng(4).standard_normal((rows, 64)).astype(np.float32)
     fast = layer(x)
@@ -103,6 +103,17 @@ def test_rows_amx_off_takes_a_kernel_without_amx_and_gives_the_same_rows(
     assert kernel is not None
     assert all("amx" not in product.implementation for _, product in kernel.pieces)
     np.testing.assert_allclose(fast, _gemm_route(layer, x), rtol=1e-6, atol=1e-6)
+
+
+def test_by_default_only_one_row_against_a_large_weight_may_take_amx(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The Xeon's one-thread table: small one-row products and five logits rows were faster without
+    AMX, the one-row logits with it."""
+    monkeypatch.delenv("MLX_AUDIO_COREML_ROWS_AMX", raising=False)
+    assert onednn_rows.amx_for_few_rows(1, 51864 * 384 // 8)  # a logits piece (2 workers, 4 pieces each)
+    assert not onednn_rows.amx_for_few_rows(5, 51864 * 384)
+    assert not onednn_rows.amx_for_few_rows(1, 1536 * 384)
+    monkeypatch.setenv("MLX_AUDIO_COREML_ROWS_AMX", "1")
+    assert onednn_rows.amx_for_few_rows(5, 384 * 384)
 
 
 @pytest.mark.parametrize("rows", [1, 5])
