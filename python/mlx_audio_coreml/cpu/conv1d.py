@@ -276,10 +276,15 @@ class DepthwiseTranspose1d:
     def full_length(self, length: int) -> int:
         return (length - 1) * self.stride + self.kernel
 
-    def __call__(self, x: np.ndarray, crop: tuple[int, int], out: np.ndarray) -> np.ndarray:
-        """(L, C) -> out (full_length(L) - crop[0] - crop[1], C): the bias, then each tap's frames added."""
+    def __call__(
+        self, x: np.ndarray, crop: tuple[int, int], out: np.ndarray | None = None, live: int | None = None
+    ) -> np.ndarray:
+        """(L, C) -> (full_length(L) - crop[0] - crop[1], C), into `out` when given: the bias, then each
+        tap's frames added. `live`: the rows of x past it are zeros (`nonzero_rows`) and add nothing."""
+        if out is None:
+            out = np.empty((self.full_length(x.shape[0]) - crop[0] - crop[1], self.out_channels), np.float32)
         out[...] = 0.0 if self.bias is None else self.bias
-        length, s = x.shape[0], self.stride
+        length, s = x.shape[0] if live is None else min(live, x.shape[0]), self.stride
         for j in range(self.kernel):  # output row r = t s + j - crop[0]
             first = max(0, -(-(crop[0] - j) // s))
             last = min(length - 1, (out.shape[0] - 1 + crop[0] - j) // s)

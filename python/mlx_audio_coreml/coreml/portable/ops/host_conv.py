@@ -119,38 +119,36 @@ def conv_transpose(
     ctx: OpContext, x: mx.array, weight: mx.array, bias: mx.array | None, stride: int, crop: tuple[int, int]
 ) -> mx.array:
     """x (N, L, C_in) channels-last, MIL weight (C_in, C_out, K) -> (N, full - crop, C_out) float32."""
-    kernel = _prepared(
-        ctx,
-        "host_conv.conv_transpose",
-        lambda: conv1d.ConvTranspose1d(_host(weight), _bias(bias), stride),
-        (weight, bias, stride),
-    )
-    rows = _host(x)
-    length = kernel.full_length(rows.shape[1]) - crop[0] - crop[1]
-
-    def fill(out: np.ndarray) -> None:
-        for b in range(rows.shape[0]):  # a zero tail (a bucket's padded frames) costs a scan, not products
-            kernel(rows[b], crop, out=out[b], live=conv1d.nonzero_rows(rows[b]))
-
-    return host.filled((rows.shape[0], length, kernel.out_channels), fill)
+    return _transposed(ctx, conv1d.ConvTranspose1d, x, weight, bias, stride, crop)
 
 
 def depthwise_transpose(
     ctx: OpContext, x: mx.array, weight: mx.array, bias: mx.array | None, stride: int, crop: tuple[int, int]
 ) -> mx.array:
     """x (N, L, C) channels-last, MIL weight (C, 1, K), groups = C -> (N, full - crop, C) float32."""
+    return _transposed(ctx, conv1d.DepthwiseTranspose1d, x, weight, bias, stride, crop)
+
+
+def _transposed(
+    ctx: OpContext,
+    kind: type[conv1d.ConvTranspose1d] | type[conv1d.DepthwiseTranspose1d],
+    x: mx.array,
+    weight: mx.array,
+    bias: mx.array | None,
+    stride: int,
+    crop: tuple[int, int],
+) -> mx.array:
+    """A transposed conv of `kind`, prepared once per weight; each batch item's zero tail (a bucket's
+    padded frames) costs a scan, not products."""
     kernel = _prepared(
-        ctx,
-        "host_conv.depthwise_transpose",
-        lambda: conv1d.DepthwiseTranspose1d(_host(weight), _bias(bias), stride),
-        (weight, bias, stride),
+        ctx, f"host_conv.{kind.__name__}", lambda: kind(_host(weight), _bias(bias), stride), (weight, bias, stride)
     )
     rows = _host(x)
     length = kernel.full_length(rows.shape[1]) - crop[0] - crop[1]
 
     def fill(out: np.ndarray) -> None:
         for b in range(rows.shape[0]):
-            kernel(rows[b], crop, out[b])
+            kernel(rows[b], crop, out=out[b], live=conv1d.nonzero_rows(rows[b]))
 
     return host.filled((rows.shape[0], length, kernel.out_channels), fill)
 
