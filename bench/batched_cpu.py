@@ -27,7 +27,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT / "tests"), str(ROOT / "bench")]
 
-from longform_cpu import _cpu_flags, _cpu_model, _in_turns, long_speech, word_error_rate  # noqa: E402
+from longform_cpu import _in_turns, long_speech, word_error_rate  # noqa: E402
+from machine_info import cpu_flags, cpu_model  # noqa: E402
 
 
 def ours(model: str, batch_size: int | None, beam_size: int) -> Callable[[object], str]:
@@ -91,7 +92,7 @@ def main() -> int:
     lines = [
         f"# Batched transcription on the CPU ({args.model}, batch {args.batch_size}, beam {args.beam_size})",
         "",
-        f"- CPU: {_cpu_model()} ({os.cpu_count()} cores; {_cpu_flags()})",
+        f"- CPU: {cpu_model()} ({os.cpu_count()} cores; {cpu_flags()})",
         f"- load average before: {load_before[0]:.1f} {load_before[1]:.1f} {load_before[2]:.1f}; "
         f"after: {load_after[0]:.1f} {load_after[1]:.1f} {load_after[2]:.1f} (other helpers share the 2 cores: not a quiet machine)",
         f"- audio: {how}",

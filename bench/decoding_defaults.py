@@ -22,7 +22,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT / "python"), str(ROOT / "tests"), str(ROOT / "bench")]
 
-from longform_cpu import _cpu_flags, _cpu_model, _cpu_seconds, _words, long_speech  # noqa: E402
+from longform_cpu import _cpu_seconds, _words, long_speech  # noqa: E402
+from machine_info import cpu_flags, cpu_model  # noqa: E402
 
 
 def _ours(model: str) -> object:
@@ -108,7 +109,7 @@ def main() -> int:
     passes = round(len(_words(reference)) / len(_words(" ".join(clip_texts_once))))
     clip_texts = clip_texts_once * passes
     result: dict[str, object] = {
-        "cpu": f"{_cpu_model()} ({_cpu_flags()}), {os.cpu_count()} cores, threads={args.threads}",
+        "cpu": f"{cpu_model()} ({cpu_flags()}), {os.cpu_count()} cores, threads={args.threads}",
         "model": args.model,
         "audio": how,
         "seconds": len(audio) / 16000,

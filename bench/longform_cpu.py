@@ -33,6 +33,8 @@ from pathlib import Path
 
 import numpy as np
 
+from machine_info import cpu_flags, cpu_model, version
+
 ROOT = Path(__file__).resolve().parents[1]
 SETTINGS = ("greedy-int8", "beam5-int8", "beam5-float32", "defaults")
 _GAP = 0.5  # seconds of silence after each clip
@@ -76,13 +78,6 @@ def word_error_rate(reference: str, hypothesis: str) -> float:
             current[j] = min(previous[j] + 1, current[j - 1] + 1, previous[j - 1] + (word != other))
         previous = current
     return previous[-1] / max(len(ref), 1)
-
-
-def _version(module: str) -> str:
-    try:
-        return __import__(module).__version__
-    except ImportError:
-        return "not installed"
 
 
 def ours(model: str, setting: str, _threads: int) -> Callable[[object], str]:
@@ -157,22 +152,6 @@ def _blas_note() -> str:
     return blas.blas_note
 
 
-def _cpu_model() -> str:
-    try:
-        return next(line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name"))
-    except (OSError, StopIteration):
-        return "unknown CPU"
-
-
-def _cpu_flags() -> str:
-    try:
-        flags = next(line.split(":", 1)[1].split() for line in open("/proc/cpuinfo") if line.startswith("flags"))
-    except (OSError, StopIteration):
-        return "?"
-    wanted = ("avx2", "avx512f", "avx512_vnni", "avx512_bf16", "avx_vnni", "amx_tile", "amx_int8", "amx_bf16")
-    return ", ".join(f for f in wanted if f in flags) or "none of avx2/avx512/vnni/amx"
-
-
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", default="tiny.en")
@@ -198,8 +177,8 @@ def main() -> int:
     audio, reference, how = long_speech(args.minutes * 60)
     duration = len(audio) / 16000
     header = [
-        f"CPU: {_cpu_model()} ({_cpu_flags()}), {os.cpu_count()} cores, threads={args.threads}",
-        f"versions: mlx {mx.__version__}, ctranslate2 {_version('ctranslate2')}, faster-whisper {_version('faster_whisper')}",
+        f"CPU: {cpu_model()} ({cpu_flags()}), {os.cpu_count()} cores, threads={args.threads}",
+        f"versions: mlx {mx.__version__}, ctranslate2 {version('ctranslate2')}, faster-whisper {version('faster_whisper')}",
         f"BLAS for MLX: {_blas_note()}",
         f"model: {args.model}; audio: {how}",
         f"load average (1 min) before: {os.getloadavg()[0]:.2f}",

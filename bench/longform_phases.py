@@ -113,9 +113,10 @@ def main() -> int:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--setting", default="greedy-int8", choices=["greedy-int8", "beam5-int8"])
     args = parser.parse_args()
-    from longform_cpu import _cpu_flags, _cpu_model, long_speech
+    from longform_cpu import long_speech
+    from machine_info import cpu_flags, cpu_model
 
-    print(f"CPU: {_cpu_model()} ({_cpu_flags()}); threads {args.threads}; load before {os.getloadavg()[:3]}")
+    print(f"CPU: {cpu_model()} ({cpu_flags()}); threads {args.threads}; load before {os.getloadavg()[:3]}")
     audio, _reference, how = long_speech(args.minutes * 60)
     print(f"audio: {how}; setting {args.setting}")
     timings: dict[str, Timings] = {"ours": defaultdict(list), "faster-whisper": defaultdict(list)}
@@ -123,7 +124,7 @@ def main() -> int:
         "ours": _ours(args.setting, timings["ours"]),
         "faster-whisper": _faster_whisper(args.setting, args.threads, timings["faster-whisper"]),
     }
-    for name, run in engines.items():
+    for run in engines.values():
         run(audio[: 16000 * 11])  # warm-up
     results: dict[str, list[tuple[float, Timings]]] = {name: [] for name in engines}
     for index in range(args.rounds):

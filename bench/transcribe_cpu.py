@@ -23,6 +23,8 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+from machine_info import cpu_flags, cpu_model, version
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -112,38 +114,17 @@ def collect_cpu_kernels() -> str:
     return f"oneDNN {onednn.version()}" if onednn.available() else "none (no oneDNN)"
 
 
-def _version(module: str) -> str:
-    try:
-        return __import__(module).__version__
-    except ImportError:
-        return "not installed"
-
-
-def _cpu_flags() -> str:
-    """The vector and matrix extensions the engines' kernels pick from (AVX-512, VNNI, AMX)."""
-    try:
-        flags = next(line.split(":", 1)[1].split() for line in open("/proc/cpuinfo") if line.startswith("flags"))
-    except (OSError, StopIteration):
-        return "?"
-    wanted = ("avx2", "avx512f", "avx512_vnni", "avx512_bf16", "avx_vnni", "amx_tile", "amx_int8", "amx_bf16")
-    return ", ".join(f for f in wanted if f in flags) or "none of avx2/avx512/vnni/amx"
-
-
 def _machine(threads: int) -> list[str]:
     import mlx.core as mx
 
     from mlx_audio_coreml.cpu import blas as _blas
 
-    cpu = platform.processor() or platform.machine()
-    try:
-        cpu = next(line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name"))
-    except (OSError, StopIteration):
-        pass
+    cpu = cpu_model() if cpu_model() != "unknown CPU" else platform.processor() or platform.machine()
     return [
-        f"machine: {cpu} ({_cpu_flags()}), {os.cpu_count()} cores, {len(os.sched_getaffinity(0))} usable, "
+        f"machine: {cpu} ({cpu_flags()}), {os.cpu_count()} cores, {len(os.sched_getaffinity(0))} usable, "
         f"threads={threads}, {platform.platform()}",
         f"versions: python {platform.python_version()}, mlx {mx.__version__} ({mx.default_device()}), "
-        f"ctranslate2 {_version('ctranslate2')}, faster-whisper {_version('faster_whisper')}",
+        f"ctranslate2 {version('ctranslate2')}, faster-whisper {version('faster_whisper')}",
         f"BLAS for MLX: {_blas.blas_note}; CPU kernels: {collect_cpu_kernels()}",
     ]
 

@@ -51,10 +51,11 @@ def main() -> int:
     parser.add_argument("--variants", nargs="+", default=["default", "rows-no-amx", "split-cross", "faster-whisper"])
     parser.add_argument("--no-profile", action="store_true")
     args = parser.parse_args()
-    from longform_cpu import _cpu_flags, _cpu_model, faster_whisper, long_speech
+    from longform_cpu import faster_whisper, long_speech
+    from machine_info import cpu_flags, cpu_model
     from mlx_audio_coreml.whisper import host_decoder
 
-    print(f"CPU: {_cpu_model()} ({_cpu_flags()}); load {os.getloadavg()[0]:.2f}; threads {args.threads}")
+    print(f"CPU: {cpu_model()} ({cpu_flags()}); load {os.getloadavg()[0]:.2f}; threads {args.threads}")
     audio, _reference, how = long_speech(args.minutes * 60)
     print(f"audio: {how}; setting {args.setting}")
     run_ours, decoder = _ours(args.setting)

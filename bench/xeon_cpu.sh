@@ -17,10 +17,10 @@ while [ $# -gt 0 ]; do
   case "$1" in
     --quick) quick=1 ;;
     --budget) budget="$2"; shift ;;
-    --only) only="$2"; shift ;;     # sections, comma-separated: c2 (benches on 2 cores), kernels, c8, profile, phases, gemm
+    --only) only="$2"; shift ;;     # sections, comma-separated: c2 (benches on 2 cores), kernels, c8, profile, phases, gemm, batched
     --isa) isa="$2"; shift ;;       # cap oneDNN's ISA (ONEDNN_MAX_CPU_ISA), e.g. AVX512_CORE_FP16: no AMX
     --tables) tables="$2"; shift ;; # where the .md tables go (default $OUT); the log has them all anyway
-    *) echo "usage: $0 [--quick] [--budget S] [--only c2,kernels,c8,profile,phases,gemm] [--isa ISA] [--tables DIR]" >&2; exit 2 ;;
+    *) echo "usage: $0 [--quick] [--budget S] [--only c2,kernels,c8,profile,phases,gemm,batched] [--isa ISA] [--tables DIR]" >&2; exit 2 ;;
   esac
   shift
 done
@@ -122,6 +122,10 @@ if has phases; then
 for setting in greedy-int8 beam5-int8; do
   step "phases, $setting, ${minutes} min, 2 cores" 0,1 60 "$PY" bench/longform_phases.py --minutes "$minutes" --rounds 2 --setting "$setting"
 done
+fi
+# 2 cores: batched long-form, ours against faster-whisper's BatchedInferencePipeline (needs .gpu/x4's Silero model)
+if has batched; then
+step "batched, batch 8, ${minutes} min, 2 cores" 0,1 150 "$PY" bench/batched_cpu.py --minutes "$minutes" --batch-size 8 --repeats 2 --no-sequential --out "$out/batched_c2$tag.md"
 fi
 if has kernels || has gemm; then
 step "int8 products, one thread, each oneDNN route" 0 30 "$PY" bench/xeon_cpu.gemm.py
