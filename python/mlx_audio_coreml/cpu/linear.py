@@ -178,6 +178,12 @@ class HostLinear:
 
         self._by_columns(rows, part)
 
+    def prepare_rows(self, count: int) -> None:
+        """Make the kernel for int8 calls of `count` rows now (callers whose row counts are fixed,
+        such as the encoder's pieces) rather than in the first call."""
+        if self.int8 and count > _FEW_ROWS:
+            self._many_product(count)
+
     def _many_product(self, count: int) -> onednn_rows.RowProduct | None:
         """The int32-sum kernel for `count` (> `_FEW_ROWS`) rows, made on first use: of `count` rows
         above `_BUCKETED_UP_TO`, else of `count` rounded up to a multiple of `_BUCKET_ROWS`. None

@@ -14,6 +14,7 @@ convolutional stem stays in MLX (BLAS-bound already). Inputs and outputs are MLX
 
 from __future__ import annotations
 
+import itertools
 from typing import Any
 
 import mlx.core as mx
@@ -99,5 +100,11 @@ def encode_blocks(encoder: Any, x: mx.array, int8: bool = False) -> mx.array:
 
 
 def prepare(encoder: Any) -> None:
-    """Build the host weights now (int8 quantization takes a moment) instead of on the first window."""
-    _weights(encoder, int8=encoder.host_int8)
+    """Build the host weights now (int8 quantization takes a moment), and with int8 the products
+    for the row counts of a window's pieces, instead of on the first window."""
+    layers = _weights(encoder, int8=encoder.host_int8)
+    length = encoder._positional_embedding.shape[0]  # a window's positions (1500 for Whisper)
+    counts = {piece.stop - piece.start for piece in host_pool.row_blocks(length, host_math.ROWS_PER_BLOCK)}
+    for w in layers:
+        for layer, count in itertools.product((w.qkv, w.out, w.mlp1, w.mlp2), counts):
+            layer.prepare_rows(count)
