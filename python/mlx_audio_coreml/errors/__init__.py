@@ -101,6 +101,7 @@ from .seed import (
 from .serve import InvalidRequest, ModelNotServed, QueueFull, ServeError, ShuttingDown, Unauthorized, UploadTooLarge
 from .session import CoreMLRequired
 from .vad import VadError, VadModelMissing, VadUnavailable
+from .whisper_cache import StaleCache
 
 __all__ = [
     "MlxAudioCoreMLError",
@@ -161,6 +162,7 @@ __all__ = [
     "ConversionDestinationExists",
     "InvalidConversionOption",
     "DecodingError",
+    "StaleCache",
     "InvalidOption",
     "OutputWriteError",
     "AudioWriteError",

@@ -10,7 +10,7 @@ from decode_helpers import FakeTokenizer
 from mlx_audio_coreml.whisper.beam import BeamSearch
 from mlx_audio_coreml.whisper.decoding import DecodingOptions, DecodingTask
 from mlx_audio_coreml.whisper.logit_filters import apply_filters
-from mlx_audio_coreml.whisper.sampling import DecoderStep, repeat_rows, sample_tokens
+from mlx_audio_coreml.whisper.sampling import DecoderStep, log_normalizers, repeat_rows, sample_tokens
 
 T = FakeTokenizer()
 
@@ -195,3 +195,13 @@ def test_pipelined_and_step_by_step_loops_agree(tiny_model, audio_features, monk
         )
     np.testing.assert_array_equal(outcomes[0][0][:, : outcomes[1][0].shape[1]], outcomes[1][0])
     np.testing.assert_allclose(outcomes[0][1], outcomes[1][1], rtol=1e-6)
+
+
+def test_log_normalizers_given_the_row_maxima_are_bitwise_those_it_finds():
+    rng = np.random.default_rng(0)
+    logits = (rng.standard_normal((4, 51864)) * 5).astype(np.float32)
+    logits[1, rng.random(51864) < 0.9] = -np.inf
+    logits[2] = -np.inf  # nothing allowed: -inf
+    expected = log_normalizers(logits)
+    np.testing.assert_array_equal(log_normalizers(logits, maxima=logits.max(axis=-1)), expected)
+    assert np.isneginf(expected[2]) and np.isfinite(expected[[0, 1, 3]]).all()
