@@ -3,7 +3,8 @@
 Rows are laid out audio-major: rows i*beam_size .. i*beam_size + beam_size - 1 belong to window i.
 Each step the device returns the top `beam_size + 1` next tokens of every row; the host picks the
 best continuations per window (one sync per step, a few dozen numbers), sets finished ones aside,
-and gathers the cache rows of the surviving beams. A window is done once it holds
+and gathers the cache rows of the surviving beams (on the CPU host decoder in place, copying only
+the rows whose beam changed: `HostKV.moved`). A window is done once it holds
 `round(beam_size * patience)` finished candidates; the loop stops when every window is done.
 """
 
@@ -17,6 +18,7 @@ import numpy as np
 
 from .logit_filters import LogitFilter, apply_filters, apply_filters_np
 from .sampling import log_normalizers, pipelining_pays
+from .top_tokens import top_k
 
 Candidate = tuple[list[int], float]  # (sampled tokens without EOT, summed log-prob)
 
@@ -39,6 +41,7 @@ class BeamSearch:
         n_steps: int,
     ) -> list[list[Candidate]]:
         """Search from the prefix `tokens` (n_audio * beam_size, T0) whose next-token logits are `logits`.
+        A window's rows start equal (`repeat_rows`): the first step extends its first row only.
 
         `decode_step(tokens, cache) -> (logits, cache)` also has `reorder(cache, rows)`, which keeps the
         cache of the surviving beams (`sampling.DecoderStep` does both for the text decoder).
@@ -71,7 +74,8 @@ class BeamSearch:
                 break
             rows = mx.array(sources, dtype=mx.int32)
             last = np.array([seq[-1] for seq in sampled], dtype=np.int32)[:, None]  # (B, 1)
-            cache = decode_step.reorder(cache, rows)
+            if step > 0:  # at first every source is a row equal to its window's others: nothing moves
+                cache = decode_step.reorder(cache, rows)
             if on_host:
                 history = np.concatenate([history[sources], last], axis=1)
             else:
@@ -80,11 +84,12 @@ class BeamSearch:
         return [self._finalize(i, finished[i], sampled, scores) for i in range(n_audio)]
 
     def _top_candidates(self, filtered: mx.array | np.ndarray) -> tuple[list[list[int]], list[list[float]]]:
-        """Each row's `beam_size + 1` likeliest next tokens and their log-probs. Done in numpy: its
-        exp is vectorized, while MLX's CPU exp costs ~0.7 ms per row of a 51k vocabulary."""
+        """Each row's `beam_size + 1` likeliest next tokens (best first, equal logits in id order) and
+        their log-probs. Done in numpy: its exp is vectorized, while MLX's CPU exp costs ~0.7 ms per
+        row of a 51k vocabulary."""
         rows = np.asarray(filtered)  # (B, V)
-        top = np.argpartition(-rows, self.beam_size, axis=-1)[:, : self.beam_size + 1]  # (B, beam + 1)
-        top_logprobs = np.take_along_axis(rows, top, axis=-1) - log_normalizers(rows)[:, None]
+        top, values = top_k(rows, self.beam_size + 1)  # (B, beam + 1); values[:, 0] is the row's max
+        top_logprobs = values - log_normalizers(rows, maxima=values[:, 0])[:, None]
         return top.tolist(), top_logprobs.tolist()
 
     def _extend(

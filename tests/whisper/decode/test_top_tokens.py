@@ -1,0 +1,55 @@
+"""Beam search's top-k selection (whisper/top_tokens.py) equals a stable sort of the whole row:
+the same ids in the same order, on random, tie-heavy and mostly -inf rows, big and small vocabularies."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from mlx_audio_coreml.whisper.top_tokens import DEPTH, top_k
+
+
+def _stable(rows: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    order = np.argsort(-rows, axis=-1, kind="stable")[:, :k]
+    return order, np.take_along_axis(rows, order, axis=-1)
+
+
+def _rows(kind: str, rng: np.random.Generator, batch: int, vocab: int) -> np.ndarray:
+    if kind == "random":
+        return (rng.standard_normal((batch, vocab)) * 4).astype(np.float32)
+    if kind == "few values":  # ties everywhere, also between block maxima
+        return rng.integers(-2, 3, (batch, vocab)).astype(np.float32)
+    if kind == "mostly -inf":  # heavy filtering: a few allowed tokens, some tied
+        rows = np.full((batch, vocab), -np.inf, np.float32)
+        for row in rows:
+            allowed = rng.integers(0, vocab, int(rng.integers(0, 9)))
+            row[allowed] = rng.integers(0, 3, len(allowed))
+        return rows
+    rows = (rng.standard_normal((batch, vocab)) * 4).astype(np.float32)  # "tied top": the best value repeated
+    rows[:, rng.integers(0, vocab, 5)] = rows.max() + 1
+    return rows
+
+
+@pytest.mark.parametrize("kind", ["random", "few values", "mostly -inf", "tied top"])
+@pytest.mark.parametrize("vocab", [51864, 51865, DEPTH * 40, DEPTH * 40 + 3, 50])
+def test_top_k_equals_a_stable_sort_of_the_whole_row(kind, vocab):
+    rng = np.random.default_rng(vocab)
+    for k in (1, 2, 6, 11):
+        rows = _rows(kind, rng, int(rng.integers(1, 9)), vocab)
+        ids, values = top_k(rows, k)
+        expected_ids, expected_values = _stable(rows, k)
+        np.testing.assert_array_equal(ids, expected_ids)
+        np.testing.assert_array_equal(values, expected_values)
+        assert values.dtype == rows.dtype
+
+
+def test_top_k_of_an_all_minus_inf_row_is_its_first_ids():
+    ids, values = top_k(np.full((2, 51864), -np.inf, np.float32), 6)
+    np.testing.assert_array_equal(ids, [list(range(6))] * 2)
+    assert np.isneginf(values).all()
+
+
+def test_top_k_reads_a_non_contiguous_batch():
+    rows = (np.random.default_rng(1).standard_normal((6, 51864)) * 4).astype(np.float32)[::2]
+    ids, _ = top_k(rows, 6)
+    np.testing.assert_array_equal(ids, _stable(rows, 6)[0])
