@@ -10,7 +10,13 @@ import pytest
 from decode_helpers import FAKE_VOCAB, FakeTokenizer
 
 from mlx_audio_coreml.whisper.decoding import DecodingOptions, DecodingTask
-from mlx_audio_coreml.whisper.logit_filters import ApplyTimestampRules, SuppressBlank, SuppressTokens
+from mlx_audio_coreml.whisper.logit_filters import (
+    ApplyTimestampRules,
+    SuppressBlank,
+    SuppressTokens,
+    apply_filters,
+    apply_filters_np,
+)
 
 T = FakeTokenizer()
 TS = T.timestamp_begin
@@ -169,3 +175,20 @@ def test_numpy_filters_equal_the_mlx_filters(seed):
         for f in filters:
             expected = np.array(f.apply(mx.array(logits), mx.array(tokens), step))
             np.testing.assert_array_equal(f.apply_np(logits, tokens, step), expected)
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_chained_numpy_filters_equal_the_mlx_chain_and_leave_their_input_alone(seed):
+    """`apply_filters_np` copies the logits once and forbids in place: the same array as the MLX chain
+    of full-vocabulary mask additions, and the caller's logits unchanged."""
+    rng = np.random.default_rng(seed)
+    filters = [SuppressBlank([1, T.eot], FAKE_VOCAB), SuppressTokens([3, 7, T.no_speech], FAKE_VOCAB), rules(50)]
+    for step in range(6):
+        logits = (rng.standard_normal((4, FAKE_VOCAB)) * 3).astype(np.float32)
+        logits[:, TS:] += rng.uniform(-4, 4)
+        logits[0, 5] = -np.inf  # already forbidden before the filters
+        before = logits.copy()
+        tokens = _random_history(rng, 4, step)
+        expected = np.array(apply_filters(filters, mx.array(logits), mx.array(tokens), step))
+        np.testing.assert_array_equal(apply_filters_np(filters, logits, tokens, step), expected)
+        np.testing.assert_array_equal(logits, before)
