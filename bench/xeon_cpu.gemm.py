@@ -6,7 +6,11 @@ beam 5) and encoder (375-row pieces, all 1500 rows), the median time of one call
   the implementation oneDNN picks first (on a Sapphire Rapids: its AMX kernel);
 - `conv, no AMX`: the same primitive moved to the first implementation without "amx" in its name
   (`dnnl_primitive_desc_next_impl`), in the same process, so the two compare directly;
-- `gemm`: the BLAS-like `onednn.gemm_u8s8` our encoder uses (repacks the weights at every call).
+- `gemm`: the BLAS-like `onednn.gemm_u8s8` (repacks the weights at every call), which our many-row
+  products used before the next route;
+- `conv, int32 sums`: the prepared 1x1 convolution giving unscaled int32 sums (`RowProduct(...,
+  sums_only=True)`), what `linear.HostLinear` now uses for more than 8 rows (scales applied after).
+MLX_AUDIO_COREML_ROWS_AMX=1 is set here so that `conv` stays oneDNN's first choice for few rows too.
 Random int8 weights and inputs (the speed of these kernels does not depend on the values). One thread:
 our host pool splits products between workers, each call runs on one.
 
@@ -16,6 +20,7 @@ our host pool splits products between workers, each call runs on one.
 from __future__ import annotations
 
 import ctypes
+import os
 import statistics
 import sys
 import time
@@ -30,9 +35,12 @@ sys.path.insert(0, str(ROOT / "python"))
 
 from mlx_audio_coreml.cpu import onednn, onednn_rows  # noqa: E402
 
-SHAPES = [  # (N, K, rows)
-    (51864, 384, 1), (51864, 384, 5), (1536, 384, 1), (1536, 384, 5), (384, 1536, 1), (384, 384, 1),
-    (1152, 384, 375), (1152, 384, 1500), (1536, 384, 375), (384, 1536, 375),
+os.environ["MLX_AUDIO_COREML_ROWS_AMX"] = "1"  # read at each product's preparation
+
+SHAPES = [  # (N, K, rows); 6483 x 384: one of the logits' column pieces with 2 workers (4 pieces each)
+    (51864, 384, 1), (51864, 384, 5), (6483, 384, 1), (6483, 384, 5), (1536, 384, 1), (1536, 384, 5),
+    (384, 1536, 1), (384, 384, 1), (1152, 384, 96), (1152, 384, 224), (1152, 384, 375), (1152, 384, 1500),
+    (1536, 384, 375), (384, 1536, 375), (384, 384, 375), (3072, 384, 750),
 ]  # fmt: skip
 
 
@@ -74,6 +82,15 @@ def _conv(kind: type[onednn_rows.RowProduct], weight: np.ndarray, scales: np.nda
     return f"{ms:.3f} ({product.implementation})"
 
 
+def _sums(weight: np.ndarray, x: np.ndarray, sums: np.ndarray) -> str:
+    try:
+        product = onednn_rows.RowProduct(weight, None, None, x.shape[0], sums_only=True)
+    except Exception as exc:  # a route this oneDNN or CPU lacks is reported, not fatal
+        return f"n/a ({type(exc).__name__})"
+    ms = _median_ms(lambda: product.run_sums(x.ctypes.data, sums.ctypes.data))
+    return f"{ms:.3f} ({product.implementation})"
+
+
 def main() -> int:
     if not onednn.available():
         print("oneDNN not available: nothing to time")
@@ -82,8 +99,10 @@ def main() -> int:
     rng = np.random.default_rng(0)
     limit = onednn.int8_weight_limit()
     print(f"oneDNN {onednn.version()}, int8 weight limit {limit}, one thread; ms per call (implementation)")
-    print("| N x K | rows | conv (oneDNN's first choice) | conv, no AMX | gemm (BLAS-like) | GOP/s best |")
-    print("| --- | --- | --- | --- | --- | --- |")
+    print(
+        "| N x K | rows | conv (oneDNN's first choice) | conv, no AMX | gemm (BLAS-like) | conv, int32 sums | GOP/s best |"
+    )
+    print("| --- | --- | --- | --- | --- | --- | --- |")
     for n, k, rows in SHAPES:
         weight = rng.integers(-limit, limit + 1, (n, k), dtype=np.int8)
         scales = rng.uniform(0.001, 0.01, n).astype(np.float32)
@@ -92,6 +111,7 @@ def main() -> int:
         sums = np.empty((rows, n), np.int32)
         cells = [_conv(onednn_rows.RowProduct, weight, scales, x), _conv(NoAmxRowProduct, weight, scales, x)]
         cells.append(f"{_median_ms(lambda: onednn.gemm_u8s8(x, weight, sums, offsets)):.3f}")  # noqa: B023
+        cells.append(_sums(weight, x, sums))
         best = min(float(c.split()[0]) for c in cells if not c.startswith("n/a"))
         print(f"| {n} x {k} | {rows} | {' | '.join(cells)} | {2 * n * k * rows / best / 1e6:.0f} |", flush=True)
     return 0
