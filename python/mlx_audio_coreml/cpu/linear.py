@@ -149,17 +149,17 @@ class HostLinear:
         return 1 < rows.shape[0] <= _FEW_ROWS and self.weight.size >= _SPLIT_MIN and onednn.available()
 
     def _int8(self, rows: np.ndarray, result: np.ndarray) -> None:
-        row_scales = np.maximum(np.abs(rows).max(axis=1, keepdims=True), _TINY) / _INT8_MAX  # (M, 1)
         scaled = _scratch.get("scaled", rows.shape, np.float32)
+        np.abs(rows, out=scaled)  # in the scratch buffer: a fresh (M, K) block costs page faults per call
+        row_scales = np.maximum(scaled.max(axis=1, keepdims=True), _TINY) / _INT8_MAX  # (M, 1)
         np.multiply(rows, np.reciprocal(row_scales), out=scaled)
         np.rint(scaled, out=scaled)
-        scaled += _INPUT_SHIFT
         count = rows.shape[0]
         product = self._many_product(count) if count > _FEW_ROWS else None
         height = count if product is None else product.rows  # a bucket's rows past `count` are ignored
         padded = _scratch.get("q", (height, self.in_features), np.uint8)
         quantized = padded[:count]
-        np.copyto(quantized, scaled, casting="unsafe")  # exact: the values are integers in [1, 255]
+        np.add(scaled, _INPUT_SHIFT, out=quantized, casting="unsafe")  # exact: integers in [1, 255]
         offsets, scales = self.offsets, self.scales
         assert offsets is not None and scales is not None  # set with the int8 weights
         if product is not None:  # the same int32 sums, scaled in the same two passes: the same floats
