@@ -14,6 +14,7 @@ pre-softmax cross-attention scores (1, H, T, n_ctx) per layer for word timing.
 
 from __future__ import annotations
 
+from functools import lru_cache
 from typing import Any
 
 import mlx.core as mx
@@ -64,12 +65,21 @@ def _per_head(a: np.ndarray, b: np.ndarray, *, b_transposed: bool = False) -> np
     return out
 
 
+@lru_cache(maxsize=8)
+def _causal(length: int) -> np.ndarray:
+    """(T, T) float32: 0 on and below the diagonal, -inf above (added to the scores: one pass, where
+    fancy-indexed writes of -inf took 1.1 ms a layer for a 224-token prompt here against ~0.05)."""
+    mask = np.triu(np.full((length, length), -np.inf, np.float32), 1)
+    mask.flags.writeable = False
+    return mask
+
+
 def _self_attention(w: Any, h: np.ndarray) -> tuple[np.ndarray, tuple[np.ndarray, np.ndarray]]:
     length, width = h.shape
     qkv = w.qkv(h)  # (T, 3 D)
     q, k, v = (_heads(qkv[:, i * width : (i + 1) * width], w.heads) for i in range(3))
     scores = _per_head(q, k, b_transposed=True)  # (H, T, T); q scaled in the weights
-    scores[:, np.triu_indices(length, 1)[0], np.triu_indices(length, 1)[1]] = -np.inf  # causal
+    scores += _causal(length)  # -inf above the diagonal
     return w.out(_merge(_per_head(host_math.softmax_last_(scores), v))), (k, v)
 
 
