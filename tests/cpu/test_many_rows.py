@@ -74,3 +74,20 @@ def test_a_sums_only_product_gives_exact_integer_sums() -> None:
     product.run_sums(quantized.ctypes.data, sums.ctypes.data)
     expected = (quantized.astype(np.int64) - 128) @ weight.astype(np.int64).T
     np.testing.assert_array_equal(sums, expected)
+
+
+def test_sums_only_products_of_one_thread_share_one_scratchpad() -> None:
+    """Each product keeps no scratchpad of its own: the thread's shared one grows to the largest."""
+    rng = np.random.default_rng(5)
+    limit = onednn.int8_weight_limit()
+    products, inputs = [], []
+    for n, rows in ((40, 300), (200, 500)):
+        weight = rng.integers(-limit, limit + 1, (n, 64)).astype(np.int8)
+        products.append((onednn_rows.RowProduct(weight, None, None, rows, sums_only=True), weight))
+        inputs.append(rng.integers(1, 256, (rows, 64)).astype(np.uint8))
+    for (product, weight), quantized in zip(products, inputs, strict=True):
+        sums = np.empty((quantized.shape[0], weight.shape[0]), np.int32)
+        product.run_sums(quantized.ctypes.data, sums.ctypes.data)
+        np.testing.assert_array_equal(sums, (quantized.astype(np.int64) - 128) @ weight.astype(np.int64).T)
+        assert product.bound().scratch.size == 1
+    assert onednn_rows._bound.shared_scratch.size >= max(product.scratch_bytes for product, _ in products)

@@ -146,6 +146,14 @@ class _ThreadMemories(threading.local):
 
     def __init__(self) -> None:
         self.by_product: dict[int, _Bound] = {}
+        # one scratchpad for all of this thread's sums-only products (each runs to completion before
+        # the next), not one each: many-row kernels may ask for large ones (a few per layer)
+        self.shared_scratch = np.empty(0, np.uint8)
+
+    def scratch_at(self, size: int) -> int:
+        if self.shared_scratch.size < size:
+            self.shared_scratch = np.empty(size, np.uint8)
+        return self.shared_scratch.ctypes.data
 
 
 class _Bound:
@@ -160,7 +168,8 @@ class _Bound:
         self.scaled = np.empty((rows, product.in_features), np.float32)  # the caller's quantization pass
         self.block = np.empty((rows, product.out_features), np.float32)  # `RowKernel`'s column pieces
         self.scale = np.ones(1, np.float32)  # the input's scale, written before each call
-        self.scratch = np.empty(max(product.scratch_bytes, 1), np.uint8)
+        self.scratch = np.empty(1 if product.sums_only else max(product.scratch_bytes, 1), np.uint8)
+        self.scratch_at = self.scratch.ctypes.data  # sums-only: the thread's shared one, set per call
         self.src_at = self.own_at = self.quantized.ctypes.data
         self.src, self.dst = _memory(product.src_desc, self.src_at), _memory(product.dst_desc, 0)
         args = [(_ARG_SRC, self.src), (_ARG_DST, self.dst), (_ARG_WEIGHTS, product.weights_memory)]
@@ -171,8 +180,9 @@ class _Bound:
                 (_ARG_SCALES | _ARG_SRC, _memory(product.scalar_desc, self.scale.ctypes.data)),
                 (_ARG_SCALES | _ARG_WEIGHTS, product.scales_memory), (_ARG_ZERO_POINTS | _ARG_SRC, product.zero_memory),
             ]  # fmt: skip
-        if product.scratch_bytes:
-            args.append((_ARG_SCRATCHPAD, _memory(product.scratch_desc, self.scratch.ctypes.data)))
+        self.scratch_memory = _memory(product.scratch_desc, self.scratch_at) if product.scratch_bytes else None
+        if self.scratch_memory is not None:
+            args.append((_ARG_SCRATCHPAD, self.scratch_memory))
         if product.bias_memory is not None:
             args.append((_ARG_BIAS, product.bias_memory))
         self.args = (onednn_eltwise._ExecArg * len(args))(*(onednn_eltwise._ExecArg(a, m) for a, m in args))
@@ -324,7 +334,13 @@ class RowProduct:
         int32 sums at `sums_at` (both plain row-major blocks of the caller's)."""
         if not self.sums_only:
             raise ValueError("run_sums is for products made with sums_only=True")
-        self.run_bound(self._bound(), 1.0, sums_at, quantized_at)
+        bound = self._bound()
+        if bound.scratch_memory is not None:
+            shared = _bound.scratch_at(self.scratch_bytes)
+            if shared != bound.scratch_at:
+                self._library.dnnl_memory_set_data_handle(bound.scratch_memory, shared)
+                bound.scratch_at = shared
+        self.run_bound(bound, 1.0, sums_at, quantized_at)
 
     def run_bound(self, bound: _Bound, scale: float, out_at: int, quantized_at: int | None = None) -> None:
         """`run` with this thread's `bound()` already in hand (a decoder step's hot path)."""
