@@ -27,10 +27,10 @@ from typing import Any
 
 import numpy as np
 
-from .. import config
 from ..errors import CPUKernelFailed
 from . import onednn, onednn_eltwise
 from . import pool as host_pool
+from .amx_policy import amx_for_few_rows
 
 _S32, _S8, _U8, _F32 = 4, 5, 6, 3  # dnnl_data_type_t
 _TAG_ANY = 1  # dnnl_format_tag_any: the primitive picks its weights layout
@@ -43,25 +43,7 @@ _ZERO_POINT = 128  # inputs are quantized to -127..127 and passed as q + 128
 _handle = ctypes.c_void_p
 _Dims = ctypes.c_int64 * 12
 _UNIMPLEMENTED = 3  # dnnl_unimplemented: the status given where this oneDNN or CPU has no such product
-_AMX_ROWS = config.ROWS_AMX  # "0": few-row products never use oneDNN's AMX kernels, "1": always
-_AMX_TILE_ROWS = 16  # an AMX tile multiply takes 16 rows: with one row, 15/16 of each tile is idle
-_AMX_WEIGHT_MIN = 1_000_000  # one row against a weight this large (the logits' pieces) keeps AMX
-
-
-def amx_for_few_rows(rows: int, weight_size: int) -> bool:
-    """Whether a product of `rows` (< 16) input rows against a weight of `weight_size` elements
-    may use oneDNN's AMX implementations (its first pick on a Sapphire Rapids Xeon, even for one
-    row); else it takes the next implementation without AMX (AVX-512 VNNI there).
-
-    Default, from one thread's products on such a Xeon (bench/xeon_cpu.gemm.py, 2026-12-06): AMX
-    only for one row against a large weight (tiny.en's logits 51864 x 384: 1.12 ms against 1.19
-    without AMX); without it for the rest (one row against 384 x 384, 1536 x 384, 384 x 1536:
-    0.007 / 0.022 / 0.020 ms against 0.009 / 0.028 / 0.029; five rows of the logits 1.04 against
-    1.13 ms). MLX_AUDIO_COREML_ROWS_AMX=1 / 0 takes AMX always / never, to compare."""
-    wanted = config.setting(_AMX_ROWS)
-    if wanted in ("0", "1"):
-        return wanted == "1"
-    return rows == 1 and weight_size >= _AMX_WEIGHT_MIN
+_AMX_TILE_ROWS = 16  # an AMX tile multiply takes 16 rows: below that, `amx_policy` decides
 
 
 @lru_cache(maxsize=1)

@@ -1,0 +1,29 @@
+"""Which int8 products of a few rows may use oneDNN's AMX kernels (CPUs with AMX: Sapphire Rapids and
+later Xeons), for `onednn_rows`.
+
+An AMX tile multiply takes 16 rows; with one row 15/16 of each tile idles, and oneDNN still picks
+its AMX implementation first. Products of 16 rows or more always keep oneDNN's first pick.
+"""
+
+from __future__ import annotations
+
+from .. import config
+
+_AMX_ROWS = config.ROWS_AMX  # "0": few-row products never use oneDNN's AMX kernels, "1": always
+_AMX_WEIGHT_MIN = 1_000_000  # one row against a weight this large (the logits' pieces) keeps AMX
+
+
+def amx_for_few_rows(rows: int, weight_size: int) -> bool:
+    """Whether a product of `rows` (< 16) input rows against a weight of `weight_size` elements
+    may use oneDNN's AMX implementations (its first pick on a Sapphire Rapids Xeon, even for one
+    row); else it takes the next implementation without AMX (AVX-512 VNNI there).
+
+    Default, from one thread's products on such a Xeon (bench/xeon_cpu.gemm.py, 2026-12-06): AMX
+    only for one row against a large weight (tiny.en's logits 51864 x 384: 1.12 ms against 1.19
+    without AMX); without it for the rest (one row against 384 x 384, 1536 x 384, 384 x 1536:
+    0.007 / 0.022 / 0.020 ms against 0.009 / 0.028 / 0.029; five rows of the logits 1.04 against
+    1.13 ms). MLX_AUDIO_COREML_ROWS_AMX=1 / 0 takes AMX always / never, to compare."""
+    wanted = config.setting(_AMX_ROWS)
+    if wanted in ("0", "1"):
+        return wanted == "1"
+    return rows == 1 and weight_size >= _AMX_WEIGHT_MIN
