@@ -10,7 +10,8 @@ fast as a plain max). Let t be the k-th largest block maximum: k tokens of disti
 >= t, so a token below t has k tokens above it and is in no top k. Every token >= t lies in a block
 whose maximum is >= t. Those blocks (k of them unless block maxima tie at t) and the ids past
 `n * DEPTH` (fewer than DEPTH) hold every token a stable sort ranks in its first k, ties included;
-only these few hundred are sorted. Rows must hold no NaN.
+only these few hundred are sorted. A row holding NaN (whose block maximum is NaN whatever else
+the block holds) is sorted whole, NaN last, as the stable sort ranks it.
 """
 
 from __future__ import annotations
@@ -21,8 +22,8 @@ DEPTH = 16  # rows of the block grid: ~100 us a step for (5, 51864) here (32: ab
 
 
 def top_k(rows: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
-    """Ids and values (each (B, k)) of every row's k largest values, largest first, equal values in
-    id order: exactly `np.argsort(-rows, axis=-1, kind="stable")[:, :k]` and the values there."""
+    """Ids and values (each (B, k)) of every row's k largest values (float rows), largest first, equal
+    values in id order: exactly `np.argsort(-rows, axis=-1, kind="stable")[:, :k]` and the values there."""
     batch, vocab = rows.shape
     width = vocab // DEPTH
     if not 0 < k < width:  # a small vocabulary: sort it whole
@@ -31,10 +32,11 @@ def top_k(rows: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
     grid = rows[:, : width * DEPTH].reshape(batch, DEPTH, width)
     block_max = grid.max(axis=1)  # (B, width)
     kth = np.partition(block_max, width - k, axis=1)[:, width - k : width - k + 1]  # (B, 1)
-    chosen = block_max >= kth  # at least k in every row
+    chosen = block_max >= kth  # at least k in every row without NaN
     tail_values = rows[:, width * DEPTH :]
     tail_ids = np.arange(width * DEPTH, vocab)
-    if np.count_nonzero(chosen) == batch * k:  # no tie at the k-th block maximum: k blocks in every row
+    whole = np.isnan(block_max).any(axis=1) | np.isnan(tail_values).any(axis=1)
+    if (np.count_nonzero(chosen, axis=1) == k).all() and not whole.any():  # no tie at the k-th block maximum
         first = np.flatnonzero(chosen).reshape(batch, 1, k) + (np.arange(batch) * (vocab - width))[:, None, None]
         flat = (first + (np.arange(DEPTH) * width)[None, :, None]).reshape(batch, DEPTH * k)  # b * V + id, ascending
         values = np.concatenate([rows.reshape(-1)[flat], tail_values], axis=1)
@@ -42,7 +44,12 @@ def top_k(rows: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
             [flat - (np.arange(batch) * vocab)[:, None], np.broadcast_to(tail_ids, tail_values.shape)], axis=1
         )
         return _ranked(values, ids, k)
-    picked = [_row_candidates(grid[b], chosen[b], width, tail_values[b], tail_ids) for b in range(batch)]
+    picked = [
+        (rows[b], np.arange(vocab))
+        if whole[b]
+        else _row_candidates(grid[b], chosen[b], width, tail_values[b], tail_ids)
+        for b in range(batch)
+    ]
     ranked = [_ranked(values[None], ids[None], k) for values, ids in picked]
     return np.concatenate([r[0] for r in ranked]), np.concatenate([r[1] for r in ranked])
 

@@ -49,6 +49,21 @@ def test_top_k_of_an_all_minus_inf_row_is_its_first_ids():
     assert np.isneginf(values).all()
 
 
+def test_rows_with_nan_rank_it_last_as_a_stable_sort_does():
+    rng = np.random.default_rng(2)
+    rows = (rng.standard_normal((4, 51864)) * 4).astype(np.float32)
+    rows[0, rng.integers(0, 51864, 40)] = np.nan  # NaN beside large values in their blocks
+    rows[0, 7] = 100.0
+    rows[1, -3] = np.nan  # in the tail
+    rows[2] = np.nan
+    rows[2, [5, 9]] = [1.0, 2.0]  # fewer than k numbers: NaN fills the rest
+    for k in (1, 6):
+        ids, values = top_k(rows, k)
+        expected_ids, expected_values = _stable(rows, k)
+        np.testing.assert_array_equal(ids, expected_ids)
+        np.testing.assert_array_equal(values, expected_values)  # NaN compares equal here
+
+
 def test_top_k_reads_a_non_contiguous_batch():
     rows = (np.random.default_rng(1).standard_normal((6, 51864)) * 4).astype(np.float32)[::2]
     ids, _ = top_k(rows, 6)
