@@ -102,14 +102,25 @@ def _audio_heads(kv: np.ndarray, heads: int) -> tuple[np.ndarray, np.ndarray]:
     return k_t, _heads(kv[:, width:], heads)
 
 
-def _cross_attention(
-    w: Any, h: np.ndarray, kv: np.ndarray
-) -> tuple[np.ndarray, tuple[np.ndarray, np.ndarray], np.ndarray]:
-    """Attention of the prompt rows `h` to the audio, whose keys | values are `kv` (n_ctx, 2 D)."""
-    k_t, v = _audio_heads(kv, w.heads)
+def _every_blocks_audio_heads(audio_kv: np.ndarray, blocks: int, heads: int) -> list[tuple[np.ndarray, np.ndarray]]:
+    """`_audio_heads` of each block's columns of `audio_kv` (n_ctx, blocks * 2 D), the blocks spread
+    over the host workers (copies that release the GIL: the prompt's layers run after them)."""
+    width = audio_kv.shape[1] // blocks
+    found: list[tuple[np.ndarray, np.ndarray]] = [(audio_kv, audio_kv)] * blocks  # placeholders
+
+    def one(block: int) -> None:
+        found[block] = _audio_heads(audio_kv[:, width * block : width * (block + 1)], heads)
+
+    host_pool.run_all(one, range(blocks))
+    return found
+
+
+def _cross_attention(w: Any, h: np.ndarray, k_t: np.ndarray, v: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Attention of the prompt rows `h` to the audio's per-head keys `k_t` (H, Dh, n_ctx) and values
+    `v` (H, n_ctx, Dh); returns the output and the per-head queries (word timing's scores)."""
     q = _heads(w.cross_q(h), w.heads)  # (H, T, Dh), scaled in the weights
     y = _per_head(host_math.softmax_last_(_per_head(q, k_t)), v)  # scores (H, T, n_ctx), softmax in place
-    return w.cross_out(_merge(y)), (k_t, v), q
+    return w.cross_out(_merge(y)), q
 
 
 def prefill(decoder: Any, tokens: mx.array, audio_features: mx.array) -> tuple[mx.array, Any, list[mx.array]]:
@@ -123,13 +134,13 @@ def prefill(decoder: Any, tokens: mx.array, audio_features: mx.array) -> tuple[m
     x = prepared.embedding[ids] + prepared.positions[: len(ids)]  # (T, D)
     # every block's audio keys and values in one product: the audio is quantized once, not per block
     audio_kv = prepared.cross_kv(audio)  # (n_ctx, blocks * 2 D)
-    width = x.shape[1]
+    audio_heads = _every_blocks_audio_heads(audio_kv, len(layers), layers[0].heads)
+    del audio_kv  # 18 MB for tiny.en: not kept while the prompt runs
     cache, cross_qk = [], []
-    for i, w in enumerate(layers):
+    for w, (k_t, audio_v) in zip(layers, audio_heads, strict=True):
         y, (k, v) = _self_attention(w, host_math.layer_norm(x, w.norms[0]))
         x = x + y
-        kv = audio_kv[:, 2 * width * i : 2 * width * (i + 1)]
-        y, (k_t, audio_v), cross_q = _cross_attention(w, host_math.layer_norm(x, w.norms[1]), kv)
+        y, cross_q = _cross_attention(w, host_math.layer_norm(x, w.norms[1]), k_t, audio_v)
         x = x + y
         x = x + w.mlp2(host_math.gelu_np_(w.mlp1(host_math.layer_norm(x, w.norms[2]))))
         keys_t = mx.array(k_t[None])
