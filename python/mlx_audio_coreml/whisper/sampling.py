@@ -189,6 +189,8 @@ class DecoderStep:
         are moved in place (`HostKV.moved`, only rows whose beam changed): the cache passed in is
         used up, and reading it again raises `StaleCache`."""
         index = np.asarray(rows).reshape(-1).tolist()
+        if index == list(range(len(index))):  # every beam goes on in its own row (most steps here)
+            return cache
 
         def take(kv: Any) -> Any:
             return kv.moved(index) if isinstance(kv, HostKV) else kv[rows]

@@ -111,6 +111,8 @@ def test_decoder_step_reorder_moves_host_rows_and_gathers_mlx_ones():
     np.testing.assert_array_equal(self_kv[0].view(), expected[0])
     np.testing.assert_array_equal(np.array(self_kv[1]), expected[1])
     assert kept_cross is cross and none_layer == (None, cross)
+    same = [((self_kv[0], self_kv[1]), cross)]
+    assert step.reorder(same, mx.array([0, 1, 2])) is same  # every beam in its own row: nothing to do
 
 
 def _plain_step(model, tokens, features, cache):
