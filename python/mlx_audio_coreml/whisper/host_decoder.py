@@ -20,7 +20,7 @@ plain `nn.Linear` layers (MLX-quantized models stay in MLX). Inputs and outputs 
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import mlx.core as mx
@@ -78,7 +78,7 @@ class PreparedDecoder:
     embedding: np.ndarray  # (V, D) token embedding, a view of the MLX weights
     positions: np.ndarray  # (n_ctx, D)
     cross_kv: HostLinear  # every block's audio keys | values from the audio features, as one product
-    audio: host_audio.AudioCopy | None = None  # the current window's audio keys and values on huge pages
+    audio: host_audio.Copies = field(default_factory=host_audio.Copies)  # decoding windows' audio keys/values
 
 
 class _LayerWeights:
@@ -216,7 +216,7 @@ def decode_step(
     x = prepared.embedding[ids] + prepared.positions[offset]  # (B, D)
     layers, logits_layer = prepared.layers, prepared.logits
     new_cache, cross_qk = [], []
-    audio = host_audio.audio_pairs(prepared, kv_cache)
+    audio = host_audio.audio_pairs(prepared.audio, kv_cache)
     with host_math.decoder_blas_threads():
         for w, layer_cache, layer_audio in zip(layers, kv_cache, audio):
             x, self_kv, cross_q = _block(w, x, layer_cache, layer_audio, limit)
