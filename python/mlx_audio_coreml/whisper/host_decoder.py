@@ -9,7 +9,6 @@ is 80 MB in float32 (3.5 ms on 2 idle cores here) and 20 MB in int8 (0.5 ms).
 
 The self-attention keys and values stay on the host between steps (`host_cache.HostKV`, a buffer
 each step writes its token's row into) rather than being joined and copied into MLX every step.
-The audio keys and values are read from one copy per window on huge pages (`host_audio`).
 
 Used only when `host_math.available` (MLX on the CPU, float32), for one new token per row (greedy:
 one row; beam search: a row per beam) whose cache already holds the audio keys and values, with
@@ -20,7 +19,7 @@ plain `nn.Linear` layers (MLX-quantized models stay in MLX). Inputs and outputs 
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import mlx.core as mx
@@ -32,7 +31,6 @@ from ..cpu import host_math
 from ..cpu import linear as host_linear
 from ..cpu import pool as host_pool
 from ..cpu.linear import HostLinear
-from . import host_audio
 from .host_cache import HostKV
 
 # Per-head products are numpy's batched matmul: one call for a group of heads (their sizes keep
@@ -78,7 +76,6 @@ class PreparedDecoder:
     embedding: np.ndarray  # (V, D) token embedding, a view of the MLX weights
     positions: np.ndarray  # (n_ctx, D)
     cross_kv: HostLinear  # every block's audio keys | values from the audio features, as one product
-    audio: host_audio.Copies = field(default_factory=host_audio.Copies)  # decoding windows' audio keys/values
 
 
 class _LayerWeights:
@@ -156,11 +153,11 @@ def _self_attention(
 
 
 def _cross_attention(
-    w: _LayerWeights, h: np.ndarray, audio: tuple[np.ndarray, np.ndarray]
+    w: _LayerWeights, h: np.ndarray, cache: tuple[mx.array, mx.array]
 ) -> tuple[np.ndarray, np.ndarray]:
     batch, width = h.shape
     q = _heads(w.cross_q(h), w.heads)  # scaled in the weights
-    k_t, v = audio  # (B or 1, H, Dh, n_ctx), (B or 1, H, n_ctx, Dh)
+    k_t, v = _array(cache[0]), _array(cache[1])  # (B or 1, H, Dh, n_ctx), (B or 1, H, n_ctx, Dh)
     if k_t.shape[0] == 1 and batch > 1:  # beams or samples of one window: the audio is read once per head
         by_head = np.ascontiguousarray(q[:, :, 0].transpose(1, 0, 2))  # (H, B, Dh); strided, numpy skips BLAS
         out = np.empty(by_head.shape, np.float32)  # (H, B, Dh)
@@ -194,11 +191,11 @@ def lazy_scores(scaled_q: np.ndarray, keys_t: mx.array) -> mx.array:
 
 
 def _block(
-    w: _LayerWeights, x: np.ndarray, cache: Any, audio: tuple[np.ndarray, np.ndarray], limit: int
+    w: _LayerWeights, x: np.ndarray, cache: Any, limit: int
 ) -> tuple[np.ndarray, tuple[HostKV, HostKV], np.ndarray]:
     y, self_kv = _self_attention(w, host_math.layer_norm(x, w.norms[0]), cache[0], limit)
     x = x + y
-    y, cross_q = _cross_attention(w, host_math.layer_norm(x, w.norms[1]), audio)
+    y, cross_q = _cross_attention(w, host_math.layer_norm(x, w.norms[1]), cache[1])
     x = x + y
     hidden = w.mlp1(host_math.layer_norm(x, w.norms[2]))
     return x + w.mlp2(host_math.gelu_np_(hidden)), self_kv, cross_q
@@ -216,10 +213,9 @@ def decode_step(
     x = prepared.embedding[ids] + prepared.positions[offset]  # (B, D)
     layers, logits_layer = prepared.layers, prepared.logits
     new_cache, cross_qk = [], []
-    audio = host_audio.audio_pairs(prepared.audio, kv_cache)
     with host_math.decoder_blas_threads():
-        for w, layer_cache, layer_audio in zip(layers, kv_cache, audio):
-            x, self_kv, cross_q = _block(w, x, layer_cache, layer_audio, limit)
+        for w, layer_cache in zip(layers, kv_cache):
+            x, self_kv, cross_q = _block(w, x, layer_cache, limit)
             new_cache.append((self_kv, layer_cache[1]))  # (B, H, T + 1, Dh) each
             if scores:
                 cross_qk.append(lazy_scores(cross_q, layer_cache[1][0]))  # (B, H, 1, n_ctx)
