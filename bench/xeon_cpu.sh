@@ -101,7 +101,7 @@ cores=$(nproc --all 2>/dev/null || echo 1)
 if [ "$quick" = 1 ]; then
   reps=1 beam_reps=1 minutes=0.4 settings=(greedy-int8)
 else
-  reps=5 beam_reps=3 minutes=3 settings=(greedy-int8 beam5-int8)
+  reps=5 beam_reps=3 minutes=3 settings=(greedy-int8 beam5-int8 defaults)
 fi
 tc=(bench/transcribe_cpu.py --models tiny.en --dtypes int8 float32)
 lf=(bench/longform_cpu.py --model tiny.en --minutes "$minutes" --repeats 1 --settings "${settings[@]}")
@@ -110,7 +110,7 @@ lf=(bench/longform_cpu.py --model tiny.en --minutes "$minutes" --repeats 1 --set
 if has c2; then
 step "jfk greedy, 2 cores" 0,1 60 "$PY" "${tc[@]}" --threads 2 --repeats "$reps" --out "$out/jfk_greedy_c2$tag.md"
 step "jfk beam 5, 2 cores" 0,1 60 "$PY" "${tc[@]}" --threads 2 --repeats "$beam_reps" --beam-size 5 --out "$out/jfk_beam5_c2$tag.md"
-step "long-form ${minutes} min, 2 cores" 0,1 150 "$PY" "${lf[@]}" --threads 2 --out "$out/longform_c2$tag.md"
+step "long-form ${minutes} min, 2 cores" 0,1 180 "$PY" "${lf[@]}" --threads 2 --out "$out/longform_c2$tag.md"
 fi
 # 2 cores: our decoder's switches in turns in one process (bench/xeon_cpu.profile.py), with a cProfile
 if has profile; then
