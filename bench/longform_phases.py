@@ -53,25 +53,15 @@ class _TimedGenerate:
 
 
 def _ours(setting: str, timings: Timings) -> Callable[[Any], str]:
-    import dataclasses
-
+    """longform_cpu's `ours` with its phases timed (module functions wrapped for this process)."""
     import mlx_audio_coreml  # noqa: F401  (loads OpenBLAS before MLX)
-    from mlx_audio_coreml.options import ModelLoadingOptions, WhisperQuantization
+    from longform_cpu import ours
     from mlx_audio_coreml.whisper import decoding, host_decoder, transcribe
-    from mlx_audio_coreml.whisper.session import WhisperSession
 
-    options = dataclasses.replace(ModelLoadingOptions.mlx_only(), quantization=WhisperQuantization.INT8)
-    session = WhisperSession.from_pretrained("tiny.en", options)
     transcribe.WindowDecoding.features = _timed(timings, "encode", transcribe.WindowDecoding.features)  # type: ignore[method-assign]
     decoding.DecodingTask._prefill = _timed(timings, "prefill", decoding.DecodingTask._prefill)  # type: ignore[method-assign]
     host_decoder.decode_step = _timed(timings, "step", host_decoder.decode_step)  # type: ignore[assignment]
-    kwargs = {"beam_size": 5 if setting.startswith("beam5") else 1, "temperature": 0.0, "language": "en"}
-
-    def run(audio: Any) -> str:
-        segments, _info = session.transcribe(audio, **kwargs)
-        return " ".join(s.text.strip() for s in segments)
-
-    return run
+    return ours("tiny.en", setting, 0)  # its thread count is unused (the session has its own)
 
 
 def _faster_whisper(setting: str, threads: int, timings: Timings) -> Callable[[Any], str]:
