@@ -67,10 +67,15 @@ def _weights(encoder: Any, int8: bool) -> list[_BlockWeights]:
     return prepared
 
 
+def _row_pieces(length: int) -> list[slice]:
+    """The row ranges a block's products run in (a few per worker): `prepare` makes their kernels."""
+    return host_pool.row_blocks(length, host_math.ROWS_PER_BLOCK)
+
+
 def _block(w: _BlockWeights, x: np.ndarray) -> None:
     """One residual block on the (T, D) stream `x`, in place; heads and row ranges go to the workers."""
     length, width = x.shape
-    blocks = host_pool.row_blocks(length, host_math.ROWS_PER_BLOCK)  # a few per worker
+    blocks = _row_pieces(length)
     qkv = np.empty((length, 3 * width), np.float32)  # q | k | v
     host_pool.run_all(lambda rows: w.qkv(host_math.layer_norm(x[rows], w.norms[0]), out=qkv[rows]), blocks)
     merged = np.empty((length, width), np.float32)  # heads side by side
@@ -104,7 +109,7 @@ def prepare(encoder: Any) -> None:
     for the row counts of a window's pieces, instead of on the first window."""
     layers = _weights(encoder, int8=encoder.host_int8)
     length = encoder._positional_embedding.shape[0]  # a window's positions (1500 for Whisper)
-    counts = {piece.stop - piece.start for piece in host_pool.row_blocks(length, host_math.ROWS_PER_BLOCK)}
+    counts = {piece.stop - piece.start for piece in _row_pieces(length)}
     for w in layers:
         for layer, count in itertools.product((w.qkv, w.out, w.mlp1, w.mlp2), counts):
             layer.prepare_rows(count)

@@ -106,13 +106,9 @@ def _every_blocks_audio_heads(audio_kv: np.ndarray, blocks: int, heads: int) -> 
     """`_audio_heads` of each block's columns of `audio_kv` (n_ctx, blocks * 2 D), the blocks spread
     over the host workers (copies that release the GIL: the prompt's layers run after them)."""
     width = audio_kv.shape[1] // blocks
-    found: list[tuple[np.ndarray, np.ndarray]] = [(audio_kv, audio_kv)] * blocks  # placeholders
-
-    def one(block: int) -> None:
-        found[block] = _audio_heads(audio_kv[:, width * block : width * (block + 1)], heads)
-
-    host_pool.run_all(one, range(blocks))
-    return found
+    return host_pool.run_all(
+        lambda block: _audio_heads(audio_kv[:, width * block : width * (block + 1)], heads), range(blocks)
+    )  # results in block order
 
 
 def _cross_attention(w: Any, h: np.ndarray, k_t: np.ndarray, v: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -239,15 +239,24 @@ def kv_cache_length(kv_cache: KVCache | None) -> int:
     return kv_cache[0][0][0].shape[2]
 
 
-def reorder_kv_cache(kv_cache: KVCache, indices: mx.array, *, same_audio_rows: bool = False) -> KVCache:
+def reorder_kv_cache(
+    kv_cache: KVCache, indices: mx.array, *, same_audio_rows: bool = False, in_place: bool = False
+) -> KVCache:
     """The cache with its batch rows taken in `indices` order (beam search keeps the best beams).
 
     `same_audio_rows`: every row comes from a row holding the same audio (beam search: a beam's
     source is a beam of its own window), so the audio keys/values are kept as they are. Gathering
-    them anyway (5 beams x 4 layers x 2.3 MB for tiny.en, every step) cost ~30 ms per step here."""
+    them anyway (5 beams x 4 layers x 2.3 MB for tiny.en, every step) cost ~30 ms per step here.
+    `in_place`: the CPU host decoder's keys/values (`HostKV`) are moved where they lie, copying only
+    rows whose source differs (`HostKV.moved`); the cache passed in is used up (reading it again
+    raises `StaleCache`). Other arrays are gathered as without it."""
+    rows = np.asarray(indices).reshape(-1).tolist() if in_place else None
+
+    def one(kv: Any) -> Any:
+        return kv.moved(rows) if rows is not None and isinstance(kv, host_cache.HostKV) else kv[indices]
 
     def take(pair: tuple[mx.array, mx.array] | None) -> tuple[mx.array, mx.array] | None:
-        return None if pair is None else (pair[0][indices], pair[1][indices])
+        return None if pair is None else (one(pair[0]), one(pair[1]))
 
     return [(take(self_kv), cross_kv if same_audio_rows else take(cross_kv)) for self_kv, cross_kv in kv_cache]
 

@@ -16,6 +16,7 @@ import numpy as np
 
 from .host_cache import HostKV
 from .logit_filters import LogitFilter, apply_filters, apply_filters_np
+from .model import reorder_kv_cache
 
 
 def sample_tokens(
@@ -92,8 +93,7 @@ def _greedy_on_host(
         filtered = apply_filters_np(filters, np.asarray(logits, dtype=np.float32), rows, step)
         best = filtered.argmax(axis=-1)
         chosen = np.where(finished, eot, best).astype(np.int32)
-        normalizers = log_normalizers(filtered, maxima=filtered[every_row, best])  # the argmax gives the max
-        picked = filtered[every_row, chosen].astype(np.float64) - normalizers  # = chosen_logprobs(filtered, chosen)
+        picked = chosen_logprobs(filtered, chosen, maxima=filtered[every_row, best])  # the argmax gives the max
         sum_logprobs += np.where(~finished, picked, 0.0)  # rows still running
         finished |= chosen == eot
         rows = np.concatenate([rows, chosen[:, None]], axis=1)
@@ -162,9 +162,10 @@ def log_normalizers(logits: np.ndarray, maxima: np.ndarray | None = None) -> np.
         return top[:, 0].astype(np.float64) + np.log(shifted.sum(axis=-1, dtype=np.float64))
 
 
-def chosen_logprobs(logits: np.ndarray, chosen: np.ndarray) -> np.ndarray:
-    """log softmax(logits)[row, chosen[row]] for logits (B, V), in float64."""
-    return logits[np.arange(len(chosen)), chosen].astype(np.float64) - log_normalizers(logits)
+def chosen_logprobs(logits: np.ndarray, chosen: np.ndarray, maxima: np.ndarray | None = None) -> np.ndarray:
+    """log softmax(logits)[row, chosen[row]] for logits (B, V), in float64 (`maxima`: as for
+    `log_normalizers`)."""
+    return logits[np.arange(len(chosen)), chosen].astype(np.float64) - log_normalizers(logits, maxima)
 
 
 class DecoderStep:
@@ -185,17 +186,13 @@ class DecoderStep:
 
     def reorder(self, cache: Any, rows: mx.array) -> Any:
         """The cache of the rows `rows` (beam search's survivors: each from a beam of its own window),
-        as `reorder_kv_cache(cache, rows, same_audio_rows=True)`. The host decoder's keys and values
+        through `reorder_kv_cache(..., same_audio_rows=True, in_place=True)`: the host decoder's keys and values
         are moved in place (`HostKV.moved`, only rows whose beam changed): the cache passed in is
         used up, and reading it again raises `StaleCache`."""
         index = np.asarray(rows).reshape(-1).tolist()
         if index == list(range(len(index))):  # every beam goes on in its own row (most steps here)
             return cache
-
-        def take(kv: Any) -> Any:
-            return kv.moved(index) if isinstance(kv, HostKV) else kv[rows]
-
-        return [(None if self_kv is None else (take(self_kv[0]), take(self_kv[1])), cross) for self_kv, cross in cache]
+        return reorder_kv_cache(cache, rows, same_audio_rows=True, in_place=True)
 
 
 def repeat_rows(tree: Any, repeats: int) -> Any:
