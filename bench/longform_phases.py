@@ -8,8 +8,12 @@ in one process, in turns, after a warm-up. Timers wrap each engine's phases with
   every step together, in C++), the rest.
 Prints per engine and phase the median wall seconds, the count of calls and the ms per call, with
 the CPU model and the load average before and after: which phase to work on, on this CPU.
+`--parts` also times the pieces inside our phases (rows "step: ..." and "beam: ..."; they are
+inside "step" and "rest", not added to them): layer norms, the logits product, the other
+products, cross-attention (softmax included), softmaxes, GELU; beam search's filters, top-k and
+cache reorders. Each wrapper costs ~1 us a call (a step makes ~50).
 
-    python3 bench/longform_phases.py --minutes 3 --rounds 2 --setting greedy-int8
+    python3 bench/longform_phases.py --minutes 3 --rounds 2 --setting greedy-int8 [--parts]
 """
 
 from __future__ import annotations
@@ -64,6 +68,49 @@ def _ours(setting: str, timings: Timings) -> Callable[[Any], str]:
     return ours("tiny.en", setting, 0)  # its thread count is unused (the session has its own)
 
 
+def _time_parts(timings: Timings) -> None:
+    """Wrap the leaves of our decoder step and beam search's host work (this process only). Leaves
+    the encoder and the prefill share (layer norms, products) count only inside a decoder step."""
+    from mlx_audio_coreml.cpu import host_math, linear
+    from mlx_audio_coreml.whisper import beam, host_decoder, sampling
+
+    inside = [False]
+
+    def in_step(name: str, fn: Callable[..., Any]) -> Callable[..., Any]:
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            if not inside[0]:
+                return fn(*args, **kwargs)
+            start = time.perf_counter()
+            try:
+                return fn(*args, **kwargs)
+            finally:  # the logits layer is the product with a vocabulary's outputs
+                label = name if name != "products" else (
+                    "step: logits product" if args[0].out_features > 10_000 else "step: other products"
+                )  # fmt: skip
+                timings[label].append(time.perf_counter() - start)
+
+        return wrapper
+
+    step = host_decoder.decode_step
+
+    def flagged_step(*args: Any, **kwargs: Any) -> Any:
+        inside[0] = True
+        try:
+            return step(*args, **kwargs)
+        finally:
+            inside[0] = False
+
+    host_decoder.decode_step = flagged_step
+    linear.HostLinear.__call__ = in_step("products", linear.HostLinear.__call__)  # type: ignore[method-assign]
+    host_math.layer_norm = in_step("step: layer norms", host_math.layer_norm)
+    host_math.gelu_np_ = in_step("step: gelu", host_math.gelu_np_)
+    host_decoder._attend = in_step("step: cross-attention (no products)", host_decoder._attend)
+    host_math.softmax_last_ = in_step("step: softmax (self and cross)", host_math.softmax_last_)
+    beam.apply_filters_np = _timed(timings, "beam: filters", beam.apply_filters_np)
+    beam.BeamSearch._top_candidates = _timed(timings, "beam: top-k + log-probs", beam.BeamSearch._top_candidates)  # type: ignore[method-assign]
+    sampling.DecoderStep.reorder = _timed(timings, "beam: cache reorder", sampling.DecoderStep.reorder)  # type: ignore[method-assign]
+
+
 def _faster_whisper(setting: str, threads: int, timings: Timings) -> Callable[[Any], str]:
     from faster_whisper import WhisperModel
 
@@ -85,12 +132,13 @@ def _table(name: str, rounds: list[tuple[float, Timings]]) -> list[str]:
     lines = [f"| {name} | total | {statistics.median(walls):.2f} | 1 | - |"]
     phases = sorted({p for _, t in rounds for p in t}, key=lambda p: -sum(rounds[0][1].get(p, [])))
     accounted = []
-    for phase in phases:
+    for phase in phases:  # "step: x" and "beam: x" are inside the phases, not beside them
         sums = [sum(t.get(phase, [])) for _, t in rounds]
         count = len(rounds[-1][1].get(phase, []))
         per_call = 1000 * sums[-1] / count if count else 0.0
         lines.append(f"| {name} | {phase} | {statistics.median(sums):.2f} | {count} | {per_call:.2f} |")
-        accounted.append(sums)
+        if ": " not in phase:
+            accounted.append(sums)
     rest = [wall - sum(s[i] for s in accounted) for i, wall in enumerate(walls)]  # the phases are disjoint
     lines.append(f"| {name} | rest (Python around the phases) | {statistics.median(rest):.2f} | - | - |")
     return lines
@@ -102,6 +150,7 @@ def main() -> int:
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--setting", default="greedy-int8", choices=["greedy-int8", "beam5-int8"])
+    parser.add_argument("--parts", action="store_true", help="also time the pieces inside our phases")
     args = parser.parse_args()
     from longform_cpu import long_speech
     from machine_info import cpu_flags, cpu_model
@@ -111,9 +160,11 @@ def main() -> int:
     print(f"audio: {how}; setting {args.setting}")
     timings: dict[str, Timings] = {"ours": defaultdict(list), "faster-whisper": defaultdict(list)}
     engines = {
-        "ours": _ours(args.setting, timings["ours"]),
+        "ours": _ours(args.setting, timings["ours"]),  # --parts: wrapped below, before any call
         "faster-whisper": _faster_whisper(args.setting, args.threads, timings["faster-whisper"]),
     }
+    if args.parts:
+        _time_parts(timings["ours"])
     for run in engines.values():
         run(audio[: 16000 * 11])  # warm-up
     results: dict[str, list[tuple[float, Timings]]] = {name: [] for name in engines}
