@@ -8,10 +8,11 @@ in one process, in turns, after a warm-up. Timers wrap each engine's phases with
   every step together, in C++), the rest.
 Prints per engine and phase the median wall seconds, the count of calls and the ms per call, with
 the CPU model and the load average before and after: which phase to work on, on this CPU.
-`--parts` also times the pieces inside our phases (rows "step: ..." and "beam: ..."; they are
-inside "step" and "rest", not added to them): layer norms, the logits product, the other
-products, cross-attention (softmax included), softmaxes, GELU; beam search's filters, top-k and
-cache reorders. Each wrapper costs ~1 us a call (a step makes ~50).
+`--parts` also times the pieces inside our phases (rows "step: ...", "prefill: ..." and "beam: ...";
+they are inside "step", "prefill" and "rest", not added to them): layer norms, the logits product,
+the other products, cross-attention (its softmax included), softmaxes, GELU; the prefill's audio
+keys/values per head and per-head products; beam search's filters, top-k and cache reorders. Each
+wrapper costs ~1 us a call (a step makes ~50).
 
     python3 bench/longform_phases.py --minutes 3 --rounds 2 --setting greedy-int8 [--parts]
 """
@@ -69,43 +70,52 @@ def _ours(setting: str, timings: Timings) -> Callable[[Any], str]:
 
 
 def _time_parts(timings: Timings) -> None:
-    """Wrap the leaves of our decoder step and beam search's host work (this process only). Leaves
-    the encoder and the prefill share (layer norms, products) count only inside a decoder step."""
+    """Wrap the leaves of our decoder step, our prefill and beam search's host work (this process
+    only). Leaves they share (layer norms, products) are named for the phase they ran in."""
     from mlx_audio_coreml.cpu import host_math, linear
-    from mlx_audio_coreml.whisper import beam, host_decoder, sampling
+    from mlx_audio_coreml.whisper import beam, host_decoder, host_prefill, sampling
 
-    inside = [False]
+    phase: list[str | None] = [None]  # "step" or "prefill" while one runs
 
-    def in_step(name: str, fn: Callable[..., Any]) -> Callable[..., Any]:
+    def leaf(name: str, fn: Callable[..., Any]) -> Callable[..., Any]:
         def wrapper(*args: Any, **kwargs: Any) -> Any:
-            if not inside[0]:
+            if phase[0] is None:
                 return fn(*args, **kwargs)
             start = time.perf_counter()
             try:
                 return fn(*args, **kwargs)
             finally:  # the logits layer is the product with a vocabulary's outputs
-                label = name if name != "products" else (
-                    "step: logits product" if args[0].out_features > 10_000 else "step: other products"
-                )  # fmt: skip
-                timings[label].append(time.perf_counter() - start)
+                label = (
+                    name
+                    if name != "products"
+                    else "logits product"
+                    if args[0].out_features > 10_000
+                    else "other products"
+                )
+                timings[f"{phase[0]}: {label}"].append(time.perf_counter() - start)
 
         return wrapper
 
-    step = host_decoder.decode_step
+    def marked(name: str, fn: Callable[..., Any]) -> Callable[..., Any]:
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            phase[0] = name
+            try:
+                return fn(*args, **kwargs)
+            finally:
+                phase[0] = None
 
-    def flagged_step(*args: Any, **kwargs: Any) -> Any:
-        inside[0] = True
-        try:
-            return step(*args, **kwargs)
-        finally:
-            inside[0] = False
+        return wrapper
 
-    host_decoder.decode_step = flagged_step
-    linear.HostLinear.__call__ = in_step("products", linear.HostLinear.__call__)  # type: ignore[method-assign]
-    host_math.layer_norm = in_step("step: layer norms", host_math.layer_norm)
-    host_math.gelu_np_ = in_step("step: gelu", host_math.gelu_np_)
-    host_decoder._attend = in_step("step: cross-attention (no products)", host_decoder._attend)
-    host_math.softmax_last_ = in_step("step: softmax (self and cross)", host_math.softmax_last_)
+    host_decoder.decode_step = marked("step", host_decoder.decode_step)
+    host_prefill.prefill = marked("prefill", host_prefill.prefill)
+    linear.HostLinear.__call__ = leaf("products", linear.HostLinear.__call__)  # type: ignore[method-assign]
+    host_math.layer_norm = leaf("layer norms", host_math.layer_norm)
+    host_math.gelu_np_ = leaf("gelu", host_math.gelu_np_)
+    host_math.softmax_last_ = leaf("softmax (self and cross)", host_math.softmax_last_)
+    host_decoder._attend = leaf("cross-attention (no products)", host_decoder._attend)
+    host_prefill._every_blocks_audio_heads = leaf("audio keys/values per head", host_prefill._every_blocks_audio_heads)
+    host_prefill._per_head = leaf("per-head products", host_prefill._per_head)
+    host_prefill._logits = leaf("logits (last row; earlier lazy)", host_prefill._logits)
     beam.apply_filters_np = _timed(timings, "beam: filters", beam.apply_filters_np)
     beam.BeamSearch._top_candidates = _timed(timings, "beam: top-k + log-probs", beam.BeamSearch._top_candidates)  # type: ignore[method-assign]
     sampling.DecoderStep.reorder = _timed(timings, "beam: cache reorder", sampling.DecoderStep.reorder)  # type: ignore[method-assign]
@@ -132,7 +142,7 @@ def _table(name: str, rounds: list[tuple[float, Timings]]) -> list[str]:
     lines = [f"| {name} | total | {statistics.median(walls):.2f} | 1 | - |"]
     phases = sorted({p for _, t in rounds for p in t}, key=lambda p: -sum(rounds[0][1].get(p, [])))
     accounted = []
-    for phase in phases:  # "step: x" and "beam: x" are inside the phases, not beside them
+    for phase in phases:  # "step: x", "prefill: x" and "beam: x" are inside the phases, not beside them
         sums = [sum(t.get(phase, [])) for _, t in rounds]
         count = len(rounds[-1][1].get(phase, []))
         per_call = 1000 * sums[-1] / count if count else 0.0
