@@ -105,13 +105,16 @@ def test_rows_amx_off_takes_a_kernel_without_amx_and_gives_the_same_rows(
     np.testing.assert_allclose(fast, _gemm_route(layer, x), rtol=1e-6, atol=1e-6)
 
 
-def test_by_default_only_one_row_against_a_large_weight_may_take_amx(monkeypatch: pytest.MonkeyPatch) -> None:
-    """The Xeon's one-thread table: small one-row products and five logits rows were faster without
-    AMX, the one-row logits with it."""
+def test_by_default_one_row_takes_amx_only_against_a_large_weight_and_beams_always(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The Xeon's one-thread table: small one-row products were faster without AMX, the one-row
+    logits with it; the real beam-5 step was faster with AMX for its five-row products."""
     monkeypatch.delenv("MLX_AUDIO_COREML_ROWS_AMX", raising=False)
     assert onednn_rows.amx_for_few_rows(1, 51864 * 384 // 8)  # a logits piece (2 workers, 4 pieces each)
-    assert not onednn_rows.amx_for_few_rows(5, 51864 * 384)
     assert not onednn_rows.amx_for_few_rows(1, 1536 * 384)
+    assert onednn_rows.amx_for_few_rows(5, 384 * 384)
+    assert onednn_rows.amx_for_few_rows(2, 51864 * 384)
     monkeypatch.setenv("MLX_AUDIO_COREML_ROWS_AMX", "1")
     assert onednn_rows.amx_for_few_rows(5, 384 * 384)
 

@@ -18,12 +18,15 @@ def amx_for_few_rows(rows: int, weight_size: int) -> bool:
     may use oneDNN's AMX implementations (its first pick on a Sapphire Rapids Xeon, even for one
     row); else it takes the next implementation without AMX (AVX-512 VNNI there).
 
-    Default, from one thread's products on such a Xeon (bench/xeon_cpu.gemm.py, 2026-12-06): AMX
-    only for one row against a large weight (tiny.en's logits 51864 x 384: 1.12 ms against 1.19
-    without AMX); without it for the rest (one row against 384 x 384, 1536 x 384, 384 x 1536:
-    0.007 / 0.022 / 0.020 ms against 0.009 / 0.028 / 0.029; five rows of the logits 1.04 against
-    1.13 ms). MLX_AUDIO_COREML_ROWS_AMX=1 / 0 takes AMX always / never, to compare."""
+    Default: AMX for several rows (beams), and for one row only against a large weight.
+    - One row: one thread's products on such a Xeon (bench/xeon_cpu.gemm.py, 2026-12-06): tiny.en's
+      logits 51864 x 384 1.12 ms with AMX against 1.19 without; 384 x 384, 1536 x 384, 384 x 1536
+      0.007 / 0.022 / 0.020 ms without AMX against 0.009 / 0.028 / 0.029 with it.
+    - Five rows: in the one-thread tables the two were within 10% either way (a logits piece 0.119
+      with AMX, 0.126 without). In the real beam-5 step AMX was faster: 8.86 against 9.65 ms a step
+      (bench/longform_phases.py, 3.2 min, 2 pinned cores, 2026-12-07; transcribe_cpu_xeon.md).
+    MLX_AUDIO_COREML_ROWS_AMX=1 / 0 takes AMX always / never, to compare."""
     wanted = config.setting(_AMX_ROWS)
     if wanted in ("0", "1"):
         return wanted == "1"
-    return rows == 1 and weight_size >= _AMX_WEIGHT_MIN
+    return rows > 1 or weight_size >= _AMX_WEIGHT_MIN
