@@ -8,8 +8,9 @@ beam 5) and encoder (375-row pieces, all 1500 rows), the median time of one call
   (`dnnl_primitive_desc_next_impl`), in the same process, so the two compare directly;
 - `gemm`: the BLAS-like `onednn.gemm_u8s8` (repacks the weights at every call), which our many-row
   products used before the next route;
-- `conv, int32 sums`: the prepared 1x1 convolution giving unscaled int32 sums (`RowProduct(...,
-  sums_only=True)`), what `linear.HostLinear` now uses for more than 8 rows (scales applied after).
+- `conv, sums as float32`: the prepared 1x1 convolution giving the unscaled sums as float32
+  (`RowProduct(..., sums_only=True)`), what `linear.HostLinear` uses for more than 8 rows (scales
+  applied after; int32 sums before 2026-12-07, the same speed).
 MLX_AUDIO_COREML_ROWS_AMX=1 is set here so that `conv` stays oneDNN's first choice for few rows too.
 Random int8 weights and inputs (the speed of these kernels does not depend on the values). One thread:
 our host pool splits products between workers, each call runs on one.
@@ -100,7 +101,7 @@ def main() -> int:
     limit = onednn.int8_weight_limit()
     print(f"oneDNN {onednn.version()}, int8 weight limit {limit}, one thread; ms per call (implementation)")
     print(
-        "| N x K | rows | conv (oneDNN's first choice) | conv, no AMX | gemm (BLAS-like) | conv, int32 sums | GOP/s best |"
+        "| N x K | rows | conv (oneDNN's first choice) | conv, no AMX | gemm (BLAS-like) | conv, sums as float32 | GOP/s best |"
     )
     print("| --- | --- | --- | --- | --- | --- | --- |")
     for n, k, rows in SHAPES:
@@ -111,7 +112,7 @@ def main() -> int:
         sums = np.empty((rows, n), np.int32)
         cells = [_conv(onednn_rows.RowProduct, weight, scales, x), _conv(NoAmxRowProduct, weight, scales, x)]
         cells.append(f"{_median_ms(lambda: onednn.gemm_u8s8(x, weight, sums, offsets)):.3f}")  # noqa: B023
-        cells.append(_sums(weight, x, sums))
+        cells.append(_sums(weight, x, np.empty((rows, n), np.float32)))
         best = min(float(c.split()[0]) for c in cells if not c.startswith("n/a"))
         print(f"| {n} x {k} | {rows} | {' | '.join(cells)} | {2 * n * k * rows / best / 1e6:.0f} |", flush=True)
     return 0

@@ -182,8 +182,9 @@ class RowProduct:
     Without `weight_scales` the product is float32: out = x @ weight.T (+ bias) for x (rows, K)
     float32 and float32 weights (oneDNN's `brgconv_1x1:avx2` here: beams' 5 rows against tiny.en's
     logits 5.8 ms against 14 ms through sgemm, one thread).
-    With `sums_only` (int8, for many rows) the output is the exact int32 sums (q - 128) @ weight.T,
-    unscaled, and `run_sums` takes the caller's buffers: the caller scales them as the gemm route does.
+    With `sums_only` (int8, for many rows) the output is the exact integer sums (q - 128) @ weight.T
+    as float32 (converted in the kernel, rounded as numpy's int32 -> float32 cast rounds), unscaled,
+    and `run_sums` takes the caller's buffers: the caller scales them as the gemm route does.
     Input and output are plain row-major blocks (oneDNN's 1x1 kernels take no output row stride of
     their own: a column block of a wider array falls back to its reference loop)."""
 
@@ -206,7 +207,7 @@ class RowProduct:
         self.int8 = weight_scales is not None or sums_only
         self.input_dtype, self.weight_type = (np.uint8, _S8) if self.int8 else (np.float32, _F32)
         self.src_desc = _desc([1, k, rows], _U8 if self.int8 else _F32, [rows * k, 1, k])
-        self.dst_desc = _desc([1, n, rows], _S32 if sums_only else _F32, [rows * n, 1, n])
+        self.dst_desc = _desc([1, n, rows], _F32, [rows * n, 1, n])
         self.scalar_desc = _desc([1], _F32, [1])
         self._keep = [
             np.ascontiguousarray(np.ones(1) if weight_scales is None else weight_scales, np.float32),
@@ -313,7 +314,7 @@ class RowProduct:
 
     def run_sums(self, quantized_at: int, sums_at: int) -> None:
         """A `sums_only` product: the (rows, K) uint8 input at `quantized_at` into the (rows, N)
-        int32 sums at `sums_at` (both plain row-major blocks of the caller's)."""
+        float32 sums at `sums_at` (both plain row-major blocks of the caller's)."""
         if not self.sums_only:
             raise ValueError("run_sums is for products made with sums_only=True")
         bound = self._bound()
