@@ -162,11 +162,11 @@ def main() -> int:
     parser.add_argument("--setting", default="greedy-int8", choices=["greedy-int8", "beam5-int8"])
     parser.add_argument("--parts", action="store_true", help="also time the pieces inside our phases")
     args = parser.parse_args()
-    from longform_cpu import long_speech
+    from longform_cpu import long_speech, word_error_rate
     from machine_info import cpu_flags, cpu_model
 
     print(f"CPU: {cpu_model()} ({cpu_flags()}); threads {args.threads}; load before {os.getloadavg()[:3]}")
-    audio, _reference, how = long_speech(args.minutes * 60)
+    audio, reference, how = long_speech(args.minutes * 60)
     print(f"audio: {how}; setting {args.setting}")
     timings: dict[str, Timings] = {"ours": defaultdict(list), "faster-whisper": defaultdict(list)}
     engines = {
@@ -178,19 +178,21 @@ def main() -> int:
     for run in engines.values():
         run(audio[: 16000 * 11])  # warm-up
     results: dict[str, list[tuple[float, Timings]]] = {name: [] for name in engines}
+    texts: dict[str, str] = {}
     for index in range(args.rounds):
         for name in list(engines) if index % 2 == 0 else list(reversed(engines)):
             timings[name].clear()
             start = time.perf_counter()
             run = engines[name]
-            run(audio)
+            texts[name] = run(audio)
             results[name].append((time.perf_counter() - start, {k: list(v) for k, v in timings[name].items()}))
             print(f"round {index} {name}: {results[name][-1][0]:.2f} s", flush=True)
     print("\n| engine | phase | median wall s | calls (last round) | ms per call |")
     print("| --- | --- | --- | --- | --- |")
     for name, rounds in results.items():
         print("\n".join(_table(name, rounds)))
-    print(f"load after: {os.getloadavg()[:3]}")
+    errors = {name: f"{100 * word_error_rate(reference, text):.2f}%" for name, text in texts.items()}
+    print(f"WER (last round): {errors}; load after: {os.getloadavg()[:3]}")
     return 0
 
 
