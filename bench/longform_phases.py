@@ -10,9 +10,10 @@ Prints per engine and phase the median wall seconds, the count of calls and the 
 the CPU model and the load average before and after: which phase to work on, on this CPU.
 `--parts` also times the pieces inside our phases (rows "step: ...", "prefill: ..." and "beam: ...";
 they are inside "step", "prefill" and "rest", not added to them): layer norms, the logits product,
-the other products, cross-attention (its softmax included), softmaxes, GELU; the prefill's audio
-keys/values per head and per-head products; beam search's filters, top-k and cache reorders. Each
-wrapper costs ~1 us a call (a step makes ~50).
+the other products, cross-attention (its softmax included), the other softmaxes, GELU; the prefill's
+audio keys/values per head and per-head products; beam search's filters, top-k and cache reorders.
+Only the phase's own thread and the outermost piece count (a product split over the workers is one
+call). Each wrapper costs ~1 us a call (a step makes ~50).
 
     python3 bench/longform_phases.py --minutes 3 --rounds 2 --setting greedy-int8 [--parts]
 """
@@ -23,6 +24,7 @@ import argparse
 import os
 import statistics
 import sys
+import threading
 import time
 from collections import defaultdict
 from collections.abc import Callable
@@ -75,16 +77,20 @@ def _time_parts(timings: Timings) -> None:
     from mlx_audio_coreml.cpu import host_math, linear
     from mlx_audio_coreml.whisper import beam, host_decoder, host_prefill, sampling
 
-    phase: list[str | None] = [None]  # "step" or "prefill" while one runs
+    phase: list[Any] = [None, None, 0]  # "step" or "prefill" while one runs, its thread, leaves open
 
     def leaf(name: str, fn: Callable[..., Any]) -> Callable[..., Any]:
         def wrapper(*args: Any, **kwargs: Any) -> Any:
-            if phase[0] is None:
+            # the phase's own thread, outermost leaf only: a product split over the workers calls
+            # itself for each part, on the caller and on the helpers
+            if phase[0] is None or phase[1] != threading.get_ident() or phase[2]:
                 return fn(*args, **kwargs)
+            phase[2] += 1
             start = time.perf_counter()
             try:
                 return fn(*args, **kwargs)
             finally:  # the logits layer is the product with a vocabulary's outputs
+                phase[2] -= 1
                 label = (
                     name
                     if name != "products"
@@ -98,7 +104,7 @@ def _time_parts(timings: Timings) -> None:
 
     def marked(name: str, fn: Callable[..., Any]) -> Callable[..., Any]:
         def wrapper(*args: Any, **kwargs: Any) -> Any:
-            phase[0] = name
+            phase[:] = [name, threading.get_ident(), 0]
             try:
                 return fn(*args, **kwargs)
             finally:
@@ -111,7 +117,7 @@ def _time_parts(timings: Timings) -> None:
     linear.HostLinear.__call__ = leaf("products", linear.HostLinear.__call__)  # type: ignore[method-assign]
     host_math.layer_norm = leaf("layer norms", host_math.layer_norm)
     host_math.gelu_np_ = leaf("gelu", host_math.gelu_np_)
-    host_math.softmax_last_ = leaf("softmax (self and cross)", host_math.softmax_last_)
+    host_math.softmax_last_ = leaf("softmax (outside cross-attention)", host_math.softmax_last_)
     host_decoder._attend = leaf("cross-attention (no products)", host_decoder._attend)
     host_prefill._every_blocks_audio_heads = leaf("audio keys/values per head", host_prefill._every_blocks_audio_heads)
     host_prefill._per_head = leaf("per-head products", host_prefill._per_head)
