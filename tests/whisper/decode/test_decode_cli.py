@@ -96,6 +96,13 @@ def long_wav(tmp_path_factory):
 # hand-off left a lock held (cpu/pool.py says how it is safe now; tests/cpu/test_pool_interrupts.py
 # hammers it). A heap-corruption abort seen once last session was not reproduced since (issue #16).
 # The waits are generous: on a busy 2-core machine the exit alone took 10-26 s after the signal.
+def _sigint_default() -> None:
+    """In the CLI's process: SIGINT back to its default, so Python raises KeyboardInterrupt for it even
+    when this test runs from a shell's background job (which starts its commands with SIGINT ignored,
+    and an ignored signal stays ignored across exec)."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 @pytest.mark.realweights
 @pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
 def test_interrupted_run_leaves_no_partial_output(tmp_path, long_wav, signum, tiny_en_bundle):
@@ -117,7 +124,15 @@ def test_interrupted_run_leaves_no_partial_output(tmp_path, long_wav, signum, ti
         str(out_dir),
     ]
     env = dict(os.environ, PYTHONFAULTHANDLER="1")  # a hang below is reported with every thread's stack
-    process = subprocess.Popen(command, cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    process = subprocess.Popen(
+        command,
+        cwd=REPO,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        preexec_fn=_sigint_default,
+    )
     try:
         deadline = time.monotonic() + 600
         for line in process.stdout:
