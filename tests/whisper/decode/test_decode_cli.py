@@ -96,13 +96,6 @@ def long_wav(tmp_path_factory):
 # hand-off left a lock held (cpu/pool.py says how it is safe now; tests/cpu/test_pool_interrupts.py
 # hammers it). A heap-corruption abort seen once last session was not reproduced since (issue #16).
 # The waits are generous: on a busy 2-core machine the exit alone took 10-26 s after the signal.
-def _sigint_default() -> None:
-    """In the CLI's process: SIGINT back to its default, so Python raises KeyboardInterrupt for it even
-    when this test runs from a shell's background job (which starts its commands with SIGINT ignored,
-    and an ignored signal stays ignored across exec)."""
-    signal.signal(signal.SIGINT, signal.SIG_DFL)
-
-
 @pytest.mark.realweights
 @pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
 def test_interrupted_run_leaves_no_partial_output(tmp_path, long_wav, signum, tiny_en_bundle):
@@ -124,15 +117,16 @@ def test_interrupted_run_leaves_no_partial_output(tmp_path, long_wav, signum, ti
         str(out_dir),
     ]
     env = dict(os.environ, PYTHONFAULTHANDLER="1")  # a hang below is reported with every thread's stack
-    process = subprocess.Popen(
-        command,
-        cwd=REPO,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        preexec_fn=_sigint_default,
-    )
+    # A handled SIGINT here is SIG_DFL in the CLI after exec, where Python makes it KeyboardInterrupt; an
+    # ignored one (a shell's background job starts this test so) would stay ignored. Not preexec_fn: a
+    # child forked from this threaded process can hang on a lock before exec.
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        process = subprocess.Popen(
+            command, cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+        )
+    finally:
+        signal.signal(signal.SIGINT, previous)
     try:
         deadline = time.monotonic() + 600
         for line in process.stdout:
