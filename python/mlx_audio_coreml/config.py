@@ -12,6 +12,7 @@ call see it honoured. Nothing here imports MLX or any other part of the package.
 | MLX_AUDIO_COREML_HOST_MATH | `0` runs plain MLX ops instead of the CPU host kernels | on |
 | MLX_AUDIO_COREML_DECODER_BLAS_THREADS | BLAS threads during a decoder step (0: leave as is) | 0 |
 | MLX_AUDIO_COREML_NATIVE_LIB | path of the Swift shim to load | the one built into the package |
+| MLX_AUDIO_COREML_CPU_KERNELS | `none`, or a path: our C kernels of the CPU host path (libmacb_cpu) | the one built into the package |
 | MLX_AUDIO_COREML_LSTM_CUDA_KERNEL | `0` runs Kokoro's LSTMs step by step on a CUDA GPU instead of one fused kernel per LSTM | on |
 | MLX_AUDIO_COREML_ROWS_AMX | int8 products of fewer than 16 rows on oneDNN's AMX kernels (CPUs with AMX): `1` always, `0` never | several rows (beams), and one row only against a large weight (the logits) |
 | MLX_AUDIO_COREML_SPLIT_CROSS | `1` splits the CPU decoder's cross-attention heads between the host workers | off |
@@ -31,6 +32,7 @@ HOST_THREADS = "MLX_AUDIO_COREML_HOST_THREADS"
 HOST_MATH = "MLX_AUDIO_COREML_HOST_MATH"
 DECODER_BLAS_THREADS = "MLX_AUDIO_COREML_DECODER_BLAS_THREADS"
 NATIVE_LIB = "MLX_AUDIO_COREML_NATIVE_LIB"
+CPU_KERNELS = "MLX_AUDIO_COREML_CPU_KERNELS"
 LSTM_CUDA_KERNEL = "MLX_AUDIO_COREML_LSTM_CUDA_KERNEL"
 ROWS_AMX = "MLX_AUDIO_COREML_ROWS_AMX"
 SPLIT_CROSS = "MLX_AUDIO_COREML_SPLIT_CROSS"

@@ -219,8 +219,9 @@ class UnknownEncoderLayout(CoreMLError):
 
 
 class CPUKernelFailed(MlxAudioCoreMLError):
-    """A CPU matrix-product library (oneDNN) returned an error status for a call."""
+    """A CPU kernel library (oneDNN, or our libmacb_cpu) returned an error status for a call."""
 
     def __init__(self, function: str, status: int) -> None:
         self.function, self.status = function, status
-        super().__init__(f"{function} failed with status {status} (1: out of memory, 2: invalid arguments)")
+        meaning = "1: bad argument" if function.startswith("macb_cpu") else "1: out of memory, 2: invalid arguments"
+        super().__init__(f"{function} failed with status {status} ({meaning})")

@@ -34,7 +34,7 @@ class Diagnostics:
     mlx_device: str
     gpu: str  # "Metal", "CUDA" or "none"
     blas: str
-    cpu_kernels: str  # oneDNN for the CPU host path's products, or why not
+    cpu_kernels: str  # oneDNN for the CPU host path's products and our C kernels, or why not
     native: native.LibraryStatus
     facts: native.RuntimeFacts | None  # None when the shim is not loaded
     runtimes: tuple[RuntimeRow, ...]
@@ -95,12 +95,17 @@ def _runtime(name: str) -> RuntimeRow:
 
 
 def _cpu_kernels() -> str:
-    from ..cpu import onednn
+    from ..cpu import native_kernels, onednn
 
     found = onednn.version()
+    ours = (
+        "our C cross-attention (libmacb_cpu)"
+        if native_kernels.available()
+        else "libmacb_cpu not built (no C compiler at install) or turned off: cross-attention in numpy"
+    )
     if found is None:
-        return "none (oneDNN not installed: float32 through the BLAS above; int8 through MLX quantization)"
-    return f"oneDNN {found} (float32 and int8 products on the CPU host path)"
+        return f"none (oneDNN not installed: float32 through the BLAS above; int8 through MLX quantization); {ours}"
+    return f"oneDNN {found} (float32 and int8 products on the CPU host path); {ours}"
 
 
 def collect() -> Diagnostics:

@@ -1,0 +1,219 @@
+/* Cross-attention for a few query rows against long keys and values: out = softmax(q k^T) v.
+ *
+ * Why a kernel of our own: a decoder step's cross-attention reads every head's audio keys and
+ * values (tiny.en: 4.6 MB of float32 a layer) for one query row per beam. numpy's batched matmul
+ * hands each head to OpenBLAS, whose sgemm repacks the whole (64 x 1500) operand for five beam
+ * rows: five rows cost 4-5x one row while reading the same memory. Here each head's keys and
+ * values are read once from memory for all rows that share them (later rows find them in L2),
+ * and scores, softmax and the weighted sum run in one pass without Python in between.
+ * A oneDNN matmul primitive over all heads was also tried: faster alone, slower in the real step.
+ *
+ * Plain C for the compiler's vectorizer; on x86-64 Linux with GCC one clone per ISA level
+ * (x86-64-v4: AVX-512; v3: AVX2 and FMA; baseline SSE2) is chosen at load time, by features,
+ * not CPU names (an "arch=haswell" clone was never picked on an AMD EPYC). Sums run in another order than BLAS's: results agree with numpy to
+ * float32 rounding, not bit for bit. No allocation, no threads: the caller passes the scratch.
+ */
+#include <stdint.h>
+#include <string.h>
+
+#include "macb_cpu.h"
+
+#if defined(__x86_64__) && defined(__linux__) && defined(__GNUC__) && !defined(__clang__)
+#define MACB_CLONES __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
+#else
+#define MACB_CLONES
+#endif
+
+enum { SCORE_BLOCK = 1024 }; /* frames per block of scores: 4 KB a row; eight key rows' 32 KB */
+enum { LANES = 16 };          /* partial sums: one AVX-512 register's floats */
+enum { GROUP = 4 };           /* rows of one head processed together when they share its audio */
+
+/* Helpers are inlined into each ISA's clone of the entry point; a call would run the base ISA. */
+#define INLINE inline __attribute__((always_inline))
+
+/* exp(x) for x <= 0 (softmax after subtracting the row maximum): 2^n times a degree-6
+ * polynomial of the remainder, about 2 ulp; below -87.3 the result is 0 as in float32. */
+static INLINE float exp_nonpositive(float x) {
+    const float log2e = 1.44269504088896341f, ln2_hi = 0.693359375f, ln2_lo = -2.12194440e-4f;
+    const float shifter = 12582912.0f; /* 1.5 * 2^23: adding it rounds to an integer */
+    float clamped = x < -87.3f ? -87.3f : x;
+    float n = (clamped * log2e + shifter) - shifter;
+    float r = clamped - n * ln2_hi - n * ln2_lo;
+    float p = 1.0f / 720.0f;
+    p = p * r + 1.0f / 120.0f;
+    p = p * r + 1.0f / 24.0f;
+    p = p * r + 1.0f / 6.0f;
+    p = p * r + 0.5f;
+    p = p * r + 1.0f;
+    p = p * r + 1.0f;
+    int32_t bits = ((int32_t)n + 127) << 23;
+    float scale;
+    memcpy(&scale, &bits, sizeof scale);
+    float result = p * scale;
+    return x < -87.3f ? 0.0f : result;
+}
+
+/* row[s] += sum over eight key rows d of w[d] keys[d][s], for s in [0, count): the row of
+ * scores is loaded and stored once per eight products, the key rows (32 KB of SCORE_BLOCK
+ * frames) stay in L1 for the next query row. */
+static INLINE void add_eight_products(const float *restrict w, const float *restrict keys, int64_t frames,
+                                      int64_t count, float *restrict row) {
+    for (int64_t s = 0; s < count; s++)
+        row[s] += w[0] * keys[s] + w[1] * keys[s + frames] + w[2] * keys[s + 2 * frames] +
+                  w[3] * keys[s + 3 * frames] + w[4] * keys[s + 4 * frames] + w[5] * keys[s + 5 * frames] +
+                  w[6] * keys[s + 6 * frames] + w[7] * keys[s + 7 * frames];
+}
+
+/* scores[r][s] = sum_d q[r][d] keys_t[d][s] for `rows` query rows that share the keys. */
+static INLINE void dot_rows(const float *const q[], int rows, const float *restrict keys_t, int64_t frames,
+                            int64_t head_dim, float *const scores[]) {
+    for (int r = 0; r < rows; r++) memset(scores[r], 0, (size_t)frames * sizeof(float));
+    for (int64_t start = 0; start < frames; start += SCORE_BLOCK) {
+        const int64_t count = frames - start < SCORE_BLOCK ? frames - start : SCORE_BLOCK;
+        int64_t d = 0;
+        for (; d + 8 <= head_dim; d += 8)
+            for (int r = 0; r < rows; r++)
+                add_eight_products(q[r] + d, keys_t + d * frames + start, frames, count, scores[r] + start);
+        for (; d < head_dim; d++)
+            for (int r = 0; r < rows; r++)
+                for (int64_t s = 0; s < count; s++) scores[r][start + s] += q[r][d] * keys_t[d * frames + start + s];
+    }
+}
+
+/* Softmax of one row of scores in place, unnormalized; returns the sum to divide by. The sum
+ * runs in LANES partial sums: without reassociation (no -ffast-math) the compiler would keep one
+ * accumulator, one element at a time. */
+static INLINE float exp_row(float *restrict scores, int64_t frames) {
+    float top = scores[0];
+    for (int64_t s = 1; s < frames; s++) top = scores[s] > top ? scores[s] : top;
+    for (int64_t s = 0; s < frames; s++) scores[s] = exp_nonpositive(scores[s] - top);
+    float lanes[LANES] = {0.0f}, total = 0.0f;
+    int64_t whole = frames - frames % LANES, s = 0;
+    for (; s < whole; s += LANES)
+        for (int l = 0; l < LANES; l++) lanes[l] += scores[s + l];
+    for (; s < frames; s++) total += scores[s];
+    for (int l = 0; l < LANES; l++) total += lanes[l];
+    return total;
+}
+
+/* out[j] = (sum_s weights[s] values[s][j]) / total for j in [0, head_dim). */
+static INLINE void weighted_sum(const float *restrict weights, const float *restrict values, int64_t frames,
+                                int64_t head_dim, float total, float *restrict out) {
+    float acc[MACB_CPU_MAX_HEAD_DIM];
+    memset(acc, 0, (size_t)head_dim * sizeof *acc);
+    for (int64_t s = 0; s < frames; s++) {
+        const float w = weights[s], *row = values + s * head_dim;
+        for (int64_t j = 0; j < head_dim; j++) acc[j] += w * row[j];
+    }
+    const float inverse = 1.0f / total;
+    for (int64_t j = 0; j < head_dim; j++) out[j] = acc[j] * inverse;
+}
+
+/* The same for Whisper's head size, 64: the sums stay in eight 8-float registers instead of
+ * going through memory for every frame (that cost ~3x the whole pass). 8 floats, not 16: GCC
+ * spilled 16-float vectors to the stack in the AVX2 clone. */
+typedef float vec8 __attribute__((vector_size(32)));
+
+static INLINE vec8 load8(const float *from) {
+    vec8 value;
+    memcpy(&value, from, sizeof value);
+    return value;
+}
+
+static INLINE void weighted_sum_64(const float *restrict weights, const float *restrict values, int64_t frames,
+                                   float total, float *restrict out) {
+    vec8 acc[8] = {{0}};
+    for (int64_t s = 0; s < frames; s++) {
+        const float *row = values + s * 64;
+        const float w = weights[s];
+        for (int part = 0; part < 8; part++) acc[part] += w * load8(row + 8 * part);
+    }
+    const float inverse = 1.0f / total;
+    for (int part = 0; part < 8; part++) {
+        vec8 scaled = acc[part] * inverse;
+        memcpy(out + 8 * part, &scaled, sizeof scaled);
+    }
+}
+
+/* GROUP rows that share one head's values (beams of one window): each 16-column slice of a value
+ * row is loaded once for all of them (8 sums + 4 weights fit AVX2's 16 registers). One row at a
+ * time re-read the values from L2 per row, which bounded the pass. */
+static INLINE void weighted_sums_64_group(const float *const weights[GROUP], const float *restrict values,
+                                          int64_t frames, const float totals[GROUP], float *const out[GROUP]) {
+    for (int column = 0; column < 64; column += 16) {
+        vec8 acc[GROUP][2] = {{{0}}};
+        for (int64_t s = 0; s < frames; s++) {
+            const vec8 low = load8(values + s * 64 + column), high = load8(values + s * 64 + column + 8);
+            for (int g = 0; g < GROUP; g++) {
+                const float w = weights[g][s];
+                acc[g][0] += w * low;
+                acc[g][1] += w * high;
+            }
+        }
+        for (int g = 0; g < GROUP; g++) {
+            const float inverse = 1.0f / totals[g];
+            vec8 low = acc[g][0] * inverse, high = acc[g][1] * inverse;
+            memcpy(out[g] + column, &low, sizeof low), memcpy(out[g] + column + 8, &high, sizeof high);
+        }
+    }
+}
+
+static INLINE void attend_head(const float *q, const float *keys_t, const float *values, float *out, int64_t frames,
+                               int64_t head_dim, float *scores) {
+    dot_rows(&q, 1, keys_t, frames, head_dim, &scores);
+    const float total = exp_row(scores, frames);
+    if (head_dim == 64)
+        weighted_sum_64(scores, values, frames, total, out);
+    else
+        weighted_sum(scores, values, frames, head_dim, total, out);
+}
+
+/* GROUP rows of one head that read the same audio, head_dim 64. */
+static INLINE void attend_head_group(const float *const q[GROUP], const float *keys_t, const float *values,
+                                     float *const out[GROUP], int64_t frames, float *scratch) {
+    float *scores[GROUP], totals[GROUP];
+    for (int g = 0; g < GROUP; g++) scores[g] = scratch + g * frames;
+    dot_rows(q, GROUP, keys_t, frames, 64, scores);
+    for (int g = 0; g < GROUP; g++) totals[g] = exp_row(scores[g], frames);
+    weighted_sums_64_group((const float *const *)scores, values, frames, totals, out);
+}
+
+MACB_CLONES
+int32_t macb_cpu_attend_rows(const macb_cpu_attend_args *args) {
+    if (args == NULL || args->size < (int64_t)sizeof(macb_cpu_attend_args)) return MACB_CPU_BAD_ARGUMENT;
+    const int64_t rows = args->rows, heads = args->heads, head_dim = args->head_dim, frames = args->frames;
+    if (rows < 1 || heads < 1 || frames < 1 || head_dim < 1 || head_dim > MACB_CPU_MAX_HEAD_DIM)
+        return MACB_CPU_BAD_ARGUMENT;
+    if (args->q == NULL || args->keys_t == NULL || args->values == NULL || args->out == NULL ||
+        args->scratch == NULL || args->scratch_floats < frames)
+        return MACB_CPU_BAD_ARGUMENT;
+    const int64_t head_block = head_dim * frames; /* one head's keys, or its values */
+    const int grouped = args->audio_row_stride == 0 && head_dim == 64 && args->scratch_floats >= GROUP * frames;
+    for (int64_t h = 0; h < heads; h++) { /* heads outside: rows sharing audio reuse it from L2 */
+        int64_t b = 0;
+        if (grouped && rows > 1) { /* one row alone first: its in-order pass streams the head into L2 */
+            attend_head(args->q + h * head_dim, args->keys_t + h * head_block, args->values + h * head_block,
+                        args->out + h * head_dim, frames, head_dim, args->scratch);
+            b = 1;
+        }
+        for (; grouped && b + GROUP <= rows; b += GROUP) {
+            const float *q[GROUP];
+            float *out[GROUP];
+            for (int g = 0; g < GROUP; g++) {
+                q[g] = args->q + (b + g) * args->q_row_stride + h * head_dim;
+                out[g] = args->out + (b + g) * args->out_row_stride + h * head_dim;
+            }
+            attend_head_group(q, args->keys_t + h * head_block, args->values + h * head_block, out, frames,
+                              args->scratch);
+        }
+        for (; b < rows; b++) {
+            const int64_t audio = b * args->audio_row_stride + h * head_block;
+            attend_head(args->q + b * args->q_row_stride + h * head_dim, args->keys_t + audio,
+                        args->values + audio, args->out + b * args->out_row_stride + h * head_dim, frames, head_dim,
+                        args->scratch);
+        }
+    }
+    return MACB_CPU_OK;
+}
+
+int32_t macb_cpu_abi_version(void) { return MACB_CPU_ABI_VERSION; }

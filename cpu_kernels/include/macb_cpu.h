@@ -1,0 +1,38 @@
+/* Host CPU kernels of mlx-audio-coreml (libmacb_cpu): plain C, no allocation, no threads.
+ * Python loads the library with ctypes (python/mlx_audio_coreml/cpu/native_kernels.py) and checks
+ * macb_cpu_abi_version() first. Structs start with their size so they can grow. */
+#ifndef MACB_CPU_H
+#define MACB_CPU_H
+
+#include <stdint.h>
+
+#define MACB_CPU_ABI_VERSION 1
+#define MACB_CPU_EXPORT __attribute__((visibility("default")))
+#define MACB_CPU_MAX_HEAD_DIM 256
+
+enum { MACB_CPU_OK = 0, MACB_CPU_BAD_ARGUMENT = 1 };
+
+/* out[b, h] = softmax(q[b, h] . keys_t[b, h]) values[b, h] for each row b and head h, float32.
+ * q[b, h] is head_dim floats at q + b * q_row_stride + h * head_dim (queries already scaled);
+ * out[b, h] likewise with out_row_stride. A row's audio: keys_t (heads, head_dim, frames) and
+ * values (heads, frames, head_dim), both contiguous, at b * audio_row_stride floats from the
+ * start (0: every row reads the same audio, as beams of one window do). scratch: at least
+ * `frames` floats; given 4 * frames, rows that share audio with head_dim 64 go four at a time,
+ * reading each head's keys and values once for the four. Strides count floats.
+ * Returns MACB_CPU_BAD_ARGUMENT (and writes nothing) for a null pointer, a size or count below 1,
+ * head_dim above MACB_CPU_MAX_HEAD_DIM or too little scratch. */
+typedef struct macb_cpu_attend_args {
+    int64_t size; /* sizeof(macb_cpu_attend_args) */
+    const float *q;
+    const float *keys_t;
+    const float *values;
+    float *out;
+    float *scratch;
+    int64_t rows, heads, head_dim, frames;
+    int64_t q_row_stride, out_row_stride, audio_row_stride, scratch_floats;
+} macb_cpu_attend_args;
+
+MACB_CPU_EXPORT int32_t macb_cpu_attend_rows(const macb_cpu_attend_args *args);
+MACB_CPU_EXPORT int32_t macb_cpu_abi_version(void);
+
+#endif

@@ -1,0 +1,128 @@
+"""Our own C kernels for the CPU host path (`cpu_kernels/`, built into `_native/libmacb_cpu`), through ctypes.
+
+Why C of our own: beam search's cross-attention reads each head's audio keys and values for five
+query rows; numpy hands every head to OpenBLAS, whose sgemm repacks the (64 x 1500) operand for
+five rows, so five rows cost 4-5x one row for the same memory (see attend_rows.c). The kernel is
+built at install time when a C compiler is found (CMakeLists.txt); without it `available()` is
+False and callers keep their numpy route. Set MLX_AUDIO_COREML_CPU_KERNELS=none to turn it off,
+or to a library path.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import sys
+import threading
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .. import config
+from ..errors import CPUKernelFailed
+
+ABI_VERSION = 1  # MACB_CPU_ABI_VERSION in cpu_kernels/include/macb_cpu.h
+MAX_HEAD_DIM = 256
+GROUP_ROWS = 4  # scratch of this many rows lets rows that share audio go four at a time
+_LIBRARY_NAME = "libmacb_cpu.dylib" if sys.platform == "darwin" else "libmacb_cpu.so"
+_BAD_ARGUMENT = 1
+_ptr, _i64 = ctypes.c_void_p, ctypes.c_int64
+
+
+class _AttendArgs(ctypes.Structure):
+    """macb_cpu_attend_args, field for field."""
+
+    _fields_ = [
+        ("size", _i64), ("q", _ptr), ("keys_t", _ptr), ("values", _ptr), ("out", _ptr), ("scratch", _ptr),
+        ("rows", _i64), ("heads", _i64), ("head_dim", _i64), ("frames", _i64),
+        ("q_row_stride", _i64), ("out_row_stride", _i64), ("audio_row_stride", _i64), ("scratch_floats", _i64),
+    ]  # fmt: skip
+
+
+def library_path() -> Path:
+    """$MLX_AUDIO_COREML_CPU_KERNELS when it names a file, else the library built into the package."""
+    wanted = config.setting(config.CPU_KERNELS)
+    return (
+        Path(wanted)
+        if wanted and wanted.lower() != "none"
+        else Path(__file__).parent.parent / "_native" / _LIBRARY_NAME
+    )
+
+
+@lru_cache(maxsize=1)
+def _library() -> Any:
+    """The loaded library with its signatures declared, or None (not built, turned off, wrong ABI)."""
+    if config.setting(config.CPU_KERNELS).lower() == "none":
+        return None
+    path = library_path()
+    if not path.exists():
+        return None
+    try:
+        library = ctypes.CDLL(str(path))
+    except OSError:
+        return None
+    library.macb_cpu_abi_version.restype = ctypes.c_int32
+    if library.macb_cpu_abi_version() != ABI_VERSION:
+        return None
+    library.macb_cpu_attend_rows.argtypes = [ctypes.POINTER(_AttendArgs)]
+    library.macb_cpu_attend_rows.restype = ctypes.c_int32
+    return library
+
+
+def available() -> bool:
+    """True when the kernels are built, loadable and of this ABI (and not turned off)."""
+    return _library() is not None
+
+
+_scratch = threading.local()  # each thread's scratch for the scores, grown as needed
+
+
+def _scratch_for(floats: int) -> np.ndarray:
+    held: np.ndarray | None = getattr(_scratch, "block", None)
+    if held is None or held.size < floats:
+        held = np.empty(floats, np.float32)
+        _scratch.block = held
+    return held
+
+
+def _rows_of(array: np.ndarray, name: str, width: int) -> int:
+    """The row stride, in floats, of a float32 (B, width) array whose rows are each contiguous."""
+    if array.dtype != np.float32 or array.ndim != 2 or array.shape[1] != width or array.strides[1] != 4:
+        raise ValueError(
+            f"{name}: expected float32 (rows, {width}) with contiguous rows, got {array.dtype} {array.shape}"
+        )
+    return array.strides[0] // 4
+
+
+def attend_rows(q: np.ndarray, keys_t: np.ndarray, values: np.ndarray, out: np.ndarray) -> np.ndarray:
+    """out[b, h] = softmax(q[b, h] keys_t[b, h]) values[b, h] for every row b and head h; returns `out`.
+
+    q and out (B, H * Dh) float32 (queries already scaled); keys_t (A, H, Dh, S) and values
+    (A, H, S, Dh) C-contiguous float32 with A == 1 (every row reads the same audio: beams of one
+    window) or A == B. Results agree with numpy's to float32 rounding (~1e-6 relative), not bit
+    for bit. Needs `available()`.
+    """
+    library = _library()
+    if library is None:
+        raise RuntimeError("the CPU kernels are not available (see native_kernels.available())")
+    audio, heads, head_dim, frames = keys_t.shape
+    rows = q.shape[0]
+    if values.shape != (audio, heads, frames, head_dim) or audio not in (1, rows) or head_dim > MAX_HEAD_DIM:
+        raise ValueError(f"attention shapes do not chain: q {q.shape}, keys_t {keys_t.shape}, values {values.shape}")
+    for name, block in (("keys_t", keys_t), ("values", values)):
+        if block.dtype != np.float32 or not block.flags.c_contiguous:
+            raise ValueError(f"{name}: expected C-contiguous float32, got {block.dtype}")
+    q_stride, out_stride = _rows_of(q, "q", heads * head_dim), _rows_of(out, "out", heads * head_dim)
+    if out.shape[0] != rows:
+        raise ValueError(f"out has {out.shape[0]} rows for {rows} queries")
+    scratch = _scratch_for(GROUP_ROWS * frames)
+    args = _AttendArgs(
+        ctypes.sizeof(_AttendArgs), q.ctypes.data, keys_t.ctypes.data, values.ctypes.data, out.ctypes.data,
+        scratch.ctypes.data, rows, heads, head_dim, frames, q_stride, out_stride,
+        0 if audio == 1 else heads * head_dim * frames, scratch.size,
+    )  # fmt: skip
+    status = library.macb_cpu_attend_rows(ctypes.byref(args))
+    if status != 0:
+        raise CPUKernelFailed("macb_cpu_attend_rows", status)
+    return out
