@@ -27,7 +27,7 @@ import mlx.nn as nn
 import numpy as np
 
 from .. import config
-from ..cpu import host_math
+from ..cpu import host_math, native_kernels
 from ..cpu import linear as host_linear
 from ..cpu import pool as host_pool
 from ..cpu.linear import HostLinear
@@ -35,10 +35,11 @@ from .host_cache import HostKV
 
 # Per-head products are numpy's batched matmul: one call for a group of heads (their sizes keep
 # numpy's BLAS on one thread); the weight products go through `HostLinear`.
-# MLX_AUDIO_COREML_SPLIT_CROSS=1 splits cross-attention's heads between the host workers. Off by
-# default: on this 2-core EPYC under load 4 it made a greedy tiny.en step slower (cross-attention
-# 560 against 288 us CPU a layer: the hand-off cost more than half the reading saved); kept to
-# measure on quieter, faster CPUs.
+# MLX_AUDIO_COREML_SPLIT_CROSS=1 splits cross-attention's heads between the host workers (numpy's
+# route and our C kernel's). Off by default: on this 2-core EPYC it made a greedy tiny.en step
+# slower (numpy, load 4: cross-attention 560 against 288 us CPU a layer; C kernel, quiet: step
+# 5.84 against 5.44 ms): the hand-off costs about what the second core's reading saves. Kept to
+# measure on CPUs whose single core reads slowly (the Xeon's L3: ~20 GB/s a core).
 _SPLIT_CROSS = config.setting(config.SPLIT_CROSS, "0") == "1"
 
 
@@ -156,8 +157,11 @@ def _cross_attention(
     w: _LayerWeights, h: np.ndarray, cache: tuple[mx.array, mx.array]
 ) -> tuple[np.ndarray, np.ndarray]:
     batch, width = h.shape
-    q = _heads(w.cross_q(h), w.heads)  # scaled in the weights
+    q_rows = w.cross_q(h)  # (B, D), scaled in the weights
+    q = _heads(q_rows, w.heads)
     k_t, v = _array(cache[0]), _array(cache[1])  # (B or 1, H, Dh, n_ctx), (B or 1, H, n_ctx, Dh)
+    if _native_attention(k_t, v):  # every row and head in C; rows sharing audio read it once
+        return w.cross_out(_native_cross(q_rows, k_t, v, w.heads)), q
     if k_t.shape[0] == 1 and batch > 1:  # beams or samples of one window: the audio is read once per head
         by_head = np.ascontiguousarray(q[:, :, 0].transpose(1, 0, 2))  # (H, B, Dh); strided, numpy skips BLAS
         out = np.empty(by_head.shape, np.float32)  # (H, B, Dh)
@@ -166,6 +170,36 @@ def _cross_attention(
     out = np.empty(q.shape, np.float32)  # (B, H, 1, Dh)
     _by_head_groups(w.heads, lambda hs: _attend(q[:, hs], k_t[:, hs], v[:, hs], out[:, hs]))
     return w.cross_out(out.reshape(batch, width)), q
+
+
+def _native_attention(k_t: np.ndarray, v: np.ndarray) -> bool:
+    """Cross-attention runs in our C kernel: built, not split over the workers, plain audio blocks.
+    Measured on this EPYC, one layer of tiny.en: one row 76 against 111-123 us in numpy, five beam
+    rows 362 against 789 us (OpenBLAS repacks the keys per head for five rows)."""
+    return (
+        native_kernels.available()
+        and k_t.flags.c_contiguous
+        and v.flags.c_contiguous
+        and k_t.dtype == np.float32
+        and v.dtype == np.float32
+    )
+
+
+def _native_cross(q_rows: np.ndarray, k_t: np.ndarray, v: np.ndarray, heads: int) -> np.ndarray:
+    """Our kernel over all heads, in one call, or with `_SPLIT_CROSS` a group of heads per host
+    worker (each core reads its heads' share of the audio)."""
+    out = np.empty_like(q_rows)
+    one_audio = k_t.shape[0] == 1  # a head range of it is still one plain block
+    if not (_SPLIT_CROSS and one_audio and host_pool.worker_count() > 1 and not host_pool.in_worker()):
+        return native_kernels.attend_rows(q_rows, k_t, v, out)
+    head_dim = q_rows.shape[1] // heads
+
+    def part(hs: slice) -> None:
+        cols = slice(hs.start * head_dim, hs.stop * head_dim)
+        native_kernels.attend_rows(q_rows[:, cols], k_t[:, hs], v[:, hs], out[:, cols])
+
+    host_pool.run_all(part, host_pool.even_ranges(heads))
+    return out
 
 
 def _attend(q: np.ndarray, k_t: np.ndarray, v: np.ndarray, out: np.ndarray) -> None:

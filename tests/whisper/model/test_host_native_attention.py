@@ -1,0 +1,70 @@
+"""Host decoder steps with cross-attention in our C kernel (cpu/native_kernels.py) give the numpy
+route's logits to float32 rounding: greedy (one row), beams sharing one audio row, and rows with
+audio of their own (batched windows)."""
+
+from __future__ import annotations
+
+import mlx.core as mx
+import numpy as np
+import pytest
+from model_helpers import random_mel, random_model, tiny_dims
+
+from mlx_audio_coreml.cpu import host_math, native_kernels
+from mlx_audio_coreml.whisper import host_decoder
+from mlx_audio_coreml.whisper.sampling import repeat_rows
+
+pytestmark = [
+    pytest.mark.skipif(not host_math.available(mx.float32), reason="the host path needs MLX on the CPU"),
+    pytest.mark.skipif(not native_kernels.available(), reason="libmacb_cpu is not built (no C compiler)"),
+]
+
+
+def _step_logits(model, tokens, features, cache, native: bool, monkeypatch: pytest.MonkeyPatch) -> np.ndarray:
+    calls: list[int] = []
+    kernel = native_kernels.attend_rows
+
+    def counted(*args: np.ndarray) -> np.ndarray:
+        calls.append(1)
+        return kernel(*args)
+
+    monkeypatch.setattr(native_kernels, "attend_rows", counted)
+    if not native:
+        monkeypatch.setattr(host_decoder, "_native_attention", lambda k_t, v: False)
+    out, _, _ = model.decoder(tokens, features, cache)
+    monkeypatch.undo()
+    assert bool(calls) == native, "the step did not take the route asked for"
+    return np.array(out)
+
+
+WIDE = {"n_audio_state": 128, "n_audio_head": 2, "n_text_state": 128, "n_text_head": 2}  # head size 64
+
+
+@pytest.mark.parametrize("int8", [False, True])
+@pytest.mark.parametrize("beams", [1, 5])
+@pytest.mark.parametrize("head_dim", [8, 64])  # 64 (Whisper's) takes the kernel's grouped, unrolled paths
+def test_beams_of_one_window_match_the_numpy_route(
+    int8: bool, beams: int, head_dim: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    model = random_model(tiny_dims(**(WIDE if head_dim == 64 else {})))
+    model.decoder.host_int8 = int8
+    features = model.encoder(random_mel(model.dims))
+    _, cache, _ = model.decoder(mx.array([[1, 2, 3]], dtype=mx.int32), features)  # the prefill, one row
+    tokens = mx.array([[4 + row] for row in range(beams)], dtype=mx.int32)
+    shared = [(repeat_rows(self_kv, beams), cross) for self_kv, cross in cache]
+    many = mx.repeat(features, beams, axis=0)
+    numpy_route = _step_logits(model, tokens, many, shared, False, monkeypatch)
+    native = _step_logits(model, tokens, many, shared, True, monkeypatch)
+    # int8: a rounding difference can move one activation across a quantization step
+    np.testing.assert_allclose(native, numpy_route, rtol=0, atol=2e-3 if int8 else 1e-4)
+    assert (native.argmax(-1) == numpy_route.argmax(-1)).all()
+
+
+def test_rows_with_their_own_audio_match_the_numpy_route(monkeypatch: pytest.MonkeyPatch) -> None:
+    model = random_model(tiny_dims(**WIDE))
+    model.decoder.host_int8 = False
+    features = model.encoder(mx.concatenate([random_mel(model.dims, seed=seed) for seed in (0, 1, 2)], axis=0))
+    _, cache, _ = model.decoder(mx.array([[1, 2, 3]] * 3, dtype=mx.int32), features)  # three windows
+    tokens = mx.array([[4], [5], [6]], dtype=mx.int32)
+    numpy_route = _step_logits(model, tokens, features, cache, False, monkeypatch)
+    native = _step_logits(model, tokens, features, cache, True, monkeypatch)
+    np.testing.assert_allclose(native, numpy_route, rtol=0, atol=1e-4)
