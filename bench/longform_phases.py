@@ -15,7 +15,10 @@ audio keys/values per head and per-head products; beam search's filters, top-k a
 Only the phase's own thread and the outermost piece count (a product split over the workers is one
 call). Each wrapper costs ~1 us a call (a step makes ~50).
 
-    python3 bench/longform_phases.py --minutes 3 --rounds 2 --setting greedy-int8 [--parts]
+`--ab-attention` adds ours with cross-attention on numpy instead of our C kernel, `--ab-split` ours
+with cross-attention's heads split between the host workers (same session, in turns).
+
+    python3 bench/longform_phases.py --minutes 3 --rounds 2 --setting greedy-int8 [--parts] [--ab-attention]
 """
 
 from __future__ import annotations
@@ -74,7 +77,7 @@ def _ours(setting: str, timings: Timings) -> Callable[[Any], str]:
 def _time_parts(timings: Timings) -> None:
     """Wrap the leaves of our decoder step, our prefill and beam search's host work (this process
     only). Leaves they share (layer norms, products) are named for the phase they ran in."""
-    from mlx_audio_coreml.cpu import host_math, linear
+    from mlx_audio_coreml.cpu import host_math, linear, native_kernels
     from mlx_audio_coreml.whisper import beam, host_decoder, host_prefill, sampling
 
     phase: list[Any] = [None, None, 0]  # "step" or "prefill" while one runs, its thread, leaves open
@@ -119,12 +122,42 @@ def _time_parts(timings: Timings) -> None:
     host_math.gelu_np_ = leaf("gelu", host_math.gelu_np_)
     host_math.softmax_last_ = leaf("softmax (outside cross-attention)", host_math.softmax_last_)
     host_decoder._attend = leaf("cross-attention (no products)", host_decoder._attend)
+    native_kernels.attend_rows = leaf("cross-attention (no products)", native_kernels.attend_rows)
     host_prefill._every_blocks_audio_heads = leaf("audio keys/values per head", host_prefill._every_blocks_audio_heads)
     host_prefill._per_head = leaf("per-head products", host_prefill._per_head)
     host_prefill._logits = leaf("logits (last row; earlier lazy)", host_prefill._logits)
     beam.apply_filters_np = _timed(timings, "beam: filters", beam.apply_filters_np)
     beam.BeamSearch._top_candidates = _timed(timings, "beam: top-k + log-probs", beam.BeamSearch._top_candidates)  # type: ignore[method-assign]
     sampling.DecoderStep.reorder = _timed(timings, "beam: cache reorder", sampling.DecoderStep.reorder)  # type: ignore[method-assign]
+
+
+def _without_native_attention(run: Callable[[Any], str]) -> Callable[[Any], str]:
+    """`run` with the decoder's cross-attention on its numpy route (host_decoder's switch patched)."""
+    from mlx_audio_coreml.whisper import host_decoder
+
+    def numpy_attention(audio: Any) -> str:
+        switch = host_decoder._native_attention
+        host_decoder._native_attention = lambda k_t, v: False  # type: ignore[assignment]
+        try:
+            return run(audio)
+        finally:
+            host_decoder._native_attention = switch  # type: ignore[assignment]
+
+    return numpy_attention
+
+
+def _with_split_cross(run: Callable[[Any], str]) -> Callable[[Any], str]:
+    """`run` with MLX_AUDIO_COREML_SPLIT_CROSS's switch on (host_decoder's flag patched)."""
+    from mlx_audio_coreml.whisper import host_decoder
+
+    def split(audio: Any) -> str:
+        host_decoder._SPLIT_CROSS = True
+        try:
+            return run(audio)
+        finally:
+            host_decoder._SPLIT_CROSS = False
+
+    return split
 
 
 def _faster_whisper(setting: str, threads: int, timings: Timings) -> Callable[[Any], str]:
@@ -167,6 +200,12 @@ def main() -> int:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--setting", default="greedy-int8", choices=["greedy-int8", "beam5-int8"])
     parser.add_argument("--parts", action="store_true", help="also time the pieces inside our phases")
+    parser.add_argument(
+        "--ab-split", action="store_true", help="also run ours with cross-attention's heads split over the workers"
+    )
+    parser.add_argument(
+        "--ab-attention", action="store_true", help="also run ours with cross-attention in numpy, not our C kernel"
+    )
     args = parser.parse_args()
     from longform_cpu import long_speech, word_error_rate
     from machine_info import cpu_flags, cpu_model
@@ -179,6 +218,12 @@ def main() -> int:
         "ours": _ours(args.setting, timings["ours"]),  # --parts: wrapped below, before any call
         "faster-whisper": _faster_whisper(args.setting, args.threads, timings["faster-whisper"]),
     }
+    if args.ab_attention:  # the same session with cross-attention back on numpy, timed into the same dict
+        timings["ours, numpy attention"] = timings["ours"]
+        engines["ours, numpy attention"] = _without_native_attention(engines["ours"])
+    if args.ab_split:  # the same session with cross-attention's heads split between the host workers
+        timings["ours, heads split"] = timings["ours"]
+        engines["ours, heads split"] = _with_split_cross(engines["ours"])
     if args.parts:
         _time_parts(timings["ours"])
     for run in engines.values():

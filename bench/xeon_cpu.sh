@@ -17,10 +17,10 @@ while [ $# -gt 0 ]; do
   case "$1" in
     --quick) quick=1 ;;
     --budget) budget="$2"; shift ;;
-    --only) only="$2"; shift ;;     # sections, comma-separated: c2 (benches on 2 cores), kernels, c8, profile, phases, parts, gemm, batched
+    --only) only="$2"; shift ;;     # sections, comma-separated: c2 (benches on 2 cores), kernels, c8, profile, phases, parts, attention, gemm, batched
     --isa) isa="$2"; shift ;;       # cap oneDNN's ISA (ONEDNN_MAX_CPU_ISA), e.g. AVX512_CORE_FP16: no AMX
     --tables) tables="$2"; shift ;; # where the .md tables go (default $OUT); the log has them all anyway
-    *) echo "usage: $0 [--quick] [--budget S] [--only c2,kernels,c8,profile,phases,parts,gemm,batched] [--isa ISA] [--tables DIR]" >&2; exit 2 ;;
+    *) echo "usage: $0 [--quick] [--budget S] [--only c2,kernels,c8,profile,phases,parts,attention,gemm,batched] [--isa ISA] [--tables DIR]" >&2; exit 2 ;;
   esac
   shift
 done
@@ -127,6 +127,14 @@ fi
 if has parts; then
 for setting in greedy-int8 beam5-int8; do
   step "phases and parts, $setting, ${minutes} min, 2 cores" 0,1 60 "$PY" bench/longform_phases.py --minutes "$minutes" --rounds 2 --setting "$setting" --parts
+done
+fi
+# 2 cores: cross-attention in our C kernel against numpy's route: one layer alone (bench/attention_kernel.py),
+# then in the same session in turns (--ab-attention), faster-whisper alongside
+if has attention; then
+step "attention kernel, one layer, 1 core" 0 30 "$PY" bench/attention_kernel.py
+for setting in beam5-int8 greedy-int8; do
+  step "cross-attention A/B (numpy, heads split), $setting, ${minutes} min, 2 cores" 0,1 120 "$PY" bench/longform_phases.py --minutes "$minutes" --rounds 2 --setting "$setting" --ab-attention --ab-split
 done
 fi
 # 2 cores: batched long-form, ours against faster-whisper's BatchedInferencePipeline (needs .gpu/x4's Silero model)
