@@ -19,9 +19,9 @@ step() {  # step "what" command...: one line before, one line with the time afte
   echo "[$n/$steps] $1: done in $((SECONDS - t0)) s"
 }
 
-system_packages() {  # libraries loaded at run time: BLAS, OpenMP, audio I/O, ffmpeg, Kokoro's phonemes
+system_packages() {  # libraries loaded at run time: BLAS, OpenMP, audio I/O, ffmpeg, Kokoro's phonemes; a C compiler for cpu_kernels/
   command -v apt-get >/dev/null 2>&1 || { echo "    not Debian/Ubuntu: install libsndfile, ffmpeg and espeak-ng yourself"; return; }
-  local wanted=(libopenblas0-pthread libgomp1 libsndfile1 ffmpeg espeak-ng ${EXTRA_APT_PACKAGES:-}) missing=()
+  local wanted=(libopenblas0-pthread libgomp1 libsndfile1 ffmpeg espeak-ng gcc libc6-dev ${EXTRA_APT_PACKAGES:-}) missing=()
   for p in "${wanted[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
   if [ ${#missing[@]} -eq 0 ]; then echo "    all present"; return; fi
   local sudo_cmd=""; [ "$(id -u)" = 0 ] || sudo_cmd="sudo"
@@ -35,14 +35,16 @@ virtualenv() {
   "${PYTHON:-python3}" -m venv .venv  # its bundled pip is new enough (editable installs: pip >= 21.3)
 }
 
-package() {  # editable install; skipped while pyproject.toml, CMakeLists.txt and the shim's sources are unchanged
+package() {  # editable install; skipped while pyproject.toml, CMakeLists.txt and the native sources are unchanged
   [ -x /opt/swift/usr/bin/swiftc ] && export PATH="/opt/swift/usr/bin:$PATH"
   local stamp=.venv/.mlx-audio-coreml-installed inputs
-  inputs=$(cat pyproject.toml CMakeLists.txt swift_bridge/include/*.h swift_bridge/Sources/*.swift 2>/dev/null | cksum)
+  inputs=$(cat pyproject.toml CMakeLists.txt swift_bridge/include/*.h swift_bridge/Sources/*.swift \
+    cpu_kernels/include/*.h cpu_kernels/*.c 2>/dev/null | cksum)
   if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$inputs" ] && .venv/bin/python -c "import mlx_audio_coreml" 2>/dev/null; then
     echo "    already installed (inputs unchanged)"; return
   fi
   command -v swiftc >/dev/null 2>&1 && echo "    building the Swift shim with $(command -v swiftc)"
+  command -v cc >/dev/null 2>&1 && echo "    building the C kernels (cpu_kernels/) with $(command -v cc)"
   # kokoro-convert (onnx) reads Kokoro's ONNX export once, in the weights step below.
   # --no-compile: byte-compiling every dependency (sympy alone is ~1,500 files) took most of this
   # step; Python compiles the modules actually imported on first use instead.
