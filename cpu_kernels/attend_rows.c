@@ -8,50 +8,18 @@
  * and scores, softmax and the weighted sum run in one pass without Python in between.
  * A oneDNN matmul primitive over all heads was also tried: faster alone, slower in the real step.
  *
- * Plain C for the compiler's vectorizer; on x86-64 Linux with GCC one clone per ISA level
- * (x86-64-v4: AVX-512; v3: AVX2 and FMA; baseline SSE2) is chosen at load time, by features,
- * not CPU names (an "arch=haswell" clone was never picked on an AMD EPYC). Sums run in another order than BLAS's: results agree with numpy to
- * float32 rounding, not bit for bit. No allocation, no threads: the caller passes the scratch.
+ * Plain C for the compiler's vectorizer, one clone per ISA level (simd_helpers.h). Sums run in
+ * another order than BLAS's: results agree with numpy to float32 rounding, not bit for bit. No
+ * allocation, no threads: the caller passes the scratch.
  */
 #include <stdint.h>
 #include <string.h>
 
 #include "macb_cpu.h"
-
-#if defined(__x86_64__) && defined(__linux__) && defined(__GNUC__) && !defined(__clang__)
-#define MACB_CLONES __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
-#else
-#define MACB_CLONES
-#endif
+#include "simd_helpers.h"
 
 enum { SCORE_BLOCK = 1024 }; /* frames per block of scores: 4 KB a row; eight key rows' 32 KB */
-enum { LANES = 16 };          /* partial sums: one AVX-512 register's floats */
 enum { GROUP = 4 };           /* rows of one head processed together when they share its audio */
-
-/* Helpers are inlined into each ISA's clone of the entry point; a call would run the base ISA. */
-#define INLINE inline __attribute__((always_inline))
-
-/* exp(x) for x <= 0 (softmax after subtracting the row maximum): 2^n times a degree-6
- * polynomial of the remainder, about 2 ulp; below -87.3 the result is 0 as in float32. */
-static INLINE float exp_nonpositive(float x) {
-    const float log2e = 1.44269504088896341f, ln2_hi = 0.693359375f, ln2_lo = -2.12194440e-4f;
-    const float shifter = 12582912.0f; /* 1.5 * 2^23: adding it rounds to an integer */
-    float clamped = x < -87.3f ? -87.3f : x;
-    float n = (clamped * log2e + shifter) - shifter;
-    float r = clamped - n * ln2_hi - n * ln2_lo;
-    float p = 1.0f / 720.0f;
-    p = p * r + 1.0f / 120.0f;
-    p = p * r + 1.0f / 24.0f;
-    p = p * r + 1.0f / 6.0f;
-    p = p * r + 0.5f;
-    p = p * r + 1.0f;
-    p = p * r + 1.0f;
-    int32_t bits = ((int32_t)n + 127) << 23;
-    float scale;
-    memcpy(&scale, &bits, sizeof scale);
-    float result = p * scale;
-    return x < -87.3f ? 0.0f : result;
-}
 
 /* row[s] += sum over eight key rows d of w[d] keys[d][s], for s in [0, count): the row of
  * scores is loaded and stored once per eight products, the key rows (32 KB of SCORE_BLOCK

@@ -6,7 +6,7 @@
 
 #include <stdint.h>
 
-#define MACB_CPU_ABI_VERSION 1
+#define MACB_CPU_ABI_VERSION 2
 #define MACB_CPU_EXPORT __attribute__((visibility("default")))
 #define MACB_CPU_MAX_HEAD_DIM 256
 
@@ -33,6 +33,16 @@ typedef struct macb_cpu_attend_args {
 } macb_cpu_attend_args;
 
 MACB_CPU_EXPORT int32_t macb_cpu_attend_rows(const macb_cpu_attend_args *args);
+/* Layer norm of each row: out[r] = (x[r] - mean) / sqrt(var + eps) * weight + bias, rows of
+ * `width` floats at the given strides (out may be x). MACB_CPU_BAD_ARGUMENT for a null pointer,
+ * a count below 1 or a negative eps. */
+MACB_CPU_EXPORT int32_t macb_cpu_layer_norm_rows(const float *x, int64_t x_row_stride, float *out,
+                                                 int64_t out_row_stride, int64_t rows, int64_t width,
+                                                 const float *weight, const float *bias, float eps);
+
+/* Exact (erf) GELU of `count` contiguous floats, in place. */
+MACB_CPU_EXPORT int32_t macb_cpu_gelu(float *x, int64_t count);
+
 MACB_CPU_EXPORT int32_t macb_cpu_abi_version(void);
 
 #endif

@@ -25,7 +25,7 @@ import mlx.core as mx
 import numpy as np
 
 from .. import config
-from . import onednn, onednn_eltwise
+from . import native_kernels, onednn, onednn_eltwise
 
 _ROWS_PER_CHUNK = 128  # keeps each chunk of scores in the L2 cache while it is worked on
 ROWS_PER_BLOCK = 500  # positions per block of encoder work: 500 x 1500 float32 scores = 3 MB
@@ -109,9 +109,17 @@ def norm_params(layer: Any) -> Norm:
     return np.asarray(layer.weight), np.asarray(layer.bias), float(layer.eps)
 
 
+# Blocks up to this many rows (a decoder step's beams) go to our C kernels when they are built:
+# there numpy's or oneDNN's per-call overhead is most of the cost (a layer norm of one 384-float
+# row: ~6 numpy calls). Larger blocks (the encoder, prompts) keep their routes and results.
+_NATIVE_ROWS = 16
+
+
 def layer_norm(x: np.ndarray, norm: Norm) -> np.ndarray:
     """Layer norm of each row of a (rows, D) float32 block, into a new array."""
     weight, bias, eps = norm
+    if x.shape[0] <= _NATIVE_ROWS and x.strides[-1] == 4 and x.dtype == np.float32 and native_kernels.available():
+        return native_kernels.layer_norm_rows(x, weight, bias, eps)
     # add.reduce / n is what ndarray.mean computes, without its Python wrapper (a decoder step makes 13 of these)
     centered = x - np.add.reduce(x, axis=1, keepdims=True) / x.shape[1]
     variance = np.einsum("td,td->t", centered, centered)[:, None] / np.float32(x.shape[1])
@@ -133,6 +141,8 @@ def gelu_(hidden: mx.array) -> mx.array:
 
 def gelu_np_(block: np.ndarray) -> np.ndarray:
     """Exact (erf) GELU of a float32 numpy array, in place; returns it."""
+    if block.ndim == 2 and block.shape[0] <= _NATIVE_ROWS and block.flags.c_contiguous and native_kernels.available():
+        return native_kernels.gelu_(block)
     if _kernel_fits(block):
         return onednn_eltwise.gelu_(block)
     block *= 0.5 * (1.0 + np.copysign(_erf_of_abs(np.abs(block) * _INV_SQRT2), block))

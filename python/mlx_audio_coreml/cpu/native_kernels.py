@@ -1,5 +1,8 @@
 """Our own C kernels for the CPU host path (`cpu_kernels/`, built into `_native/libmacb_cpu`), through ctypes.
 
+Kernels: `attend_rows` (cross-attention of a few query rows), `layer_norm_rows` and `gelu_` (a
+decoder step's row-wise operations, where numpy's or oneDNN's call overhead is most of the cost).
+
 Why C of our own: beam search's cross-attention reads each head's audio keys and values for five
 query rows; numpy hands every head to OpenBLAS, whose sgemm repacks the (64 x 1500) operand for
 five rows, so five rows cost 4-5x one row for the same memory (see attend_rows.c). The kernel is
@@ -22,7 +25,7 @@ import numpy as np
 from .. import config
 from ..errors import CPUKernelFailed
 
-ABI_VERSION = 1  # MACB_CPU_ABI_VERSION in cpu_kernels/include/macb_cpu.h
+ABI_VERSION = 2  # MACB_CPU_ABI_VERSION in cpu_kernels/include/macb_cpu.h
 MAX_HEAD_DIM = 256
 GROUP_ROWS = 4  # scratch of this many rows lets rows that share audio go four at a time
 _LIBRARY_NAME = "libmacb_cpu.dylib" if sys.platform == "darwin" else "libmacb_cpu.so"
@@ -66,7 +69,10 @@ def _library() -> Any:
     if library.macb_cpu_abi_version() != ABI_VERSION:
         return None
     library.macb_cpu_attend_rows.argtypes = [ctypes.POINTER(_AttendArgs)]
-    library.macb_cpu_attend_rows.restype = ctypes.c_int32
+    library.macb_cpu_layer_norm_rows.argtypes = [_ptr, _i64, _ptr, _i64, _i64, _i64, _ptr, _ptr, ctypes.c_float]
+    library.macb_cpu_gelu.argtypes = [_ptr, _i64]
+    for function in (library.macb_cpu_attend_rows, library.macb_cpu_layer_norm_rows, library.macb_cpu_gelu):
+        function.restype = ctypes.c_int32
     return library
 
 
@@ -86,6 +92,15 @@ def _scratch_for(floats: int) -> np.ndarray:
     return held
 
 
+def _address(array: np.ndarray) -> int:
+    """Where an array's data starts: through ctypes' buffer view (~1 us) when the array is a
+    writable contiguous buffer, else `.ctypes.data` (~2-3 us; a decoder step makes ~40 of these)."""
+    try:
+        return ctypes.addressof(ctypes.c_char.from_buffer(array))  # pyright: ignore[reportArgumentType]
+    except (TypeError, ValueError, BufferError):
+        return array.ctypes.data
+
+
 def _rows_of(array: np.ndarray, name: str, width: int) -> int:
     """The row stride, in floats, of a float32 (B, width) array whose rows are each contiguous."""
     if array.dtype != np.float32 or array.ndim != 2 or array.shape[1] != width or array.strides[1] != 4:
@@ -103,9 +118,7 @@ def attend_rows(q: np.ndarray, keys_t: np.ndarray, values: np.ndarray, out: np.n
     window) or A == B. Results agree with numpy's to float32 rounding (~1e-6 relative), not bit
     for bit. Needs `available()`.
     """
-    library = _library()
-    if library is None:
-        raise RuntimeError("the CPU kernels are not available (see native_kernels.available())")
+    library = _library_or_raise()
     audio, heads, head_dim, frames = keys_t.shape
     rows = q.shape[0]
     if values.shape != (audio, heads, frames, head_dim) or audio not in (1, rows) or head_dim > MAX_HEAD_DIM:
@@ -118,11 +131,64 @@ def attend_rows(q: np.ndarray, keys_t: np.ndarray, values: np.ndarray, out: np.n
         raise ValueError(f"out has {out.shape[0]} rows for {rows} queries")
     scratch = _scratch_for(GROUP_ROWS * frames)
     args = _AttendArgs(
-        ctypes.sizeof(_AttendArgs), q.ctypes.data, keys_t.ctypes.data, values.ctypes.data, out.ctypes.data,
-        scratch.ctypes.data, rows, heads, head_dim, frames, q_stride, out_stride,
+        ctypes.sizeof(_AttendArgs), _address(q), _address(keys_t), _address(values), _address(out),
+        _address(scratch), rows, heads, head_dim, frames, q_stride, out_stride,
         0 if audio == 1 else heads * head_dim * frames, scratch.size,
     )  # fmt: skip
-    status = library.macb_cpu_attend_rows(ctypes.byref(args))
-    if status != 0:
-        raise CPUKernelFailed("macb_cpu_attend_rows", status)
+    _checked(library.macb_cpu_attend_rows(ctypes.byref(args)), "macb_cpu_attend_rows")
     return out
+
+
+def _checked(status: int, function: str) -> None:
+    if status != 0:
+        raise CPUKernelFailed(function, status)
+
+
+def _library_or_raise() -> Any:
+    library = _library()
+    if library is None:
+        raise RuntimeError("the CPU kernels are not available (see native_kernels.available())")
+    return library
+
+
+_vectors: dict[int, tuple[np.ndarray, int]] = {}  # id -> (the array, kept alive; its address)
+
+
+def _vector_address(vector: np.ndarray, width: int, name: str) -> int:
+    """The address of a layer's (width,) float32 parameter, checked and remembered: `.ctypes.data`
+    costs ~1-2 us, and a step passes 26 of these."""
+    known = _vectors.get(id(vector))
+    if known is not None and known[0] is vector:
+        return known[1]
+    if vector.dtype != np.float32 or vector.shape != (width,) or not vector.flags.c_contiguous:
+        raise ValueError(f"{name}: expected contiguous float32 ({width},), got {vector.dtype} {vector.shape}")
+    if len(_vectors) > 4096:  # models come and go: forget, rather than keep every one alive
+        _vectors.clear()
+    _vectors[id(vector)] = (vector, vector.ctypes.data)
+    return _vectors[id(vector)][1]
+
+
+def layer_norm_rows(x: np.ndarray, weight: np.ndarray, bias: np.ndarray, eps: float) -> np.ndarray:
+    """Layer norm of each row of a float32 (rows, D) block (rows contiguous), into a new array.
+
+    Same formula as host_math.layer_norm's numpy route; agrees with it to float32 rounding."""
+    library = _library_or_raise()
+    width = x.shape[1] if x.ndim == 2 else -1
+    stride = _rows_of(x, "x", width)
+    weights, biases = _vector_address(weight, width, "weight"), _vector_address(bias, width, "bias")
+    out = np.empty(x.shape, np.float32)
+    if x.shape[0]:
+        status = library.macb_cpu_layer_norm_rows(
+            _address(x), stride, _address(out), width, x.shape[0], width, weights, biases, eps
+        )
+        _checked(status, "macb_cpu_layer_norm_rows")
+    return out
+
+
+def gelu_(block: np.ndarray) -> np.ndarray:
+    """Exact (erf) GELU of a C-contiguous float32 array, in place; returns it."""
+    library = _library_or_raise()
+    if block.dtype != np.float32 or not block.flags.c_contiguous or not block.flags.writeable:
+        raise ValueError(f"gelu_: expected a writable C-contiguous float32 array, got {block.dtype}")
+    _checked(library.macb_cpu_gelu(_address(block), block.size), "macb_cpu_gelu")
+    return block
