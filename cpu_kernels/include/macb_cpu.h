@@ -6,11 +6,11 @@
 
 #include <stdint.h>
 
-#define MACB_CPU_ABI_VERSION 2
+#define MACB_CPU_ABI_VERSION 3
 #define MACB_CPU_EXPORT __attribute__((visibility("default")))
 #define MACB_CPU_MAX_HEAD_DIM 256
 
-enum { MACB_CPU_OK = 0, MACB_CPU_BAD_ARGUMENT = 1 };
+enum { MACB_CPU_OK = 0, MACB_CPU_BAD_ARGUMENT = 1, MACB_CPU_ONEDNN_FAILED = 100 /* + oneDNN's status */ };
 
 /* out[b, h] = softmax(q[b, h] . keys_t[b, h]) values[b, h] for each row b and head h, float32.
  * q[b, h] is head_dim floats at q + b * q_row_stride + h * head_dim (queries already scaled);
@@ -42,6 +42,28 @@ MACB_CPU_EXPORT int32_t macb_cpu_layer_norm_rows(const float *x, int64_t x_row_s
 
 /* Exact (erf) GELU of `count` contiguous floats, in place. */
 MACB_CPU_EXPORT int32_t macb_cpu_gelu(float *x, int64_t count);
+
+/* One row's int8 product through a prepared oneDNN primitive (python/.../cpu/onednn_rows.py):
+ * quantizes `row` (width floats) into `quantized` (the primitive's source buffer) as bytes
+ * rint(x / scale) + shift with scale = max(max |x|, tiny) / limit, writes the scale to
+ * `scale_slot` (the primitive's source scale), points `dst_memory` at `out`, executes and waits.
+ * oneDNN's functions come as pointers: dnnl_memory_set_data_handle, dnnl_primitive_execute,
+ * dnnl_stream_wait. Returns MACB_CPU_ONEDNN_FAILED + oneDNN's status when one of them fails. */
+typedef struct macb_cpu_row_product_args {
+    int64_t size; /* sizeof(macb_cpu_row_product_args) */
+    const float *row;
+    int64_t width;
+    uint8_t *quantized;
+    float *scale_slot;
+    float *out;
+    float tiny, limit, shift;
+    int32_t arg_count;
+    void *set_handle, *execute, *wait;
+    void *primitive, *stream, *dst_memory;
+    const void *args;
+} macb_cpu_row_product_args;
+
+MACB_CPU_EXPORT int32_t macb_cpu_int8_row_product(const macb_cpu_row_product_args *args);
 
 MACB_CPU_EXPORT int32_t macb_cpu_abi_version(void);
 

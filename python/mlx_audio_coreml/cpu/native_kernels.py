@@ -1,7 +1,9 @@
 """Our own C kernels for the CPU host path (`cpu_kernels/`, built into `_native/libmacb_cpu`), through ctypes.
 
 Kernels: `attend_rows` (cross-attention of a few query rows), `layer_norm_rows` and `gelu_` (a
-decoder step's row-wise operations, where numpy's or oneDNN's call overhead is most of the cost).
+decoder step's row-wise operations, where numpy's or oneDNN's call overhead is most of the cost),
+`RowProductCall` (one row's int8 product through a prepared oneDNN primitive in one call, bit for
+bit what the numpy route gives).
 
 Why C of our own: beam search's cross-attention reads each head's audio keys and values for five
 query rows; numpy hands every head to OpenBLAS, whose sgemm repacks the (64 x 1500) operand for
@@ -25,7 +27,7 @@ import numpy as np
 from .. import config
 from ..errors import CPUKernelFailed
 
-ABI_VERSION = 2  # MACB_CPU_ABI_VERSION in cpu_kernels/include/macb_cpu.h
+ABI_VERSION = 3  # MACB_CPU_ABI_VERSION in cpu_kernels/include/macb_cpu.h
 MAX_HEAD_DIM = 256
 GROUP_ROWS = 4  # scratch of this many rows lets rows that share audio go four at a time
 _LIBRARY_NAME = "libmacb_cpu.dylib" if sys.platform == "darwin" else "libmacb_cpu.so"
@@ -40,6 +42,17 @@ class _AttendArgs(ctypes.Structure):
         ("size", _i64), ("q", _ptr), ("keys_t", _ptr), ("values", _ptr), ("out", _ptr), ("scratch", _ptr),
         ("rows", _i64), ("heads", _i64), ("head_dim", _i64), ("frames", _i64),
         ("q_row_stride", _i64), ("out_row_stride", _i64), ("audio_row_stride", _i64), ("scratch_floats", _i64),
+    ]  # fmt: skip
+
+
+class _RowProductArgs(ctypes.Structure):
+    """macb_cpu_row_product_args, field for field."""
+
+    _fields_ = [
+        ("size", _i64), ("row", _ptr), ("width", _i64), ("quantized", _ptr), ("scale_slot", _ptr), ("out", _ptr),
+        ("tiny", ctypes.c_float), ("limit", ctypes.c_float), ("shift", ctypes.c_float), ("arg_count", ctypes.c_int32),
+        ("set_handle", _ptr), ("execute", _ptr), ("wait", _ptr),
+        ("primitive", _ptr), ("stream", _ptr), ("dst_memory", _ptr), ("args", _ptr),
     ]  # fmt: skip
 
 
@@ -71,7 +84,11 @@ def _library() -> Any:
     library.macb_cpu_attend_rows.argtypes = [ctypes.POINTER(_AttendArgs)]
     library.macb_cpu_layer_norm_rows.argtypes = [_ptr, _i64, _ptr, _i64, _i64, _i64, _ptr, _ptr, ctypes.c_float]
     library.macb_cpu_gelu.argtypes = [_ptr, _i64]
-    for function in (library.macb_cpu_attend_rows, library.macb_cpu_layer_norm_rows, library.macb_cpu_gelu):
+    library.macb_cpu_int8_row_product.argtypes = [ctypes.POINTER(_RowProductArgs)]
+    for function in (
+        library.macb_cpu_attend_rows, library.macb_cpu_layer_norm_rows, library.macb_cpu_gelu,
+        library.macb_cpu_int8_row_product,
+    ):  # fmt: skip
         function.restype = ctypes.c_int32
     return library
 
@@ -192,3 +209,34 @@ def gelu_(block: np.ndarray) -> np.ndarray:
         raise ValueError(f"gelu_: expected a writable C-contiguous float32 array, got {block.dtype}")
     _checked(library.macb_cpu_gelu(_address(block), block.size), "macb_cpu_gelu")
     return block
+
+
+class RowProductCall:
+    """One row's int8 product through a prepared oneDNN primitive, quantized and run in one C call.
+
+    `onednn` names oneDNN's dnnl_memory_set_data_handle, dnnl_primitive_execute and
+    dnnl_stream_wait (ctypes functions of the loaded library); the handles and buffers are one
+    thread's (onednn_rows' `_Bound`): `quantized` is the primitive's uint8 source buffer and
+    `scale_slot` its float32 source scale. The quantization is host_linear's numpy route, operation
+    for operation, so the results are the same bits."""
+
+    def __init__(self, onednn: Any, handles: dict[str, Any], quantized: np.ndarray, scale_slot: np.ndarray) -> None:
+        self._library = _library_or_raise()
+        self._buffers = (quantized, scale_slot)  # kept alive: the C side holds their addresses
+        address = ctypes.cast
+        self._args = _RowProductArgs(
+            ctypes.sizeof(_RowProductArgs), None, quantized.shape[-1], quantized.ctypes.data, scale_slot.ctypes.data,
+            None, handles["tiny"], handles["limit"], handles["shift"], handles["arg_count"],
+            address(onednn.dnnl_memory_set_data_handle, _ptr).value, address(onednn.dnnl_primitive_execute, _ptr).value,
+            address(onednn.dnnl_stream_wait, _ptr).value,
+            handles["primitive"], handles["stream"], handles["dst_memory"], ctypes.cast(handles["args"], _ptr).value,
+        )  # fmt: skip
+        self._pointer = ctypes.byref(self._args)
+
+    def __call__(self, row: np.ndarray, out: np.ndarray) -> None:
+        """row (1, K) float32 with contiguous K; out (1, N) float32, C-contiguous."""
+        args = self._args
+        args.row, args.out = _address(row), _address(out)
+        status = self._library.macb_cpu_int8_row_product(self._pointer)
+        if status != 0:
+            raise CPUKernelFailed("macb_cpu_int8_row_product", status)

@@ -169,6 +169,7 @@ class _Bound:
             args.append((_ARG_BIAS, product.bias_memory))
         self.args = (onednn_eltwise._ExecArg * len(args))(*(onednn_eltwise._ExecArg(a, m) for a, m in args))
         self.count = len(args)
+        self.native_call: Any = None  # linear.py's one-call route (native_kernels.RowProductCall), or False
 
 
 _bound = _ThreadMemories()
