@@ -1,11 +1,13 @@
-/* One row's int8 product through a prepared oneDNN primitive, in one call from Python: quantize the
- * row, hand oneDNN its scale and the output's address, execute, wait.
+/* A few rows' int8 product through a prepared oneDNN primitive, in one call from Python: quantize
+ * the rows, hand oneDNN the scale and the output's address, execute, wait; with several rows, scale
+ * each output row and add the bias after (the primitive then has neither).
  *
  * Why: a greedy decoder step makes 24 of these (tiny.en), each ~20 us of oneDNN arithmetic behind
- * ~7 numpy calls and 2-3 ctypes calls of a few microseconds each. The arithmetic here is
+ * ~7 numpy calls and 2-3 ctypes calls of a few microseconds each (beam search: 5 rows, 2 more). The arithmetic here is
  * host_linear's numpy route step for step (|x|, max, max with tiny, / limit, reciprocal, x times it,
  * round half to even, + shift), each a single float32 operation, so the bytes oneDNN reads are the
- * same and so are the results, bit for bit. oneDNN is reached through the function pointers the
+ * same and so are the results, bit for bit (this file is built with -ffp-contract=off: the output's
+ * scale and bias stay two roundings, as numpy's two passes). oneDNN is reached through the function pointers the
  * caller passes (this library links nothing).
  */
 #include <math.h>
@@ -30,16 +32,34 @@ static INLINE float quantize_row(const float *restrict x, int64_t width, float t
     return scale;
 }
 
+/* out[r][j] = out[r][j] * scales[r], then + bias[j]: two float32 roundings, as numpy's passes. */
+static INLINE void scale_rows(float *restrict out, int64_t rows, int64_t width, const float *restrict scales,
+                              const float *restrict bias) {
+    for (int64_t r = 0; r < rows; r++) {
+        float *restrict row = out + r * width;
+        for (int64_t j = 0; j < width; j++) row[j] *= scales[r];
+        if (bias != NULL)
+            for (int64_t j = 0; j < width; j++) row[j] += bias[j];
+    }
+}
+
 MACB_CLONES
 int32_t macb_cpu_int8_row_product(const macb_cpu_row_product_args *a) {
     if (a == NULL || a->size < (int64_t)sizeof(macb_cpu_row_product_args)) return MACB_CPU_BAD_ARGUMENT;
     if (a->row == NULL || a->quantized == NULL || a->scale_slot == NULL || a->out == NULL || a->width < 1 ||
         a->set_handle == NULL || a->execute == NULL || a->wait == NULL || a->primitive == NULL ||
-        a->dst_memory == NULL || a->args == NULL || a->arg_count < 1 || !(a->limit > 0.0f))
+        a->dst_memory == NULL || a->args == NULL || a->arg_count < 1 || !(a->limit > 0.0f) || a->rows < 1 ||
+        a->rows > MACB_CPU_MAX_PRODUCT_ROWS || a->row_stride < a->width || a->out_width < 1)
         return MACB_CPU_BAD_ARGUMENT;
-    *a->scale_slot = quantize_row(a->row, a->width, a->tiny, a->limit, a->shift, a->quantized);
+    float scales[MACB_CPU_MAX_PRODUCT_ROWS];
+    for (int64_t r = 0; r < a->rows; r++)
+        scales[r] = quantize_row(a->row + r * a->row_stride, a->width, a->tiny, a->limit, a->shift,
+                                 a->quantized + r * a->width);
+    *a->scale_slot = a->rows == 1 ? scales[0] : 1.0f; /* several rows: their scales are applied below */
     int32_t status = ((set_handle_fn)a->set_handle)(a->dst_memory, a->out);
     if (status == 0) status = ((execute_fn)a->execute)(a->primitive, a->stream, a->arg_count, a->args);
     if (status == 0) status = ((wait_fn)a->wait)(a->stream);
-    return status == 0 ? MACB_CPU_OK : MACB_CPU_ONEDNN_FAILED + status;
+    if (status != 0) return MACB_CPU_ONEDNN_FAILED + status;
+    if (a->rows > 1) scale_rows(a->out, a->rows, a->out_width, scales, a->bias);
+    return MACB_CPU_OK;
 }

@@ -6,7 +6,7 @@
 
 #include <stdint.h>
 
-#define MACB_CPU_ABI_VERSION 3
+#define MACB_CPU_ABI_VERSION 4
 #define MACB_CPU_EXPORT __attribute__((visibility("default")))
 #define MACB_CPU_MAX_HEAD_DIM 256
 
@@ -43,19 +43,23 @@ MACB_CPU_EXPORT int32_t macb_cpu_layer_norm_rows(const float *x, int64_t x_row_s
 /* Exact (erf) GELU of `count` contiguous floats, in place. */
 MACB_CPU_EXPORT int32_t macb_cpu_gelu(float *x, int64_t count);
 
-/* One row's int8 product through a prepared oneDNN primitive (python/.../cpu/onednn_rows.py):
- * quantizes `row` (width floats) into `quantized` (the primitive's source buffer) as bytes
- * rint(x / scale) + shift with scale = max(max |x|, tiny) / limit, writes the scale to
- * `scale_slot` (the primitive's source scale), points `dst_memory` at `out`, executes and waits.
- * oneDNN's functions come as pointers: dnnl_memory_set_data_handle, dnnl_primitive_execute,
+/* A few rows' int8 product through a prepared oneDNN primitive (python/.../cpu/onednn_rows.py):
+ * quantizes each of `rows` rows (width floats, row_stride apart) into `quantized` (the primitive's
+ * source buffer, rows packed) as bytes rint(x / scale) + shift, scale = max(max |x|, tiny) / limit.
+ * One row: its scale goes to `scale_slot` (the primitive's source scale; the primitive adds the
+ * bias). Several: `scale_slot` gets 1, and after the run each out row (out_width floats) is
+ * multiplied by its scale and `bias` (or NULL) added. Points `dst_memory` at `out`, executes,
+ * waits; oneDNN's functions come as pointers: dnnl_memory_set_data_handle, dnnl_primitive_execute,
  * dnnl_stream_wait. Returns MACB_CPU_ONEDNN_FAILED + oneDNN's status when one of them fails. */
+#define MACB_CPU_MAX_PRODUCT_ROWS 64
 typedef struct macb_cpu_row_product_args {
     int64_t size; /* sizeof(macb_cpu_row_product_args) */
     const float *row;
-    int64_t width;
+    int64_t rows, width, row_stride, out_width;
     uint8_t *quantized;
     float *scale_slot;
     float *out;
+    const float *bias;
     float tiny, limit, shift;
     int32_t arg_count;
     void *set_handle, *execute, *wait;

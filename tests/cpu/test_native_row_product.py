@@ -27,7 +27,7 @@ def _layer(n: int, k: int, seed: int = 0) -> linear.HostLinear:
 
 def _both_routes(layer: linear.HostLinear, x: np.ndarray) -> tuple[np.ndarray, np.ndarray, bool]:
     layer(x)  # the first call makes the row kernel; later ones take the direct route
-    bound = layer._direct[1].bound()
+    bound = layer._direct[x.shape[0]].bound()
     native = layer(x).copy()
     used = bool(bound.native_call)
     kept, bound.native_call = bound.native_call, False
@@ -46,6 +46,22 @@ def test_one_call_gives_the_numpy_routes_bits(n: int, k: int, size: float) -> No
     native, numpy_route, used = _both_routes(layer, x)
     if layer._direct[1].bound().native_call is False:
         pytest.skip("this oneDNN has no direct one-row kernel for the shape")
+    assert used, "the one-call route was not taken"
+    np.testing.assert_array_equal(native, numpy_route)
+
+
+@pytest.mark.parametrize("rows", [2, 5, 8])
+@pytest.mark.parametrize("bias", [True, False])
+def test_several_rows_give_the_numpy_routes_bits(rows: int, bias: bool) -> None:
+    """Beams: each row its own scale, applied after the run, then the bias (two roundings)."""
+    layer = _layer(1152, 384)
+    if not bias:
+        layer.bias = None
+    rng = np.random.default_rng(rows)
+    block = (rng.standard_normal((rows, 400)) * rng.uniform(0.01, 50, (rows, 1))).astype(np.float32)
+    x = block[:, :384]  # strided rows, as a slice of a wider block
+    x[-1] = 0.0  # an all-zero row among them
+    native, numpy_route, used = _both_routes(layer, x)
     assert used, "the one-call route was not taken"
     np.testing.assert_array_equal(native, numpy_route)
 

@@ -277,6 +277,11 @@ class HostLinear:
         """`_few` for 2-8 rows (beams) and one piece, in fewer Python steps: the same operations in
         the same order (each row's scale applied after oneDNN's weight scales, then the bias)."""
         bound = product.bound()
+        call = bound.native_call if bound.native_call is not None else _native_row_call(product, bound, self.bias)
+        if call and bound.src_at == bound.own_at and rows.strides[-1] == 4:  # one C call, the same bits
+            result = np.empty((rows.shape[0], self.out_features), np.float32)
+            call(rows, result)
+            return result
         scaled = bound.scaled
         np.abs(rows, out=scaled)
         row_scales = np.maximum(scaled.max(axis=1), _TINY) / _INT8_MAX  # (M,) float32
@@ -350,18 +355,29 @@ class HostLinear:
             part(slice(None))
 
 
-def _native_row_call(product: onednn_rows.RowProduct, bound: Any) -> native_kernels.RowProductCall | None:
-    """`_single_row`'s quantization and oneDNN calls as one C call (remembered on the thread's
-    `bound` as False when there is none), or None without our C kernels. Measured on a loaded EPYC,
-    tiny.en's shapes: 18-35 against 35-69 us a call (a greedy step makes 24)."""
+def _native_row_call(
+    product: onednn_rows.RowProduct, bound: Any, bias: np.ndarray | None = None
+) -> native_kernels.RowProductCall | None:
+    """`_single_row`'s and `_several_rows`' quantization, oneDNN calls and (several rows) output
+    scaling as one C call, remembered on the thread's `bound` (False when there is none); None
+    without our C kernels. Measured on a loaded EPYC, tiny.en's shapes, one row: 18-35 against
+    35-69 us a call (a greedy step makes 24)."""
     call: native_kernels.RowProductCall | None = None
-    if native_kernels.available() and product.int8 and not product.sums_only and product.rows == 1:
+    if (
+        native_kernels.available()
+        and product.int8
+        and not product.sums_only
+        and product.rows <= native_kernels.MAX_PRODUCT_ROWS
+    ):
         handles = {
             "tiny": _TINY, "limit": _INT8_MAX, "shift": float(_INPUT_SHIFT), "arg_count": bound.count,
             "primitive": product.primitive.value, "stream": bound.stream.value, "dst_memory": bound.dst.value,
             "args": bound.args,
         }  # fmt: skip
-        call = native_kernels.RowProductCall(product._library, handles, bound.quantized, bound.scale)
+        several_bias = bias if product.rows > 1 else None  # one row: the primitive adds it
+        call = native_kernels.RowProductCall(
+            product._library, handles, bound.quantized, bound.scale, product.out_features, several_bias
+        )
     bound.native_call = call if call is not None else False
     return call
 

@@ -27,7 +27,7 @@ import numpy as np
 from .. import config
 from ..errors import CPUKernelFailed
 
-ABI_VERSION = 3  # MACB_CPU_ABI_VERSION in cpu_kernels/include/macb_cpu.h
+ABI_VERSION = 4  # MACB_CPU_ABI_VERSION in cpu_kernels/include/macb_cpu.h
 MAX_HEAD_DIM = 256
 GROUP_ROWS = 4  # scratch of this many rows lets rows that share audio go four at a time
 _LIBRARY_NAME = "libmacb_cpu.dylib" if sys.platform == "darwin" else "libmacb_cpu.so"
@@ -49,11 +49,15 @@ class _RowProductArgs(ctypes.Structure):
     """macb_cpu_row_product_args, field for field."""
 
     _fields_ = [
-        ("size", _i64), ("row", _ptr), ("width", _i64), ("quantized", _ptr), ("scale_slot", _ptr), ("out", _ptr),
+        ("size", _i64), ("row", _ptr), ("rows", _i64), ("width", _i64), ("row_stride", _i64), ("out_width", _i64),
+        ("quantized", _ptr), ("scale_slot", _ptr), ("out", _ptr), ("bias", _ptr),
         ("tiny", ctypes.c_float), ("limit", ctypes.c_float), ("shift", ctypes.c_float), ("arg_count", ctypes.c_int32),
         ("set_handle", _ptr), ("execute", _ptr), ("wait", _ptr),
         ("primitive", _ptr), ("stream", _ptr), ("dst_memory", _ptr), ("args", _ptr),
     ]  # fmt: skip
+
+
+MAX_PRODUCT_ROWS = 64  # MACB_CPU_MAX_PRODUCT_ROWS
 
 
 def library_path() -> Path:
@@ -212,31 +216,42 @@ def gelu_(block: np.ndarray) -> np.ndarray:
 
 
 class RowProductCall:
-    """One row's int8 product through a prepared oneDNN primitive, quantized and run in one C call.
+    """A few rows' int8 product through a prepared oneDNN primitive, quantized and run in one C call.
 
     `onednn` names oneDNN's dnnl_memory_set_data_handle, dnnl_primitive_execute and
     dnnl_stream_wait (ctypes functions of the loaded library); the handles and buffers are one
-    thread's (onednn_rows' `_Bound`): `quantized` is the primitive's uint8 source buffer and
-    `scale_slot` its float32 source scale. The quantization is host_linear's numpy route, operation
-    for operation, so the results are the same bits."""
+    thread's (onednn_rows' `_Bound`): `quantized` is the primitive's (rows, K) uint8 source buffer
+    and `scale_slot` its float32 source scale. One row: the primitive applies the row's scale and
+    the bias; several: the call applies them after (`bias` is the layer's, or None). Operation for
+    operation host_linear's numpy route, so the results are the same bits."""
 
-    def __init__(self, onednn: Any, handles: dict[str, Any], quantized: np.ndarray, scale_slot: np.ndarray) -> None:
+    def __init__(
+        self, onednn: Any, handles: dict[str, Any], quantized: np.ndarray, scale_slot: np.ndarray, out_width: int,
+        bias: np.ndarray | None,
+    ) -> None:  # fmt: skip
         self._library = _library_or_raise()
-        self._buffers = (quantized, scale_slot)  # kept alive: the C side holds their addresses
+        rows, width = quantized.shape
+        if not 1 <= rows <= MAX_PRODUCT_ROWS:
+            raise ValueError(f"{rows} rows: the one-call product takes 1 to {MAX_PRODUCT_ROWS}")
+        self.rows = rows
+        self._keep = (quantized, scale_slot, bias)  # kept alive: the C side holds their addresses
         address = ctypes.cast
         self._args = _RowProductArgs(
-            ctypes.sizeof(_RowProductArgs), None, quantized.shape[-1], quantized.ctypes.data, scale_slot.ctypes.data,
-            None, handles["tiny"], handles["limit"], handles["shift"], handles["arg_count"],
+            ctypes.sizeof(_RowProductArgs), None, rows, width, width, out_width, quantized.ctypes.data,
+            scale_slot.ctypes.data, None, None if bias is None else _vector_address(bias, out_width, "bias"),
+            handles["tiny"], handles["limit"], handles["shift"], handles["arg_count"],
             address(onednn.dnnl_memory_set_data_handle, _ptr).value, address(onednn.dnnl_primitive_execute, _ptr).value,
             address(onednn.dnnl_stream_wait, _ptr).value,
             handles["primitive"], handles["stream"], handles["dst_memory"], ctypes.cast(handles["args"], _ptr).value,
         )  # fmt: skip
         self._pointer = ctypes.byref(self._args)
 
-    def __call__(self, row: np.ndarray, out: np.ndarray) -> None:
-        """row (1, K) float32 with contiguous K; out (1, N) float32, C-contiguous."""
+    def __call__(self, rows: np.ndarray, out: np.ndarray) -> None:
+        """rows (R, K) float32, each row contiguous, R the rows this call was made for; out (R, N)
+        float32, C-contiguous."""
         args = self._args
-        args.row, args.out = _address(row), _address(out)
+        args.row, args.out = _address(rows), _address(out)
+        args.row_stride = rows.strides[0] // 4
         status = self._library.macb_cpu_int8_row_product(self._pointer)
         if status != 0:
             raise CPUKernelFailed("macb_cpu_int8_row_product", status)
