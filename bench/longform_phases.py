@@ -147,15 +147,16 @@ def _without_native_attention(run: Callable[[Any], str]) -> Callable[[Any], str]
 
 
 def _with_split_cross(run: Callable[[Any], str]) -> Callable[[Any], str]:
-    """`run` with MLX_AUDIO_COREML_SPLIT_CROSS's switch on (host_decoder's flag patched)."""
+    """`run` with MLX_AUDIO_COREML_SPLIT_CROSS=1 (host_decoder's flag patched). Compare it with a
+    plain `ours` started with MLX_AUDIO_COREML_SPLIT_CROSS=0 (on CPUs with AMX greedy splits by default)."""
     from mlx_audio_coreml.whisper import host_decoder
 
     def split(audio: Any) -> str:
-        host_decoder._SPLIT_CROSS = True
+        kept, host_decoder._SPLIT_CROSS = host_decoder._SPLIT_CROSS, True
         try:
             return run(audio)
         finally:
-            host_decoder._SPLIT_CROSS = False
+            host_decoder._SPLIT_CROSS = kept
 
     return split
 

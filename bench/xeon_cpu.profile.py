@@ -85,11 +85,12 @@ def main() -> int:
 
         def variant(clip: object, name: str = name) -> str:
             decoder.host_weights = prepared.get(name, prepared["default"])
-            host_decoder._SPLIT_CROSS = name == "split-cross"
+            kept = host_decoder._SPLIT_CROSS
+            host_decoder._SPLIT_CROSS = True if name == "split-cross" else kept
             try:
                 return run_ours(clip)
             finally:
-                host_decoder._SPLIT_CROSS = False
+                host_decoder._SPLIT_CROSS = kept
                 decoder.host_weights = prepared["default"]
 
         runs[name] = variant

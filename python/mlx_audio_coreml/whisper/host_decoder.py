@@ -27,7 +27,7 @@ import mlx.nn as nn
 import numpy as np
 
 from .. import config
-from ..cpu import host_math, native_kernels
+from ..cpu import amx_policy, host_math, native_kernels
 from ..cpu import linear as host_linear
 from ..cpu import pool as host_pool
 from ..cpu.linear import HostLinear
@@ -35,12 +35,13 @@ from .host_cache import HostKV
 
 # Per-head products are numpy's batched matmul: one call for a group of heads (their sizes keep
 # numpy's BLAS on one thread); the weight products go through `HostLinear`.
-# MLX_AUDIO_COREML_SPLIT_CROSS=1 splits cross-attention's heads between the host workers (numpy's
-# route and our C kernel's). Off by default: on this 2-core EPYC it made a greedy tiny.en step
-# slower (numpy, load 4: cross-attention 560 against 288 us CPU a layer; C kernel, quiet: step
-# 5.84 against 5.44 ms): the hand-off costs about what the second core's reading saves. Kept to
-# measure on CPUs whose single core reads slowly (the Xeon's L3: ~20 GB/s a core).
-_SPLIT_CROSS = config.setting(config.SPLIT_CROSS, "0") == "1"
+# MLX_AUDIO_COREML_SPLIT_CROSS=1 splits cross-attention's heads between the host workers for every
+# step (numpy's route and our C kernel's), 0 never. Unset: our C kernel splits one-row steps
+# (greedy) on CPUs with AMX only. Measured, 3.2 min of speech, 2 cores, tiny.en int8, in turns:
+# - Xeon (AMX; one core reads L3 at ~20 GB/s): greedy 4.74 s split against 5.49 s (faster-whisper
+#   4.28); beam 5 10.14 against 8.36: five rows' hand-off costs more than the reading it spreads;
+# - this AMD EPYC (~55 GB/s a core): greedy 7.58 split against 6.91 s: the hand-off costs more.
+_SPLIT_CROSS: bool | None = {"1": True, "0": False}.get(config.setting(config.SPLIT_CROSS))
 
 
 def applies(decoder: Any, tokens: mx.array, kv_cache: Any) -> bool:
@@ -186,11 +187,12 @@ def _native_attention(k_t: np.ndarray, v: np.ndarray) -> bool:
 
 
 def _native_cross(q_rows: np.ndarray, k_t: np.ndarray, v: np.ndarray, heads: int) -> np.ndarray:
-    """Our kernel over all heads, in one call, or with `_SPLIT_CROSS` a group of heads per host
-    worker (each core reads its heads' share of the audio)."""
+    """Our kernel over all heads, in one call, or split (`_SPLIT_CROSS`, above) a group of heads per
+    host worker (each core reads its heads' share of the audio)."""
     out = np.empty_like(q_rows)
     one_audio = k_t.shape[0] == 1  # a head range of it is still one plain block
-    if not (_SPLIT_CROSS and one_audio and host_pool.worker_count() > 1 and not host_pool.in_worker()):
+    split = _SPLIT_CROSS if _SPLIT_CROSS is not None else q_rows.shape[0] == 1 and amx_policy.cpu_has_amx()
+    if not (split and one_audio and host_pool.worker_count() > 1 and not host_pool.in_worker()):
         return native_kernels.attend_rows(q_rows, k_t, v, out)
     head_dim = q_rows.shape[1] // heads
 

@@ -68,3 +68,29 @@ def test_rows_with_their_own_audio_match_the_numpy_route(monkeypatch: pytest.Mon
     numpy_route = _step_logits(model, tokens, features, cache, False, monkeypatch)
     native = _step_logits(model, tokens, features, cache, True, monkeypatch)
     np.testing.assert_allclose(native, numpy_route, rtol=0, atol=1e-4)
+
+
+@pytest.mark.parametrize(("setting", "amx", "rows", "split"), [
+    (None, True, 1, True), (None, True, 5, False), (None, False, 1, False),
+    (True, False, 5, True), (False, True, 1, False),
+])  # fmt: skip
+def test_when_the_heads_are_split(
+    setting: bool | None, amx: bool, rows: int, split: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Unset: one-row steps split on CPUs with AMX only (measured there); 1 / 0 always / never."""
+    from mlx_audio_coreml.cpu import amx_policy
+    from mlx_audio_coreml.cpu import pool as host_pool
+
+    monkeypatch.setattr(host_decoder, "_SPLIT_CROSS", setting)
+    monkeypatch.setattr(amx_policy, "cpu_has_amx", lambda: amx)
+    monkeypatch.setattr(host_pool, "worker_count", lambda: 2)
+    runs: list[int] = []
+    real = host_pool.run_all
+    monkeypatch.setattr(host_pool, "run_all", lambda work, items: runs.append(1) or real(work, items))
+    rng = np.random.default_rng(0)
+    k_t = rng.standard_normal((1, 4, 64, 30)).astype(np.float32)
+    v = rng.standard_normal((1, 4, 30, 64)).astype(np.float32)
+    q = rng.standard_normal((rows, 256)).astype(np.float32)
+    out = host_decoder._native_cross(q, k_t, v, heads=4)
+    assert bool(runs) == split
+    np.testing.assert_allclose(out, native_kernels.attend_rows(q, k_t, v, np.empty_like(q)), rtol=1e-6, atol=1e-6)
