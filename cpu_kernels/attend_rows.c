@@ -185,3 +185,40 @@ int32_t macb_cpu_attend_rows(const macb_cpu_attend_args *args) {
 }
 
 int32_t macb_cpu_abi_version(void) { return MACB_CPU_ABI_VERSION; }
+
+/* scores[t] = q . keys[t] for t in [0, length): keys row-major (length, head_dim), as a decoder's
+ * self-attention cache keeps them. Eight partial sums per key row, then their total. */
+static INLINE void dot_key_rows(const float *restrict q, const float *restrict keys, int64_t length,
+                                int64_t head_dim, float *restrict scores) {
+    for (int64_t t = 0; t < length; t++) {
+        const float *restrict key = keys + t * head_dim;
+        float lanes[8] = {0.0f}, total = 0.0f;
+        int64_t whole = head_dim - head_dim % 8, d = 0;
+        for (; d < whole; d += 8)
+            for (int l = 0; l < 8; l++) lanes[l] += q[d + l] * key[d + l];
+        for (; d < head_dim; d++) total += q[d] * key[d];
+        scores[t] = total + ((lanes[0] + lanes[1]) + (lanes[2] + lanes[3])) + ((lanes[4] + lanes[5]) + (lanes[6] + lanes[7]));
+    }
+}
+
+MACB_CLONES
+int32_t macb_cpu_attend_cache(const macb_cpu_attend_cache_args *a) {
+    if (a == NULL || a->size < (int64_t)sizeof(macb_cpu_attend_cache_args)) return MACB_CPU_BAD_ARGUMENT;
+    const int64_t rows = a->rows, heads = a->heads, head_dim = a->head_dim, length = a->length;
+    if (rows < 1 || heads < 1 || length < 1 || head_dim < 1 || head_dim > MACB_CPU_MAX_HEAD_DIM || a->q == NULL ||
+        a->keys == NULL || a->values == NULL || a->out == NULL || a->scratch == NULL || a->scratch_floats < length)
+        return MACB_CPU_BAD_ARGUMENT;
+    for (int64_t b = 0; b < rows; b++)
+        for (int64_t h = 0; h < heads; h++) {
+            const float *q = a->q + b * a->q_row_stride + h * head_dim;
+            const float *values = a->values + b * a->values_row_stride + h * a->values_head_stride;
+            float *out = a->out + b * a->out_row_stride + h * head_dim;
+            dot_key_rows(q, a->keys + b * a->keys_row_stride + h * a->keys_head_stride, length, head_dim, a->scratch);
+            const float total = exp_row(a->scratch, length);
+            if (head_dim == 64)
+                weighted_sum_64(a->scratch, values, length, total, out);
+            else
+                weighted_sum(a->scratch, values, length, head_dim, total, out);
+        }
+    return MACB_CPU_OK;
+}

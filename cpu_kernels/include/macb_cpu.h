@@ -6,7 +6,7 @@
 
 #include <stdint.h>
 
-#define MACB_CPU_ABI_VERSION 4
+#define MACB_CPU_ABI_VERSION 5
 #define MACB_CPU_EXPORT __attribute__((visibility("default")))
 #define MACB_CPU_MAX_HEAD_DIM 256
 
@@ -33,6 +33,24 @@ typedef struct macb_cpu_attend_args {
 } macb_cpu_attend_args;
 
 MACB_CPU_EXPORT int32_t macb_cpu_attend_rows(const macb_cpu_attend_args *args);
+/* Self-attention of one new query row per beam against a decoder's cached keys and values:
+ * out[b, h] = softmax(q[b, h] . keys[b, h, t]) values[b, h, t] over t < length. q and out as in
+ * macb_cpu_attend_args; keys and values row-major (length, head_dim) per row and head, at
+ * b * *_row_stride + h * *_head_stride floats from their start. scratch: `length` floats. */
+typedef struct macb_cpu_attend_cache_args {
+    int64_t size; /* sizeof(macb_cpu_attend_cache_args) */
+    const float *q;
+    const float *keys;
+    const float *values;
+    float *out;
+    float *scratch;
+    int64_t rows, heads, head_dim, length;
+    int64_t q_row_stride, out_row_stride, keys_row_stride, keys_head_stride, values_row_stride, values_head_stride;
+    int64_t scratch_floats;
+} macb_cpu_attend_cache_args;
+
+MACB_CPU_EXPORT int32_t macb_cpu_attend_cache(const macb_cpu_attend_cache_args *args);
+
 /* Layer norm of each row: out[r] = (x[r] - mean) / sqrt(var + eps) * weight + bias, rows of
  * `width` floats at the given strides (out may be x). MACB_CPU_BAD_ARGUMENT for a null pointer,
  * a count below 1 or a negative eps. */

@@ -1,7 +1,8 @@
-"""Our C cross-attention kernel (cpu_kernels/attend_rows.c through cpu/native_kernels.py) against a
-float64 numpy reference: every path (one row, rows sharing audio in groups of four, rows with
+"""Our C attention kernels (cpu_kernels/attend_rows.c through cpu/native_kernels.py) against a
+float64 numpy reference. Cross-attention (`attend_rows`): every path (one row, rows sharing audio in groups of four, rows with
 audio of their own, head sizes other than 64, several blocks of frames), strided rows, softmax
-underflow, and bad arguments refused before any memory is touched."""
+underflow, and bad arguments refused before any memory is touched. Self-attention against a
+decoder's cache (`attend_cache`): views of a buffer with spare room, as host_cache.HostKV keeps."""
 
 from __future__ import annotations
 
@@ -118,3 +119,34 @@ def test_turned_off_by_the_setting(monkeypatch: pytest.MonkeyPatch) -> None:
     finally:
         monkeypatch.undo()
         native_kernels._library.cache_clear()
+
+
+@built
+@pytest.mark.parametrize("rows", [1, 5])
+@pytest.mark.parametrize(("head_dim", "length"), [(64, 1), (64, 300), (24, 17)])
+def test_cache_attention_matches_the_reference(rows: int, head_dim: int, length: int) -> None:
+    rng = np.random.default_rng(rows + length)
+    heads, capacity = 3, length + 40  # HostKV's buffer has room to grow: its view is strided
+    keys = rng.standard_normal((rows, heads, capacity, head_dim)).astype(np.float32)[:, :, :length]
+    values = rng.standard_normal((rows, heads, capacity, head_dim)).astype(np.float32)[:, :, :length]
+    qkv = (rng.standard_normal((rows, 3 * heads * head_dim)) * 0.3).astype(np.float32)
+    q = qkv[:, : heads * head_dim]  # the fused projection's first third, as the decoder passes it
+    out = native_kernels.attend_cache(q, keys, values, np.full((rows, heads * head_dim), np.nan, np.float32))
+    wide_q = q.astype(np.float64).reshape(rows, heads, 1, head_dim)
+    scores = wide_q @ keys.astype(np.float64).transpose(0, 1, 3, 2)
+    weights = np.exp(scores - scores.max(-1, keepdims=True))
+    weights /= weights.sum(-1, keepdims=True)
+    expected = (weights @ values.astype(np.float64)).reshape(rows, heads * head_dim)
+    np.testing.assert_allclose(out, expected, rtol=2e-5, atol=2e-5)
+
+
+@built
+def test_cache_attention_refuses_mismatched_blocks() -> None:
+    keys = np.zeros((2, 2, 5, 8), np.float32)
+    q, out = np.zeros((2, 16), np.float32), np.zeros((2, 16), np.float32)
+    with pytest.raises(ValueError, match="values"):
+        native_kernels.attend_cache(q, keys, np.zeros((2, 2, 4, 8), np.float32), out)
+    with pytest.raises(ValueError, match="keys"):
+        native_kernels.attend_cache(q, keys[..., ::2], keys[..., ::2], out)
+    with pytest.raises(ValueError, match="keys"):
+        native_kernels.attend_cache(q[:1], keys, keys, out)

@@ -1,6 +1,7 @@
 """Our own C kernels for the CPU host path (`cpu_kernels/`, built into `_native/libmacb_cpu`), through ctypes.
 
-Kernels: `attend_rows` (cross-attention of a few query rows), `layer_norm_rows` and `gelu_` (a
+Kernels: `attend_rows` (cross-attention of a few query rows), `attend_cache` (a decoder step's
+self-attention against its cached keys and values), `layer_norm_rows` and `gelu_` (a
 decoder step's row-wise operations, where numpy's or oneDNN's call overhead is most of the cost),
 `RowProductCall` (one row's int8 product through a prepared oneDNN primitive in one call, bit for
 bit what the numpy route gives).
@@ -27,7 +28,7 @@ import numpy as np
 from .. import config
 from ..errors import CPUKernelFailed
 
-ABI_VERSION = 4  # MACB_CPU_ABI_VERSION in cpu_kernels/include/macb_cpu.h
+ABI_VERSION = 5  # MACB_CPU_ABI_VERSION in cpu_kernels/include/macb_cpu.h
 MAX_HEAD_DIM = 256
 GROUP_ROWS = 4  # scratch of this many rows lets rows that share audio go four at a time
 _LIBRARY_NAME = "libmacb_cpu.dylib" if sys.platform == "darwin" else "libmacb_cpu.so"
@@ -42,6 +43,17 @@ class _AttendArgs(ctypes.Structure):
         ("size", _i64), ("q", _ptr), ("keys_t", _ptr), ("values", _ptr), ("out", _ptr), ("scratch", _ptr),
         ("rows", _i64), ("heads", _i64), ("head_dim", _i64), ("frames", _i64),
         ("q_row_stride", _i64), ("out_row_stride", _i64), ("audio_row_stride", _i64), ("scratch_floats", _i64),
+    ]  # fmt: skip
+
+
+class _AttendCacheArgs(ctypes.Structure):
+    """macb_cpu_attend_cache_args, field for field."""
+
+    _fields_ = [
+        ("size", _i64), ("q", _ptr), ("keys", _ptr), ("values", _ptr), ("out", _ptr), ("scratch", _ptr),
+        ("rows", _i64), ("heads", _i64), ("head_dim", _i64), ("length", _i64),
+        ("q_row_stride", _i64), ("out_row_stride", _i64), ("keys_row_stride", _i64), ("keys_head_stride", _i64),
+        ("values_row_stride", _i64), ("values_head_stride", _i64), ("scratch_floats", _i64),
     ]  # fmt: skip
 
 
@@ -89,9 +101,10 @@ def _library() -> Any:
     library.macb_cpu_layer_norm_rows.argtypes = [_ptr, _i64, _ptr, _i64, _i64, _i64, _ptr, _ptr, ctypes.c_float]
     library.macb_cpu_gelu.argtypes = [_ptr, _i64]
     library.macb_cpu_int8_row_product.argtypes = [ctypes.POINTER(_RowProductArgs)]
+    library.macb_cpu_attend_cache.argtypes = [ctypes.POINTER(_AttendCacheArgs)]
     for function in (
         library.macb_cpu_attend_rows, library.macb_cpu_layer_norm_rows, library.macb_cpu_gelu,
-        library.macb_cpu_int8_row_product,
+        library.macb_cpu_int8_row_product, library.macb_cpu_attend_cache,
     ):  # fmt: skip
         function.restype = ctypes.c_int32
     return library
@@ -157,6 +170,39 @@ def attend_rows(q: np.ndarray, keys_t: np.ndarray, values: np.ndarray, out: np.n
         0 if audio == 1 else heads * head_dim * frames, scratch.size,
     )  # fmt: skip
     _checked(library.macb_cpu_attend_rows(ctypes.byref(args)), "macb_cpu_attend_rows")
+    return out
+
+
+def _cache_strides(block: np.ndarray, name: str, shape: tuple[int, ...]) -> tuple[int, int]:
+    """(row, head) strides in floats of a float32 (B, H, T, Dh) view whose token rows are plain."""
+    batch, heads, _, head_dim = block.strides
+    if block.dtype != np.float32 or block.shape != shape or head_dim != 4 or batch % 4 or heads % 4:
+        raise ValueError(f"{name}: expected float32 {shape} with plain token rows, got {block.dtype} {block.shape}")
+    if block.strides[2] != 4 * shape[3]:
+        raise ValueError(f"{name}: token rows are not {shape[3]} floats apart")
+    return batch // 4, heads // 4
+
+
+def attend_cache(q: np.ndarray, keys: np.ndarray, values: np.ndarray, out: np.ndarray) -> np.ndarray:
+    """out[b, h] = softmax(q[b, h] keys[b, h]^T) values[b, h]; returns `out`.
+
+    q and out (B, H * Dh) float32 with contiguous rows (queries already scaled); keys and values
+    (B, H, T, Dh) float32 views whose token rows are plain (host_cache.HostKV's `view()`).
+    Agrees with numpy's matmul-softmax-matmul to float32 rounding. Needs `available()`."""
+    library = _library_or_raise()
+    batch, heads, length, head_dim = keys.shape
+    width = heads * head_dim
+    keys_strides = _cache_strides(keys, "keys", (q.shape[0], heads, length, head_dim))
+    values_strides = _cache_strides(values, "values", keys.shape)
+    if out.shape != (batch, width) or length < 1 or head_dim > MAX_HEAD_DIM:
+        raise ValueError(f"attention shapes do not chain: q {q.shape}, keys {keys.shape}, out {out.shape}")
+    scratch = _scratch_for(length)
+    args = _AttendCacheArgs(
+        ctypes.sizeof(_AttendCacheArgs), _address(q), keys.ctypes.data, values.ctypes.data, _address(out),
+        _address(scratch), batch, heads, head_dim, length, _rows_of(q, "q", width), _rows_of(out, "out", width),
+        *keys_strides, *values_strides, scratch.size,
+    )  # fmt: skip
+    _checked(library.macb_cpu_attend_cache(ctypes.byref(args)), "macb_cpu_attend_cache")
     return out
 
 
