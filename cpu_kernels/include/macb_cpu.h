@@ -6,7 +6,7 @@
 
 #include <stdint.h>
 
-#define MACB_CPU_ABI_VERSION 5
+#define MACB_CPU_ABI_VERSION 6
 #define MACB_CPU_EXPORT __attribute__((visibility("default")))
 #define MACB_CPU_MAX_HEAD_DIM 256
 
@@ -57,6 +57,12 @@ MACB_CPU_EXPORT int32_t macb_cpu_attend_cache(const macb_cpu_attend_cache_args *
 MACB_CPU_EXPORT int32_t macb_cpu_layer_norm_rows(const float *x, int64_t x_row_stride, float *out,
                                                  int64_t out_row_stride, int64_t rows, int64_t width,
                                                  const float *weight, const float *bias, float eps);
+
+/* logsumexp of each row of logits (rows of `width` floats, row_stride apart), into out[rows] as
+ * float64: top + log(sum exp(x - top)), top the row's maximum maxima[r] (taken as 0 when not
+ * finite, so a row of -inf gives -inf). */
+MACB_CPU_EXPORT int32_t macb_cpu_log_normalizers(const float *logits, int64_t rows, int64_t width,
+                                                 int64_t row_stride, const float *maxima, double *out);
 
 /* Exact (erf) GELU of `count` contiguous floats, in place. */
 MACB_CPU_EXPORT int32_t macb_cpu_gelu(float *x, int64_t count);

@@ -90,3 +90,29 @@ def test_host_math_routes_small_blocks_to_the_c_kernels(monkeypatch: pytest.Monk
     host_math.layer_norm(large, norm)
     host_math.gelu_np_(large.copy())
     assert calls == ["layer_norm_rows", "gelu_"], "a large block left its numpy / oneDNN route"
+
+
+def test_log_normalizers_match_the_numpy_scheme(monkeypatch: pytest.MonkeyPatch) -> None:
+    """sampling.log_normalizers through the C kernel and through numpy: the same to ~1e-7, with
+    suppressed (-inf) tokens and a row where nothing is allowed, maxima given or not."""
+    from mlx_audio_coreml.whisper import sampling
+
+    rng = np.random.default_rng(9)
+    logits = (rng.standard_normal((4, 51864)) * 5).astype(np.float32)
+    logits[:, :300] = -np.inf
+    logits[2] = -np.inf
+    with np.errstate(invalid="ignore"):
+        fast = [sampling.log_normalizers(logits), sampling.log_normalizers(logits[:1], logits[:1].max(axis=-1))]
+        monkeypatch.setattr(native_kernels, "available", lambda: False)
+        slow = [sampling.log_normalizers(logits), sampling.log_normalizers(logits[:1], logits[:1].max(axis=-1))]
+    for got, expected in zip(fast, slow, strict=True):
+        assert got.dtype == np.float64
+        np.testing.assert_allclose(got, expected, rtol=1e-8, atol=1e-7)
+    assert fast[0][2] == -np.inf
+
+
+def test_log_normalizers_refuse_bad_arguments() -> None:
+    logits = np.zeros((2, 8), np.float32)
+    with pytest.raises(ValueError, match="maxima"):
+        native_kernels.log_normalizers(logits, np.zeros(3, np.float32))
+    assert native_kernels._library().macb_cpu_log_normalizers(logits.ctypes.data, 2, 8, 8, None, None) == 1

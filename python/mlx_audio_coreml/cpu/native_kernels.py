@@ -3,7 +3,7 @@
 Kernels: `attend_rows` (cross-attention of a few query rows), `attend_cache` (a decoder step's
 self-attention against its cached keys and values), `layer_norm_rows` and `gelu_` (a
 decoder step's row-wise operations, where numpy's or oneDNN's call overhead is most of the cost),
-`RowProductCall` (one row's int8 product through a prepared oneDNN primitive in one call, bit for
+`log_normalizers` (a decoding step's logsumexp per row), `RowProductCall` (one row's int8 product through a prepared oneDNN primitive in one call, bit for
 bit what the numpy route gives).
 
 Why C of our own: beam search's cross-attention reads each head's audio keys and values for five
@@ -28,7 +28,7 @@ import numpy as np
 from .. import config
 from ..errors import CPUKernelFailed
 
-ABI_VERSION = 5  # MACB_CPU_ABI_VERSION in cpu_kernels/include/macb_cpu.h
+ABI_VERSION = 6  # MACB_CPU_ABI_VERSION in cpu_kernels/include/macb_cpu.h
 MAX_HEAD_DIM = 256
 GROUP_ROWS = 4  # scratch of this many rows lets rows that share audio go four at a time
 _LIBRARY_NAME = "libmacb_cpu.dylib" if sys.platform == "darwin" else "libmacb_cpu.so"
@@ -102,9 +102,10 @@ def _library() -> Any:
     library.macb_cpu_gelu.argtypes = [_ptr, _i64]
     library.macb_cpu_int8_row_product.argtypes = [ctypes.POINTER(_RowProductArgs)]
     library.macb_cpu_attend_cache.argtypes = [ctypes.POINTER(_AttendCacheArgs)]
+    library.macb_cpu_log_normalizers.argtypes = [_ptr, _i64, _i64, _i64, _ptr, _ptr]
     for function in (
         library.macb_cpu_attend_rows, library.macb_cpu_layer_norm_rows, library.macb_cpu_gelu,
-        library.macb_cpu_int8_row_product, library.macb_cpu_attend_cache,
+        library.macb_cpu_int8_row_product, library.macb_cpu_attend_cache, library.macb_cpu_log_normalizers,
     ):  # fmt: skip
         function.restype = ctypes.c_int32
     return library
@@ -203,6 +204,22 @@ def attend_cache(q: np.ndarray, keys: np.ndarray, values: np.ndarray, out: np.nd
         *keys_strides, *values_strides, scratch.size,
     )  # fmt: skip
     _checked(library.macb_cpu_attend_cache(ctypes.byref(args)), "macb_cpu_attend_cache")
+    return out
+
+
+def log_normalizers(logits: np.ndarray, maxima: np.ndarray) -> np.ndarray:
+    """logsumexp of each row of float32 logits (B, V) (rows contiguous) as float64 (B,), given each
+    row's maximum (B,): sampling.log_normalizers' scheme (float32 exponentials, float64 sum)."""
+    library = _library_or_raise()
+    stride = _rows_of(logits, "logits", logits.shape[1] if logits.ndim == 2 else -1)
+    tops = np.ascontiguousarray(maxima, np.float32).reshape(-1)
+    if tops.shape != (logits.shape[0],):
+        raise ValueError(f"maxima: expected ({logits.shape[0]},), got {np.shape(maxima)}")
+    out = np.empty(logits.shape[0], np.float64)
+    status = library.macb_cpu_log_normalizers(
+        _address(logits), logits.shape[0], logits.shape[1], stride, tops.ctypes.data, _address(out)
+    )
+    _checked(status, "macb_cpu_log_normalizers")
     return out
 
 
