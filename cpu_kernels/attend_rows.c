@@ -48,20 +48,12 @@ static INLINE void dot_rows(const float *const q[], int rows, const float *restr
     }
 }
 
-/* Softmax of one row of scores in place, unnormalized; returns the sum to divide by. The sum
- * runs in LANES partial sums: without reassociation (no -ffast-math) the compiler would keep one
- * accumulator, one element at a time. */
+/* Softmax of one row of scores in place, unnormalized; returns the sum to divide by. */
 static INLINE float exp_row(float *restrict scores, int64_t frames) {
     float top = scores[0];
     for (int64_t s = 1; s < frames; s++) top = scores[s] > top ? scores[s] : top;
     for (int64_t s = 0; s < frames; s++) scores[s] = exp_nonpositive(scores[s] - top);
-    float lanes[LANES] = {0.0f}, total = 0.0f;
-    int64_t whole = frames - frames % LANES, s = 0;
-    for (; s < whole; s += LANES)
-        for (int l = 0; l < LANES; l++) lanes[l] += scores[s + l];
-    for (; s < frames; s++) total += scores[s];
-    for (int l = 0; l < LANES; l++) total += lanes[l];
-    return total;
+    return sum_lanes(scores, frames);
 }
 
 /* out[j] = (sum_s weights[s] values[s][j]) / total for j in [0, head_dim). */

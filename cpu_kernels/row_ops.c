@@ -13,17 +13,6 @@
 #include "macb_cpu.h"
 #include "simd_helpers.h"
 
-/* Sum of n floats in LANES partial sums (the vectorizer keeps one accumulator otherwise). */
-static INLINE float sum_lanes(const float *restrict x, int64_t n) {
-    float lanes[LANES] = {0.0f}, total = 0.0f;
-    int64_t whole = n - n % LANES, i = 0;
-    for (; i < whole; i += LANES)
-        for (int l = 0; l < LANES; l++) lanes[l] += x[i + l];
-    for (; i < n; i++) total += x[i];
-    for (int l = 0; l < LANES; l++) total += lanes[l];
-    return total;
-}
-
 static INLINE float sum_squares_lanes(const float *restrict x, int64_t n) {
     float lanes[LANES] = {0.0f}, total = 0.0f;
     int64_t whole = n - n % LANES, i = 0;

@@ -41,4 +41,15 @@ static INLINE float exp_nonpositive(float x) {
     return x < -87.3f ? 0.0f : result;
 }
 
+/* Sum of n floats in LANES partial sums (the vectorizer keeps one accumulator otherwise). */
+static INLINE float sum_lanes(const float *restrict x, int64_t n) {
+    float lanes[LANES] = {0.0f}, total = 0.0f;
+    int64_t whole = n - n % LANES, i = 0;
+    for (; i < whole; i += LANES)
+        for (int l = 0; l < LANES; l++) lanes[l] += x[i + l];
+    for (; i < n; i++) total += x[i];
+    for (int l = 0; l < LANES; l++) total += lanes[l];
+    return total;
+}
+
 #endif

@@ -156,3 +156,16 @@ def greedy_tokens(
         out.append(token)
         logits, cache, _ = model.decoder(mx.array([[token]]), features, cache)
     return out
+
+
+def beams_after_prefill(model: Whisper, beams: int) -> tuple[mx.array, mx.array, list]:
+    """(tokens (beams, 1), audio features repeated per beam, cache): a one-row prefill of [1, 2, 3]
+    on random audio, its self-attention cache repeated for `beams` rows (their audio shared), as
+    beam search steps from it."""
+    from mlx_audio_coreml.whisper.sampling import repeat_rows
+
+    features = model.encoder(random_mel(model.dims))
+    _, cache, _ = model.decoder(mx.array([[1, 2, 3]], dtype=mx.int32), features)
+    tokens = mx.array([[4 + row] for row in range(beams)], dtype=mx.int32)
+    shared = [(repeat_rows(self_kv, beams), cross) for self_kv, cross in cache]
+    return tokens, mx.repeat(features, beams, axis=0), shared

@@ -8,11 +8,10 @@ from __future__ import annotations
 import mlx.core as mx
 import numpy as np
 import pytest
-from model_helpers import random_mel, random_model, tiny_dims
+from model_helpers import beams_after_prefill, random_model, tiny_dims
 
 from mlx_audio_coreml.cpu import host_math
 from mlx_audio_coreml.whisper import host_decoder
-from mlx_audio_coreml.whisper.sampling import repeat_rows
 
 pytestmark = pytest.mark.skipif(not host_math.available(mx.float32), reason="the host path needs MLX on the CPU")
 
@@ -24,11 +23,7 @@ def test_split_cross_attention_gives_the_same_logits(int8: bool, beams: int, mon
     monkeypatch.setattr(host_decoder, "_native_attention", lambda k_t, v: False)  # numpy both ways
     model = random_model(tiny_dims())
     model.decoder.host_int8 = int8
-    features = model.encoder(random_mel(model.dims))
-    _, cache, _ = model.decoder(mx.array([[1, 2, 3]], dtype=mx.int32), features)  # the prefill, one row
-    tokens = mx.array([[4 + row] for row in range(beams)], dtype=mx.int32)
-    shared = [(repeat_rows(self_kv, beams), cross) for self_kv, cross in cache]
-    many = mx.repeat(features, beams, axis=0)
+    tokens, many, shared = beams_after_prefill(model, beams)
     logits = {}
     for split in (False, True):
         monkeypatch.setattr(host_decoder, "_SPLIT_CROSS", split)

@@ -7,11 +7,10 @@ from __future__ import annotations
 import mlx.core as mx
 import numpy as np
 import pytest
-from model_helpers import random_mel, random_model, tiny_dims
+from model_helpers import beams_after_prefill, random_mel, random_model, tiny_dims
 
 from mlx_audio_coreml.cpu import host_math, native_kernels
 from mlx_audio_coreml.whisper import host_decoder
-from mlx_audio_coreml.whisper.sampling import repeat_rows
 
 pytestmark = [
     pytest.mark.skipif(not host_math.available(mx.float32), reason="the host path needs MLX on the CPU"),
@@ -47,11 +46,7 @@ def test_beams_of_one_window_match_the_numpy_route(
 ) -> None:
     model = random_model(tiny_dims(**(WIDE if head_dim == 64 else {})))
     model.decoder.host_int8 = int8
-    features = model.encoder(random_mel(model.dims))
-    _, cache, _ = model.decoder(mx.array([[1, 2, 3]], dtype=mx.int32), features)  # the prefill, one row
-    tokens = mx.array([[4 + row] for row in range(beams)], dtype=mx.int32)
-    shared = [(repeat_rows(self_kv, beams), cross) for self_kv, cross in cache]
-    many = mx.repeat(features, beams, axis=0)
+    tokens, many, shared = beams_after_prefill(model, beams)
     numpy_route = _step_logits(model, tokens, many, shared, False, monkeypatch)
     native = _step_logits(model, tokens, many, shared, True, monkeypatch)
     # int8: a rounding difference can move one activation across a quantization step
