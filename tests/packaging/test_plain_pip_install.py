@@ -80,7 +80,7 @@ def test_plain_install_transcribes_the_sample_on_the_fast_path(
     info = _run([str(bin_dir / "mlx-audio-coreml"), "info"], tmp_path, env, timeout=300).stdout
     assert "mlx:            unavailable" not in info, info
     if shutil.which("cc") or shutil.which("gcc"):  # the wheel's build compiled our C kernels
-        assert "our C cross-attention (libmacb_cpu)" in info, info
+        assert "our C kernels (libmacb_cpu" in info, info
     command = [str(bin_dir / "mlx-audio-coreml"), "transcribe", str(JFK), "--model", "tiny.en"]
     done = _run(command, tmp_path, env, timeout=600)
     assert text_similarity(JFK_TEXT, done.stdout) > 0.9, done.stdout

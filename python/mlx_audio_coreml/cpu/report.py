@@ -1,7 +1,7 @@
 """Which kernels a model's CPU products run on, as one line, logged once per process.
 
 The line tells a user whether the fast path is on without a benchmark, e.g.
-`cpu kernels: oneDNN 3.2.0 float32 (int8 weights +-63: no VNNI)`. It goes to the logger
+`cpu kernels: oneDNN 3.2.0 float32 (int8 weights +-63: no VNNI) + our C kernels`. It goes to the logger
 `mlx_audio_coreml.cpu.report` at INFO (the command line shows it on stderr); `describe` gives
 the same text for `info` and tests.
 """
@@ -13,7 +13,7 @@ import threading
 
 import mlx.core as mx
 
-from . import host_math, onednn
+from . import host_math, native_kernels, onednn
 
 logger = logging.getLogger(__name__)
 _lock = threading.Lock()
@@ -33,7 +33,8 @@ def describe(dtype: mx.Dtype, int8: bool = False) -> str:
         return "cpu kernels: numpy and the BLAS (oneDNN not installed; on x86-64 Linux: pip install onednn-cpu-gomp)"
     limit = onednn.int8_weight_limit()
     vnni = "VNNI" if limit == 127 else "no VNNI"
-    return f"cpu kernels: oneDNN {version} {'int8' if int8 else 'float32'} (int8 weights +-{limit}: {vnni})"
+    ours = " + our C kernels" if native_kernels.available() else ""
+    return f"cpu kernels: oneDNN {version} {'int8' if int8 else 'float32'} (int8 weights +-{limit}: {vnni}){ours}"
 
 
 def log_once(dtype: mx.Dtype, int8: bool = False) -> None:

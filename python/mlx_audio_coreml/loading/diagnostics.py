@@ -99,9 +99,9 @@ def _cpu_kernels() -> str:
 
     found = onednn.version()
     ours = (
-        "our C cross-attention (libmacb_cpu)"
+        "our C kernels (libmacb_cpu: the decoder step's attention, norms, GELU, logsumexp, int8 rows)"
         if native_kernels.available()
-        else "libmacb_cpu not built (no C compiler at install) or turned off: cross-attention in numpy"
+        else "libmacb_cpu not built (no C compiler at install) or turned off: numpy does its work"
     )
     if found is None:
         return f"none (oneDNN not installed: float32 through the BLAS above; int8 through MLX quantization); {ours}"
