@@ -258,7 +258,7 @@ class HostLinear:
         same numpy operations in the same order: the same float32 results). Each call saves ~10 us
         of a ~30 us total here; a greedy tiny.en step makes 24 of them."""
         bound = product.bound()
-        call = bound.native_call if bound.native_call is not None else _native_row_call(product, bound)
+        call = bound.native_call if bound.native_call is not None else self._native_call(product, bound)
         if call and bound.src_at == bound.own_at and row.strides[-1] == 4:  # one C call, the same bits
             result = np.empty((1, self.out_features), np.float32)
             call(row, result)
@@ -273,11 +273,20 @@ class HostLinear:
         product.run_bound(bound, float(row_scale), result.ctypes.data)
         return result
 
+    def _native_call(self, product: onednn_rows.RowProduct, bound: Any) -> native_kernels.RowProductCall | None:
+        """`_single_row`'s and `_several_rows`' work as one C call (native_kernels.row_product_call),
+        remembered on the thread's `bound` (False: none here). A loaded EPYC, tiny.en's shapes, one
+        row: 18-35 against 35-69 us a call (a greedy step makes 24)."""
+        quantization = (float(_TINY), float(_INT8_MAX), float(_INPUT_SHIFT))
+        call = native_kernels.row_product_call(product, bound, quantization, self.bias if product.rows > 1 else None)
+        bound.native_call = call if call is not None else False
+        return call
+
     def _several_rows(self, product: onednn_rows.RowProduct, rows: np.ndarray) -> np.ndarray:
         """`_few` for 2-8 rows (beams) and one piece, in fewer Python steps: the same operations in
         the same order (each row's scale applied after oneDNN's weight scales, then the bias)."""
         bound = product.bound()
-        call = bound.native_call if bound.native_call is not None else _native_row_call(product, bound, self.bias)
+        call = bound.native_call if bound.native_call is not None else self._native_call(product, bound)
         if call and bound.src_at == bound.own_at and rows.strides[-1] == 4:  # one C call, the same bits
             result = np.empty((rows.shape[0], self.out_features), np.float32)
             call(rows, result)
@@ -353,33 +362,6 @@ class HostLinear:
             )
         else:
             part(slice(None))
-
-
-def _native_row_call(
-    product: onednn_rows.RowProduct, bound: Any, bias: np.ndarray | None = None
-) -> native_kernels.RowProductCall | None:
-    """`_single_row`'s and `_several_rows`' quantization, oneDNN calls and (several rows) output
-    scaling as one C call, remembered on the thread's `bound` (False when there is none); None
-    without our C kernels. Measured on a loaded EPYC, tiny.en's shapes, one row: 18-35 against
-    35-69 us a call (a greedy step makes 24)."""
-    call: native_kernels.RowProductCall | None = None
-    if (
-        native_kernels.available()
-        and product.int8
-        and not product.sums_only
-        and product.rows <= native_kernels.MAX_PRODUCT_ROWS
-    ):
-        handles = {
-            "tiny": _TINY, "limit": _INT8_MAX, "shift": float(_INPUT_SHIFT), "arg_count": bound.count,
-            "primitive": product.primitive.value, "stream": bound.stream.value, "dst_memory": bound.dst.value,
-            "args": bound.args,
-        }  # fmt: skip
-        several_bias = bias if product.rows > 1 else None  # one row: the primitive adds it
-        call = native_kernels.RowProductCall(
-            product._library, handles, bound.quantized, bound.scale, product.out_features, several_bias
-        )
-    bound.native_call = call if call is not None else False
-    return call
 
 
 def from_layer(layer: Any, int8: bool) -> HostLinear:

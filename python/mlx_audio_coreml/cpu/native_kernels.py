@@ -318,3 +318,20 @@ class RowProductCall:
         status = self._library.macb_cpu_int8_row_product(self._pointer)
         if status != 0:
             raise CPUKernelFailed("macb_cpu_int8_row_product", status)
+
+
+def row_product_call(
+    product: Any, bound: Any, quantization: tuple[float, float, float], bias: np.ndarray | None
+) -> RowProductCall | None:
+    """A `RowProductCall` for an int8 `onednn_rows.RowProduct` of up to MAX_PRODUCT_ROWS rows and
+    one thread's `bound` memories, or None (kernels not built, a float32 or sums-only product, too
+    many rows). `quantization`: (tiny, limit, shift) as host_linear quantizes; `bias`: the layer's,
+    for several rows (the primitive adds it to one row itself)."""
+    if not (available() and product.int8 and not product.sums_only and product.rows <= MAX_PRODUCT_ROWS):
+        return None
+    tiny, limit, shift = quantization
+    handles = {
+        "tiny": tiny, "limit": limit, "shift": shift, "arg_count": bound.count, "primitive": product.primitive.value,
+        "stream": bound.stream.value, "dst_memory": bound.dst.value, "args": bound.args,
+    }  # fmt: skip
+    return RowProductCall(product._library, handles, bound.quantized, bound.scale, product.out_features, bias)
