@@ -89,3 +89,32 @@ def test_when_the_heads_are_split(
     out = host_decoder._native_cross(q, k_t, v, heads=4)
     assert bool(runs) == split
     np.testing.assert_allclose(out, native_kernels.attend_rows(q, k_t, v, np.empty_like(q)), rtol=1e-6, atol=1e-6)
+
+
+def test_threads_stepping_at_once_get_their_own_results() -> None:
+    """The kernels' scratch and the one-call products' buffers are per thread: four threads
+    stepping the same decoder at once (int8, beams) each get what a lone step gives, bit for bit."""
+    import threading
+
+    model = random_model(tiny_dims(**WIDE))
+    model.decoder.host_int8 = True
+    tokens, many, shared = beams_after_prefill(model, 5)
+    alone = [np.array(model.decoder(tokens + shift, many, shared)[0]) for shift in range(4)]
+    results: list[np.ndarray | None] = [None] * 4
+    errors: list[BaseException] = []
+
+    def step(shift: int) -> None:
+        try:
+            for _ in range(5):
+                results[shift] = np.array(model.decoder(tokens + shift, many, shared)[0])
+        except BaseException as error:  # reported below
+            errors.append(error)
+
+    threads = [threading.Thread(target=step, args=(shift,)) for shift in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert errors == []
+    for got, expected in zip(results, alone, strict=True):
+        np.testing.assert_array_equal(got, expected)
