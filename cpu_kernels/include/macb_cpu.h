@@ -33,6 +33,7 @@ typedef struct macb_cpu_attend_args {
 } macb_cpu_attend_args;
 
 MACB_CPU_EXPORT int32_t macb_cpu_attend_rows(const macb_cpu_attend_args *args);
+
 /* Self-attention of one new query row per beam against a decoder's cached keys and values:
  * out[b, h] = softmax(q[b, h] . keys[b, h, t]) values[b, h, t] over t < length. q and out as in
  * macb_cpu_attend_args; keys and values row-major (length, head_dim) per row and head, at
