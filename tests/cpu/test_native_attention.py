@@ -105,7 +105,9 @@ def test_the_c_entry_refuses_bad_arguments_without_writing(field: str) -> None:
     setattr(args, field, bad[field])
     assert native_kernels._library().macb_cpu_attend_rows(ctypes.byref(args)) == 1
     assert (out == 5.0).all()
-    assert str(CPUKernelFailed("macb_cpu_attend_rows", 1)).endswith("(1: bad argument)")
+    with pytest.raises(CPUKernelFailed) as failed:
+        native_kernels._checked(1, "macb_cpu_attend_rows")
+    assert str(failed.value).endswith("(1: bad argument)")
 
 
 def test_turned_off_by_the_setting(monkeypatch: pytest.MonkeyPatch) -> None:

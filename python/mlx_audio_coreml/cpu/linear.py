@@ -258,11 +258,9 @@ class HostLinear:
         same numpy operations in the same order: the same float32 results). Each call saves ~10 us
         of a ~30 us total here; a greedy tiny.en step makes 24 of them."""
         bound = product.bound()
-        call = bound.native_call if bound.native_call is not None else self._native_call(product, bound)
-        if call and bound.src_at == bound.own_at and row.strides[-1] == 4:  # one C call, the same bits
-            result = np.empty((1, self.out_features), np.float32)
-            call(row, result)
-            return result
+        done = self._in_one_call(product, bound, row)
+        if done is not None:
+            return done
         scaled = bound.scaled
         np.abs(row, out=scaled)
         row_scale = np.maximum(np.maximum.reduce(scaled, axis=None), _TINY) / _INT8_MAX
@@ -273,24 +271,32 @@ class HostLinear:
         product.run_bound(bound, float(row_scale), result.ctypes.data)
         return result
 
-    def _native_call(self, product: onednn_rows.RowProduct, bound: Any) -> native_kernels.RowProductCall | None:
-        """`_single_row`'s and `_several_rows`' work as one C call (native_kernels.row_product_call),
-        remembered on the thread's `bound` (False: none here). A loaded EPYC, tiny.en's shapes, one
-        row: 18-35 against 35-69 us a call (a greedy step makes 24)."""
-        quantization = (float(_TINY), float(_INT8_MAX), float(_INPUT_SHIFT))
-        call = native_kernels.row_product_call(product, bound, quantization, self.bias if product.rows > 1 else None)
-        bound.native_call = call if call is not None else False
-        return call
+    def _in_one_call(self, product: onednn_rows.RowProduct, bound: Any, rows: np.ndarray) -> np.ndarray | None:
+        """`_single_row`'s and `_several_rows`' work as one C call (native_kernels.row_product_call,
+        the same bits), or None where there is none: kernels not built, or the primitive's source
+        moved off this thread's buffer. The call is made once and kept on the thread's `bound`
+        (False: none). A loaded EPYC, tiny.en's shapes, one row: 18-35 against 35-69 us a call (a
+        greedy step makes 24)."""
+        call = bound.native_call
+        if call is None:
+            quantization = (float(_TINY), float(_INT8_MAX), float(_INPUT_SHIFT))
+            call = native_kernels.row_product_call(
+                product, bound, quantization, self.bias if product.rows > 1 else None
+            )
+            bound.native_call = call if call is not None else False
+        if not call or bound.src_at != bound.own_at or rows.strides[-1] != 4:
+            return None
+        result = np.empty((rows.shape[0], self.out_features), np.float32)
+        call(rows, result)
+        return result
 
     def _several_rows(self, product: onednn_rows.RowProduct, rows: np.ndarray) -> np.ndarray:
         """`_few` for 2-8 rows (beams) and one piece, in fewer Python steps: the same operations in
         the same order (each row's scale applied after oneDNN's weight scales, then the bias)."""
         bound = product.bound()
-        call = bound.native_call if bound.native_call is not None else self._native_call(product, bound)
-        if call and bound.src_at == bound.own_at and rows.strides[-1] == 4:  # one C call, the same bits
-            result = np.empty((rows.shape[0], self.out_features), np.float32)
-            call(rows, result)
-            return result
+        done = self._in_one_call(product, bound, rows)
+        if done is not None:
+            return done
         scaled = bound.scaled
         np.abs(rows, out=scaled)
         row_scales = np.maximum(scaled.max(axis=1), _TINY) / _INT8_MAX  # (M,) float32

@@ -32,7 +32,7 @@ ABI_VERSION = 6  # MACB_CPU_ABI_VERSION in cpu_kernels/include/macb_cpu.h
 MAX_HEAD_DIM = 256
 GROUP_ROWS = 4  # scratch of this many rows lets rows that share audio go four at a time
 _LIBRARY_NAME = "libmacb_cpu.dylib" if sys.platform == "darwin" else "libmacb_cpu.so"
-_BAD_ARGUMENT = 1
+_STATUSES = "1: bad argument"  # macb_cpu.h's statuses (the int8 product: 100 + oneDNN's)
 _ptr, _i64 = ctypes.c_void_p, ctypes.c_int64
 
 
@@ -225,7 +225,7 @@ def log_normalizers(logits: np.ndarray, maxima: np.ndarray) -> np.ndarray:
 
 def _checked(status: int, function: str) -> None:
     if status != 0:
-        raise CPUKernelFailed(function, status)
+        raise CPUKernelFailed(function, status, _STATUSES)
 
 
 def _library_or_raise() -> Any:
@@ -278,6 +278,11 @@ def gelu_(block: np.ndarray) -> np.ndarray:
     return block
 
 
+def _function_address(function: Any) -> int:
+    """A ctypes function's address, for the C side to call it."""
+    return ctypes.cast(function, _ptr).value or 0
+
+
 class RowProductCall:
     """A few rows' int8 product through a prepared oneDNN primitive, quantized and run in one C call.
 
@@ -296,15 +301,13 @@ class RowProductCall:
         rows, width = quantized.shape
         if not 1 <= rows <= MAX_PRODUCT_ROWS:
             raise ValueError(f"{rows} rows: the one-call product takes 1 to {MAX_PRODUCT_ROWS}")
-        self.rows = rows
         self._keep = (quantized, scale_slot, bias)  # kept alive: the C side holds their addresses
-        address = ctypes.cast
         self._args = _RowProductArgs(
             ctypes.sizeof(_RowProductArgs), None, rows, width, width, out_width, quantized.ctypes.data,
             scale_slot.ctypes.data, None, None if bias is None else _vector_address(bias, out_width, "bias"),
             handles["tiny"], handles["limit"], handles["shift"], handles["arg_count"],
-            address(onednn.dnnl_memory_set_data_handle, _ptr).value, address(onednn.dnnl_primitive_execute, _ptr).value,
-            address(onednn.dnnl_stream_wait, _ptr).value,
+            _function_address(onednn.dnnl_memory_set_data_handle), _function_address(onednn.dnnl_primitive_execute),
+            _function_address(onednn.dnnl_stream_wait),
             handles["primitive"], handles["stream"], handles["dst_memory"], ctypes.cast(handles["args"], _ptr).value,
         )  # fmt: skip
         self._pointer = ctypes.byref(self._args)
@@ -315,9 +318,7 @@ class RowProductCall:
         args = self._args
         args.row, args.out = _address(rows), _address(out)
         args.row_stride = rows.strides[0] // 4
-        status = self._library.macb_cpu_int8_row_product(self._pointer)
-        if status != 0:
-            raise CPUKernelFailed("macb_cpu_int8_row_product", status)
+        _checked(self._library.macb_cpu_int8_row_product(self._pointer), "macb_cpu_int8_row_product")
 
 
 def row_product_call(

@@ -221,7 +221,6 @@ class UnknownEncoderLayout(CoreMLError):
 class CPUKernelFailed(MlxAudioCoreMLError):
     """A CPU kernel library (oneDNN, or our libmacb_cpu) returned an error status for a call."""
 
-    def __init__(self, function: str, status: int) -> None:
+    def __init__(self, function: str, status: int, meaning: str = "1: out of memory, 2: invalid arguments") -> None:
         self.function, self.status = function, status
-        meaning = "1: bad argument" if function.startswith("macb_cpu") else "1: out of memory, 2: invalid arguments"
         super().__init__(f"{function} failed with status {status} ({meaning})")

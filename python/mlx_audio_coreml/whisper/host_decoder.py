@@ -177,7 +177,7 @@ def _cross_attention(
 
 
 def _native_attention(k_t: np.ndarray, v: np.ndarray) -> bool:
-    """Cross-attention runs in our C kernel: built, not split over the workers, plain audio blocks.
+    """Cross-attention runs in our C kernel: built, and the audio keys and values plain blocks.
     Measured on this EPYC, one layer of tiny.en: one row 76 against 111-123 us in numpy, five beam
     rows 362 against 789 us (OpenBLAS repacks the keys per head for five rows)."""
     return (
