@@ -16,7 +16,9 @@ Only the phase's own thread and the outermost piece count (a product split over 
 call). Each wrapper costs ~1 us a call (a step makes ~50).
 
 `--ab-attention` adds ours with cross-attention on numpy instead of our C kernel, `--ab-split` ours
-with cross-attention's heads split between the host workers (same session, in turns).
+with cross-attention's heads split between the host workers, `--ab-block` ours with each decoder
+block's kernels called one by one from Python instead of in one C call, `--ab-team` ours without
+the step's C team (cpu/team.py) (same session, in turns; `--no-peer` leaves faster-whisper out).
 
     python3 bench/longform_phases.py --minutes 3 --rounds 2 --setting greedy-int8 [--parts] [--ab-attention]
 """
@@ -161,6 +163,37 @@ def _with_split_cross(run: Callable[[Any], str]) -> Callable[[Any], str]:
     return split
 
 
+def _without_block(run: Callable[[Any], str]) -> Callable[[Any], str]:
+    """`run` with each decoder block's kernels called one by one from Python, not in one C call
+    (host_block's switch patched)."""
+    from mlx_audio_coreml.whisper import host_block
+
+    def per_kernel(audio: Any) -> str:
+        switch = host_block.applies
+        host_block.applies = lambda w: False  # type: ignore[assignment]
+        try:
+            return run(audio)
+        finally:
+            host_block.applies = switch  # type: ignore[assignment]
+
+    return per_kernel
+
+
+def _without_team(run: Callable[[Any], str]) -> Callable[[Any], str]:
+    """`run` without the step's C team (cpu/team.py switched off, as MLX_AUDIO_COREML_STEP_TEAM=0)."""
+    from mlx_audio_coreml.cpu import team
+
+    def pool_only(audio: Any) -> str:
+        switch = team._wanted
+        team._wanted = lambda: False  # type: ignore[assignment]
+        try:
+            return run(audio)
+        finally:
+            team._wanted = switch  # type: ignore[assignment]
+
+    return pool_only
+
+
 def _faster_whisper(setting: str, threads: int, timings: Timings) -> Callable[[Any], str]:
     from faster_whisper import WhisperModel
 
@@ -207,6 +240,11 @@ def main() -> int:
     parser.add_argument(
         "--ab-attention", action="store_true", help="also run ours with cross-attention in numpy, not our C kernel"
     )
+    parser.add_argument(
+        "--ab-block", action="store_true", help="also run ours with each block's kernels called from Python"
+    )
+    parser.add_argument("--ab-team", action="store_true", help="also run ours without the step's C team")
+    parser.add_argument("--no-peer", action="store_true", help="leave faster-whisper out (A/B of ours only)")
     args = parser.parse_args()
     from longform_cpu import long_speech, word_error_rate
     from machine_info import cpu_flags, cpu_model
@@ -225,6 +263,14 @@ def main() -> int:
     if args.ab_split:  # the same session with cross-attention's heads split between the host workers
         timings["ours, heads split"] = timings["ours"]
         engines["ours, heads split"] = _with_split_cross(engines["ours"])
+    if args.ab_block:  # the same session with the block's kernels called one by one
+        timings["ours, block in Python"] = timings["ours"]
+        engines["ours, block in Python"] = _without_block(engines["ours"])
+    if args.ab_team:  # the same session with the step's pieces handed out through the pool
+        timings["ours, no team"] = timings["ours"]
+        engines["ours, no team"] = _without_team(engines["ours"])
+    if args.no_peer:
+        del engines["faster-whisper"]
     if args.parts:
         _time_parts(timings["ours"])
     for run in engines.values():

@@ -16,6 +16,7 @@
 
 #include "macb_cpu.h"
 #include "simd_helpers.h"
+#include "team_internal.h"
 
 typedef int32_t (*set_handle_fn)(void *memory, void *handle);
 typedef int32_t (*execute_fn)(const void *primitive, void *stream, int32_t count, const void *args);
@@ -62,4 +63,30 @@ int32_t macb_cpu_int8_row_product(const macb_cpu_row_product_args *a) {
     if (status != 0) return MACB_CPU_ONEDNN_FAILED + status;
     if (a->rows > 1) scale_rows(a->out, a->rows, a->out_width, scales, a->bias);
     return MACB_CPU_OK;
+}
+
+static int32_t run_piece(void *context, int64_t index, int64_t worker) {
+    (void)worker;
+    const macb_cpu_pieces_args *a = context;
+    macb_cpu_row_product_args *p = a->pieces[index];
+    if (p == NULL || p->rows != a->row_count || a->columns[index] + p->out_width > a->out_width ||
+        (a->row_count > 1 && a->blocks[index] == NULL))
+        return MACB_CPU_BAD_ARGUMENT;
+    p->row = a->rows;
+    p->row_stride = a->row_stride;
+    p->out = a->row_count == 1 ? a->out + a->columns[index] : a->blocks[index];
+    const int32_t status = macb_cpu_int8_row_product(p);
+    if (status != MACB_CPU_OK || a->row_count == 1) return status;
+    for (int64_t r = 0; r < a->row_count; r++) /* the piece's rows into their columns of the output */
+        memcpy(a->out + r * a->out_width + a->columns[index], p->out + r * p->out_width,
+               (size_t)p->out_width * sizeof(float));
+    return MACB_CPU_OK;
+}
+
+int32_t macb_cpu_row_product_pieces(const macb_cpu_pieces_args *a) {
+    if (a == NULL || a->size < (int64_t)sizeof(macb_cpu_pieces_args) || a->pieces == NULL || a->columns == NULL ||
+        a->count < 1 || a->rows == NULL || a->out == NULL || a->row_count < 1 || a->out_width < 1 ||
+        (a->row_count > 1 && a->blocks == NULL))
+        return MACB_CPU_BAD_ARGUMENT;
+    return team_run(a->team, run_piece, (void *)a, a->count);
 }

@@ -6,7 +6,7 @@
 
 #include <stdint.h>
 
-#define MACB_CPU_ABI_VERSION 6
+#define MACB_CPU_ABI_VERSION 7
 #define MACB_CPU_EXPORT __attribute__((visibility("default")))
 #define MACB_CPU_MAX_HEAD_DIM 256
 
@@ -93,6 +93,86 @@ typedef struct macb_cpu_row_product_args {
 } macb_cpu_row_product_args;
 
 MACB_CPU_EXPORT int32_t macb_cpu_int8_row_product(const macb_cpu_row_product_args *args);
+
+/* A team: the calling thread and helper threads that wait in macb_cpu_team_serve share the pieces
+ * of the kernels given it (cpu_kernels/team.c). The caller's memory, zeroed, with `size` set;
+ * opened (macb_cpu_team_open, before helpers are sent in) with the count of workers the kernels'
+ * scratch has room for, the caller included; closed (macb_cpu_team_close) to send helpers out.
+ * Fields are the library's. */
+typedef struct macb_cpu_team {
+    int64_t size; /* sizeof(macb_cpu_team) */
+    uint64_t claim;
+    int64_t finished, slots, workers;
+    int32_t closed, status;
+    void *piece, *context;
+} macb_cpu_team;
+
+MACB_CPU_EXPORT int32_t macb_cpu_team_open(macb_cpu_team *team, int64_t workers);
+MACB_CPU_EXPORT int32_t macb_cpu_team_close(macb_cpu_team *team);
+/* A helper's side: take pieces until the team is closed or `idle_spins` waits found none. Returns
+ * at once for a worker past the team's count. */
+MACB_CPU_EXPORT int32_t macb_cpu_team_serve(macb_cpu_team *team, int64_t idle_spins);
+
+/* Column pieces of a few rows' int8 product, each a prepared one-call product over its output
+ * columns (`pieces`, count of them), run by the team (NULL: the caller alone). Every piece reads
+ * `rows` (row_count rows, row_stride floats apart) and writes its columns of `out` (row_count x
+ * out_width, contiguous) from column columns[i]: straight there for one row, else into blocks[i]
+ * (row_count x its width) first, then copied. */
+typedef struct macb_cpu_pieces_args {
+    int64_t size; /* sizeof(macb_cpu_pieces_args) */
+    macb_cpu_team *team;
+    macb_cpu_row_product_args *const *pieces;
+    const int64_t *columns;
+    float *const *blocks;
+    int64_t count;
+    const float *rows;
+    int64_t row_count, row_stride;
+    float *out;
+    int64_t out_width;
+} macb_cpu_pieces_args;
+
+MACB_CPU_EXPORT int32_t macb_cpu_row_product_pieces(const macb_cpu_pieces_args *args);
+
+/* One block of a Whisper decoder step for `rows` token rows (beams), in place on the residual
+ * stream x (rows, width), contiguous. `stages` (a mask of MACB_CPU_STAGE_*) picks what runs, in order:
+ * - SELF: layer norm 0, the fused q/k/v product (queries pre-scaled), the new token's keys and values
+ *   written at token row length - 1 of the cache (keys and values: (rows, heads, capacity,
+ *   head_dim) blocks, cache_*_stride floats apart), attention over `length` rows, out product, add;
+ * - CROSS_QUERY: layer norm 1 and the cross queries' product into cross_q (rows, width);
+ * - CROSS_ATTEND: cross_q against the audio keys_t / values (macb_cpu_attend_args' layout) into
+ *   `attended` (rows, width);
+ * - CROSS_OUT_MLP: out product of `attended`, add; layer norm 2, mlp1, GELU, mlp2, add.
+ * The products are prepared one-call products (macb_cpu_row_product_args of this many rows); their
+ * row, row_stride and out fields are set here. scratch: at least rows * (5 * width + hidden_width)
+ * floats, plus `length` for SELF and 4 * frames per team worker for CROSS_ATTEND (4 rows sharing
+ * audio at a time). `team` (or NULL) splits CROSS_ATTEND's heads.
+ * The same kernels in the same order as the caller's separate calls: the same results, bit for bit. */
+enum {
+    MACB_CPU_STAGE_SELF = 1,
+    MACB_CPU_STAGE_CROSS_QUERY = 2,
+    MACB_CPU_STAGE_CROSS_ATTEND = 4,
+    MACB_CPU_STAGE_CROSS_OUT_MLP = 8,
+};
+typedef struct macb_cpu_block_args {
+    int64_t size; /* sizeof(macb_cpu_block_args) */
+    int64_t stages;
+    float *x;
+    float *cross_q;
+    float *attended;
+    float *scratch;
+    int64_t rows, width, heads, hidden_width, scratch_floats;
+    const float *norm_weight[3];
+    const float *norm_bias[3];
+    float eps;
+    macb_cpu_row_product_args *qkv, *out, *cross_q_product, *cross_out, *mlp1, *mlp2;
+    float *keys, *values;
+    int64_t cache_row_stride, cache_head_stride, length;
+    const float *audio_keys_t, *audio_values;
+    int64_t audio_row_stride, frames;
+    macb_cpu_team *team;
+} macb_cpu_block_args;
+
+MACB_CPU_EXPORT int32_t macb_cpu_decoder_block(const macb_cpu_block_args *args);
 
 MACB_CPU_EXPORT int32_t macb_cpu_abi_version(void);
 

@@ -15,7 +15,8 @@ call see it honoured. Nothing here imports MLX or any other part of the package.
 | MLX_AUDIO_COREML_CPU_KERNELS | `none`, or a path: our C kernels of the CPU host path (libmacb_cpu) | the one built into the package |
 | MLX_AUDIO_COREML_LSTM_CUDA_KERNEL | `0` runs Kokoro's LSTMs step by step on a CUDA GPU instead of one fused kernel per LSTM | on |
 | MLX_AUDIO_COREML_ROWS_AMX | int8 products of fewer than 16 rows on oneDNN's AMX kernels (CPUs with AMX): `1` always, `0` never | several rows (beams), and one row only against a large weight (the logits) |
-| MLX_AUDIO_COREML_SPLIT_CROSS | `1` splits the CPU decoder's cross-attention heads between the host workers, `0` never | one-row steps on CPUs with AMX |
+| MLX_AUDIO_COREML_SPLIT_CROSS | `1` splits the CPU decoder's cross-attention heads between the host workers, `0` never | every step with a step team (below); else one-row steps on CPUs with AMX |
+| MLX_AUDIO_COREML_STEP_TEAM | `0`: the CPU decoder step hands pieces to the host workers through the pool, not a spinning team in C | the team, where our C kernels are built and there are 2+ cores |
 | MLX_AUDIO_COREML_API_KEY | `serve`: the bearer key its /v1 routes require | none: open |
 """
 
@@ -36,6 +37,7 @@ CPU_KERNELS = "MLX_AUDIO_COREML_CPU_KERNELS"
 LSTM_CUDA_KERNEL = "MLX_AUDIO_COREML_LSTM_CUDA_KERNEL"
 ROWS_AMX = "MLX_AUDIO_COREML_ROWS_AMX"
 SPLIT_CROSS = "MLX_AUDIO_COREML_SPLIT_CROSS"
+STEP_TEAM = "MLX_AUDIO_COREML_STEP_TEAM"
 API_KEY = "MLX_AUDIO_COREML_API_KEY"
 
 

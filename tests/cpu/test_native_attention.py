@@ -106,7 +106,7 @@ def test_the_c_entry_refuses_bad_arguments_without_writing(field: str) -> None:
     assert native_kernels._library().macb_cpu_attend_rows(ctypes.byref(args)) == 1
     assert (out == 5.0).all()
     with pytest.raises(CPUKernelFailed) as failed:
-        native_kernels._checked(1, "macb_cpu_attend_rows")
+        native_kernels.checked(1, "macb_cpu_attend_rows")
     assert str(failed.value).endswith("(1: bad argument)")
 
 

@@ -92,5 +92,5 @@ def test_the_c_entry_refuses_bad_arguments() -> None:
     args.size = 8
     assert native_kernels._library().macb_cpu_int8_row_product(ctypes.byref(args)) == 1
     with pytest.raises(CPUKernelFailed) as failed:
-        native_kernels._checked(1, "macb_cpu_int8_row_product")
+        native_kernels.checked(1, "macb_cpu_int8_row_product")
     assert "bad argument" in str(failed.value)

@@ -22,8 +22,9 @@ from typing import Any
 import numpy as np
 
 from ..errors import CPUKernelFailed
-from . import host_math, native_kernels, onednn, onednn_rows
+from . import host_math, native_kernels, native_pieces, onednn, onednn_eltwise, onednn_rows
 from . import pool as host_pool
+from . import team as host_team
 
 _INT8_MAX = np.float32(127.0)
 _INPUT_SHIFT = 128  # quantized inputs (-127..127) go to oneDNN shifted to unsigned bytes (1..255)
@@ -118,6 +119,7 @@ class HostLinear:
         self._direct: dict[int, onednn_rows.RowProduct] = {}
         # many int8 rows: int32-sum kernels by (bucketed) row count, None where oneDNN has none
         self._many: dict[int, onednn_rows.RowProduct | None] = {}
+        self._team_pieces = native_pieces.ThreadPieces()  # a large weight's pieces on a step's team
 
     def __call__(self, x: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
         """x (M, K) or (K,) float32 -> (M, N) or (N,); writes into `out` when given (M, N)."""
@@ -129,7 +131,11 @@ class HostLinear:
         if rows.shape[0] >= _SPLIT_ROWS and host_pool.worker_count() > 1 and not host_pool.in_worker():
             host_pool.run_all(lambda part: self(rows[part], out=result[part]), host_pool.even_ranges(rows.shape[0]))
             return result  # many rows (the audio keys/values of a prompt): each core takes a share
-        if self._few_rows_apply(rows) and result.flags.c_contiguous and self._few(rows, result):
+        if (
+            self._few_rows_apply(rows)
+            and result.flags.c_contiguous
+            and (self._in_team(rows, result) or self._few(rows, result))
+        ):
             return result.reshape(-1) if x.ndim == 1 else result  # scales and bias applied
         if self.int8 and rows.shape[0] == 1:
             self._int8_row(rows, result)
@@ -217,6 +223,38 @@ class HostLinear:
                 self._many[height] = made
         return self._many[height]
 
+    def _in_team(self, rows: np.ndarray, result: np.ndarray) -> bool:
+        """A large int8 weight's column pieces on the open team of this thread's decoder step
+        (cpu/team.py), in one C call: `_few`'s results, bit for bit. False where none is open or the
+        pieces cannot run so (then `_few` does)."""
+        team = host_team.current()
+        if team is None or not self.int8 or rows.strides[-1] != 4:
+            return False
+        made = self._team_pieces.by_rows
+        if rows.shape[0] not in made:
+            made[rows.shape[0]] = self._pieces_call(rows.shape[0])
+        call = made[rows.shape[0]]
+        if call is None:
+            return False
+        call(team, rows, result)
+        return True
+
+    def _pieces_call(self, count: int) -> native_pieces.PiecesCall | None:
+        kernel = self._row_kernel(count)
+        if kernel is None or kernel.single is not None:  # one piece: nothing to share
+            return None
+        quantization = (float(_TINY), float(_INT8_MAX), float(_INPUT_SHIFT))
+        pieces = []
+        for cols, product in kernel.pieces:
+            bound = product.bound()
+            bias = None if self.bias is None or count == 1 else self.bias[cols]  # one row: the primitive's
+            call = native_kernels.row_product_call(product, bound, quantization, bias)
+            if call is None:
+                return None
+            call.use_stream(onednn_eltwise.new_stream())  # any worker may run the piece: a stream of its own
+            pieces.append((cols.start or 0, call, bound, bound.block))
+        return native_pieces.PiecesCall(pieces, count)
+
     def _few(self, rows: np.ndarray, result: np.ndarray) -> bool:
         """A few rows through prepared 1x1-convolution products (`onednn_rows`), bias included; False
         where oneDNN cannot make them (the caller takes the gemm route then).
@@ -277,6 +315,15 @@ class HostLinear:
         moved off this thread's buffer. The call is made once and kept on the thread's `bound`
         (False: none). A loaded EPYC, tiny.en's shapes, one row: 18-35 against 35-69 us a call (a
         greedy step makes 24)."""
+        call = self._native_call(product, bound)
+        if call is None or bound.src_at != bound.own_at or rows.strides[-1] != 4:
+            return None  # the primitive's source moved off this thread's buffer (a `_few` call of several rows)
+        result = np.empty((rows.shape[0], self.out_features), np.float32)
+        call(rows, result)
+        return result
+
+    def _native_call(self, product: onednn_rows.RowProduct, bound: Any) -> native_kernels.RowProductCall | None:
+        """This thread's one-call product (made on first use), or None where none can be made."""
         call = bound.native_call
         if call is None:
             quantization = (float(_TINY), float(_INT8_MAX), float(_INPUT_SHIFT))
@@ -284,11 +331,19 @@ class HostLinear:
                 product, bound, quantization, self.bias if product.rows > 1 else None
             )
             bound.native_call = call if call is not None else False
-        if not call or bound.src_at != bound.own_at or rows.strides[-1] != 4:
+        return call or None
+
+    def one_call(self, rows: int) -> tuple[native_kernels.RowProductCall, Any] | None:
+        """For int8 products of `rows` (1-8) rows in one piece: this thread's one-call product and
+        the binding it runs on (whose `src_at` must still be its `own_at` when it runs), or None."""
+        if not self.int8 or not 1 <= rows <= _FEW_ROWS or self._row_kernel(rows) is None:
             return None
-        result = np.empty((rows.shape[0], self.out_features), np.float32)
-        call(rows, result)
-        return result
+        product = self._direct.get(rows)
+        if product is None:  # split in column pieces (a large weight)
+            return None
+        bound = product.bound()
+        call = self._native_call(product, bound)
+        return None if call is None else (call, bound)
 
     def _several_rows(self, product: onednn_rows.RowProduct, rows: np.ndarray) -> np.ndarray:
         """`_few` for 2-8 rows (beams) and one piece, in fewer Python steps: the same operations in

@@ -28,7 +28,7 @@ import numpy as np
 from .. import config
 from ..errors import CPUKernelFailed
 
-ABI_VERSION = 6  # MACB_CPU_ABI_VERSION in cpu_kernels/include/macb_cpu.h
+ABI_VERSION = 7  # MACB_CPU_ABI_VERSION in cpu_kernels/include/macb_cpu.h
 MAX_HEAD_DIM = 256
 GROUP_ROWS = 4  # scratch of this many rows lets rows that share audio go four at a time
 _LIBRARY_NAME = "libmacb_cpu.dylib" if sys.platform == "darwin" else "libmacb_cpu.so"
@@ -111,6 +111,11 @@ def _library() -> Any:
     return library
 
 
+def library() -> Any:
+    """The loaded library (ctypes), or None: for modules declaring the signatures of their own entry points."""
+    return _library()
+
+
 def available() -> bool:
     """True when the kernels are built, loadable and of this ABI (and not turned off)."""
     return _library() is not None
@@ -127,7 +132,7 @@ def _scratch_for(floats: int) -> np.ndarray:
     return held
 
 
-def _address(array: np.ndarray) -> int:
+def address(array: np.ndarray) -> int:
     """Where an array's data starts: through ctypes' buffer view (~1 us) when the array is a
     writable contiguous buffer, else `.ctypes.data` (~2-3 us; a decoder step makes ~40 of these)."""
     try:
@@ -166,11 +171,11 @@ def attend_rows(q: np.ndarray, keys_t: np.ndarray, values: np.ndarray, out: np.n
         raise ValueError(f"out has {out.shape[0]} rows for {rows} queries")
     scratch = _scratch_for(GROUP_ROWS * frames)
     args = _AttendArgs(
-        ctypes.sizeof(_AttendArgs), _address(q), _address(keys_t), _address(values), _address(out),
-        _address(scratch), rows, heads, head_dim, frames, q_stride, out_stride,
+        ctypes.sizeof(_AttendArgs), address(q), address(keys_t), address(values), address(out),
+        address(scratch), rows, heads, head_dim, frames, q_stride, out_stride,
         0 if audio == 1 else heads * head_dim * frames, scratch.size,
     )  # fmt: skip
-    _checked(library.macb_cpu_attend_rows(ctypes.byref(args)), "macb_cpu_attend_rows")
+    checked(library.macb_cpu_attend_rows(ctypes.byref(args)), "macb_cpu_attend_rows")
     return out
 
 
@@ -199,11 +204,11 @@ def attend_cache(q: np.ndarray, keys: np.ndarray, values: np.ndarray, out: np.nd
         raise ValueError(f"attention shapes do not chain: q {q.shape}, keys {keys.shape}, out {out.shape}")
     scratch = _scratch_for(length)
     args = _AttendCacheArgs(
-        ctypes.sizeof(_AttendCacheArgs), _address(q), keys.ctypes.data, values.ctypes.data, _address(out),
-        _address(scratch), batch, heads, head_dim, length, _rows_of(q, "q", width), _rows_of(out, "out", width),
+        ctypes.sizeof(_AttendCacheArgs), address(q), keys.ctypes.data, values.ctypes.data, address(out),
+        address(scratch), batch, heads, head_dim, length, _rows_of(q, "q", width), _rows_of(out, "out", width),
         *keys_strides, *values_strides, scratch.size,
     )  # fmt: skip
-    _checked(library.macb_cpu_attend_cache(ctypes.byref(args)), "macb_cpu_attend_cache")
+    checked(library.macb_cpu_attend_cache(ctypes.byref(args)), "macb_cpu_attend_cache")
     return out
 
 
@@ -217,13 +222,13 @@ def log_normalizers(logits: np.ndarray, maxima: np.ndarray) -> np.ndarray:
         raise ValueError(f"maxima: expected ({logits.shape[0]},), got {np.shape(maxima)}")
     out = np.empty(logits.shape[0], np.float64)
     status = library.macb_cpu_log_normalizers(
-        _address(logits), logits.shape[0], logits.shape[1], stride, tops.ctypes.data, _address(out)
+        address(logits), logits.shape[0], logits.shape[1], stride, tops.ctypes.data, address(out)
     )
-    _checked(status, "macb_cpu_log_normalizers")
+    checked(status, "macb_cpu_log_normalizers")
     return out
 
 
-def _checked(status: int, function: str) -> None:
+def checked(status: int, function: str) -> None:
     if status != 0:
         raise CPUKernelFailed(function, status, _STATUSES)
 
@@ -238,7 +243,7 @@ def _library_or_raise() -> Any:
 _vectors: dict[int, tuple[np.ndarray, int]] = {}  # id -> (the array, kept alive; its address)
 
 
-def _vector_address(vector: np.ndarray, width: int, name: str) -> int:
+def vector_address(vector: np.ndarray, width: int, name: str) -> int:
     """The address of a layer's (width,) float32 parameter, checked and remembered: `.ctypes.data`
     costs ~1-2 us, and a step passes 26 of these."""
     known = _vectors.get(id(vector))
@@ -259,13 +264,13 @@ def layer_norm_rows(x: np.ndarray, weight: np.ndarray, bias: np.ndarray, eps: fl
     library = _library_or_raise()
     width = x.shape[1] if x.ndim == 2 else -1
     stride = _rows_of(x, "x", width)
-    weights, biases = _vector_address(weight, width, "weight"), _vector_address(bias, width, "bias")
+    weights, biases = vector_address(weight, width, "weight"), vector_address(bias, width, "bias")
     out = np.empty(x.shape, np.float32)
     if x.shape[0]:
         status = library.macb_cpu_layer_norm_rows(
-            _address(x), stride, _address(out), width, x.shape[0], width, weights, biases, eps
+            address(x), stride, address(out), width, x.shape[0], width, weights, biases, eps
         )
-        _checked(status, "macb_cpu_layer_norm_rows")
+        checked(status, "macb_cpu_layer_norm_rows")
     return out
 
 
@@ -274,7 +279,7 @@ def gelu_(block: np.ndarray) -> np.ndarray:
     library = _library_or_raise()
     if block.dtype != np.float32 or not block.flags.c_contiguous or not block.flags.writeable:
         raise ValueError(f"gelu_: expected a writable C-contiguous float32 array, got {block.dtype}")
-    _checked(library.macb_cpu_gelu(_address(block), block.size), "macb_cpu_gelu")
+    checked(library.macb_cpu_gelu(address(block), block.size), "macb_cpu_gelu")
     return block
 
 
@@ -304,21 +309,28 @@ class RowProductCall:
         self._keep = (quantized, scale_slot, bias)  # kept alive: the C side holds their addresses
         self._args = _RowProductArgs(
             ctypes.sizeof(_RowProductArgs), None, rows, width, width, out_width, quantized.ctypes.data,
-            scale_slot.ctypes.data, None, None if bias is None else _vector_address(bias, out_width, "bias"),
+            scale_slot.ctypes.data, None, None if bias is None else vector_address(bias, out_width, "bias"),
             handles["tiny"], handles["limit"], handles["shift"], handles["arg_count"],
             _function_address(onednn.dnnl_memory_set_data_handle), _function_address(onednn.dnnl_primitive_execute),
             _function_address(onednn.dnnl_stream_wait),
             handles["primitive"], handles["stream"], handles["dst_memory"], ctypes.cast(handles["args"], _ptr).value,
         )  # fmt: skip
         self._pointer = ctypes.byref(self._args)
+        self.rows, self.in_width, self.out_width = rows, width, out_width
+        self.address = ctypes.addressof(self._args)  # macb_cpu_decoder_block fills in its row and out fields
+
+    def use_stream(self, stream: Any) -> None:
+        """Run on this oneDNN stream (a handle kept alive here) instead of the binding thread's."""
+        self._stream = stream
+        self._args.stream = stream.value
 
     def __call__(self, rows: np.ndarray, out: np.ndarray) -> None:
         """rows (R, K) float32, each row contiguous, R the rows this call was made for; out (R, N)
         float32, C-contiguous."""
         args = self._args
-        args.row, args.out = _address(rows), _address(out)
+        args.row, args.out = address(rows), address(out)
         args.row_stride = rows.strides[0] // 4
-        _checked(self._library.macb_cpu_int8_row_product(self._pointer), "macb_cpu_int8_row_product")
+        checked(self._library.macb_cpu_int8_row_product(self._pointer), "macb_cpu_int8_row_product")
 
 
 def row_product_call(

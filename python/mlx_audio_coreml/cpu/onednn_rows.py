@@ -171,6 +171,13 @@ class _Bound:
         self.count = len(args)
         self.native_call: Any = None  # linear.py's one-call route (native_kernels.RowProductCall), or False
 
+    def own_source(self) -> None:
+        """Point the primitive's source back at this binding's own buffer (a `run` with another
+        buffer's address moved it): the one-call routes write their bytes there."""
+        if self.src_at != self.own_at:
+            _declared().dnnl_memory_set_data_handle(self.src, self.own_at)
+            self.src_at = self.own_at
+
 
 _bound = _ThreadMemories()
 _serial = itertools.count()  # a product's key in the per-thread tables (ids of dead objects are reused)

@@ -186,6 +186,16 @@ def run_all(work: Callable[[T], R], items: Iterable[T]) -> list[R]:
     return batch.results
 
 
+def in_background(work: Callable[[None], object], copies: int) -> _Batch[None, object]:
+    """work(None) on up to `copies` helpers, started now and not waited for: for work that waits
+    for the caller's (cpu/team.py's helpers). The caller's `close()` on the result waits for the
+    helpers inside (end their work first) and keeps queued ones from starting."""
+    batch: _Batch[None, object] = _Batch(work, [None] * max(copies, 0))
+    if copies > 0:
+        _helpers().offer(batch, copies)
+    return batch
+
+
 def even_ranges(count: int, pieces: int | None = None) -> list[slice]:
     """`count` positions cut into `pieces` (default: one per worker) nearly equal slices."""
     pieces = max(1, min(pieces or worker_count(), count))

@@ -76,12 +76,22 @@ class HostKV:
     def appended(self, rows: np.ndarray, limit: int) -> HostKV:
         """This cache with new token rows (B, H, n, Dh) after it, written in place when this is the
         buffer's newest value and it has room; else into a copy with room to grow."""
-        buffer, length, new = self._live(), self.length, rows.shape[2]
+        grown = self.claimed(rows.shape[2], limit)
+        grown._buffer.data[:, :, self.length : grown.length] = rows
+        return grown
+
+    def claimed(self, new: int, limit: int) -> HostKV:
+        """`appended` without the rows: the new value's last `new` token rows are the caller's to
+        write (into `storage()`, as the C decoder block does) before anything reads them."""
+        buffer, length = self._live(), self.length
         if buffer.filled != length or length + new > buffer.data.shape[2]:
             buffer = HostKV.from_rows(self.view(), limit, extra=new)._buffer
-        buffer.data[:, :, length : length + new] = rows
         buffer.filled = length + new
         return HostKV(buffer, length + new)
+
+    def storage(self) -> np.ndarray:
+        """The whole buffer (B, H, capacity, Dh), C-contiguous: the first `length` token rows are this value's."""
+        return self._live().data
 
     def __getitem__(self, rows: Any) -> HostKV:
         """The batch rows `rows` (an index array: beam search's survivors), copied once each into a

@@ -30,14 +30,17 @@ from .. import config
 from ..cpu import amx_policy, host_math, native_kernels
 from ..cpu import linear as host_linear
 from ..cpu import pool as host_pool
+from ..cpu import team as host_team
 from ..cpu.linear import HostLinear
+from . import host_block
 from .host_cache import HostKV
 
 # Per-head products are numpy's batched matmul: one call for a group of heads (their sizes keep
 # numpy's BLAS on one thread); the weight products go through `HostLinear`.
 # MLX_AUDIO_COREML_SPLIT_CROSS=1 splits cross-attention's heads between the host workers for every
-# step (numpy's route and our C kernel's), 0 never. Unset: our C kernel splits one-row steps
-# (greedy) on CPUs with AMX only. Measured, 3.2 min of speech, 2 cores, tiny.en int8, in turns:
+# step (numpy's route and our C kernel's), 0 never. Unset: a step with a team (cpu/team.py: int8,
+# our C kernels, 2+ cores) splits them in C, every step; otherwise our C kernel splits one-row
+# steps (greedy) on CPUs with AMX only. Measured through the pool, 3.2 min of speech, 2 cores, tiny.en int8, in turns:
 # - Xeon (AMX; one core reads L3 at ~20 GB/s): greedy 4.74 s split against 5.49 s (faster-whisper
 #   4.28); beam 5 10.14 against 8.36: five rows' hand-off costs more than the reading it spreads;
 # - this AMD EPYC (~55 GB/s a core): greedy 7.58 split against 6.91 s: the hand-off costs more.
@@ -96,6 +99,7 @@ class _LayerWeights:
         self.out, self.cross_out, self.mlp1, self.mlp2 = (host_linear.from_layer(layer, int8) for layer in layers)
         self.norms = [host_math.norm_params(n) for n in (block.attn_ln, block.cross_attn_ln, block.mlp_ln)]
         self.heads = attn.n_head
+        self.block_calls = host_block.BlockCalls()  # the whole block in one C call, per thread and row count
 
     def current(self, block: Any, int8: bool) -> bool:
         """False once the block's weights were replaced (reloaded, quantized): rebuild then."""
@@ -193,9 +197,7 @@ def _native_cross(q_rows: np.ndarray, k_t: np.ndarray, v: np.ndarray, heads: int
     """Our kernel over all heads, in one call, or split (`_SPLIT_CROSS`, above) a group of heads per
     host worker (each core reads its heads' share of the audio)."""
     out = np.empty_like(q_rows)
-    one_audio = k_t.shape[0] == 1  # a head range of it is still one plain block
-    split = _SPLIT_CROSS if _SPLIT_CROSS is not None else q_rows.shape[0] == 1 and amx_policy.cpu_has_amx()
-    if not (split and one_audio and host_pool.worker_count() > 1 and not host_pool.in_worker()):
+    if not _splits_cross(q_rows.shape[0], k_t.shape[0] == 1):
         return native_kernels.attend_rows(q_rows, k_t, v, out)
     head_dim = q_rows.shape[1] // heads
 
@@ -205,6 +207,13 @@ def _native_cross(q_rows: np.ndarray, k_t: np.ndarray, v: np.ndarray, heads: int
 
     host_pool.run_all(part, host_pool.even_ranges(heads))
     return out
+
+
+def _splits_cross(rows: int, one_audio: bool) -> bool:
+    """Whether our kernel's cross-attention is split over the host workers (`_SPLIT_CROSS`): only
+    for rows sharing one audio (a head range of it is still one plain block)."""
+    split = _SPLIT_CROSS if _SPLIT_CROSS is not None else rows == 1 and amx_policy.cpu_has_amx()
+    return bool(split) and one_audio and host_pool.worker_count() > 1 and not host_pool.in_worker()
 
 
 def _attend(q: np.ndarray, k_t: np.ndarray, v: np.ndarray, out: np.ndarray) -> None:
@@ -232,6 +241,15 @@ def lazy_scores(scaled_q: np.ndarray, keys_t: mx.array) -> mx.array:
 def _block(
     w: _LayerWeights, x: np.ndarray, cache: Any, limit: int
 ) -> tuple[np.ndarray, tuple[HostKV, HostKV], np.ndarray]:
+    if host_block.applies(w) and _native_attention(_array(cache[1][0]), _array(cache[1][1])):
+        # the whole block in one C call (two around a split cross-attention)
+        # an open team splits cross-attention's heads in C itself (unless MLX_AUDIO_COREML_SPLIT_CROSS=0)
+        team = host_team.current() if _SPLIT_CROSS is not False else None
+        split = team is None and _splits_cross(x.shape[0], np.shape(cache[1][0])[0] == 1)
+        done = host_block.run(w, x, cache, limit, split, _native_cross, team)
+        if done is not None:
+            x, self_kv, cross_q = done
+            return x, self_kv, _heads(cross_q, w.heads)
     y, self_kv = _self_attention(w, host_math.layer_norm(x, w.norms[0]), cache[0], limit)
     x = x + y
     y, cross_q = _cross_attention(w, host_math.layer_norm(x, w.norms[1]), cache[1])
@@ -252,7 +270,8 @@ def decode_step(
     x = prepared.embedding[ids] + prepared.positions[offset]  # (B, D)
     layers, logits_layer = prepared.layers, prepared.logits
     new_cache, cross_qk = [], []
-    with host_math.decoder_blas_threads():
+    # int8: a helper spins in C for this step (the float32 products still go through the pool)
+    with host_math.decoder_blas_threads(), host_team.enlisted(logits_layer.int8):
         for w, layer_cache in zip(layers, kv_cache):
             x, self_kv, cross_q = _block(w, x, layer_cache, limit)
             new_cache.append((self_kv, layer_cache[1]))  # (B, H, T + 1, Dh) each

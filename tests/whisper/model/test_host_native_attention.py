@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from model_helpers import beams_after_prefill, random_mel, random_model, tiny_dims
 
-from mlx_audio_coreml.cpu import host_math, native_kernels
+from mlx_audio_coreml.cpu import host_math, native_block, native_kernels
 from mlx_audio_coreml.whisper import host_decoder
 
 pytestmark = [
@@ -20,13 +20,18 @@ pytestmark = [
 
 def _step_logits(model, tokens, features, cache, native: bool, monkeypatch: pytest.MonkeyPatch) -> np.ndarray:
     calls: list[int] = []
-    kernel = native_kernels.attend_rows
+    kernel, block = native_kernels.attend_rows, native_block.BlockCall.run
 
     def counted(*args: np.ndarray) -> np.ndarray:
         calls.append(1)
         return kernel(*args)
 
+    def counted_block(*args: object) -> None:
+        calls.append(1)
+        block(*args)  # type: ignore[arg-type]
+
     monkeypatch.setattr(native_kernels, "attend_rows", counted)
+    monkeypatch.setattr(native_block.BlockCall, "run", counted_block)  # int8: the whole block in C
     if not native:  # every C kernel off (one-row products give the same bits either way)
         monkeypatch.setattr(native_kernels, "available", lambda: False)
     out, _, _ = model.decoder(tokens, features, cache)

@@ -1,0 +1,105 @@
+"""A team of threads for one decoder step: the caller and host-pool helpers spinning in C (`cpu_kernels/team.c`).
+
+Why: handing a piece of work to a host-pool helper (`pool.run_all`) costs ~60 us (waking a thread
+and the GIL), as much as the pieces of a decoder step take: the logits product's column pieces,
+cross-attention's heads. A step that runs `with enlisted():` sends one helper into the C library
+for its length (the GIL released); the C kernels given the team (`current()`) hand it pieces in
+well under a microsecond, and the caller takes every piece nobody has taken, so a helper that
+starts late (a busy machine) costs nothing but its absence. The helper spins between pieces for
+~0.1 ms and then yields its core each time it looks, and leaves when the step ends.
+
+MLX_AUDIO_COREML_STEP_TEAM=0 turns it off (the pool's hand-off then, as before).
+"""
+
+from __future__ import annotations
+
+import ctypes
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from .. import config
+from . import native_kernels
+from . import pool as host_pool
+
+_IDLE_SPINS = 200_000  # a helper leaves after this many empty looks (~0.1 s with yields): a safety net
+_i64, _ptr = ctypes.c_int64, ctypes.c_void_p
+
+
+class TeamState(ctypes.Structure):
+    """macb_cpu_team, field for field (the C side's; zeroed here)."""
+
+    _fields_ = [
+        ("size", _i64), ("claim", ctypes.c_uint64), ("finished", _i64), ("slots", _i64), ("workers", _i64),
+        ("closed", ctypes.c_int32), ("status", ctypes.c_int32), ("piece", _ptr), ("context", _ptr),
+    ]  # fmt: skip
+
+
+def _declared() -> Any:
+    library = native_kernels.library()
+    if library is not None and library.macb_cpu_team_serve.argtypes is None:
+        pointer = ctypes.POINTER(TeamState)
+        library.macb_cpu_team_open.argtypes = [pointer, _i64]
+        library.macb_cpu_team_close.argtypes = [pointer]
+        library.macb_cpu_team_serve.argtypes = [pointer, _i64]
+        for function in (library.macb_cpu_team_open, library.macb_cpu_team_close, library.macb_cpu_team_serve):
+            function.restype = ctypes.c_int32
+    return library
+
+
+class _ThreadTeam(threading.local):
+    """Each calling thread's own team (threads may step decoders at once), and whether it is open."""
+
+    def __init__(self) -> None:
+        self.state: TeamState | None = None
+        self.open = False
+
+
+_mine = _ThreadTeam()
+
+
+def current() -> TeamState | None:
+    """The open team of the step running on this thread, or None (no step, or no team)."""
+    return _mine.state if _mine.open else None
+
+
+def workers() -> int:
+    """Workers an open team has room for (the caller and its helpers), for the kernels' scratch."""
+    state = current()
+    return 1 if state is None else int(state.workers)
+
+
+def _wanted() -> bool:
+    return (
+        config.setting(config.STEP_TEAM) != "0"
+        and host_pool.worker_count() > 1
+        and not host_pool.in_worker()
+        and not _mine.open
+        and native_kernels.available()
+    )
+
+
+@contextmanager
+def enlisted(wanted: bool = True) -> Iterator[TeamState | None]:
+    """This thread's team, open for the body, with the pool's helpers sent into it; None (nothing
+    done) when not `wanted` (work that hands pieces to the pool instead: it would find the helpers
+    busy here), without a second core or our C kernels, inside a pool worker or another step."""
+    if not (wanted and _wanted()):
+        yield None
+        return
+    library = _declared()
+    if _mine.state is None:
+        _mine.state = TeamState(size=ctypes.sizeof(TeamState))
+    state = _mine.state
+    native_kernels.checked(library.macb_cpu_team_open(ctypes.byref(state), host_pool.worker_count()), "team_open")
+    helpers = host_pool.in_background(
+        lambda _: library.macb_cpu_team_serve(ctypes.byref(state), _IDLE_SPINS), host_pool.worker_count() - 1
+    )
+    _mine.open = True
+    try:
+        yield state
+    finally:
+        _mine.open = False
+        library.macb_cpu_team_close(ctypes.byref(state))
+        helpers.close()  # the helpers inside leave at once; one still queued never enters

@@ -1,0 +1,90 @@
+"""A host decoder step's block in one C call (`cpu/native_block.py`) instead of ~60 Python calls.
+
+Applies to int8 models with our C kernels built, up to 8 rows (greedy's one, beams' five), when
+every product of the block is a prepared one-call product on this thread and the cache's keys and
+values are host buffers. The results are host_decoder's route's, bit for bit (tested); anything
+else returns None and the caller takes that route. Measured, greedy tiny.en int8, 2 cores: see
+host_decoder.decode_step.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+
+from ..cpu import native_block, native_kernels
+from ..cpu.native_block import BlockCall
+from ..cpu.team import TeamState
+from .host_cache import HostKV
+
+# (q_rows, audio keys_t, audio values, heads) -> attended rows: the caller's cross-attention,
+# split over its worker threads
+CrossAttention = Callable[[np.ndarray, np.ndarray, np.ndarray, int], np.ndarray]
+
+
+class BlockCalls(threading.local):
+    """One layer's `BlockCall` per row count, for the thread that asks (None: this count cannot)."""
+
+    def __init__(self) -> None:
+        self.by_rows: dict[int, tuple[BlockCall, list[Any]] | None] = {}
+
+
+def _made(w: Any, rows: int) -> BlockCall | None:
+    """This thread's block call for `rows` rows of layer weights `w` (host_decoder's), or None."""
+    calls: BlockCalls = w.block_calls
+    if rows not in calls.by_rows:
+        made = [layer.one_call(rows) for layer in (w.qkv, w.out, w.cross_q, w.cross_out, w.mlp1, w.mlp2)]
+        pairs = [m for m in made if m is not None]
+        calls.by_rows[rows] = None
+        if len(pairs) == len(made):
+            calls.by_rows[rows] = (BlockCall([p[0] for p in pairs], w.norms, w.heads, rows), [p[1] for p in pairs])
+    found = calls.by_rows[rows]
+    if found is None:
+        return None
+    for bound in found[1]:  # a `_few` call (an output given) may have moved a product's source
+        bound.own_source()
+    return found[0]
+
+
+def applies(w: Any) -> bool:
+    """The layer is int8 and our C kernels are built (row counts are checked per step)."""
+    return w.int8 and native_kernels.available()
+
+
+def _host_kv(cached: Any, limit: int) -> HostKV:
+    if isinstance(cached, HostKV):
+        return cached
+    return HostKV.from_rows(np.asarray(cached), limit, extra=1)
+
+
+def run(
+    w: Any, x: np.ndarray, cache: Any, limit: int, split: bool, cross: CrossAttention, team: TeamState | None
+) -> tuple[np.ndarray, tuple[HostKV, HostKV], np.ndarray] | None:
+    """host_decoder._block in C: (x after the block, the grown keys and values, the scaled cross
+    queries (B, D)), or None where it does not apply. `x` (B, D) C-contiguous float32 is updated
+    in place. `split`: cross-attention runs through `cross` (the caller's, split over workers)
+    between two C calls; `team` (an open one): its heads are split in C."""
+    rows = x.shape[0]
+    call = _made(w, rows) if x.flags.c_contiguous and x.dtype == np.float32 else None
+    if call is None:
+        return None
+    keys_t, audio_values = np.asarray(cache[1][0]), np.asarray(cache[1][1])
+    if not (keys_t.flags.c_contiguous and audio_values.flags.c_contiguous and keys_t.dtype == np.float32):
+        return None
+    keys, values = _host_kv(cache[0][0], limit), _host_kv(cache[0][1], limit)
+    if keys.shape[0] != rows or values.shape != keys.shape:
+        return None
+    keys, values = keys.claimed(1, limit), values.claimed(1, limit)
+    call.set_cache(keys.storage(), values.storage(), keys.length)
+    call.set_audio(keys_t, audio_values, team)
+    cross_q, attended = np.empty_like(x), np.empty_like(x)
+    if split:
+        call.run(x, cross_q, attended, native_block.STAGE_SELF | native_block.STAGE_CROSS_QUERY)
+        attended = cross(cross_q, keys_t, audio_values, w.heads)
+        call.run(x, cross_q, attended, native_block.STAGE_CROSS_OUT_MLP)
+    else:
+        call.run(x, cross_q, attended, native_block.ALL_STAGES)
+    return x, (keys, values), cross_q

@@ -1,0 +1,117 @@
+"""A decoder step's team (cpu/team.py, cpu_kernels/team.c): a large weight's column pieces run on
+the caller and a spinning pool helper give the pool route's results bit for bit, with or without
+a helper, however often; the team is only opened where it can help; the pool's helper is free
+again once the step ends; a failing piece's status comes back as an error."""
+
+from __future__ import annotations
+
+import gc
+import threading
+
+import numpy as np
+import pytest
+
+from mlx_audio_coreml.cpu import linear, native_kernels, native_pieces, onednn, team
+from mlx_audio_coreml.cpu import pool as host_pool
+from mlx_audio_coreml.errors import CPUKernelFailed
+
+pytestmark = [
+    pytest.mark.skipif(not onednn.available(), reason="oneDNN is not installed"),
+    pytest.mark.skipif(not native_kernels.available(), reason="libmacb_cpu is not built (no C compiler)"),
+]
+
+
+@pytest.fixture(autouse=True)
+def _two_workers(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("MLX_AUDIO_COREML_HOST_THREADS", "2")
+
+
+def _large_layer(bias: bool) -> linear.HostLinear:
+    """Large enough to be cut into column pieces (linear._SPLIT_MIN), as the logits are."""
+    rng = np.random.default_rng(0)
+    weight = rng.standard_normal((10_500, 384)).astype(np.float32) * 0.05
+    return linear.HostLinear(weight, rng.standard_normal(10_500).astype(np.float32) if bias else None, int8=True)
+
+
+def _counting_pieces(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    runs: list[int] = []
+    real = native_pieces.PiecesCall.__call__
+
+    def counted(self: native_pieces.PiecesCall, *args: object) -> None:
+        runs.append(1)
+        real(self, *args)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(native_pieces.PiecesCall, "__call__", counted)
+    return runs
+
+
+@pytest.mark.parametrize("bias", [False, True])
+@pytest.mark.parametrize("rows", [1, 5])
+def test_pieces_on_the_team_give_the_pool_routes_bits(rows: int, bias: bool, monkeypatch: pytest.MonkeyPatch) -> None:
+    layer = _large_layer(bias)
+    x = np.random.default_rng(1).standard_normal((rows, 384)).astype(np.float32)
+    runs = _counting_pieces(monkeypatch)
+    pooled = layer(x).copy()
+    assert runs == [], "no team open: the pool's route"
+    with team.enlisted() as state:
+        assert state is not None
+        first = layer(x).copy()
+        gc.collect()  # the pieces' argument structs must outlive the call that made them
+        again = [layer(x).copy() for _ in range(50)]
+    assert len(runs) == 51
+    for got in [first, *again]:
+        np.testing.assert_array_equal(got, pooled)
+    np.testing.assert_array_equal(layer(x), pooled)  # and the pool's route again after the step
+
+
+def test_without_a_helper_the_caller_runs_every_piece(monkeypatch: pytest.MonkeyPatch) -> None:
+    layer = _large_layer(bias=True)
+    x = np.random.default_rng(2).standard_normal((1, 384)).astype(np.float32)
+    expected = layer(x).copy()
+    real = host_pool.in_background
+    monkeypatch.setattr(host_pool, "in_background", lambda work, copies: real(work, 0))  # helper never comes
+    with team.enlisted() as state:
+        assert state is not None
+        np.testing.assert_array_equal(layer(x), expected)
+        assert state.slots == 1  # no helper took a slot
+
+
+def test_the_team_opens_only_where_it_can_help(monkeypatch: pytest.MonkeyPatch) -> None:
+    with team.enlisted() as outer:
+        assert outer is not None and team.current() is outer and team.workers() == 2
+        with team.enlisted() as inner:
+            assert inner is None  # a step inside a step keeps the outer team
+    assert team.current() is None and team.workers() == 1
+    monkeypatch.setenv("MLX_AUDIO_COREML_STEP_TEAM", "0")
+    with team.enlisted() as off:
+        assert off is None
+    monkeypatch.setenv("MLX_AUDIO_COREML_STEP_TEAM", "1")
+    monkeypatch.setenv("MLX_AUDIO_COREML_HOST_THREADS", "1")
+    with team.enlisted() as alone:
+        assert alone is None
+
+
+def test_the_pools_helper_is_free_again_after_the_step() -> None:
+    with team.enlisted():
+        pass
+    names: set[str] = set()
+    barrier = threading.Barrier(2, timeout=10)
+
+    def piece(_: int) -> None:
+        names.add(threading.current_thread().name)
+        barrier.wait()  # both pieces at once: only if the helper takes one
+
+    host_pool.run_all(piece, [0, 1])
+    assert len(names) == 2
+
+
+def test_a_failing_piece_raises(monkeypatch: pytest.MonkeyPatch) -> None:
+    layer = _large_layer(bias=False)
+    x = np.random.default_rng(3).standard_normal((1, 384)).astype(np.float32)
+    with team.enlisted():
+        layer(x)
+        call = layer._team_pieces.by_rows[1]
+        assert call is not None
+        call._args.row_count = 2  # the pieces were made for one row: each refuses
+        with pytest.raises(CPUKernelFailed, match="row_product_pieces"):
+            call(team.current(), x, np.empty((1, 10_500), np.float32))
