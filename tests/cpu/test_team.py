@@ -115,3 +115,10 @@ def test_a_failing_piece_raises(monkeypatch: pytest.MonkeyPatch) -> None:
         call._args.row_count = 2  # the pieces were made for one row: each refuses
         with pytest.raises(CPUKernelFailed, match="row_product_pieces"):
             call(team.current(), x, np.empty((1, 10_500), np.float32))
+
+
+def test_a_step_enlists_at_most_three_helpers(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Helpers spin for the whole step: on a large machine a few, not one per core."""
+    monkeypatch.setenv("MLX_AUDIO_COREML_HOST_THREADS", "16")
+    with team.enlisted() as state:
+        assert state is not None and state.workers == 4

@@ -24,6 +24,9 @@ from . import native_kernels
 from . import pool as host_pool
 
 _IDLE_SPINS = 200_000  # a helper leaves after this many empty looks (~0.1 s with yields): a safety net
+# Helpers spin for the whole step, and the step's pieces are memory-bound reads that a few cores
+# saturate: more helpers would burn cores for little (on 2 cores, the only size measured, it is 1).
+_MAX_HELPERS = 3
 _i64, _ptr = ctypes.c_int64, ctypes.c_void_p
 
 
@@ -92,9 +95,10 @@ def enlisted(wanted: bool = True) -> Iterator[TeamState | None]:
     if _mine.state is None:
         _mine.state = TeamState(size=ctypes.sizeof(TeamState))
     state = _mine.state
-    native_kernels.checked(library.macb_cpu_team_open(ctypes.byref(state), host_pool.worker_count()), "team_open")
+    helper_count = min(host_pool.worker_count() - 1, _MAX_HELPERS)
+    native_kernels.checked(library.macb_cpu_team_open(ctypes.byref(state), helper_count + 1), "team_open")
     helpers = host_pool.in_background(
-        lambda _: library.macb_cpu_team_serve(ctypes.byref(state), _IDLE_SPINS), host_pool.worker_count() - 1
+        lambda _: library.macb_cpu_team_serve(ctypes.byref(state), _IDLE_SPINS), helper_count
     )
     _mine.open = True
     try:
