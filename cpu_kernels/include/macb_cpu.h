@@ -105,13 +105,17 @@ typedef struct macb_cpu_team {
     int64_t finished, slots, workers;
     int32_t closed, status;
     void *piece, *context;
+    uint32_t wake;
+    int32_t sleepers;
+    int64_t waited_ns; /* how long the caller waited for pieces a helper ran (the caller may reset it) */
 } macb_cpu_team;
 
 MACB_CPU_EXPORT int32_t macb_cpu_team_open(macb_cpu_team *team, int64_t workers);
 MACB_CPU_EXPORT int32_t macb_cpu_team_close(macb_cpu_team *team);
-/* A helper's side: take pieces until the team is closed or `idle_spins` waits found none. Returns
- * at once for a worker past the team's count. */
-MACB_CPU_EXPORT int32_t macb_cpu_team_serve(macb_cpu_team *team, int64_t idle_spins);
+/* A helper's side: take pieces until the team is closed (or none came for `idle_ns`); between
+ * pieces spin for `spin_ns`, then sleep until the caller publishes a job. Returns at once for a
+ * worker past the team's count. */
+MACB_CPU_EXPORT int32_t macb_cpu_team_serve(macb_cpu_team *team, int64_t spin_ns, int64_t idle_ns);
 
 /* Column pieces of a few rows' int8 product, each a prepared one-call product over its output
  * columns (`pieces`, count of them), run by the team (NULL: the caller alone). Every piece reads

@@ -5,8 +5,9 @@ and the GIL), as much as the pieces of a decoder step take: the logits product's
 cross-attention's heads. A step that runs `with enlisted():` sends one helper into the C library
 for its length (the GIL released); the C kernels given the team (`current()`) hand it pieces in
 well under a microsecond, and the caller takes every piece nobody has taken, so a helper that
-starts late (a busy machine) costs nothing but its absence. The helper spins between pieces for
-~0.1 ms and then yields its core each time it looks, and leaves when the step ends.
+starts late (a busy machine) costs nothing but its absence. The helper spins ~30 us after each
+piece, then sleeps on a futex until the next job (cpu_kernels/team.c says why), and leaves when the
+step ends.
 
 MLX_AUDIO_COREML_STEP_TEAM=0 turns it off (the pool's hand-off then, as before).
 """
@@ -23,9 +24,15 @@ from .. import config
 from . import native_kernels
 from . import pool as host_pool
 
-_IDLE_SPINS = 200_000  # a helper leaves after this many empty looks (~0.1 s with yields): a safety net
-# Helpers spin for the whole step, and the step's pieces are memory-bound reads that a few cores
-# saturate: more helpers would burn cores for little (on 2 cores, the only size measured, it is 1).
+# A helper spins this long after its last piece, then sleeps until the caller publishes a job (a
+# futex: a few microseconds to wake). Measured on this 2-core AMD EPYC, greedy tiny.en int8, a step
+# with the team against without (in turns; `bench/longform_phases.py --ab-team`): quiet 3.33
+# against 3.54 ms (10 us: 3.16 against 3.30); one core taken by another process 4.70 against 4.60
+# (10 us: 5.05 against 4.58; 200 us: 5.13 against 4.51; spinning for good: 5.5 against 4.5).
+_SPIN_NS = 30_000
+_IDLE_NS = 200_000_000  # and leaves when nothing came for this long: a safety net (steps close it)
+# Helpers stay for the whole step, and the step's pieces are memory-bound reads that a few cores
+# saturate: more helpers would take cores for little (on 2 cores, the only size measured, it is 1).
 _MAX_HELPERS = 3
 _i64, _ptr = ctypes.c_int64, ctypes.c_void_p
 
@@ -36,6 +43,7 @@ class TeamState(ctypes.Structure):
     _fields_ = [
         ("size", _i64), ("claim", ctypes.c_uint64), ("finished", _i64), ("slots", _i64), ("workers", _i64),
         ("closed", ctypes.c_int32), ("status", ctypes.c_int32), ("piece", _ptr), ("context", _ptr),
+        ("wake", ctypes.c_uint32), ("sleepers", ctypes.c_int32), ("waited_ns", _i64),
     ]  # fmt: skip
 
 
@@ -45,7 +53,7 @@ def _declared() -> Any:
         pointer = ctypes.POINTER(TeamState)
         library.macb_cpu_team_open.argtypes = [pointer, _i64]
         library.macb_cpu_team_close.argtypes = [pointer]
-        library.macb_cpu_team_serve.argtypes = [pointer, _i64]
+        library.macb_cpu_team_serve.argtypes = [pointer, _i64, _i64]
         for function in (library.macb_cpu_team_open, library.macb_cpu_team_close, library.macb_cpu_team_serve):
             function.restype = ctypes.c_int32
     return library
@@ -98,7 +106,7 @@ def enlisted(wanted: bool = True) -> Iterator[TeamState | None]:
     helper_count = min(host_pool.worker_count() - 1, _MAX_HELPERS)
     native_kernels.checked(library.macb_cpu_team_open(ctypes.byref(state), helper_count + 1), "team_open")
     helpers = host_pool.in_background(
-        lambda _: library.macb_cpu_team_serve(ctypes.byref(state), _IDLE_SPINS), helper_count
+        lambda _: library.macb_cpu_team_serve(ctypes.byref(state), _SPIN_NS, _IDLE_NS), helper_count
     )
     _mine.open = True
     try:

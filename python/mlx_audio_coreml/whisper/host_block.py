@@ -3,8 +3,9 @@
 Applies to int8 models with our C kernels built, up to 8 rows (greedy's one, beams' five), when
 every product of the block is a prepared one-call product on this thread and the cache's keys and
 values are host buffers. The results are host_decoder's route's, bit for bit (tested); anything
-else returns None and the caller takes that route. Measured, greedy tiny.en int8, 2 cores: see
-host_decoder.decode_step.
+else returns None and the caller takes that route. Measured on this AMD EPYC (2 cores, tiny.en
+int8, 3 min of real speech, in turns in one process, `bench/longform_phases.py --ab-block`): a
+greedy step 3.48 against 3.97 ms with the kernels called one by one; beam 5 6.76 against 7.04 ms.
 """
 
 from __future__ import annotations
