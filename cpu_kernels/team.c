@@ -118,9 +118,8 @@ int32_t team_run(macb_cpu_team *team, team_piece_fn piece, void *context, int64_
 
 int32_t macb_cpu_team_open(macb_cpu_team *team, int64_t workers) {
     if (team == NULL || team->size < (int64_t)sizeof(macb_cpu_team) || workers < 1) return MACB_CPU_BAD_ARGUMENT;
-    team->workers = workers;
-    __atomic_store_n(&team->slots, 1, __ATOMIC_RELAXED);
-    __atomic_store_n(&team->closed, 0, __ATOMIC_RELEASE);
+    team->workers = workers; /* helpers still inside from the last step keep their slots and stay */
+    __atomic_store_n(&team->closed, 0, __ATOMIC_SEQ_CST);
     return MACB_CPU_OK;
 }
 
@@ -141,11 +140,20 @@ static void rest(macb_cpu_team *team) {
     __atomic_sub_fetch(&team->sleepers, 1, __ATOMIC_SEQ_CST);
 }
 
+/* A helper's worker number (1 .. workers - 1: its scratch), the lowest one free, or 0 for none. */
+static int64_t claim_slot(macb_cpu_team *team) {
+    for (int64_t worker = 1; worker < team->workers && worker < 63; worker++) {
+        const int64_t bit = INT64_C(1) << worker;
+        if (!(__atomic_fetch_or(&team->busy, bit, __ATOMIC_SEQ_CST) & bit)) return worker;
+    }
+    return 0;
+}
+
 int32_t macb_cpu_team_serve(macb_cpu_team *team, int64_t spin_ns, int64_t idle_ns) {
     if (team == NULL || team->size < (int64_t)sizeof(macb_cpu_team) || spin_ns < 0 || idle_ns < 1)
         return MACB_CPU_BAD_ARGUMENT;
-    const int64_t worker = __atomic_fetch_add(&team->slots, 1, __ATOMIC_ACQ_REL);
-    if (worker >= team->workers) return MACB_CPU_OK; /* no scratch for a worker more */
+    const int64_t worker = claim_slot(team);
+    if (worker == 0) return MACB_CPU_OK; /* every helper's scratch is taken */
     int64_t last_piece = now_ns();
     while (!__atomic_load_n(&team->closed, __ATOMIC_ACQUIRE)) {
         if (take_piece(team, worker)) {
@@ -159,5 +167,6 @@ int32_t macb_cpu_team_serve(macb_cpu_team *team, int64_t spin_ns, int64_t idle_n
         else
             PAUSE();
     }
+    __atomic_and_fetch(&team->busy, ~(INT64_C(1) << worker), __ATOMIC_SEQ_CST);
     return MACB_CPU_OK;
 }

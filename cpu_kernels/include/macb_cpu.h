@@ -98,11 +98,12 @@ MACB_CPU_EXPORT int32_t macb_cpu_int8_row_product(const macb_cpu_row_product_arg
  * of the kernels given it (cpu_kernels/team.c). The caller's memory, zeroed, with `size` set;
  * opened (macb_cpu_team_open, before helpers are sent in) with the count of workers the kernels'
  * scratch has room for, the caller included; closed (macb_cpu_team_close) to send helpers out.
- * Fields are the library's. */
+ * A helper still inside when the team is opened again stays, with its worker number. The memory
+ * must outlive every helper's call. Fields are the library's. */
 typedef struct macb_cpu_team {
     int64_t size; /* sizeof(macb_cpu_team) */
     uint64_t claim;
-    int64_t finished, slots, workers;
+    int64_t finished, busy, workers; /* busy: a bit per worker number a helper holds */
     int32_t closed, status;
     void *piece, *context;
     uint32_t wake;

@@ -73,7 +73,7 @@ def test_without_a_helper_the_caller_runs_every_piece(monkeypatch: pytest.Monkey
     with team.enlisted() as state:
         assert state is not None
         np.testing.assert_array_equal(layer(x), expected)
-        assert state.slots == 1  # no helper took a slot
+        assert state.busy == 0  # no helper took a worker number
 
 
 def test_the_team_opens_only_where_it_can_help(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -102,6 +102,12 @@ class _Batch(Generic[T, R]):
                 if self._closed and self._helping == 0:
                     self._idle.release()
 
+    def detach(self) -> None:
+        """No more claims by late helpers, without waiting for those inside (`in_background` work
+        that touches nothing of the caller's once it is told to stop)."""
+        with self._lock:
+            self._closed = True
+
     def close(self) -> None:
         """No more claims by late helpers; wait for those inside (even through Ctrl-C: they write
         into buffers the caller's frames own), then raise the interrupt, if one came."""
@@ -189,7 +195,7 @@ def run_all(work: Callable[[T], R], items: Iterable[T]) -> list[R]:
 def in_background(work: Callable[[None], object], copies: int) -> _Batch[None, object]:
     """work(None) on up to `copies` helpers, started now and not waited for: for work that waits
     for the caller's (cpu/team.py's helpers). The caller's `close()` on the result waits for the
-    helpers inside (end their work first) and keeps queued ones from starting."""
+    helpers inside (end their work first), `detach()` does not; both keep queued ones from starting."""
     batch: _Batch[None, object] = _Batch(work, [None] * max(copies, 0))
     if copies > 0:
         _helpers().offer(batch, copies)

@@ -25,10 +25,10 @@ from . import native_kernels
 from . import pool as host_pool
 
 # A helper spins this long after its last piece, then sleeps until the caller publishes a job (a
-# futex: a few microseconds to wake). Measured on this 2-core AMD EPYC, greedy tiny.en int8, a step
-# with the team against without (in turns; `bench/longform_phases.py --ab-team`): quiet 3.33
-# against 3.54 ms (10 us: 3.16 against 3.30); one core taken by another process 4.70 against 4.60
-# (10 us: 5.05 against 4.58; 200 us: 5.13 against 4.51; spinning for good: 5.5 against 4.5).
+# futex: a few microseconds to wake). Measured on this 2-core AMD EPYC, tiny.en int8, 1.5 min of
+# real speech, a step with the team against without (in turns, `bench/longform_phases.py --ab-team`):
+# greedy 3.22 against 3.86 ms, beam 5 5.83 against 6.99; with one core taken by another process,
+# greedy 4.05 against 4.55 (a helper spinning for the whole step instead: 5.5 against 4.5).
 _SPIN_NS = 30_000
 _IDLE_NS = 200_000_000  # and leaves when nothing came for this long: a safety net (steps close it)
 # Helpers stay for the whole step, and the step's pieces are memory-bound reads that a few cores
@@ -41,7 +41,7 @@ class TeamState(ctypes.Structure):
     """macb_cpu_team, field for field (the C side's; zeroed here)."""
 
     _fields_ = [
-        ("size", _i64), ("claim", ctypes.c_uint64), ("finished", _i64), ("slots", _i64), ("workers", _i64),
+        ("size", _i64), ("claim", ctypes.c_uint64), ("finished", _i64), ("busy", _i64), ("workers", _i64),
         ("closed", ctypes.c_int32), ("status", ctypes.c_int32), ("piece", _ptr), ("context", _ptr),
         ("wake", ctypes.c_uint32), ("sleepers", ctypes.c_int32), ("waited_ns", _i64),
     ]  # fmt: skip
@@ -68,6 +68,8 @@ class _ThreadTeam(threading.local):
 
 
 _mine = _ThreadTeam()
+_every_state: list[TeamState] = []  # never freed: a helper may still be leaving one when its thread ends
+_states_lock = threading.Lock()
 
 
 def current() -> TeamState | None:
@@ -102,6 +104,8 @@ def enlisted(wanted: bool = True) -> Iterator[TeamState | None]:
     library = _declared()
     if _mine.state is None:
         _mine.state = TeamState(size=ctypes.sizeof(TeamState))
+        with _states_lock:
+            _every_state.append(_mine.state)
     state = _mine.state
     helper_count = min(host_pool.worker_count() - 1, _MAX_HELPERS)
     native_kernels.checked(library.macb_cpu_team_open(ctypes.byref(state), helper_count + 1), "team_open")
@@ -114,4 +118,7 @@ def enlisted(wanted: bool = True) -> Iterator[TeamState | None]:
     finally:
         _mine.open = False
         library.macb_cpu_team_close(ctypes.byref(state))
-        helpers.close()  # the helpers inside leave at once; one still queued never enters
+        # Not waited for: every piece has run (each kernel waits for its own), so a helper only
+        # leaves; waiting cost ~0.25 ms a step here (its futex wake-up and the GIL). One still
+        # inside when the next step opens the team stays and serves it.
+        helpers.detach()
