@@ -122,3 +122,27 @@ def test_a_step_enlists_at_most_three_helpers(monkeypatch: pytest.MonkeyPatch) -
     monkeypatch.setenv("MLX_AUDIO_COREML_HOST_THREADS", "16")
     with team.enlisted() as state:
         assert state is not None and state.workers == 4
+
+
+def test_helpers_never_share_a_worker_number() -> None:
+    """A helper still inside from an earlier step keeps its number (its scratch); a second one
+    finds no free number and returns at once; closing sends the first out and frees its number."""
+    import ctypes
+    import time
+
+    library = team._declared()
+    state = team.TeamState(size=ctypes.sizeof(team.TeamState))
+    assert library.macb_cpu_team_open(ctypes.byref(state), 2) == 0
+    first = threading.Thread(target=library.macb_cpu_team_serve, args=(ctypes.byref(state), 10_000, 10**10))
+    first.start()
+    deadline = time.monotonic() + 10
+    while state.busy == 0 and time.monotonic() < deadline:
+        time.sleep(0.001)
+    assert state.busy == 0b10  # worker 1
+    assert library.macb_cpu_team_open(ctypes.byref(state), 2) == 0  # the next step: it stays
+    started = time.monotonic()
+    assert library.macb_cpu_team_serve(ctypes.byref(state), 10_000, 10**10) == 0  # no number left
+    assert time.monotonic() - started < 1.0 and first.is_alive()
+    assert library.macb_cpu_team_close(ctypes.byref(state)) == 0
+    first.join(timeout=10)
+    assert not first.is_alive() and state.busy == 0
