@@ -10,6 +10,7 @@ the rows whose beam changed: `HostKV.moved`). A window is done once it holds
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Sequence
 from typing import Any
 
@@ -17,7 +18,7 @@ import mlx.core as mx
 import numpy as np
 
 from .logit_filters import LogitFilter, apply_filters, apply_filters_np
-from .sampling import log_normalizers, pipelining_pays
+from .sampling import log_normalizers, pipelining_pays, step_team
 from .top_tokens import top_k
 
 Candidate = tuple[list[int], float]  # (sampled tokens without EOT, summed log-prob)
@@ -47,6 +48,19 @@ class BeamSearch:
         cache of the surviving beams (`sampling.DecoderStep` does both for the text decoder).
         Returns, per window, its finished candidates (at least one, best first not guaranteed).
         """
+        with step_team(decode_step) if not pipelining_pays() else contextlib.nullcontext():
+            return self._search(decode_step, logits, cache, tokens, filters, n_audio, n_steps)
+
+    def _search(
+        self,
+        decode_step: Any,
+        logits: mx.array,
+        cache: Any,
+        tokens: mx.array,
+        filters: Sequence[LogitFilter],
+        n_audio: int,
+        n_steps: int,
+    ) -> list[list[Candidate]]:
         beam = self.beam_size
         sampled: list[list[int]] = [[] for _ in range(n_audio * beam)]
         scores = [0.0] * (n_audio * beam)

@@ -9,12 +9,15 @@ step is evaluated once, when its token is read.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from contextlib import AbstractContextManager
 from typing import Any
 
 import mlx.core as mx
 import numpy as np
 
 from ..cpu import native_kernels
+from ..cpu import team as host_team
+from . import host_decoder
 from .host_cache import HostKV
 from .logit_filters import LogitFilter, apply_filters, apply_filters_np
 from .model import reorder_kv_cache
@@ -86,6 +89,28 @@ def _greedy_on_host(
     """`sample_tokens` at temperature 0 with the choice made in numpy: on the CPU the host is the
     device, and the filters, argmax and log-prob sums of a step cost ~2 ms as an MLX graph here
     against ~0.1 ms in numpy. Same rules (`apply_np`), same tokens, same sums."""
+    with step_team(decode_step):
+        return _greedy_steps(decode_step, logits, cache, tokens, filters, eot, n_steps)
+
+
+def step_team(decode_step: Any) -> AbstractContextManager[Any]:
+    """The host decoder's step team (cpu/team.py) open for a whole decoding loop: its helper
+    enlisted once, not at every step, and there between steps. Only for the CPU host decoder's
+    int8 products (its float32 ones go through the host pool, whose helper the team would hold)."""
+    decoder = getattr(decode_step, "decoder", None)
+    wanted = decoder is not None and decoder.host_int8 and host_decoder.plain_float32_layers(decoder)
+    return host_team.enlisted(bool(wanted))
+
+
+def _greedy_steps(
+    decode_step: Any,
+    logits: mx.array,
+    cache: Any,
+    tokens: mx.array,
+    filters: Sequence[LogitFilter],
+    eot: int,
+    n_steps: int,
+) -> tuple[np.ndarray, np.ndarray]:
     rows = np.array(tokens, dtype=np.int32)  # (B, T0)
     finished = np.zeros(rows.shape[0], dtype=bool)
     sum_logprobs = np.zeros(rows.shape[0], dtype=np.float64)
