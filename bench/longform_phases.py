@@ -133,65 +133,36 @@ def _time_parts(timings: Timings) -> None:
     sampling.DecoderStep.reorder = _timed(timings, "beam: cache reorder", sampling.DecoderStep.reorder)  # type: ignore[method-assign]
 
 
-def _without_native_attention(run: Callable[[Any], str]) -> Callable[[Any], str]:
-    """`run` with the decoder's cross-attention on its numpy route (host_decoder's switch patched)."""
-    from mlx_audio_coreml.whisper import host_decoder
+def _patched(run: Callable[[Any], str], module: Any, name: str, value: Any) -> Callable[[Any], str]:
+    """`run` with `module.name` set to `value` for the call (the same session, another route)."""
 
-    def numpy_attention(audio: Any) -> str:
-        switch = host_decoder._native_attention
-        host_decoder._native_attention = lambda k_t, v: False  # type: ignore[assignment]
+    def patched(audio: Any) -> str:
+        kept = getattr(module, name)
+        setattr(module, name, value)
         try:
             return run(audio)
         finally:
-            host_decoder._native_attention = switch  # type: ignore[assignment]
+            setattr(module, name, kept)
 
-    return numpy_attention
-
-
-def _with_split_cross(run: Callable[[Any], str]) -> Callable[[Any], str]:
-    """`run` with MLX_AUDIO_COREML_SPLIT_CROSS=1 (host_decoder's flag patched). Compare it with a
-    plain `ours` started with MLX_AUDIO_COREML_SPLIT_CROSS=0 (on CPUs with AMX greedy splits by default)."""
-    from mlx_audio_coreml.whisper import host_decoder
-
-    def split(audio: Any) -> str:
-        kept, host_decoder._SPLIT_CROSS = host_decoder._SPLIT_CROSS, True
-        try:
-            return run(audio)
-        finally:
-            host_decoder._SPLIT_CROSS = kept
-
-    return split
+    return patched
 
 
-def _without_block(run: Callable[[Any], str]) -> Callable[[Any], str]:
-    """`run` with each decoder block's kernels called one by one from Python, not in one C call
-    (host_block's switch patched)."""
-    from mlx_audio_coreml.whisper import host_block
-
-    def per_kernel(audio: Any) -> str:
-        switch = host_block.applies
-        host_block.applies = lambda w: False  # type: ignore[assignment]
-        try:
-            return run(audio)
-        finally:
-            host_block.applies = switch  # type: ignore[assignment]
-
-    return per_kernel
-
-
-def _without_team(run: Callable[[Any], str]) -> Callable[[Any], str]:
-    """`run` without the step's C team (cpu/team.py switched off, as MLX_AUDIO_COREML_STEP_TEAM=0)."""
+def _variants(args: argparse.Namespace, ours: Callable[[Any], str]) -> dict[str, Callable[[Any], str]]:
+    """The A/B variants of ours asked for: the same session with one switch patched each."""
     from mlx_audio_coreml.cpu import team
+    from mlx_audio_coreml.whisper import host_block, host_decoder
 
-    def pool_only(audio: Any) -> str:
-        switch = team._wanted
-        team._wanted = lambda: False  # type: ignore[assignment]
-        try:
-            return run(audio)
-        finally:
-            team._wanted = switch  # type: ignore[assignment]
-
-    return pool_only
+    switches = {
+        # cross-attention on numpy instead of our C kernel
+        "ours, numpy attention": (args.ab_attention, host_decoder, "_native_attention", lambda k_t, v: False),
+        # cross-attention's heads split between the host workers (MLX_AUDIO_COREML_SPLIT_CROSS=1)
+        "ours, heads split": (args.ab_split, host_decoder, "_SPLIT_CROSS", True),
+        # each block's kernels called one by one from Python
+        "ours, block in Python": (args.ab_block, host_block, "applies", lambda w: False),
+        # no step team (as MLX_AUDIO_COREML_STEP_TEAM=0)
+        "ours, no team": (args.ab_team, team, "_wanted", lambda: False),
+    }
+    return {name: _patched(ours, module, attr, value) for name, (on, module, attr, value) in switches.items() if on}
 
 
 def _faster_whisper(setting: str, threads: int, timings: Timings) -> Callable[[Any], str]:
@@ -257,18 +228,9 @@ def main() -> int:
         "ours": _ours(args.setting, timings["ours"]),  # --parts: wrapped below, before any call
         "faster-whisper": _faster_whisper(args.setting, args.threads, timings["faster-whisper"]),
     }
-    if args.ab_attention:  # the same session with cross-attention back on numpy, timed into the same dict
-        timings["ours, numpy attention"] = timings["ours"]
-        engines["ours, numpy attention"] = _without_native_attention(engines["ours"])
-    if args.ab_split:  # the same session with cross-attention's heads split between the host workers
-        timings["ours, heads split"] = timings["ours"]
-        engines["ours, heads split"] = _with_split_cross(engines["ours"])
-    if args.ab_block:  # the same session with the block's kernels called one by one
-        timings["ours, block in Python"] = timings["ours"]
-        engines["ours, block in Python"] = _without_block(engines["ours"])
-    if args.ab_team:  # the same session with the step's pieces handed out through the pool
-        timings["ours, no team"] = timings["ours"]
-        engines["ours, no team"] = _without_team(engines["ours"])
+    for name, variant in _variants(args, engines["ours"]).items():  # timed into ours' dict
+        timings[name] = timings["ours"]
+        engines[name] = variant
     if args.no_peer:
         del engines["faster-whisper"]
     if args.parts:

@@ -89,8 +89,24 @@ def _greedy_on_host(
     """`sample_tokens` at temperature 0 with the choice made in numpy: on the CPU the host is the
     device, and the filters, argmax and log-prob sums of a step cost ~2 ms as an MLX graph here
     against ~0.1 ms in numpy. Same rules (`apply_np`), same tokens, same sums."""
-    with step_team(decode_step):
-        return _greedy_steps(decode_step, logits, cache, tokens, filters, eot, n_steps)
+    rows = np.array(tokens, dtype=np.int32)  # (B, T0)
+    finished = np.zeros(rows.shape[0], dtype=bool)
+    sum_logprobs = np.zeros(rows.shape[0], dtype=np.float64)
+    every_row = np.arange(rows.shape[0])
+    with step_team(decode_step):  # one helper for the whole loop (cpu/team.py)
+        for step in range(n_steps):
+            filtered = apply_filters_np(filters, np.asarray(logits, dtype=np.float32), rows, step)
+            best = filtered.argmax(axis=-1)
+            chosen = np.where(finished, eot, best).astype(np.int32)
+            picked = chosen_logprobs(filtered, chosen, maxima=filtered[every_row, best])  # the argmax gives the max
+            sum_logprobs += np.where(~finished, picked, 0.0)  # rows still running
+            finished |= chosen == eot
+            rows = np.concatenate([rows, chosen[:, None]], axis=1)
+            if finished.all():
+                break
+            if step + 1 < n_steps:
+                logits, cache = decode_step(mx.array(chosen[:, None]), cache)
+    return rows, sum_logprobs
 
 
 def step_team(decode_step: Any) -> AbstractContextManager[Any]:
@@ -100,34 +116,6 @@ def step_team(decode_step: Any) -> AbstractContextManager[Any]:
     decoder = getattr(decode_step, "decoder", None)
     wanted = decoder is not None and decoder.host_int8 and host_decoder.plain_float32_layers(decoder)
     return host_team.enlisted(bool(wanted))
-
-
-def _greedy_steps(
-    decode_step: Any,
-    logits: mx.array,
-    cache: Any,
-    tokens: mx.array,
-    filters: Sequence[LogitFilter],
-    eot: int,
-    n_steps: int,
-) -> tuple[np.ndarray, np.ndarray]:
-    rows = np.array(tokens, dtype=np.int32)  # (B, T0)
-    finished = np.zeros(rows.shape[0], dtype=bool)
-    sum_logprobs = np.zeros(rows.shape[0], dtype=np.float64)
-    every_row = np.arange(rows.shape[0])
-    for step in range(n_steps):
-        filtered = apply_filters_np(filters, np.asarray(logits, dtype=np.float32), rows, step)
-        best = filtered.argmax(axis=-1)
-        chosen = np.where(finished, eot, best).astype(np.int32)
-        picked = chosen_logprobs(filtered, chosen, maxima=filtered[every_row, best])  # the argmax gives the max
-        sum_logprobs += np.where(~finished, picked, 0.0)  # rows still running
-        finished |= chosen == eot
-        rows = np.concatenate([rows, chosen[:, None]], axis=1)
-        if finished.all():
-            break
-        if step + 1 < n_steps:
-            logits, cache = decode_step(mx.array(chosen[:, None]), cache)
-    return rows, sum_logprobs
 
 
 def pipelining_pays() -> bool:
