@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import CPUKernelFailed
-from . import host_math, native_kernels, native_pieces, onednn, onednn_eltwise, onednn_rows
+from . import host_math, native_kernels, native_pieces, onednn, onednn_eltwise, onednn_rows, scratch
 from . import pool as host_pool
 from . import team as host_team
 
@@ -48,49 +48,6 @@ def quantize_rows(matrix: np.ndarray, limit: float = 127.0) -> tuple[np.ndarray,
     scales = np.maximum(np.abs(matrix).max(axis=1), _TINY) / np.float32(limit)
     quantized = np.rint(matrix / scales[:, None]).astype(np.int8)
     return quantized, scales.astype(np.float32)
-
-
-class _Scratch(threading.local):
-    """Per-thread reusable buffers: large fresh allocations cost page faults on every call."""
-
-    def __init__(self) -> None:
-        self.buffers: dict[tuple[str, tuple[int, ...], str], np.ndarray] = {}
-
-    def get(self, role: str, shape: tuple[int, ...], dtype: type) -> np.ndarray:
-        key = (role, shape, np.dtype(dtype).str)
-        found = self.buffers.get(key)
-        if found is None:
-            if len(self.buffers) > 64:  # many lengths seen (prompts): start over rather than grow
-                self.buffers.clear()
-            found = self.buffers[key] = np.empty(shape, dtype)
-        return found
-
-
-_scratch = _Scratch()
-
-
-class _RowBuffers:
-    """One thread's buffers for one-row int8 products of a (K -> N) shape, with their addresses."""
-
-    def __init__(self, in_features: int, out_features: int) -> None:
-        self.scaled = np.empty((1, in_features), np.float32)
-        self.quantized = np.empty((1, in_features), np.uint8)
-        self.sums = np.empty((1, out_features), np.int32)
-        self.quantized_at, self.sums_at = self.quantized.ctypes.data, self.sums.ctypes.data
-
-
-class _RowScratch(threading.local):
-    def __init__(self) -> None:
-        self.buffers: dict[tuple[int, int], _RowBuffers] = {}
-
-    def get(self, in_features: int, out_features: int) -> _RowBuffers:
-        found = self.buffers.get((in_features, out_features))
-        if found is None:
-            found = self.buffers[(in_features, out_features)] = _RowBuffers(in_features, out_features)
-        return found
-
-
-_row_scratch = _RowScratch()
 
 
 class HostLinear:
@@ -160,7 +117,7 @@ class HostLinear:
         return 1 < rows.shape[0] <= _FEW_ROWS and self.weight.size >= _SPLIT_MIN and onednn.available()
 
     def _int8(self, rows: np.ndarray, result: np.ndarray) -> None:
-        scaled = _scratch.get("scaled", rows.shape, np.float32)
+        scaled = scratch.block_scratch.get("scaled", rows.shape, np.float32)
         np.abs(rows, out=scaled)  # in the scratch buffer: a fresh (M, K) block costs page faults per call
         row_scales = np.maximum(scaled.max(axis=1, keepdims=True), _TINY) / _INT8_MAX  # (M, 1)
         np.multiply(rows, np.reciprocal(row_scales), out=scaled)
@@ -168,18 +125,18 @@ class HostLinear:
         count = rows.shape[0]
         product = self._many_product(count) if count > _FEW_ROWS else None
         height = count if product is None else product.rows  # a bucket's rows past `count` are ignored
-        padded = _scratch.get("q", (height, self.in_features), np.uint8)
+        padded = scratch.block_scratch.get("q", (height, self.in_features), np.uint8)
         quantized = padded[:count]
         np.add(scaled, _INPUT_SHIFT, out=quantized, casting="unsafe")  # exact: integers in [1, 255]
         offsets, scales = self.offsets, self.scales
         assert offsets is not None and scales is not None  # set with the int8 weights
         if product is not None:  # the same sums (as float32), scaled in the same two passes: the same floats
-            sums_f32 = _scratch.get("sums-f32", (height, self.out_features), np.float32)
+            sums_f32 = scratch.block_scratch.get("sums-f32", (height, self.out_features), np.float32)
             product.run_sums(padded.ctypes.data, sums_f32.ctypes.data)
             np.multiply(sums_f32[:count], row_scales, out=result)  # float32 only: no casting loop
             result *= scales
             return
-        sums = _scratch.get("sums", result.shape, np.int32)
+        sums = scratch.block_scratch.get("sums", result.shape, np.int32)
 
         def part(cols: slice) -> None:  # output channels `cols`: weight rows, a column block of the sums
             onednn.gemm_u8s8(quantized, self.weight[cols], sums[:, cols], offsets[cols])
@@ -268,7 +225,7 @@ class HostLinear:
             kernel.run(np.ascontiguousarray(rows, np.float32).ctypes.data, 1.0, result)
             return True
         if kernel.single is not None and rows.shape[0] == 1:  # most of a decoder step's calls: fewest steps
-            scaled = _row_scratch.get(self.in_features, self.out_features).scaled
+            scaled = scratch.row_scratch.get(self.in_features, self.out_features).scaled
             np.abs(rows, out=scaled)
             row_scale = np.maximum(scaled.max(), _TINY) / _INT8_MAX
             np.multiply(rows, np.reciprocal(row_scale), out=scaled)
@@ -276,8 +233,8 @@ class HostLinear:
             np.add(scaled, _INPUT_SHIFT, out=kernel.single.input_buffer(), casting="unsafe")  # integers in [1, 255]
             kernel.single.run(float(row_scale), result.ctypes.data)
             return True
-        scaled = _scratch.get("few-scaled", rows.shape, np.float32)
-        quantized = _scratch.get("few-q", rows.shape, np.uint8)
+        scaled = scratch.block_scratch.get("few-scaled", rows.shape, np.float32)
+        quantized = scratch.block_scratch.get("few-q", rows.shape, np.uint8)
         np.abs(rows, out=scaled)
         row_scales = np.maximum(scaled.max(axis=1), _TINY) / _INT8_MAX  # (M,) float32
         np.multiply(rows, np.reciprocal(row_scales)[:, None], out=scaled)
@@ -392,7 +349,7 @@ class HostLinear:
         """`_int8` for one row (a decoder step's products), in fewer numpy calls and through raw
         addresses: the same arithmetic in the same order, so the same float32 results."""
         n, k = self.out_features, self.in_features
-        buffers, scales = _row_scratch.get(k, n), self.scales
+        buffers, scales = scratch.row_scratch.get(k, n), self.scales
         assert scales is not None  # set with the int8 weights
         scaled = buffers.scaled
         np.abs(row, out=scaled)
