@@ -143,3 +143,38 @@ def test_claimed_rows_are_the_callers_to_write() -> None:
     again = cache.claimed(1, limit=16)  # not the buffer's newest value any more: a copy
     assert again.storage() is not grown.storage()
     np.testing.assert_array_equal(again.view()[:, :, :4], rows)
+
+
+@pytest.mark.parametrize("beams", [1, 3])
+def test_a_decoding_loop_enlists_its_team_once(beams: int, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The greedy and beam loops open the step team for the whole loop (one helper sent in), and
+    the steps inside use it; the tokens are the per-kernel route's."""
+    from mlx_audio_coreml.cpu import pool as host_pool
+    from mlx_audio_coreml.whisper.beam import BeamSearch
+    from mlx_audio_coreml.whisper.sampling import DecoderStep, sample_tokens
+
+    monkeypatch.setenv("MLX_AUDIO_COREML_HOST_THREADS", "2")
+    model = random_model(tiny_dims(**WIDE))
+    model.decoder.host_int8 = True
+    tokens, features, cache = beams_after_prefill(model, beams)
+    step = DecoderStep(model, features)
+    logits = step(tokens, cache)[0]  # the first step's logits, as a prefill would give them
+
+    def decode(cache_now: object) -> object:
+        if beams == 1:
+            return sample_tokens(step, logits, cache_now, tokens, [], temperature=0.0, eot=299, n_steps=6)[0]
+        found = BeamSearch(beams, eot=299).run(step, logits, cache_now, tokens, [], n_audio=1, n_steps=6)
+        return [seq for seq, _ in found[0]]
+
+    sent: list[int] = []
+    real = host_pool.in_background
+    monkeypatch.setattr(host_pool, "in_background", lambda work, copies: sent.append(1) or real(work, copies))
+    runs = _counting_blocks(monkeypatch)
+    with_team = decode(beams_after_prefill(model, beams)[2])
+    assert sent == [1] and len(runs) >= 2 * 5  # two blocks a step, five steps after the first
+    monkeypatch.undo()
+    monkeypatch.setattr(host_block, "applies", lambda w: False)
+    monkeypatch.setenv("MLX_AUDIO_COREML_STEP_TEAM", "0")
+    assert np.array_equal(
+        np.array(with_team, dtype=object), np.array(decode(beams_after_prefill(model, beams)[2]), dtype=object)
+    )
