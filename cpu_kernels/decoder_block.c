@@ -34,8 +34,8 @@ static int32_t layer_norm(const macb_cpu_block_args *a, int which, float *out) {
 }
 
 /* Layer norm, q/k/v, the new token's keys and values into the cache, attention, out product, residual. */
-static int32_t self_attention(const macb_cpu_block_args *a, float *normed, float *qkv, float *attended,
-                              float *projected, float *scratch) {
+static int32_t self_attention(const macb_cpu_block_args *a, float *normed, float *qkv, float *projected,
+                              float *scratch) {
     const int64_t rows = a->rows, width = a->width, head_dim = width / a->heads;
     int32_t status = layer_norm(a, 0, normed);
     if (status == MACB_CPU_OK) status = product(a->qkv, normed, width, qkv, rows);
@@ -49,12 +49,12 @@ static int32_t self_attention(const macb_cpu_block_args *a, float *normed, float
                    head_dim * sizeof(float));
         }
     const macb_cpu_attend_cache_args attend = {
-        sizeof(macb_cpu_attend_cache_args), qkv, a->keys, a->values, attended, scratch, rows, a->heads, head_dim,
+        sizeof(macb_cpu_attend_cache_args), qkv, a->keys, a->values, a->attended, scratch, rows, a->heads, head_dim,
         a->length, 3 * width, width, a->cache_row_stride, a->cache_head_stride, a->cache_row_stride,
         a->cache_head_stride, a->scratch_floats - (scratch - a->scratch),
     };
     status = macb_cpu_attend_cache(&attend);
-    if (status == MACB_CPU_OK) status = product(a->out, attended, width, projected, rows);
+    if (status == MACB_CPU_OK) status = product(a->out, a->attended, width, projected, rows);
     if (status == MACB_CPU_OK) add_rows(a->x, projected, rows * width);
     return status;
 }
@@ -131,7 +131,7 @@ int32_t macb_cpu_decoder_block(const macb_cpu_block_args *a) {
     float *normed = a->scratch, *qkv = normed + rows * width, *projected = qkv + 3 * rows * width;
     float *hidden = projected + rows * width, *scratch = hidden + rows * a->hidden_width;
     int32_t status = MACB_CPU_OK;
-    if (a->stages & MACB_CPU_STAGE_SELF) status = self_attention(a, normed, qkv, a->attended, projected, scratch);
+    if (a->stages & MACB_CPU_STAGE_SELF) status = self_attention(a, normed, qkv, projected, scratch);
     if (status == MACB_CPU_OK && (a->stages & MACB_CPU_STAGE_CROSS_QUERY)) {
         status = layer_norm(a, 1, normed);
         if (status == MACB_CPU_OK) status = product(a->cross_q_product, normed, width, a->cross_q, rows);

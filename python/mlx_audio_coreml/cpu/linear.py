@@ -33,6 +33,7 @@ _SPLIT_MIN = 4_000_000  # weights from this size (one or a few rows in) are spli
 _FEW_ROWS = 8  # "a few rows": a greedy step's one, a beam search's five
 _PIECES_PER_WORKER = 4  # column pieces of a split product per worker
 _TINY = np.float32(1e-30)  # an all-zero row keeps scale 1e-30 / 127: its integers are all 0 anyway
+_QUANTIZATION = (float(_TINY), float(_INT8_MAX), float(_INPUT_SHIFT))  # as the C one-call products take it
 # More than `_FEW_ROWS` int8 rows (encoder pieces, the audio keys/values, prompts): prepared 1x1
 # convolutions giving the exact sums as float32 (`onednn_rows`, sums_only), scaled here as the gemm
 # route does. float32 sums, not int32: numpy's int32 x float32 multiply runs a casting loop, 222 us
@@ -200,12 +201,11 @@ class HostLinear:
         kernel = self._row_kernel(count)
         if kernel is None or kernel.single is not None:  # one piece: nothing to share
             return None
-        quantization = (float(_TINY), float(_INT8_MAX), float(_INPUT_SHIFT))
         pieces = []
         for cols, product in kernel.pieces:
             bound = product.bound()
             bias = None if self.bias is None or count == 1 else self.bias[cols]  # one row: the primitive's
-            call = native_kernels.row_product_call(product, bound, quantization, bias)
+            call = native_kernels.row_product_call(product, bound, _QUANTIZATION, bias)
             if call is None:
                 return None
             call.use_stream(onednn_eltwise.new_stream())  # any worker may run the piece: a stream of its own
@@ -283,9 +283,8 @@ class HostLinear:
         """This thread's one-call product (made on first use), or None where none can be made."""
         call = bound.native_call
         if call is None:
-            quantization = (float(_TINY), float(_INT8_MAX), float(_INPUT_SHIFT))
             call = native_kernels.row_product_call(
-                product, bound, quantization, self.bias if product.rows > 1 else None
+                product, bound, _QUANTIZATION, self.bias if product.rows > 1 else None
             )
             bound.native_call = call if call is not None else False
         return call or None

@@ -83,7 +83,9 @@ class BlockCall:
         self._args, self._pointer = args, ctypes.byref(args)
         self._scratch = np.empty(0, np.float32)
 
-    def _scratch_for(self, floats: int) -> None:
+    def _scratch_for(self, extra: int) -> None:
+        """Scratch for the block's row buffers (normed, q/k/v, projected, hidden) and `extra` floats more."""
+        floats = self.rows * (5 * self.width + self.hidden_width) + extra
         if self._scratch.size < floats:
             self._scratch = np.empty(floats, np.float32)
             self._args.scratch, self._args.scratch_floats = self._scratch.ctypes.data, floats
@@ -102,7 +104,7 @@ class BlockCall:
         args.keys, args.values = keys.ctypes.data, values.ctypes.data
         args.cache_head_stride, args.length = capacity * head_dim, length
         args.cache_row_stride = heads * args.cache_head_stride
-        self._scratch_for(self.rows * (5 * self.width + self.hidden_width) + capacity)
+        self._scratch_for(capacity)
 
     def set_audio(self, keys_t: np.ndarray, values: np.ndarray, team: TeamState | None = None) -> None:
         """The window's audio keys (A, H, Dh, S) and values (A, H, S, Dh), C-contiguous float32, A 1
@@ -119,9 +121,7 @@ class BlockCall:
         args.audio_row_stride, args.frames = 0 if audio == 1 else heads * head_dim * frames, frames
         args.team = None if team is None else ctypes.addressof(team)
         workers = 1 if team is None else int(team.workers)
-        self._scratch_for(
-            self.rows * (5 * self.width + self.hidden_width) + workers * native_kernels.GROUP_ROWS * frames
-        )
+        self._scratch_for(workers * native_kernels.GROUP_ROWS * frames)
 
     def run(self, x: np.ndarray, cross_q: np.ndarray, attended: np.ndarray, stages: int) -> None:
         """The `stages` on x (rows, width) in place; cross_q and attended (rows, width) are written

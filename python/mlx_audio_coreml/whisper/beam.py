@@ -48,49 +48,41 @@ class BeamSearch:
         cache of the surviving beams (`sampling.DecoderStep` does both for the text decoder).
         Returns, per window, its finished candidates (at least one, best first not guaranteed).
         """
-        on_host = not pipelining_pays()  # CPU: filters in numpy (same rules), ~2 ms a step less than as an MLX graph
-        with step_team(decode_step) if on_host else contextlib.nullcontext():  # one helper for the loop
-            return self._search(decode_step, logits, cache, tokens, filters, (n_audio, n_steps, on_host))
-
-    def _search(
-        self, decode_step: Any, logits: mx.array, cache: Any, tokens: mx.array, filters: Sequence[LogitFilter],
-        sizes: tuple[int, int, bool],
-    ) -> list[list[Candidate]]:  # fmt: skip
-        """`run`'s loop; sizes: (n_audio, n_steps, on_host)."""
-        n_audio, n_steps, on_host = sizes
         beam = self.beam_size
         sampled: list[list[int]] = [[] for _ in range(n_audio * beam)]
         scores = [0.0] * (n_audio * beam)
         finished: list[dict[tuple[int, ...], float]] = [{} for _ in range(n_audio)]
+        on_host = not pipelining_pays()  # CPU: filters in numpy (same rules), ~2 ms a step less than as an MLX graph
         history: Any = np.array(tokens, dtype=np.int32) if on_host else tokens
-        for step in range(n_steps):
-            if on_host:
-                filtered = apply_filters_np(filters, np.asarray(logits, dtype=np.float32), history, step)
-            else:
-                filtered = apply_filters(filters, logits, history, step)
-            top_ids, top_lps = self._top_candidates(filtered)
-            sources: list[int] = []
-            next_sampled: list[list[int]] = []
-            next_scores: list[float] = []
-            for i in range(n_audio):
-                for row, token, score in self._extend(
-                    i, sampled, scores, top_ids, top_lps, finished[i], first=step == 0
-                ):
-                    sources.append(row)
-                    next_sampled.append(sampled[row] + [token])
-                    next_scores.append(score)
-            sampled, scores = next_sampled, next_scores
-            if all(len(f) >= self.max_candidates for f in finished) or step + 1 == n_steps:
-                break
-            rows = mx.array(sources, dtype=mx.int32)
-            last = np.array([seq[-1] for seq in sampled], dtype=np.int32)[:, None]  # (B, 1)
-            if step > 0:  # at first every source is a row equal to its window's others: nothing moves
-                cache = decode_step.reorder(cache, rows)
-            if on_host:
-                history = np.concatenate([history[sources], last], axis=1)
-            else:
-                history = mx.concatenate([history[rows], mx.array(last)], axis=1)
-            logits, cache = decode_step(mx.array(last), cache)
+        with step_team(decode_step) if on_host else contextlib.nullcontext():  # one helper for the loop
+            for step in range(n_steps):
+                if on_host:
+                    filtered = apply_filters_np(filters, np.asarray(logits, dtype=np.float32), history, step)
+                else:
+                    filtered = apply_filters(filters, logits, history, step)
+                top_ids, top_lps = self._top_candidates(filtered)
+                sources: list[int] = []
+                next_sampled: list[list[int]] = []
+                next_scores: list[float] = []
+                for i in range(n_audio):
+                    for row, token, score in self._extend(
+                        i, sampled, scores, top_ids, top_lps, finished[i], first=step == 0
+                    ):
+                        sources.append(row)
+                        next_sampled.append(sampled[row] + [token])
+                        next_scores.append(score)
+                sampled, scores = next_sampled, next_scores
+                if all(len(f) >= self.max_candidates for f in finished) or step + 1 == n_steps:
+                    break
+                rows = mx.array(sources, dtype=mx.int32)
+                last = np.array([seq[-1] for seq in sampled], dtype=np.int32)[:, None]  # (B, 1)
+                if step > 0:  # at first every source is a row equal to its window's others: nothing moves
+                    cache = decode_step.reorder(cache, rows)
+                if on_host:
+                    history = np.concatenate([history[sources], last], axis=1)
+                else:
+                    history = mx.concatenate([history[rows], mx.array(last)], axis=1)
+                logits, cache = decode_step(mx.array(last), cache)
         return [self._finalize(i, finished[i], sampled, scores) for i in range(n_audio)]
 
     def _top_candidates(self, filtered: mx.array | np.ndarray) -> tuple[list[list[int]], list[list[float]]]:

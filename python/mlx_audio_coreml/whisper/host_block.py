@@ -66,15 +66,15 @@ def run(
 ) -> tuple[np.ndarray, tuple[HostKV, HostKV], np.ndarray] | None:
     """host_decoder._block in C: (x after the block, the grown keys and values, the scaled cross
     queries (B, D)), or None where it does not apply. `x` (B, D) C-contiguous float32 is updated
-    in place. `split`: cross-attention runs through `cross` (the caller's, split over workers)
-    between two C calls; `team` (an open one): its heads are split in C."""
+    in place. `cache`: (the self-attention keys and values, (audio keys_t, values) as numpy blocks
+    our kernel takes: host_decoder._native_attention checked them). `split`: cross-attention runs
+    through `cross` (the caller's, split over workers) between two C calls; `team` (an open one):
+    its heads are split in C."""
     rows = x.shape[0]
     call = _made(w, rows) if x.flags.c_contiguous and x.dtype == np.float32 else None
     if call is None:
         return None
-    keys_t, audio_values = np.asarray(cache[1][0]), np.asarray(cache[1][1])
-    if not (keys_t.flags.c_contiguous and audio_values.flags.c_contiguous and keys_t.dtype == np.float32):
-        return None
+    keys_t, audio_values = cache[1]
     keys, values = _host_kv(cache[0][0], limit), _host_kv(cache[0][1], limit)
     if keys.shape[0] != rows or values.shape != keys.shape:
         return None

@@ -241,12 +241,13 @@ def lazy_scores(scaled_q: np.ndarray, keys_t: mx.array) -> mx.array:
 def _block(
     w: _LayerWeights, x: np.ndarray, cache: Any, limit: int
 ) -> tuple[np.ndarray, tuple[HostKV, HostKV], np.ndarray]:
-    if host_block.applies(w) and _native_attention(_array(cache[1][0]), _array(cache[1][1])):
-        # the whole block in one C call (two around a split cross-attention)
-        # an open team splits cross-attention's heads in C itself (unless MLX_AUDIO_COREML_SPLIT_CROSS=0)
+    audio = _array(cache[1][0]), _array(cache[1][1])  # keys_t, values
+    if host_block.applies(w) and _native_attention(*audio):
+        # the whole block in one C call (two around a split cross-attention); an open team splits
+        # cross-attention's heads in C itself (unless MLX_AUDIO_COREML_SPLIT_CROSS=0)
         team = host_team.current() if _SPLIT_CROSS is not False else None
-        split = team is None and _splits_cross(x.shape[0], np.shape(cache[1][0])[0] == 1)
-        done = host_block.run(w, x, cache, limit, split, _native_cross, team)
+        split = team is None and _splits_cross(x.shape[0], audio[0].shape[0] == 1)
+        done = host_block.run(w, x, (cache[0], audio), limit, split, _native_cross, team)
         if done is not None:
             x, self_kv, cross_q = done
             return x, self_kv, _heads(cross_q, w.heads)
@@ -270,7 +271,8 @@ def decode_step(
     x = prepared.embedding[ids] + prepared.positions[offset]  # (B, D)
     layers, logits_layer = prepared.layers, prepared.logits
     new_cache, cross_qk = [], []
-    # int8: a helper spins in C for this step (the float32 products still go through the pool)
+    # int8: a helper waits in C for this step, unless the decoding loop around it opened the team
+    # already (sampling.step_team); the float32 products still go through the pool
     with host_math.decoder_blas_threads(), host_team.enlisted(logits_layer.int8):
         for w, layer_cache in zip(layers, kv_cache):
             x, self_kv, cross_q = _block(w, x, layer_cache, limit)
