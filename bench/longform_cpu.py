@@ -36,7 +36,7 @@ import numpy as np
 from machine_info import cpu_flags, cpu_model, version
 
 ROOT = Path(__file__).resolve().parents[1]
-SETTINGS = ("greedy-int8", "beam5-int8", "beam5-float32", "defaults")
+SETTINGS = ("greedy-int8", "beam5-int8", "greedy-float32", "beam5-float32", "defaults")
 _GAP = 0.5  # seconds of silence after each clip
 
 
@@ -100,13 +100,19 @@ def ours(model: str, setting: str, _threads: int) -> Callable[[object], str]:
     return run
 
 
+def peer_compute_type(setting: str) -> str:
+    """faster-whisper's compute type for one of our settings ("default", its own, for `defaults`)."""
+    return setting.rsplit("-", 1)[1] if setting.endswith(("-int8", "-float32")) else "default"
+
+
 def faster_whisper(model: str, setting: str, threads: int) -> Callable[[object], str]:
     from faster_whisper import WhisperModel
 
     from mlx_audio_coreml.whisper.model_names import local_store
 
-    compute = {"greedy-int8": "int8", "beam5-int8": "int8", "beam5-float32": "float32"}.get(setting, "default")
-    fw = WhisperModel(str(local_store() / model), device="cpu", compute_type=compute, cpu_threads=threads)
+    fw = WhisperModel(
+        str(local_store() / model), device="cpu", compute_type=peer_compute_type(setting), cpu_threads=threads
+    )
     kwargs = (
         {}
         if setting == "defaults"

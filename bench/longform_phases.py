@@ -1,6 +1,7 @@
 """Where long-form transcription's wall time goes, ours against faster-whisper's, phase by phase.
 
-Both engines transcribe bench/longform_cpu.py's real long audio (tiny.en, int8, greedy or beam 5)
+Both engines transcribe bench/longform_cpu.py's real long audio (tiny.en, int8 or float32, greedy or
+beam 5, or each engine's defaults)
 in one process, in turns, after a warm-up. Timers wrap each engine's phases without changing them:
 - ours: the encoder (`WindowDecoding.features` -> encoder.encode), the prompt's prefill
   (`DecodingTask._prefill`), the decoder steps (`host_decoder.decode_step`), the rest;
@@ -40,6 +41,9 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT / "bench"), str(ROOT / "tests")]
 
 Timings = dict[str, list[float]]
+# `defaults`: each engine as a user calls it (ours beam 5 float32 on the CPU, faster-whisper beam 5 with its
+# "default" compute type, float32 on a CPU)
+PHASE_SETTINGS = ["greedy-int8", "beam5-int8", "greedy-float32", "beam5-float32", "defaults"]
 
 
 def _timed(timings: Timings, phase: str, fn: Callable[..., Any]) -> Callable[..., Any]:
@@ -168,14 +172,17 @@ def _variants(args: argparse.Namespace, ours: Callable[[Any], str]) -> dict[str,
 def _faster_whisper(setting: str, threads: int, timings: Timings) -> Callable[[Any], str]:
     from faster_whisper import WhisperModel
 
+    from longform_cpu import peer_compute_type
     from mlx_audio_coreml.whisper.model_names import local_store
 
-    fw = WhisperModel(str(local_store() / "tiny.en"), device="cpu", compute_type="int8", cpu_threads=threads)
+    compute = peer_compute_type(setting)
+    fw = WhisperModel(str(local_store() / "tiny.en"), device="cpu", compute_type=compute, cpu_threads=threads)
     fw.model = _TimedGenerate(fw.model, timings)
-    kwargs = {"beam_size": 5 if setting.startswith("beam5") else 1, "temperature": 0.0, "language": "en"}
+    kwargs: dict[str, Any] = {"temperature": 0.0, "language": "en"}
+    kwargs = {} if setting == "defaults" else {"beam_size": 5 if setting.startswith("beam5") else 1, **kwargs}
 
     def run(audio: Any) -> str:
-        segments, _info = fw.transcribe(audio, condition_on_previous_text=True, vad_filter=False, **kwargs)
+        segments, _info = fw.transcribe(audio, **kwargs)  # its defaults: previous text on, no VAD
         return " ".join(s.text.strip() for s in segments)
 
     return run
@@ -203,7 +210,7 @@ def main() -> int:
     parser.add_argument("--minutes", type=float, default=3.0)
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--setting", default="greedy-int8", choices=["greedy-int8", "beam5-int8"])
+    parser.add_argument("--setting", default="greedy-int8", choices=PHASE_SETTINGS)
     parser.add_argument("--parts", action="store_true", help="also time the pieces inside our phases")
     parser.add_argument(
         "--ab-split", action="store_true", help="also run ours with cross-attention's heads split over the workers"

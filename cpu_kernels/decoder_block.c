@@ -1,11 +1,13 @@
 /* One decoder block of a Whisper decoder step, for a few token rows, in one call from Python.
  *
- * Why: the block is ~20 small operations on (rows, D) rows: three layer norms, six int8 products,
- * two attentions, a GELU and three residual adds. Each already runs in a kernel of this library
- * (or oneDNN through macb_cpu_int8_row_product); what was left was Python between them: ~60 calls
- * a block into numpy, ctypes and the cache's bookkeeping, 0.5-1.2 ms of a 3.8-4 ms greedy step on
- * tiny.en (2 cores, AMD EPYC and Intel Xeon). Here the same kernels run in the same order on the
- * same bytes, so the results are host_decoder's numpy-and-kernels route bit for bit.
+ * Why: the block is ~20 small operations on (rows, D) rows: three layer norms, six products, two
+ * attentions, a GELU and three residual adds. Each already runs in a kernel of this library (or
+ * oneDNN through macb_cpu_row_product); what was left was Python between them: ~60 calls a block
+ * into numpy, ctypes and the cache's bookkeeping, 0.5-1.2 ms of a 3.8-4 ms greedy step on tiny.en
+ * (2 cores, AMD EPYC and Intel Xeon). int8: the same kernels run in the same order on the same
+ * bytes, so the results are host_decoder's numpy-and-kernels route bit for bit. float32: the
+ * products are oneDNN's prepared 1x1 convolutions where that route calls BLAS (sgemv, sgemm), so
+ * the two agree to float32 rounding.
  *
  * The stages can be run apart (a bit mask), so that the caller may run the cross-attention itself
  * (split over its worker threads) between the cross queries and the rest of the block.
@@ -21,7 +23,7 @@ static int32_t product(macb_cpu_row_product_args *p, const float *in, int64_t in
     p->row = in;
     p->row_stride = in_stride;
     p->out = out;
-    return macb_cpu_int8_row_product(p);
+    return macb_cpu_row_product(p);
 }
 
 static void add_rows(float *restrict x, const float *restrict y, int64_t count) {

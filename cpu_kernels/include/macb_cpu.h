@@ -6,7 +6,7 @@
 
 #include <stdint.h>
 
-#define MACB_CPU_ABI_VERSION 7
+#define MACB_CPU_ABI_VERSION 8
 #define MACB_CPU_EXPORT __attribute__((visibility("default")))
 #define MACB_CPU_MAX_HEAD_DIM 256
 
@@ -68,14 +68,17 @@ MACB_CPU_EXPORT int32_t macb_cpu_log_normalizers(const float *logits, int64_t ro
 /* Exact (erf) GELU of `count` contiguous floats, in place. */
 MACB_CPU_EXPORT int32_t macb_cpu_gelu(float *x, int64_t count);
 
-/* A few rows' int8 product through a prepared oneDNN primitive (python/.../cpu/onednn_rows.py):
- * quantizes each of `rows` rows (width floats, row_stride apart) into `quantized` (the primitive's
- * source buffer, rows packed) as bytes rint(x / scale) + shift, scale = max(max |x|, tiny) / limit.
- * One row: its scale goes to `scale_slot` (the primitive's source scale; the primitive adds the
- * bias). Several: `scale_slot` gets 1, and after the run each out row (out_width floats) is
- * multiplied by its scale and `bias` (or NULL) added. Points `dst_memory` at `out`, executes,
- * waits; oneDNN's functions come as pointers: dnnl_memory_set_data_handle, dnnl_primitive_execute,
- * dnnl_stream_wait. Returns MACB_CPU_ONEDNN_FAILED + oneDNN's status when one of them fails. */
+/* A few rows' product through a prepared oneDNN primitive (python/.../cpu/onednn_rows.py).
+ * int8 (float_input 0): quantizes each of `rows` rows (width floats, row_stride apart) into
+ * `quantized` (the primitive's source buffer, rows packed) as bytes rint(x / scale) + shift,
+ * scale = max(max |x|, tiny) / limit. One row: its scale goes to `scale_slot` (the primitive's
+ * source scale; the primitive adds the bias). Several: `scale_slot` gets 1, and after the run each
+ * out row (out_width floats) is multiplied by its scale and `bias` (or NULL) added.
+ * float32 (float_input 1): the rows are copied, packed, into `quantized` (then a float32 buffer);
+ * the primitive adds the bias; scale_slot, bias, tiny, limit and shift are not read.
+ * Then points `dst_memory` at `out`, executes, waits; oneDNN's functions come as pointers:
+ * dnnl_memory_set_data_handle, dnnl_primitive_execute, dnnl_stream_wait. Returns
+ * MACB_CPU_ONEDNN_FAILED + oneDNN's status when one of them fails. */
 #define MACB_CPU_MAX_PRODUCT_ROWS 64
 typedef struct macb_cpu_row_product_args {
     int64_t size; /* sizeof(macb_cpu_row_product_args) */
@@ -90,9 +93,10 @@ typedef struct macb_cpu_row_product_args {
     void *set_handle, *execute, *wait;
     void *primitive, *stream, *dst_memory;
     const void *args;
+    int32_t float_input;
 } macb_cpu_row_product_args;
 
-MACB_CPU_EXPORT int32_t macb_cpu_int8_row_product(const macb_cpu_row_product_args *args);
+MACB_CPU_EXPORT int32_t macb_cpu_row_product(const macb_cpu_row_product_args *args);
 
 /* A team: the calling thread and helper threads that wait in macb_cpu_team_serve share the pieces
  * of the kernels given it (cpu_kernels/team.c). The caller's memory, zeroed, with `size` set;
@@ -118,7 +122,7 @@ MACB_CPU_EXPORT int32_t macb_cpu_team_close(macb_cpu_team *team);
  * worker past the team's count. */
 MACB_CPU_EXPORT int32_t macb_cpu_team_serve(macb_cpu_team *team, int64_t spin_ns, int64_t idle_ns);
 
-/* Column pieces of a few rows' int8 product, each a prepared one-call product over its output
+/* Column pieces of a few rows' product (int8 or float32), each a prepared one-call product over its output
  * columns (`pieces`, count of them), run by the team (NULL: the caller alone). Every piece reads
  * `rows` (row_count rows, row_stride floats apart) and writes its columns of `out` (row_count x
  * out_width, contiguous) from column columns[i]: straight there for one row, else into blocks[i]
@@ -147,7 +151,8 @@ MACB_CPU_EXPORT int32_t macb_cpu_row_product_pieces(const macb_cpu_pieces_args *
  * - CROSS_ATTEND: cross_q against the audio keys_t / values (macb_cpu_attend_args' layout) into
  *   `attended` (rows, width);
  * - CROSS_OUT_MLP: out product of `attended`, add; layer norm 2, mlp1, GELU, mlp2, add.
- * The products are prepared one-call products (macb_cpu_row_product_args of this many rows); their
+ * The products are prepared one-call products (macb_cpu_row_product_args of this many rows, int8 or
+ * float32 alike); their
  * row, row_stride and out fields are set here. scratch: at least rows * (5 * width + hidden_width)
  * floats, plus `length` for SELF and 4 * frames per team worker for CROSS_ATTEND (4 rows sharing
  * audio at a time). `team` (or NULL) splits CROSS_ATTEND's heads.

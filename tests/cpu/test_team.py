@@ -26,11 +26,11 @@ def _two_workers(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("MLX_AUDIO_COREML_HOST_THREADS", "2")
 
 
-def _large_layer(bias: bool) -> linear.HostLinear:
+def _large_layer(bias: bool, int8: bool = True) -> linear.HostLinear:
     """Large enough to be cut into column pieces (linear._SPLIT_MIN), as the logits are."""
     rng = np.random.default_rng(0)
     weight = rng.standard_normal((10_500, 384)).astype(np.float32) * 0.05
-    return linear.HostLinear(weight, rng.standard_normal(10_500).astype(np.float32) if bias else None, int8=True)
+    return linear.HostLinear(weight, rng.standard_normal(10_500).astype(np.float32) if bias else None, int8=int8)
 
 
 def _counting_pieces(monkeypatch: pytest.MonkeyPatch) -> list[int]:
@@ -62,6 +62,28 @@ def test_pieces_on_the_team_give_the_pool_routes_bits(rows: int, bias: bool, mon
     for got in [first, *again]:
         np.testing.assert_array_equal(got, pooled)
     np.testing.assert_array_equal(layer(x), pooled)  # and the pool's route again after the step
+
+
+@pytest.mark.parametrize("rows", [1, 5])
+def test_float32_pieces_on_the_team_agree_with_the_routes_outside(rows: int, monkeypatch: pytest.MonkeyPatch) -> None:
+    """float32: one row outside a team is OpenBLAS's sgemv (to float32 rounding); several rows are
+    the same oneDNN primitives through the pool (the same bits)."""
+    layer = _large_layer(bias=True, int8=False)
+    x = np.random.default_rng(3).standard_normal((rows, 384)).astype(np.float32)
+    runs = _counting_pieces(monkeypatch)
+    outside = layer(x).copy()
+    assert runs == []
+    with team.enlisted() as state:
+        assert state is not None
+        inside = [layer(x).copy() for _ in range(20)]
+    assert len(runs) == 20
+    exact = x.astype(np.float64) @ layer.weight.T.astype(np.float64) + layer.bias
+    for got in inside:
+        np.testing.assert_array_equal(got, inside[0])
+        np.testing.assert_allclose(got, exact, rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(outside, exact, rtol=1e-5, atol=1e-5)
+    if rows > 1:
+        np.testing.assert_array_equal(inside[0], outside)
 
 
 def test_without_a_helper_the_caller_runs_every_piece(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -110,12 +110,16 @@ class HostLinear:
         return result.reshape(-1) if x.ndim == 1 else result
 
     def _few_rows_apply(self, rows: np.ndarray) -> bool:
-        """int8: a decoder step's products (1 to 8 rows). float32: only beams' and samples' rows (2 to
-        8) against a large weight (the logits: 5.8 ms against 14 ms for sgemm on 5 rows; one row and
-        small weights are as fast through gemv / sgemm)."""
+        """int8: a decoder step's products (1 to 8 rows). float32: a large weight's (the logits') 2 to 8
+        rows of beams and samples (5.8 ms against 14 ms for sgemm on 5 rows), and its one row when a
+        step's team is open, which shares its pieces (a greedy tiny.en step on this 2-core EPYC, jfk.wav,
+        in turns: 5.85 against 6.19 ms with OpenBLAS's sgemv; 80 MB of weights a step is memory-bound
+        either way; the cost: the weights' second, reordered copy). Small weights are as fast through
+        gemv / sgemm."""
         if self.int8:
             return rows.shape[0] <= _FEW_ROWS
-        return 1 < rows.shape[0] <= _FEW_ROWS and self.weight.size >= _SPLIT_MIN and onednn.available()
+        several = rows.shape[0] > 1 or host_team.current() is not None
+        return several and rows.shape[0] <= _FEW_ROWS and self.weight.size >= _SPLIT_MIN and onednn.available()
 
     def _int8(self, rows: np.ndarray, result: np.ndarray) -> None:
         scaled = scratch.block_scratch.get("scaled", rows.shape, np.float32)
@@ -182,11 +186,11 @@ class HostLinear:
         return self._many[height]
 
     def _in_team(self, rows: np.ndarray, result: np.ndarray) -> bool:
-        """A large int8 weight's column pieces on the open team of this thread's decoder step
-        (cpu/team.py), in one C call: `_few`'s results, bit for bit. False where none is open or the
-        pieces cannot run so (then `_few` does)."""
+        """A large weight's column pieces on the open team of this thread's decoder step (cpu/team.py),
+        in one C call: `_few`'s results, bit for bit. False where none is open or the pieces cannot
+        run so (then `_few` does)."""
         team = host_team.current()
-        if team is None or not self.int8 or rows.strides[-1] != 4:
+        if team is None or rows.strides[-1] != 4:
             return False
         made = self._team_pieces.by_rows
         if rows.shape[0] not in made:
@@ -290,12 +294,12 @@ class HostLinear:
         return call or None
 
     def one_call(self, rows: int) -> tuple[native_kernels.RowProductCall, Any] | None:
-        """For int8 products of `rows` (1-8) rows in one piece: this thread's one-call product and
-        the binding it runs on (whose `src_at` must still be its `own_at` when it runs), or None."""
-        if not self.int8 or not 1 <= rows <= _FEW_ROWS or self._row_kernel(rows) is None:
-            return None
-        product = self._direct.get(rows)
-        if product is None:  # split in column pieces (a large weight)
+        """For products of `rows` (1-8) rows in one piece: this thread's one-call product and the
+        binding it runs on (whose `src_at` must still be its `own_at` when it runs), or None.
+        float32: made on first call, with the weights reordered for oneDNN (a second copy of them)."""
+        kernel = self._row_kernel(rows) if 1 <= rows <= _FEW_ROWS else None
+        product = None if kernel is None else kernel.single
+        if product is None:  # none, or split in column pieces (a large weight)
             return None
         bound = product.bound()
         call = self._native_call(product, bound)

@@ -3,8 +3,9 @@
 Kernels: `attend_rows` (cross-attention of a few query rows), `attend_cache` (a decoder step's
 self-attention against its cached keys and values), `layer_norm_rows` and `gelu_` (a
 decoder step's row-wise operations, where numpy's or oneDNN's call overhead is most of the cost),
-`log_normalizers` (a decoding step's logsumexp per row), `RowProductCall` (one row's int8 product through a prepared oneDNN primitive in one call, bit for
-bit what the numpy route gives).
+`log_normalizers` (a decoding step's logsumexp per row), `RowProductCall` (a few rows' int8
+product through a prepared oneDNN primitive in one call, bit for bit what the numpy route gives;
+or a float32 product through one).
 
 Why C of our own: beam search's cross-attention reads each head's audio keys and values for five
 query rows; numpy hands every head to OpenBLAS, whose sgemm repacks the (64 x 1500) operand for
@@ -28,7 +29,7 @@ import numpy as np
 from .. import config
 from ..errors import CPUKernelFailed
 
-ABI_VERSION = 7  # MACB_CPU_ABI_VERSION in cpu_kernels/include/macb_cpu.h
+ABI_VERSION = 8  # MACB_CPU_ABI_VERSION in cpu_kernels/include/macb_cpu.h
 MAX_HEAD_DIM = 256
 GROUP_ROWS = 4  # scratch of this many rows lets rows that share audio go four at a time
 _LIBRARY_NAME = "libmacb_cpu.dylib" if sys.platform == "darwin" else "libmacb_cpu.so"
@@ -65,7 +66,7 @@ class _RowProductArgs(ctypes.Structure):
         ("quantized", _ptr), ("scale_slot", _ptr), ("out", _ptr), ("bias", _ptr),
         ("tiny", ctypes.c_float), ("limit", ctypes.c_float), ("shift", ctypes.c_float), ("arg_count", ctypes.c_int32),
         ("set_handle", _ptr), ("execute", _ptr), ("wait", _ptr),
-        ("primitive", _ptr), ("stream", _ptr), ("dst_memory", _ptr), ("args", _ptr),
+        ("primitive", _ptr), ("stream", _ptr), ("dst_memory", _ptr), ("args", _ptr), ("float_input", ctypes.c_int32),
     ]  # fmt: skip
 
 
@@ -100,12 +101,12 @@ def _library() -> Any:
     library.macb_cpu_attend_rows.argtypes = [ctypes.POINTER(_AttendArgs)]
     library.macb_cpu_layer_norm_rows.argtypes = [_ptr, _i64, _ptr, _i64, _i64, _i64, _ptr, _ptr, ctypes.c_float]
     library.macb_cpu_gelu.argtypes = [_ptr, _i64]
-    library.macb_cpu_int8_row_product.argtypes = [ctypes.POINTER(_RowProductArgs)]
+    library.macb_cpu_row_product.argtypes = [ctypes.POINTER(_RowProductArgs)]
     library.macb_cpu_attend_cache.argtypes = [ctypes.POINTER(_AttendCacheArgs)]
     library.macb_cpu_log_normalizers.argtypes = [_ptr, _i64, _i64, _i64, _ptr, _ptr]
     for function in (
         library.macb_cpu_attend_rows, library.macb_cpu_layer_norm_rows, library.macb_cpu_gelu,
-        library.macb_cpu_int8_row_product, library.macb_cpu_attend_cache, library.macb_cpu_log_normalizers,
+        library.macb_cpu_row_product, library.macb_cpu_attend_cache, library.macb_cpu_log_normalizers,
     ):  # fmt: skip
         function.restype = ctypes.c_int32
     return library
@@ -289,14 +290,16 @@ def _function_address(function: Any) -> int:
 
 
 class RowProductCall:
-    """A few rows' int8 product through a prepared oneDNN primitive, quantized and run in one C call.
+    """A few rows' product through a prepared oneDNN primitive, run in one C call.
 
     `onednn` names oneDNN's dnnl_memory_set_data_handle, dnnl_primitive_execute and
     dnnl_stream_wait (ctypes functions of the loaded library); the handles and buffers are one
-    thread's (onednn_rows' `_Bound`): `quantized` is the primitive's (rows, K) uint8 source buffer
-    and `scale_slot` its float32 source scale. One row: the primitive applies the row's scale and
-    the bias; several: the call applies them after (`bias` is the layer's, or None). Operation for
-    operation host_linear's numpy route, so the results are the same bits."""
+    thread's (onednn_rows' `_Bound`): `quantized` is the primitive's (rows, K) source buffer and
+    `scale_slot` its float32 source scale.
+    - int8 (a uint8 source): the rows are quantized in C. One row: the primitive applies the row's
+      scale and the bias; several: the call applies them after (`bias` is the layer's, or None).
+      Operation for operation host_linear's numpy route, so the results are the same bits.
+    - float32 (a float32 source): the rows are copied in; the primitive adds the bias."""
 
     def __init__(
         self, onednn: Any, handles: dict[str, Any], quantized: np.ndarray, scale_slot: np.ndarray, out_width: int,
@@ -314,6 +317,7 @@ class RowProductCall:
             _function_address(onednn.dnnl_memory_set_data_handle), _function_address(onednn.dnnl_primitive_execute),
             _function_address(onednn.dnnl_stream_wait),
             handles["primitive"], handles["stream"], handles["dst_memory"], ctypes.cast(handles["args"], _ptr).value,
+            int(quantized.dtype == np.float32),
         )  # fmt: skip
         self._pointer = ctypes.byref(self._args)
         self.rows, self.in_width, self.out_width = rows, width, out_width
@@ -330,18 +334,19 @@ class RowProductCall:
         args = self._args
         args.row, args.out = address(rows), address(out)
         args.row_stride = rows.strides[0] // 4
-        checked(self._library.macb_cpu_int8_row_product(self._pointer), "macb_cpu_int8_row_product")
+        checked(self._library.macb_cpu_row_product(self._pointer), "macb_cpu_row_product")
 
 
 def row_product_call(
     product: Any, bound: Any, quantization: tuple[float, float, float], bias: np.ndarray | None
 ) -> RowProductCall | None:
-    """A `RowProductCall` for an int8 `onednn_rows.RowProduct` of up to MAX_PRODUCT_ROWS rows and
-    one thread's `bound` memories, or None (kernels not built, a float32 or sums-only product, too
-    many rows). `quantization`: (tiny, limit, shift) as host_linear quantizes; `bias`: the layer's,
-    for several rows (the primitive adds it to one row itself)."""
-    if not (available() and product.int8 and not product.sums_only and product.rows <= MAX_PRODUCT_ROWS):
+    """A `RowProductCall` for an `onednn_rows.RowProduct` (int8 or float32) of up to MAX_PRODUCT_ROWS
+    rows and one thread's `bound` memories, or None (kernels not built, a sums-only product, too
+    many rows). `quantization`: (tiny, limit, shift) as host_linear quantizes; `bias`: an int8
+    layer's, for several rows (the primitive adds it to one row itself, and to a float32 product's)."""
+    if not (available() and not product.sums_only and product.rows <= MAX_PRODUCT_ROWS):
         return None
+    bias = bias if product.int8 else None
     tiny, limit, shift = quantization
     handles = {
         "tiny": tiny, "limit": limit, "shift": shift, "arg_count": bound.count, "primitive": product.primitive.value,

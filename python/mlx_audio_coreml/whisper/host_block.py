@@ -1,11 +1,13 @@
 """A host decoder step's block in one C call (`cpu/native_block.py`) instead of ~60 Python calls.
 
-Applies to int8 models with our C kernels built, up to 8 rows (greedy's one, beams' five), when
-every product of the block is a prepared one-call product on this thread and the cache's keys and
-values are host buffers. The results are host_decoder's route's, bit for bit (tested); anything
-else returns None and the caller takes that route. Measured on this AMD EPYC (2 cores, tiny.en
-int8, 3 min of real speech, in turns in one process, `bench/longform_phases.py --ab-block`): a
-greedy step 3.48 against 3.97 ms with the kernels called one by one; beam 5 6.76 against 7.04 ms.
+Applies to int8 models and small enough float32 ones (host_decoder.in_one_call) with our C
+kernels built, up to 8 rows (greedy's one, beams' five), when every product of the block is a
+prepared one-call product on this thread and the cache's keys and values are host buffers. int8:
+the results are host_decoder's route's, bit for bit (tested); float32: within float32 rounding of
+it (its products are BLAS's there). Anything else returns None and the caller takes that route.
+Measured on this AMD EPYC (2 cores, tiny.en int8, 3 min of real speech, in turns in one process,
+`bench/longform_phases.py --ab-block`): a greedy step 3.48 against 3.97 ms with the kernels called
+one by one; beam 5 6.76 against 7.04 ms.
 """
 
 from __future__ import annotations
@@ -51,8 +53,10 @@ def _made(w: Any, rows: int) -> BlockCall | None:
 
 
 def applies(w: Any) -> bool:
-    """The layer is int8 and our C kernels are built (row counts are checked per step)."""
-    return w.int8 and native_kernels.available()
+    """The layer's block runs in one C call (host_decoder.in_one_call: int8, or a float32 decoder
+    small enough for its products' second copy) and our C kernels are built (row counts are
+    checked per step)."""
+    return bool(w.one_call) and native_kernels.available()
 
 
 def _host_kv(cached: Any, limit: int) -> HostKV:

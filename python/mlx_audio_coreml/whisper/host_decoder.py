@@ -27,7 +27,7 @@ import mlx.nn as nn
 import numpy as np
 
 from .. import config
-from ..cpu import amx_policy, host_math, native_kernels
+from ..cpu import amx_policy, host_math, native_kernels, onednn
 from ..cpu import linear as host_linear
 from ..cpu import pool as host_pool
 from ..cpu import team as host_team
@@ -45,6 +45,24 @@ from .host_cache import HostKV
 #   4.28); beam 5 10.14 against 8.36: five rows' hand-off costs more than the reading it spreads;
 # - this AMD EPYC (~55 GB/s a core): greedy 7.58 split against 6.91 s: the hand-off costs more.
 _SPLIT_CROSS: bool | None = {"1": True, "0": False}.get(config.setting(config.SPLIT_CROSS))
+
+
+# float32 models: each block in one C call (host_block) needs its products as prepared oneDNN
+# primitives, whose weights are a reordered second copy. Only decoders whose block weights stay
+# under this get it (tiny 33 MB, base 88, small 396, large-v3-turbo 367; not medium's 1.4 GB or
+# large's 2.9 GB): there the step is BLAS's, as before.
+_FLOAT32_BLOCK_BYTES = 512 * 2**20
+
+
+def in_one_call(decoder: Any) -> bool:
+    """The decoder's steps run each block in one C call and open a team (cpu/team.py): int8, or a
+    float32 decoder whose block weights' second copy stays under `_FLOAT32_BLOCK_BYTES`."""
+    if not (plain_float32_layers(decoder) and native_kernels.available()):
+        return False
+    if decoder.host_int8:
+        return True
+    width = decoder.token_embedding.weight.shape[1]
+    return onednn.available() and len(decoder.blocks) * 14 * width * width * 4 <= _FLOAT32_BLOCK_BYTES
 
 
 def applies(decoder: Any, tokens: mx.array, kv_cache: Any) -> bool:
@@ -84,12 +102,13 @@ class PreparedDecoder:
 
 
 class _LayerWeights:
-    """One decoder block's weights as host linear layers; self-attention q/k/v fused into one."""
+    """One decoder block's weights as host linear layers; self-attention q/k/v fused into one.
+    `one_call`: the block runs in one C call where it can (`in_one_call`)."""
 
-    def __init__(self, block: Any, int8: bool) -> None:
+    def __init__(self, block: Any, int8: bool, one_call: bool) -> None:
         attn, cross = block.attn, block.cross_attn
         self.sources = [attn.query.weight, attn.key.weight, attn.value.weight, block.mlp1.weight]
-        self.int8 = int8
+        self.int8, self.one_call = int8, one_call
         # queries pre-scaled by 1/sqrt(Dh) in the weights (a power of two for Whisper's Dh = 64: the
         # same float32 values as scaling each step's queries, without that pass)
         scale = query_scale(attn.query.weight.shape[0], attn.n_head)
@@ -117,9 +136,10 @@ def prepared_weights(decoder: Any, int8: bool) -> tuple[list[_LayerWeights], Hos
     prepared: PreparedDecoder | None = decoder.host_weights
     if prepared is None or not all(p.current(b, int8) for p, b in zip(prepared.layers, decoder.blocks)):
         mx.eval(decoder.parameters())
+        one_call = in_one_call(decoder)
         logits = HostLinear(_array(decoder.token_embedding.weight), None, int8=int8)
         prepared = PreparedDecoder(
-            [_LayerWeights(block, int8) for block in decoder.blocks],
+            [_LayerWeights(block, int8, one_call) for block in decoder.blocks],
             logits,
             host_math.norm_params(decoder.ln),
             _array(decoder.token_embedding.weight),
@@ -271,9 +291,9 @@ def decode_step(
     x = prepared.embedding[ids] + prepared.positions[offset]  # (B, D)
     layers, logits_layer = prepared.layers, prepared.logits
     new_cache, cross_qk = [], []
-    # int8: a helper waits in C for this step, unless the decoding loop around it opened the team
-    # already (sampling.step_team); the float32 products still go through the pool
-    with host_math.decoder_blas_threads(), host_team.enlisted(logits_layer.int8):
+    # a helper waits in C for this step, unless the decoding loop around it opened the team already
+    # (sampling.step_team); without one-call blocks the products go through the pool, not a team
+    with host_math.decoder_blas_threads(), host_team.enlisted(layers[0].one_call):
         for w, layer_cache in zip(layers, kv_cache):
             x, self_kv, cross_q = _block(w, x, layer_cache, limit)
             new_cache.append((self_kv, layer_cache[1]))  # (B, H, T + 1, Dh) each

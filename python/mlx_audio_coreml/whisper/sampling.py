@@ -111,10 +111,11 @@ def _greedy_on_host(
 
 def step_team(decode_step: Any) -> AbstractContextManager[Any]:
     """The host decoder's step team (cpu/team.py) open for a whole decoding loop: its helper
-    enlisted once, not at every step, and there between steps. Only for the CPU host decoder's
-    int8 products (its float32 ones go through the host pool, whose helper the team would hold)."""
+    enlisted once, not at every step, and there between steps. Only where the host decoder runs its
+    blocks in one C call (`host_decoder.in_one_call`); otherwise its products go through the host
+    pool, whose helper the team would hold."""
     decoder = getattr(decode_step, "decoder", None)
-    wanted = decoder is not None and decoder.host_int8 and host_decoder.plain_float32_layers(decoder)
+    wanted = decoder is not None and host_decoder.in_one_call(decoder)
     return host_team.enlisted(bool(wanted))
 
 

@@ -75,9 +75,35 @@ def test_blocks_in_c_give_the_per_kernel_route_bit_for_bit(
         np.testing.assert_array_equal(got, expected)
 
 
-def test_float32_models_keep_the_per_kernel_route(monkeypatch: pytest.MonkeyPatch) -> None:
+@pytest.mark.parametrize("beams", [1, 5])
+@pytest.mark.parametrize("head_dim", [8, 64])
+def test_float32_blocks_in_c_agree_with_the_per_kernel_route(
+    head_dim: int, beams: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """float32: the block's products are oneDNN's 1x1 convolutions where the per-kernel route calls
+    BLAS, so the two agree to float32 rounding (not bit for bit), step after step."""
+    monkeypatch.setenv("MLX_AUDIO_COREML_HOST_THREADS", "2")
+    model = random_model(tiny_dims(n_text_ctx=STEPS + 8, **(WIDE if head_dim == 64 else {})))
+    model.decoder.host_int8 = False
+    tokens, features, cache = beams_after_prefill(model, beams)
+    per_kernel, kernel_cache = _steps(model, tokens, features, cache, False, monkeypatch)
+    monkeypatch.setenv("MLX_AUDIO_COREML_HOST_THREADS", "2")
+    in_c, c_cache = _steps(model, tokens, features, cache, True, monkeypatch)
+    for got, expected in zip(in_c, per_kernel, strict=True):
+        np.testing.assert_allclose(got, expected, rtol=1e-4, atol=1e-4)
+        np.testing.assert_array_equal(got.argmax(-1), expected.argmax(-1))
+    for got, expected in zip(c_cache, kernel_cache, strict=True):
+        np.testing.assert_allclose(got, expected, rtol=1e-4, atol=1e-4)
+
+
+def test_float32_decoders_too_large_for_a_second_copy_keep_the_per_kernel_route(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     model = random_model(tiny_dims(**WIDE))
     model.decoder.host_int8 = False
+    assert host_decoder.in_one_call(model.decoder)
+    monkeypatch.setattr(host_decoder, "_FLOAT32_BLOCK_BYTES", 0)  # as medium's and large's decoders
+    assert not host_decoder.in_one_call(model.decoder)
     tokens, features, cache = beams_after_prefill(model, 1)
     runs = _counting_blocks(monkeypatch)
     model.decoder(tokens, features, cache)
