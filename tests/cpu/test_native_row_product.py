@@ -66,22 +66,30 @@ def test_several_rows_give_the_numpy_routes_bits(rows: int, bias: bool) -> None:
     np.testing.assert_array_equal(native, numpy_route)
 
 
-def test_a_moved_source_falls_back_to_the_numpy_route() -> None:
+def test_a_moved_source_is_pointed_back_and_the_one_call_route_runs() -> None:
+    """A call with an output given (`_few`) points the primitive's source at another buffer; the
+    one-call route points it back at the buffer it fills, and gives the same bits."""
     layer = _layer(384, 384)
-    x = np.random.default_rng(1).standard_normal((1, 384)).astype(np.float32)
-    layer(x)
-    expected = layer(x).copy()
-    bound = layer._direct[1].bound()
-    own, real = bound.src_at, bound.native_call
+    x = np.random.default_rng(1).standard_normal((2, 384)).astype(np.float32)
+    layer(x)  # makes the kernels
+    expected = layer(x).copy()  # the one-call route's
+    layer(x, out=np.empty((2, 384), np.float32))  # `_few`: the source moves off the thread's buffer
+    bound = layer._direct[2].bound()
+    assert bound.src_at != bound.own_at
+    real = bound.native_call
     calls: list[int] = []
-    bound.native_call = lambda *args: calls.append(1)
-    bound.src_at = own + 64  # as if another caller had pointed the primitive's source elsewhere
+
+    def counted(*args: object) -> None:
+        calls.append(1)
+        real(*args)
+
+    bound.native_call = counted
     try:
         out = layer(x)
     finally:
         bound.native_call = real
-    assert calls == [], "the one-call route ran against a source it does not fill"
-    assert bound.src_at == own  # the numpy route pointed it back
+    assert calls == [1], "the one-call route was not taken"
+    assert bound.src_at == bound.own_at
     np.testing.assert_array_equal(out, expected)
 
 

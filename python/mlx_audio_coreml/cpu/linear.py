@@ -51,6 +51,18 @@ def quantize_rows(matrix: np.ndarray, limit: float = 127.0) -> tuple[np.ndarray,
     return quantized, scales.astype(np.float32)
 
 
+def _quantize_into(rows: np.ndarray, scaled: np.ndarray, out: np.ndarray) -> np.ndarray:
+    """Each float32 row of `rows` (M, K) quantized symmetrically as `HostLinear` takes its int8 inputs,
+    written into `out` as unsigned bytes q + 128 (`scaled`: a float32 scratch of their shape; a fresh
+    block would cost page faults per call); returns the rows' scales, (M, 1) float32."""
+    np.abs(rows, out=scaled)
+    row_scales = np.maximum(scaled.max(axis=1, keepdims=True), _TINY) / _INT8_MAX
+    np.multiply(rows, np.reciprocal(row_scales), out=scaled)
+    np.rint(scaled, out=scaled)
+    np.add(scaled, _INPUT_SHIFT, out=out, casting="unsafe")  # exact: integers in [1, 255]
+    return row_scales
+
+
 class HostLinear:
     """A prepared (N, K) weight with optional bias; `int8` keeps int8 rows and their scales instead."""
 
@@ -122,17 +134,12 @@ class HostLinear:
         return several and rows.shape[0] <= _FEW_ROWS and self.weight.size >= _SPLIT_MIN and onednn.available()
 
     def _int8(self, rows: np.ndarray, result: np.ndarray) -> None:
-        scaled = scratch.block_scratch.get("scaled", rows.shape, np.float32)
-        np.abs(rows, out=scaled)  # in the scratch buffer: a fresh (M, K) block costs page faults per call
-        row_scales = np.maximum(scaled.max(axis=1, keepdims=True), _TINY) / _INT8_MAX  # (M, 1)
-        np.multiply(rows, np.reciprocal(row_scales), out=scaled)
-        np.rint(scaled, out=scaled)
         count = rows.shape[0]
         product = self._many_product(count) if count > _FEW_ROWS else None
         height = count if product is None else product.rows  # a bucket's rows past `count` are ignored
         padded = scratch.block_scratch.get("q", (height, self.in_features), np.uint8)
         quantized = padded[:count]
-        np.add(scaled, _INPUT_SHIFT, out=quantized, casting="unsafe")  # exact: integers in [1, 255]
+        row_scales = _quantize_into(rows, scratch.block_scratch.get("scaled", rows.shape, np.float32), quantized)
         offsets, scales = self.offsets, self.scales
         assert offsets is not None and scales is not None  # set with the int8 weights
         if product is not None:  # the same sums (as float32), scaled in the same two passes: the same floats
@@ -230,24 +237,16 @@ class HostLinear:
             return True
         if kernel.single is not None and rows.shape[0] == 1:  # most of a decoder step's calls: fewest steps
             scaled = scratch.row_scratch.get(self.in_features, self.out_features).scaled
-            np.abs(rows, out=scaled)
-            row_scale = np.maximum(scaled.max(), _TINY) / _INT8_MAX
-            np.multiply(rows, np.reciprocal(row_scale), out=scaled)
-            np.rint(scaled, out=scaled)
-            np.add(scaled, _INPUT_SHIFT, out=kernel.single.input_buffer(), casting="unsafe")  # integers in [1, 255]
-            kernel.single.run(float(row_scale), result.ctypes.data)
+            row_scales = _quantize_into(rows, scaled, kernel.single.input_buffer())
+            kernel.single.run(float(row_scales[0, 0]), result.ctypes.data)
             return True
         scaled = scratch.block_scratch.get("few-scaled", rows.shape, np.float32)
         quantized = scratch.block_scratch.get("few-q", rows.shape, np.uint8)
-        np.abs(rows, out=scaled)
-        row_scales = np.maximum(scaled.max(axis=1), _TINY) / _INT8_MAX  # (M,) float32
-        np.multiply(rows, np.reciprocal(row_scales)[:, None], out=scaled)
-        np.rint(scaled, out=scaled)
-        np.add(scaled, _INPUT_SHIFT, out=quantized, casting="unsafe")
+        row_scales = _quantize_into(rows, scaled, quantized)
         single = rows.shape[0] == 1
-        kernel.run(quantized.ctypes.data, float(row_scales[0]) if single else 1.0, result)
+        kernel.run(quantized.ctypes.data, float(row_scales[0, 0]) if single else 1.0, result)
         if not single:
-            result *= row_scales[:, None]
+            result *= row_scales
             if self.bias is not None:
                 result += self.bias
         return True
@@ -260,25 +259,20 @@ class HostLinear:
         done = self._in_one_call(product, bound, row)
         if done is not None:
             return done
-        scaled = bound.scaled
-        np.abs(row, out=scaled)
-        row_scale = np.maximum(np.maximum.reduce(scaled, axis=None), _TINY) / _INT8_MAX
-        np.multiply(row, np.reciprocal(row_scale), out=scaled)
-        np.rint(scaled, out=scaled)
-        np.add(scaled, _INPUT_SHIFT, out=bound.quantized, casting="unsafe")  # integers in [1, 255]
+        row_scales = _quantize_into(row, bound.scaled, bound.quantized)
         result = np.empty((1, self.out_features), np.float32)
-        product.run_bound(bound, float(row_scale), result.ctypes.data)
+        product.run_bound(bound, float(row_scales[0, 0]), result.ctypes.data)
         return result
 
     def _in_one_call(self, product: onednn_rows.RowProduct, bound: Any, rows: np.ndarray) -> np.ndarray | None:
         """`_single_row`'s and `_several_rows`' work as one C call (native_kernels.row_product_call,
-        the same bits), or None where there is none: kernels not built, or the primitive's source
-        moved off this thread's buffer. The call is made once and kept on the thread's `bound`
-        (False: none). A loaded EPYC, tiny.en's shapes, one row: 18-35 against 35-69 us a call (a
-        greedy step makes 24)."""
+        the same bits), or None where there is none (kernels not built). The call is made once and
+        kept on the thread's `bound` (False: none). A loaded EPYC, tiny.en's shapes, one row: 18-35
+        against 35-69 us a call (a greedy step makes 24)."""
         call = self._native_call(product, bound)
-        if call is None or bound.src_at != bound.own_at or rows.strides[-1] != 4:
-            return None  # the primitive's source moved off this thread's buffer (a `_few` call of several rows)
+        if call is None or rows.strides[-1] != 4:
+            return None
+        bound.own_source()  # a `_few` call of several rows may have pointed the source elsewhere
         result = np.empty((rows.shape[0], self.out_features), np.float32)
         call(rows, result)
         return result
@@ -312,15 +306,10 @@ class HostLinear:
         done = self._in_one_call(product, bound, rows)
         if done is not None:
             return done
-        scaled = bound.scaled
-        np.abs(rows, out=scaled)
-        row_scales = np.maximum(scaled.max(axis=1), _TINY) / _INT8_MAX  # (M,) float32
-        np.multiply(rows, np.reciprocal(row_scales)[:, None], out=scaled)
-        np.rint(scaled, out=scaled)
-        np.add(scaled, _INPUT_SHIFT, out=bound.quantized, casting="unsafe")
+        row_scales = _quantize_into(rows, bound.scaled, bound.quantized)
         result = np.empty((rows.shape[0], self.out_features), np.float32)
         product.run_bound(bound, 1.0, result.ctypes.data)
-        result *= row_scales[:, None]
+        result *= row_scales
         if self.bias is not None:
             result += self.bias
         return result
@@ -354,12 +343,7 @@ class HostLinear:
         n, k = self.out_features, self.in_features
         buffers, scales = scratch.row_scratch.get(k, n), self.scales
         assert scales is not None  # set with the int8 weights
-        scaled = buffers.scaled
-        np.abs(row, out=scaled)
-        row_scale = np.maximum(scaled.max(), _TINY) / _INT8_MAX
-        np.multiply(row, np.reciprocal(row_scale), out=scaled)
-        np.rint(scaled, out=scaled)
-        np.add(scaled, _INPUT_SHIFT, out=buffers.quantized, casting="unsafe")  # integers in [1, 255]
+        row_scale = _quantize_into(row, buffers.scaled, buffers.quantized)
         sums = buffers.sums
 
         def part(cols: slice) -> None:
