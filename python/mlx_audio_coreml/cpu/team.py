@@ -77,12 +77,6 @@ def current() -> TeamState | None:
     return _mine.state if _mine.open else None
 
 
-def workers() -> int:
-    """Workers an open team has room for (the caller and its helpers), for the kernels' scratch."""
-    state = current()
-    return 1 if state is None else int(state.workers)
-
-
 def _wanted() -> bool:
     return (
         config.setting(config.STEP_TEAM) != "0"
