@@ -126,8 +126,8 @@ def _prefill(task: DecodingTask, prefix: mx.array, features: mx.array) -> tuple[
 def _prefill_rows(task: DecodingTask, prefix: mx.array, features: mx.array) -> tuple[mx.array, mx.array, Any]:
     decoder, sot = task.model.decoder, task.sot_index
     cache = None
-    if sot > 0:
-        _, cache, _ = decoder(prefix[:, :sot], features, cache)
+    if sot > 0:  # the previous text: only its keys and values are kept
+        cache = decoder.prompt_cache(prefix[:, :sot], features)
     logits, cache, _ = decoder(prefix[:, sot:], features, cache)  # (n, T0 - sot, V)
     return logits[:, 0, :], logits[:, -1, :], cache
 

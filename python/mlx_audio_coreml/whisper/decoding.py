@@ -270,7 +270,7 @@ class DecodingTask:
         decoder, sot = self.model.decoder, self.sot_index
         cache = None
         if sot > 0:  # <|startofprev|> + prompt: only their keys and values are needed
-            _, cache, _ = decoder(prefix[:, :sot], audio_features, cache)
+            cache = decoder.prompt_cache(prefix[:, :sot], audio_features)
         sot_logits, cache, _ = decoder(prefix[:, sot : sot + 1], audio_features, cache)
         if prefix.shape[1] == sot + 1:
             return sot_logits[:, 0, :], sot_logits[:, 0, :], cache

@@ -74,10 +74,17 @@ def _causal(length: int) -> np.ndarray:
     return mask
 
 
-def _self_attention(w: Any, h: np.ndarray) -> tuple[np.ndarray, tuple[np.ndarray, np.ndarray]]:
-    length, width = h.shape
+def _queries_keys_values(w: Any, h: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The prompt rows' per-head queries (scaled in the weights), keys and values, each (H, T, Dh)."""
+    width = h.shape[1]
     qkv = w.qkv(h)  # (T, 3 D)
     q, k, v = (_heads(qkv[:, i * width : (i + 1) * width], w.heads) for i in range(3))
+    return q, k, v
+
+
+def _self_attention(w: Any, h: np.ndarray) -> tuple[np.ndarray, tuple[np.ndarray, np.ndarray]]:
+    length = h.shape[0]
+    q, k, v = _queries_keys_values(w, h)
     scores = _per_head(q, k, b_transposed=True)  # (H, T, T); q scaled in the weights
     scores += _causal(length)  # -inf above the diagonal
     return w.out(_merge(_per_head(host_math.softmax_last_(scores), v))), (k, v)
@@ -121,7 +128,27 @@ def _cross_attention(w: Any, h: np.ndarray, k_t: np.ndarray, v: np.ndarray) -> t
 
 def prefill(decoder: Any, tokens: mx.array, audio_features: mx.array) -> tuple[mx.array, Any, list[mx.array]]:
     """The prompt (1, T) through the decoder against fresh audio features (1, n_ctx, D)."""
-    layers, logits_layer = host_decoder.prepared_weights(decoder, int8=decoder.host_int8)
+    x, cache, cross_qk = _through_blocks(decoder, tokens, audio_features, cache_only=False)
+    _, logits_layer = host_decoder.prepared_weights(decoder, int8=decoder.host_int8)
+    return _logits(decoder, logits_layer, host_math.layer_norm(x, host_math.norm_params(decoder.ln))), cache, cross_qk
+
+
+def prompt_cache(decoder: Any, tokens: mx.array, audio_features: mx.array) -> Any:
+    """`prefill`'s cache alone, the same values, for a prompt whose logits and scores nobody reads
+    (the decoding task's previous text). The last block's keys and values come from its input, so
+    its attention outputs, cross-attention and MLP are skipped, and the logits: about a quarter of
+    tiny.en's prefill (4 blocks), which took 14% of a greedy int8 long-form transcription on the Xeon
+    (bench/results/transcribe_cpu_xeon.md)."""
+    return _through_blocks(decoder, tokens, audio_features, cache_only=True)[1]
+
+
+def _through_blocks(
+    decoder: Any, tokens: mx.array, audio_features: mx.array, *, cache_only: bool
+) -> tuple[np.ndarray, Any, list[mx.array]]:
+    """The prompt through every block: (the rows after the last one, the cache, the lazy cross
+    scores per layer); with `cache_only` the last block stops at its keys and values (rows and
+    scores of the earlier blocks only)."""
+    layers, _ = host_decoder.prepared_weights(decoder, int8=decoder.host_int8)
     prepared = decoder.host_weights
     assert prepared is not None  # built by prepared_weights
     mx.eval(tokens, audio_features)
@@ -133,7 +160,11 @@ def prefill(decoder: Any, tokens: mx.array, audio_features: mx.array) -> tuple[m
     audio_heads = _every_blocks_audio_heads(audio_kv, len(layers), layers[0].heads)
     del audio_kv  # 18 MB for tiny.en: not kept while the prompt runs
     cache, cross_qk = [], []
-    for w, (k_t, audio_v) in zip(layers, audio_heads, strict=True):
+    for index, (w, (k_t, audio_v)) in enumerate(zip(layers, audio_heads, strict=True)):
+        if cache_only and index == len(layers) - 1:
+            _, k, v = _queries_keys_values(w, host_math.layer_norm(x, w.norms[0]))
+            cache.append(((mx.array(k[None]), mx.array(v[None])), (mx.array(k_t[None]), mx.array(audio_v[None]))))
+            break
         y, (k, v) = _self_attention(w, host_math.layer_norm(x, w.norms[0]))
         x = x + y
         y, cross_q = _cross_attention(w, host_math.layer_norm(x, w.norms[1]), k_t, audio_v)
@@ -142,7 +173,7 @@ def prefill(decoder: Any, tokens: mx.array, audio_features: mx.array) -> tuple[m
         keys_t = mx.array(k_t[None])
         cache.append(((mx.array(k[None]), mx.array(v[None])), (keys_t, mx.array(audio_v[None]))))
         cross_qk.append(host_decoder.lazy_scores(cross_q[None], keys_t))  # (1, H, T, n_ctx), if read
-    return _logits(decoder, logits_layer, host_math.layer_norm(x, host_math.norm_params(decoder.ln))), cache, cross_qk
+    return x, cache, cross_qk
 
 
 def _logits(decoder: Any, logits_layer: Any, normed: np.ndarray) -> mx.array:

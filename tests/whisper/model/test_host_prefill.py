@@ -45,3 +45,39 @@ def test_audio_heads_are_exact_plain_copies_of_each_heads_keys_and_values(positi
     assert k_t.flags.c_contiguous and v.flags.c_contiguous
     np.testing.assert_array_equal(k_t, kv[:, :24].reshape(positions, 4, 6).transpose(1, 2, 0))
     np.testing.assert_array_equal(v, kv[:, 24:].reshape(positions, 4, 6).transpose(1, 0, 2))
+
+
+@pytest.mark.parametrize("int8", [False, True])
+def test_a_prompts_cache_alone_is_the_prefills_cache_bit_for_bit(int8: bool, monkeypatch: pytest.MonkeyPatch) -> None:
+    """`prompt_cache` stops the last block at its keys and values and makes no logits: the cache is
+    still every value `prefill` gives, and the last block's cross-attention and MLP never run."""
+    if int8 and not onednn.available():
+        pytest.skip("oneDNN not installed")
+    model = random_model(tiny_dims(n_audio_ctx=40))
+    model.decoder.host_int8 = int8
+    features = model.encoder(random_mel(model.dims))
+    tokens = mx.array([[3, 1, 4, 1, 5, 9, 2, 6, 5, 3]])
+    _, expected, _ = model.decoder(tokens, features)
+    last = model.decoder.host_weights.layers[-1]
+    calls: list[int] = []
+    for name in ("cross_q", "mlp1"):  # the last block's cross-attention and MLP
+        real = getattr(last, name)
+        monkeypatch.setattr(last, name, lambda *args, real=real: calls.append(1) or real(*args))
+    got = model.decoder.prompt_cache(tokens, features)
+    assert calls == []
+    assert len(got) == len(expected)
+    for (got_self, got_cross), (want_self, want_cross) in zip(got, expected, strict=True):
+        for ours, reference in (*zip(got_self, want_self), *zip(got_cross, want_cross)):
+            np.testing.assert_array_equal(np.array(ours), np.array(reference))
+
+
+def test_without_the_host_path_a_prompts_cache_is_mlxs() -> None:
+    model = random_model(tiny_dims(n_audio_ctx=40))
+    features = model.encoder(random_mel(model.dims))
+    tokens = mx.array([[3, 1, 4, 1, 5]])
+    with host_math.disabled():
+        got = model.decoder.prompt_cache(tokens, features)
+        expected = model.decoder(tokens, features)[1]
+    for (got_self, got_cross), (want_self, want_cross) in zip(got, expected, strict=True):
+        for ours, reference in (*zip(got_self, want_self), *zip(got_cross, want_cross)):
+            np.testing.assert_array_equal(np.array(ours), np.array(reference))
