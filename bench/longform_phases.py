@@ -12,7 +12,7 @@ the CPU model and the load average before and after: which phase to work on, on 
 `--parts` also times the pieces inside our phases (rows "step: ...", "prefill: ..." and "beam: ...";
 they are inside "step", "prefill" and "rest", not added to them): layer norms, the logits product,
 the other products, cross-attention (its softmax included), the other softmaxes, GELU; the prefill's
-audio keys/values per head and per-head products; beam search's filters, top-k and cache reorders.
+audio keys/values per head and its attention per head; beam search's filters, top-k and cache reorders.
 Only the phase's own thread and the outermost piece count (a product split over the workers is one
 call). Each wrapper costs ~1 us a call (a step makes ~50).
 
@@ -130,7 +130,7 @@ def _time_parts(timings: Timings) -> None:
     host_decoder._attend = leaf("cross-attention (no products)", host_decoder._attend)
     native_kernels.attend_rows = leaf("cross-attention (no products)", native_kernels.attend_rows)
     host_prefill._every_blocks_audio_heads = leaf("audio keys/values per head", host_prefill._every_blocks_audio_heads)
-    host_prefill._per_head = leaf("per-head products", host_prefill._per_head)
+    host_prefill._attend_heads = leaf("attention per head (products, softmax)", host_prefill._attend_heads)
     host_prefill._logits = leaf("logits (last row; earlier lazy)", host_prefill._logits)
     beam.apply_filters_np = _timed(timings, "beam: filters", beam.apply_filters_np)
     beam.BeamSearch._top_candidates = _timed(timings, "beam: top-k + log-probs", beam.BeamSearch._top_candidates)  # type: ignore[method-assign]

@@ -20,7 +20,7 @@ from typing import Any
 import mlx.core as mx
 import numpy as np
 
-from ..cpu import host_math, onednn
+from ..cpu import host_math, onednn, scratch
 from ..cpu import pool as host_pool
 from ..cpu.attention import split_heads
 from . import host_decoder
@@ -47,21 +47,36 @@ def _merge(per_head: np.ndarray) -> np.ndarray:
 _FEW_ROWS = 8  # prompts shorter than this (a plain window's 1-3 tokens) keep numpy's products
 
 
-def _per_head(a: np.ndarray, b: np.ndarray, *, b_transposed: bool = False) -> np.ndarray:
-    """a (H, M, K) @ b (H, K, N) (b (H, N, K) when `b_transposed`), head by head.
+def _attend_heads(
+    q: np.ndarray, keys: np.ndarray, values: np.ndarray, *, keys_transposed: bool, mask: np.ndarray | None = None
+) -> np.ndarray:
+    """softmax(q keys^T (+ mask)) values for each head: q (H, T, Dh), keys (H, Dh, n) when
+    `keys_transposed` else (H, n, Dh), values (H, n, Dh) -> (H, T, Dh).
 
-    Why not np.matmul for large ones: numpy's own OpenBLAS threads them. With a previous-text prompt
-    (up to 224 tokens) against 1500 audio positions, (6, 200, 64) @ (6, 64, 1500) took 473 ms on
-    this busy 2-core machine through np.matmul against 30 ms head by head in oneDNN's single-threaded
-    sgemm, spread over the host workers; (6, 100, 64) @ (6, 64, 100) was as slow. A plain window's
-    1-3 prompt tokens stay in numpy."""
-    heads, rows = a.shape[:2]
-    cols = b.shape[1] if b_transposed else b.shape[2]
+    Why a head at a time on one worker (scores, softmax, weighted sum): the head's (T, n) scores
+    stay in that core's cache between the three, the softmax is split between the workers too, and
+    the pool hands work over once per layer, not twice. Not numpy's matmul for long prompts: its
+    own OpenBLAS threads them, and (6, 200, 64) @ (6, 64, 1500) took 473 ms on this busy 2-core
+    machine against 30 ms head by head in oneDNN's single-threaded sgemm. Short prompts (a plain
+    window's 1-3 tokens) keep numpy's route."""
+    heads, rows = q.shape[:2]
     if rows < _FEW_ROWS or not onednn.available():
-        return np.matmul(a, b.transpose(0, 2, 1) if b_transposed else b)
-    out = np.empty((heads, rows, cols), np.float32)
-    plain_a, plain_b = np.ascontiguousarray(a, np.float32), np.ascontiguousarray(b, np.float32)
-    host_pool.run_all(lambda h: onednn.sgemm(plain_a[h], plain_b[h], out[h], b_transposed=b_transposed), range(heads))
+        scores = np.matmul(q, keys if keys_transposed else keys.transpose(0, 2, 1))
+        if mask is not None:
+            scores += mask
+        return np.matmul(host_math.softmax_last_(scores), values)
+    cols = keys.shape[2] if keys_transposed else keys.shape[1]
+    plain_q, plain_keys, plain_values = (np.ascontiguousarray(a, np.float32) for a in (q, keys, values))
+    out = np.empty((heads, rows, values.shape[2]), np.float32)
+
+    def head(h: int) -> None:
+        scores = scratch.block_scratch.get("prefill-scores", (rows, cols), np.float32)  # the worker's own
+        onednn.sgemm(plain_q[h], plain_keys[h], scores, b_transposed=not keys_transposed)
+        if mask is not None:
+            scores += mask
+        onednn.sgemm(host_math.softmax_np_(scores), plain_values[h], out[h])
+
+    host_pool.run_all(head, range(heads))
     return out
 
 
@@ -83,11 +98,9 @@ def _queries_keys_values(w: Any, h: np.ndarray) -> tuple[np.ndarray, np.ndarray,
 
 
 def _self_attention(w: Any, h: np.ndarray) -> tuple[np.ndarray, tuple[np.ndarray, np.ndarray]]:
-    length = h.shape[0]
-    q, k, v = _queries_keys_values(w, h)
-    scores = _per_head(q, k, b_transposed=True)  # (H, T, T); q scaled in the weights
-    scores += _causal(length)  # -inf above the diagonal
-    return w.out(_merge(_per_head(host_math.softmax_last_(scores), v))), (k, v)
+    q, k, v = _queries_keys_values(w, h)  # q scaled in the weights
+    attended = _attend_heads(q, k, v, keys_transposed=False, mask=_causal(h.shape[0]))  # -inf above the diagonal
+    return w.out(_merge(attended)), (k, v)
 
 
 _COPY_POSITIONS = 128  # audio positions per piece of the keys' transposing copy
@@ -122,8 +135,7 @@ def _cross_attention(w: Any, h: np.ndarray, k_t: np.ndarray, v: np.ndarray) -> t
     """Attention of the prompt rows `h` to the audio's per-head keys `k_t` (H, Dh, n_ctx) and values
     `v` (H, n_ctx, Dh); returns the output and the per-head queries (word timing's scores)."""
     q = _heads(w.cross_q(h), w.heads)  # (H, T, Dh), scaled in the weights
-    y = _per_head(host_math.softmax_last_(_per_head(q, k_t)), v)  # scores (H, T, n_ctx), softmax in place
-    return w.cross_out(_merge(y)), q
+    return w.cross_out(_merge(_attend_heads(q, k_t, v, keys_transposed=True))), q
 
 
 def prefill(decoder: Any, tokens: mx.array, audio_features: mx.array) -> tuple[mx.array, Any, list[mx.array]]:

@@ -1,5 +1,6 @@
-"""The host prefill's per-head products (whisper/host_prefill.py): a long prompt's attention goes
-head by head through oneDNN, and still returns what the MLX decoder returns."""
+"""The host prefill (whisper/host_prefill.py): a long prompt's attention goes head by head through
+oneDNN on the workers, and still returns what the MLX decoder returns; a prompt's cache alone is the
+prefill's."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ from mlx_audio_coreml.whisper import host_prefill
 
 
 @pytest.mark.skipif(not onednn.available(), reason="oneDNN not installed")
-def test_a_prompt_through_the_per_head_products_matches_mlx(monkeypatch):
+def test_a_prompt_through_attention_head_by_head_matches_mlx(monkeypatch):
     monkeypatch.setattr(host_prefill, "_FEW_ROWS", 0)  # every product takes the oneDNN route
     model = random_model(tiny_dims(n_audio_ctx=40, n_text_ctx=48))
     features = model.encoder(random_mel(model.dims))
@@ -26,14 +27,20 @@ def test_a_prompt_through_the_per_head_products_matches_mlx(monkeypatch):
         np.testing.assert_allclose(np.array(ours), np.array(reference), atol=5e-5, rtol=1e-4)
 
 
-def test_per_head_products_equal_numpy_for_plain_and_transposed_operands(monkeypatch):
-    monkeypatch.setattr(host_prefill, "_FEW_ROWS", 0)
+@pytest.mark.parametrize("masked", [False, True])
+def test_attention_head_by_head_equals_numpy_for_plain_and_transposed_keys(masked: bool, monkeypatch):
+    monkeypatch.setattr(host_prefill, "_FEW_ROWS", 0)  # every head through oneDNN on the workers
     rng = np.random.default_rng(6)
-    a, b, c = (rng.standard_normal(shape).astype(np.float32) for shape in ((3, 7, 5), (3, 5, 9), (3, 9, 5)))
-    np.testing.assert_allclose(host_prefill._per_head(a, b), np.matmul(a, b), rtol=1e-5, atol=1e-5)
-    np.testing.assert_allclose(
-        host_prefill._per_head(a, c, b_transposed=True), np.matmul(a, c.transpose(0, 2, 1)), rtol=1e-5, atol=1e-5
-    )
+    q, keys, values = (rng.standard_normal(shape).astype(np.float32) for shape in ((3, 9, 5), (3, 9, 5), (3, 9, 5)))
+    mask = host_prefill._causal(9) if masked else None
+    scores = np.matmul(q, keys.transpose(0, 2, 1)) + (0 if mask is None else mask)
+    weights = np.exp(scores - scores.max(-1, keepdims=True))
+    expected = np.matmul(weights / weights.sum(-1, keepdims=True), values)
+    got = host_prefill._attend_heads(q, keys, values, keys_transposed=False, mask=mask)
+    np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-5)
+    keys_t = np.ascontiguousarray(keys.transpose(0, 2, 1))
+    got = host_prefill._attend_heads(q, keys_t, values, keys_transposed=True, mask=mask)
+    np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-5)
 
 
 @pytest.mark.parametrize("positions", [40, 300, 1500])
