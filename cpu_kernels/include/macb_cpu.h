@@ -6,11 +6,11 @@
 
 #include <stdint.h>
 
-#define MACB_CPU_ABI_VERSION 8
+#define MACB_CPU_ABI_VERSION 9
 #define MACB_CPU_EXPORT __attribute__((visibility("default")))
 #define MACB_CPU_MAX_HEAD_DIM 256
 
-enum { MACB_CPU_OK = 0, MACB_CPU_BAD_ARGUMENT = 1, MACB_CPU_ONEDNN_FAILED = 100 /* + oneDNN's status */ };
+enum { MACB_CPU_OK = 0, MACB_CPU_BAD_ARGUMENT = 1, MACB_CPU_HAS_NAN = 2, MACB_CPU_ONEDNN_FAILED = 100 /* + oneDNN's status */ };
 
 /* out[b, h] = softmax(q[b, h] . keys_t[b, h]) values[b, h] for each row b and head h, float32.
  * q[b, h] is head_dim floats at q + b * q_row_stride + h * head_dim (queries already scaled);
@@ -64,6 +64,14 @@ MACB_CPU_EXPORT int32_t macb_cpu_layer_norm_rows(const float *x, int64_t x_row_s
  * finite, so a row of -inf gives -inf). */
 MACB_CPU_EXPORT int32_t macb_cpu_log_normalizers(const float *logits, int64_t rows, int64_t width,
                                                  int64_t row_stride, const float *maxima, double *out);
+
+/* Beam search's candidates: each row's k largest logits (rows as above), largest first and equal
+ * values in id order (a stable descending sort's first k), into ids and values (rows x k), and the
+ * row's logsumexp into normalizers, as macb_cpu_log_normalizers with the row's largest value.
+ * MACB_CPU_HAS_NAN when a row holds NaN (the outputs are then not to be read). */
+#define MACB_CPU_MAX_TOP 64
+MACB_CPU_EXPORT int32_t macb_cpu_top_logprobs(const float *logits, int64_t rows, int64_t width, int64_t row_stride,
+                                              int64_t k, int64_t *ids, float *values, double *normalizers);
 
 /* Exact (erf) GELU of `count` contiguous floats, in place. */
 MACB_CPU_EXPORT int32_t macb_cpu_gelu(float *x, int64_t count);

@@ -29,7 +29,7 @@ import numpy as np
 from .. import config
 from ..errors import CPUKernelFailed
 
-ABI_VERSION = 8  # MACB_CPU_ABI_VERSION in cpu_kernels/include/macb_cpu.h
+ABI_VERSION = 9  # MACB_CPU_ABI_VERSION in cpu_kernels/include/macb_cpu.h
 MAX_HEAD_DIM = 256
 GROUP_ROWS = 4  # scratch of this many rows lets rows that share audio go four at a time
 _LIBRARY_NAME = "libmacb_cpu.dylib" if sys.platform == "darwin" else "libmacb_cpu.so"
@@ -104,9 +104,11 @@ def _library() -> Any:
     library.macb_cpu_row_product.argtypes = [ctypes.POINTER(_RowProductArgs)]
     library.macb_cpu_attend_cache.argtypes = [ctypes.POINTER(_AttendCacheArgs)]
     library.macb_cpu_log_normalizers.argtypes = [_ptr, _i64, _i64, _i64, _ptr, _ptr]
+    library.macb_cpu_top_logprobs.argtypes = [_ptr, _i64, _i64, _i64, _i64, _ptr, _ptr, _ptr]
     for function in (
         library.macb_cpu_attend_rows, library.macb_cpu_layer_norm_rows, library.macb_cpu_gelu,
         library.macb_cpu_row_product, library.macb_cpu_attend_cache, library.macb_cpu_log_normalizers,
+        library.macb_cpu_top_logprobs,
     ):  # fmt: skip
         function.restype = ctypes.c_int32
     return library
@@ -227,6 +229,31 @@ def log_normalizers(logits: np.ndarray, maxima: np.ndarray) -> np.ndarray:
     )
     checked(status, "macb_cpu_log_normalizers")
     return out
+
+
+MAX_TOP = 64  # MACB_CPU_MAX_TOP
+_HAS_NAN = 2  # MACB_CPU_HAS_NAN
+
+
+def top_logprobs(logits: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
+    """Each row's k largest float32 logits (B, V) (rows contiguous), largest first and equal values
+    in id order, as (ids (B, k) int64, values (B, k) float32, logsumexp (B,) float64): what
+    top_tokens.top_k and `log_normalizers` with each row's largest give, in one C call. None when a
+    row holds NaN (the caller's numpy route orders those) or k is outside 1..min(V, MAX_TOP)."""
+    library = _library_or_raise()
+    rows, width = logits.shape if logits.ndim == 2 else (0, -1)
+    stride = _rows_of(logits, "logits", width)
+    if not 1 <= k <= min(width, MAX_TOP) or rows < 1:
+        return None
+    ids, values = np.empty((rows, k), np.int64), np.empty((rows, k), np.float32)
+    normalizers = np.empty(rows, np.float64)
+    status = library.macb_cpu_top_logprobs(
+        address(logits), rows, width, stride, k, ids.ctypes.data, values.ctypes.data, normalizers.ctypes.data
+    )
+    if status == _HAS_NAN:
+        return None
+    checked(status, "macb_cpu_top_logprobs")
+    return ids, values, normalizers
 
 
 def checked(status: int, function: str) -> None:

@@ -17,6 +17,7 @@ from typing import Any
 import mlx.core as mx
 import numpy as np
 
+from ..cpu import native_kernels
 from .logit_filters import LogitFilter, apply_filters, apply_filters_np
 from .sampling import log_normalizers, pipelining_pays, step_team
 from .top_tokens import top_k
@@ -90,9 +91,15 @@ class BeamSearch:
         their log-probs. Done in numpy: its exp is vectorized, while MLX's CPU exp costs ~0.7 ms per
         row of a 51k vocabulary."""
         rows = np.asarray(filtered)  # (B, V)
-        top, values = top_k(rows, self.beam_size + 1)  # (B, beam + 1); values[:, 0] is the row's max
-        top_logprobs = values - log_normalizers(rows, maxima=values[:, 0])[:, None]
-        return top.tolist(), top_logprobs.tolist()
+        k = self.beam_size + 1
+        fits = rows.ndim == 2 and rows.dtype == np.float32 and rows.strides[-1] == 4
+        found = native_kernels.top_logprobs(rows, k) if fits and native_kernels.available() else None
+        if found is None:  # no C kernels, or a row with NaN
+            top, values = top_k(rows, k)  # (B, beam + 1); values[:, 0] is the row's max
+            normalizers = log_normalizers(rows, maxima=values[:, 0])
+        else:  # the same ids, values and normalizers in one C pass (plus the sum's), ~4x faster
+            top, values, normalizers = found
+        return top.tolist(), (values - normalizers[:, None]).tolist()
 
     def _extend(
         self,
