@@ -88,8 +88,8 @@ class BeamSearch:
 
     def _top_candidates(self, filtered: mx.array | np.ndarray) -> tuple[list[list[int]], list[list[float]]]:
         """Each row's `beam_size + 1` likeliest next tokens (best first, equal logits in id order) and
-        their log-probs. Done in numpy: its exp is vectorized, while MLX's CPU exp costs ~0.7 ms per
-        row of a 51k vocabulary."""
+        their log-probs. Done on the host, in our C kernel (one call for the ids, values and each row's
+        logsumexp) or numpy, not MLX: its CPU exp costs ~0.7 ms per row of a 51k vocabulary."""
         rows = np.asarray(filtered)  # (B, V)
         k = self.beam_size + 1
         fits = rows.ndim == 2 and rows.dtype == np.float32 and rows.strides[-1] == 4
@@ -97,7 +97,7 @@ class BeamSearch:
         if found is None:  # no C kernels, or a row with NaN
             top, values = top_k(rows, k)  # (B, beam + 1); values[:, 0] is the row's max
             normalizers = log_normalizers(rows, maxima=values[:, 0])
-        else:  # the same ids, values and normalizers in one C pass (plus the sum's), ~4x faster
+        else:  # the same ids, values and normalizers (5 rows on the EPYC: 170 against 342 us)
             top, values, normalizers = found
         return top.tolist(), (values - normalizers[:, None]).tolist()
 

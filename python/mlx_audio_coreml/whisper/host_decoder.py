@@ -62,7 +62,8 @@ def in_one_call(decoder: Any) -> bool:
     if decoder.host_int8:
         return True
     width = decoder.token_embedding.weight.shape[1]
-    return onednn.available() and len(decoder.blocks) * 14 * width * width * 4 <= _FLOAT32_BLOCK_BYTES
+    per_block = 14 * width * width * 4  # q/k/v 3 D^2, out, cross q, cross out 1 each, MLP 8: float32 bytes
+    return onednn.available() and len(decoder.blocks) * per_block <= _FLOAT32_BLOCK_BYTES
 
 
 def applies(decoder: Any, tokens: mx.array, kv_cache: Any) -> bool:
