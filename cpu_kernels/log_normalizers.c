@@ -25,17 +25,19 @@ static INLINE double shifted_exp_sum(const float *restrict x, int64_t width, flo
     return total;
 }
 
+/* The row's logsumexp, shifted by `top` (its largest value; 0 when that is not finite, so that a row
+ * of -inf gives -inf). */
+static INLINE double normalizer(const float *restrict x, int64_t width, float top) {
+    if (!isfinite(top)) top = 0.0f;
+    return (double)top + log(shifted_exp_sum(x, width, top));
+}
+
 MACB_CLONES
 int32_t macb_cpu_log_normalizers(const float *logits, int64_t rows, int64_t width, int64_t row_stride,
                                  const float *maxima, double *out) {
     if (logits == NULL || maxima == NULL || out == NULL || rows < 1 || width < 1 || row_stride < width)
         return MACB_CPU_BAD_ARGUMENT;
-    for (int64_t r = 0; r < rows; r++) {
-        const float *row = logits + r * row_stride;
-        float top = maxima[r];
-        if (!isfinite(top)) top = 0.0f;
-        out[r] = (double)top + log(shifted_exp_sum(row, width, top));
-    }
+    for (int64_t r = 0; r < rows; r++) out[r] = normalizer(logits + r * row_stride, width, maxima[r]);
     return MACB_CPU_OK;
 }
 
@@ -87,9 +89,7 @@ int32_t macb_cpu_top_logprobs(const float *logits, int64_t rows, int64_t width, 
     for (int64_t r = 0; r < rows; r++) {
         const float *row = logits + r * row_stride;
         if (!best_of_row(row, width, k, ids + r * k, values + r * k)) return MACB_CPU_HAS_NAN;
-        float top = values[r * k];
-        if (!isfinite(top)) top = 0.0f;
-        normalizers[r] = (double)top + log(shifted_exp_sum(row, width, top));
+        normalizers[r] = normalizer(row, width, values[r * k]);
     }
     return MACB_CPU_OK;
 }

@@ -98,15 +98,13 @@ def _desc(dims: list[int], dtype: int, strides: list[int] | None = None) -> Any:
     return desc
 
 
+_check = onednn._check  # CPUKernelFailed(what, status) for a failed call
+
+
 def _cloned(desc: Any) -> Any:
     copy = _handle()
     _check("dnnl_memory_desc_clone", _declared().dnnl_memory_desc_clone(ctypes.byref(copy), desc))
     return copy
-
-
-def _check(what: str, status: int) -> None:
-    if status != 0:
-        raise CPUKernelFailed(what, status)
 
 
 def _memory(desc: Any, data: int) -> Any:
@@ -119,8 +117,8 @@ def _memory(desc: Any, data: int) -> Any:
 def _execute(primitive: Any, args: list[tuple[int, Any]]) -> None:
     library, stream = _declared(), onednn_eltwise._stream()
     packed = (onednn_eltwise._ExecArg * len(args))(*(onednn_eltwise._ExecArg(a, m) for a, m in args))
-    onednn._check("dnnl_primitive_execute", library.dnnl_primitive_execute(primitive, stream, len(args), packed))
-    onednn._check("dnnl_stream_wait", library.dnnl_stream_wait(stream))
+    _check("dnnl_primitive_execute", library.dnnl_primitive_execute(primitive, stream, len(args), packed))
+    _check("dnnl_stream_wait", library.dnnl_stream_wait(stream))
 
 
 class _ThreadMemories(threading.local):
@@ -302,9 +300,6 @@ class RowProduct:
 
     def bound(self) -> _Bound:
         """This thread's buffers and memory objects for this product (`run_bound` takes them)."""
-        return self._bound()
-
-    def _bound(self) -> _Bound:
         found = _bound.by_product.get(self.key)
         if found is None:
             found = _bound.by_product[self.key] = _Bound(self)
@@ -312,20 +307,20 @@ class RowProduct:
 
     def input_buffer(self) -> np.ndarray:
         """This thread's (rows, K) uint8 input buffer: fill it, then `run` without an address."""
-        return self._bound().quantized
+        return self.bound().quantized
 
     def run(self, scale: float, out_at: int, quantized_at: int | None = None) -> None:
         """Multiply the input bytes (at `quantized_at`, else this thread's `input_buffer()`), writing
         the (rows, N) float32 output rows at address `out_at`; `scale` is the input's quantization
         scale. Few calls on purpose: a decoder step makes ~25 of these, of 10-30 us of arithmetic."""
-        self.run_bound(self._bound(), scale, out_at, quantized_at)
+        self.run_bound(self.bound(), scale, out_at, quantized_at)
 
     def run_sums(self, quantized_at: int, sums_at: int) -> None:
         """A `sums_only` product: the (rows, K) uint8 input at `quantized_at` into the (rows, N)
         float32 sums at `sums_at` (both plain row-major blocks of the caller's)."""
         if not self.sums_only:
             raise ValueError("run_sums is for products made with sums_only=True")
-        bound = self._bound()
+        bound = self.bound()
         if bound.scratch_memory is not None:
             shared = _bound.scratch_at(self.scratch_bytes)
             if shared != bound.scratch_at:
@@ -396,7 +391,7 @@ class RowKernel:
             if rows == 1 or self.single is not None:  # a plain block of the output
                 product.run(scale, out_at + 4 * (cols.start or 0), source_at)
             else:  # the rows of a column piece are strided: written whole, then copied
-                block = product._bound().block
+                block = product.bound().block
                 product.run(scale, block.ctypes.data, source_at)
                 result[:, cols] = block
 

@@ -173,18 +173,17 @@ def _through_blocks(
     del audio_kv  # 18 MB for tiny.en: not kept while the prompt runs
     cache, cross_qk = [], []
     for index, (w, (k_t, audio_v)) in enumerate(zip(layers, audio_heads, strict=True)):
-        if cache_only and index == len(layers) - 1:
-            _, k, v = _queries_keys_values(w, host_math.layer_norm(x, w.norms[0]))
-            cache.append(((mx.array(k[None]), mx.array(v[None])), (mx.array(k_t[None]), mx.array(audio_v[None]))))
-            break
-        y, (k, v) = _self_attention(w, host_math.layer_norm(x, w.norms[0]))
-        x = x + y
-        y, cross_q = _cross_attention(w, host_math.layer_norm(x, w.norms[1]), k_t, audio_v)
-        x = x + y
-        x = x + w.mlp2(host_math.gelu_np_(w.mlp1(host_math.layer_norm(x, w.norms[2]))))
         keys_t = mx.array(k_t[None])
+        if cache_only and index == len(layers) - 1:  # its keys and values come from its input
+            _, k, v = _queries_keys_values(w, host_math.layer_norm(x, w.norms[0]))
+        else:
+            y, (k, v) = _self_attention(w, host_math.layer_norm(x, w.norms[0]))
+            x = x + y
+            y, cross_q = _cross_attention(w, host_math.layer_norm(x, w.norms[1]), k_t, audio_v)
+            x = x + y
+            x = x + w.mlp2(host_math.gelu_np_(w.mlp1(host_math.layer_norm(x, w.norms[2]))))
+            cross_qk.append(host_decoder.lazy_scores(cross_q[None], keys_t))  # (1, H, T, n_ctx), if read
         cache.append(((mx.array(k[None]), mx.array(v[None])), (keys_t, mx.array(audio_v[None]))))
-        cross_qk.append(host_decoder.lazy_scores(cross_q[None], keys_t))  # (1, H, T, n_ctx), if read
     return x, cache, cross_qk
 
 

@@ -223,8 +223,8 @@ class TextDecoder(nn.Module):
         prompt): the same values as `self(tokens, audio_features)[1]`. The CPU host path then skips
         the last block's outputs past its keys and values, and the logits (host_prefill.prompt_cache);
         MLX, lazy, never computes them anyway."""
-        self._check_context(tokens, 0)
         if host_prefill.applies(self, tokens, None, audio_features):
+            self._check_context(tokens, 0)  # as __call__ checks on its own route
             return host_prefill.prompt_cache(self, tokens, audio_features)
         return self(tokens, audio_features)[1]
 
