@@ -10,6 +10,7 @@ import pytest
 from model_helpers import random_mel, random_model, tiny_dims
 
 from mlx_audio_coreml.cpu import host_math, onednn
+from mlx_audio_coreml.errors import ShapeConversionFailed
 from mlx_audio_coreml.whisper import host_prefill
 
 
@@ -88,3 +89,16 @@ def test_without_the_host_path_a_prompts_cache_is_mlxs() -> None:
     for (got_self, got_cross), (want_self, want_cross) in zip(got, expected, strict=True):
         for ours, reference in (*zip(got_self, want_self), *zip(got_cross, want_cross)):
             np.testing.assert_array_equal(np.array(ours), np.array(reference))
+
+
+@pytest.mark.parametrize("on_host", [True, False])
+def test_a_prompt_longer_than_the_context_is_refused_with_a_typed_error(on_host: bool) -> None:
+    model = random_model(tiny_dims(n_audio_ctx=40, n_text_ctx=8))
+    features = model.encoder(random_mel(model.dims))
+    tokens = mx.array([[1] * 9])
+    with pytest.raises(ShapeConversionFailed, match="decoder context"):
+        if on_host:
+            model.decoder.prompt_cache(tokens, features)
+        else:
+            with host_math.disabled():
+                model.decoder.prompt_cache(tokens, features)
