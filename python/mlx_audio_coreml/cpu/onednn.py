@@ -25,6 +25,7 @@ import numpy as np
 
 from .. import config
 from ..errors import CPUKernelFailed
+from . import signal_stack
 
 _LIBRARY_NAMES = ("libdnnl.so.3", "libdnnl.so")
 _dim, _float, _ptr, _char = ctypes.c_int64, ctypes.c_float, ctypes.c_void_p, ctypes.c_char
@@ -137,10 +138,12 @@ def use_one_thread_here() -> None:
 
     Every call here does this first. Why: an OpenMP team spins while it waits for work, and on 2
     shared cores next to OpenBLAS's and our own worker threads that made an int8 transcription of
-    jfk.wav take 3.3 s instead of 0.57 s (measured here). `whisper/host_pool.py` splits large work
-    between cores instead, with threads that sleep while idle."""
+    jfk.wav take 3.3 s instead of 0.57 s (measured here). `cpu/pool.py` splits large work
+    between cores instead, with threads that sleep while idle. The thread also gets an alternate
+    signal stack (cpu/signal_stack.py: a signal during an sgemm kernel would otherwise land in the heap)."""
     if _thread_state.single:
         return
+    signal_stack.ensure()
     runtime = _openmp()
     if runtime is not None:
         runtime.omp_set_num_threads(1)

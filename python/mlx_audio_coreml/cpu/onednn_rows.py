@@ -115,6 +115,7 @@ def _memory(desc: Any, data: int) -> Any:
 
 
 def _execute(primitive: Any, args: list[tuple[int, Any]]) -> None:
+    onednn.use_one_thread_here()
     library, stream = _declared(), onednn_eltwise._stream()
     packed = (onednn_eltwise._ExecArg * len(args))(*(onednn_eltwise._ExecArg(a, m) for a, m in args))
     _check("dnnl_primitive_execute", library.dnnl_primitive_execute(primitive, stream, len(args), packed))

@@ -94,7 +94,9 @@ def long_wav(tmp_path_factory):
 
 # Under load this once hung at exit: a signal's KeyboardInterrupt inside the host pool's thread
 # hand-off left a lock held (cpu/pool.py says how it is safe now; tests/cpu/test_pool_interrupts.py
-# hammers it). A heap-corruption abort seen once last session was not reproduced since (issue #16).
+# hammers it). A rare heap-corruption abort (issue #16) was a signal frame written into the heap
+# during a oneDNN sgemm (tests/cpu/test_signal_stack.py); PYTHONFAULTHANDLER below hid it on the
+# main thread, as its own alternate signal stack does what cpu/signal_stack.py now does.
 # The waits are generous: on a busy 2-core machine the exit alone took 10-26 s after the signal.
 @pytest.mark.realweights
 @pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
