@@ -123,6 +123,7 @@ def _time_parts(timings: Timings) -> None:
 
     host_decoder.decode_step = marked("step", host_decoder.decode_step)
     host_prefill.prefill = marked("prefill", host_prefill.prefill)
+    host_prefill.prompt_cache = marked("prefill", host_prefill.prompt_cache)  # the previous text's call
     linear.HostLinear.__call__ = leaf("products", linear.HostLinear.__call__)  # type: ignore[method-assign]
     host_math.layer_norm = leaf("layer norms", host_math.layer_norm)
     host_math.gelu_np_ = leaf("gelu", host_math.gelu_np_)

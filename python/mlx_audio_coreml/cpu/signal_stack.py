@@ -54,24 +54,27 @@ def current() -> tuple[int, int] | None:
 
 
 class _OwnStack:
-    """One thread's stack memory, set as its alternate stack; unset again before it is freed."""
+    """One thread's stack memory, set as its alternate stack; unset again before it is freed.
+
+    `__del__` may run while the interpreter exits, with this module's globals gone: it uses only
+    what the instance holds."""
 
     def __init__(self, libc: Any) -> None:
-        self._libc = libc
+        self._libc, self._byref, self._ident, self._kept = libc, ctypes.byref, threading.get_ident, _kept
+        self._found, self._off = _Stack(), _Stack(None, _SS_DISABLE, 0)
         self.memory = ctypes.create_string_buffer(SIZE)
         self.address = ctypes.addressof(self.memory)
         self.owner = threading.get_ident()
 
     def set(self) -> bool:
-        return bool(self._libc.sigaltstack(ctypes.byref(_Stack(self.address, 0, SIZE)), None) == 0)
+        return bool(self._libc.sigaltstack(self._byref(_Stack(self.address, 0, SIZE)), None) == 0)
 
     def __del__(self) -> None:
-        if threading.get_ident() != self.owner:  # dropped elsewhere (interpreter exit): never free a live stack
-            _kept.append(self.memory)
+        if self._ident() != self.owner:  # dropped on another thread: never free a stack that may be live
+            self._kept.append(self.memory)
             return
-        found = current()
-        if found is not None and found[0] == self.address:
-            self._libc.sigaltstack(ctypes.byref(_Stack(None, _SS_DISABLE, 0)), None)
+        if self._libc.sigaltstack(None, self._byref(self._found)) == 0 and self._found.ss_sp == self.address:
+            self._libc.sigaltstack(self._byref(self._off), None)
 
 
 _kept: list[Any] = []
