@@ -19,7 +19,8 @@ call). Each wrapper costs ~1 us a call (a step makes ~50).
 `--ab-attention` adds ours with cross-attention on numpy instead of our C kernel, `--ab-split` ours
 with cross-attention's heads split between the host workers, `--ab-block` ours with each decoder
 block's kernels called one by one from Python instead of in one C call, `--ab-team` ours without
-the step's C team (cpu/team.py) (same session, in turns; `--no-peer` leaves faster-whisper out).
+the step's C team (cpu/team.py), `--ab-bf16` ours with an int8 encoder's attention products in
+float32 instead of bfloat16 (cpu/bf16.py) (same session, in turns; `--no-peer` leaves faster-whisper out).
 
     python3 bench/longform_phases.py --minutes 3 --rounds 2 --setting greedy-int8 [--parts] [--ab-attention]
 """
@@ -154,7 +155,7 @@ def _patched(run: Callable[[Any], str], module: Any, name: str, value: Any) -> C
 
 def _variants(args: argparse.Namespace, ours: Callable[[Any], str]) -> dict[str, Callable[[Any], str]]:
     """The A/B variants of ours asked for: the same session with one switch patched each."""
-    from mlx_audio_coreml.cpu import team
+    from mlx_audio_coreml.cpu import bf16, team
     from mlx_audio_coreml.whisper import host_block, host_decoder
 
     switches = {
@@ -166,6 +167,8 @@ def _variants(args: argparse.Namespace, ours: Callable[[Any], str]) -> dict[str,
         "ours, block in Python": (args.ab_block, host_block, "applies", lambda w: False),
         # no step team (as MLX_AUDIO_COREML_STEP_TEAM=0)
         "ours, no team": (args.ab_team, team, "_wanted", lambda: False),
+        # an int8 encoder's attention products in float32 (as MLX_AUDIO_COREML_BF16_ATTENTION=0)
+        "ours, float32 attention": (args.ab_bf16, bf16, "available", lambda: False),
     }
     return {name: _patched(ours, module, attr, value) for name, (on, module, attr, value) in switches.items() if on}
 
@@ -223,6 +226,7 @@ def main() -> int:
         "--ab-block", action="store_true", help="also run ours with each block's kernels called from Python"
     )
     parser.add_argument("--ab-team", action="store_true", help="also run ours without the step's C team")
+    parser.add_argument("--ab-bf16", action="store_true", help="also run ours with float32 encoder attention")
     parser.add_argument("--no-peer", action="store_true", help="leave faster-whisper out (A/B of ours only)")
     args = parser.parse_args()
     from longform_cpu import long_speech, word_error_rate

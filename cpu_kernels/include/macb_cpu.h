@@ -6,7 +6,7 @@
 
 #include <stdint.h>
 
-#define MACB_CPU_ABI_VERSION 9
+#define MACB_CPU_ABI_VERSION 10
 #define MACB_CPU_EXPORT __attribute__((visibility("default")))
 #define MACB_CPU_MAX_HEAD_DIM 256
 
@@ -193,5 +193,11 @@ typedef struct macb_cpu_block_args {
 MACB_CPU_EXPORT int32_t macb_cpu_decoder_block(const macb_cpu_block_args *args);
 
 MACB_CPU_EXPORT int32_t macb_cpu_abi_version(void);
+
+/* bfloat16 copies (round to nearest even) of `rows` rows of `cols` floats, src_row_stride floats and
+ * dst_row_stride values apart. MACB_CPU_BAD_ARGUMENT for a null pointer, a count below 1 or a
+ * stride shorter than a row. */
+MACB_CPU_EXPORT int32_t macb_cpu_to_bf16(const float *src, int64_t src_row_stride, uint16_t *dst,
+                                         int64_t dst_row_stride, int64_t rows, int64_t cols);
 
 #endif

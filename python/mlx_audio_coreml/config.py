@@ -17,6 +17,7 @@ call see it honoured. Nothing here imports MLX or any other part of the package.
 | MLX_AUDIO_COREML_ROWS_AMX | int8 products of fewer than 16 rows on oneDNN's AMX kernels (CPUs with AMX): `1` always, `0` never | several rows (beams), and one row only against a large weight (the logits) |
 | MLX_AUDIO_COREML_SPLIT_CROSS | `1` splits the CPU decoder's cross-attention heads between the host workers, `0` never | every step with a step team (below); else one-row steps on CPUs with AMX |
 | MLX_AUDIO_COREML_STEP_TEAM | `0`: the CPU decoder step hands pieces to the host workers through the pool, not a spinning team in C | the team, where our C kernels are built and there are 2+ cores |
+| MLX_AUDIO_COREML_BF16_ATTENTION | `0`: an int8 model's CPU encoder attention stays float32 | its two products in bfloat16, on CPUs with bfloat16 dot products |
 | MLX_AUDIO_COREML_API_KEY | `serve`: the bearer key its /v1 routes require | none: open |
 """
 
@@ -38,6 +39,7 @@ LSTM_CUDA_KERNEL = "MLX_AUDIO_COREML_LSTM_CUDA_KERNEL"
 ROWS_AMX = "MLX_AUDIO_COREML_ROWS_AMX"
 SPLIT_CROSS = "MLX_AUDIO_COREML_SPLIT_CROSS"
 STEP_TEAM = "MLX_AUDIO_COREML_STEP_TEAM"
+BF16_ATTENTION = "MLX_AUDIO_COREML_BF16_ATTENTION"
 API_KEY = "MLX_AUDIO_COREML_API_KEY"
 
 

@@ -13,9 +13,12 @@ Needs oneDNN (`onednn.available()`); callers keep another route without it.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import NamedTuple
+
 import numpy as np
 
-from . import host_math, onednn
+from . import bf16, host_math, onednn, scratch
 from . import pool as host_pool
 
 
@@ -25,11 +28,15 @@ def split_heads(block: np.ndarray, heads: int) -> np.ndarray:
     return block.reshape(length, heads, width // heads).transpose(1, 0, 2)  # (H, T, Dh)
 
 
-def attend(q: np.ndarray, k: np.ndarray, v: np.ndarray, out: np.ndarray, scale: float = 1.0) -> np.ndarray:
+def attend(
+    q: np.ndarray, k: np.ndarray, v: np.ndarray, out: np.ndarray, scale: float = 1.0, *, bf16_products: bool = False
+) -> np.ndarray:
     """out[h] = softmax(scale q[h] k[h]^T) v[h] for every head h; returns `out`.
 
     q (H, T, Dh), k (H, S, Dh), v (H, S, Dv), out (H, T, Dv), all float32; any of them may be a
     strided view (such as `split_heads` of a wider block). Heads go to the host workers.
+    `bf16_products`: the two products take bfloat16 copies of their inputs where the CPU multiplies
+    bfloat16 (cpu/bf16.py: an int8 encoder's attention); scores, softmax and out stay float32.
     """
     heads, length, head_dim = q.shape
     if (
@@ -39,7 +46,8 @@ def attend(q: np.ndarray, k: np.ndarray, v: np.ndarray, out: np.ndarray, scale: 
         or out.shape != (heads, length, v.shape[2])
     ):
         raise ValueError(f"attention shapes do not chain: q {q.shape}, k {k.shape}, v {v.shape}, out {out.shape}")
-    host_pool.run_all(lambda h: _attend_head(q[h], k[h], v[h], out[h], scale), range(heads))
+    products = _BF16 if bf16_products and bf16.available() else _FLOAT32
+    host_pool.run_all(lambda h: _attend_head(q[h], k[h], v[h], out[h], scale, products), range(heads))
     return out
 
 
@@ -52,18 +60,42 @@ def _plain(block: np.ndarray, scale: float = 1.0) -> np.ndarray:
     )  # never in place: q may be shared
 
 
-def _attend_head(q: np.ndarray, k: np.ndarray, v: np.ndarray, out: np.ndarray, scale: float) -> None:
+def _bf16_copy(block: np.ndarray, role: str, scale: float = 1.0) -> np.ndarray:
+    """bfloat16 bits of a 2-D float32 block (times `scale`), in this thread's scratch for `role`."""
+    rows = block if block.strides[-1] == block.itemsize and scale == 1.0 else _plain(block, scale)
+    return bf16.to_bf16(rows, scratch.block_scratch.get(role, block.shape, np.uint16))
+
+
+class _Products(NamedTuple):
+    """One precision's operands and products for `_attend_head`."""
+
+    operands: Callable[[np.ndarray, np.ndarray, np.ndarray, float], tuple[np.ndarray, ...]]  # q, k, v, scale
+    weights: Callable[[np.ndarray], np.ndarray]  # the softmax's (rows, S) block as the second product takes it
+    multiply: Callable[..., np.ndarray]  # (a, b, out, b_transposed=) -> out, float32
+
+
+_FLOAT32 = _Products(lambda q, k, v, scale: (_plain(q, scale), _plain(k), _plain(v)), lambda block: block, onednn.sgemm)
+_BF16 = _Products(
+    lambda q, k, v, scale: (_bf16_copy(q, "bf16 q", scale), _bf16_copy(k, "bf16 k"), _bf16_copy(v, "bf16 v")),
+    lambda block: bf16.to_bf16(block, scratch.block_scratch.get("bf16 weights", block.shape, np.uint16)),
+    bf16.gemm,
+)
+
+
+def _attend_head(
+    q: np.ndarray, k: np.ndarray, v: np.ndarray, out: np.ndarray, scale: float, products: _Products
+) -> None:
     """One head: q (T, Dh), k (S, Dh), v (S, Dv) -> out (T, Dv), one block of queries at a time."""
-    q, k, v = _plain(q, scale), _plain(k), _plain(v)
+    q, k, v = products.operands(q, k, v, scale)
     length, rows = q.shape[0], host_math.ROWS_PER_BLOCK
     scores = np.empty((min(rows, length), k.shape[0]), np.float32)
     direct = out.strides[-1] == out.itemsize  # oneDNN writes rows with any stride, not strided columns
     for start in range(0, length, rows):
         stop = min(start + rows, length)
         block = scores[: stop - start]
-        onednn.sgemm(q[start:stop], k, block, b_transposed=True)  # (rows, S)
-        host_math.softmax_np_(block)
+        products.multiply(q[start:stop], k, block, b_transposed=True)  # (rows, S)
+        weights = products.weights(host_math.softmax_np_(block))
         if direct:
-            onednn.sgemm(block, v, out[start:stop])  # (rows, Dv), into the caller's rows
+            products.multiply(weights, v, out[start:stop])  # (rows, Dv), into the caller's rows
         else:
-            out[start:stop] = onednn.sgemm(block, v, np.empty((stop - start, v.shape[1]), np.float32))
+            out[start:stop] = products.multiply(weights, v, np.empty((stop - start, v.shape[1]), np.float32))

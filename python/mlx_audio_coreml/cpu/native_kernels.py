@@ -29,7 +29,7 @@ import numpy as np
 from .. import config
 from ..errors import CPUKernelFailed
 
-ABI_VERSION = 9  # MACB_CPU_ABI_VERSION in cpu_kernels/include/macb_cpu.h
+ABI_VERSION = 10  # MACB_CPU_ABI_VERSION in cpu_kernels/include/macb_cpu.h
 MAX_HEAD_DIM = 256
 GROUP_ROWS = 4  # scratch of this many rows lets rows that share audio go four at a time
 _LIBRARY_NAME = "libmacb_cpu.dylib" if sys.platform == "darwin" else "libmacb_cpu.so"
@@ -105,10 +105,11 @@ def _library() -> Any:
     library.macb_cpu_attend_cache.argtypes = [ctypes.POINTER(_AttendCacheArgs)]
     library.macb_cpu_log_normalizers.argtypes = [_ptr, _i64, _i64, _i64, _ptr, _ptr]
     library.macb_cpu_top_logprobs.argtypes = [_ptr, _i64, _i64, _i64, _i64, _ptr, _ptr, _ptr]
+    library.macb_cpu_to_bf16.argtypes = [_ptr, _i64, _ptr, _i64, _i64, _i64]
     for function in (
         library.macb_cpu_attend_rows, library.macb_cpu_layer_norm_rows, library.macb_cpu_gelu,
         library.macb_cpu_row_product, library.macb_cpu_attend_cache, library.macb_cpu_log_normalizers,
-        library.macb_cpu_top_logprobs,
+        library.macb_cpu_top_logprobs, library.macb_cpu_to_bf16,
     ):  # fmt: skip
         function.restype = ctypes.c_int32
     return library
@@ -309,6 +310,22 @@ def gelu_(block: np.ndarray) -> np.ndarray:
         raise ValueError(f"gelu_: expected a writable C-contiguous float32 array, got {block.dtype}")
     checked(library.macb_cpu_gelu(address(block), block.size), "macb_cpu_gelu")
     return block
+
+
+def to_bf16(block: np.ndarray, out: np.ndarray) -> np.ndarray:
+    """bfloat16 bits (uint16, round to nearest even) of a 2-D float32 block whose rows are each
+    contiguous, into `out` (uint16, same shape, rows contiguous); returns `out`."""
+    library = _library_or_raise()
+    rows, cols = block.shape
+    source_stride = _rows_of(block, "to_bf16 source", cols)
+    if out.dtype != np.uint16 or out.shape != block.shape or out.strides[1] != 2 or not out.flags.writeable:
+        raise ValueError(f"to_bf16: expected a writable uint16 {block.shape} with contiguous rows, got {out.dtype}")
+    if rows:
+        status = library.macb_cpu_to_bf16(
+            block.ctypes.data, source_stride, out.ctypes.data, out.strides[0] // 2, rows, cols
+        )
+        checked(status, "macb_cpu_to_bf16")
+    return out
 
 
 def _function_address(function: Any) -> int:

@@ -6,7 +6,8 @@ half the speed of oneDNN's here, and each MLX product of a strided head slice co
 Here the residual stream stays one numpy (T, D) block; q, k and v come from one fused (T, 3 D)
 product; attention is `host_attention.attend` (per-head blocks, oneDNN products); softmax and
 GELU are the vectorized ones of `host_math`. With `int8`, the four linear layers of each
-block use the int8 products of `host_linear` (attention itself stays float32, as in CTranslate2).
+block use the int8 products of `host_linear`, and attention's two products take bfloat16 inputs
+where the CPU multiplies bfloat16 (cpu/bf16.py; CTranslate2 keeps them float32; softmax stays float32).
 
 Used when `applies`: MLX on the CPU in float32, oneDNN installed, plain `nn.Linear` layers. The
 convolutional stem stays in MLX (BLAS-bound already). Inputs and outputs are MLX arrays.
@@ -80,7 +81,8 @@ def _block(w: _BlockWeights, x: np.ndarray) -> None:
     host_pool.run_all(lambda rows: w.qkv(host_math.layer_norm(x[rows], w.norms[0]), out=qkv[rows]), blocks)
     merged = np.empty((length, width), np.float32)  # heads side by side
     q, k, v = (host_attention.split_heads(qkv[:, i * width : (i + 1) * width], w.heads) for i in range(3))
-    host_attention.attend(q, k, v, host_attention.split_heads(merged, w.heads))  # (H, T, Dh) views; q pre-scaled
+    # (H, T, Dh) views; q pre-scaled. int8: the products in bfloat16 where the CPU has them (cpu/bf16.py)
+    host_attention.attend(q, k, v, host_attention.split_heads(merged, w.heads), bf16_products=w.int8)
 
     def finish(rows: slice) -> None:  # output projection and MLP: each row on its own from here
         x[rows] += w.out(merged[rows])
