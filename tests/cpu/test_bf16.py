@@ -80,13 +80,26 @@ def _heads(seed: int, length: int = 700, head_dim: int = 64, heads: int = 3) -> 
 
 @pytest.mark.skipif(not onednn.available(), reason="oneDNN is not installed")
 @needs_bf16
-def test_bf16_attention_is_float32_attention_to_bfloat16_rounding() -> None:
+@pytest.mark.parametrize("scores_too", [True, False])  # False: CPUs with AMX (bf16.scores_in_bf16)
+def test_bf16_attention_is_float32_attention_to_bfloat16_rounding(
+    monkeypatch: pytest.MonkeyPatch, scores_too: bool
+) -> None:
+    monkeypatch.setattr(bf16, "scores_in_bf16", lambda: scores_too)
     q, k, v = _heads(2)
     exact = attention.attend(q, k, v, np.empty(q.shape, np.float32))
     rounded = attention.attend(q, k, v, np.empty(q.shape, np.float32), bf16_products=True)
     assert not np.array_equal(rounded, exact)  # the products did run in bfloat16
     assert float(np.abs(rounded - exact).max()) < 0.02  # outputs ~0.1-1: a few bfloat16 steps
     assert float(np.abs(rounded - exact).mean()) < 2e-3
+
+
+def test_scores_stay_float32_on_cpus_with_amx(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(bf16, "_cpu_flags", lambda: frozenset({"avx512_bf16", "amx_bf16", "amx_tile"}))
+    assert bf16.cpu_multiplies_bf16() and not bf16.scores_in_bf16()
+    monkeypatch.setattr(bf16, "_cpu_flags", lambda: frozenset({"avx512f", "avx512_bf16"}))
+    assert bf16.cpu_multiplies_bf16() and bf16.scores_in_bf16()
+    monkeypatch.setattr(bf16, "_cpu_flags", lambda: frozenset({"avx2", "fma"}))
+    assert not bf16.cpu_multiplies_bf16()
 
 
 @pytest.mark.skipif(not onednn.available(), reason="oneDNN is not installed")

@@ -75,10 +75,25 @@ class _Products(NamedTuple):
 
 
 _FLOAT32 = _Products(lambda q, k, v, scale: (_plain(q, scale), _plain(k), _plain(v)), lambda block: block, onednn.sgemm)
+
+
+def _bf16_operands(q: np.ndarray, k: np.ndarray, v: np.ndarray, scale: float) -> tuple[np.ndarray, ...]:
+    """v as bfloat16; q and k too where QK^T pays in bfloat16 (bf16.scores_in_bf16), else float32."""
+    if bf16.scores_in_bf16():
+        return _bf16_copy(q, "bf16 q", scale), _bf16_copy(k, "bf16 k"), _bf16_copy(v, "bf16 v")
+    return _plain(q, scale), _plain(k), _bf16_copy(v, "bf16 v")
+
+
+def _multiply_either(a: np.ndarray, b: np.ndarray, out: np.ndarray, *, b_transposed: bool = False) -> np.ndarray:
+    """bfloat16 operands (uint16 bits) through bf16.gemm, float32 ones through oneDNN's sgemm."""
+    product = bf16.gemm if a.dtype == np.uint16 else onednn.sgemm
+    return product(a, b, out, b_transposed=b_transposed)
+
+
 _BF16 = _Products(
-    lambda q, k, v, scale: (_bf16_copy(q, "bf16 q", scale), _bf16_copy(k, "bf16 k"), _bf16_copy(v, "bf16 v")),
+    _bf16_operands,
     lambda block: bf16.to_bf16(block, scratch.block_scratch.get("bf16 weights", block.shape, np.uint16)),
-    bf16.gemm,
+    _multiply_either,
 )
 
 

@@ -5,7 +5,8 @@ and its float32 products already run at the core's peak (QK^T 90 GFLOP/s a core)
 bfloat16 products (float32 sums) took 1.71 and 1.70 ms for one head's QK^T and AV against 3.19
 and 3.07 ms in float32. Only the two products' inputs are rounded to bfloat16 (8 bits of mantissa);
 the scores, the softmax and the outputs stay float32, as GPUs run Whisper in float16. On 3.2 min
-of real speech (greedy, int8) the transcript was the same word for word.
+of real speech (greedy, int8) the transcript was the same word for word. On CPUs with AMX only AV's
+inputs are (`scores_in_bf16`).
 
 Used where oneDNN exports `dnnl_gemm_bf16bf16f32`, the CPU multiplies bfloat16 natively
 (avx512_bf16, or AMX's amx_bf16; elsewhere oneDNN would emulate it, slower than float32), our C
@@ -29,14 +30,30 @@ _FLAGS = {"avx512_bf16", "amx_bf16"}  # /proc/cpuinfo's names for native bfloat1
 
 
 @lru_cache(maxsize=1)
-def cpu_multiplies_bf16() -> bool:
-    """True when this CPU has bfloat16 dot-product instructions (Linux's cpuinfo flags)."""
+def _cpu_flags() -> frozenset[str]:
     try:
         text = Path("/proc/cpuinfo").read_text()
     except OSError:
-        return False
-    flags = next((line.split(":", 1)[1].split() for line in text.splitlines() if line.startswith("flags")), [])
-    return bool(_FLAGS.intersection(flags))
+        return frozenset()
+    return frozenset(
+        next((line.split(":", 1)[1].split() for line in text.splitlines() if line.startswith("flags")), [])
+    )
+
+
+def cpu_multiplies_bf16() -> bool:
+    """True when this CPU has bfloat16 dot-product instructions (Linux's cpuinfo flags)."""
+    return bool(_FLAGS.intersection(_cpu_flags()))
+
+
+def scores_in_bf16() -> bool:
+    """QK^T takes bfloat16 too (else only AV does): not on CPUs with AMX.
+
+    Why: on the Xeon with AMX (2 cores, one 500-row block of one head), oneDNN's bfloat16 QK^T
+    (inner size Dh = 64) took 0.834 ms against 0.823 in float32, while AV (inner size 1500) took
+    0.166 against 0.882; a tiny.en int8 encoder window, 15 each in turns: 156.6 ms with AV alone in
+    bfloat16, 166.4 with both, 169.8 with neither. On this AMD EPYC (avx512_bf16): 143.3 with both,
+    156.3 with AV alone, 174.7 with neither."""
+    return "amx_bf16" not in _cpu_flags()
 
 
 @lru_cache(maxsize=1)
