@@ -18,7 +18,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from . import bf16, host_math, onednn, scratch
+from . import bf16, host_math, native_kernels, onednn, scratch
 from . import pool as host_pool
 
 
@@ -63,7 +63,7 @@ def _plain(block: np.ndarray, scale: float = 1.0) -> np.ndarray:
 def _bf16_copy(block: np.ndarray, role: str, scale: float = 1.0) -> np.ndarray:
     """bfloat16 bits of a 2-D float32 block (times `scale`), in this thread's scratch for `role`."""
     rows = block if block.strides[-1] == block.itemsize and scale == 1.0 else _plain(block, scale)
-    return bf16.to_bf16(rows, scratch.block_scratch.get(role, block.shape, np.uint16))
+    return native_kernels.to_bf16(rows, scratch.block_scratch.get(role, block.shape, np.uint16))
 
 
 class _Products(NamedTuple):
@@ -92,7 +92,7 @@ def _multiply_either(a: np.ndarray, b: np.ndarray, out: np.ndarray, *, b_transpo
 
 _BF16 = _Products(
     _bf16_operands,
-    lambda block: bf16.to_bf16(block, scratch.block_scratch.get("bf16 weights", block.shape, np.uint16)),
+    lambda block: _bf16_copy(block, "bf16 weights"),
     _multiply_either,
 )
 

@@ -10,7 +10,7 @@ inputs are (`scores_in_bf16`).
 
 Used where oneDNN exports `dnnl_gemm_bf16bf16f32`, the CPU multiplies bfloat16 natively
 (avx512_bf16, or AMX's amx_bf16; elsewhere oneDNN would emulate it, slower than float32), our C
-kernels are built (the conversion, cpu_kernels/bf16.c), and MLX_AUDIO_COREML_BF16_ATTENTION is not
+kernels are built (the conversion: native_kernels.to_bf16, cpu_kernels/bf16.c), and MLX_AUDIO_COREML_BF16_ATTENTION is not
 `0`. float32 models keep float32 attention: they ask for float32 arithmetic.
 """
 
@@ -75,11 +75,6 @@ def available() -> bool:
         and _gemm() is not None
         and native_kernels.available()
     )
-
-
-def to_bf16(block: np.ndarray, out: np.ndarray) -> np.ndarray:
-    """bfloat16 bits (uint16) of a 2-D float32 block with contiguous rows, rounded to nearest even."""
-    return native_kernels.to_bf16(block, out)
 
 
 def gemm(a: np.ndarray, b: np.ndarray, out: np.ndarray, *, b_transposed: bool = False) -> np.ndarray:

@@ -31,6 +31,7 @@ from ..errors import CPUKernelFailed
 from . import onednn, onednn_eltwise
 from . import pool as host_pool
 from .amx_policy import amx_for_few_rows
+from .onednn import _check  # CPUKernelFailed(what, status) for a failed call
 
 _S32, _S8, _U8, _F32 = 4, 5, 6, 3  # dnnl_data_type_t
 _TAG_ANY = 1  # dnnl_format_tag_any: the primitive picks its weights layout
@@ -96,9 +97,6 @@ def _desc(dims: list[int], dtype: int, strides: list[int] | None = None) -> Any:
         )
     _check("memory descriptor", status)
     return desc
-
-
-_check = onednn._check  # CPUKernelFailed(what, status) for a failed call
 
 
 def _cloned(desc: Any) -> Any:

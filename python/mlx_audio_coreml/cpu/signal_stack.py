@@ -81,19 +81,16 @@ _kept: list[Any] = []
 
 
 class _ThreadStack(threading.local):
-    checked: bool = False
-    stack: _OwnStack | None = None
+    stack: _OwnStack | None = None  # ours, kept for the thread's life
 
 
 _mine = _ThreadStack()
 
 
 def ensure() -> None:
-    """Give the calling thread an alternate signal stack of at least SIZE bytes (once per thread;
-    nothing off Linux, or inside a signal handler, where the stack cannot change)."""
-    if _mine.checked:
-        return
-    _mine.checked = True
+    """Give the calling thread an alternate signal stack of at least SIZE bytes, unless it has one
+    (onednn.use_one_thread_here calls this once per thread); nothing off Linux, or inside a signal
+    handler, where the stack cannot change."""
     libc = _libc()
     if libc is None:
         return
