@@ -1,4 +1,4 @@
-"""bfloat16 attention products (cpu/bf16.py, cpu_kernels/bf16.c, cpu/attention.py)."""
+"""cpu/attention.py: bfloat16 products (cpu/bf16.py, cpu_kernels/bf16.c) and the prefill's options (transposed keys, a mask)."""
 
 from __future__ import annotations
 
@@ -113,3 +113,19 @@ def test_switched_off_or_unsupported_it_is_the_float32_route_bit_for_bit(monkeyp
     monkeypatch.setattr(bf16, "cpu_multiplies_bf16", lambda: False)
     assert not bf16.available()
     np.testing.assert_array_equal(attention.attend(q, k, v, np.empty(q.shape, np.float32), bf16_products=True), exact)
+
+
+@pytest.mark.skipif(not onednn.available(), reason="oneDNN is not installed")
+def test_attend_takes_transposed_keys_and_a_mask_as_the_prefill_passes_them() -> None:
+    """The host prefill's layouts (cpu/attention.attend's options): keys (H, Dh, S), a causal mask."""
+    q, k, v = _heads(4, length=120)
+    q = np.ascontiguousarray(q)
+    mask = np.triu(np.full((120, 120), -np.inf, np.float32), 1)
+    scores = np.einsum("htd,hsd->hts", q.astype(np.float64), k.astype(np.float64)) + mask
+    weights = np.exp(scores - scores.max(axis=-1, keepdims=True))
+    expected = (weights / weights.sum(axis=-1, keepdims=True)) @ v.astype(np.float64)
+    keys_t = np.ascontiguousarray(k.transpose(0, 2, 1))
+    found = attention.attend(q, keys_t, v, np.empty(q.shape, np.float32), keys_transposed=True, mask=mask)
+    np.testing.assert_allclose(found, expected, rtol=0, atol=2e-5)
+    with pytest.raises(ValueError):
+        attention.attend(q, keys_t, v, np.empty(q.shape, np.float32), keys_transposed=True, mask=mask[:, :60])

@@ -29,25 +29,38 @@ def split_heads(block: np.ndarray, heads: int) -> np.ndarray:
 
 
 def attend(
-    q: np.ndarray, k: np.ndarray, v: np.ndarray, out: np.ndarray, scale: float = 1.0, *, bf16_products: bool = False
+    q: np.ndarray,
+    k: np.ndarray,
+    v: np.ndarray,
+    out: np.ndarray,
+    scale: float = 1.0,
+    *,
+    bf16_products: bool = False,
+    keys_transposed: bool = False,
+    mask: np.ndarray | None = None,
 ) -> np.ndarray:
-    """out[h] = softmax(scale q[h] k[h]^T) v[h] for every head h; returns `out`.
+    """out[h] = softmax(scale q[h] k[h]^T (+ mask)) v[h] for every head h; returns `out`.
 
-    q (H, T, Dh), k (H, S, Dh), v (H, S, Dv), out (H, T, Dv), all float32; any of them may be a
-    strided view (such as `split_heads` of a wider block). Heads go to the host workers.
+    q (H, T, Dh), k (H, S, Dh) or, `keys_transposed`, (H, Dh, S), v (H, S, Dv), out (H, T, Dv), all
+    float32; any of them may be a strided view (such as `split_heads` of a wider block). `mask`
+    (T, S) is added to every head's scores (a causal -inf). Heads go to the host workers.
     `bf16_products`: the two products take bfloat16 copies of their inputs where the CPU multiplies
     bfloat16 (cpu/bf16.py: an int8 encoder's attention); scores, softmax and out stay float32.
     """
     heads, length, head_dim = q.shape
+    keys_dim, positions = (k.shape[1], k.shape[2]) if keys_transposed else (k.shape[2], k.shape[1])
     if (
         k.shape[:1] != (heads,)
-        or k.shape[2] != head_dim
-        or v.shape[:2] != k.shape[:2]
+        or keys_dim != head_dim
+        or v.shape[:2] != (heads, positions)
         or out.shape != (heads, length, v.shape[2])
+        or (mask is not None and mask.shape != (length, positions))
     ):
         raise ValueError(f"attention shapes do not chain: q {q.shape}, k {k.shape}, v {v.shape}, out {out.shape}")
     products = _BF16 if bf16_products and bf16.available() else _FLOAT32
-    host_pool.run_all(lambda h: _attend_head(q[h], k[h], v[h], out[h], scale, products), range(heads))
+    host_pool.run_all(
+        lambda h: _attend_head(q[h], k[h], v[h], out[h], scale, products, keys_transposed, mask), range(heads)
+    )
     return out
 
 
@@ -98,17 +111,26 @@ _BF16 = _Products(
 
 
 def _attend_head(
-    q: np.ndarray, k: np.ndarray, v: np.ndarray, out: np.ndarray, scale: float, products: _Products
+    q: np.ndarray,
+    k: np.ndarray,
+    v: np.ndarray,
+    out: np.ndarray,
+    scale: float,
+    products: _Products,
+    keys_transposed: bool,
+    mask: np.ndarray | None,
 ) -> None:
-    """One head: q (T, Dh), k (S, Dh), v (S, Dv) -> out (T, Dv), one block of queries at a time."""
+    """One head: q (T, Dh), k (S, Dh) or (Dh, S), v (S, Dv) -> out (T, Dv), one block of queries at a time."""
     q, k, v = products.operands(q, k, v, scale)
     length, rows = q.shape[0], host_math.ROWS_PER_BLOCK
-    scores = np.empty((min(rows, length), k.shape[0]), np.float32)
+    scores = np.empty((min(rows, length), v.shape[0]), np.float32)
     direct = out.strides[-1] == out.itemsize  # oneDNN writes rows with any stride, not strided columns
     for start in range(0, length, rows):
         stop = min(start + rows, length)
         block = scores[: stop - start]
-        products.multiply(q[start:stop], k, block, b_transposed=True)  # (rows, S)
+        products.multiply(q[start:stop], k, block, b_transposed=not keys_transposed)  # (rows, S)
+        if mask is not None:
+            block += mask[start:stop]
         weights = products.weights(host_math.softmax_np_(block))
         if direct:
             products.multiply(weights, v, out[start:stop])  # (rows, Dv), into the caller's rows

@@ -20,7 +20,8 @@ from typing import Any
 import mlx.core as mx
 import numpy as np
 
-from ..cpu import host_math, onednn, scratch
+from ..cpu import attention as host_attention
+from ..cpu import host_math, onednn
 from ..cpu import pool as host_pool
 from ..cpu.attention import split_heads
 from . import host_decoder
@@ -53,31 +54,20 @@ def _attend_heads(
     """softmax(q keys^T (+ mask)) values for each head: q (H, T, Dh), keys (H, Dh, n) when
     `keys_transposed` else (H, n, Dh), values (H, n, Dh) -> (H, T, Dh).
 
-    Why a head at a time on one worker (scores, softmax, weighted sum): the head's (T, n) scores
-    stay in that core's cache between the three, the softmax is split between the workers too, and
-    the pool hands work over once per layer, not twice. Not numpy's matmul for long prompts: its
-    own OpenBLAS threads them, and (6, 200, 64) @ (6, 64, 1500) took 473 ms on this busy 2-core
-    machine against 30 ms head by head in oneDNN's single-threaded sgemm. Short prompts (a plain
-    window's 1-3 tokens) keep numpy's route."""
+    Through `host_attention.attend`: a head at a time on one worker (scores, softmax, weighted sum),
+    so the head's (T, n) scores stay in that core's cache between the three, the softmax is split
+    between the workers too, and the pool hands work over once per layer. Not numpy's matmul for
+    long prompts: its own OpenBLAS threads them, and (6, 200, 64) @ (6, 64, 1500) took 473 ms on
+    this busy 2-core machine against 30 ms head by head in oneDNN's single-threaded sgemm. Short
+    prompts (a plain window's 1-3 tokens) keep numpy's route."""
     heads, rows = q.shape[:2]
     if rows < _FEW_ROWS or not onednn.available():
         scores = np.matmul(q, keys if keys_transposed else keys.transpose(0, 2, 1))
         if mask is not None:
             scores += mask
         return np.matmul(host_math.softmax_last_(scores), values)
-    cols = keys.shape[2] if keys_transposed else keys.shape[1]
-    plain_q, plain_keys, plain_values = (np.ascontiguousarray(a, np.float32) for a in (q, keys, values))
     out = np.empty((heads, rows, values.shape[2]), np.float32)
-
-    def head(h: int) -> None:
-        scores = scratch.block_scratch.get("prefill-scores", (rows, cols), np.float32)  # the worker's own
-        onednn.sgemm(plain_q[h], plain_keys[h], scores, b_transposed=not keys_transposed)
-        if mask is not None:
-            scores += mask
-        onednn.sgemm(host_math.softmax_np_(scores), plain_values[h], out[h])
-
-    host_pool.run_all(head, range(heads))
-    return out
+    return host_attention.attend(q, keys, values, out, keys_transposed=keys_transposed, mask=mask)
 
 
 @lru_cache(maxsize=8)
