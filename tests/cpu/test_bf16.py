@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from mlx_audio_coreml.cpu import attention, bf16, native_kernels, onednn
+from mlx_audio_coreml.cpu import amx_policy, attention, bf16, native_kernels, onednn
 
 needs_kernels = pytest.mark.skipif(not native_kernels.available(), reason="our C kernels are not built")
 needs_bf16 = pytest.mark.skipif(not bf16.available(), reason="no native bfloat16 products on this CPU or oneDNN")
@@ -94,11 +94,11 @@ def test_bf16_attention_is_float32_attention_to_bfloat16_rounding(
 
 
 def test_scores_stay_float32_on_cpus_with_amx(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(bf16, "_cpu_flags", lambda: frozenset({"avx512_bf16", "amx_bf16", "amx_tile"}))
+    monkeypatch.setattr(amx_policy, "cpu_flags", lambda: frozenset({"avx512_bf16", "amx_bf16", "amx_tile"}))
     assert bf16.cpu_multiplies_bf16() and not bf16.scores_in_bf16()
-    monkeypatch.setattr(bf16, "_cpu_flags", lambda: frozenset({"avx512f", "avx512_bf16"}))
+    monkeypatch.setattr(amx_policy, "cpu_flags", lambda: frozenset({"avx512f", "avx512_bf16"}))
     assert bf16.cpu_multiplies_bf16() and bf16.scores_in_bf16()
-    monkeypatch.setattr(bf16, "_cpu_flags", lambda: frozenset({"avx2", "fma"}))
+    monkeypatch.setattr(amx_policy, "cpu_flags", lambda: frozenset({"avx2", "fma"}))
     assert not bf16.cpu_multiplies_bf16()
 
 

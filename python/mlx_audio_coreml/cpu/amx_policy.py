@@ -35,15 +35,20 @@ def amx_for_few_rows(rows: int, weight_size: int) -> bool:
 
 
 @lru_cache(maxsize=1)
-def cpu_has_amx() -> bool:
-    """The CPU reports AMX tiles (Linux's /proc/cpuinfo flag `amx_tile`): a Sapphire Rapids or later
-    Xeon. Also the proxy for "one core reads its L3 slowly" (~20 GB/s measured on such a Xeon
-    against ~55 on this AMD EPYC), which host_decoder's cross-attention split relies on."""
+def cpu_flags() -> frozenset[str]:
+    """The CPU's feature flags as Linux's /proc/cpuinfo names them (empty elsewhere)."""
     try:
         with open("/proc/cpuinfo", encoding="utf-8") as cpuinfo:
             for line in cpuinfo:
                 if line.startswith("flags"):
-                    return "amx_tile" in line.split(":", 1)[1].split()
+                    return frozenset(line.split(":", 1)[1].split())
     except OSError:
         pass
-    return False
+    return frozenset()
+
+
+def cpu_has_amx() -> bool:
+    """The CPU reports AMX tiles (the flag `amx_tile`): a Sapphire Rapids or later Xeon. Also the
+    proxy for "one core reads its L3 slowly" (~20 GB/s measured on such a Xeon against ~55 on this
+    AMD EPYC), which host_decoder's cross-attention split relies on."""
+    return "amx_tile" in cpu_flags()

@@ -18,31 +18,19 @@ from __future__ import annotations
 
 import ctypes
 from functools import lru_cache
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from .. import config
-from . import native_kernels, onednn
+from . import amx_policy, native_kernels, onednn
 
 _FLAGS = {"avx512_bf16", "amx_bf16"}  # /proc/cpuinfo's names for native bfloat16 dot products
 
 
-@lru_cache(maxsize=1)
-def _cpu_flags() -> frozenset[str]:
-    try:
-        text = Path("/proc/cpuinfo").read_text()
-    except OSError:
-        return frozenset()
-    return frozenset(
-        next((line.split(":", 1)[1].split() for line in text.splitlines() if line.startswith("flags")), [])
-    )
-
-
 def cpu_multiplies_bf16() -> bool:
     """True when this CPU has bfloat16 dot-product instructions (Linux's cpuinfo flags)."""
-    return bool(_FLAGS.intersection(_cpu_flags()))
+    return bool(_FLAGS.intersection(amx_policy.cpu_flags()))
 
 
 def scores_in_bf16() -> bool:
@@ -53,7 +41,7 @@ def scores_in_bf16() -> bool:
     0.166 against 0.882; a tiny.en int8 encoder window, 15 each in turns: 156.6 ms with AV alone in
     bfloat16, 166.4 with both, 169.8 with neither. On this AMD EPYC (avx512_bf16): 143.3 with both,
     156.3 with AV alone, 174.7 with neither."""
-    return "amx_bf16" not in _cpu_flags()
+    return "amx_bf16" not in amx_policy.cpu_flags()
 
 
 @lru_cache(maxsize=1)
