@@ -60,7 +60,7 @@ def _long_audio(folder: Path) -> Path:
     return path
 
 
-def _one_run(long_wav: Path, patch: str, signum: int, rng: random.Random) -> tuple[int, bool]:
+def _one_run(long_wav: Path, patch: str, signum: int, rng: random.Random) -> tuple[int, bool, str]:
     command = [
         sys.executable,
         "-u",
@@ -76,10 +76,13 @@ def _one_run(long_wav: Path, patch: str, signum: int, rng: random.Random) -> tup
     for line in process.stdout:
         if line.startswith("==> ") and "long.wav" in line:
             break
-    time.sleep(rng.uniform(0.2, 3.0))  # somewhere inside the second file (it takes ~10 s here)
+    delay = rng.uniform(0.2, 3.0)
+    time.sleep(delay)  # somewhere inside the second file (it takes ~10 s here)
     process.send_signal(signum)
     code = process.wait(timeout=300)
-    return code, "interrupted" in process.stderr.read()
+    stderr = process.stderr.read()
+    return code, "interrupted" in stderr, f"signal {delay:.2f} s into the second file; stderr ends:\n{stderr[-3000:]}"
+
 
 
 def main() -> int:
@@ -97,7 +100,10 @@ def main() -> int:
     with tempfile.TemporaryDirectory() as folder:
         long_wav = _long_audio(Path(folder))
         for _ in range(args.runs):
-            counts[_one_run(long_wav, args.patch, getattr(signal, f"SIG{args.signal}"), rng)] += 1
+            code, said, detail = _one_run(long_wav, args.patch, getattr(signal, f"SIG{args.signal}"), rng)
+            counts[code, said] += 1
+            if (code, said) != (130, True):  # not a clean interrupt: what the CLI wrote last
+                print(f"exit {code}, interrupted printed: {said}; {detail}", flush=True)
     print(f'load after {os.getloadavg()[:3]}\n\n| exit code | printed "interrupted" | runs |\n| --- | --- | --- |')
     for (code, said), count in sorted(counts.items()):
         print(f"| {code} | {said} | {count} |")

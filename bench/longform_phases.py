@@ -20,7 +20,9 @@ call). Each wrapper costs ~1 us a call (a step makes ~50).
 with cross-attention's heads split between the host workers, `--ab-block` ours with each decoder
 block's kernels called one by one from Python instead of in one C call, `--ab-team` ours without
 the step's C team (cpu/team.py), `--ab-bf16` ours with an int8 encoder's attention products in
-float32 instead of bfloat16 (cpu/bf16.py) (same session, in turns; `--no-peer` leaves faster-whisper out).
+float32 instead of bfloat16 (cpu/bf16.py) (same session, in turns), `--ab-pieces` a second session whose
+decoder block products run whole on the caller instead of in column pieces on the step's team
+(host_decoder._SPLIT_BLOCK_BYTES); `--no-peer` leaves faster-whisper out.
 
     python3 bench/longform_phases.py --minutes 3 --rounds 2 --setting greedy-int8 [--parts] [--ab-attention]
 """
@@ -170,7 +172,17 @@ def _variants(args: argparse.Namespace, ours: Callable[[Any], str]) -> dict[str,
         # an int8 encoder's attention products in float32 (as MLX_AUDIO_COREML_BF16_ATTENTION=0)
         "ours, float32 attention": (args.ab_bf16, bf16, "available", lambda: False),
     }
-    return {name: _patched(ours, module, attr, value) for name, (on, module, attr, value) in switches.items() if on}
+    variants = {name: _patched(ours, module, attr, value) for name, (on, module, attr, value) in switches.items() if on}
+    if args.ab_pieces:  # a second session, its block products whole: cut or not when loading prepares its weights
+        from longform_cpu import ours as another_session
+
+        kept = host_decoder._SPLIT_BLOCK_BYTES
+        host_decoder._SPLIT_BLOCK_BYTES = 2**62
+        try:
+            variants["ours, block products whole"] = another_session("tiny.en", args.setting, 0)
+        finally:
+            host_decoder._SPLIT_BLOCK_BYTES = kept
+    return variants
 
 
 def _faster_whisper(setting: str, threads: int, timings: Timings) -> Callable[[Any], str]:
@@ -227,6 +239,9 @@ def main() -> int:
     )
     parser.add_argument("--ab-team", action="store_true", help="also run ours without the step's C team")
     parser.add_argument("--ab-bf16", action="store_true", help="also run ours with float32 encoder attention")
+    parser.add_argument(
+        "--ab-pieces", action="store_true", help="also run ours with each block product whole (not team pieces)"
+    )
     parser.add_argument("--no-peer", action="store_true", help="leave faster-whisper out (A/B of ours only)")
     args = parser.parse_args()
     from longform_cpu import long_speech, word_error_rate

@@ -10,7 +10,8 @@
  * the two agree to float32 rounding.
  *
  * The stages can be run apart (a bit mask), so that the caller may run the cross-attention itself
- * (split over its worker threads) between the cross queries and the rest of the block.
+ * (split over its worker threads) between the cross queries and the rest of the block. With a team,
+ * cross-attention's heads and the products the caller cut in column pieces are shared by its workers.
  */
 #include <stdint.h>
 #include <string.h>
@@ -18,8 +19,24 @@
 #include "macb_cpu.h"
 #include "team_internal.h"
 
-static int32_t product(macb_cpu_row_product_args *p, const float *in, int64_t in_stride, float *out, int64_t rows) {
-    if (p == NULL || p->rows != rows) return MACB_CPU_BAD_ARGUMENT;
+enum { QKV, OUT, CROSS_Q, CROSS_OUT, MLP1, MLP2 }; /* the products, in macb_cpu_block_args' order */
+
+/* Product `which` of the block: its column pieces on the team where the caller split it (each core
+ * reads its share of the weights: one core alone streamed a float32 decoder's block weights at
+ * ~11 GB/s here, two at ~29), else its one-call product. */
+static int32_t product(const macb_cpu_block_args *a, int which, const float *in, int64_t in_stride, float *out) {
+    macb_cpu_pieces_args *pieces = a->split[which];
+    if (pieces != NULL) {
+        if (pieces->row_count != a->rows) return MACB_CPU_BAD_ARGUMENT;
+        pieces->team = a->team;
+        pieces->rows = in;
+        pieces->row_stride = in_stride;
+        pieces->out = out;
+        return macb_cpu_row_product_pieces(pieces);
+    }
+    macb_cpu_row_product_args *const whole[] = {a->qkv, a->out, a->cross_q_product, a->cross_out, a->mlp1, a->mlp2};
+    macb_cpu_row_product_args *p = whole[which];
+    if (p == NULL || p->rows != a->rows) return MACB_CPU_BAD_ARGUMENT;
     p->row = in;
     p->row_stride = in_stride;
     p->out = out;
@@ -40,7 +57,7 @@ static int32_t self_attention(const macb_cpu_block_args *a, float *normed, float
                               float *scratch) {
     const int64_t rows = a->rows, width = a->width, head_dim = width / a->heads;
     int32_t status = layer_norm(a, 0, normed);
-    if (status == MACB_CPU_OK) status = product(a->qkv, normed, width, qkv, rows);
+    if (status == MACB_CPU_OK) status = product(a, QKV, normed, width, qkv);
     if (status != MACB_CPU_OK) return status;
     const int64_t at = (a->length - 1) * head_dim; /* the new token's row in each head's cache */
     for (int64_t b = 0; b < rows; b++)
@@ -56,7 +73,7 @@ static int32_t self_attention(const macb_cpu_block_args *a, float *normed, float
         a->cache_head_stride, a->scratch_floats - (scratch - a->scratch),
     };
     status = macb_cpu_attend_cache(&attend);
-    if (status == MACB_CPU_OK) status = product(a->out, a->attended, width, projected, rows);
+    if (status == MACB_CPU_OK) status = product(a, OUT, a->attended, width, projected);
     if (status == MACB_CPU_OK) add_rows(a->x, projected, rows * width);
     return status;
 }
@@ -98,13 +115,13 @@ static int32_t cross_attention(const macb_cpu_block_args *a, float *scratch) {
 /* Cross-attention's out product and residual, then layer norm, MLP (GELU between) and residual. */
 static int32_t cross_out_and_mlp(const macb_cpu_block_args *a, float *normed, float *projected, float *hidden) {
     const int64_t rows = a->rows, width = a->width;
-    int32_t status = product(a->cross_out, a->attended, width, projected, rows);
+    int32_t status = product(a, CROSS_OUT, a->attended, width, projected);
     if (status != MACB_CPU_OK) return status;
     add_rows(a->x, projected, rows * width);
     status = layer_norm(a, 2, normed);
-    if (status == MACB_CPU_OK) status = product(a->mlp1, normed, width, hidden, rows);
+    if (status == MACB_CPU_OK) status = product(a, MLP1, normed, width, hidden);
     if (status == MACB_CPU_OK) status = macb_cpu_gelu(hidden, rows * a->hidden_width);
-    if (status == MACB_CPU_OK) status = product(a->mlp2, hidden, a->hidden_width, projected, rows);
+    if (status == MACB_CPU_OK) status = product(a, MLP2, hidden, a->hidden_width, projected);
     if (status == MACB_CPU_OK) add_rows(a->x, projected, rows * width);
     return status;
 }
@@ -136,7 +153,7 @@ int32_t macb_cpu_decoder_block(const macb_cpu_block_args *a) {
     if (a->stages & MACB_CPU_STAGE_SELF) status = self_attention(a, normed, qkv, projected, scratch);
     if (status == MACB_CPU_OK && (a->stages & MACB_CPU_STAGE_CROSS_QUERY)) {
         status = layer_norm(a, 1, normed);
-        if (status == MACB_CPU_OK) status = product(a->cross_q_product, normed, width, a->cross_q, rows);
+        if (status == MACB_CPU_OK) status = product(a, CROSS_Q, normed, width, a->cross_q);
     }
     if (status == MACB_CPU_OK && (a->stages & MACB_CPU_STAGE_CROSS_ATTEND)) status = cross_attention(a, scratch);
     if (status == MACB_CPU_OK && (a->stages & MACB_CPU_STAGE_CROSS_OUT_MLP))

@@ -6,7 +6,7 @@
 
 #include <stdint.h>
 
-#define MACB_CPU_ABI_VERSION 10
+#define MACB_CPU_ABI_VERSION 11
 #define MACB_CPU_EXPORT __attribute__((visibility("default")))
 #define MACB_CPU_MAX_HEAD_DIM 256
 
@@ -164,6 +164,9 @@ MACB_CPU_EXPORT int32_t macb_cpu_row_product_pieces(const macb_cpu_pieces_args *
  * row, row_stride and out fields are set here. scratch: at least rows * (5 * width + hidden_width)
  * floats, plus `length` for SELF and 4 * frames per team worker for CROSS_ATTEND (4 rows sharing
  * audio at a time). `team` (or NULL) splits CROSS_ATTEND's heads.
+ * `split` (each entry may be NULL): a product's column pieces (macb_cpu_pieces_args, in the order
+ * qkv, out, cross_q_product, cross_out, mlp1, mlp2) run on `team` instead of that one-call product
+ * (which may then be NULL); their team, rows, row_count, row_stride and out fields are set here.
  * The same kernels in the same order as the caller's separate calls: the same results, bit for bit. */
 enum {
     MACB_CPU_STAGE_SELF = 1,
@@ -188,6 +191,7 @@ typedef struct macb_cpu_block_args {
     const float *audio_keys_t, *audio_values;
     int64_t audio_row_stride, frames;
     macb_cpu_team *team;
+    macb_cpu_pieces_args *split[6];
 } macb_cpu_block_args;
 
 MACB_CPU_EXPORT int32_t macb_cpu_decoder_block(const macb_cpu_block_args *args);

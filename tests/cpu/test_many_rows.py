@@ -37,7 +37,7 @@ def test_many_rows_give_the_gemm_routes_floats_bit_for_bit(
 
 
 def test_prompt_row_counts_share_a_bucket_and_larger_counts_get_their_own(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(linear, "_SPLIT_ROWS", 10_000)  # one piece, whatever the worker count
+    monkeypatch.setattr(linear, "_SPLIT_ROWS", {False: 10_000, True: 10_000})  # one piece, whatever the worker count
     layer = _layer(48, 32, bias=True)
     rng = np.random.default_rng(2)
     for rows in (9, 20, 32, 33, 300, 300):
@@ -47,7 +47,7 @@ def test_prompt_row_counts_share_a_bucket_and_larger_counts_get_their_own(monkey
 
 def test_the_kernel_count_is_bounded_and_the_rest_take_the_gemm_route(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(linear, "_MANY_KERNELS", 2)
-    monkeypatch.setattr(linear, "_SPLIT_ROWS", 10_000)
+    monkeypatch.setattr(linear, "_SPLIT_ROWS", {False: 10_000, True: 10_000})
     layer = _layer(48, 32, bias=False)
     rng = np.random.default_rng(3)
     for rows in (300, 301, 302):

@@ -25,15 +25,16 @@ from ..errors import CPUKernelFailed
 from . import host_math, native_kernels, native_pieces, onednn, onednn_eltwise, onednn_rows, scratch
 from . import pool as host_pool
 from . import team as host_team
+from .int8_rows import INPUT_SHIFT, QUANTIZATION, quantize_into, quantize_rows
 
-_INT8_MAX = np.float32(127.0)
-_INPUT_SHIFT = 128  # quantized inputs (-127..127) go to oneDNN shifted to unsigned bytes (1..255)
-_SPLIT_ROWS = 256  # inputs from this many rows are split between cores by rows
+# Inputs from this many rows are split between cores by rows. float32 from 32: a prompt's products
+# (9-227 rows) ran on one core before, and its prefill took 70.3 against 64.0 ms a window split
+# (tiny.en, greedy, 3.2 min, in turns, this 2-core EPYC); int8 from 256: its prompt rows go to
+# kernels made per 32-row bucket, and halves gained nothing there (40.7 against 40.8 ms).
+_SPLIT_ROWS = {False: 32, True: 256}
 _SPLIT_MIN = 4_000_000  # weights from this size (one or a few rows in) are split between cores
 _FEW_ROWS = 8  # "a few rows": a greedy step's one, a beam search's five
 _PIECES_PER_WORKER = 4  # column pieces of a split product per worker
-_TINY = np.float32(1e-30)  # an all-zero row keeps scale 1e-30 / 127: its integers are all 0 anyway
-_QUANTIZATION = (float(_TINY), float(_INT8_MAX), float(_INPUT_SHIFT))  # as the C one-call products take it
 # More than `_FEW_ROWS` int8 rows (encoder pieces, the audio keys/values, prompts): prepared 1x1
 # convolutions giving the exact sums as float32 (`onednn_rows`, sums_only), scaled here as the gemm
 # route does. float32 sums, not int32: numpy's int32 x float32 multiply runs a casting loop, 222 us
@@ -42,25 +43,6 @@ _BUCKET_ROWS = 32  # counts up to `_BUCKETED_UP_TO` (prompts, 9-227 rows) round 
 _BUCKETED_UP_TO = 256  # above it each count has its own kernel (the encoder's and audio's few fixed counts)
 _MANY_KERNELS = 16  # kernels per layer at most (8 buckets + fixed counts); past that, the gemm route
 many_rows_conv = True  # False: the gemm route for many rows (to compare both in one process)
-
-
-def quantize_rows(matrix: np.ndarray, limit: float = 127.0) -> tuple[np.ndarray, np.ndarray]:
-    """(int8 matrix, float32 scale per row) with matrix ~= int8 * scale[:, None]; |int8| <= limit."""
-    scales = np.maximum(np.abs(matrix).max(axis=1), _TINY) / np.float32(limit)
-    quantized = np.rint(matrix / scales[:, None]).astype(np.int8)
-    return quantized, scales.astype(np.float32)
-
-
-def _quantize_into(rows: np.ndarray, scaled: np.ndarray, out: np.ndarray) -> np.ndarray:
-    """Each float32 row of `rows` (M, K) quantized symmetrically as `HostLinear` takes its int8 inputs,
-    written into `out` as unsigned bytes q + 128 (`scaled`: a float32 scratch of their shape; a fresh
-    block would cost page faults per call); returns the rows' scales, (M, 1) float32."""
-    np.abs(rows, out=scaled)
-    row_scales = np.maximum(scaled.max(axis=1, keepdims=True), _TINY) / _INT8_MAX
-    np.multiply(rows, np.reciprocal(row_scales), out=scaled)
-    np.rint(scaled, out=scaled)
-    np.add(scaled, _INPUT_SHIFT, out=out, casting="unsafe")  # exact: integers in [1, 255]
-    return row_scales
 
 
 class HostLinear:
@@ -77,7 +59,7 @@ class HostLinear:
             # weights are oneDNN's second operand: 7 bits on CPUs whose int8 products would saturate
             self.weight, self.scales = quantize_rows(np.asarray(weight, np.float32), onednn.int8_weight_limit())
             # inputs go in as unsigned bytes q + 128 (oneDNN's faster kernels); this takes the 128s back out
-            offsets = (-_INPUT_SHIFT * self.weight.sum(axis=1, dtype=np.int32)).astype(np.int32)
+            offsets = (-INPUT_SHIFT * self.weight.sum(axis=1, dtype=np.int32)).astype(np.int32)
             self.offsets = offsets
             self._weight_at, self._offsets_at = self.weight.ctypes.data, offsets.ctypes.data
         else:
@@ -90,6 +72,7 @@ class HostLinear:
         # many int8 rows: int32-sum kernels by (bucketed) row count, None where oneDNN has none
         self._many: dict[int, onednn_rows.RowProduct | None] = {}
         self._team_pieces = native_pieces.ThreadPieces()  # a large weight's pieces on a step's team
+        self._few_rows_pieces = 1  # column pieces of a small weight's few-row products (`split_for_team`)
 
     def __call__(self, x: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
         """x (M, K) or (K,) float32 -> (M, N) or (N,); writes into `out` when given (M, N)."""
@@ -98,7 +81,7 @@ class HostLinear:
             return self._single_row(direct, x) if x.shape[0] == 1 else self._several_rows(direct, x)
         rows = x.reshape(1, -1) if x.ndim == 1 else x
         result = out if out is not None else np.empty((rows.shape[0], self.out_features), np.float32)
-        if rows.shape[0] >= _SPLIT_ROWS and host_pool.worker_count() > 1 and not host_pool.in_worker():
+        if rows.shape[0] >= _SPLIT_ROWS[self.int8] and host_pool.worker_count() > 1 and not host_pool.in_worker():
             host_pool.run_all(lambda part: self(rows[part], out=result[part]), host_pool.even_ranges(rows.shape[0]))
             return result  # many rows (the audio keys/values of a prompt): each core takes a share
         if (
@@ -139,7 +122,7 @@ class HostLinear:
         height = count if product is None else product.rows  # a bucket's rows past `count` are ignored
         padded = scratch.block_scratch.get("q", (height, self.in_features), np.uint8)
         quantized = padded[:count]
-        row_scales = _quantize_into(rows, scratch.block_scratch.get("scaled", rows.shape, np.float32), quantized)
+        row_scales = quantize_into(rows, scratch.block_scratch.get("scaled", rows.shape, np.float32), quantized)
         offsets, scales = self.offsets, self.scales
         assert offsets is not None and scales is not None  # set with the int8 weights
         if product is not None:  # the same sums (as float32), scaled in the same two passes: the same floats
@@ -216,7 +199,7 @@ class HostLinear:
         for cols, product in kernel.pieces:
             bound = product.bound()
             bias = None if self.bias is None or count == 1 else self.bias[cols]  # one row: the primitive's
-            call = native_kernels.row_product_call(product, bound, _QUANTIZATION, bias)
+            call = native_kernels.row_product_call(product, bound, QUANTIZATION, bias)
             if call is None:
                 return None
             call.use_stream(onednn_eltwise.new_stream())  # any worker may run the piece: a stream of its own
@@ -237,12 +220,12 @@ class HostLinear:
             return True
         if kernel.single is not None and rows.shape[0] == 1:  # most of a decoder step's calls: fewest steps
             scaled = scratch.row_scratch.get(self.in_features, self.out_features).scaled
-            row_scales = _quantize_into(rows, scaled, kernel.single.input_buffer())
+            row_scales = quantize_into(rows, scaled, kernel.single.input_buffer())
             kernel.single.run(float(row_scales[0, 0]), result.ctypes.data)
             return True
         scaled = scratch.block_scratch.get("few-scaled", rows.shape, np.float32)
         quantized = scratch.block_scratch.get("few-q", rows.shape, np.uint8)
-        row_scales = _quantize_into(rows, scaled, quantized)
+        row_scales = quantize_into(rows, scaled, quantized)
         single = rows.shape[0] == 1
         kernel.run(quantized.ctypes.data, float(row_scales[0, 0]) if single else 1.0, result)
         if not single:
@@ -259,7 +242,7 @@ class HostLinear:
         done = self._in_one_call(product, bound, row)
         if done is not None:
             return done
-        row_scales = _quantize_into(row, bound.scaled, bound.quantized)
+        row_scales = quantize_into(row, bound.scaled, bound.quantized)
         result = np.empty((1, self.out_features), np.float32)
         product.run_bound(bound, float(row_scales[0, 0]), result.ctypes.data)
         return result
@@ -282,7 +265,7 @@ class HostLinear:
         call = bound.native_call
         if call is None:
             call = native_kernels.row_product_call(
-                product, bound, _QUANTIZATION, self.bias if product.rows > 1 else None
+                product, bound, QUANTIZATION, self.bias if product.rows > 1 else None
             )
             bound.native_call = call if call is not None else False
         return call or None
@@ -306,13 +289,33 @@ class HostLinear:
         done = self._in_one_call(product, bound, rows)
         if done is not None:
             return done
-        row_scales = _quantize_into(rows, bound.scaled, bound.quantized)
+        row_scales = quantize_into(rows, bound.scaled, bound.quantized)
         result = np.empty((rows.shape[0], self.out_features), np.float32)
         product.run_bound(bound, 1.0, result.ctypes.data)
         result *= row_scales
         if self.bias is not None:
             result += self.bias
         return result
+
+    def split_for_team(self, pieces: int) -> None:
+        """Cut this (small) weight's few-row products into `pieces` column pieces, for a decoder step's
+        team to share (`block_product`); before its first few-row product. Why: a float32 decoder's
+        block weights are memory-bound reads, which one core streamed through oneDNN's prepared
+        products at ~11 GB/s on this AMD EPYC and two at ~29 GB/s."""
+        if self._row_kernels:
+            raise RuntimeError("split_for_team comes before the layer's first few-row product")
+        self._few_rows_pieces = max(1, pieces)
+
+    def block_product(self, rows: int) -> tuple[native_kernels.RowProductCall, Any] | native_pieces.PiecesCall | None:
+        """A decoder block's product of `rows` (1-8) rows: `one_call`'s, or its column pieces where the
+        weight is cut in pieces (`split_for_team`, or a large one); None where neither can be made."""
+        single = self.one_call(rows)
+        if single is not None or not 1 <= rows <= _FEW_ROWS:
+            return single
+        made = self._team_pieces.by_rows
+        if rows not in made:
+            made[rows] = self._pieces_call(rows)
+        return made[rows]
 
     def _row_kernel(self, count: int) -> onednn_rows.RowKernel | None:
         """The products for `count` input rows, split in column pieces for a large weight (as
@@ -325,6 +328,8 @@ class HostLinear:
                 pieces = [slice(0, self.out_features)]
                 if self.weight.size >= _SPLIT_MIN:
                     pieces = host_pool.even_ranges(self.out_features, _PIECES_PER_WORKER * host_pool.worker_count())
+                elif self._few_rows_pieces > 1:
+                    pieces = host_pool.even_ranges(self.out_features, self._few_rows_pieces)
                 # int8 with several rows: each row's scale is applied here first, then the bias
                 bias = self.bias if count == 1 or not self.int8 else None
                 shared = next((k for k in self._row_kernels.values() if k is not None), None)
@@ -343,7 +348,7 @@ class HostLinear:
         n, k = self.out_features, self.in_features
         buffers, scales = scratch.row_scratch.get(k, n), self.scales
         assert scales is not None  # set with the int8 weights
-        row_scale = _quantize_into(row, buffers.scaled, buffers.quantized)
+        row_scale = quantize_into(row, buffers.scaled, buffers.quantized)
         sums = buffers.sums
 
         def part(cols: slice) -> None:

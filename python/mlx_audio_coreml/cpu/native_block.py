@@ -6,8 +6,9 @@ bytes, so its results are that route's, bit for bit. What it saves is Python bet
 calls a block (numpy, ctypes, the cache's bookkeeping).
 
 A `BlockCall` belongs to one layer, one row count and one thread: its products are that thread's
-prepared one-call products (`native_kernels.RowProductCall`), whose argument structs the C side
-fills in, and its scratch is its own.
+prepared one-call products (`native_kernels.RowProductCall`), or their column pieces
+(`native_pieces.PiecesCall`) where the step's team shares a large product, whose argument structs
+the C side fills in, and its scratch is its own.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ import numpy as np
 
 from . import native_kernels
 from .native_kernels import RowProductCall
+from .native_pieces import PiecesCall
 from .team import TeamState
 
 # macb_cpu.h's MACB_CPU_STAGE_*: what one call runs, in this order
@@ -38,6 +40,7 @@ class _BlockArgs(ctypes.Structure):
         ("qkv", _ptr), ("out", _ptr), ("cross_q_product", _ptr), ("cross_out", _ptr), ("mlp1", _ptr), ("mlp2", _ptr),
         ("keys", _ptr), ("values", _ptr), ("cache_row_stride", _i64), ("cache_head_stride", _i64), ("length", _i64),
         ("audio_keys_t", _ptr), ("audio_values", _ptr), ("audio_row_stride", _i64), ("frames", _i64), ("team", _ptr),
+        ("split", _ptr * 6),
     ]  # fmt: skip
 
 
@@ -56,10 +59,11 @@ class BlockCall:
 
     `products`: the thread's one-call products for this row count, in the order q/k/v (fused,
     queries pre-scaled), self-attention out, cross queries (pre-scaled), cross-attention out, mlp1,
-    mlp2; `norms`: the three layer norms' (weight, bias, eps), eps shared."""
+    mlp2, each whole or in column pieces (`PiecesCall`: the step's team shares them); `norms`: the
+    three layer norms' (weight, bias, eps), eps shared."""
 
     def __init__(
-        self, products: Sequence[RowProductCall], norms: Sequence[tuple[np.ndarray, np.ndarray, float]],
+        self, products: Sequence[RowProductCall | PiecesCall], norms: Sequence[tuple[np.ndarray, np.ndarray, float]],
         heads: int, rows: int,
     ) -> None:  # fmt: skip
         self._library = _declared()
@@ -79,7 +83,10 @@ class BlockCall:
             args.norm_weight[i] = native_kernels.vector_address(weight, width, "norm weight")
             args.norm_bias[i] = native_kernels.vector_address(bias, width, "norm bias")
         args.eps = norms[0][2]
-        args.qkv, args.out, args.cross_q_product, args.cross_out, args.mlp1, args.mlp2 = (p.address for p in products)
+        whole = [None if isinstance(p, PiecesCall) else p.address for p in products]
+        args.qkv, args.out, args.cross_q_product, args.cross_out, args.mlp1, args.mlp2 = whole
+        for i, p in enumerate(products):
+            args.split[i] = p.address if isinstance(p, PiecesCall) else None
         self._args, self._pointer = args, ctypes.byref(args)
         self._scratch = np.empty(0, np.float32)
 

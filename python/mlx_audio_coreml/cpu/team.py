@@ -77,14 +77,13 @@ def current() -> TeamState | None:
     return _mine.state if _mine.open else None
 
 
+def possible() -> bool:
+    """Steps may open a team here: it is not switched off, there is a second core and our C kernels."""
+    return config.setting(config.STEP_TEAM) != "0" and host_pool.worker_count() > 1 and native_kernels.available()
+
+
 def _wanted() -> bool:
-    return (
-        config.setting(config.STEP_TEAM) != "0"
-        and host_pool.worker_count() > 1
-        and not host_pool.in_worker()
-        and not _mine.open
-        and native_kernels.available()
-    )
+    return possible() and not host_pool.in_worker() and not _mine.open
 
 
 @contextmanager

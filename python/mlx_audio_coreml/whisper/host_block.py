@@ -5,6 +5,8 @@ kernels built, up to 8 rows (greedy's one, beams' five), when every product of t
 prepared one-call product on this thread and the cache's keys and values are host buffers. int8:
 the results are host_decoder's route's, bit for bit (tested); float32: within float32 rounding of
 it (its products are BLAS's there). Anything else returns None and the caller takes that route.
+Products with large enough weights (host_decoder._SPLIT_BLOCK_BYTES) run as column pieces on the
+step's team: the same arithmetic per output column, the same bits.
 Measured on this AMD EPYC (2 cores, tiny.en int8, 3 min of real speech, in turns in one process,
 `bench/longform_phases.py --ab-block`): a greedy step 3.48 against 3.97 ms with the kernels called
 one by one; beam 5 6.76 against 7.04 ms.
@@ -20,6 +22,7 @@ import numpy as np
 
 from ..cpu import native_block, native_kernels
 from ..cpu.native_block import BlockCall
+from ..cpu.native_pieces import PiecesCall
 from ..cpu.team import TeamState
 from .host_cache import HostKV
 
@@ -29,26 +32,28 @@ CrossAttention = Callable[[np.ndarray, np.ndarray, np.ndarray, int], np.ndarray]
 
 
 class BlockCalls(threading.local):
-    """One layer's `BlockCall` per row count, for the thread that asks (None: this count cannot)."""
+    """One layer's `BlockCall` per row count, for the thread that asks (None: this count cannot),
+    with what points its products back at their own source buffers."""
 
     def __init__(self) -> None:
-        self.by_rows: dict[int, tuple[BlockCall, list[Any]] | None] = {}
+        self.by_rows: dict[int, tuple[BlockCall, list[Callable[[], None]]] | None] = {}
 
 
 def _made(w: Any, rows: int) -> BlockCall | None:
     """This thread's block call for `rows` rows of layer weights `w` (host_decoder's), or None."""
     calls: BlockCalls = w.block_calls
     if rows not in calls.by_rows:
-        made = [layer.one_call(rows) for layer in (w.qkv, w.out, w.cross_q, w.cross_out, w.mlp1, w.mlp2)]
-        pairs = [m for m in made if m is not None]
+        made = [layer.block_product(rows) for layer in (w.qkv, w.out, w.cross_q, w.cross_out, w.mlp1, w.mlp2)]
         calls.by_rows[rows] = None
-        if len(pairs) == len(made):
-            calls.by_rows[rows] = (BlockCall([p[0] for p in pairs], w.norms, w.heads, rows), [p[1] for p in pairs])
+        if all(m is not None for m in made):
+            products = [m if isinstance(m, PiecesCall) else m[0] for m in made if m is not None]
+            owners = [m.own_sources if isinstance(m, PiecesCall) else m[1].own_source for m in made if m is not None]
+            calls.by_rows[rows] = (BlockCall(products, w.norms, w.heads, rows), owners)
     found = calls.by_rows[rows]
     if found is None:
         return None
-    for bound in found[1]:  # a `_few` call (an output given) may have moved a product's source
-        bound.own_source()
+    for own_source in found[1]:  # a `_few` call (an output given) may have moved a product's source
+        own_source()
     return found[0]
 
 

@@ -96,6 +96,40 @@ def test_float32_blocks_in_c_agree_with_the_per_kernel_route(
         np.testing.assert_allclose(got, expected, rtol=1e-4, atol=1e-4)
 
 
+@pytest.mark.parametrize("int8", [True, False])
+@pytest.mark.parametrize("beams", [1, 5])
+def test_products_cut_in_column_pieces_for_the_team_give_the_whole_products_results(
+    beams: int, int8: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Block products whose weights are large enough (here: all) run as column pieces on the step's
+    team: every output column is the same arithmetic as in the whole product, so the steps' logits
+    and caches are the same bits, int8 and float32."""
+    monkeypatch.setenv("MLX_AUDIO_COREML_HOST_THREADS", "2")
+    model = random_model(tiny_dims(n_text_ctx=STEPS + 8, **WIDE))
+    model.decoder.host_int8 = int8
+    tokens, features, cache = beams_after_prefill(model, beams)
+    whole, whole_cache = _steps(model, tokens, features, cache, True, monkeypatch)
+    assert model.decoder.host_weights.layers[0].qkv._few_rows_pieces == 1  # 196 KB of weights: whole
+    model.decoder.host_weights = None  # prepared again, now cut
+    monkeypatch.setenv("MLX_AUDIO_COREML_HOST_THREADS", "2")
+    monkeypatch.setattr(host_decoder, "_SPLIT_BLOCK_BYTES", 0)
+    in_pieces, pieces_cache = _steps(model, tokens, features, cache, True, monkeypatch)
+    layer = model.decoder.host_weights.layers[0]
+    assert all(p._few_rows_pieces == 2 for p in (layer.qkv, layer.out, layer.mlp1, layer.mlp2))
+    assert layer.qkv._team_pieces.by_rows[beams] is not None  # the block ran the pieces
+    for got, expected in zip(in_pieces + pieces_cache, whole + whole_cache, strict=True):
+        np.testing.assert_array_equal(got, expected)
+
+
+def test_a_layer_is_cut_before_its_first_few_row_product() -> None:
+    model = random_model(tiny_dims(**WIDE))
+    model.decoder.host_int8 = True
+    tokens, features, cache = beams_after_prefill(model, 1)
+    model.decoder(tokens, features, cache)
+    with pytest.raises(RuntimeError, match="before the layer's first"):
+        model.decoder.host_weights.layers[0].qkv.split_for_team(2)
+
+
 def test_float32_decoders_too_large_for_a_second_copy_keep_the_per_kernel_route(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:

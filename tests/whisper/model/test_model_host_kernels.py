@@ -14,7 +14,8 @@ from model_helpers import random_mel, random_model, tiny_dims
 
 from mlx_audio_coreml.cpu import host_math, onednn
 from mlx_audio_coreml.cpu import pool as host_pool
-from mlx_audio_coreml.cpu.linear import HostLinear, quantize_rows
+from mlx_audio_coreml.cpu.int8_rows import quantize_rows
+from mlx_audio_coreml.cpu.linear import HostLinear
 from mlx_audio_coreml.errors import CPUKernelFailed
 from mlx_audio_coreml.whisper import host_encoder
 from mlx_audio_coreml.whisper.loading import load_whisper

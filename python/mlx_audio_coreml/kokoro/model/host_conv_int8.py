@@ -17,17 +17,15 @@ import numpy as np
 
 from ...cpu import onednn
 from ...cpu import pool as host_pool
-from ...cpu.linear import quantize_rows
+from ...cpu.int8_rows import TINY, quantize_rows
 from .host_conv import ROWS, HostConv1d
-
-_TINY = np.float32(1e-30)
 
 
 def quantize(x: np.ndarray) -> tuple[np.ndarray, np.float32]:
     """(int8 copy, scale) with x ~= int8 * scale, one symmetric scale for the whole array."""
     blocks = host_pool.row_blocks(x.shape[0], 4 * ROWS)
     peak = max(host_pool.run_all(lambda rows: float(np.abs(x[rows]).max(initial=0.0)), blocks))
-    scale = np.float32(max(peak, float(_TINY)) / 127.0)
+    scale = np.float32(max(peak, float(TINY)) / 127.0)
     inverse = np.float32(1.0) / scale
     quantized = np.empty(x.shape, np.int8)
 
