@@ -15,6 +15,13 @@ with MLX_AUDIO_COREML_STEP_TEAM=0; with MLX_AUDIO_COREML_CPU_KERNELS=none, and w
 25 of 25 were clean. The cause, found from a core dump: oneDNN's sgemm kernels run with the stack
 pointer in a heap buffer, and the signal's frame was written there (cpu/signal_stack.py). With each
 thread given an alternate signal stack: 25 of 25 clean (130, "interrupted"), same machine and seed.
+
+Found on 2026-12-07 (session 12, code at b4a4a7d), SIGINT: 1 of 20 runs (seed 5) and 1 of 80 (seed 11)
+ran on to the end and exited 0 without "interrupted" (the other 139 clean). A handler that printed
+its stack showed it ran at a decoder step's `mx.array(logits ...)`: MLX's array constructor drops a
+KeyboardInterrupt raised while it converts a numpy array (cancel.py). With the CLI's handler noting
+each signal and the decoding loops raising a dropped one again (cancel.raise_dropped_interrupt):
+80 of 80 clean (seed 11). Runs that do not end cleanly now print what the CLI wrote last.
 """
 
 from __future__ import annotations
@@ -82,7 +89,6 @@ def _one_run(long_wav: Path, patch: str, signum: int, rng: random.Random) -> tup
     code = process.wait(timeout=300)
     stderr = process.stderr.read()
     return code, "interrupted" in stderr, f"signal {delay:.2f} s into the second file; stderr ends:\n{stderr[-3000:]}"
-
 
 
 def main() -> int:

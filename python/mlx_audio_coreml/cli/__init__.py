@@ -8,9 +8,13 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import signal
 import sys
-from collections.abc import Sequence
+import threading
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 
+from .. import cancel
 from .._version import __version__
 from ..errors import MlxAudioCoreMLError
 
@@ -54,13 +58,34 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"error: {problem}", file=sys.stderr)
         return 1
     try:
-        return int(args.func(args) or 0)
+        with _ctrl_c_noted():
+            return int(args.func(args) or 0)
     except KeyboardInterrupt:
+        cancel.interrupt_handled()
         print("interrupted", file=sys.stderr)
         return 130
     except MlxAudioCoreMLError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
+
+
+@contextmanager
+def _ctrl_c_noted() -> Iterator[None]:
+    """Ctrl-C through `cancel.interrupt_handler` for the command's length (the same KeyboardInterrupt,
+    noted, so one a C extension drops is raised again: cancel.py says why). Only where Ctrl-C raises
+    KeyboardInterrupt now (Python's default): one ignored (a background job) stays ignored."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.getsignal(signal.SIGINT)
+    if previous is not signal.default_int_handler:
+        yield
+        return
+    signal.signal(signal.SIGINT, cancel.interrupt_handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
 
 
 if __name__ == "__main__":

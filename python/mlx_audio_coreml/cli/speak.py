@@ -17,11 +17,11 @@ import argparse
 import signal
 import sys
 from pathlib import Path
-from types import FrameType
 from typing import Any
 
 import numpy as np
 
+from .. import cancel
 from ..audio.write import FORMATS, check_format, format_from_path, mp3_encoder, write_audio
 from ..errors import AudioEncoderUnavailable
 from ..options import Component
@@ -61,7 +61,7 @@ class ChunkBar(ProgressBar):
 
 
 def run(args: argparse.Namespace) -> int:
-    previous = signal.signal(signal.SIGTERM, _interrupt)
+    previous = signal.signal(signal.SIGTERM, cancel.interrupt_handler)
     try:
         if args.list_voices:
             for name in load_session(args).voices():
@@ -80,10 +80,6 @@ def run(args: argparse.Namespace) -> int:
         return 0
     finally:
         signal.signal(signal.SIGTERM, previous)
-
-
-def _interrupt(signum: int, frame: FrameType | None) -> None:
-    raise KeyboardInterrupt(f"signal {signum}")
 
 
 def _output_format(args: argparse.Namespace) -> str | None:

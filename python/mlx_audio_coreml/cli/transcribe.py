@@ -18,9 +18,9 @@ import signal
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from types import FrameType
 from typing import Any
 
+from .. import cancel
 from ..errors import BatchFailed, MlxAudioCoreMLError
 from ..options import Component
 from ..whisper.writers import FORMATS, expand_formats, write_transcripts
@@ -147,7 +147,7 @@ def run(args: argparse.Namespace) -> int:
         print(f"error: {exc}", file=sys.stderr)
     if not inputs:
         raise BatchFailed(failures, len(files))
-    previous = signal.signal(signal.SIGTERM, _interrupt)
+    previous = signal.signal(signal.SIGTERM, cancel.interrupt_handler)
     try:
         session = load_session(args.model, flags=SessionFlags.from_args(args, Component.ENCODER))
         for path in inputs:
@@ -161,10 +161,6 @@ def run(args: argparse.Namespace) -> int:
     if failures:
         raise BatchFailed(failures, len(files))
     return 0
-
-
-def _interrupt(signum: int, frame: FrameType | None) -> None:
-    raise KeyboardInterrupt(f"signal {signum}")
 
 
 def _formats(args: argparse.Namespace) -> tuple[str, ...]:

@@ -15,6 +15,7 @@ from typing import Protocol
 import mlx.core as mx
 import numpy as np
 
+from ..cancel import raise_dropped_interrupt
 from ..errors import SpeedOutOfRange
 from ..vocoders import VocoderFeatures
 from .text import PAD_ID, TextChunk
@@ -85,4 +86,5 @@ class KokoroPipeline:
         todo = list(chunks)
         for index, chunk in enumerate(todo):
             audio, durations = self.speak(chunk, pack, speed)
+            raise_dropped_interrupt()  # one that MLX's conversions dropped in the chunk (cancel.py)
             yield SpokenChunk(index, len(todo), chunk, audio, durations)

@@ -15,6 +15,7 @@ from typing import Any
 import mlx.core as mx
 import numpy as np
 
+from ..cancel import raise_dropped_interrupt
 from ..cpu import native_kernels
 from ..cpu import team as host_team
 from . import host_decoder
@@ -195,6 +196,7 @@ class DecoderStep:
         self.audio_features = audio_features
 
     def __call__(self, tokens: mx.array, cache: Any) -> tuple[mx.array, Any]:
+        raise_dropped_interrupt()  # a Ctrl-C that the last step's MLX conversions dropped (cancel.py)
         logits, cache, _ = self.decoder(tokens, self.audio_features, cache, scores=False)
         if pipelining_pays():
             return logits[:, -1, :], cache

@@ -15,6 +15,7 @@ from typing import Any, Protocol
 import mlx.core as mx
 
 from ..audio.stream import open_stream
+from ..cancel import raise_dropped_interrupt
 from ..cpu.teardown import release_streams_at_thread_exit
 from ..errors import InvalidOption
 from .audio import FRAMES_PER_SECOND, N_FRAMES, SAMPLE_RATE
@@ -82,6 +83,7 @@ class SeekLoop:
         while seek < self.content_frames:
             n_frames = min(N_FRAMES, self.content_frames - seek)
             window = decode_window(seek, n_frames, self.all_tokens[self.prompt_start :])
+            raise_dropped_interrupt()  # one that a C extension dropped during the window (cancel.py)
             advance, segments = self._segments(window, seek, n_frames, next_id, align, last_speech_end)
             yield from segments
             if segments:
