@@ -97,6 +97,7 @@ def ours(model: str, setting: str, _threads: int) -> Callable[[object], str]:
         segments, _info = session.transcribe(audio, **kwargs)
         return " ".join(s.text.strip() for s in segments)
 
+    run.session = session  # type: ignore[attr-defined]  # longform_phases' A/B switches reach its model
     return run
 
 

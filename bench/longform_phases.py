@@ -20,9 +20,9 @@ call). Each wrapper costs ~1 us a call (a step makes ~50).
 with cross-attention's heads split between the host workers, `--ab-block` ours with each decoder
 block's kernels called one by one from Python instead of in one C call, `--ab-team` ours without
 the step's C team (cpu/team.py), `--ab-bf16` ours with an int8 encoder's attention products in
-float32 instead of bfloat16 (cpu/bf16.py) (same session, in turns), `--ab-pieces` a second session whose
-decoder block products run whole on the caller instead of in column pieces on the step's team
-(host_decoder._SPLIT_BLOCK_BYTES); `--no-peer` leaves faster-whisper out.
+float32 instead of bfloat16 (cpu/bf16.py) (same session, in turns), `--ab-pieces` ours with the decoder's block
+products whole on the caller instead of in column pieces on the step's team (the same session, its
+host weights prepared both ways, host_decoder._SPLIT_BLOCK_BYTES); `--no-peer` leaves faster-whisper out.
 
     python3 bench/longform_phases.py --minutes 3 --rounds 2 --setting greedy-int8 [--parts] [--ab-attention]
 """
@@ -173,16 +173,35 @@ def _variants(args: argparse.Namespace, ours: Callable[[Any], str]) -> dict[str,
         "ours, float32 attention": (args.ab_bf16, bf16, "available", lambda: False),
     }
     variants = {name: _patched(ours, module, attr, value) for name, (on, module, attr, value) in switches.items() if on}
-    if args.ab_pieces:  # a second session, its block products whole: cut or not when loading prepares its weights
-        from longform_cpu import ours as another_session
-
-        kept = host_decoder._SPLIT_BLOCK_BYTES
-        host_decoder._SPLIT_BLOCK_BYTES = 2**62
-        try:
-            variants["ours, block products whole"] = another_session("tiny.en", args.setting, 0)
-        finally:
-            host_decoder._SPLIT_BLOCK_BYTES = kept
+    if args.ab_pieces:
+        variants["ours, block products whole"] = _with_whole_block_products(ours)
     return variants
+
+
+def _with_whole_block_products(ours: Callable[[Any], str]) -> Callable[[Any], str]:
+    """`ours` (the same session) with its decoder's host weights prepared a second time, each block
+    product whole (host_decoder._SPLIT_BLOCK_BYTES out of reach), swapped in for the call."""
+    from mlx_audio_coreml.whisper import host_decoder
+
+    decoder = ours.session._transcriber.model.decoder  # type: ignore[attr-defined]
+    cut = decoder.host_weights
+    kept, host_decoder._SPLIT_BLOCK_BYTES = host_decoder._SPLIT_BLOCK_BYTES, 2**62
+    try:
+        decoder.host_weights = None
+        host_decoder.prepared_weights(decoder, int8=decoder.host_int8)
+        whole = decoder.host_weights
+    finally:
+        host_decoder._SPLIT_BLOCK_BYTES = kept
+        decoder.host_weights = cut
+
+    def run(audio: Any) -> str:
+        decoder.host_weights = whole
+        try:
+            return ours(audio)
+        finally:
+            decoder.host_weights = cut
+
+    return run
 
 
 def _faster_whisper(setting: str, threads: int, timings: Timings) -> Callable[[Any], str]:

@@ -52,15 +52,16 @@ _SPLIT_CROSS: bool | None = {"1": True, "0": False}.get(config.setting(config.SP
 # under this get it (tiny 33 MB, base 88, small 396, large-v3-turbo 367; not medium's 1.4 GB or
 # large's 2.9 GB): there the step is BLAS's, as before.
 _FLOAT32_BLOCK_BYTES = 512 * 2**20
-# A block product whose weights take this many bytes is cut in column pieces that the step's team
-# shares (one per worker): one core streamed a float32 block's weights through oneDNN's prepared
-# products at ~11 GB/s on this 2-core AMD EPYC, two at ~29 GB/s. tiny.en, 1.5 min of real speech:
-# - float32 (every product 590 KB or more), greedy, in turns in one process, 8 rounds
-#   (`bench/longform_phases.py --ab-pieces`): steps 1.90 against 2.15 s, the whole run 3.49 against
-#   3.75 s; a step's four blocks alone 2.1 against 3.2 ms; beam 5, a step 6.25 against 6.86 ms;
-# - int8: only the MLP's (590 KB) pass: cross out + MLP 0.21 against 0.30 ms a step; cutting the
-#   147-442 KB ones too lost (their hand-off cost more than the reading it spread).
+# A float32 block product whose weights take this many bytes is cut in column pieces that the
+# step's team shares (one per worker): one core streamed a float32 block's weights through oneDNN's
+# prepared products at ~11 GB/s on this 2-core AMD EPYC, two at ~29 GB/s. tiny.en (every product
+# 590 KB or more), 1.5 min of real speech, the same session in turns, 8 rounds
+# (`bench/longform_phases.py --ab-pieces`): greedy steps 1.92 against 2.23 s (the whole run 3.54
+# against 3.93 s), beam 5 (4 rounds) 2.24 against 2.46 s. int8 products stay whole: cutting tiny.en's
+# (147-590 KB, quantized in every piece) gained nothing (greedy steps 0.60 against 0.59 s here; on the
+# Intel Xeon 2.02 against 1.96 ms a step); larger int8 models were not measured.
 _SPLIT_BLOCK_BYTES = 512 * 1024
+_SPLIT_INT8_BLOCKS = False
 _BLOCK_PIECES_PER_WORKER = 1
 
 
@@ -127,7 +128,9 @@ class _LayerWeights:
         self.cross_q = host_linear.fused([cross.query], int8, [scale])
         layers = (attn.out, cross.out, block.mlp1, block.mlp2)
         self.out, self.cross_out, self.mlp1, self.mlp2 = (host_linear.from_layer(layer, int8) for layer in layers)
-        if one_call and host_team.possible():  # the step's team shares large products' column pieces
+        if (
+            one_call and (_SPLIT_INT8_BLOCKS or not int8) and host_team.possible()
+        ):  # the step's team shares large products' pieces
             for layer in (self.qkv, self.out, self.cross_q, self.cross_out, self.mlp1, self.mlp2):
                 if layer.weight.nbytes >= _SPLIT_BLOCK_BYTES:
                     layer.split_for_team(_BLOCK_PIECES_PER_WORKER * host_pool.worker_count())

@@ -101,9 +101,9 @@ def test_float32_blocks_in_c_agree_with_the_per_kernel_route(
 def test_products_cut_in_column_pieces_for_the_team_give_the_whole_products_results(
     beams: int, int8: bool, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """Block products whose weights are large enough (here: all) run as column pieces on the step's
-    team: every output column is the same arithmetic as in the whole product, so the steps' logits
-    and caches are the same bits, int8 and float32."""
+    """Block products whose weights are large enough (here: all; by default float32 only) run as
+    column pieces on the step's team: every output column is the same arithmetic as in the whole
+    product, so the steps' logits and caches are the same bits, int8 and float32."""
     monkeypatch.setenv("MLX_AUDIO_COREML_HOST_THREADS", "2")
     model = random_model(tiny_dims(n_text_ctx=STEPS + 8, **WIDE))
     model.decoder.host_int8 = int8
@@ -113,12 +113,23 @@ def test_products_cut_in_column_pieces_for_the_team_give_the_whole_products_resu
     model.decoder.host_weights = None  # prepared again, now cut
     monkeypatch.setenv("MLX_AUDIO_COREML_HOST_THREADS", "2")
     monkeypatch.setattr(host_decoder, "_SPLIT_BLOCK_BYTES", 0)
+    monkeypatch.setattr(host_decoder, "_SPLIT_INT8_BLOCKS", True)  # int8 too (off by default)
     in_pieces, pieces_cache = _steps(model, tokens, features, cache, True, monkeypatch)
     layer = model.decoder.host_weights.layers[0]
     assert all(p._few_rows_pieces == 2 for p in (layer.qkv, layer.out, layer.mlp1, layer.mlp2))
     assert layer.qkv._team_pieces.by_rows[beams] is not None  # the block ran the pieces
     for got, expected in zip(in_pieces + pieces_cache, whole + whole_cache, strict=True):
         np.testing.assert_array_equal(got, expected)
+
+
+def test_by_default_only_float32_blocks_are_cut(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("MLX_AUDIO_COREML_HOST_THREADS", "2")
+    monkeypatch.setattr(host_decoder, "_SPLIT_BLOCK_BYTES", 0)
+    for int8, pieces in ((False, 2), (True, 1)):
+        model = random_model(tiny_dims(**WIDE))
+        model.decoder.host_int8 = int8
+        layers, _ = host_decoder.prepared_weights(model.decoder, int8=int8)
+        assert layers[0].mlp1._few_rows_pieces == pieces
 
 
 def test_a_layer_is_cut_before_its_first_few_row_product() -> None:
