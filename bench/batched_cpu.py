@@ -21,6 +21,7 @@ import argparse
 import os
 import statistics
 import sys
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -94,10 +95,10 @@ def main() -> int:
         "",
         f"- CPU: {cpu_model()} ({os.cpu_count()} cores; {cpu_flags()})",
         f"- load average before: {load_before[0]:.1f} {load_before[1]:.1f} {load_before[2]:.1f}; "
-        f"after: {load_after[0]:.1f} {load_after[1]:.1f} {load_after[2]:.1f} (other helpers share the 2 cores: not a quiet machine)",
+        f"after: {load_after[0]:.1f} {load_after[1]:.1f} {load_after[2]:.1f}",
         f"- audio: {how}",
         f"- command: `.venv/bin/python bench/batched_cpu.py --minutes {args.minutes:g} --batch-size {args.batch_size} "
-        f"--beam-size {args.beam_size} --repeats {args.repeats}`",
+        f"--beam-size {args.beam_size} --repeats {args.repeats}{' --no-sequential' if args.no_sequential else ''}`",
         "",
         "| engine | median s | CPU s | real-time factor | WER | vs fw-batched (wall) |",
         "| --- | --- | --- | --- | --- | --- |",
@@ -111,9 +112,18 @@ def main() -> int:
         )
     report = "\n".join(lines) + "\n"
     print(report)
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(report)
+    _keep(args.out, lines[0], "\n".join(lines[2:]) + "\n")
     return 0
+
+
+def _keep(out: Path, title: str, section: str) -> None:
+    """Put this run's section first under the file's title, the earlier runs kept below it."""
+    out.parent.mkdir(parents=True, exist_ok=True)
+    earlier = out.read_text() if out.exists() else ""
+    if earlier.startswith(title):
+        earlier = earlier[len(title) :].lstrip("\n")
+    stamp = time.strftime("%Y-%m-%d, %H:%M UTC", time.gmtime())
+    out.write_text(f"{title}\n\n## {stamp}\n\n{section}\n{earlier}")
 
 
 if __name__ == "__main__":
