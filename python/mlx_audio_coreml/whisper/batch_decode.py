@@ -167,8 +167,9 @@ def greedy_rows(
     active = np.arange(prefix.shape[0])  # original row of each row still in the batch
     rows = prefix
     step_fn = DecoderStep(model, features)
+    host_logits = np.array(logits, dtype=np.float32)  # the prefill's, copied once: the filters write into it
     for step in range(n_steps):
-        filtered = apply_filters_np(filters, np.asarray(logits, dtype=np.float32), rows, step)
+        filtered = apply_filters_np(filters, host_logits, rows, step, in_place=True)
         chosen = filtered.argmax(axis=-1).astype(np.int32)
         sums[active] += chosen_logprobs(filtered, chosen)
         rows = np.concatenate([rows, chosen[:, None]], axis=1)
@@ -183,7 +184,7 @@ def greedy_rows(
             picked = mx.array(keep.astype(np.int32))
             cache = reorder_kv_cache(cache, picked)  # different audio per row: its keys/values go too
             step_fn = DecoderStep(model, step_fn.audio_features[picked])
-        logits, cache = step_fn(mx.array(chosen[:, None]), cache)
+        host_logits, cache = step_fn.host_call(mx.array(chosen[:, None]), cache)
     return [(tokens, float(total)) for tokens, total in zip(sampled, sums)]
 
 

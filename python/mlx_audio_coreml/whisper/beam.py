@@ -19,7 +19,7 @@ import numpy as np
 
 from ..cpu import native_kernels
 from .logit_filters import LogitFilter, apply_filters, apply_filters_np
-from .sampling import log_normalizers, pipelining_pays, step_team
+from .sampling import host_step, log_normalizers, pipelining_pays, step_team
 from .top_tokens import top_k
 
 Candidate = tuple[list[int], float]  # (sampled tokens without EOT, summed log-prob)
@@ -55,12 +55,14 @@ class BeamSearch:
         finished: list[dict[tuple[int, ...], float]] = [{} for _ in range(n_audio)]
         on_host = not pipelining_pays()  # CPU: filters in numpy (same rules), ~2 ms a step less than as an MLX graph
         history: Any = np.array(tokens, dtype=np.int32) if on_host else tokens
+        # on the host, the prefill's logits copied once: the filters write into the loop's own arrays
+        current: Any = np.array(logits, dtype=np.float32) if on_host else logits
         with step_team(decode_step) if on_host else contextlib.nullcontext():  # one helper for the loop
             for step in range(n_steps):
                 if on_host:
-                    filtered = apply_filters_np(filters, np.asarray(logits, dtype=np.float32), history, step)
+                    filtered = apply_filters_np(filters, current, history, step, in_place=True)
                 else:
-                    filtered = apply_filters(filters, logits, history, step)
+                    filtered = apply_filters(filters, current, history, step)
                 top_ids, top_lps = self._top_candidates(filtered)
                 sources: list[int] = []
                 next_sampled: list[list[int]] = []
@@ -81,9 +83,10 @@ class BeamSearch:
                     cache = decode_step.reorder(cache, rows)
                 if on_host:
                     history = np.concatenate([history[sources], last], axis=1)
+                    current, cache = host_step(decode_step, mx.array(last), cache)
                 else:
                     history = mx.concatenate([history[rows], mx.array(last)], axis=1)
-                logits, cache = decode_step(mx.array(last), cache)
+                    current, cache = decode_step(mx.array(last), cache)
         return [self._finalize(i, finished[i], sampled, scores) for i in range(n_audio)]
 
     def _top_candidates(self, filtered: mx.array | np.ndarray) -> tuple[list[list[int]], list[list[float]]]:

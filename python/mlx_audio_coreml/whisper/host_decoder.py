@@ -298,10 +298,11 @@ def _block(
 
 
 def decode_step(
-    decoder: Any, tokens: mx.array, kv_cache: Any, offset: int, scores: bool = True
-) -> tuple[mx.array, Any, list[mx.array]]:
+    decoder: Any, tokens: mx.array, kv_cache: Any, offset: int, scores: bool = True, host_logits: bool = False
+) -> tuple[Any, Any, list[mx.array]]:
     """One new token per row, tokens (B, 1), through the decoder -> (logits (B, 1, V) float32, new
-    cache, cross scores (B, H, 1, n_ctx) per layer, or none without `scores`). Beams are rows."""
+    cache, cross scores (B, H, 1, n_ctx) per layer, or none without `scores`). Beams are rows.
+    `host_logits`: the logits as the numpy (B, V) block made here (no copy into MLX)."""
     prepared = _prepared_for_step(decoder, kv_cache)
     mx.eval(tokens)
     ids = np.asarray(tokens)[:, 0]
@@ -318,7 +319,7 @@ def decode_step(
             if scores:
                 cross_qk.append(lazy_scores(cross_q, layer_cache[1][0]))  # (B, H, 1, n_ctx)
         logits = logits_layer(host_math.layer_norm(x, prepared.final_norm))  # (B, V)
-    return mx.array(logits[:, None, :]), new_cache, cross_qk
+    return (logits if host_logits else mx.array(logits[:, None, :])), new_cache, cross_qk
 
 
 def _prepared_for_step(decoder: Any, kv_cache: Any) -> PreparedDecoder:

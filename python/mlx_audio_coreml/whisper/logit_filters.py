@@ -271,10 +271,13 @@ def apply_filters(filters: Sequence[LogitFilter], logits: mx.array, tokens: mx.a
     return logits
 
 
-def apply_filters_np(filters: Sequence[LogitFilter], logits: np.ndarray, tokens: np.ndarray, step: int) -> np.ndarray:
+def apply_filters_np(
+    filters: Sequence[LogitFilter], logits: np.ndarray, tokens: np.ndarray, step: int, *, in_place: bool = False
+) -> np.ndarray:
     """The filters' numpy rules on one float32 copy of `logits` (often a view of an MLX array's
-    memory, which stays as it was)."""
-    out = np.array(logits, dtype=np.float32)
+    memory, which stays as it was), or on `logits` itself with `in_place` (the caller's own float32
+    array, as `sampling.host_step` returns)."""
+    out = logits if in_place else np.array(logits, dtype=np.float32)
     for f in filters:
         f.apply_np_(out, tokens, step)
     return out

@@ -195,15 +195,22 @@ class TextDecoder(nn.Module):
         self.ln = nn.LayerNorm(n_state)
 
     def __call__(
-        self, tokens: mx.array, audio_features: mx.array, kv_cache: KVCache | None = None, scores: bool = True
-    ) -> tuple[mx.array, KVCache, list[mx.array]]:
+        self,
+        tokens: mx.array,
+        audio_features: mx.array,
+        kv_cache: KVCache | None = None,
+        scores: bool = True,
+        host_logits: bool = False,
+    ) -> tuple[Any, KVCache, list[mx.array]]:
         """`scores=False`: the caller drops the cross-attention scores (the decoding loop): a host
-        step then returns none instead of building them (~0.1 ms of a ~6 ms step)."""
+        step then returns none instead of building them (~0.1 ms of a ~6 ms step). `host_logits`:
+        a host step returns its logits as the numpy (B, V) block it made, not as MLX (B, 1, V)
+        (`sampling.DecoderStep.host_call`); other routes still return MLX arrays."""
         offset = kv_cache_length(kv_cache)
         length = tokens.shape[-1]
         self._check_context(tokens, offset)
         if host_decoder.applies(self, tokens, kv_cache):
-            return host_decoder.decode_step(self, tokens, kv_cache, offset, scores)
+            return host_decoder.decode_step(self, tokens, kv_cache, offset, scores, host_logits)
         if host_prefill.applies(self, tokens, kv_cache, audio_features):
             return host_prefill.prefill(self, tokens, audio_features)
         kv_cache = host_cache.to_mlx(kv_cache)  # keys/values the host steps kept, for the MLX ops

@@ -91,12 +91,13 @@ def _greedy_on_host(
     device, and the filters, argmax and log-prob sums of a step cost ~2 ms as an MLX graph here
     against ~0.1 ms in numpy. Same rules (`apply_np`), same tokens, same sums."""
     rows = np.array(tokens, dtype=np.int32)  # (B, T0)
+    host_logits = np.array(logits, dtype=np.float32)  # the prefill's, copied once: the filters write into it
     finished = np.zeros(rows.shape[0], dtype=bool)
     sum_logprobs = np.zeros(rows.shape[0], dtype=np.float64)
     every_row = np.arange(rows.shape[0])
     with step_team(decode_step):  # one helper for the whole loop (cpu/team.py)
         for step in range(n_steps):
-            filtered = apply_filters_np(filters, np.asarray(logits, dtype=np.float32), rows, step)
+            filtered = apply_filters_np(filters, host_logits, rows, step, in_place=True)
             best = filtered.argmax(axis=-1)
             chosen = np.where(finished, eot, best).astype(np.int32)
             picked = chosen_logprobs(filtered, chosen, maxima=filtered[every_row, best])  # the argmax gives the max
@@ -106,7 +107,7 @@ def _greedy_on_host(
             if finished.all():
                 break
             if step + 1 < n_steps:
-                logits, cache = decode_step(mx.array(chosen[:, None]), cache)
+                host_logits, cache = host_step(decode_step, mx.array(chosen[:, None]), cache)
     return rows, sum_logprobs
 
 
@@ -205,6 +206,17 @@ class DecoderStep:
         # profile of the greedy host loop here showed at ~0.6 ms a step under load (a copy: 10-35 us).
         return mx.array(np.asarray(logits)[:, -1, :]), cache
 
+    def host_call(self, tokens: mx.array, cache: Any) -> tuple[np.ndarray, Any]:
+        """`__call__` for the CPU's host loops: the logits (B, V) as a float32 numpy array of their
+        own, the host decoder's block itself. Through `__call__` a greedy tiny.en step copied its
+        51864 logits into MLX, back out and once more for the filters, each copy of a row the other
+        core had just written; MLX's conversions are also where a Ctrl-C can be dropped (cancel.py)."""
+        raise_dropped_interrupt()
+        logits, cache, _ = self.decoder(tokens, self.audio_features, cache, scores=False, host_logits=True)
+        if isinstance(logits, np.ndarray):
+            return logits, cache
+        return np.array(logits[:, -1, :], dtype=np.float32), cache
+
     def reorder(self, cache: Any, rows: mx.array) -> Any:
         """The cache of the rows `rows` (beam search's survivors: each from a beam of its own window),
         through `reorder_kv_cache(..., same_audio_rows=True, in_place=True)`: the host decoder's keys and values
@@ -214,6 +226,16 @@ class DecoderStep:
         if index == list(range(len(index))):  # every beam goes on in its own row (most steps here)
             return cache
         return reorder_kv_cache(cache, rows, same_audio_rows=True, in_place=True)
+
+
+def host_step(decode_step: Any, tokens: mx.array, cache: Any) -> tuple[np.ndarray, Any]:
+    """One step of a host decoding loop: the next-token logits (B, V) as a float32 numpy array the
+    loop owns (its filters write into it), through the step's `host_call` where it has one."""
+    call = getattr(decode_step, "host_call", None)
+    if call is not None:
+        return call(tokens, cache)
+    logits, cache = decode_step(tokens, cache)
+    return np.array(logits, dtype=np.float32), cache
 
 
 def repeat_rows(tree: Any, repeats: int) -> Any:
