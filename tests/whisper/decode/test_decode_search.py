@@ -205,3 +205,25 @@ def test_log_normalizers_given_the_row_maxima_are_bitwise_those_it_finds():
     expected = log_normalizers(logits)
     np.testing.assert_array_equal(log_normalizers(logits, maxima=logits.max(axis=-1)), expected)
     assert np.isneginf(expected[2]) and np.isfinite(expected[[0, 1, 3]]).all()
+
+
+def test_host_call_gives_the_steps_logits_as_a_numpy_block_of_their_own(tiny_model, audio_features):
+    """`DecoderStep.host_call` (the CPU's host loops): the same logits as `__call__`, as a writable
+    float32 (B, V) numpy array (the loop's filters write into it); through MLX's route too."""
+    from mlx_audio_coreml.cpu import host_math
+
+    task = DecodingTask(tiny_model, T, DecodingOptions(sample_len=4))
+    token = mx.array([[5]], dtype=mx.int32)
+    got = {}
+    for name in ("__call__", "host_call"):
+        step, _, cache, _ = start(task, tiny_model, audio_features)
+        logits, _ = getattr(step, name)(token, cache)
+        got[name] = logits
+    assert isinstance(got["host_call"], np.ndarray) and got["host_call"].flags.writeable
+    assert got["host_call"].dtype == np.float32 and got["host_call"].shape == (1, tiny_model.dims.n_vocab)
+    np.testing.assert_array_equal(got["host_call"], np.array(got["__call__"]))
+    with host_math.disabled():  # the MLX route: its (B, 1, V) logits, copied out
+        step, _, cache, _ = start(task, tiny_model, audio_features)
+        via_mlx, _ = step.host_call(token, cache)
+    assert isinstance(via_mlx, np.ndarray) and via_mlx.flags.writeable
+    np.testing.assert_allclose(via_mlx, got["host_call"], rtol=1e-4, atol=1e-4)
