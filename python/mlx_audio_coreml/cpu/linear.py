@@ -182,14 +182,18 @@ class HostLinear:
         team = host_team.current()
         if team is None or rows.strides[-1] != 4:
             return False
-        made = self._team_pieces.by_rows
-        if rows.shape[0] not in made:
-            made[rows.shape[0]] = self._pieces_call(rows.shape[0])
-        call = made[rows.shape[0]]
+        call = self._thread_pieces(rows.shape[0])
         if call is None:
             return False
         call(team, rows, result)
         return True
+
+    def _thread_pieces(self, count: int) -> native_pieces.PiecesCall | None:
+        """This thread's column-pieces call for `count` rows (made on first use), or None."""
+        made = self._team_pieces.by_rows
+        if count not in made:
+            made[count] = self._pieces_call(count)
+        return made[count]
 
     def _pieces_call(self, count: int) -> native_pieces.PiecesCall | None:
         kernel = self._row_kernel(count)
@@ -312,10 +316,7 @@ class HostLinear:
         single = self.one_call(rows)
         if single is not None or not 1 <= rows <= _FEW_ROWS:
             return single
-        made = self._team_pieces.by_rows
-        if rows not in made:
-            made[rows] = self._pieces_call(rows)
-        return made[rows]
+        return self._thread_pieces(rows)
 
     def _row_kernel(self, count: int) -> onednn_rows.RowKernel | None:
         """The products for `count` input rows, split in column pieces for a large weight (as

@@ -197,14 +197,14 @@ class DecoderStep:
         self.audio_features = audio_features
 
     def __call__(self, tokens: mx.array, cache: Any) -> tuple[mx.array, Any]:
-        raise_dropped_interrupt()  # a Ctrl-C that the last step's MLX conversions dropped (cancel.py)
-        logits, cache, _ = self.decoder(tokens, self.audio_features, cache, scores=False)
         if pipelining_pays():
+            raise_dropped_interrupt()  # a Ctrl-C that the last step's MLX conversions dropped (cancel.py)
+            logits, cache, _ = self.decoder(tokens, self.audio_features, cache, scores=False)
             return logits[:, -1, :], cache
         # The CPU evaluates the step here, as its first read would, and hands back the last position
-        # as a plain copy: reading back an MLX slice is an op for MLX's stream thread, which a
-        # profile of the greedy host loop here showed at ~0.6 ms a step under load (a copy: 10-35 us).
-        return mx.array(np.asarray(logits)[:, -1, :]), cache
+        # as a plain copy (`host_call`'s block, made into an MLX array once).
+        logits_rows, cache = self.host_call(tokens, cache)
+        return mx.array(logits_rows), cache
 
     def host_call(self, tokens: mx.array, cache: Any) -> tuple[np.ndarray, Any]:
         """`__call__` for the CPU's host loops: the logits (B, V) as a float32 numpy array of their
@@ -215,7 +215,9 @@ class DecoderStep:
         logits, cache, _ = self.decoder(tokens, self.audio_features, cache, scores=False, host_logits=True)
         if isinstance(logits, np.ndarray):
             return logits, cache
-        return np.array(logits[:, -1, :], dtype=np.float32), cache
+        # the last position sliced in numpy: reading back an MLX slice is an op for MLX's stream
+        # thread, which a profile of the greedy host loop here showed at ~0.6 ms a step under load
+        return np.array(np.asarray(logits)[:, -1, :], dtype=np.float32), cache
 
     def reorder(self, cache: Any, rows: mx.array) -> Any:
         """The cache of the rows `rows` (beam search's survivors: each from a beam of its own window),
