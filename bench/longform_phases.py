@@ -22,7 +22,8 @@ block's kernels called one by one from Python instead of in one C call, `--ab-te
 the step's C team (cpu/team.py), `--ab-bf16` ours with an int8 encoder's attention products in
 float32 instead of bfloat16 (cpu/bf16.py) (same session, in turns), `--ab-pieces` ours with the decoder's block
 products whole on the caller instead of in column pieces on the step's team (the same session, its
-host weights prepared both ways, host_decoder._SPLIT_BLOCK_BYTES); `--no-peer` leaves faster-whisper out.
+host weights prepared both ways, host_decoder._SPLIT_BLOCK_BYTES), `--ab-half` ours with an int8 decoder's
+audio keys/values kept float32 instead of float16 (cpu/half_audio.py); `--no-peer` leaves faster-whisper out.
 
     python3 bench/longform_phases.py --minutes 3 --rounds 2 --setting greedy-int8 [--parts] [--ab-attention]
 """
@@ -158,7 +159,7 @@ def _patched(run: Callable[[Any], str], module: Any, name: str, value: Any) -> C
 def _variants(args: argparse.Namespace, ours: Callable[[Any], str]) -> dict[str, Callable[[Any], str]]:
     """The A/B variants of ours asked for: the same session with one switch patched each."""
     from mlx_audio_coreml.cpu import bf16, team
-    from mlx_audio_coreml.whisper import host_block, host_decoder
+    from mlx_audio_coreml.whisper import host_block, host_decoder, host_prefill
 
     switches = {
         # cross-attention on numpy instead of our C kernel
@@ -171,6 +172,8 @@ def _variants(args: argparse.Namespace, ours: Callable[[Any], str]) -> dict[str,
         "ours, no team": (args.ab_team, team, "_wanted", lambda: False),
         # an int8 encoder's attention products in float32 (as MLX_AUDIO_COREML_BF16_ATTENTION=0)
         "ours, float32 attention": (args.ab_bf16, bf16, "available", lambda: False),
+        # an int8 decoder's audio keys and values kept float32 for the steps (not float16)
+        "ours, float32 audio keys/values": (args.ab_half, host_prefill, "_HALF_AUDIO_INT8", False),
     }
     variants = {name: _patched(ours, module, attr, value) for name, (on, module, attr, value) in switches.items() if on}
     if args.ab_pieces:
@@ -258,6 +261,7 @@ def main() -> int:
     )
     parser.add_argument("--ab-team", action="store_true", help="also run ours without the step's C team")
     parser.add_argument("--ab-bf16", action="store_true", help="also run ours with float32 encoder attention")
+    parser.add_argument("--ab-half", action="store_true", help="also run ours with float32 audio keys/values")
     parser.add_argument(
         "--ab-pieces", action="store_true", help="also run ours with each block product whole (not team pieces)"
     )

@@ -15,11 +15,11 @@
 #include <stdint.h>
 #include <string.h>
 
+#include "attend_common.h"
 #include "macb_cpu.h"
 #include "simd_helpers.h"
 
 enum { SCORE_BLOCK = 1024 }; /* frames per block of scores: 4 KB a row; eight key rows' 32 KB */
-enum { GROUP = 4 };           /* rows of one head processed together when they share its audio */
 
 /* row[s] += sum over eight key rows d of w[d] keys[d][s], for s in [0, count): the row of
  * scores is loaded and stored once per eight products, the key rows (32 KB of SCORE_BLOCK
@@ -48,14 +48,6 @@ static INLINE void dot_rows(const float *const q[], int rows, const float *restr
     }
 }
 
-/* Softmax of one row of scores in place, unnormalized; returns the sum to divide by. */
-static INLINE float exp_row(float *restrict scores, int64_t frames) {
-    float top = scores[0];
-    for (int64_t s = 1; s < frames; s++) top = scores[s] > top ? scores[s] : top;
-    for (int64_t s = 0; s < frames; s++) scores[s] = exp_nonpositive(scores[s] - top);
-    return sum_lanes(scores, frames);
-}
-
 /* out[j] = (sum_s weights[s] values[s][j]) / total for j in [0, head_dim). */
 static INLINE void weighted_sum(const float *restrict weights, const float *restrict values, int64_t frames,
                                 int64_t head_dim, float total, float *restrict out) {
@@ -70,16 +62,7 @@ static INLINE void weighted_sum(const float *restrict weights, const float *rest
 }
 
 /* The same for Whisper's head size, 64: the sums stay in eight 8-float registers instead of
- * going through memory for every frame (that cost ~3x the whole pass). 8 floats, not 16: GCC
- * spilled 16-float vectors to the stack in the AVX2 clone. */
-typedef float vec8 __attribute__((vector_size(32)));
-
-static INLINE vec8 load8(const float *from) {
-    vec8 value;
-    memcpy(&value, from, sizeof value);
-    return value;
-}
-
+ * going through memory for every frame (that cost ~3x the whole pass). */
 static INLINE void weighted_sum_64(const float *restrict weights, const float *restrict values, int64_t frames,
                                    float total, float *restrict out) {
     vec8 acc[8] = {{0}};
@@ -138,6 +121,13 @@ static INLINE void attend_head_group(const float *const q[GROUP], const float *k
     weighted_sums_64_group((const float *const *)scores, values, frames, totals, out);
 }
 
+#define AUDIO_T float
+#define DRIVER_NAME attend_rows_float
+#define DRIVER_ATTRIBUTES INLINE
+#define ATTEND_HEAD attend_head
+#define ATTEND_HEAD_GROUP attend_head_group
+#include "attend_driver.h"
+
 MACB_CLONES
 int32_t macb_cpu_attend_rows(const macb_cpu_attend_args *args) {
     if (args == NULL || args->size < (int64_t)sizeof(macb_cpu_attend_args)) return MACB_CPU_BAD_ARGUMENT;
@@ -147,33 +137,7 @@ int32_t macb_cpu_attend_rows(const macb_cpu_attend_args *args) {
     if (args->q == NULL || args->keys_t == NULL || args->values == NULL || args->out == NULL ||
         args->scratch == NULL || args->scratch_floats < frames)
         return MACB_CPU_BAD_ARGUMENT;
-    const int64_t head_block = head_dim * frames; /* one head's keys, or its values */
-    const int grouped = args->audio_row_stride == 0 && head_dim == 64 && args->scratch_floats >= GROUP * frames;
-    for (int64_t h = 0; h < heads; h++) { /* heads outside: rows sharing audio reuse it from L2 */
-        int64_t b = 0;
-        if (grouped && rows > 1) { /* one row alone first: its in-order pass streams the head into L2 */
-            attend_head(args->q + h * head_dim, args->keys_t + h * head_block, args->values + h * head_block,
-                        args->out + h * head_dim, frames, head_dim, args->scratch);
-            b = 1;
-        }
-        for (; grouped && b + GROUP <= rows; b += GROUP) {
-            const float *q[GROUP];
-            float *out[GROUP];
-            for (int g = 0; g < GROUP; g++) {
-                q[g] = args->q + (b + g) * args->q_row_stride + h * head_dim;
-                out[g] = args->out + (b + g) * args->out_row_stride + h * head_dim;
-            }
-            attend_head_group(q, args->keys_t + h * head_block, args->values + h * head_block, out, frames,
-                              args->scratch);
-        }
-        for (; b < rows; b++) {
-            const int64_t audio = b * args->audio_row_stride + h * head_block;
-            attend_head(args->q + b * args->q_row_stride + h * head_dim, args->keys_t + audio,
-                        args->values + audio, args->out + b * args->out_row_stride + h * head_dim, frames, head_dim,
-                        args->scratch);
-        }
-    }
-    return MACB_CPU_OK;
+    return args->audio_half ? attend_rows_half(args) : attend_rows_float(args);
 }
 
 int32_t macb_cpu_abi_version(void) { return MACB_CPU_ABI_VERSION; }

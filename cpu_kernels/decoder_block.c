@@ -88,11 +88,14 @@ typedef struct cross_job {
 static int32_t cross_head(void *context, int64_t head, int64_t worker) {
     const cross_job *job = context;
     const macb_cpu_block_args *a = job->a;
-    const int64_t head_dim = a->width / a->heads, head_block = head_dim * a->frames;
+    const int64_t head_dim = a->width / a->heads;
+    const int64_t offset = head * head_dim * a->frames * (a->audio_half ? 2 : 4); /* bytes to the head's audio */
     const macb_cpu_attend_args attend = {
-        sizeof(macb_cpu_attend_args), a->cross_q + head * head_dim, a->audio_keys_t + head * head_block,
-        a->audio_values + head * head_block, a->attended + head * head_dim, job->scratch + worker * job->per_worker,
-        a->rows, 1, head_dim, a->frames, a->width, a->width, a->audio_row_stride, job->per_worker,
+        sizeof(macb_cpu_attend_args), a->cross_q + head * head_dim,
+        (const float *)(const void *)((const char *)a->audio_keys_t + offset),
+        (const float *)(const void *)((const char *)a->audio_values + offset), a->attended + head * head_dim,
+        job->scratch + worker * job->per_worker, a->rows, 1, head_dim, a->frames, a->width, a->width,
+        a->audio_row_stride, job->per_worker, a->audio_half,
     };
     return macb_cpu_attend_rows(&attend);
 }
@@ -107,7 +110,7 @@ static int32_t cross_attention(const macb_cpu_block_args *a, float *scratch) {
     }
     const macb_cpu_attend_args attend = {
         sizeof(macb_cpu_attend_args), a->cross_q, a->audio_keys_t, a->audio_values, a->attended, scratch, a->rows,
-        a->heads, a->width / a->heads, a->frames, a->width, a->width, a->audio_row_stride, room,
+        a->heads, a->width / a->heads, a->frames, a->width, a->width, a->audio_row_stride, room, a->audio_half,
     };
     return macb_cpu_attend_rows(&attend);
 }

@@ -6,11 +6,18 @@
 
 #include <stdint.h>
 
-#define MACB_CPU_ABI_VERSION 11
+#define MACB_CPU_ABI_VERSION 12
 #define MACB_CPU_EXPORT __attribute__((visibility("default")))
 #define MACB_CPU_MAX_HEAD_DIM 256
 
-enum { MACB_CPU_OK = 0, MACB_CPU_BAD_ARGUMENT = 1, MACB_CPU_HAS_NAN = 2, MACB_CPU_ONEDNN_FAILED = 100 /* + oneDNN's status */ };
+enum {
+    MACB_CPU_OK = 0,
+    MACB_CPU_BAD_ARGUMENT = 1,
+    MACB_CPU_HAS_NAN = 2,
+    MACB_CPU_UNSUPPORTED = 3,  /* this CPU lacks what the call needs (float16 audio: F16C, AVX2, FMA) */
+    MACB_CPU_OUT_OF_RANGE = 4, /* a value float16 cannot hold (macb_cpu_to_half) */
+    MACB_CPU_ONEDNN_FAILED = 100 /* + oneDNN's status */
+};
 
 /* out[b, h] = softmax(q[b, h] . keys_t[b, h]) values[b, h] for each row b and head h, float32.
  * q[b, h] is head_dim floats at q + b * q_row_stride + h * head_dim (queries already scaled);
@@ -19,6 +26,10 @@ enum { MACB_CPU_OK = 0, MACB_CPU_BAD_ARGUMENT = 1, MACB_CPU_HAS_NAN = 2, MACB_CP
  * start (0: every row reads the same audio, as beams of one window do). scratch: at least
  * `frames` floats; given 4 * frames, rows that share audio with head_dim 64 go four at a time,
  * reading each head's keys and values once for the four. Strides count floats.
+ * audio_half: keys_t and values hold float16 bits (uint16_t, IEEE binary16) instead of floats, and
+ * audio_row_stride counts those; head_dim must be 64 (MACB_CPU_BAD_ARGUMENT otherwise) and the CPU
+ * able (macb_cpu_half_supported; MACB_CPU_UNSUPPORTED otherwise). The arithmetic is the float32
+ * kernel's on the widened values.
  * Returns MACB_CPU_BAD_ARGUMENT (and writes nothing) for a null pointer, a size or count below 1,
  * head_dim above MACB_CPU_MAX_HEAD_DIM or too little scratch. */
 typedef struct macb_cpu_attend_args {
@@ -30,9 +41,19 @@ typedef struct macb_cpu_attend_args {
     float *scratch;
     int64_t rows, heads, head_dim, frames;
     int64_t q_row_stride, out_row_stride, audio_row_stride, scratch_floats;
+    int64_t audio_half;
 } macb_cpu_attend_args;
 
 MACB_CPU_EXPORT int32_t macb_cpu_attend_rows(const macb_cpu_attend_args *args);
+
+/* 1 where macb_cpu_attend_rows takes float16 audio on this CPU (x86-64 with F16C, AVX2 and FMA;
+ * AArch64), else 0. */
+MACB_CPU_EXPORT int32_t macb_cpu_half_supported(void);
+
+/* dst[i] = src[i] as float16 bits, rounded to nearest even (numpy's astype(float16) bit for bit).
+ * MACB_CPU_OUT_OF_RANGE where a value is not finite or rounds past float16's largest (65504): the
+ * caller keeps float32 then (dst is left partly written). MACB_CPU_UNSUPPORTED as above. */
+MACB_CPU_EXPORT int32_t macb_cpu_to_half(const float *src, uint16_t *dst, int64_t count);
 
 /* Self-attention of one new query row per beam against a decoder's cached keys and values:
  * out[b, h] = softmax(q[b, h] . keys[b, h, t]) values[b, h, t] over t < length. q and out as in
@@ -167,6 +188,7 @@ MACB_CPU_EXPORT int32_t macb_cpu_row_product_pieces(const macb_cpu_pieces_args *
  * `split` (each entry may be NULL): a product's column pieces (macb_cpu_pieces_args, in the order
  * qkv, out, cross_q_product, cross_out, mlp1, mlp2) run on `team` instead of that one-call product
  * (which may then be NULL); their team, rows, row_count, row_stride and out fields are set here.
+ * audio_half: the audio keys_t / values are float16 (macb_cpu_attend_args' audio_half).
  * The same kernels in the same order as the caller's separate calls: the same results, bit for bit. */
 enum {
     MACB_CPU_STAGE_SELF = 1,
@@ -192,6 +214,7 @@ typedef struct macb_cpu_block_args {
     int64_t audio_row_stride, frames;
     macb_cpu_team *team;
     macb_cpu_pieces_args *split[6];
+    int64_t audio_half;
 } macb_cpu_block_args;
 
 MACB_CPU_EXPORT int32_t macb_cpu_decoder_block(const macb_cpu_block_args *args);

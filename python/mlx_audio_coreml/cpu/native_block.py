@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from . import native_kernels
+from . import half_audio, native_kernels
 from .native_kernels import RowProductCall
 from .native_pieces import PiecesCall
 from .team import TeamState
@@ -40,7 +40,7 @@ class _BlockArgs(ctypes.Structure):
         ("qkv", _ptr), ("out", _ptr), ("cross_q_product", _ptr), ("cross_out", _ptr), ("mlp1", _ptr), ("mlp2", _ptr),
         ("keys", _ptr), ("values", _ptr), ("cache_row_stride", _i64), ("cache_head_stride", _i64), ("length", _i64),
         ("audio_keys_t", _ptr), ("audio_values", _ptr), ("audio_row_stride", _i64), ("frames", _i64), ("team", _ptr),
-        ("split", _ptr * 6),
+        ("split", _ptr * 6), ("audio_half", _i64),
     ]  # fmt: skip
 
 
@@ -114,17 +114,19 @@ class BlockCall:
         self._scratch_for(capacity)
 
     def set_audio(self, keys_t: np.ndarray, values: np.ndarray, team: TeamState | None = None) -> None:
-        """The window's audio keys (A, H, Dh, S) and values (A, H, S, Dh), C-contiguous float32, A 1
-        (every row reads the same audio) or the row count; `team` (an open one) shares its heads."""
+        """The window's audio keys (A, H, Dh, S) and values (A, H, S, Dh), C-contiguous float32 (or both
+        float16: half_audio.py), A 1 (every row reads the same audio) or the row count; `team` (an
+        open one) shares its heads."""
         audio, heads, head_dim, frames = keys_t.shape
+        half = half_audio.is_half_pair(keys_t, values)
         if (
             values.shape != (audio, heads, frames, head_dim) or audio not in (1, self.rows)
-            or heads * head_dim != self.width or keys_t.dtype != np.float32 or values.dtype != np.float32
+            or heads * head_dim != self.width or not (half or keys_t.dtype == values.dtype == np.float32)
             or not (keys_t.flags.c_contiguous and values.flags.c_contiguous)
         ):  # fmt: skip
             raise ValueError(f"audio keys {keys_t.shape} / values {values.shape} do not fit width {self.width}")
         args = self._args
-        args.audio_keys_t, args.audio_values = keys_t.ctypes.data, values.ctypes.data
+        args.audio_keys_t, args.audio_values, args.audio_half = keys_t.ctypes.data, values.ctypes.data, int(half)
         args.audio_row_stride, args.frames = 0 if audio == 1 else heads * head_dim * frames, frames
         args.team = None if team is None else ctypes.addressof(team)
         workers = 1 if team is None else int(team.workers)

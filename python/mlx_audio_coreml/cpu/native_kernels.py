@@ -29,11 +29,11 @@ import numpy as np
 from .. import config
 from ..errors import CPUKernelFailed
 
-ABI_VERSION = 11  # MACB_CPU_ABI_VERSION in cpu_kernels/include/macb_cpu.h
+ABI_VERSION = 12  # MACB_CPU_ABI_VERSION in cpu_kernels/include/macb_cpu.h
 MAX_HEAD_DIM = 256
 GROUP_ROWS = 4  # scratch of this many rows lets rows that share audio go four at a time
 _LIBRARY_NAME = "libmacb_cpu.dylib" if sys.platform == "darwin" else "libmacb_cpu.so"
-_STATUSES = "1: bad argument"  # macb_cpu.h's statuses (the int8 product: 100 + oneDNN's)
+_STATUSES = "1: bad argument, 3: unsupported on this CPU"  # macb_cpu.h's statuses (the int8 product: 100 + oneDNN's)
 _ptr, _i64 = ctypes.c_void_p, ctypes.c_int64
 
 
@@ -44,6 +44,7 @@ class _AttendArgs(ctypes.Structure):
         ("size", _i64), ("q", _ptr), ("keys_t", _ptr), ("values", _ptr), ("out", _ptr), ("scratch", _ptr),
         ("rows", _i64), ("heads", _i64), ("head_dim", _i64), ("frames", _i64),
         ("q_row_stride", _i64), ("out_row_stride", _i64), ("audio_row_stride", _i64), ("scratch_floats", _i64),
+        ("audio_half", _i64),
     ]  # fmt: skip
 
 
@@ -157,19 +158,18 @@ def _rows_of(array: np.ndarray, name: str, width: int) -> int:
 def attend_rows(q: np.ndarray, keys_t: np.ndarray, values: np.ndarray, out: np.ndarray) -> np.ndarray:
     """out[b, h] = softmax(q[b, h] keys_t[b, h]) values[b, h] for every row b and head h; returns `out`.
 
-    q and out (B, H * Dh) float32 (queries already scaled); keys_t (A, H, Dh, S) and values
-    (A, H, S, Dh) C-contiguous float32 with A == 1 (every row reads the same audio: beams of one
-    window) or A == B. Results agree with numpy's to float32 rounding (~1e-6 relative), not bit
-    for bit. Needs `available()`.
-    """
+    q and out (B, H * Dh) float32 (queries already scaled); keys_t (A, H, Dh, S) and values (A, H, S, Dh)
+    C-contiguous float32 (or both float16, Dh 64: half_audio.py), A == 1 (every row reads the same audio:
+    beams of one window) or A == B. Results agree with numpy's to float32 rounding, not bit for bit."""
     library = _library_or_raise()
     audio, heads, head_dim, frames = keys_t.shape
     rows = q.shape[0]
     if values.shape != (audio, heads, frames, head_dim) or audio not in (1, rows) or head_dim > MAX_HEAD_DIM:
         raise ValueError(f"attention shapes do not chain: q {q.shape}, keys_t {keys_t.shape}, values {values.shape}")
+    half = keys_t.dtype == np.float16 and head_dim == 64
     for name, block in (("keys_t", keys_t), ("values", values)):
-        if block.dtype != np.float32 or not block.flags.c_contiguous:
-            raise ValueError(f"{name}: expected C-contiguous float32, got {block.dtype}")
+        if block.dtype != (np.float16 if half else np.float32) or not block.flags.c_contiguous:
+            raise ValueError(f"{name}: expected C-contiguous float32 (or float16, Dh 64), got {block.dtype}")
     q_stride, out_stride = _rows_of(q, "q", heads * head_dim), _rows_of(out, "out", heads * head_dim)
     if out.shape[0] != rows:
         raise ValueError(f"out has {out.shape[0]} rows for {rows} queries")
@@ -177,7 +177,7 @@ def attend_rows(q: np.ndarray, keys_t: np.ndarray, values: np.ndarray, out: np.n
     args = _AttendArgs(
         ctypes.sizeof(_AttendArgs), address(q), address(keys_t), address(values), address(out),
         address(scratch), rows, heads, head_dim, frames, q_stride, out_stride,
-        0 if audio == 1 else heads * head_dim * frames, scratch.size,
+        0 if audio == 1 else heads * head_dim * frames, scratch.size, int(half),
     )  # fmt: skip
     checked(library.macb_cpu_attend_rows(ctypes.byref(args)), "macb_cpu_attend_rows")
     return out

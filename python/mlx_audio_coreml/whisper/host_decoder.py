@@ -27,7 +27,7 @@ import mlx.nn as nn
 import numpy as np
 
 from .. import config
-from ..cpu import amx_policy, host_math, native_kernels, onednn
+from ..cpu import amx_policy, half_audio, host_math, native_kernels, onednn
 from ..cpu import linear as host_linear
 from ..cpu import pool as host_pool
 from ..cpu import team as host_team
@@ -219,16 +219,12 @@ def _cross_attention(
 
 
 def _native_attention(k_t: np.ndarray, v: np.ndarray) -> bool:
-    """Cross-attention runs in our C kernel: built, and the audio keys and values plain blocks.
+    """Cross-attention runs in our C kernel: built, and the audio keys and values plain blocks
+    (float32, or float16 where this CPU takes them: cpu/half_audio.py).
     Measured on this EPYC, one layer of tiny.en: one row 76 against 111-123 us in numpy, five beam
     rows 362 against 789 us (OpenBLAS repacks the keys per head for five rows)."""
-    return (
-        native_kernels.available()
-        and k_t.flags.c_contiguous
-        and v.flags.c_contiguous
-        and k_t.dtype == np.float32
-        and v.dtype == np.float32
-    )
+    plain = k_t.dtype == v.dtype == np.float32 or half_audio.is_half_pair(k_t, v) and half_audio.supported()
+    return native_kernels.available() and k_t.flags.c_contiguous and v.flags.c_contiguous and plain
 
 
 def _native_cross(q_rows: np.ndarray, k_t: np.ndarray, v: np.ndarray, heads: int) -> np.ndarray:

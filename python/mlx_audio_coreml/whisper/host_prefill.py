@@ -21,7 +21,7 @@ import mlx.core as mx
 import numpy as np
 
 from ..cpu import attention as host_attention
-from ..cpu import host_math, onednn
+from ..cpu import half_audio, host_math, onednn
 from ..cpu import pool as host_pool
 from ..cpu.attention import split_heads
 from . import host_decoder
@@ -112,13 +112,30 @@ def _audio_heads(kv: np.ndarray, heads: int) -> tuple[np.ndarray, np.ndarray]:
     return k_t, _heads(kv[:, width:], heads)
 
 
-def _every_blocks_audio_heads(audio_kv: np.ndarray, blocks: int, heads: int) -> list[tuple[np.ndarray, np.ndarray]]:
+# int8 decoding keeps the audio keys and values for its steps as float16 (cpu/half_audio.py says why)
+_HALF_AUDIO_INT8 = True
+
+
+def _every_blocks_audio_heads(
+    audio_kv: np.ndarray, blocks: int, heads: int, half: bool
+) -> list[tuple[np.ndarray, np.ndarray, tuple[np.ndarray, np.ndarray]]]:
     """`_audio_heads` of each block's columns of `audio_kv` (n_ctx, blocks * 2 D), the blocks spread
-    over the host workers (copies that release the GIL: the prompt's layers run after them)."""
+    over the host workers (copies that release the GIL: the prompt's layers run after them); with
+    each block, the pair its steps keep: a float16 copy with `half` (where every value fits), else
+    the same float32 blocks."""
     width = audio_kv.shape[1] // blocks
-    return host_pool.run_all(
-        lambda block: _audio_heads(audio_kv[:, width * block : width * (block + 1)], heads), range(blocks)
-    )  # results in block order
+
+    def block_heads(block: int) -> tuple[np.ndarray, np.ndarray, tuple[np.ndarray, np.ndarray]]:
+        k_t, v = _audio_heads(audio_kv[:, width * block : width * (block + 1)], heads)
+        k_half = half_audio.to_half(k_t) if half else None
+        v_half = half_audio.to_half(v) if k_half is not None else None
+        return k_t, v, ((k_half, v_half) if k_half is not None and v_half is not None else (k_t, v))
+
+    return host_pool.run_all(block_heads, range(blocks))  # results in block order
+
+
+def _keeps_half_audio(decoder: Any, head_dim: int) -> bool:
+    return bool(_HALF_AUDIO_INT8 and decoder.host_int8 and head_dim == half_audio.HEAD_DIM and half_audio.supported())
 
 
 def _cross_attention(w: Any, h: np.ndarray, k_t: np.ndarray, v: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -159,10 +176,12 @@ def _through_blocks(
     x = prepared.embedding[ids] + prepared.positions[: len(ids)]  # (T, D)
     # every block's audio keys and values in one product: the audio is quantized once, not per block
     audio_kv = prepared.cross_kv(audio)  # (n_ctx, blocks * 2 D)
-    audio_heads = _every_blocks_audio_heads(audio_kv, len(layers), layers[0].heads)
+    heads = layers[0].heads
+    half = _keeps_half_audio(decoder, audio.shape[1] // heads)
+    audio_heads = _every_blocks_audio_heads(audio_kv, len(layers), heads, half)
     del audio_kv  # 18 MB for tiny.en: not kept while the prompt runs
     cache, cross_qk = [], []
-    for index, (w, (k_t, audio_v)) in enumerate(zip(layers, audio_heads, strict=True)):
+    for index, (w, (k_t, audio_v, kept)) in enumerate(zip(layers, audio_heads, strict=True)):
         keys_t = mx.array(k_t[None])
         if cache_only and index == len(layers) - 1:  # its keys and values come from its input
             _, k, v = _queries_keys_values(w, host_math.layer_norm(x, w.norms[0]))
@@ -173,7 +192,8 @@ def _through_blocks(
             x = x + y
             x = x + w.mlp2(host_math.gelu_np_(w.mlp1(host_math.layer_norm(x, w.norms[2]))))
             cross_qk.append(host_decoder.lazy_scores(cross_q[None], keys_t))  # (1, H, T, n_ctx), if read
-        cache.append(((mx.array(k[None]), mx.array(v[None])), (keys_t, mx.array(audio_v[None]))))
+        kept_audio = (keys_t, mx.array(audio_v[None])) if kept[0] is k_t else tuple(mx.array(a[None]) for a in kept)
+        cache.append(((mx.array(k[None]), mx.array(v[None])), kept_audio))
     return x, cache, cross_qk
 
 

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 from model_helpers import beams_after_prefill, random_model, tiny_dims
 
-from mlx_audio_coreml.cpu import host_math, native_block, native_kernels
+from mlx_audio_coreml.cpu import half_audio, host_math, native_block, native_kernels
 from mlx_audio_coreml.errors import CPUKernelFailed
 from mlx_audio_coreml.whisper import host_block, host_decoder
 from mlx_audio_coreml.whisper.host_cache import HostKV
@@ -65,6 +65,8 @@ def test_blocks_in_c_give_the_per_kernel_route_bit_for_bit(
     model = random_model(tiny_dims(n_text_ctx=STEPS + 8, **(WIDE if head_dim == 64 else {})))
     model.decoder.host_int8 = True
     tokens, features, cache = beams_after_prefill(model, beams)
+    if head_dim == 64 and half_audio.supported():  # int8 keeps its audio float16 (cpu/half_audio.py)
+        assert {a.dtype for _, cross in cache for a in cross} == {mx.float16}
     per_kernel, kernel_cache = _steps(model, tokens, features, cache, False, monkeypatch)
     monkeypatch.setenv("MLX_AUDIO_COREML_HOST_THREADS", "2")
     monkeypatch.setattr(host_decoder, "_SPLIT_CROSS", split)
