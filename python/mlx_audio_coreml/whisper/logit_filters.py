@@ -21,6 +21,8 @@ from typing import Any, Protocol
 import mlx.core as mx
 import numpy as np
 
+from ..cpu import native_kernels
+
 NEG_INF = float("-inf")
 
 
@@ -199,16 +201,15 @@ class ApplyTimestampRules(_InPlaceNumpy):
         for row in range(logits.shape[0]):  # forbidden ranges as slices: no (B, V) comparison arrays
             logits[row, : text_below[row]] = NEG_INF
             logits[row, ts_begin : max(ts_begin, ts_below[row])] = NEG_INF
-        with np.errstate(invalid="ignore", divide="ignore"):
-            stamps = logits[:, ts_begin:]
-            top = stamps.max(axis=-1, keepdims=True)
-            top = np.where(np.isfinite(top), top, 0.0)
-            ts_mass = top[:, 0] + np.log(np.exp(stamps - top).sum(axis=-1))  # logsumexp per row
-        best_text = logits[:, :ts_begin].max(axis=-1)
-        logits[ts_mass > best_text, :ts_begin] = NEG_INF
+        ts_mass = _log_mass(logits[:, ts_begin:])
+        prefer = ts_mass > logits[:, :ts_begin].max(axis=-1)
+        if prefer.any():
+            logits[prefer, :ts_begin] = NEG_INF
 
     def _grammar_limits_np(self, tokens: np.ndarray, step: int) -> tuple[np.ndarray, np.ndarray]:
         """`_grammar_limits` on numpy: per row (B,) text and timestamp bounds."""
+        if tokens.shape[0] == 1:
+            return self._one_row_limits(tokens[0, self.sample_begin :].tolist(), step)
         ts_begin = self.timestamp_begin
         sampled = tokens[:, self.sample_begin :]
         is_ts = sampled >= ts_begin
@@ -219,6 +220,18 @@ class ApplyTimestampRules(_InPlaceNumpy):
         latest = np.where(is_ts, sampled, -1).max(axis=1)
         floor = np.where(latest >= 0, np.where(after_close, latest, latest + 1), 0)
         return text_below, np.maximum(np.where(after_pair, self.n_vocab, 0), floor)
+
+    def _one_row_limits(self, sampled: list[int], step: int) -> tuple[np.ndarray, np.ndarray]:
+        """`_grammar_limits_np` of one row in plain Python: greedy decoding's every step, where the
+        numpy version's dozen calls on a few hundred tokens took ~40 us a step in the loop."""
+        ts_begin = self.timestamp_begin
+        last_ts = sampled[-1] >= ts_begin
+        penult_ts = sampled[-2] >= ts_begin if step >= 2 else True
+        after_close = last_ts and not penult_ts
+        latest = max((t for t in sampled if t >= ts_begin), default=-1)
+        floor = (latest if after_close else latest + 1) if latest >= 0 else 0
+        ts_below = max(self.n_vocab if last_ts and penult_ts else 0, floor)
+        return np.array([self.eot if after_close else 0]), np.array([ts_below])
 
     def _grammar_limits(self, tokens: mx.array, step: int) -> tuple[mx.array, mx.array]:
         """Per row (B, 1): text ids below `text_below` and timestamp ids below `ts_below` are forbidden."""
@@ -238,6 +251,19 @@ class ApplyTimestampRules(_InPlaceNumpy):
         floor = mx.where(latest >= 0, floor, zero)
         ts_below = mx.maximum(ts_below, floor)
         return text_below.astype(mx.int32), ts_below.astype(mx.int32)
+
+
+def _log_mass(stamps: np.ndarray) -> np.ndarray:
+    """logsumexp of each row of the timestamps' logits (B, n): our C kernel in one call where it is
+    built (float32 exponentials, float64 sum). The numpy route's seven calls took ~40 us a greedy
+    step in the decoding loop, against ~6 us alone: the decoder step between two calls leaves
+    numpy's code and data cold."""
+    if native_kernels.available() and stamps.dtype == np.float32 and stamps.strides[1] == 4:
+        return native_kernels.log_normalizers(stamps, stamps.max(axis=-1))
+    with np.errstate(invalid="ignore", divide="ignore"):
+        top = stamps.max(axis=-1, keepdims=True)
+        top = np.where(np.isfinite(top), top, 0.0)
+        return top[:, 0] + np.log(np.exp(stamps - top).sum(axis=-1))
 
 
 @functools.lru_cache(maxsize=8)

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 from decode_helpers import FAKE_VOCAB, FakeTokenizer
 
+from mlx_audio_coreml.cpu import native_kernels
 from mlx_audio_coreml.whisper.decoding import DecodingOptions, DecodingTask
 from mlx_audio_coreml.whisper.logit_filters import (
     ApplyTimestampRules,
@@ -159,19 +160,23 @@ def _random_history(rng: np.random.Generator, rows: int, length: int) -> np.ndar
     return np.concatenate([np.full((rows, 1), T.sot), sampled], axis=1).astype(np.int32)
 
 
+@pytest.mark.parametrize("kernels", [True, False])  # the timestamps' logsumexp in our C kernel, or numpy
+@pytest.mark.parametrize("rows", [1, 3])  # one row: the timestamp rules' plain-Python limits
 @pytest.mark.parametrize("seed", range(6))
-def test_numpy_filters_equal_the_mlx_filters(seed):
+def test_numpy_filters_equal_the_mlx_filters(seed, rows, kernels, monkeypatch):
     """`apply_np` (greedy decoding on the CPU) forbids and keeps exactly what `apply` does."""
+    if not kernels:
+        monkeypatch.setattr(native_kernels, "available", lambda: False)
     rng = np.random.default_rng(seed)
     filters = [
         SuppressBlank([1, T.eot], FAKE_VOCAB),
         SuppressTokens([3, 7, T.no_speech], FAKE_VOCAB),
         rules(seed * 10 or None),
     ]
-    for step in range(6):
-        logits = (rng.standard_normal((3, FAKE_VOCAB)) * 3).astype(np.float32)
+    for step in range(10):
+        logits = (rng.standard_normal((rows, FAKE_VOCAB)) * 3).astype(np.float32)
         logits[:, TS:] += rng.uniform(-4, 4)  # timestamps sometimes outweigh the best text token
-        tokens = _random_history(rng, 3, step)
+        tokens = _random_history(rng, rows, step)
         for f in filters:
             expected = np.array(f.apply(mx.array(logits), mx.array(tokens), step))
             np.testing.assert_array_equal(f.apply_np(logits, tokens, step), expected)
