@@ -23,7 +23,8 @@ the step's C team (cpu/team.py), `--ab-bf16` ours with an int8 encoder's attenti
 float32 instead of bfloat16 (cpu/bf16.py) (same session, in turns), `--ab-pieces` ours with the decoder's block
 products whole on the caller instead of in column pieces on the step's team (the same session, its
 host weights prepared both ways, host_decoder._SPLIT_BLOCK_BYTES), `--ab-half` ours with an int8 decoder's
-audio keys/values kept float32 instead of float16 (cpu/half_audio.py); `--no-peer` leaves faster-whisper out.
+audio keys/values kept float32 instead of float16 (cpu/half_audio.py), `--ab-mel` ours with the log-mel read in
+two passes for every clip (whisper/mel_windows.CACHED_FRAMES 0); `--no-peer` leaves faster-whisper out.
 
     python3 bench/longform_phases.py --minutes 3 --rounds 2 --setting greedy-int8 [--parts] [--ab-attention]
 """
@@ -159,7 +160,7 @@ def _patched(run: Callable[[Any], str], module: Any, name: str, value: Any) -> C
 def _variants(args: argparse.Namespace, ours: Callable[[Any], str]) -> dict[str, Callable[[Any], str]]:
     """The A/B variants of ours asked for: the same session with one switch patched each."""
     from mlx_audio_coreml.cpu import bf16, team
-    from mlx_audio_coreml.whisper import host_block, host_decoder, host_prefill
+    from mlx_audio_coreml.whisper import host_block, host_decoder, host_prefill, mel_windows
 
     switches = {
         # cross-attention on numpy instead of our C kernel
@@ -174,6 +175,8 @@ def _variants(args: argparse.Namespace, ours: Callable[[Any], str]) -> dict[str,
         "ours, float32 attention": (args.ab_bf16, bf16, "available", lambda: False),
         # an int8 decoder's audio keys and values kept float32 for the steps (not float16)
         "ours, float32 audio keys/values": (args.ab_half, host_prefill, "_HALF_AUDIO_INT8", False),
+        # the log-mel computed again for each window (no clip keeps its measured blocks)
+        "ours, mel in two passes": (args.ab_mel, mel_windows, "CACHED_FRAMES", 0),
     }
     variants = {name: _patched(ours, module, attr, value) for name, (on, module, attr, value) in switches.items() if on}
     if args.ab_pieces:
@@ -262,6 +265,7 @@ def main() -> int:
     parser.add_argument("--ab-team", action="store_true", help="also run ours without the step's C team")
     parser.add_argument("--ab-bf16", action="store_true", help="also run ours with float32 encoder attention")
     parser.add_argument("--ab-half", action="store_true", help="also run ours with float32 audio keys/values")
+    parser.add_argument("--ab-mel", action="store_true", help="also run ours with the log-mel read in two passes")
     parser.add_argument(
         "--ab-pieces", action="store_true", help="also run ours with each block product whole (not team pieces)"
     )

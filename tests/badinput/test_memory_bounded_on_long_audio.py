@@ -16,6 +16,7 @@ import pytest
 import soundfile
 
 from mlx_audio_coreml.audio.stream import BLOCK_SECONDS, open_stream
+from mlx_audio_coreml.whisper import mel_windows
 from mlx_audio_coreml.whisper.audio import N_FRAMES, N_SAMPLES, SAMPLE_RATE, load_audio, pad_or_trim
 from mlx_audio_coreml.whisper.mel import log_mel_spectrogram
 from mlx_audio_coreml.whisper.mel_windows import MelWindows
@@ -49,7 +50,8 @@ def test_real_speech_windows_equal_the_whole_clip_mel():
     )
 
 
-def test_the_window_buffer_stays_one_window_and_a_block_whatever_the_length():
+def test_the_window_buffer_stays_one_window_and_a_block_whatever_the_length(monkeypatch):
+    monkeypatch.setattr(mel_windows, "CACHED_FRAMES", 0)  # as for a clip too long to keep its measured mel
     minutes = 12
     samples = (np.random.default_rng(2).standard_normal(minutes * 60 * SAMPLE_RATE) * 0.1).astype(np.float32)
     mel = _windows(samples)
@@ -59,6 +61,36 @@ def test_the_window_buffer_stays_one_window_and_a_block_whatever_the_length():
         held.append(mel.held_samples)
     bound = N_SAMPLES + BLOCK_SECONDS * SAMPLE_RATE + 400  # a window, a block, a frame's context
     assert max(held) <= bound and mel.total_samples == len(samples)
+
+
+def _counting_reopen(samples: np.ndarray) -> tuple[list[int], object]:
+    opened: list[int] = []
+    stream = open_stream(samples, SAMPLE_RATE)
+
+    def reopen():
+        opened.append(1)
+        return stream.blocks(SAMPLE_RATE)
+
+    return opened, reopen
+
+
+@pytest.mark.parametrize("cap_blocks", [30, 2])  # 150 s: kept under the default cap, streamed twice past 2 blocks
+def test_a_clip_under_the_cap_is_read_once_and_its_windows_equal_the_second_pass(cap_blocks, monkeypatch):
+    samples = (np.random.default_rng(3).standard_normal(150 * SAMPLE_RATE) * 0.1).astype(np.float32)
+    opened, reopen = _counting_reopen(samples)
+    monkeypatch.setattr(mel_windows, "CACHED_FRAMES", cap_blocks * mel_windows.FRAMES_PER_BLOCK)
+    kept = MelWindows.measure(reopen, 80)
+    monkeypatch.setattr(mel_windows, "CACHED_FRAMES", 0)
+    streamed = MelWindows.measure(_counting_reopen(samples)[1], 80)
+    seeks = [0, 1, 2999, 5999, 6000, 11000, streamed.content_frames - 10]  # windows within and across blocks
+    for seek in seeks:
+        n_frames = min(N_FRAMES, streamed.content_frames - seek)
+        got, want = np.array(kept.window(seek, n_frames)), np.array(streamed.window(seek, n_frames))
+        np.testing.assert_allclose(got, want, rtol=0, atol=1e-5)
+    if cap_blocks == 30:
+        assert len(opened) == 1, "a kept clip is read once"
+    else:
+        assert len(opened) > 1, "a clip past the cap is read again for its windows"
 
 
 MEASURE = textwrap.dedent(

@@ -7,6 +7,12 @@ and the second computes each 30 s window's mel when the seek loop reaches it, fr
 holds only the samples from the current window on. Every window equals the same slice of
 `log_mel_spectrogram(samples, padding=N_SAMPLES)` (reflect padding at the start, zeros past the end).
 The seek loop only moves forward, which is what lets the buffer forget what lies behind.
+
+Clips up to `CACHED_FRAMES` (30 min) keep the first pass's log-mel blocks instead (57.6 MB for 30 min
+at 80 mels, half a 30 min clip's float32 samples), and their windows are slices of them: the second
+pass cost ~2% of a long-form transcription here. A frame's values then come from a 6000-frame block's
+mel product rather than a window's, which can move them by float32 rounding (on the long-form bench's
+3.2 min of speech they were equal).
 """
 
 from __future__ import annotations
@@ -30,6 +36,7 @@ def _real(value: mx.array) -> float:
 
 
 _HALF = N_FFT // 2  # 200 samples of context each side of a frame's centre
+CACHED_FRAMES = 30 * FRAMES_PER_BLOCK  # clips up to 30 min keep their measured log-mel (module doc)
 _FLOOR = _real(mx.log10(mx.array(1e-10, dtype=mx.float32)))  # a frame of zeros
 
 
@@ -96,7 +103,12 @@ class MelWindows:
     """
 
     def __init__(
-        self, reopen: Callable[[], Iterator[np.ndarray]], n_mels: int, total_samples: int, maximum: float
+        self,
+        reopen: Callable[[], Iterator[np.ndarray]],
+        n_mels: int,
+        total_samples: int,
+        maximum: float,
+        measured: list[mx.array] | None = None,
     ) -> None:
         self.n_mels = n_mels
         self.total_samples = total_samples
@@ -104,19 +116,26 @@ class MelWindows:
         self._floor = maximum - 8.0
         self._reopen = reopen
         self._buffer: SampleBuffer | None = None
+        self._measured = measured  # the first pass's log10 power blocks, FRAMES_PER_BLOCK frames each
 
     @classmethod
     def measure(cls, reopen: Callable[[], Iterator[np.ndarray]], n_mels: int, name: str = "<audio>") -> MelWindows:
-        """Read the stream `reopen()` gives once: its length and its log-mel maximum."""
+        """Read the stream `reopen()` gives once: its length and its log-mel maximum (and, for a
+        clip up to CACHED_FRAMES, its log-mel blocks)."""
         buffer, start, maximum = SampleBuffer(reopen()), 0, _FLOOR  # padding frames are zeros
+        measured: list[mx.array] | None = []
         while not buffer.ended or start * HOP_LENGTH - _HALF < buffer.available:
             log_power = _log_power(buffer, start, FRAMES_PER_BLOCK, n_mels)
             maximum = max(maximum, _real(log_power.max()))
             start += FRAMES_PER_BLOCK
             buffer.forget_before(start * HOP_LENGTH - _HALF)
+            if measured is not None and start <= CACHED_FRAMES:
+                measured.append(log_power)
+            else:
+                measured = None  # too long to keep: windows read the audio a second time
         if buffer.available == 0:
             raise EmptyAudio(name)
-        return cls(reopen, n_mels, buffer.available, maximum)
+        return cls(reopen, n_mels, buffer.available, maximum, measured)
 
     @property
     def held_samples(self) -> int:
@@ -132,9 +151,28 @@ class MelWindows:
         """Frames seek .. seek + n_frames - 1, then zeros to 3000 (as slicing the whole mel would)."""
         if n_frames <= 0:
             return mx.zeros((self.n_mels, N_FRAMES), dtype=mx.float32)
+        log_power = self._from_measured(seek, n_frames) if self._measured else None
+        if log_power is None:
+            log_power = self._computed(seek, n_frames)
+        mel = ((mx.maximum(log_power, self._floor) + 4.0) / 4.0).T  # (n_mels, n_frames)
+        return pad_or_trim(mel, N_FRAMES)  # (n_mels, 3000)
+
+    def _from_measured(self, seek: int, n_frames: int) -> mx.array | None:
+        """log10 power of frames seek .. seek + n_frames - 1 sliced from the measured blocks (None
+        past them)."""
+        assert self._measured is not None
+        first, last = seek // FRAMES_PER_BLOCK, (seek + n_frames - 1) // FRAMES_PER_BLOCK
+        if last >= len(self._measured):
+            return None
+        pieces = [self._measured[i] for i in range(first, last + 1)]
+        joined = pieces[0] if len(pieces) == 1 else mx.concatenate(pieces)
+        offset = seek - first * FRAMES_PER_BLOCK
+        return joined[offset : offset + n_frames]
+
+    def _computed(self, seek: int, n_frames: int) -> mx.array:
+        """log10 power of frames seek .. seek + n_frames - 1 from the second pass over the audio."""
         if self._buffer is None or seek * HOP_LENGTH - _HALF < self._buffer.first_kept:
             self._buffer = SampleBuffer(self._reopen())  # a fresh pass (or a caller that went back)
         log_power = _log_power(self._buffer, seek, n_frames, self.n_mels)
         self._buffer.forget_before(seek * HOP_LENGTH - _HALF)
-        mel = ((mx.maximum(log_power, self._floor) + 4.0) / 4.0).T  # (n_mels, n_frames)
-        return pad_or_trim(mel, N_FRAMES)  # (n_mels, 3000)
+        return log_power
