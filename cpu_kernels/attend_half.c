@@ -154,21 +154,14 @@ static INLINE HALF_TARGET void attend_head_half(const float *q, const uint16_t *
     weighted_sum_half(scores, values, frames, exp_row(scores, frames), out);
 }
 
-static INLINE HALF_TARGET void attend_head_group_half(const float *const q[GROUP], const uint16_t *keys_t,
-                                                      const uint16_t *values, float *const out[GROUP],
-                                                      int64_t frames, float *scratch) {
-    float *scores[GROUP], totals[GROUP];
-    for (int g = 0; g < GROUP; g++) scores[g] = scratch + g * frames;
-    dot_rows_half(q, GROUP, keys_t, frames, scores);
-    for (int g = 0; g < GROUP; g++) totals[g] = exp_row(scores[g], frames);
-    weighted_sums_half_group((const float *const *)scores, values, frames, totals, out);
-}
-
 #define AUDIO_T uint16_t
 #define DRIVER_NAME attend_rows_half_checked
-#define DRIVER_ATTRIBUTES HALF_TARGET
+#define GROUP_NAME attend_head_group_half
+#define ISA_ATTRIBUTES HALF_TARGET
+#define DRIVER_INLINE
 #define ATTEND_HEAD attend_head_half
-#define ATTEND_HEAD_GROUP attend_head_group_half
+#define DOT_ROWS_64 dot_rows_half
+#define WEIGHTED_SUMS_64_GROUP weighted_sums_half_group
 #include "attend_driver.h"
 
 int32_t attend_rows_half(const macb_cpu_attend_args *args) {

@@ -111,21 +111,14 @@ static INLINE void attend_head(const float *q, const float *keys_t, const float 
         weighted_sum(scores, values, frames, head_dim, total, out);
 }
 
-/* GROUP rows of one head that read the same audio, head_dim 64. */
-static INLINE void attend_head_group(const float *const q[GROUP], const float *keys_t, const float *values,
-                                     float *const out[GROUP], int64_t frames, float *scratch) {
-    float *scores[GROUP], totals[GROUP];
-    for (int g = 0; g < GROUP; g++) scores[g] = scratch + g * frames;
-    dot_rows(q, GROUP, keys_t, frames, 64, scores);
-    for (int g = 0; g < GROUP; g++) totals[g] = exp_row(scores[g], frames);
-    weighted_sums_64_group((const float *const *)scores, values, frames, totals, out);
-}
-
 #define AUDIO_T float
 #define DRIVER_NAME attend_rows_float
-#define DRIVER_ATTRIBUTES INLINE
+#define GROUP_NAME attend_head_group
+#define ISA_ATTRIBUTES
+#define DRIVER_INLINE INLINE
 #define ATTEND_HEAD attend_head
-#define ATTEND_HEAD_GROUP attend_head_group
+#define DOT_ROWS_64(q, rows, keys_t, frames, scores) dot_rows(q, rows, keys_t, frames, 64, scores)
+#define WEIGHTED_SUMS_64_GROUP weighted_sums_64_group
 #include "attend_driver.h"
 
 MACB_CLONES
