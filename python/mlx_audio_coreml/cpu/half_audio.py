@@ -23,7 +23,7 @@ import numpy as np
 
 from . import native_kernels
 
-OUT_OF_RANGE = 4  # MACB_CPU_OUT_OF_RANGE
+UNSUPPORTED, OUT_OF_RANGE = 3, 4  # MACB_CPU_UNSUPPORTED, MACB_CPU_OUT_OF_RANGE
 HEAD_DIM = 64  # the only head width the float16 kernel takes (every Whisper model's)
 
 
@@ -56,7 +56,7 @@ def to_half(block: np.ndarray) -> np.ndarray | None:
         return None
     out = np.empty(block.shape, np.float16)
     status = library.macb_cpu_to_half(block.ctypes.data, out.ctypes.data, block.size)
-    if status == OUT_OF_RANGE or not library.macb_cpu_half_supported():
+    if status in (UNSUPPORTED, OUT_OF_RANGE):
         return None
     native_kernels.checked(status, "macb_cpu_to_half")
     return out
