@@ -271,3 +271,22 @@ def _cblas_sgemv() -> Any:
     function.argtypes = [c_int, c_int, c_int, c_int, c_float, pointer, c_int, pointer, c_int, c_float, pointer, c_int]
     function.restype = None
     return function
+
+
+def log_normalizers(logits: np.ndarray, maxima: np.ndarray | None = None) -> np.ndarray:
+    """logsumexp of each row of `logits` (B, V), as float64; -inf for a row with nothing allowed.
+    `maxima` (B,), each row's largest value when the caller has it already (one pass less).
+
+    The exponentials are float32 (each term below 1 after the shift, relative error ~1e-7), summed
+    in float64: float64 exponentials cost 0.47 ms per 51864-token row here against 0.13 ms, every
+    step, and moved the result by ~1e-9."""
+    if native_kernels.available() and logits.ndim == 2 and logits.dtype == np.float32 and logits.strides[1] == 4:
+        with np.errstate(invalid="ignore"):  # our C kernel: the same scheme, ~2x faster (see it)
+            tops = logits.max(axis=-1) if maxima is None else maxima
+            return native_kernels.log_normalizers(logits, tops)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        top = logits.max(axis=-1, keepdims=True) if maxima is None else np.reshape(maxima, (-1, 1))
+        top = np.where(np.isfinite(top), top, np.float32(0.0)).astype(np.float32)
+        shifted = np.subtract(logits, top, dtype=np.float32)
+        np.exp(shifted, out=shifted)
+        return top[:, 0].astype(np.float64) + np.log(shifted.sum(axis=-1, dtype=np.float64))

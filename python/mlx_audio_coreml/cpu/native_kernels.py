@@ -218,7 +218,7 @@ def attend_cache(q: np.ndarray, keys: np.ndarray, values: np.ndarray, out: np.nd
 
 def log_normalizers(logits: np.ndarray, maxima: np.ndarray) -> np.ndarray:
     """logsumexp of each row of float32 logits (B, V) (rows contiguous) as float64 (B,), given each
-    row's maximum (B,): sampling.log_normalizers' scheme (float32 exponentials, float64 sum)."""
+    row's maximum (B,): host_math.log_normalizers' scheme (float32 exponentials, float64 sum)."""
     library = _library_or_raise()
     stride = _rows_of(logits, "logits", logits.shape[1] if logits.ndim == 2 else -1)
     tops = np.ascontiguousarray(maxima, np.float32).reshape(-1)

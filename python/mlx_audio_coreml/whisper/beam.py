@@ -18,8 +18,9 @@ import mlx.core as mx
 import numpy as np
 
 from ..cpu import native_kernels
+from ..cpu.host_math import log_normalizers
 from .logit_filters import LogitFilter, apply_filters, apply_filters_np
-from .sampling import host_step, log_normalizers, pipelining_pays, step_team
+from .sampling import host_step, pipelining_pays, step_team
 from .top_tokens import top_k
 
 Candidate = tuple[list[int], float]  # (sampled tokens without EOT, summed log-prob)

@@ -21,7 +21,7 @@ from typing import Any, Protocol
 import mlx.core as mx
 import numpy as np
 
-from ..cpu import native_kernels
+from ..cpu import host_math
 
 NEG_INF = float("-inf")
 
@@ -201,7 +201,7 @@ class ApplyTimestampRules(_InPlaceNumpy):
         for row in range(logits.shape[0]):  # forbidden ranges as slices: no (B, V) comparison arrays
             logits[row, : text_below[row]] = NEG_INF
             logits[row, ts_begin : max(ts_begin, ts_below[row])] = NEG_INF
-        ts_mass = _log_mass(logits[:, ts_begin:])
+        ts_mass = host_math.log_normalizers(logits[:, ts_begin:])  # our C kernel in one call where built
         prefer = ts_mass > logits[:, :ts_begin].max(axis=-1)
         if prefer.any():
             logits[prefer, :ts_begin] = NEG_INF
@@ -251,19 +251,6 @@ class ApplyTimestampRules(_InPlaceNumpy):
         floor = mx.where(latest >= 0, floor, zero)
         ts_below = mx.maximum(ts_below, floor)
         return text_below.astype(mx.int32), ts_below.astype(mx.int32)
-
-
-def _log_mass(stamps: np.ndarray) -> np.ndarray:
-    """logsumexp of each row of the timestamps' logits (B, n): our C kernel in one call where it is
-    built (float32 exponentials, float64 sum). The numpy route's seven calls took ~40 us a greedy
-    step in the decoding loop, against ~6 us alone: the decoder step between two calls leaves
-    numpy's code and data cold."""
-    if native_kernels.available() and stamps.dtype == np.float32 and stamps.strides[1] == 4:
-        return native_kernels.log_normalizers(stamps, stamps.max(axis=-1))
-    with np.errstate(invalid="ignore", divide="ignore"):
-        top = stamps.max(axis=-1, keepdims=True)
-        top = np.where(np.isfinite(top), top, 0.0)
-        return top[:, 0] + np.log(np.exp(stamps - top).sum(axis=-1))
 
 
 @functools.lru_cache(maxsize=8)
