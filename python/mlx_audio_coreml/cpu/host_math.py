@@ -281,9 +281,11 @@ def log_normalizers(logits: np.ndarray, maxima: np.ndarray | None = None) -> np.
     in float64: float64 exponentials cost 0.47 ms per 51864-token row here against 0.13 ms, every
     step, and moved the result by ~1e-9."""
     if native_kernels.available() and logits.ndim == 2 and logits.dtype == np.float32 and logits.strides[1] == 4:
-        with np.errstate(invalid="ignore"):  # our C kernel: the same scheme, ~2x faster (see it)
-            tops = logits.max(axis=-1) if maxima is None else maxima
-            return native_kernels.log_normalizers(logits, tops)
+        tops = maxima
+        if tops is None:  # (an errstate block costs ~5 us in a decoding loop: only where it is needed)
+            with np.errstate(invalid="ignore"):
+                tops = logits.max(axis=-1)
+        return native_kernels.log_normalizers(logits, tops)  # our C kernel: the same scheme, ~2x faster (see it)
     with np.errstate(invalid="ignore", divide="ignore"):
         top = logits.max(axis=-1, keepdims=True) if maxima is None else np.reshape(maxima, (-1, 1))
         top = np.where(np.isfinite(top), top, np.float32(0.0)).astype(np.float32)

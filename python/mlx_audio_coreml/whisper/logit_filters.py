@@ -201,7 +201,8 @@ class ApplyTimestampRules(_InPlaceNumpy):
         for row in range(logits.shape[0]):  # forbidden ranges as slices: no (B, V) comparison arrays
             logits[row, : text_below[row]] = NEG_INF
             logits[row, ts_begin : max(ts_begin, ts_below[row])] = NEG_INF
-        ts_mass = host_math.log_normalizers(logits[:, ts_begin:])  # our C kernel in one call where built
+        stamps = logits[:, ts_begin:]
+        ts_mass = host_math.log_normalizers(stamps, stamps.max(axis=-1))  # our C kernel in one call where built
         prefer = ts_mass > logits[:, :ts_begin].max(axis=-1)
         if prefer.any():
             logits[prefer, :ts_begin] = NEG_INF
